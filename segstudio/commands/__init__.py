@@ -1,0 +1,1 @@
+"""Headless subcommands of ``segstudio``: one module each (see :mod:`segstudio.cli`)."""

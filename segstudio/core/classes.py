@@ -1,0 +1,201 @@
+"""Class sets: the names and colours of the classes a label map holds.
+
+A label map stores class indices ``0 … n-1``; ``255`` is *void* (ignored by training and by
+metrics), as in Pascal VOC. A :class:`ClassSet` says what each index means and how to draw it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from segstudio.core.palette import VOC_COLORMAP, VOID_COLOR, VOID_INDEX
+
+Color = tuple[int, int, int]
+
+VOC21_NAMES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+    "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+    "sheep", "sofa", "train", "tvmonitor",
+)
+
+
+class ClassSetError(ValueError):
+    """A class set file or definition that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True)
+class SegClass:
+    """One class: its index in the label map, its name and its display colour."""
+
+    index: int
+    name: str
+    color: Color
+
+
+class ClassSet:
+    """An ordered set of classes; index ``i`` of a label map is ``self[i]``.
+
+    Class sets are values: renaming or recolouring returns a new set, so a label map drawn with
+    the old set is never silently reinterpreted.
+    """
+
+    IGNORE_INDEX = VOID_INDEX
+    VOID_COLOR: Color = VOID_COLOR
+
+    def __init__(self, names: Sequence[str], colors: Sequence[Sequence[int]] | None = None,
+                 *, title: str = "custom") -> None:
+        names = [str(n).strip() for n in names]
+        if not names:
+            raise ClassSetError("a class set needs at least one class")
+        if len(names) > 255:
+            raise ClassSetError(f"{len(names)} classes: at most 255 fit beside the void index 255")
+        if any(not n for n in names):
+            raise ClassSetError("class names must not be empty")
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ClassSetError(f"class names must be unique; repeated: {', '.join(dup)}")
+        if colors is None:
+            colors = [tuple(int(c) for c in VOC_COLORMAP[i]) for i in range(len(names))]
+        if len(colors) != len(names):
+            raise ClassSetError(f"{len(names)} names but {len(colors)} colours")
+        cols: list[Color] = []
+        for c in colors:
+            if len(c) != 3 or any(not 0 <= int(v) <= 255 for v in c):
+                raise ClassSetError(f"colour {tuple(c)} is not an RGB triple of 0-255 values")
+            cols.append((int(c[0]), int(c[1]), int(c[2])))
+        self._names = tuple(names)
+        self._colors = tuple(cols)
+        self.title = title
+
+    # -- reading -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, index: int) -> SegClass:
+        if not 0 <= index < len(self._names):
+            raise IndexError(f"class index {index} is outside 0..{len(self._names) - 1}")
+        return SegClass(index, self._names[index], self._colors[index])
+
+    def __iter__(self) -> Iterator[SegClass]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, ClassSet) and self._names == other._names
+                and self._colors == other._colors)
+
+    def __hash__(self) -> int:
+        return hash((self._names, self._colors))
+
+    def __repr__(self) -> str:
+        return f"ClassSet({self.title!r}, {list(self._names)!r})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._names
+
+    @property
+    def colors(self) -> tuple[Color, ...]:
+        return self._colors
+
+    def index_of(self, name: str) -> int:
+        try:
+            return self._names.index(name)
+        except ValueError:
+            raise KeyError(f"no class named {name!r} in {self.title}") from None
+
+    def color_table(self) -> np.ndarray:
+        """A 256 × 3 uint8 lookup table: class colours, VOC colours past them, void at 255."""
+        table = VOC_COLORMAP.copy()
+        table[: len(self)] = np.asarray(self._colors, dtype=np.uint8)
+        table[VOID_INDEX] = self.VOID_COLOR
+        return table
+
+    def palette(self) -> list[int]:
+        """The flat 768-entry palette a 'P'-mode PNG stores (for Pillow's ``putpalette``)."""
+        return self.color_table().reshape(-1).tolist()
+
+    # -- deriving ----------------------------------------------------------------------------
+    def renamed(self, index: int, name: str) -> "ClassSet":
+        names = list(self._names)
+        names[self[index].index] = name
+        return ClassSet(names, self._colors, title=self.title)
+
+    def recolored(self, index: int, color: Sequence[int]) -> "ClassSet":
+        colors = list(self._colors)
+        colors[self[index].index] = tuple(color)  # type: ignore[arg-type]
+        return ClassSet(self._names, colors, title=self.title)
+
+    def with_class(self, name: str, color: Sequence[int] | None = None) -> "ClassSet":
+        color = color if color is not None else tuple(int(c) for c in VOC_COLORMAP[len(self)])
+        return ClassSet([*self._names, name], [*self._colors, tuple(color)], title=self.title)
+
+    # -- files -------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "title": self.title,
+            "ignore_index": VOID_INDEX,
+            "classes": [{"index": c.index, "name": c.name, "color": list(c.color)} for c in self],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClassSet":
+        try:
+            entries = sorted(data["classes"], key=lambda e: int(e["index"]))
+            indices = [int(e["index"]) for e in entries]
+            if indices != list(range(len(entries))):
+                raise ClassSetError(f"class indices must run 0..{len(entries) - 1} without gaps")
+            return cls([e["name"] for e in entries], [tuple(e["color"]) for e in entries],
+                       title=str(data.get("title", "custom")))
+        except ClassSetError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClassSetError(f"not a class set: {exc!r}") from None
+
+    def save(self, path: str | Path) -> None:
+        from segstudio.io.atomic import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ClassSet":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ClassSetError(f"{path.name}: cannot read class set ({exc})") from None
+        if not isinstance(data, dict):
+            raise ClassSetError(f"{path.name}: not a class set (expected a JSON object)")
+        return cls.from_dict(data)
+
+
+def voc21() -> ClassSet:
+    """The 21 Pascal VOC 2012 classes with the standard VOC colour map."""
+    return ClassSet(VOC21_NAMES, title="Pascal VOC 21")
+
+
+def chest_xray() -> ClassSet:
+    """Chest radiograph anatomy: heart red, lungs green, clavicles blue."""
+    return ClassSet(
+        ["background", "lungs", "heart", "clavicles"],
+        [(0, 0, 0), (0, 200, 0), (220, 0, 0), (0, 90, 255)],
+        title="Chest X-ray",
+    )
+
+
+PRESETS = {"voc21": voc21, "chest-xray": chest_xray}
+
+
+def preset(name: str) -> ClassSet:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ClassSetError(f"unknown class preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def from_names(names: Iterable[str], title: str = "custom") -> ClassSet:
+    return ClassSet(list(names), title=title)

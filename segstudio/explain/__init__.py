@@ -1,0 +1,1 @@
+"""Looking inside networks: branch probes, receptive fields, class activation maps."""

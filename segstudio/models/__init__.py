@@ -1,0 +1,1 @@
+"""Segmentation networks, their registry, checkpoints and the Predictor (torch, never Qt)."""

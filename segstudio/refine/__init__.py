@@ -1,0 +1,1 @@
+"""Smart corrections of label maps: dense CRF, GrabCut, morphology."""

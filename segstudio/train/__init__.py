@@ -1,0 +1,1 @@
+"""Procedural demo datasets and the training loop."""
