@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from segstudio.core.classes import ClassSet, ClassSetError, chest_xray, preset, voc21
+from segstudio.core.palette import VOC_COLORMAP
+
+
+def test_voc_colormap_has_the_published_first_colours():
+    assert VOC_COLORMAP[1].tolist() == [128, 0, 0]
+    assert VOC_COLORMAP[15].tolist() == [192, 128, 128]   # person
+    assert VOC_COLORMAP[255].tolist() == [224, 224, 192]  # void
+
+
+def test_voc21_preset():
+    cs = voc21()
+    assert len(cs) == 21 and cs[15].name == "person" and cs[15].color == (192, 128, 128)
+
+
+def test_chest_xray_colours():
+    cs = chest_xray()
+    assert cs.names == ("background", "lungs", "heart", "clavicles")
+    r, g, b = cs[cs.index_of("heart")].color
+    assert r > 150 and g < 50 and b < 50
+    assert cs[cs.index_of("lungs")].color[1] > 150
+    assert cs[cs.index_of("clavicles")].color[2] > 150
+
+
+def test_round_trip_through_a_file(tmp_path):
+    cs = chest_xray().renamed(1, "lung fields").recolored(2, (250, 10, 10))
+    cs.save(tmp_path / "c.json")
+    assert ClassSet.load(tmp_path / "c.json") == cs
+
+
+def test_bad_class_sets_are_refused(tmp_path):
+    with pytest.raises(ClassSetError, match="unique"):
+        ClassSet(["a", "a"])
+    with pytest.raises(ClassSetError):
+        ClassSet(["a"], [(300, 0, 0)])
+    (tmp_path / "bad.json").write_text("not json")
+    with pytest.raises(ClassSetError, match="bad.json"):
+        ClassSet.load(tmp_path / "bad.json")
+    with pytest.raises(ClassSetError):
+        preset("nope")
+
+
+def test_color_table_puts_void_at_255():
+    table = chest_xray().color_table()
+    assert table.shape == (256, 3) and table.dtype == np.uint8
+    assert tuple(table[255]) == (224, 224, 192)
+    assert tuple(table[2]) == chest_xray()[2].color
