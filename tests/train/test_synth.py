@@ -1,0 +1,106 @@
+"""The procedural demo sets: deterministic, and their labels agree with what is drawn."""
+
+import cv2
+import numpy as np
+import pytest
+
+from segstudio.train import synth
+from segstudio.train.synth_context import BOAT, CAR, ROAD, WATER
+from segstudio.train.synth_xray import CLAVICLES, HEART, LUNGS
+
+
+@pytest.mark.parametrize("kind", synth.KINDS)
+def test_same_seed_gives_identical_samples_and_other_seed_differs(kind):
+    a = list(synth.generate(kind, 3, size=64, seed=5))
+    b = list(synth.generate(kind, 3, size=64, seed=5))
+    c = list(synth.generate(kind, 3, size=64, seed=6))
+    for x, y in zip(a, b):
+        assert x.id == y.id
+        np.testing.assert_array_equal(x.image, y.image)
+        np.testing.assert_array_equal(x.labels, y.labels)
+    assert not np.array_equal(a[0].image, c[0].image)
+    assert not np.array_equal(a[0].image, a[1].image)
+
+
+@pytest.mark.parametrize("kind", synth.KINDS)
+def test_sample_does_not_depend_on_set_length(kind):
+    short = list(synth.generate(kind, 2, size=48, seed=1))[1]
+    long = list(synth.generate(kind, 4, size=48, seed=1))[1]
+    np.testing.assert_array_equal(short.labels, long.labels)
+
+
+@pytest.mark.parametrize("kind", synth.KINDS)
+def test_labels_stay_within_the_class_set(kind):
+    n = len(synth.classes_for(kind))
+    for s in synth.generate(kind, 6, size=64, seed=2):
+        assert s.image.shape == (64, 64, 3) and s.image.dtype == np.uint8
+        assert s.labels.shape == (64, 64) and s.labels.dtype == np.uint8
+        values = set(np.unique(s.labels).tolist()) - {255}
+        assert values <= set(range(n))
+
+
+def test_xray_heart_is_brighter_than_lungs_and_all_structures_present():
+    for s in synth.generate("xray", 8, size=128, seed=3):
+        assert s.grey16.dtype == np.uint16 and s.grey16.max() > 60000   # 16-bit range used
+        present = set(np.unique(s.labels).tolist())
+        assert {0, LUNGS, HEART, CLAVICLES} <= present
+        g = s.grey16.astype(np.float64)
+        assert g[s.labels == HEART].mean() > g[s.labels == LUNGS].mean() + 8000
+        assert g[s.labels == CLAVICLES].mean() > g[s.labels == LUNGS].mean()
+
+
+def test_xray_has_two_lung_fields_and_heart_on_the_image_right():
+    for s in synth.generate("xray", 6, size=128, seed=4):
+        count, _ = cv2.connectedComponents((s.labels == LUNGS).astype(np.uint8))
+        assert count - 1 >= 2
+        xs = np.nonzero(s.labels == HEART)[1]
+        assert xs.mean() > 64
+
+
+def test_context_boats_touch_only_water_and_cars_only_road():
+    seen = set()
+    kernel = np.ones((3, 3), np.uint8)
+    for s in synth.generate("context", 20, size=96, seed=7):
+        for obj, ground in ((BOAT, WATER), (CAR, ROAD)):
+            mask = (s.labels == obj).astype(np.uint8)
+            if not mask.any():
+                continue
+            seen.add(obj)
+            ring = cv2.dilate(mask, kernel, iterations=2).astype(bool) & ~mask.astype(bool)
+            assert set(np.unique(s.labels[ring]).tolist()) == {ground}
+
+
+def test_context_objects_look_the_same_whatever_their_class():
+    boat_px, car_px = [], []
+    for s in synth.generate("context", 30, size=96, seed=8):
+        boat_px.append(s.image[s.labels == BOAT].reshape(-1, 3))
+        car_px.append(s.image[s.labels == CAR].reshape(-1, 3))
+    boat = np.concatenate(boat_px).astype(float)
+    car = np.concatenate(car_px).astype(float)
+    assert len(boat) > 1000 and len(car) > 1000
+    assert np.abs(boat.mean(0) - car.mean(0)).max() < 8
+    # The interiors of objects are wider than a small receptive field (a 9 px window).
+    for s in synth.generate("context", 5, size=128, seed=9):
+        obj = np.isin(s.labels, (BOAT, CAR)).astype(np.uint8)
+        if obj.any():
+            assert cv2.distanceTransform(obj, cv2.DIST_L2, 5).max() > 9
+
+
+def test_shapes_instances_are_consecutive_and_each_has_one_class():
+    for s in synth.generate("shapes", 10, size=64, seed=10):
+        ids = sorted(set(np.unique(s.instances).tolist()) - {0})
+        assert ids == list(range(1, len(ids) + 1)) and ids
+        for i in ids:
+            cls = np.unique(s.labels[s.instances == i])
+            assert len(cls) == 1 and 1 <= cls[0] <= 3
+        assert (s.labels[s.instances == 0] == 0).sum() + (s.labels == 255).sum() == \
+            (s.instances == 0).sum()
+
+
+def test_bad_requests_are_refused_with_a_reason():
+    with pytest.raises(synth.SynthError, match="unknown demo data kind 'mri'"):
+        synth.classes_for("mri")
+    with pytest.raises(synth.SynthError, match="outside"):
+        synth.make_sample("xray", 0, size=8)
+    with pytest.raises(synth.SynthError, match="at least 1"):
+        list(synth.generate("shapes", 0))
