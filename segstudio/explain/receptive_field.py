@@ -1,0 +1,417 @@
+"""Theoretical receptive fields, computed from a model's own forward pass.
+
+Method: the model runs once (on the meta device when it can, so a paper-size network costs no
+real compute) under a torch function mode that sees every tensor operation. Each tensor derived
+from the input carries a receptive field (size, jump, start per axis), propagated through the
+operation that made it, the recursion of Araujo et al., "Computing Receptive Fields of
+Convolutional Neural Networks" (Distill, 2019):
+
+    size_out  = size_in + (k_eff - 1) * jump_in        k_eff = dilation * (k - 1) + 1
+    jump_out  = jump_in * stride
+    start_out = start_in + ((k_eff - 1) / 2 - padding) * jump_in
+
+Because the operations themselves are seen, Python control flow, functional calls
+(``F.interpolate``) and skips need no special support. Conventions, chosen to describe what a
+unit can actually see:
+
+- adaptive pooling pools real feature units, so image-level pooling sees the whole feature map
+  (``size_in + (n - 1) * jump_in``), which covers the whole image;
+- upsampling divides the jump; nearest keeps the size, bilinear adds one input jump (each output
+  reads two neighbours), bicubic three; a transposed convolution adds ``ceil(k / s) - 1`` jumps;
+- elementwise operations and concatenation keep, per axis, the field of the input whose field is
+  largest (a skip from a shallow layer never shrinks what the sum sees);
+- a module called several times (a shared ReLU) reports its last call.
+
+The field is not clipped to the image: a ResNet-50 unit sees 427 pixels even on a 224 input.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+__all__ = [
+    "ReceptiveField", "ReceptiveFieldError", "receptive_field", "receptive_fields",
+    "unit_at", "box_at", "atrous_sampling_grid", "MODEL_OUTPUT",
+]
+
+MODEL_OUTPUT = ""
+"""Layer name that stands for the model's own output (``out`` of a dict output)."""
+
+
+class ReceptiveFieldError(ValueError):
+    """The field cannot be computed: unknown layer, a layer that never ran, or a failing model."""
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of the units of one feature map, per axis (height, width).
+
+    ``size`` is the extent in input pixels, ``jump`` the distance in input pixels between
+    neighbouring units (the effective stride), ``start`` the input coordinate of the centre of
+    unit (0, 0); pixel ``i`` has its centre at coordinate ``i``.
+    """
+
+    size: tuple[float, float]
+    jump: tuple[float, float]
+    start: tuple[float, float]
+
+    def centre(self, feature_y: int, feature_x: int) -> tuple[float, float]:
+        return (self.start[0] + feature_y * self.jump[0], self.start[1] + feature_x * self.jump[1])
+
+    def to_dict(self) -> dict:
+        return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start)}
+
+
+_PIXEL = ReceptiveField((1.0, 1.0), (1.0, 1.0), (0.0, 0.0))
+
+
+def _pair(v) -> tuple:
+    if isinstance(v, (tuple, list)):
+        return (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
+    return (v, v)
+
+
+def _arg(args: Sequence, kwargs: Mapping, index: int, name: str, default=None):
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def _tensors(obj) -> list[torch.Tensor]:
+    """Tensors inside nested lists, tuples and dicts, in order."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [t for item in obj for t in _tensors(item)]
+    if isinstance(obj, Mapping):
+        return [t for item in obj.values() for t in _tensors(item)]
+    return []
+
+
+def _per_axis(rf: ReceptiveField, fn) -> ReceptiveField:
+    """Apply ``fn(axis, size, jump, start) -> (size, jump, start)`` to both axes."""
+    axes = [fn(a, rf.size[a], rf.jump[a], rf.start[a]) for a in (0, 1)]
+    return ReceptiveField((axes[0][0], axes[1][0]), (axes[0][1], axes[1][1]),
+                          (axes[0][2], axes[1][2]))
+
+
+def _window(rf: ReceptiveField, kernel, stride, padding, dilation=1) -> ReceptiveField:
+    k, s, p, d = _pair(kernel), _pair(stride), _pair(padding), _pair(dilation)
+
+    def axis(a, size, jump, start):
+        k_eff = d[a] * (k[a] - 1) + 1
+        return (size + (k_eff - 1) * jump, jump * s[a], start + ((k_eff - 1) / 2 - p[a]) * jump)
+    return _per_axis(rf, axis)
+
+
+def _spatial(t: torch.Tensor) -> tuple[int, int] | None:
+    return (int(t.shape[-2]), int(t.shape[-1])) if t.dim() >= 3 else None
+
+
+def _largest(fields: list[ReceptiveField]) -> ReceptiveField:
+    """Per axis, the field of the input that sees the most (see the module notes)."""
+    def axis(a, *_):
+        best = max(fields, key=lambda f: (f.size[a], -f.jump[a]))
+        return best.size[a], best.jump[a], best.start[a]
+    return _per_axis(fields[0], axis)
+
+
+def _resample(rf: ReceptiveField, n_in, n_out, taps, align_corners=False) -> ReceptiveField:
+    """Upsampling or resizing from ``n_in`` to ``n_out`` units, each output reading ``taps``."""
+    def axis(a, size, jump, start):
+        if align_corners and n_out[a] > 1:
+            ratio = (n_in[a] - 1) / (n_out[a] - 1)
+            new_start = start
+        else:
+            ratio = n_in[a] / n_out[a]
+            new_start = start + (ratio / 2 - 0.5) * jump
+        extra = (min(taps, n_in[a]) - 1) * jump
+        return size + extra, jump * ratio, new_start
+    return _per_axis(rf, axis)
+
+
+def _getitem(rf: ReceptiveField, t: torch.Tensor, index) -> ReceptiveField:
+    """Cropping with slices on the two spatial axes moves the first unit."""
+    if t.dim() < 3:
+        return rf
+    index = index if isinstance(index, tuple) else (index,)
+    if any(i is None or isinstance(i, torch.Tensor) for i in index):
+        return rf
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (t.dim() - len(index) + 1) + index[at + 1:]
+    index = index + (slice(None),) * (t.dim() - len(index))
+    spatial = index[-2:]
+
+    def axis(a, size, jump, start):
+        sl = spatial[a]
+        if not isinstance(sl, slice):
+            return size, jump, start
+        first, _, step = sl.indices(int(t.shape[a - 2]))
+        return size, jump * step, start + first * jump
+    return _per_axis(rf, axis)
+
+
+_REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "norm",
+               "nanmean", "nansum"}
+
+
+def _reduction(rf: ReceptiveField, t: torch.Tensor, args, kwargs) -> ReceptiveField:
+    """Reducing over spatial axes (global pooling written as ``x.mean((2, 3))``)."""
+    if t.dim() < 3:
+        return rf
+    dim = _arg(args, kwargs, 1, "dim")
+    if isinstance(dim, str):
+        return rf
+    dims = range(t.dim()) if dim is None else (dim if isinstance(dim, (tuple, list)) else (dim,))
+    dims = {d % t.dim() for d in dims if isinstance(d, int)}
+    shape = _spatial(t)
+
+    def axis(a, size, jump, start):
+        if (t.dim() - 2 + a) in dims:
+            return size + (shape[a] - 1) * jump, jump * shape[a], start + (shape[a] - 1) / 2 * jump
+        return size, jump, start
+    return _per_axis(rf, axis)
+
+
+def _propagate(name: str, args, kwargs, fields: list[ReceptiveField], first: torch.Tensor,
+               out: torch.Tensor) -> ReceptiveField:
+    """The receptive field of ``out``, made by operation ``name`` from inputs with ``fields``."""
+    rf = fields[0]
+    if name in ("conv2d", "convolution") and first.dim() >= 3:
+        weight = _arg(args, kwargs, 1, "weight")
+        kernel = tuple(weight.shape[-2:])
+        dilation = _pair(_arg(args, kwargs, 5, "dilation", 1))
+        padding = _arg(args, kwargs, 4, "padding", 0)
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":
+            padding = tuple(dilation[a] * (kernel[a] - 1) / 2 for a in (0, 1))
+        return _window(rf, kernel, _arg(args, kwargs, 3, "stride", 1), padding, dilation)
+    if name == "conv_transpose2d":
+        weight = _arg(args, kwargs, 1, "weight")
+        k, s = tuple(weight.shape[-2:]), _pair(_arg(args, kwargs, 3, "stride", 1))
+        p = _pair(_arg(args, kwargs, 4, "padding", 0))
+        d = _pair(_arg(args, kwargs, 7, "dilation", 1))
+
+        def axis(a, size, jump, start):
+            k_eff = d[a] * (k[a] - 1) + 1
+            return (size + (math.ceil(k_eff / s[a]) - 1) * jump, jump / s[a],
+                    start + (p[a] - (k_eff - 1) / 2) / s[a] * jump)
+        return _per_axis(rf, axis)
+    if name in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "lp_pool2d"):
+        if name == "lp_pool2d":
+            kernel, padding, dilation = _arg(args, kwargs, 2, "kernel_size"), 0, 1
+            stride = _arg(args, kwargs, 3, "stride")
+        else:
+            kernel = _arg(args, kwargs, 1, "kernel_size")
+            stride = _arg(args, kwargs, 2, "stride")
+            padding = _arg(args, kwargs, 3, "padding", 0)
+            dilation = _arg(args, kwargs, 4, "dilation", 1) if "max" in name else 1
+        stride = kernel if stride is None or stride == [] or stride == () else stride
+        return _window(rf, kernel, stride, padding, dilation)
+    if name.startswith("adaptive_") and out.dim() >= 3:
+        n_in, n_out = _spatial(first), _spatial(out)
+
+        def axis(a, size, jump, start):
+            k = math.ceil(n_in[a] / n_out[a])
+            return size + (k - 1) * jump, jump * n_in[a] / n_out[a], start + (k - 1) / 2 * jump
+        return _per_axis(rf, axis)
+    if (name == "interpolate" or name.startswith("upsample")) and out.dim() >= 3:
+        mode = _arg(args, kwargs, 3, "mode", "nearest") if name == "interpolate" else name
+        taps = 4 if "cubic" in mode else 2 if ("linear" in mode or "area" in mode) else 1
+        if "area" in mode and _spatial(out) < _spatial(first):
+            taps = math.ceil(_spatial(first)[0] / _spatial(out)[0])
+        align = bool(_arg(args, kwargs, 4, "align_corners", False))
+        return _resample(rf, _spatial(first), _spatial(out), taps, align)
+    if name == "max_unpool2d" and out.dim() >= 3:
+        kernel = _pair(_arg(args, kwargs, 2, "kernel_size"))
+        ratio = [_spatial(first)[a] / _spatial(out)[a] for a in (0, 1)]
+
+        def axis(a, size, jump, start):
+            s = 1 / ratio[a]
+            return size + (math.ceil(kernel[a] / s) - 1) * jump, jump * ratio[a], start
+        return _per_axis(rf, axis)
+    if name == "pixel_shuffle":
+        r = _arg(args, kwargs, 1, "upscale_factor")
+        return _resample(rf, (1, 1), (r, r), 1)
+    if name == "pad" and first.dim() >= 3:
+        pad = list(_arg(args, kwargs, 1, "pad"))
+        left, top = pad[0], (pad[2] if len(pad) >= 4 else 0)
+        return ReceptiveField(rf.size, rf.jump,
+                              (rf.start[0] - top * rf.jump[0], rf.start[1] - left * rf.jump[1]))
+    if name == "__getitem__":
+        return _getitem(rf, first, args[1])
+    if name in _REDUCTIONS:
+        return _reduction(rf, first, args, kwargs)
+    return _largest(fields) if len(fields) > 1 else rf
+
+
+class _FieldTracker(TorchFunctionMode):
+    """Carries a receptive field along with every tensor computed from the input."""
+
+    def __init__(self, source: torch.Tensor):
+        super().__init__()
+        self.fields: dict[int, ReceptiveField] = {id(source): _PIXEL}
+        # Strong references keep ids unique while the forward pass runs.
+        self._alive: list[torch.Tensor] = [source]
+
+    def field_of(self, obj) -> ReceptiveField | None:
+        for t in _tensors(obj):
+            if id(t) in self.fields:
+                return self.fields[id(t)]
+        return None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        inputs = [t for t in _tensors((args, kwargs)) if id(t) in self.fields]
+        outputs = _tensors(out)
+        if not inputs or not outputs:
+            return out
+        name = getattr(func, "__name__", "")
+        fields = [self.fields[id(t)] for t in inputs]
+        rf = _propagate(name, args, kwargs, fields, inputs[0], outputs[0])
+        for t in outputs:
+            self.fields[id(t)] = rf
+            self._alive.append(t)
+        return out
+
+
+def _input_channels(model: nn.Module) -> int:
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            return m.in_channels
+    raise ReceptiveFieldError("the model has no 2-D convolution, so its input channels are unknown")
+
+
+def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, device):
+    names = dict(model.named_modules())
+    layers = list(layers)
+    for layer in layers:
+        if layer != MODEL_OUTPUT and layer not in names:
+            near = [n for n in names if n and layer.split(".")[-1] in n][:5]
+            hint = f" (similar: {', '.join(near)})" if near else ""
+            raise ReceptiveFieldError(f"the model has no layer named '{layer}'{hint}")
+    h, w = (int(v) for v in _pair(input_size))
+    channels = in_channels or _input_channels(model)
+    x = torch.zeros(1, channels, h, w, device=device)
+    tracker = _FieldTracker(x)
+    found: dict[str, ReceptiveField] = {}
+
+    def recorder(layer):
+        def hook(_module, _inputs, output):
+            rf = tracker.field_of(output)
+            if rf is not None:
+                found[layer] = rf
+        return hook
+
+    handles = [names[layer].register_forward_hook(recorder(layer))
+               for layer in layers if layer != MODEL_OUTPUT]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), tracker:
+            if device == "meta":
+                state = {k: torch.empty_like(v, device="meta") for k, v in
+                         list(model.named_parameters()) + list(model.named_buffers())}
+                out = torch.func.functional_call(model, state, (x,), strict=False)
+            else:
+                out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if MODEL_OUTPUT in layers:
+        main = out["out"] if isinstance(out, Mapping) and "out" in out else out
+        rf = tracker.field_of(main)
+        if rf is not None:
+            found[MODEL_OUTPUT] = rf
+    return found
+
+
+def receptive_fields(model: nn.Module, layers: Iterable[str], input_size=(512, 512), *,
+                     in_channels: int | None = None) -> dict[str, ReceptiveField]:
+    """Theoretical receptive fields of several layers (dotted module paths; ``""`` = output).
+
+    One forward pass on the meta device (no memory for activations, no arithmetic); if the model
+    cannot run there, one real pass under ``no_grad`` on the model's own device.
+    """
+    layers = list(layers)
+    params = next(model.parameters(), None)
+    own_device = params.device if params is not None else torch.device("cpu")
+    try:
+        found = _trace(model, layers, input_size, in_channels, "meta")
+    except ReceptiveFieldError:
+        raise
+    except Exception:
+        if own_device.type == "meta":
+            raise ReceptiveFieldError("the model cannot run on the meta device; build it on a real "
+                                      "device to compute its receptive fields") from None
+        try:
+            found = _trace(model, layers, input_size, in_channels, own_device)
+        except ReceptiveFieldError:
+            raise
+        except Exception as exc:
+            raise ReceptiveFieldError(f"the model failed on a {tuple(_pair(input_size))} input: "
+                                      f"{exc}") from exc
+    missing = [layer for layer in layers if layer not in found]
+    if missing:
+        raise ReceptiveFieldError("these layers did not run on the input during the forward pass: "
+                                  + ", ".join(repr(m) for m in missing))
+    return {layer: found[layer] for layer in layers}
+
+
+def receptive_field(model: nn.Module, layer: str, input_size=(512, 512), *,
+                    in_channels: int | None = None) -> ReceptiveField:
+    """Theoretical receptive field of the output of ``layer`` (a dotted module path)."""
+    return receptive_fields(model, [layer], input_size, in_channels=in_channels)[layer]
+
+
+def unit_at(rf: ReceptiveField, y: float, x: float, feature_size=None) -> tuple[int, int]:
+    """The feature unit whose field is centred nearest to image pixel (y, x)."""
+    unit = [round((v - rf.start[a]) / rf.jump[a]) for a, v in enumerate((y, x))]
+    if feature_size is not None:
+        unit = [min(max(u, 0), int(n) - 1) for u, n in zip(unit, feature_size)]
+    return unit[0], unit[1]
+
+
+def box_at(rf: ReceptiveField, feature_y: int, feature_x: int,
+           image_size=None) -> tuple[int, int, int, int]:
+    """Image-space box ``(top, left, bottom, right)`` (bottom/right exclusive) seen by a unit.
+
+    With ``image_size=(h, w)`` the box is clipped to the image.
+    """
+    cy, cx = rf.centre(feature_y, feature_x)
+    top = math.ceil(cy - (rf.size[0] - 1) / 2 - 1e-6)
+    left = math.ceil(cx - (rf.size[1] - 1) / 2 - 1e-6)
+    bottom = math.floor(cy + (rf.size[0] - 1) / 2 + 1e-6) + 1
+    right = math.floor(cx + (rf.size[1] - 1) / 2 + 1e-6) + 1
+    if image_size is not None:
+        h, w = image_size
+        top, left = max(top, 0), max(left, 0)
+        bottom, right = min(bottom, int(h)), min(right, int(w))
+    return top, left, bottom, right
+
+
+def atrous_sampling_grid(rate: int, kernel: int = 3, centre=(0.0, 0.0),
+                         jump: float | tuple | ReceptiveField = 1.0) -> np.ndarray:
+    """Image positions ``(k*k, 2)`` as (y, x) of the taps of a dilated k×k convolution.
+
+    The taps are ``rate`` feature units apart, which is ``rate * jump`` input pixels: an ASPP
+    branch with rate 12 on a stride-16 feature map samples every 192 pixels (Chen et al., 2017,
+    DeepLabv3 §3.3).
+    """
+    if isinstance(jump, ReceptiveField):
+        jump = jump.jump
+    jy, jx = _pair(jump)
+    offsets = (np.arange(kernel, dtype=np.float64) - (kernel - 1) / 2) * rate
+    ys, xs = np.meshgrid(centre[0] + offsets * jy, centre[1] + offsets * jx, indexing="ij")
+    return np.stack([ys.ravel(), xs.ravel()], axis=1)
