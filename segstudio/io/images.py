@@ -1,0 +1,307 @@
+"""Read any supported image file into pixels plus the facts needed to show it honestly.
+
+PNG, JPEG, TIFF and BMP go through Pillow (OpenCV only for 16-bit colour, which Pillow narrows
+to 8 bits); DICOM goes through :mod:`segstudio.io.dicom`. Every failure, whatever library it came
+from, surfaces as :class:`ImageReadError` naming the file and what to do about it.
+
+The one conversion to 8 bits for display and for the models is :func:`apply_window`: a window
+``(centre, width)`` maps ``centre - width/2 … centre + width/2`` linearly onto ``0 … 255``,
+clipping outside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib"} | DICOM_SUFFIXES
+)
+DEFAULT_MAX_PIXELS = 20_000 * 20_000
+
+_FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "TIFF": "TIFF", "BMP": "BMP",
+                 "DIB": "BMP"}
+# Pillow's own bomb limit is a module global; it is swapped for ours only while a header is read.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+class ImageReadError(Exception):
+    """An image that cannot be read; ``str(e)`` is ``"<file name>: <reason>"``."""
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = Path(path) if path is not None else None
+        self.reason = reason
+        name = self.path.name if self.path is not None else "image"
+        super().__init__(f"{name}: {reason}")
+
+
+@dataclass
+class ImageData:
+    """Decoded pixels and what the viewer needs to know about them."""
+
+    pixels: np.ndarray
+    path: Path | None
+    format: str
+    bit_depth: int
+    window: tuple[float, float] | None
+    value_range: tuple[float, float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def is_grey(self) -> bool:
+        return self.pixels.ndim == 2
+
+    def _effective_window(self, window: tuple[float, float] | None) -> tuple[float, float] | None:
+        if window is not None:
+            return window
+        if self.window is not None:
+            return self.window
+        if self.pixels.dtype == np.uint8:
+            return None
+        return window_from_range(*self.value_range)
+
+    def to_grey8(self, window: tuple[float, float] | None = None) -> np.ndarray:
+        """H×W uint8: the pixels windowed to 8 bits, colour reduced by ITU-R 601 luma."""
+        win = self._effective_window(window)
+        px = self.pixels
+        if not self.is_grey:
+            px = px.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            if win is None:
+                return np.clip(np.rint(px), 0, 255).astype(np.uint8)
+        if win is None:
+            return px
+        return apply_window(px, *win)
+
+    def to_rgb8(self, window: tuple[float, float] | None = None) -> np.ndarray:
+        """H×W×3 uint8 for display and for the model (the same conversion for both)."""
+        win = self._effective_window(window)
+        px = self.pixels if win is None else apply_window(self.pixels, *win)
+        if px.ndim == 2:
+            px = np.repeat(px[:, :, None], 3, axis=2)
+        return np.ascontiguousarray(px)
+
+
+def window_from_range(lo: float, hi: float) -> tuple[float, float]:
+    """The window that spans ``lo … hi`` exactly (width at least 1)."""
+    return ((float(lo) + float(hi)) / 2.0, max(float(hi) - float(lo), 1.0))
+
+
+def apply_window(pixels: np.ndarray, centre: float, width: float) -> np.ndarray:
+    """Map ``centre ± width/2`` linearly onto 0…255 (clipped) and return uint8."""
+    width = float(width)
+    if not np.isfinite(width) or width <= 0:
+        raise ValueError(f"window width must be positive, got {width}")
+    lo = float(centre) - width / 2.0
+    scale = np.float32(255.0 / width)
+    out = (pixels.astype(np.float32) - np.float32(lo)) * scale
+    np.clip(out, 0.0, 255.0, out=out)
+    return np.rint(out).astype(np.uint8)
+
+
+def is_image_path(path: str | Path) -> bool:
+    """True when the file name has a suffix segstudio reads as an image."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageData:
+    """Read an image file; refuse one whose header claims more than ``max_pixels`` pixels."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise ImageReadError(path, "the file does not exist")
+        if path.is_dir():
+            raise ImageReadError(path, "this is a folder, not an image file")
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(132)
+    except ImageReadError:
+        raise
+    except OSError as e:
+        raise ImageReadError(path, f"cannot open the file ({e.strerror or e})") from None
+    if size == 0:
+        raise ImageReadError(path, "the file is empty (0 bytes); it was probably not saved completely")
+    if _looks_like_dicom(path, head):
+        from segstudio.io.dicom import read_dicom
+
+        return read_dicom(path, max_pixels=max_pixels)
+    return _read_with_pillow(path, head, max_pixels)
+
+
+def _looks_like_dicom(path: Path, head: bytes) -> bool:
+    if head[128:132] == b"DICM" or path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    # Raw DICOM without the 128-byte preamble starts with a group 0x0002 or 0x0008 tag.
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3:4] == b"\x00"
+
+
+def check_pixel_count(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse a picture too large to decode safely, before any pixel is decoded."""
+    if width <= 0 or height <= 0:
+        raise ImageReadError(path, f"the header claims an empty image ({width}×{height})")
+    if width * height > max_pixels:
+        raise ImageReadError(
+            path,
+            f"the header claims {width}×{height} pixels, more than the limit of {max_pixels:,}; "
+            "crop or downscale it first (or raise the limit if the size is genuine)",
+        )
+
+
+def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> ImageData:
+    try:
+        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            old_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = max_pixels
+            try:
+                im = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_limit
+    except Image.DecompressionBombError:
+        raise ImageReadError(
+            path, f"the header claims more than {max_pixels:,} pixels; crop or downscale it first"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, _unidentified_reason(head)) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
+        raise ImageReadError(path, f"the header is damaged ({e})") from None
+    with im:
+        fmt = _FORMAT_NAMES.get(im.format or "", im.format or "unknown")
+        check_pixel_count(path, im.width, im.height, max_pixels)
+        notes: list[str] = []
+        try:
+            frames = int(getattr(im, "n_frames", 1))
+            if frames > 1:
+                im.seek(0)
+                notes.append(f"multi-page {fmt}: showing page 1 of {frames}")
+            if fmt in ("PNG", "TIFF") and _is_16bit_colour(im, head):
+                return _read_16bit_colour(path, fmt, notes, max_pixels)
+            im.load()
+            oriented = ImageOps.exif_transpose(im)
+            if oriented is not None and oriented is not im:
+                orientation = im.getexif().get(0x0112)
+                notes.append(f"EXIF orientation {orientation} applied")
+                im = oriented
+            pixels, bit_depth = _to_array(im, notes)
+        except ImageReadError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
+                TypeError, ZeroDivisionError, MemoryError, Image.DecompressionBombError) as e:
+            raise ImageReadError(path, _decode_reason(e)) from None
+    return _image_data(pixels, path, fmt, bit_depth, notes)
+
+
+def _image_data(pixels: np.ndarray, path: Path | None, fmt: str, bit_depth: int,
+                notes: list[str]) -> ImageData:
+    pixels = np.ascontiguousarray(pixels)
+    lo, hi = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+    window = None if pixels.dtype == np.uint8 else window_from_range(lo, hi)
+    return ImageData(pixels, path, fmt, bit_depth, window, (lo, hi), notes)
+
+
+def _to_array(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, int]:
+    """Pillow image → (H×W or H×W×3 array, bit depth); alpha is composited on black."""
+    mode = im.mode
+    if mode == "P":
+        has_alpha = "transparency" in im.info or im.palette is not None and im.palette.mode == "RGBA"
+        im = im.convert("RGBA" if has_alpha else "RGB")
+        mode = im.mode
+        notes.append("palette image expanded to RGB")
+    if mode == "PA":
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode == "1":
+        return np.asarray(im.convert("L")), 8
+    if mode == "L":
+        return np.asarray(im), 8
+    if mode in ("LA", "La", "RGBA", "RGBa"):
+        arr = np.asarray(im.convert("LA" if mode.startswith("L") else "RGBA")).astype(np.uint16)
+        colour, alpha = arr[..., :-1], arr[..., -1:]
+        out = ((colour * alpha + 127) // 255).astype(np.uint8)
+        if (alpha < 255).any():
+            notes.append("alpha channel composited on black")
+        else:
+            notes.append("alpha channel dropped (fully opaque)")
+        return (out[..., 0] if out.shape[-1] == 1 else out), 8
+    if mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16), 16
+    if mode == "I":
+        arr = np.asarray(im)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            notes.append("32-bit integer pixels shown as floating point")
+            return arr.astype(np.float32), 32
+        return arr.astype(np.uint16), 16
+    if mode == "F":
+        arr = np.asarray(im).astype(np.float32)
+        if not np.isfinite(arr).all():
+            notes.append("non-finite pixel values replaced by 0")
+            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        return arr, 32
+    if mode != "RGB":
+        im = im.convert("RGB")
+        notes.append(f"{mode} colour converted to RGB")
+    return np.asarray(im), 8
+
+
+def _is_16bit_colour(im: Image.Image, head: bytes) -> bool:
+    """True for 16-bit-per-channel colour, which Pillow would silently narrow to 8 bits."""
+    if im.format == "PNG":
+        # IHDR: bit depth at byte 24, colour type at 25 (2 = RGB, 6 = RGBA).
+        return len(head) > 25 and head[24] == 16 and head[25] in (2, 6)
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
+        spp = im.tag_v2.get(277, 1) if hasattr(im, "tag_v2") else 1
+        bits_t = bits if isinstance(bits, tuple) else (bits,)
+        return spp >= 3 and 16 in bits_t
+    return False
+
+
+def _read_16bit_colour(path: Path, fmt: str, notes: list[str], max_pixels: int) -> ImageData:
+    import cv2  # only this rare case needs OpenCV
+
+    data = np.fromfile(path, dtype=np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+    if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ImageReadError(path, "the 16-bit colour data could not be decoded; the file may be damaged")
+    check_pixel_count(path, arr.shape[1], arr.shape[0], max_pixels)
+    if arr.shape[2] == 4:
+        colour = arr[..., 2::-1].astype(np.float64)
+        alpha = arr[..., 3:].astype(np.float64) / 65535.0
+        if (alpha < 1).any():
+            notes.append("alpha channel composited on black")
+        else:
+            notes.append("alpha channel dropped (fully opaque)")
+        rgb = np.rint(colour * alpha).astype(np.uint16)
+    else:
+        rgb = arr[..., ::-1]
+    return _image_data(rgb.astype(np.uint16), path, fmt, 16, notes)
+
+
+def _unidentified_reason(head: bytes) -> str:
+    sample = head[:64]
+    if sample and all(b in b"\t\n\r" or 32 <= b < 127 for b in sample):
+        return "this is a text file, not an image; check that the right file was chosen"
+    return ("not a recognised image format (PNG, JPEG, TIFF, BMP or DICOM are supported); "
+            "the file may be damaged or have the wrong extension")
+
+
+def _decode_reason(e: BaseException) -> str:
+    msg = str(e) or type(e).__name__
+    if "truncated" in msg.lower() or isinstance(e, EOFError):
+        return "the image data is cut short (truncated file); copy it again from the source"
+    if isinstance(e, MemoryError):
+        return "not enough memory to decode this image"
+    return f"the image data is damaged and cannot be decoded ({msg})"

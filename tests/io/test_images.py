@@ -1,0 +1,124 @@
+"""read_image: each format, bit depth and mode, and every kind of bad file."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.io.images import (
+    ImageData,
+    ImageReadError,
+    apply_window,
+    is_image_path,
+    read_image,
+)
+
+
+def _gradient(h: int = 6, w: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def test_rgb_png_round_trips_exactly(tmp_path):
+    rgb = _gradient()
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    img = read_image(tmp_path / "a.png")
+    assert img.format == "PNG" and img.bit_depth == 8 and img.window is None
+    np.testing.assert_array_equal(img.pixels, rgb)
+    np.testing.assert_array_equal(img.to_rgb8(), rgb)
+    assert (img.height, img.width) == (6, 8) and not img.is_grey
+
+
+def test_grey_png_is_two_dimensional_and_displays_as_three_equal_channels(tmp_path):
+    grey = _gradient()[..., 0]
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    img = read_image(tmp_path / "g.png")
+    assert img.is_grey and img.pixels.dtype == np.uint8
+    rgb = img.to_rgb8()
+    assert rgb.shape == (6, 8, 3)
+    for c in range(3):
+        np.testing.assert_array_equal(rgb[..., c], grey)
+
+
+def test_sixteen_bit_grey_png_keeps_full_precision_and_gets_a_window(tmp_path):
+    grey = np.linspace(1000, 5000, 48, dtype=np.uint16).reshape(6, 8)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    img = read_image(tmp_path / "g16.png")
+    assert img.bit_depth == 16 and img.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(img.pixels, grey)
+    assert img.value_range == (1000.0, 5000.0)
+    assert img.window == (3000.0, 4000.0)
+    rgb = img.to_rgb8()
+    assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255
+
+
+def test_one_by_one_image_is_valid(tmp_path):
+    Image.fromarray(np.array([[7]], np.uint8)).save(tmp_path / "one.png")
+    img = read_image(tmp_path / "one.png")
+    assert img.pixels.shape == (1, 1) and img.pixels[0, 0] == 7
+
+
+def test_zero_byte_file_is_a_clean_error(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"^empty\.png: .*empty"):
+        read_image(tmp_path / "empty.png")
+
+
+def test_text_file_named_png_is_reported_as_text(tmp_path):
+    (tmp_path / "notes.png").write_text("hello, these are my notes\n")
+    with pytest.raises(ImageReadError, match="text file") as info:
+        read_image(tmp_path / "notes.png")
+    assert info.value.path == tmp_path / "notes.png"
+
+
+def test_truncated_png_is_a_clean_error(tmp_path):
+    Image.fromarray(_gradient(64, 64)).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match=r"^cut\.png: "):
+        read_image(tmp_path / "cut.png")
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_header_claiming_too_many_pixels_is_refused_before_decoding(tmp_path):
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(100_000, 100_000))
+    with pytest.raises(ImageReadError, match="100000×100000|more than"):
+        read_image(tmp_path / "bomb.png")
+
+
+def test_max_pixels_is_respected_for_small_limits(tmp_path):
+    Image.fromarray(_gradient(10, 10)).save(tmp_path / "a.png")
+    with pytest.raises(ImageReadError, match="10×10"):
+        read_image(tmp_path / "a.png", max_pixels=99)
+    assert read_image(tmp_path / "a.png", max_pixels=100).pixels.shape == (10, 10, 3)
+
+
+def test_apply_window_maps_the_window_linearly_and_clips():
+    px = np.array([0, 50, 100, 150, 200], np.float32)
+    out = apply_window(px, 100, 100)
+    np.testing.assert_array_equal(out, [0, 0, 128, 255, 255])
+    with pytest.raises(ValueError):
+        apply_window(px, 0, 0)
+
+
+def test_is_image_path_knows_the_suffixes():
+    assert is_image_path("x/A.PNG") and is_image_path("b.tiff") and is_image_path("c.dcm")
+    assert not is_image_path("d.txt") and not is_image_path("e.mp4")
+
+
+def test_missing_file_is_a_clean_error(tmp_path):
+    with pytest.raises(ImageReadError, match="does not exist"):
+        read_image(tmp_path / "nope.png")
