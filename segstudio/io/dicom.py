@@ -1,0 +1,164 @@
+"""Read a DICOM image through pydicom into :class:`~segstudio.io.images.ImageData`.
+
+Grey images follow the DICOM display pipeline up to the window: the Modality LUT's linear form
+(RescaleSlope, RescaleIntercept) gives float32 values in the modality's units, MONOCHROME1 is
+inverted so that larger values are brighter like every other image, and the file's first
+WindowCenter/WindowWidth becomes the default window (PS3.3 C.11.2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from segstudio.io.images import (
+    ImageData,
+    ImageReadError,
+    check_pixel_count,
+    window_from_range,
+)
+
+_PLUGIN_HINT = ("convert it to an uncompressed transfer syntax first, or install the decoder "
+                "pydicom names for it (pylibjpeg or gdcm)")
+
+
+def read_dicom(path: str | Path, *, max_pixels: int) -> ImageData:
+    """Read the first frame of a DICOM file (with or without the 128-byte preamble)."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    # pydicom signals a malformed file through many exception types (its own, struct, value,
+    # key, index errors); any failure while parsing is a property of the file.
+    try:
+        ds = pydicom.dcmread(path, force=True)
+    except InvalidDicomError as e:
+        raise ImageReadError(path, f"not a valid DICOM file ({e})") from None
+    except Exception as e:  # noqa: BLE001 - see comment above
+        raise ImageReadError(path, f"the DICOM file is damaged and cannot be parsed ({e})") from None
+    try:
+        return _decode(path, ds, max_pixels)
+    except ImageReadError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode this DICOM image") from None
+    except Exception as e:  # noqa: BLE001 - a decoder failure is a damaged or unsupported file
+        raise ImageReadError(path, f"the DICOM pixel data cannot be decoded ({e})") from None
+
+
+def _decode(path: Path, ds, max_pixels: int) -> ImageData:
+    import pydicom.pixels as pixels_api
+    from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise ImageReadError(path, "this DICOM file holds no image (it may be a report or "
+                             "a structured document)")
+    rows, cols = ds.get("Rows"), ds.get("Columns")
+    if rows is None or cols is None:
+        raise ImageReadError(path, "the DICOM header lacks Rows/Columns, so the image size is unknown")
+    check_pixel_count(path, int(cols), int(rows), max_pixels)
+
+    meta = ds.file_meta if hasattr(ds, "file_meta") else None
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None:
+        # Files without a meta header (no preamble) say nothing of their encoding; pydicom
+        # found out while parsing.
+        implicit, little = ds.original_encoding
+        syntax = ImplicitVRLittleEndian if implicit or implicit is None else ExplicitVRLittleEndian
+        if not little and little is not None:
+            syntax = UID("1.2.840.10008.1.2.2")
+        ds.file_meta = meta or _new_file_meta()
+        ds.file_meta.TransferSyntaxUID = syntax
+    syntax = UID(str(syntax))
+    if syntax.is_compressed:
+        try:
+            decoder = pixels_api.get_decoder(syntax)
+        except NotImplementedError:
+            decoder = None
+        if decoder is None or not decoder.is_available:
+            raise ImageReadError(
+                path, f"the pixel data is compressed as '{syntax.name}', which cannot be "
+                f"decoded without an extra plugin; {_PLUGIN_HINT}")
+
+    notes: list[str] = []
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        arr = pixels_api.pixel_array(ds, index=0)
+        notes.append(f"multi-frame DICOM: showing frame 1 of {frames}")
+    else:
+        arr = ds.pixel_array
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+
+    if photometric == "PALETTE COLOR":
+        arr = pixels_api.apply_color_lut(arr, ds)
+        photometric = "RGB"
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        return _colour(path, arr[..., :3], bits, notes)
+    if arr.ndim != 2:
+        raise ImageReadError(path, f"unexpected DICOM pixel array of shape {arr.shape}")
+    return _grey(path, ds, arr, bits, photometric, notes)
+
+
+def _new_file_meta():
+    from pydicom.dataset import FileMetaDataset
+
+    return FileMetaDataset()
+
+
+def _colour(path: Path, arr: np.ndarray, bits: int, notes: list[str]) -> ImageData:
+    if arr.dtype == np.uint8:
+        rgb = np.ascontiguousarray(arr)
+        window = None
+    else:
+        rgb = np.ascontiguousarray(arr.astype(np.uint16 if arr.min() >= 0 else np.float32))
+        window = window_from_range(float(rgb.min()), float(rgb.max()))
+    lo, hi = float(rgb.min()), float(rgb.max())
+    return ImageData(rgb, path, "DICOM", bits, window, (lo, hi), notes)
+
+
+def _grey(path: Path, ds, arr: np.ndarray, bits: int, photometric: str,
+          notes: list[str]) -> ImageData:
+    slope = _first_float(ds.get("RescaleSlope"), 1.0)
+    intercept = _first_float(ds.get("RescaleIntercept"), 0.0)
+    values = arr.astype(np.float32)
+    if slope != 1.0 or intercept != 0.0:
+        values = values * np.float32(slope) + np.float32(intercept)
+        notes.append(f"rescale applied: value × {slope:g} + {intercept:g}")
+    if not np.isfinite(values).all():
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        notes.append("non-finite pixel values replaced by 0")
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+
+    centre = _first_float(ds.get("WindowCenter"), None)
+    width = _first_float(ds.get("WindowWidth"), None)
+    if centre is not None and width is not None and width > 0:
+        window = (centre, width)
+        notes.append(f"window from the file: centre {centre:g}, width {width:g}")
+    else:
+        window = window_from_range(lo, hi)
+
+    if photometric == "MONOCHROME1":
+        # Reflect about the middle of the value range: the range stays the same and the window
+        # moves with the values it covered.
+        values = np.float32(lo + hi) - values
+        window = (lo + hi - window[0], window[1])
+        notes.append("MONOCHROME1 inverted so that brighter means larger")
+    return ImageData(np.ascontiguousarray(values, dtype=np.float32), path, "DICOM", bits,
+                     window, (lo, hi), notes)
+
+
+def _first_float(value, default):
+    """A DICOM decimal string value (possibly multi-valued) as a float; ``default`` if absent."""
+    if value is None:
+        return default
+    try:
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            if len(value) == 0:
+                return default
+            value = value[0]
+        result = float(value)
+    except (TypeError, ValueError):
+        return default
+    return result if np.isfinite(result) else default

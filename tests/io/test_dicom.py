@@ -1,0 +1,131 @@
+"""DICOM through read_image: rescale, MONOCHROME1, windows, raw files, compressed syntaxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEGLSLossless,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+from segstudio.io.images import ImageReadError, read_image
+
+
+def _dataset(pixels: np.ndarray, *, photometric="MONOCHROME2", syntax=ExplicitVRLittleEndian,
+             **tags) -> Dataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "OT"
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    ds.SamplesPerPixel = 3 if pixels.ndim == 3 else 1
+    if pixels.ndim == 3:
+        ds.PlanarConfiguration = 0
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    ds.BitsStored = tags.pop("BitsStored", ds.BitsAllocated)
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
+    ds.PixelData = pixels.tobytes()
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _ct_like() -> np.ndarray:
+    return np.arange(24, dtype=np.uint16).reshape(4, 6) * 100
+
+
+def test_rescale_slope_and_intercept_give_float_values_in_modality_units(tmp_path):
+    raw = _ct_like()
+    _dataset(raw, BitsStored=12, RescaleSlope="2", RescaleIntercept="-1024").save_as(
+        tmp_path / "ct.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "ct.dcm")
+    assert img.format == "DICOM" and img.bit_depth == 12
+    assert img.pixels.dtype == np.float32
+    np.testing.assert_allclose(img.pixels, raw * 2.0 - 1024.0)
+    assert img.value_range == (-1024.0, 2300 * 2.0 - 1024.0)
+
+
+def test_window_from_the_file_is_the_default_and_drives_to_rgb8(tmp_path):
+    raw = _ct_like()
+    _dataset(raw, WindowCenter=["1000", "40"], WindowWidth=["400", "80"]).save_as(
+        tmp_path / "w.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "w.dcm")
+    assert img.window == (1000.0, 400.0)
+    rgb = img.to_rgb8()
+    assert rgb.shape == (4, 6, 3)
+    # 800 maps to 0, 1000 to the middle, 1200 and above to 255
+    assert rgb[1, 2, 0] == 0 and rgb[1, 4, 0] == 128 and rgb[3, 5, 0] == 255
+    # an explicit window overrides the file's
+    assert img.to_grey8((2300, 4600))[3, 5] == 128
+
+
+def test_monochrome1_is_inverted(tmp_path):
+    raw = _ct_like()
+    _dataset(raw, photometric="MONOCHROME1").save_as(tmp_path / "m1.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "m1.dcm")
+    np.testing.assert_allclose(img.pixels, 2300.0 - raw)
+    grey = img.to_grey8()
+    assert grey[0, 0] == 255 and grey[-1, -1] == 0
+    assert any("MONOCHROME1" in n for n in img.notes)
+
+
+def test_file_without_preamble_is_read(tmp_path):
+    raw = _ct_like()
+    ds = _dataset(raw)
+    del ds.file_meta
+    ds.save_as(tmp_path / "raw.dcm", implicit_vr=True, little_endian=True)
+    data = (tmp_path / "raw.dcm").read_bytes()
+    assert data[128:132] != b"DICM"
+    img = read_image(tmp_path / "raw.dcm")
+    np.testing.assert_allclose(img.pixels, raw)
+
+
+def test_colour_dicom_stays_rgb8(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    _dataset(rgb, photometric="RGB").save_as(tmp_path / "c.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "c.dcm")
+    assert img.window is None and img.bit_depth == 8
+    np.testing.assert_array_equal(img.to_rgb8(), rgb)
+
+
+def test_compressed_syntax_without_plugin_names_the_syntax(tmp_path):
+    from pydicom.encaps import encapsulate
+
+    ds = _dataset(_ct_like(), syntax=JPEGLSLossless)
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7" + b"\x00" * 20])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "jls.dcm", enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"^jls\.dcm: .*JPEG-LS.*plugin"):
+        read_image(tmp_path / "jls.dcm")
+
+
+def test_dicom_without_pixel_data_is_a_clean_error(tmp_path):
+    ds = _dataset(_ct_like())
+    del ds.PixelData
+    ds.save_as(tmp_path / "report.dcm", enforce_file_format=True)
+    with pytest.raises(ImageReadError, match="no image"):
+        read_image(tmp_path / "report.dcm")
+
+
+def test_dicom_claiming_too_many_pixels_is_refused(tmp_path):
+    ds = _dataset(_ct_like())
+    ds.save_as(tmp_path / "big.dcm", enforce_file_format=True)
+    with pytest.raises(ImageReadError, match="4×6|6×4|more than"):
+        read_image(tmp_path / "big.dcm", max_pixels=10)
+
+
+def test_garbage_with_dcm_suffix_is_a_clean_error(tmp_path):
+    (tmp_path / "junk.dcm").write_bytes(bytes(range(256)) * 3)
+    with pytest.raises(ImageReadError, match=r"^junk\.dcm: "):
+        read_image(tmp_path / "junk.dcm")
