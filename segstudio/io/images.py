@@ -176,8 +176,8 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> ImageData:
         ) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, _unidentified_reason(head)) from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:
-        raise ImageReadError(path, f"the header is damaged ({e})") from None
+    except Exception as e:  # noqa: BLE001 - see _decode_reason
+        raise ImageReadError(path, _decode_reason(e, header=True)) from None
     with im:
         fmt = _FORMAT_NAMES.get(im.format or "", im.format or "unknown")
         check_pixel_count(path, im.width, im.height, max_pixels)
@@ -198,8 +198,7 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> ImageData:
             pixels, bit_depth = _to_array(im, notes)
         except ImageReadError:
             raise
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError,
-                TypeError, ZeroDivisionError, MemoryError, Image.DecompressionBombError) as e:
+        except Exception as e:  # noqa: BLE001 - see _decode_reason
             raise ImageReadError(path, _decode_reason(e)) from None
     return _image_data(pixels, path, fmt, bit_depth, notes)
 
@@ -298,10 +297,16 @@ def _unidentified_reason(head: bytes) -> str:
             "the file may be damaged or have the wrong extension")
 
 
-def _decode_reason(e: BaseException) -> str:
+def _decode_reason(e: BaseException, *, header: bool = False) -> str:
+    """Explain a decoder failure. Pillow's format plugins report damaged files through many
+    exception types (OSError, SyntaxError, struct.error, IndexError, ...), so every exception
+    raised while decoding is treated as a property of the file."""
     msg = str(e) or type(e).__name__
+    if isinstance(e, Image.DecompressionBombError):
+        return f"the image is too large to decode safely ({msg})"
     if "truncated" in msg.lower() or isinstance(e, EOFError):
         return "the image data is cut short (truncated file); copy it again from the source"
     if isinstance(e, MemoryError):
         return "not enough memory to decode this image"
-    return f"the image data is damaged and cannot be decoded ({msg})"
+    part = "header" if header else "image data"
+    return f"the {part} is damaged and cannot be decoded ({msg})"

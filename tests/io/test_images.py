@@ -122,3 +122,98 @@ def test_is_image_path_knows_the_suffixes():
 def test_missing_file_is_a_clean_error(tmp_path):
     with pytest.raises(ImageReadError, match="does not exist"):
         read_image(tmp_path / "nope.png")
+
+
+def test_jpeg_exif_orientation_is_honoured(tmp_path):
+    # A 4×2 picture stored with orientation 6 ("rotate 90° clockwise to view") shows as 2×4.
+    stored = np.zeros((2, 4, 3), np.uint8)
+    stored[:, 0] = 255  # left column white in storage
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "r.jpg", exif=exif.tobytes(), quality=95)
+    img = read_image(tmp_path / "r.jpg")
+    assert img.format == "JPEG" and img.pixels.shape == (4, 2, 3)
+    assert img.pixels[0].mean() > 200 and img.pixels[-1].mean() < 50  # white now on top
+    assert any("EXIF orientation 6" in n for n in img.notes)
+
+
+def test_multi_page_tiff_shows_first_page_with_a_note(tmp_path):
+    pages = [Image.fromarray(np.full((3, 5), v, np.uint8)) for v in (10, 20, 30)]
+    pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    img = read_image(tmp_path / "m.tif")
+    assert img.format == "TIFF" and (img.pixels == 10).all()
+    assert "multi-page TIFF: showing page 1 of 3" in img.notes
+
+
+def test_sixteen_bit_tiff_grey_is_read_as_uint16(tmp_path):
+    grey = (np.arange(15, dtype=np.uint16).reshape(3, 5) * 4000)
+    Image.fromarray(grey).save(tmp_path / "g.tif")
+    img = read_image(tmp_path / "g.tif")
+    assert img.bit_depth == 16 and img.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(img.pixels, grey)
+
+
+def test_sixteen_bit_colour_png_is_not_narrowed(tmp_path):
+    import cv2
+
+    rgb = np.random.default_rng(2).integers(0, 65536, (4, 5, 3), dtype=np.uint16)
+    assert cv2.imwrite(str(tmp_path / "c16.png"), rgb[..., ::-1])
+    img = read_image(tmp_path / "c16.png")
+    assert img.bit_depth == 16 and img.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(img.pixels, rgb)
+    assert img.to_rgb8().dtype == np.uint8
+
+
+def test_bmp_is_read(tmp_path):
+    rgb = _gradient()
+    Image.fromarray(rgb).save(tmp_path / "a.bmp")
+    img = read_image(tmp_path / "a.bmp")
+    assert img.format == "BMP"
+    np.testing.assert_array_equal(img.pixels, rgb)
+
+
+def test_rgba_is_composited_on_black_and_says_so(tmp_path):
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., :3] = 200
+    rgba[..., 3] = [[255, 0], [128, 255]]
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    img = read_image(tmp_path / "t.png")
+    assert img.pixels.shape == (2, 2, 3)
+    np.testing.assert_array_equal(img.pixels[..., 0], [[200, 0], [100, 200]])
+    assert "alpha channel composited on black" in img.notes
+
+
+def test_opaque_rgba_drops_alpha_and_says_so(tmp_path):
+    rgba = np.full((2, 2, 4), 255, np.uint8)
+    rgba[..., 0] = 9
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "o.png")
+    img = read_image(tmp_path / "o.png")
+    assert (img.pixels[..., 0] == 9).all()
+    assert "alpha channel dropped (fully opaque)" in img.notes
+
+
+def test_palette_png_is_expanded_to_its_colours(tmp_path):
+    im = Image.fromarray(np.array([[0, 1], [1, 2]], np.uint8), "P")
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 0, 255] + [0] * 759)
+    im.save(tmp_path / "p.png")
+    img = read_image(tmp_path / "p.png")
+    np.testing.assert_array_equal(img.pixels[0, 1], [255, 0, 0])
+    np.testing.assert_array_equal(img.pixels[1, 1], [0, 0, 255])
+
+
+def test_random_bytes_with_png_signature_give_image_read_error(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
+    with pytest.raises(ImageReadError, match=r"^x\.png: "):
+        read_image(tmp_path / "x.png")
+
+
+def test_folder_is_not_an_image(tmp_path):
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(ImageReadError, match="folder"):
+        read_image(tmp_path / "d.png")
+
+
+def test_image_data_to_grey8_of_colour_uses_luma():
+    data = ImageData(np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8), None, "PNG", 8, None,
+                     (0.0, 255.0), [])
+    np.testing.assert_array_equal(data.to_grey8(), [[76, 29]])
