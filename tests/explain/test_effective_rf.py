@@ -1,0 +1,106 @@
+"""Effective receptive fields (input gradients of one unit) on networks small enough to solve."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from segstudio.explain.effective_rf import EffectiveFieldError, effective_rf, mass_share
+
+torch.set_num_threads(1)
+
+
+class Logits(nn.Module):
+    """Wraps a stack so it returns ``{"out": ...}`` like the segmentation models."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return {"out": self.body(x)}
+
+
+def test_single_3x3_conv_erf_is_exactly_its_kernel_support():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    erf = effective_rf(Logits(conv), torch.rand(2, 12, 12), 5, 7)
+    support = np.argwhere(erf.heat > 0)
+    assert support.min(0).tolist() == [4, 6] and support.max(0).tolist() == [6, 8]
+    assert len(support) == 9
+    # d(sum over output channels)/d input = sum of the kernels over output channels.
+    expected = conv.weight.detach().sum(0).abs().sum(0).numpy()
+    np.testing.assert_allclose(erf.heat[4:7, 6:9], expected, rtol=1e-6)
+    assert erf.box == (4, 6, 7, 9) and erf.unit == (5, 7)
+
+
+def test_class_target_uses_only_that_class_kernel():
+    torch.manual_seed(2)
+    conv = nn.Conv2d(1, 3, 3, padding=1, bias=False)
+    erf = effective_rf(Logits(conv), torch.rand(1, 9, 9), 4, 4, target=2)
+    np.testing.assert_allclose(erf.heat[3:6, 3:6], conv.weight[2, 0].detach().abs().numpy(),
+                               rtol=1e-6)
+
+
+def test_dilated_conv_erf_touches_only_its_nine_spread_taps():
+    conv = nn.Conv2d(1, 1, 3, padding=2, dilation=2, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    erf = effective_rf(Logits(conv), torch.rand(1, 11, 11), 5, 5)
+    assert sorted(map(tuple, np.argwhere(erf.heat > 0))) == [
+        (r, c) for r in (3, 5, 7) for c in (3, 5, 7)]
+
+
+def test_uniform_conv_stack_erf_is_the_binomial_bump_and_smaller_than_theory():
+    # Luo et al. §2.2: with unit weights and no nonlinearity, 5 stacked 3x3 convs give a heat map
+    # that is the outer product of the 5-fold convolution of [1, 1, 1] with itself.
+    layers = [nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(5)]
+    for conv in layers:
+        nn.init.constant_(conv.weight, 1.0)
+    erf = effective_rf(Logits(*layers), torch.rand(1, 21, 21), 10, 10)
+    line = np.array([1.0])
+    for _ in range(5):
+        line = np.convolve(line, [1.0, 1.0, 1.0])
+    expected = np.zeros((21, 21))
+    expected[5:16, 5:16] = np.outer(line, line)
+    np.testing.assert_allclose(erf.heat, expected, rtol=1e-5)
+    assert erf.box == (5, 5, 16, 16)
+    assert erf.mass95_share == pytest.approx(mass_share(expected, 121))
+    assert 0.2 < erf.mass95_share < 0.6
+
+
+def test_layer_output_picks_the_unit_nearest_the_pixel_and_stays_inside_its_field():
+    torch.manual_seed(3)
+    model = Logits(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(),
+                   nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 2, 1))
+    erf = effective_rf(model, torch.rand(1, 32, 32), 13, 20, output="body.2")
+    assert erf.field.size == (7, 7) and erf.field.jump == (2, 2)
+    assert erf.unit == (6, 10)  # centres at 12 and 20 are nearest to pixel (13, 20)
+    top, left, bottom, right = erf.box
+    assert (top, left, bottom, right) == (9, 17, 16, 24)
+    outside = erf.heat.copy()
+    outside[top:bottom, left:right] = 0
+    assert erf.heat.sum() > 0 and not outside.any()
+
+
+def test_mass_share_counts_the_fewest_pixels_holding_95_percent():
+    heat = np.array([[10.0, 5.0], [4.0, 1.0]])
+    assert mass_share(heat, 4) == 0.75  # 10 + 5 + 4 = 19 of 20
+    assert mass_share(np.zeros((3, 3)), 9) == 0.0
+
+
+def test_parameters_get_no_gradient_and_training_mode_is_restored():
+    model = Logits(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2))
+    model.train()
+    effective_rf(model, torch.rand(1, 8, 8), 1, 1)
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_bad_pixel_target_or_layer_is_a_clear_error():
+    model = Logits(nn.Conv2d(1, 2, 3, padding=1))
+    image = torch.rand(1, 8, 8)
+    with pytest.raises(EffectiveFieldError, match=r"pixel \(8, 0\) is outside the 8×8 image"):
+        effective_rf(model, image, 8, 0)
+    with pytest.raises(EffectiveFieldError, match="channel 5 is out of range"):
+        effective_rf(model, image, 1, 1, target=5)
+    with pytest.raises(EffectiveFieldError, match="no module 'head'"):
+        effective_rf(model, image, 1, 1, output="head")
