@@ -1,0 +1,324 @@
+"""The Predictor: one image in, per-pixel class probabilities and labels out.
+
+It owns everything between a picture and a network: normalisation, device and precision,
+padding to the network's stride, and tiling of images too large to run in one piece. The GUI
+runs it on a worker thread and may cancel it between tiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segstudio.core.classes import ClassSet
+from segstudio.models.checkpoint import (CheckpointMeta, IMAGENET_MEAN, IMAGENET_STD,
+                                         build_model, load_checkpoint)
+from segstudio.models.device import (DTYPES, choose_device, choose_precision,
+                                     default_num_threads, describe)
+
+__all__ = ["Prediction", "PredictionCancelled", "PredictorError", "Predictor", "choose_device"]
+
+DEFAULT_PAD_MULTIPLE = 32
+INSTANCE_SCORE_THRESHOLD = 0.5
+
+
+class PredictionCancelled(Exception):
+    """``cancel()`` returned True; raised between tiles, so no partial result escapes."""
+
+
+class PredictorError(ValueError):
+    """An input the Predictor cannot use (wrong shape or type), with the reason."""
+
+
+@dataclass
+class Prediction:
+    """A network's answer for one image, at the image's own size."""
+
+    probabilities: np.ndarray  # C×H×W float32, softmax over classes
+    labels: np.ndarray  # H×W uint8, argmax of probabilities
+    instances: np.ndarray | None  # H×W uint16 instance ids (0 = none), Mask R-CNN only
+    device: str
+    precision: str
+    trained: bool
+    notes: list[str] = field(default_factory=list)
+
+    def confidence(self) -> np.ndarray:
+        """H×W probability of the chosen class."""
+        return self.probabilities.max(axis=0)
+
+    def entropy(self) -> np.ndarray:
+        """H×W Shannon entropy of the class distribution in nats (0 = certain, ln C = uniform)."""
+        p = self.probabilities
+        return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=0, dtype=np.float32)
+
+
+def _spec_facts(arch: str) -> tuple[int, bool]:
+    """(pad multiple, is instance model) for ``arch``; unregistered networks are semantic.
+
+    The pad multiple is the total downsampling inside the network, which is 32 for every VGG,
+    ResNet and MobileNet trunk here (SegNet's five unpoolings need it exactly), even where the
+    output stride is smaller (U-Net and SegNet report 1).
+    """
+    try:
+        from segstudio.models import registry
+
+        spec = registry.get_spec(arch)
+    except (ImportError, KeyError, ValueError):
+        return DEFAULT_PAD_MULTIPLE, False
+    stride = int(getattr(spec, "output_stride", 1) or 1)
+    return math.lcm(DEFAULT_PAD_MULTIPLE, stride), bool(getattr(spec, "instance", False))
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Evenly spaced tile origins covering ``length`` with at least ``overlap`` shared pixels."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def _ramp(size: int, overlap: int, before: bool, after: bool) -> np.ndarray:
+    """1-D blending weights of a tile side; sides shared with a neighbour ramp up from zero.
+
+    A tile's outer pixels saw zero padding where the real image continues, so the outer quarter
+    of each shared overlap gets no weight at all and the rest ramps linearly to full weight.
+    """
+    w = np.ones(size, np.float32)
+    margin = overlap // 4
+    d = np.arange(size, dtype=np.float32)
+    ramp = np.clip((d - margin + 1) / max(1, overlap - 2 * margin), 0.0, 1.0)
+    if before:
+        w = np.minimum(w, ramp)
+    if after:
+        w = np.minimum(w, ramp[::-1])
+    return w
+
+
+class Predictor:
+    """Runs a segmentation network on images of any size.
+
+    ``device`` and ``precision`` accept ``"auto"``; ``num_threads`` defaults to all cores but
+    one, so the GUI thread stays responsive while a prediction runs.
+    """
+
+    def __init__(self, model: nn.Module, meta: CheckpointMeta, *, device: str = "auto",
+                 precision: str = "auto", tile_size: int = 1024, tile_overlap: int = 64,
+                 num_threads: int | None = None) -> None:
+        if tile_overlap < 0 or tile_size < 64 or tile_size <= 2 * tile_overlap:
+            raise PredictorError(f"tile size {tile_size} with overlap {tile_overlap}: the tile "
+                                 "must be at least 64 px and more than twice the overlap")
+        self.meta = meta
+        self.device = choose_device(device)
+        self.precision = choose_precision(precision, self.device)
+        self.tile_size = int(tile_size)
+        self.tile_overlap = int(tile_overlap)
+        torch.set_num_threads(num_threads or default_num_threads())
+        self.pad_multiple, self.instance = _spec_facts(meta.arch)
+        self._fallback_note: str | None = None
+        model = model.eval().to(self.device)
+        if not self.instance:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._mean = torch.tensor(meta.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(meta.std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kw) -> "Predictor":
+        """A Predictor for the network and metadata stored in checkpoint ``path``."""
+        model, meta = load_checkpoint(path, device="cpu")
+        return cls(model, meta, **kw)
+
+    @classmethod
+    def untrained(cls, arch: str, classes: ClassSet, config: str = "lite", **kw) -> "Predictor":
+        """A Predictor with random weights, marked untrained (for trying the app without data)."""
+        model = build_model(arch, len(classes), config)
+        meta = CheckpointMeta(arch=arch, config=config, classes=classes, mean=IMAGENET_MEAN,
+                              std=IMAGENET_STD, trained=False, training={})
+        return cls(model, meta, **kw)
+
+    @property
+    def trained(self) -> bool:
+        return bool(self.meta.trained)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.meta.classes)
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict(self, image: np.ndarray, *,
+                cancel: Callable[[], bool] | None = None) -> Prediction:
+        """Segment an H×W×3 uint8 RGB image (or H×W grey); ``cancel`` is polled between tiles."""
+        rgb = _as_rgb8(image)
+        notes: list[str] = []
+        with torch.inference_mode():
+            if self.instance:
+                _check_cancel(cancel)
+                probs, instances = self._predict_instances(rgb)
+            else:
+                probs = self._predict_semantic(rgb, cancel, notes)
+                instances = None
+        if self._fallback_note and self._fallback_note not in notes:
+            notes.append(self._fallback_note)
+        probs_np = probs.numpy()
+        labels = _argmax0(probs_np)
+        return Prediction(probabilities=probs_np, labels=labels, instances=instances,
+                          device=describe(self.device), precision=self.precision,
+                          trained=self.trained, notes=notes)
+
+    def _to_input(self, rgb: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        x = x.to(torch.float32).div_(255.0)
+        return x.sub_(self._mean).div_(self._std)
+
+    def _predict_semantic(self, rgb: np.ndarray, cancel, notes: list[str]) -> torch.Tensor:
+        h, w = rgb.shape[:2]
+        x = self._to_input(rgb)
+        tile, overlap = self.tile_size, self.tile_overlap
+        ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+        if len(ys) == 1 and len(xs) == 1:
+            _check_cancel(cancel)
+            logits = self._forward(x)[0]
+            return torch.softmax(logits, dim=0)
+        notes.append(f"tiled {len(ys)}×{len(xs)} with {overlap} px overlap")
+        acc = torch.zeros((self.num_classes, h, w), dtype=torch.float32)
+        weight = torch.zeros((h, w), dtype=torch.float32)
+        for iy, y0 in enumerate(ys):
+            for ix, x0 in enumerate(xs):
+                _check_cancel(cancel)
+                th, tw = min(tile, h), min(tile, w)
+                logits = self._forward(x[:, :, y0:y0 + th, x0:x0 + tw])[0]
+                wy = _ramp(th, overlap, before=iy > 0, after=iy < len(ys) - 1)
+                wx = _ramp(tw, overlap, before=ix > 0, after=ix < len(xs) - 1)
+                wt = torch.from_numpy(np.outer(wy, wx))
+                acc[:, y0:y0 + th, x0:x0 + tw].addcmul_(logits, wt)
+                weight[y0:y0 + th, x0:x0 + tw].add_(wt)
+        # Every pixel has positive weight (margins never cover a whole overlap), so no zeros.
+        acc.div_(weight)
+        return _softmax_(acc)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits 1×C×h×w (float32, CPU) for an input 1×3×h×w, padded to the network's stride."""
+        h, w = x.shape[-2:]
+        m = self.pad_multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        logits = self._run(x)
+        return logits[:, :, :h, :w].float().cpu()
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if self.precision == "fp32":
+            return self._out(self.model(x))
+        try:
+            with torch.autocast(self.device.type, dtype=DTYPES[self.precision]):
+                logits = self._out(self.model(x))
+            if torch.isfinite(logits).all():
+                return logits
+            reason = f"{self.precision} overflowed"
+        except RuntimeError as exc:
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise
+            reason = f"{self.precision} unsupported here: {str(exc).splitlines()[0][:120]}"
+        # Keep fp32 for the rest of this Predictor's life: the failure would only repeat.
+        self._fallback_note = f"fell back to fp32 ({reason})"
+        self.precision = "fp32"
+        return self._out(self.model(x))
+
+    def _out(self, output) -> torch.Tensor:
+        logits = output["out"] if isinstance(output, dict) else output
+        if logits.dim() != 4 or logits.shape[1] != self.num_classes:
+            raise PredictorError(f"network {self.meta.arch!r} returned logits of shape "
+                                 f"{tuple(logits.shape)}; expected N×{self.num_classes}×H×W")
+        return logits
+
+    def _predict_instances(self, rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        autocast = (torch.autocast(self.device.type, dtype=DTYPES[self.precision])
+                    if self.precision != "fp32" else contextlib.nullcontext())
+        with autocast:
+            detections = self.model([x.to(self.device)])[0]
+        detections = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
+                      for k, v in detections.items()}
+        return semantic_from_instances(detections, self.num_classes, rgb.shape[:2])
+
+
+def semantic_from_instances(detections: dict, num_classes: int,
+                            size: tuple[int, int]) -> tuple[torch.Tensor, np.ndarray]:
+    """Class probabilities and an instance-id map from Mask R-CNN detections.
+
+    A class's probability at a pixel is the best ``score × mask`` among its instances; the
+    background takes the rest, and the C values are then normalised to sum to one. Instance ids
+    follow the detector's score order (1 = most confident); 0 means no instance.
+    """
+    h, w = size
+    keep = (detections["scores"] >= INSTANCE_SCORE_THRESHOLD) & \
+        (detections["labels"] > 0) & (detections["labels"] < num_classes)
+    scores, labels = detections["scores"][keep], detections["labels"][keep]
+    masks = detections["masks"][keep].reshape(-1, h, w)
+    probs = torch.zeros((num_classes, h, w), dtype=torch.float32)
+    instances = np.zeros((h, w), np.uint16)
+    if len(scores):
+        weighted = masks * scores.view(-1, 1, 1)
+        for i in range(len(scores)):
+            c = int(labels[i])
+            torch.maximum(probs[c], weighted[i], out=probs[c])
+        best, which = weighted.max(dim=0)
+        inside = masks.gather(0, which.unsqueeze(0))[0] >= 0.5
+        ids = torch.where(inside & (best > 0), which + 1, torch.zeros_like(which))
+        instances = ids.to(torch.int32).numpy().astype(np.uint16)
+    probs[0] = 1.0 - probs[1:].amax(dim=0) if num_classes > 1 else 1.0
+    probs.clamp_(min=1e-6)
+    return probs.div_(probs.sum(dim=0, keepdim=True)), instances
+
+
+def _softmax_(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over dim 0 in place: a 4096² image with many classes has no room for a copy."""
+    logits.sub_(logits.max(dim=0, keepdim=True).values)
+    logits.exp_()
+    return logits.div_(logits.sum(dim=0, keepdim=True))
+
+
+def _argmax0(probs: np.ndarray) -> np.ndarray:
+    """``probs.argmax(axis=0)`` as uint8, one class at a time.
+
+    Reducing over the outermost axis of a C×H×W array walks memory with a stride of H×W, which
+    takes seconds for a 4096² image; C passes over contiguous planes take a fraction of that.
+    """
+    best = probs[0].copy()
+    labels = np.zeros(best.shape, np.uint8)
+    for c in range(1, probs.shape[0]):
+        better = probs[c] > best  # strict, so ties keep the lower class, as argmax does
+        labels[better] = c
+        np.maximum(best, probs[c], out=best)
+    return labels
+
+
+def _check_cancel(cancel: Callable[[], bool] | None) -> None:
+    if cancel is not None and cancel():
+        raise PredictionCancelled("prediction cancelled")
+
+
+def _as_rgb8(image: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 from RGB, grey (H×W or H×W×1) or RGBA (alpha dropped) uint8 arrays."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise PredictorError(f"image has dtype {image.dtype}; the Predictor takes uint8 pixels "
+                             "(convert with ImageData.to_rgb8())")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
+        raise PredictorError(f"image has shape {image.shape}; expected H×W, H×W×3 or H×W×4")
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image[:, :, :3]
