@@ -1,0 +1,324 @@
+"""Pascal VOC 2012 segmentation trees: label PNGs, export, and reading a tree back.
+
+``write_voc(out_dir, ...)`` writes ``out_dir/VOCdevkit/VOC2012/`` so that
+``torchvision.datasets.VOCSegmentation(out_dir, year="2012", download=False)`` reads it
+unchanged. The tree is built in a hidden folder beside ``VOC2012`` and renamed into place only
+when complete, so a cancelled or failed export never leaves a tree that looks finished.
+
+Label PNGs are 'P' mode: the pixel is the class index and the palette gives the colour, with
+255 (void) in its VOC colour, as in the VOC devkit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segstudio.core.classes import ClassSet
+from segstudio.core.palette import VOC_COLORMAP, VOID_INDEX
+from segstudio.io.atomic import atomic_write_with
+from segstudio.io.images import DEFAULT_MAX_PIXELS
+
+VOC_YEAR_DIR = Path("VOCdevkit") / "VOC2012"
+SPLITS_DIR = Path("ImageSets") / "Segmentation"
+_JPEG_QUALITY = 95
+_MAX_ID_LENGTH = 120
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+             *(f"lpt{i}" for i in range(10))}
+
+
+class VocError(Exception):
+    """A label file or VOC tree that cannot be read or written; the message names the file."""
+
+
+class VocExportCancelled(Exception):
+    """The export was cancelled; nothing that looks like a finished tree was left behind."""
+
+
+@dataclass
+class VocSample:
+    """One exported pair: an RGB image, its class labels, and optional instance ids."""
+
+    id: str
+    image: np.ndarray
+    labels: np.ndarray
+    instances: np.ndarray | None = None
+
+
+@dataclass
+class VocExportResult:
+    """Where the export went (``root`` is what torchvision's ``VOCSegmentation`` takes)."""
+
+    root: Path
+    count: int
+    train: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+
+    @property
+    def voc_dir(self) -> Path:
+        return self.root / VOC_YEAR_DIR
+
+
+# -- label PNGs ----------------------------------------------------------------------------------
+def save_label_png(path: str | Path, labels: np.ndarray, classes: ClassSet) -> None:
+    """Write labels as a 'P'-mode PNG with the class colours as palette, atomically."""
+    _save_indexed_png(Path(path), labels, classes.palette())
+
+
+def _save_indexed_png(path: Path, labels: np.ndarray, palette: list[int]) -> None:
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise VocError(f"{path.name}: labels must be a 2-D array, got shape {labels.shape}")
+    if labels.dtype != np.uint8:
+        if labels.size and (labels.min() < 0 or labels.max() > 255):
+            raise VocError(f"{path.name}: label values must lie in 0..255")
+        labels = labels.astype(np.uint8)
+    im = Image.fromarray(np.ascontiguousarray(labels))
+    im.putpalette(palette)  # turns the 'L' image into 'P', keeping the values as indices
+    atomic_write_with(path, lambda f: im.save(f, format="PNG", optimize=False))
+
+
+def load_label_png(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a label PNG as H×W uint8 class indices (palette index, or plain 8-bit value)."""
+    path = Path(path)
+    try:
+        im = Image.open(path)
+    except FileNotFoundError:
+        raise VocError(f"{path.name}: the label file does not exist") from None
+    except IsADirectoryError:
+        raise VocError(f"{path.name}: this is a folder, not a label image") from None
+    except UnidentifiedImageError:
+        raise VocError(f"{path.name}: not a readable label image; expected a PNG of class "
+                       "indices") from None
+    except Exception as e:  # noqa: BLE001 - Pillow reports damaged headers in many ways
+        raise VocError(f"{path.name}: the label image is damaged ({e})") from None
+    with im:
+        if im.width * im.height > max_pixels:
+            raise VocError(f"{path.name}: the header claims {im.width}×{im.height} pixels, more "
+                           f"than the limit of {max_pixels:,}")
+        try:
+            im.load()
+            return _label_array(path, im)
+        except VocError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any decoder failure means a damaged file
+            raise VocError(f"{path.name}: the label image is damaged and cannot be decoded "
+                           f"({e})") from None
+
+
+def _label_array(path: Path, im: Image.Image) -> np.ndarray:
+    if im.mode in ("P", "L"):
+        return np.array(im, dtype=np.uint8)
+    if im.mode == "1":
+        return np.array(im.convert("L"), dtype=np.uint8) // 255
+    if im.mode.startswith("I"):
+        arr = np.asarray(im)
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise VocError(f"{path.name}: label values reach {int(arr.max())}; class indices "
+                           "must lie in 0..255")
+        return arr.astype(np.uint8)
+    raise VocError(f"{path.name}: a {im.mode} image holds colours, not class indices; save labels "
+                   "as a palette ('P') or 8-bit grey PNG")
+
+
+# -- ids -----------------------------------------------------------------------------------------
+def sanitize_id(name: str) -> str:
+    """A file stem safe on every platform: no folders, no leading dots, no reserved device names."""
+    name = unicodedata.normalize("NFC", str(name))
+    name = re.sub(r"[^\w.\-]+", "_", name, flags=re.UNICODE)  # separators, spaces, ':' ...
+    name = re.sub(r"\.{2,}", "_", name).strip("._ ")
+    name = name[:_MAX_ID_LENGTH].rstrip("._ ")
+    if not name:
+        return "item"
+    if name.split(".")[0].lower() in _RESERVED:
+        name = "_" + name
+    return name
+
+
+def _unique(ident: str, taken: set[str]) -> str:
+    # Compared case-folded: two ids differing only in case collide on macOS and Windows.
+    candidate, n = ident, 2
+    while candidate.casefold() in taken:
+        candidate = f"{ident}_{n}"
+        n += 1
+    taken.add(candidate.casefold())
+    return candidate
+
+
+# -- export --------------------------------------------------------------------------------------
+def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSample],
+              classes: ClassSet, *, val_fraction: float = 0.2, seed: int = 0,
+              total: int | None = None, progress: Callable[[int, int], None] | None = None,
+              cancel: Callable[[], bool] | None = None, overwrite: bool = False) -> VocExportResult:
+    """Export samples as ``out_dir/VOCdevkit/VOC2012``; ``progress(done, total)`` gets 0 as
+    total when it is unknown. An existing ``VOC2012`` is replaced only with ``overwrite``."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise VocError(f"the validation fraction must lie in [0, 1), got {val_fraction}")
+    out_dir = Path(out_dir)
+    final = out_dir / VOC_YEAR_DIR
+    if final.exists() and not overwrite:
+        raise VocError(f"{out_dir.name}: already holds a VOC2012 export; choose an empty folder "
+                       "or allow overwriting")
+    if total is None and isinstance(samples, Sequence):
+        total = len(samples)
+    created = [p for p in (out_dir, out_dir / "VOCdevkit") if not p.exists()]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".VOC2012.partial-", dir=final.parent))
+    try:
+        ids = _write_pairs(tmp, samples, classes, total or 0, progress, cancel)
+        train, val = split_ids(ids, val_fraction, seed)
+        _write_splits(tmp, ids, train, val)
+        _write_classes(tmp, classes)
+        if final.exists():
+            old = final.with_name(f".VOC2012.old-{tmp.name.rsplit('-', 1)[-1]}")
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+    return VocExportResult(out_dir, len(ids), train, val)
+
+
+def _write_pairs(tree: Path, samples: Iterable[VocSample], classes: ClassSet, total: int,
+                 progress: Callable[[int, int], None] | None,
+                 cancel: Callable[[], bool] | None) -> list[str]:
+    for sub in ("JPEGImages", "SegmentationClass", SPLITS_DIR):
+        (tree / sub).mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    ids: list[str] = []
+    palette = classes.palette()
+    for sample in samples:
+        if cancel is not None and cancel():
+            raise VocExportCancelled("export cancelled")
+        ident = _unique(sanitize_id(sample.id), taken)
+        image, labels = _checked(sample, classes)
+        Image.fromarray(image).save(tree / "JPEGImages" / f"{ident}.jpg", quality=_JPEG_QUALITY)
+        _save_indexed_png(tree / "SegmentationClass" / f"{ident}.png", labels, palette)
+        if sample.instances is not None:
+            inst = np.asarray(sample.instances)
+            if inst.shape != labels.shape:
+                raise VocError(f"{sample.id}: instance map {inst.shape} does not match labels "
+                               f"{labels.shape}")
+            (tree / "SegmentationObject").mkdir(exist_ok=True)
+            _save_indexed_png(tree / "SegmentationObject" / f"{ident}.png", inst,
+                              VOC_COLORMAP.reshape(-1).tolist())
+        ids.append(ident)
+        if progress is not None:
+            progress(len(ids), total)
+    if cancel is not None and cancel():
+        raise VocExportCancelled("export cancelled")
+    if not ids:
+        raise VocError("nothing to export: no item has labels yet")
+    return ids
+
+
+def _checked(sample: VocSample, classes: ClassSet) -> tuple[np.ndarray, np.ndarray]:
+    image, labels = np.asarray(sample.image), np.asarray(sample.labels)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise VocError(f"{sample.id}: the image must be H×W×3 uint8 RGB, got {image.shape} "
+                       f"{image.dtype}")
+    if labels.shape != image.shape[:2]:
+        raise VocError(f"{sample.id}: labels are {labels.shape[1]}×{labels.shape[0]} but the image "
+                       f"is {image.shape[1]}×{image.shape[0]}")
+    labels = labels.astype(np.uint8) if labels.dtype != np.uint8 else labels
+    bad = (labels >= len(classes)) & (labels != VOID_INDEX)
+    if bad.any():
+        raise VocError(f"{sample.id}: label value {int(labels[bad].max())} is not a class of "
+                       f"{classes.title} (0..{len(classes) - 1}, or 255 for void)")
+    return image, labels
+
+
+def split_ids(ids: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split ids into (train, val), reproducibly from the seed and the set of ids."""
+    ordered = sorted(ids)
+    n_val = int(round(len(ordered) * val_fraction))
+    if val_fraction > 0 and len(ordered) >= 2:
+        n_val = min(max(n_val, 1), len(ordered) - 1)
+    order = np.random.default_rng(seed).permutation(len(ordered))
+    val_set = {ordered[i] for i in order[:n_val]}
+    return [i for i in ordered if i not in val_set], [i for i in ordered if i in val_set]
+
+
+def _write_splits(tree: Path, ids: list[str], train: list[str], val: list[str]) -> None:
+    folder = tree / SPLITS_DIR
+    for name, members in (("train", train), ("val", val), ("trainval", sorted(ids))):
+        (folder / f"{name}.txt").write_text("".join(f"{i}\n" for i in members), encoding="utf-8")
+
+
+def _write_classes(tree: Path, classes: ClassSet) -> None:
+    (tree / "class_names.txt").write_text("".join(f"{n}\n" for n in classes.names),
+                                          encoding="utf-8")
+    (tree / "classes.json").write_text(json.dumps(classes.to_dict(), indent=2) + "\n",
+                                       encoding="utf-8")
+
+
+# -- reading a tree ------------------------------------------------------------------------------
+def find_voc_dir(root: str | Path) -> Path:
+    """The ``VOC2012``-like folder under ``root`` (root itself, ``root/VOC2012`` or the devkit)."""
+    root = Path(root)
+    for candidate in (root, root / "VOC2012", root / VOC_YEAR_DIR):
+        if (candidate / SPLITS_DIR).is_dir() or (candidate / "SegmentationClass").is_dir():
+            return candidate
+    raise VocError(f"{root.name}: no Pascal VOC tree here (looked for SegmentationClass and "
+                   "ImageSets/Segmentation, also under VOC2012 and VOCdevkit/VOC2012)")
+
+
+def read_voc(root: str | Path, split: str = "train") -> list[tuple[str, Path, Path]]:
+    """(id, image path, label path) for each id listed in ``ImageSets/Segmentation/<split>.txt``."""
+    voc = find_voc_dir(root)
+    listing = voc / SPLITS_DIR / f"{split}.txt"
+    try:
+        text = listing.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VocError(f"{listing.name}: the VOC tree has no '{split}' split") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise VocError(f"{listing.name}: cannot read the split list ({e})") from None
+    pairs = []
+    for ident in (line.strip() for line in text.splitlines()):
+        if not ident:
+            continue
+        if sanitize_id(ident) != ident:
+            raise VocError(f"{listing.name}: id {ident!r} is not a plain file stem")
+        image = _find_image(voc / "JPEGImages", ident)
+        label = voc / "SegmentationClass" / f"{ident}.png"
+        if not label.is_file():
+            raise VocError(f"{label.name}: listed in {listing.name} but missing from "
+                           "SegmentationClass")
+        pairs.append((ident, image, label))
+    return pairs
+
+
+def _find_image(folder: Path, ident: str) -> Path:
+    for suffix in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG"):
+        path = folder / f"{ident}{suffix}"
+        if path.is_file():
+            return path
+    raise VocError(f"{ident}.jpg: listed in the split but missing from JPEGImages")
+
+
+def read_voc_classes(root: str | Path) -> ClassSet | None:
+    """The class set an export stored beside its tree, or None for a tree without one."""
+    path = find_voc_dir(root) / "classes.json"
+    if not path.is_file():
+        return None
+    try:
+        return ClassSet.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise VocError(f"{path.name}: the class list is damaged ({e})") from None
