@@ -1,0 +1,246 @@
+"""The process side of :class:`segstudio.refine.crf.CrfProcess`.
+
+A job's arrays (image, probabilities or labels, and room for the result) live in shared memory
+blocks created by the parent; only their names, shapes and the options travel through the pipe,
+so sending never waits on the worker. The worker answers with small messages: ``("step", id,
+done, total)`` after each mean-field iteration, then ``("done", id)`` or ``("error", id, text)``.
+
+This module imports nothing heavy at load time: the spawned worker imports it first, and the CRF
+module only once a job arrives.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from multiprocessing import connection
+from multiprocessing.shared_memory import SharedMemory
+from typing import Any
+
+import numpy as np
+
+Descriptor = tuple[str, tuple[int, ...], str]   # shared memory name, shape, dtype string
+
+
+class SharedArray:
+    """A NumPy array's bytes in a named shared memory block that the parent owns and unlinks."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        self._shm: SharedMemory | None = SharedMemory(create=True, size=max(nbytes, 1))
+
+    @classmethod
+    def holding(cls, array: np.ndarray) -> SharedArray:
+        shared = cls(array.shape, array.dtype)
+        view = np.ndarray(shared.shape, shared.dtype, buffer=shared._shm.buf)
+        view[...] = array
+        del view   # the buffer must have no exports left when the block is closed
+        return shared
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return self._shm.name, self.shape, self.dtype.str
+
+    def copy_out(self) -> np.ndarray:
+        view = np.ndarray(self.shape, self.dtype, buffer=self._shm.buf)
+        result = view.copy()
+        del view
+        return result
+
+    def release(self) -> None:
+        if self._shm is not None:
+            self._shm.close()
+            try:
+                self._shm.unlink()
+            except FileNotFoundError:
+                pass
+            self._shm = None
+
+
+class Job:
+    """One submitted CRF run as the parent sees it: its shared arrays, progress and outcome."""
+
+    def __init__(self, job_id: int, image: np.ndarray, data: np.ndarray,
+                 out_shape: tuple[int, ...], out_dtype: Any, options: dict[str, Any]) -> None:
+        self.id = job_id
+        self.options = options
+        self.progress = (0, options["params"].iterations)
+        self.state = "running"
+        self._result: np.ndarray | None = None
+        self._error = ""
+        self._arrays: dict[str, SharedArray] = {}
+        try:
+            self._arrays["image"] = SharedArray.holding(image)
+            self._arrays["data"] = SharedArray.holding(data)
+            self._arrays["out"] = SharedArray(out_shape, out_dtype)
+        except BaseException:
+            self.release()
+            raise
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def spec(self) -> dict[str, Any]:
+        return {**self.options, **{k: a.descriptor for k, a in self._arrays.items()}}
+
+    def finish(self) -> None:
+        self._result = self._arrays["out"].copy_out()
+        self.state = "done"
+        self.release()
+
+    def fail(self, message: str) -> None:
+        self._error = message
+        self.state = "failed"
+        self.release()
+
+    def cancel(self) -> None:
+        self.state = "cancelled"
+        self.release()
+
+    def release(self) -> None:
+        for shared in self._arrays.values():
+            shared.release()
+        self._arrays.clear()
+
+    def outcome(self) -> np.ndarray | None:
+        from segstudio.refine.crf import CrfCancelled, CrfError
+
+        if self.state == "done":
+            return self._result
+        if self.state == "cancelled":
+            raise CrfCancelled("the CRF job was cancelled")
+        if self.state == "failed":
+            raise CrfError(self._error)
+        return None
+
+
+class Worker:
+    """The parent's handle on one worker process and its pipe."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child_end = ctx.Pipe()
+        self._process = ctx.Process(target=serve, args=(child_end,), name="segstudio-crf",
+                                    daemon=True)
+        self._process.start()
+        child_end.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def send(self, job: Job) -> None:
+        self._conn.send((job.id, job.spec()))
+
+    def collect(self, job: Job) -> None:
+        """Read every message waiting from the worker and update ``job`` from those about it."""
+        self._drain(job)
+        if job.running and not self._process.is_alive():
+            self._drain(job)   # anything it sent before it ended
+            if job.running:
+                job.fail("the CRF worker process stopped unexpectedly "
+                         f"(exit code {self._process.exitcode}); see the log for the cause")
+
+    def _drain(self, job: Job) -> None:
+        try:
+            while job.running and self._conn.poll():
+                message = self._conn.recv()
+                if message[1] != job.id:
+                    continue   # from an abandoned job
+                if message[0] == "step":
+                    job.progress = (message[2], message[3])
+                elif message[0] == "done":
+                    job.finish()
+                elif message[0] == "error":
+                    job.fail(message[2])
+        except (EOFError, OSError):
+            pass   # the worker is gone; collect() reports it
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until the worker sends something or ends, at most ``timeout`` seconds."""
+        try:
+            connection.wait([self._conn, self._process.sentinel], timeout)
+        except (OSError, ValueError):
+            pass   # closed by a concurrent stop(); the caller looks at the job's state
+
+    def stop(self) -> None:
+        """End the process now (SIGTERM, then SIGKILL after a second) and close the pipe."""
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(1.0)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(1.0)
+        self._conn.close()
+
+
+def _load(descriptor: Descriptor) -> np.ndarray:
+    name, shape, dtype = descriptor
+    shm = SharedMemory(name=name)
+    try:
+        view = np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
+        array = view.copy()
+        del view
+    finally:
+        shm.close()
+    return array
+
+
+def _store(descriptor: Descriptor, array: np.ndarray) -> None:
+    name, shape, dtype = descriptor
+    shm = SharedMemory(name=name)
+    try:
+        view = np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
+        view[...] = array
+        del view
+    finally:
+        shm.close()
+
+
+def _run(conn: connection.Connection, job_id: int, spec: dict[str, Any]) -> None:
+    from segstudio.refine import crf
+
+    image = _load(spec["image"])
+    data = _load(spec["data"])
+
+    def progress(done: int, total: int) -> None:
+        conn.send(("step", job_id, done, total))
+
+    if spec["kind"] == "probs":
+        result = crf.refine_probabilities(image, data, spec["params"], progress=progress)
+    else:
+        result = crf.refine_labels(image, data, spec["num_classes"], spec["params"],
+                                   confidence=spec["confidence"], fill_void=spec["fill_void"],
+                                   progress=progress)
+    _store(spec["out"], result)
+
+
+def serve(conn: connection.Connection) -> None:
+    """The worker's loop: run each job that arrives until ``None`` or the parent goes away."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        job_id, spec = message
+        try:
+            _run(conn, job_id, spec)
+        except Exception as exc:  # reported to the parent, which raises CrfError
+            text = str(exc) if type(exc).__name__ == "CrfError" else f"{type(exc).__name__}: {exc}"
+            try:
+                conn.send(("error", job_id, f"CRF failed: {text}"))
+            except OSError:
+                return
+            continue
+        try:
+            conn.send(("done", job_id))
+        except OSError:
+            return
