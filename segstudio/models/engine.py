@@ -175,7 +175,7 @@ class Predictor:
                           trained=self.trained, notes=notes)
 
     def _to_input(self, rgb: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+        x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)
         x = x.to(torch.float32).div_(255.0)
         return x.sub_(self._mean).div_(self._std)
 
@@ -243,7 +243,7 @@ class Predictor:
         return logits
 
     def _predict_instances(self, rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
         autocast = (torch.autocast(self.device.type, dtype=DTYPES[self.precision])
                     if self.precision != "fp32" else contextlib.nullcontext())
         with autocast:
@@ -321,4 +321,8 @@ def _as_rgb8(image: np.ndarray) -> np.ndarray:
         raise PredictorError(f"image has shape {image.shape}; expected H×W, H×W×3 or H×W×4")
     if image.shape[2] == 1:
         return np.repeat(image, 3, axis=2)
-    return image[:, :, :3]
+    image = image[:, :, :3]
+    # torch.from_numpy needs a writable array; decoded images are often read-only views.
+    if not image.flags.writeable or not image.flags.c_contiguous:
+        image = np.array(image, order="C")
+    return image

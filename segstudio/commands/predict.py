@@ -1,0 +1,191 @@
+"""``segstudio predict``: segment images headless and write palette label PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from segstudio.cli import CommandError
+
+HELP = "segment images with a network and write palette label PNGs (and overlays)"
+OVERLAY_ALPHA = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
+    parser.add_argument("--model", required=True, metavar="NAME", help="architecture name")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="segstudio checkpoint; without it the network is UNTRAINED")
+    parser.add_argument("--config", default="lite", choices=("lite", "paper"),
+                        help="network size when building without --weights (default lite)")
+    parser.add_argument("--classes", default="voc21", metavar="PRESET|FILE",
+                        help="class set for an untrained network: a preset name or a JSON "
+                             "class-set file (default voc21); a checkpoint brings its own")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--tile-size", type=int, default=1024, metavar="PX",
+                        help="images larger than this run in overlapping tiles (default 1024)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads (default: all cores; nothing else is running)")
+    parser.add_argument("--crf", action="store_true", help="refine labels with a dense CRF")
+    parser.add_argument("--overlay", action="store_true",
+                        help="also write NAME_overlay.png: the labels blended over the image")
+
+
+def collect_inputs(items: list[str]) -> list[Path]:
+    """Image files named directly, plus the images directly inside named folders (sorted)."""
+    from segstudio.io.images import is_image_path
+
+    found: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir()
+                                if p.is_file() and is_image_path(p)))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise CommandError(f"{item}: no such file or folder")
+    if not found:
+        raise CommandError("no images found in the given inputs")
+    stems: dict[str, Path] = {}
+    for path in found:
+        if path.stem in stems and stems[path.stem] != path:
+            raise CommandError(f"{stems[path.stem]} and {path} would both write "
+                               f"{path.stem}.png; predict them into separate --out folders")
+        stems[path.stem] = path
+    return found
+
+
+def shard(paths: list[Path]) -> tuple[list[Path], int, int]:
+    """This process's share of ``paths`` under torchrun (RANK/WORLD_SIZE), else all of them."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise CommandError("RANK and WORLD_SIZE must be integers") from None
+    if world < 1 or not 0 <= rank < world:
+        raise CommandError(f"RANK {rank} does not fit WORLD_SIZE {world}")
+    return paths[rank::world], rank, world
+
+
+def read_rgb8(path: Path) -> np.ndarray:
+    """Pixels of ``path`` as H×W×3 uint8; unreadable files raise ValueError with the reason."""
+    from segstudio.io.images import ImageReadError, read_image
+
+    try:
+        # A writable copy: the decoder may hand back read-only buffers, which the CRF rejects.
+        return np.array(read_image(path).to_rgb8(), order="C")
+    except ImageReadError as exc:
+        raise ValueError(exc.reason) from None
+
+
+def write_png(path: Path, image) -> None:
+    from segstudio.io.atomic import atomic_write_with
+
+    atomic_write_with(path, lambda f: image.save(f, format="PNG"))
+
+
+def label_png(labels: np.ndarray, classes):
+    from PIL import Image
+
+    # An "L" image given a palette becomes "P" with its values kept as indices.
+    im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8))
+    im.putpalette(classes.palette())
+    return im
+
+
+def overlay_image(rgb: np.ndarray, labels: np.ndarray, classes):
+    from PIL import Image
+
+    colors = classes.color_table()[labels].astype(np.float32)
+    blended = rgb.astype(np.float32) * (1 - OVERLAY_ALPHA) + colors * OVERLAY_ALPHA
+    return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
+
+
+def _load_classes(spec: str):
+    from segstudio.core.classes import PRESETS, ClassSet, ClassSetError, preset
+
+    try:
+        return preset(spec) if spec in PRESETS else ClassSet.load(spec)
+    except ClassSetError as exc:
+        raise CommandError(f"--classes {spec}: {exc}") from None
+
+
+def _make_predictor(args: argparse.Namespace):
+    from segstudio.models.checkpoint import CheckpointError, load_checkpoint
+    from segstudio.models.device import DeviceError
+    from segstudio.models.engine import Predictor, PredictorError
+
+    device = args.device
+    if device == "auto" and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    threads = args.threads
+    if threads is None and not os.environ.get("SEGSTUDIO_TORCH_THREADS"):
+        threads = os.cpu_count() or 1  # headless: no GUI thread needs a core kept free
+    if threads is not None and threads < 1:
+        raise CommandError(f"--threads {threads}: must be at least 1")
+    kw = dict(device=device, precision=args.precision, tile_size=args.tile_size,
+              num_threads=threads)
+    try:
+        if args.weights:
+            model, meta = load_checkpoint(args.weights, expected_arch=args.model)
+            return Predictor(model, meta, **kw)
+        classes = _load_classes(args.classes)
+        print(f"WARNING: no --weights given: {args.model!r} has RANDOM, UNTRAINED weights; "
+              "its labels are meaningless.", file=sys.stderr)
+        return Predictor.untrained(args.model, classes, config=args.config, **kw)
+    except (CheckpointError, DeviceError, PredictorError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    paths, rank, world = shard(collect_inputs(args.inputs))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out}: exists and is not a folder")
+    predictor = _make_predictor(args)
+    classes = predictor.meta.classes
+    who = f"[rank {rank}/{world}] " if world > 1 else ""
+    print(f"{who}{args.model} ({predictor.meta.config}, "
+          f"{'trained' if predictor.trained else 'UNTRAINED'}) on {predictor.device}, "
+          f"{predictor.precision}: {len(paths)} image(s) -> {out}")
+    failures = 0
+    for i, path in enumerate(paths, 1):
+        start = time.perf_counter()
+        try:
+            rgb = read_rgb8(path)
+        except (ValueError, OSError) as exc:
+            failures += 1
+            print(f"{who}[{i}/{len(paths)}] {path}: skipped: {exc}", file=sys.stderr)
+            continue
+        pred = predictor.predict(rgb)
+        labels = pred.labels
+        if args.crf:
+            from segstudio.refine.crf import refine_probabilities
+
+            labels = refine_probabilities(rgb, pred.probabilities).argmax(axis=0)
+            labels = labels.astype(np.uint8)
+        try:
+            write_png(out / f"{path.stem}.png", label_png(labels, classes))
+            if args.overlay:
+                write_png(out / f"{path.stem}_overlay.png", overlay_image(rgb, labels, classes))
+        except OSError as exc:
+            raise CommandError(f"cannot write into {out}: {exc.strerror or exc}") from None
+        notes = f"; {', '.join(pred.notes)}" if pred.notes else ""
+        print(f"{who}[{i}/{len(paths)}] {path.name} -> {path.stem}.png "
+              f"({rgb.shape[1]}×{rgb.shape[0]}, {time.perf_counter() - start:.2f} s, "
+              f"{pred.precision}{notes})", flush=True)
+    if failures:
+        print(f"{who}{failures} of {len(paths)} image(s) could not be read", file=sys.stderr)
+        return 1
+    return 0
