@@ -1,0 +1,77 @@
+"""``segstudio eval``: score predicted label PNGs against ground-truth label PNGs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HELP = ("Score predicted label maps against ground truth: per-class IoU and accuracy, mIoU, "
+        "mAcc, aAcc (void 255 ignored; classes absent from both left out of the means)")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--pred", required=True, type=Path, help="folder of predicted label PNGs")
+    p.add_argument("--gt", required=True, type=Path, help="folder of ground-truth label PNGs")
+    p.add_argument("--classes", default=None,
+                   help="class preset (voc21, chest-xray) or class-set JSON file; default: "
+                        "classes numbered up to the largest label seen")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+
+def run(args) -> int:
+    from segstudio.cli import CommandError
+    from segstudio.core.classes import PRESETS, ClassSet, ClassSetError, preset
+    from segstudio.core.metrics import ConfusionMatrix
+    from segstudio.io.voc import VocError, load_label_png
+
+    for folder in (args.pred, args.gt):
+        if not folder.is_dir():
+            raise CommandError(f"{folder} is not a folder")
+    gt_files = {p.stem: p for p in sorted(args.gt.glob("*.png"))}
+    pred_files = {p.stem: p for p in sorted(args.pred.glob("*.png"))}
+    common = sorted(gt_files.keys() & pred_files.keys())
+    if not common:
+        raise CommandError(f"no label PNG in {args.pred} has a namesake in {args.gt}")
+    try:
+        pairs = [(load_label_png(pred_files[k]), load_label_png(gt_files[k]), k) for k in common]
+    except VocError as exc:
+        raise CommandError(str(exc)) from None
+    for pred, gt, k in pairs:
+        if pred.shape != gt.shape:
+            raise CommandError(f"{k}.png: prediction is {pred.shape[1]}×{pred.shape[0]} but the "
+                               f"ground truth is {gt.shape[1]}×{gt.shape[0]}")
+    classes = None
+    if args.classes:
+        try:
+            classes = (preset(args.classes) if args.classes in PRESETS
+                       else ClassSet.load(args.classes))
+        except ClassSetError as exc:
+            raise CommandError(str(exc)) from None
+    if classes is not None:
+        names = list(classes.names)
+    else:
+        top = max(int(a[a != 255].max(initial=0)) for p, g, _ in pairs for a in (p, g))
+        names = [str(i) for i in range(top + 1)]
+    cm = ConfusionMatrix(len(names))
+    for pred, gt, _ in pairs:
+        cm.update(gt, pred)
+    scores = cm.scores()
+    result = scores.to_dict(names)
+    result["images"] = len(pairs)
+    result["unmatched"] = {"pred_only": sorted(pred_files.keys() - gt_files.keys()),
+                           "gt_only": sorted(gt_files.keys() - pred_files.keys())}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{len(pairs)} image pair(s)")
+    print(f"{'class':<20} {'IoU':>7} {'Acc':>7}")
+    fmt = lambda v: "    n/a" if v is None else f"{100 * v:6.2f}%"  # noqa: E731
+    for name, row in result["per_class"].items():
+        print(f"{name:<20} {fmt(row['IoU'])} {fmt(row['Acc'])}")
+    print(f"{'mIoU':<20} {fmt(result['mIoU'])}\n{'mAcc':<20} {fmt(result['mAcc'])}\n"
+          f"{'aAcc':<20} {fmt(result['aAcc'])}")
+    for key, ids in result["unmatched"].items():
+        if ids:
+            print(f"skipped ({key.replace('_', ' ')}): {', '.join(ids[:10])}"
+                  + (" …" if len(ids) > 10 else ""))
+    return 0

@@ -1,0 +1,135 @@
+"""Crash recovery: autosaved label maps kept apart from the user's own files.
+
+Each running segstudio has a session folder under ``<user data>/recovery/<session>/`` holding a
+``manifest.json`` and one PNG per changed item. A clean exit deletes the folder; a crash (even
+``kill -9``) leaves it, and the next start offers to restore it. Every file is written atomically,
+so a crash during an autosave leaves the previous autosave intact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from segstudio.io.atomic import atomic_write_bytes, atomic_write_text
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class RecoveredItem:
+    item_id: str
+    source: str
+    frame: int | None
+    labels_file: Path
+    saved_at: float
+
+    def load(self) -> np.ndarray:
+        with Image.open(self.labels_file) as im:
+            return np.array(im)
+
+
+@dataclass(frozen=True)
+class RecoverableSession:
+    folder: Path
+    workspace: str
+    started: float
+    items: tuple[RecoveredItem, ...]
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class RecoveryStore:
+    """The autosave area of this process; :func:`orphans` finds those of crashed ones."""
+
+    def __init__(self, root: Path, workspace: str = "") -> None:
+        self.root = Path(root)
+        self.folder = self.root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.workspace = workspace
+        self.started = time.time()
+        self._items: dict[str, dict] = {}
+
+    def set_workspace(self, workspace: str) -> None:
+        """A new workspace starts a clean slate (the old one's edits were saved or discarded)."""
+        self.clear()
+        self.workspace = workspace
+
+    def save(self, item_id: str, source: str, frame: int | None, labels: np.ndarray) -> None:
+        """Autosave one item's labels (PNG at fast compression), then the manifest."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{len(self._items):05d}.png" if item_id not in self._items else \
+            self._items[item_id]["labels"]
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8)).save(
+            buf, format="PNG", compress_level=1)
+        atomic_write_bytes(self.folder / name, buf.getvalue())
+        self._items[item_id] = {"labels": name, "source": source, "frame": frame,
+                                "saved_at": time.time()}
+        self._write_manifest()
+
+    def forget(self, item_id: str) -> None:
+        """The item was saved for real: its autosave is no longer needed."""
+        entry = self._items.pop(item_id, None)
+        if entry is None:
+            return
+        self._write_manifest()
+        try:
+            (self.folder / entry["labels"]).unlink()
+        except OSError:
+            pass
+
+    def clear(self) -> None:
+        self._items.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _write_manifest(self) -> None:
+        data = {"workspace": self.workspace, "pid": os.getpid(), "started": self.started,
+                "items": self._items}
+        atomic_write_text(self.folder / MANIFEST, json.dumps(data, indent=1))
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def orphans(root: Path, *, exclude: Path | None = None) -> list[RecoverableSession]:
+    """Sessions left by processes that are gone, newest first; unreadable ones are skipped."""
+    root = Path(root)
+    found = []
+    if not root.is_dir():
+        return found
+    for folder in root.iterdir():
+        if not folder.is_dir() or (exclude is not None and folder == exclude):
+            continue
+        try:
+            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            if _alive(int(data.get("pid", -1))):
+                continue
+            items = tuple(
+                RecoveredItem(str(k), str(v["source"]), v.get("frame"), folder / v["labels"],
+                              float(v.get("saved_at", 0)))
+                for k, v in data.get("items", {}).items() if (folder / v["labels"]).exists())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if items:
+            found.append(RecoverableSession(folder, str(data.get("workspace", "")),
+                                            float(data.get("started", 0)), items))
+    return sorted(found, key=lambda s: s.started, reverse=True)
