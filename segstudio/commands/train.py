@@ -1,0 +1,86 @@
+"""``segstudio train``: train a network on a Pascal VOC tree, keeping the best checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+from segstudio.cli import CommandError
+
+HELP = ("train a segmentation network on a Pascal VOC tree (best val-mIoU checkpoint kept; "
+        "run under torchrun for several processes)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="NAME", help="architecture name")
+    parser.add_argument("--config", default="lite", choices=("lite", "paper"),
+                        help="network size (default lite)")
+    parser.add_argument("--data", required=True, metavar="VOC_DIR",
+                        help="VOC tree with train and val splits (e.g. from 'demo-data')")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="checkpoint to write (FILE.resume holds the state for --resume)")
+    parser.add_argument("--batch-size", type=int, default=8, help="per process (default 8)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="base learning rate (default 1e-3 for adamw, 1e-2 for sgd)")
+    parser.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"),
+                        help="adamw (default; fast from scratch) or sgd with momentum 0.9")
+    parser.add_argument("--crop", type=int, default=128, help="training crop in px (default 128)")
+    parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="FILE",
+                        help="continue a run: from OUT.resume, or from FILE")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=int, default=0, help="data loading processes")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice)")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, as written into the checkpoint."""
+    words = ["segstudio", "train", "--model", args.model, "--config", args.config, "--data",
+             args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    if args.lr is not None:
+        words += ["--lr", f"{args.lr:g}"]
+    words += ["--optimizer", args.optimizer, "--crop", str(args.crop), "--seed", str(args.seed),
+              "--device", args.device, "--out", args.out]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        words = ["torchrun", f"--nproc-per-node={world}", "-m", "segstudio", *words[1:]]
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from segstudio.models.checkpoint import CheckpointError
+    from segstudio.train.loop import TrainError, TrainProgress, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    def report(p: TrainProgress) -> None:
+        if p.val is None:
+            return
+        mark = "  best" if p.best else ""
+        print(f"epoch {p.epoch}/{p.epochs}  loss {p.loss:.4f}  lr {p.lr:.2e}  "
+              f"val mIoU {p.val.miou:.4f}  mAcc {p.val.macc:.4f}  {p.seconds:.1f} s{mark}",
+              flush=True)
+
+    try:
+        result = train(args.model, args.data, config=args.config, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, crop=args.crop, out=args.out,
+                       resume=args.resume, progress=report, device=args.device,
+                       seed=args.seed, optimizer=args.optimizer, workers=args.workers,
+                       command=command_line(args))
+    except (TrainError, CheckpointError) as exc:
+        raise CommandError(str(exc)) from None
+    if int(os.environ.get("RANK", "0")) == 0:
+        if result.best_epoch:
+            print(f"best: epoch {result.best_epoch}, val mIoU {result.best_miou:.4f}, "
+                  f"mAcc {result.best_macc:.4f} -> {args.out}")
+        else:
+            print("no epoch finished; nothing written", file=sys.stderr)
+            return 1
+    return 0
