@@ -1,0 +1,361 @@
+"""A workspace: the images (and video frames) of one folder, their labels and their status.
+
+Labels live beside the images as palette PNGs under ``<root>/labels/``, mirroring the folders
+of the sources; statuses, authors and the class set live in ``segstudio-workspace.json``
+(see ``docs/workspace-format.md``). Both are written atomically, so a crash never leaves half a
+file. No Qt and no torch here: the GUI and the command line share this code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from segstudio.core.classes import ClassSet, ClassSetError, voc21
+from segstudio.core.palette import VOID_INDEX
+from segstudio.io.atomic import atomic_write_text
+from segstudio.io.images import ImageData, is_image_path, read_image
+from segstudio.io.video import VideoError, VideoSource, is_video_path
+from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
+
+FORMAT_NAME = "segstudio-workspace"
+FORMAT_VERSION = 1
+LABELS_DIR = "labels"
+# Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
+_SKIPPED_DIRS = {LABELS_DIR, "VOCdevkit", "__pycache__"}
+_OPEN_VIDEOS = 4
+
+
+class ItemStatus(str, Enum):
+    """How far an item's labels have come."""
+
+    UNLABELLED = "unlabelled"
+    PREDICTED = "predicted"
+    CORRECTED = "corrected"
+    REVIEWED = "reviewed"
+
+
+class WorkspaceError(Exception):
+    """A workspace that cannot be opened or saved, or an item whose files are unusable."""
+
+
+@dataclass(eq=False)
+class Item:
+    """One thing to label: an image file, or one frame of a video file."""
+
+    source: Path
+    frame: int | None = None
+    status: ItemStatus = ItemStatus.UNLABELLED
+    updated: str | None = None
+    updated_by: str | None = None
+    label: str | None = None  # label file relative to the root, fixed once labels are saved
+
+    @property
+    def id(self) -> str:
+        stem = Path(self.source).stem
+        return stem if self.frame is None else f"{stem}_{self.frame:06d}"
+
+    @property
+    def key(self) -> tuple[str, int | None]:
+        return (Path(self.source).as_posix(), self.frame)
+
+
+class Workspace:
+    """The items of one root folder with their labels, statuses and class set."""
+
+    FILE_NAME = "segstudio-workspace.json"
+
+    def __init__(self, root: Path, classes: ClassSet, items: list[Item], *, scan: str = "folder",
+                 foreign: list[dict] | None = None) -> None:
+        self.root = Path(root)
+        self.classes = classes
+        self.items = items
+        self.scan = scan
+        self.problems: list[str] = []  # files skipped while scanning, as messages
+        self._foreign = foreign or []  # records of items not present now, kept on save
+        self._videos: OrderedDict[Path, VideoSource] = OrderedDict()
+        self._videos_lock = threading.Lock()
+        self._assign_label_paths()
+
+    # -- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, folder: str | Path, *, classes: ClassSet | None = None) -> "Workspace":
+        """Scan ``folder`` (and its subfolders) and restore the workspace file if present.
+
+        The class set stored in the file wins over ``classes``, so labels are never
+        reinterpreted under another set; ``classes`` (default VOC 21) starts a new workspace.
+        """
+        root = Path(folder)
+        if not root.is_dir():
+            raise WorkspaceError(f"{root.name}: not a folder that can be opened as a workspace")
+        stored = _read_file(root / cls.FILE_NAME)
+        sources = _scan(root)
+        return cls._assemble(root, sources, stored, classes, scan="folder")
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | Path], classes: ClassSet | None = None) -> "Workspace":
+        """Loose image and video files together; the root is their common folder."""
+        files = [Path(p).absolute() for p in paths]
+        if not files:
+            raise WorkspaceError("no files were given")
+        if len(files) == 1 and files[0].is_dir():
+            return cls.open(files[0], classes=classes)
+        for f in files:
+            if not f.is_file():
+                raise WorkspaceError(f"{f.name}: does not exist or is not a file")
+            if not (is_image_path(f) or is_video_path(f)):
+                raise WorkspaceError(f"{f.name}: not an image or video segstudio can open")
+        root = Path(os.path.commonpath([str(f.parent) for f in files]))
+        stored = _read_file(root / cls.FILE_NAME)
+        rels = {f.relative_to(root).as_posix() for f in files}
+        scan = "files"
+        if stored is not None:
+            if stored.get("scan") == "folder":
+                scan = "folder"
+            rels |= {r for r in stored.get("files", []) if (root / r).is_file()}
+        return cls._assemble(root, sorted(rels), stored, classes, scan=scan)
+
+    @classmethod
+    def _assemble(cls, root: Path, sources: list[str], stored: dict | None,
+                  classes: ClassSet | None, scan: str) -> "Workspace":
+        records = {}
+        if stored is not None:
+            try:
+                classes = ClassSet.from_dict(stored["classes"]) if "classes" in stored else classes
+            except ClassSetError as e:
+                raise WorkspaceError(f"{cls.FILE_NAME}: the class set is damaged ({e})") from None
+            records = {(r["source"], r.get("frame")): r for r in stored.get("items", [])}
+        items: list[Item] = []
+        problems: list[str] = []
+        for rel in sources:
+            path = root / rel
+            if is_video_path(path):
+                try:
+                    with VideoSource(path, cache_frames=1) as video:
+                        count = video.frame_count
+                except VideoError as e:
+                    problems.append(str(e))
+                    continue
+                items.extend(Item(Path(rel), frame=i) for i in range(count))
+            else:
+                items.append(Item(Path(rel)))
+        for item in items:
+            rec = records.pop(item.key, None)
+            if rec is not None:
+                _apply_record(item, rec)
+        ws = cls(root, classes or voc21(), items, scan=scan, foreign=list(records.values()))
+        ws.problems = problems
+        for item in ws.items:  # labels written by hand or by another tool, without a record
+            if item.status is ItemStatus.UNLABELLED and ws.label_path(item).is_file():
+                item.status = ItemStatus.CORRECTED
+        return ws
+
+    def _assign_label_paths(self) -> None:
+        """Give each item a label file of its own, keeping those already recorded."""
+        taken = {it.label.casefold() for it in self.items if it.label}
+        taken |= {str(r["label"]).casefold() for r in self._foreign if r.get("label")}
+        for item in self.items:
+            if item.label:
+                continue
+            src = PurePosixPath(Path(item.source).as_posix())
+            base = PurePosixPath(LABELS_DIR, src.parent)
+            name = f"{item.id}.png"
+            if (base / name).as_posix().casefold() in taken:
+                # Another source with the same stem (scan.jpg beside scan.png) keeps its suffix.
+                name = f"{item.id}{src.suffix.lower().replace('.', '_')}.png"
+            item.label = (base / name).as_posix()
+            taken.add(item.label.casefold())
+
+    # -- labels ------------------------------------------------------------------------------
+    def labels_dir(self) -> Path:
+        return self.root / LABELS_DIR
+
+    def label_path(self, item: Item) -> Path:
+        return self.root / str(item.label)
+
+    def source_path(self, item: Item) -> Path:
+        return self.root / item.source
+
+    def load_labels(self, item: Item) -> np.ndarray | None:
+        """The item's saved labels (H×W uint8), or None when it has none yet."""
+        path = self.label_path(item)
+        if not path.is_file():
+            return None
+        try:
+            return load_label_png(path)
+        except VocError as e:
+            raise WorkspaceError(f"{item.id}: {e}") from None
+
+    def save_labels(self, item: Item, labels: np.ndarray, *, status: ItemStatus = ItemStatus.CORRECTED,
+                    by: str = "") -> None:
+        """Write the labels (atomic palette PNG), then record status and author in the file."""
+        labels = np.asarray(labels)
+        if labels.ndim != 2:
+            raise WorkspaceError(f"{item.id}: labels must be a 2-D array, got shape {labels.shape}")
+        bad = (labels < 0) | ((labels >= len(self.classes)) & (labels != VOID_INDEX))
+        if bad.any():
+            raise WorkspaceError(f"{item.id}: label value {int(labels[bad].max())} is not a class "
+                                 f"(0..{len(self.classes) - 1}) or 255 (void)")
+        try:
+            save_label_png(self.label_path(item), labels.astype(np.uint8), self.classes)
+        except VocError as e:
+            raise WorkspaceError(f"{item.id}: {e}") from None
+        self._mark(item, ItemStatus(status), by)
+        self.save()
+
+    def set_status(self, item: Item, status: ItemStatus, *, by: str = "") -> None:
+        self._mark(item, ItemStatus(status), by)
+        self.save()
+
+    def _mark(self, item: Item, status: ItemStatus, by: str) -> None:
+        item.status = status
+        item.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        item.updated_by = by or None
+
+    # -- pixels ------------------------------------------------------------------------------
+    def read_image(self, item: Item) -> ImageData:
+        """The item's picture: the image file, or the video frame as 8-bit RGB."""
+        path = self.source_path(item)
+        if item.frame is None:
+            return read_image(path)
+        try:
+            video = self._video(path)
+            frame = video.read(item.frame)
+            count = video.frame_count
+        except VideoError as e:
+            raise WorkspaceError(str(e)) from None
+        return ImageData(np.array(frame), path, "VIDEO", 8, None,
+                         (float(frame.min()), float(frame.max())),
+                         [f"frame {item.frame + 1} of {count}"])
+
+    def _video(self, path: Path) -> VideoSource:
+        with self._videos_lock:
+            video = self._videos.get(path)
+            if video is None:
+                video = VideoSource(path)
+                self._videos[path] = video
+                while len(self._videos) > _OPEN_VIDEOS:
+                    self._videos.popitem(last=False)[1].close()
+            self._videos.move_to_end(path)
+            return video
+
+    def close(self) -> None:
+        """Release open video files."""
+        with self._videos_lock:
+            for video in self._videos.values():
+                video.close()
+            self._videos.clear()
+
+    def labelled_items(self, statuses: Iterable[ItemStatus] | None = None) -> list[Item]:
+        wanted = set(statuses) if statuses is not None else {
+            ItemStatus.PREDICTED, ItemStatus.CORRECTED, ItemStatus.REVIEWED}
+        return [it for it in self.items if it.status in wanted and self.label_path(it).is_file()]
+
+    def samples(self, statuses: Iterable[ItemStatus] | None = None) -> Iterator[VocSample]:
+        """Labelled items as export samples, read one at a time."""
+        for item in self.labelled_items(statuses):
+            image = self.read_image(item)
+            labels = self.load_labels(item)
+            if labels is None:
+                continue
+            if labels.shape != (image.height, image.width):
+                raise WorkspaceError(
+                    f"{item.id}: labels are {labels.shape[1]}×{labels.shape[0]} but the image is "
+                    f"{image.width}×{image.height}")
+            yield VocSample(item.id, image.to_rgb8(), labels)
+
+    # -- the workspace file ------------------------------------------------------------------
+    def file_path(self) -> Path:
+        return self.root / self.FILE_NAME
+
+    def to_dict(self) -> dict:
+        records = [_record(it) for it in self.items
+                   if it.status is not ItemStatus.UNLABELLED or it.updated]
+        data: dict = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "scan": self.scan,
+                      "classes": self.classes.to_dict()}
+        if self.scan == "files":
+            data["files"] = sorted({Path(it.source).as_posix() for it in self.items})
+        data["items"] = records + self._foreign
+        return data
+
+    def save(self) -> None:
+        """Write the workspace file atomically."""
+        try:
+            atomic_write_text(self.file_path(), json.dumps(self.to_dict(), indent=1,
+                                                           ensure_ascii=False) + "\n")
+        except OSError as e:
+            raise WorkspaceError(f"{self.FILE_NAME}: cannot be saved ({e.strerror or e})") from None
+
+
+def _record(item: Item) -> dict:
+    return {"source": Path(item.source).as_posix(), "frame": item.frame,
+            "status": item.status.value, "updated": item.updated,
+            "updated_by": item.updated_by, "label": item.label}
+
+
+def _apply_record(item: Item, rec: dict) -> None:
+    try:
+        item.status = ItemStatus(rec.get("status", "unlabelled"))
+    except ValueError:
+        item.status = ItemStatus.UNLABELLED
+    item.updated = rec.get("updated")
+    item.updated_by = rec.get("updated_by")
+    label = rec.get("label")
+    if isinstance(label, str) and _is_inside(label):
+        item.label = label
+
+
+def _is_inside(rel: str) -> bool:
+    """True for a relative path that stays inside the workspace (no absolute, no '..')."""
+    p = PurePosixPath(rel)
+    return not p.is_absolute() and ".." not in p.parts and ":" not in rel and rel.strip() != ""
+
+
+def _read_file(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WorkspaceError(f"{path.name}: the workspace file is damaged ({e}); repair it or move "
+                             "it aside to start the workspace afresh") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise WorkspaceError(f"{path.name}: not a segstudio workspace file")
+    version = data.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise WorkspaceError(f"{path.name}: written by a newer segstudio (format version "
+                             f"{version}); update segstudio to open it")
+    items = data.get("items", [])
+    if not isinstance(items, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("source"), str) and _is_inside(r["source"])
+            and (r.get("frame") is None or isinstance(r.get("frame"), int)) for r in items):
+        raise WorkspaceError(f"{path.name}: the item list is damaged; each item needs a relative "
+                             "'source' and an integer or null 'frame'")
+    files = data.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) and _is_inside(f) for f in files):
+        raise WorkspaceError(f"{path.name}: the file list is damaged")
+    return data
+
+
+def _scan(root: Path) -> list[str]:
+    """Relative posix paths of the images and videos under ``root``, sorted."""
+    found: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
+        base = Path(folder)
+        for name in files:
+            if name.startswith("."):
+                continue
+            if is_image_path(name) or is_video_path(name):
+                found.append((base / name).relative_to(root).as_posix())
+    return sorted(found)
+
