@@ -1,0 +1,146 @@
+"""Clean-ups of one class in a label map: remove small islands, fill enclosed holes.
+
+Both work on connected components found by ``cv2.connectedComponentsWithStats`` and touch
+every pixel through array operations, so a 4K map takes milliseconds. They return a new map and
+leave the input alone, so the caller can record the change as one undoable edit.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+VOID = 255
+
+# Neighbour offsets (dy, dx) of each connectivity.
+_OFFSETS = {
+    4: ((-1, 0), (1, 0), (0, -1), (0, 1)),
+    8: ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)),
+}
+
+
+class MorphologyError(ValueError):
+    """Arguments that do not fit a label map clean-up."""
+
+
+def _check(labels: np.ndarray, class_index: int, connectivity: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype != np.uint8:
+        raise MorphologyError(f"label map must be an H×W uint8 array, got {labels.dtype} "
+                              f"{labels.shape}")
+    if not (isinstance(class_index, (int, np.integer)) and 0 <= class_index < VOID):
+        raise MorphologyError(f"class index must be a class (0–254), got {class_index!r}")
+    if connectivity not in _OFFSETS:
+        raise MorphologyError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    return labels
+
+
+def _components(mask: np.ndarray, connectivity: int) -> tuple[int, np.ndarray, np.ndarray]:
+    count, ids, stats, _ = cv2.connectedComponentsWithStats(
+        mask.view(np.uint8), connectivity=connectivity, ltype=cv2.CV_32S)
+    return count, ids, stats
+
+
+def _shifted(array: np.ndarray, dy: int, dx: int) -> tuple[tuple[slice, slice],
+                                                           tuple[slice, slice]]:
+    """Slices (here, there) such that ``array[there]`` is the neighbour at (dy, dx) of
+    ``array[here]``."""
+    h, w = array.shape
+
+    def pair(d: int, n: int) -> tuple[slice, slice]:
+        return (slice(0, n - d), slice(d, n)) if d >= 0 else (slice(-d, n), slice(0, n + d))
+
+    (ry, ty), (rx, tx) = pair(dy, h), pair(dx, w)
+    return (ry, rx), (ty, tx)
+
+
+def _surrounding_class(labels: np.ndarray, island_ids: np.ndarray, count: int,
+                       connectivity: int) -> np.ndarray:
+    """For each island id, the most common class among the pixels touching it (−1 if none).
+
+    A pixel beside an island votes once for it, however many of the island's pixels it touches.
+    Ties go to the lower class index, so void (255) only wins when it clearly surrounds.
+    """
+    width = labels.shape[1]
+    pixels, islands = [], []
+    for dy, dx in _OFFSETS[connectivity]:
+        here, there = _shifted(labels, dy, dx)
+        # ``here`` is a pixel outside any island; ``there`` its neighbour inside one.
+        touching = (island_ids[there] > 0) & (island_ids[here] == 0)
+        rows, cols = np.nonzero(touching)
+        pixels.append((rows + here[0].start).astype(np.int64) * width + cols + here[1].start)
+        islands.append(island_ids[there][touching].astype(np.int64))
+    pixels, islands = np.concatenate(pixels), np.concatenate(islands)
+    # One vote per (pixel, island) pair.
+    pair = np.unique(pixels * count + islands)
+    pixels, islands = pair // count, pair % count
+    votes, tally = np.unique(islands * 256 + labels.reshape(-1)[pixels], return_counts=True)
+    island_of, class_of = votes // 256, votes % 256
+    order = np.lexsort((class_of, -tally, island_of))
+    island_of, class_of = island_of[order], class_of[order]
+    first = np.ones(island_of.size, bool)
+    first[1:] = island_of[1:] != island_of[:-1]
+    winner = np.full(count, -1, np.int64)
+    winner[island_of[first]] = class_of[first]
+    return winner
+
+
+def remove_islands(labels: np.ndarray, class_index: int, min_size: int, connectivity: int = 8,
+                   fill_with: str | int = "surrounding") -> np.ndarray:
+    """Replace every connected component of ``class_index`` smaller than ``min_size`` pixels.
+
+    ``fill_with="surrounding"`` gives each island the majority class of the pixels around it
+    (an island with no neighbours, i.e. the whole image, stays); an integer gives them all that
+    class (255 = void).
+    """
+    labels = _check(labels, class_index, connectivity)
+    if int(min_size) != min_size or min_size < 1:
+        raise MorphologyError(f"min_size must be a whole number of pixels ≥ 1, got {min_size!r}")
+    if isinstance(fill_with, str):
+        if fill_with != "surrounding":
+            raise MorphologyError(f"fill_with must be 'surrounding' or a class index, got "
+                                  f"{fill_with!r}")
+    elif not (isinstance(fill_with, (int, np.integer)) and 0 <= fill_with <= VOID):
+        raise MorphologyError(f"fill_with must be 'surrounding' or a class index 0–255, got "
+                              f"{fill_with!r}")
+    count, ids, stats = _components(labels == class_index, connectivity)
+    small = stats[:, cv2.CC_STAT_AREA] < min_size
+    small[0] = False   # component 0 is everything that is not the class
+    out = labels.copy()
+    if not small.any():
+        return out
+    island_ids = np.where(small[ids], ids, 0)
+    if fill_with == "surrounding":
+        winner = _surrounding_class(labels, island_ids, count, connectivity)
+        replacement = winner[island_ids]
+        change = (island_ids > 0) & (replacement >= 0)
+        out[change] = replacement[change]
+    else:
+        out[island_ids > 0] = fill_with
+    return out
+
+
+def fill_holes(labels: np.ndarray, class_index: int, max_size: int | None = None,
+               connectivity: int = 8) -> np.ndarray:
+    """Give ``class_index`` to every hole in it: a connected region of other classes (void
+    included) that the class encloses, i.e. one that does not reach the image border.
+
+    ``connectivity`` is the class's; holes use the other one (4 for 8), so a hole whose only way
+    out is a diagonal gap between class pixels counts as enclosed. ``max_size`` limits the
+    filled holes to that many pixels.
+    """
+    labels = _check(labels, class_index, connectivity)
+    if max_size is not None and (int(max_size) != max_size or max_size < 1):
+        raise MorphologyError(f"max_size must be a whole number of pixels ≥ 1, got {max_size!r}")
+    count, ids, stats = _components(labels != class_index, 12 - connectivity)
+    h, w = labels.shape
+    x, y = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    reaches_border = ((x == 0) | (y == 0) | (x + stats[:, cv2.CC_STAT_WIDTH] == w)
+                      | (y + stats[:, cv2.CC_STAT_HEIGHT] == h))
+    hole = ~reaches_border
+    hole[0] = False   # component 0 is the class itself
+    if max_size is not None:
+        hole &= stats[:, cv2.CC_STAT_AREA] <= max_size
+    out = labels.copy()
+    out[hole[ids]] = class_index
+    return out
