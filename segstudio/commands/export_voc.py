@@ -1,0 +1,62 @@
+"""``segstudio export-voc``: write a workspace's labelled items as a Pascal VOC 2012 tree."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segstudio.cli import CommandError
+
+HELP = "export a workspace's labelled items as a Pascal VOC 2012 tree (OUT/VOCdevkit/VOC2012)"
+_STATUSES = ("predicted", "corrected", "reviewed")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workspace", metavar="WORKSPACE", help="the workspace folder")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="where to write; the tree goes to DIR/VOCdevkit/VOC2012, the layout "
+                             "torchvision's VOCSegmentation(DIR, year='2012') reads")
+    parser.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                        help="share of items in val.txt, 0 ≤ F < 1 (default 0.2)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="seed of the train/val split (default 0); same seed, same split")
+    parser.add_argument("--status", action="append", choices=_STATUSES, metavar="STATUS",
+                        help="export only items with this status (repeatable; default: all "
+                             "labelled items: predicted, corrected and reviewed)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
+    from segstudio.io.images import ImageReadError
+    from segstudio.io.voc import VocError, write_voc
+
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise CommandError(f"--val-fraction must lie in [0, 1), got {args.val_fraction}")
+    try:
+        ws = Workspace.open(args.workspace)
+    except WorkspaceError as exc:
+        raise CommandError(str(exc)) from None
+    statuses = [ItemStatus(s) for s in (args.status or _STATUSES)]
+    total = len(ws.labelled_items(statuses))
+    if total == 0:
+        raise CommandError(f"{ws.root.name}: no item with status {', '.join(s.value for s in statuses)}"
+                           " has labels; nothing to export")
+
+    def progress(done: int, count: int) -> None:
+        end = "\n" if done == count else ""
+        print(f"\rexporting {done}/{count}", end=end, file=sys.stderr, flush=True)
+
+    try:
+        result = write_voc(args.out, ws.samples(statuses), ws.classes,
+                           val_fraction=args.val_fraction, seed=args.seed, total=total,
+                           progress=progress, overwrite=args.overwrite)
+    except (WorkspaceError, VocError, ImageReadError) as exc:
+        print(file=sys.stderr)
+        raise CommandError(f"{exc}; nothing was exported") from None
+    finally:
+        ws.close()
+    print(f"wrote {result.count} items ({len(result.train)} train, {len(result.val)} val) to "
+          f"{result.voc_dir}")
+    return 0
