@@ -1,0 +1,131 @@
+"""GrabCut (Rother, Kolmogorov & Blake, SIGGRAPH 2004) through OpenCV: cut an object out of a
+box the user drags, or tighten the outline of a class already painted.
+
+GrabCut models the colours of object and background with Gaussian mixtures and separates them
+by a graph cut, re-estimating the mixtures each iteration (§3). Both functions work on a crop
+around the object, so the cost follows the object's size, not the image's; the ring of the crop
+outside the object is the background the model learns from, which keeps it local.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+VOID = 255
+
+
+class GrabCutError(ValueError):
+    """Arguments that GrabCut cannot work with."""
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise GrabCutError(f"GrabCut image must be 8-bit (uint8), got {image.dtype} {image.shape}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise GrabCutError(f"GrabCut image must be H×W×3 RGB or H×W grey, got shape {image.shape}")
+    return image
+
+
+def _check_iterations(iterations: int) -> None:
+    if int(iterations) != iterations or iterations < 1:
+        raise GrabCutError(f"GrabCut iterations must be a whole number ≥ 1, got {iterations!r}")
+
+
+def _cut(image: np.ndarray, seeds: np.ndarray, crop: tuple[int, int, int, int],
+         iterations: int) -> np.ndarray:
+    """Run GrabCut on ``crop`` (x0, y0, x1, y1) of ``image`` from a GC_* ``seeds`` map of the
+    same crop; return the whole image's boolean foreground."""
+    x0, y0, x1, y1 = crop
+    labels = seeds.copy()
+    if not np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
+        raise GrabCutError("GrabCut found no background to learn from: the region covers the whole image")
+    background = np.zeros((1, 65), np.float64)
+    foreground = np.zeros((1, 65), np.float64)
+    # OpenCV expects BGR; the colour models do not care about the channel order, but keep to it.
+    patch = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
+    cv2.grabCut(patch, labels, None, background, foreground, int(iterations),
+                cv2.GC_INIT_WITH_MASK)
+    out = np.zeros(image.shape[:2], bool)
+    out[y0:y1, x0:x1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return out
+
+
+def _grow(x0: int, y0: int, x1: int, y1: int, margin: int, h: int, w: int):
+    return max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+
+
+def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
+                iterations: int = 5) -> np.ndarray:
+    """The object inside the half-open box ``rect = (x0, y0, x1, y1)`` as an H×W bool mask.
+
+    Pixels outside the box are background for certain, those inside probably foreground (the
+    paper's initialisation, §3.1). The corners may be given in any order and are clipped to the
+    image; the box must leave some of the image outside it.
+    """
+    image = _check_image(image_rgb8)
+    _check_iterations(iterations)
+    h, w = image.shape[:2]
+    try:
+        xa, ya, xb, yb = (int(round(v)) for v in rect)
+    except (TypeError, ValueError):
+        raise GrabCutError(f"GrabCut box must be four numbers (x0, y0, x1, y1), got {rect!r}") \
+            from None
+    x0, x1 = sorted((xa, xb))
+    y0, y1 = sorted((ya, yb))
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise GrabCutError(f"GrabCut box {tuple(rect)} holds less than 2×2 pixels of the "
+                           f"{w}×{h} image")
+    if (x0, y0, x1, y1) == (0, 0, w, h):
+        raise GrabCutError(f"GrabCut box {tuple(rect)} covers the whole {w}×{h} image; draw it "
+                           "around the object so that some background is outside it")
+    # Enough background around the box for its colour model, but local to the object.
+    crop = _grow(x0, y0, x1, y1, max(16, max(x1 - x0, y1 - y0) // 2), h, w)
+    cx0, cy0, cx1, cy1 = crop
+    seeds = np.full((cy1 - cy0, cx1 - cx0), cv2.GC_BGD, np.uint8)
+    seeds[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = cv2.GC_PR_FGD
+    return _cut(image, seeds, crop, iterations)
+
+
+def grabcut_refine(image_rgb8: np.ndarray, labels: np.ndarray, class_index: int,
+                   iterations: int = 5, band: int = 12) -> np.ndarray:
+    """Tighten the region of ``class_index`` to the object under it; an H×W bool mask.
+
+    The class's pixels are probable foreground, a ``band`` of pixels around them probable
+    background, everything further away background for certain; so the region may shrink
+    anywhere and grow by at most ``band`` pixels. A region that misses much of the object needs
+    a band that reaches the object's edge: object pixels beyond the band would teach the
+    background model the object's colours.
+    """
+    image = _check_image(image_rgb8)
+    _check_iterations(iterations)
+    labels = np.asarray(labels)
+    h, w = image.shape[:2]
+    if labels.shape != (h, w) or labels.dtype != np.uint8:
+        raise GrabCutError(f"GrabCut label map is {labels.dtype} {labels.shape}; expected uint8 "
+                           f"{(h, w)} to match the image")
+    if not (isinstance(class_index, (int, np.integer)) and 0 <= class_index < VOID):
+        raise GrabCutError(f"class index must be a class (0–254), got {class_index!r}")
+    if int(band) != band or band < 1:
+        raise GrabCutError(f"GrabCut band must be a whole number of pixels ≥ 1, got {band!r}")
+    region = labels == class_index
+    if not region.any():
+        raise GrabCutError(f"class {class_index} has no pixels in the label map to refine")
+    ys, xs = np.nonzero(region)
+    # The band, plus as much again of certain background for the colour model.
+    crop = _grow(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1,
+                 2 * band, h, w)
+    x0, y0, x1, y1 = crop
+    inside = region[y0:y1, x0:x1].astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    near = cv2.dilate(inside, kernel).astype(bool)
+    seeds = np.full(inside.shape, cv2.GC_BGD, np.uint8)
+    seeds[near] = cv2.GC_PR_BGD
+    seeds[inside.astype(bool)] = cv2.GC_PR_FGD
+    return _cut(image, seeds, crop, iterations)

@@ -1,0 +1,92 @@
+"""GrabCut from a box and from a rough class region, on a synthetic object with a clear colour."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from segstudio.refine.grabcut import GrabCutError, grabcut_box, grabcut_refine
+
+SIZE = 96
+
+
+def scene(seed: int = 0):
+    """A red ellipse on a noisy checkerboard of two dull colours, and its true mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    truth = ((yy - 50) / 22.0) ** 2 + ((xx - 45) / 30.0) ** 2 < 1
+    checker = ((yy // 8 + xx // 8) % 2)[:, :, None] == 0
+    image = np.where(truth[:, :, None], [210, 40, 50], np.where(checker, [40, 90, 40], [70, 60, 30]))
+    image = image + rng.normal(0, 10, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), truth
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def sloppy_region(classes_elsewhere: bool = False) -> np.ndarray:
+    """Too big and off-centre: what a quick brush outline of the ellipse looks like."""
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    labels = np.zeros((SIZE, SIZE), np.uint8)
+    if classes_elsewhere:
+        labels[:, :8] = 2
+        labels[:6] = 255
+    labels[((yy - 46) / 28.0) ** 2 + ((xx - 50) / 36.0) ** 2 < 1] = 1
+    return labels
+
+
+def test_box_around_the_object_cuts_out_the_object():
+    image, truth = scene()
+    mask = grabcut_box(image, (10, 22, 80, 78))
+    assert mask.shape == truth.shape and mask.dtype == bool
+    assert iou(mask, truth) > 0.95
+    assert not mask[:22].any() and not mask[78:].any()   # nothing outside the box
+
+
+def test_box_corners_in_any_order_and_a_grey_image_work():
+    image, truth = scene()
+    assert iou(grabcut_box(image, (80, 78, 10, 22)), truth) > 0.95
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    assert iou(grabcut_box(grey, (10, 22, 80, 78)), truth) > 0.95
+
+
+def test_refine_pulls_a_rough_region_onto_the_object():
+    image, truth = scene()
+    labels = sloppy_region(classes_elsewhere=True)
+    assert iou(labels == 1, truth) < 0.7
+    refined = grabcut_refine(image, labels, 1)
+    assert iou(refined, truth) > 0.95
+
+
+def test_refine_grows_a_too_small_region_to_the_edge_but_never_past_the_band():
+    image, truth = scene()
+    band = 8
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    shrunk = cv2.erode(truth.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    assert iou(shrunk == 1, truth) < 0.8
+    refined = grabcut_refine(image, shrunk, 1, band=band)
+    reach = cv2.dilate(shrunk, kernel).astype(bool)
+    assert not (refined & ~reach).any()
+    assert iou(refined, truth) > 0.95
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda im: grabcut_box(im, (0, 0, SIZE, SIZE)), "whole"),
+    (lambda im: grabcut_box(im, (-20, -20, SIZE + 5, SIZE + 9)), "whole"),
+    (lambda im: grabcut_box(im, (10, 10, 11, 40)), "2×2"),
+    (lambda im: grabcut_box(im, (200, 200, 300, 300)), "2×2"),
+    (lambda im: grabcut_box(im, "box"), "four numbers"),
+    (lambda im: grabcut_box(im.astype(np.float32), (10, 10, 40, 40)), "uint8"),
+    (lambda im: grabcut_box(im, (10, 10, 40, 40), iterations=0), "iterations"),
+    (lambda im: grabcut_refine(im, np.zeros((SIZE, SIZE), np.uint8), 1), "class 1 has no pixels"),
+    (lambda im: grabcut_refine(im, np.zeros((SIZE, 5), np.uint8), 1), r"\(96, 5\)"),
+    (lambda im: grabcut_refine(im, np.ones((SIZE, SIZE), np.uint8), 1), "no background"),
+    (lambda im: grabcut_refine(im, np.ones((SIZE, SIZE), np.uint8), 255), "class index"),
+    (lambda im: grabcut_refine(im, np.ones((SIZE, SIZE), np.uint8), 1, band=0), "band"),
+])
+def test_bad_arguments_raise_grabcut_error(call, words):
+    image, _ = scene()
+    with pytest.raises(GrabCutError, match=words):
+        call(image)
