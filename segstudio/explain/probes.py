@@ -59,15 +59,17 @@ def main_output(out) -> torch.Tensor:
 
 
 def _feature_tensor(output) -> torch.Tensor:
-    """The tensor a module produced (the first, for modules that return several)."""
+    """The tensor a module produced: the first one, depth first, for modules that return
+    several (a detector head returns lists per pyramid level)."""
     if isinstance(output, torch.Tensor):
         return output
-    if isinstance(output, Mapping):
-        output = list(output.values())
-    if isinstance(output, (tuple, list)):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
+    items = list(output.values()) if isinstance(output, Mapping) else output
+    if isinstance(items, (tuple, list)):
+        for item in items:
+            try:
+                return _feature_tensor(item)
+            except ProbeError:
+                continue
     raise ProbeError(f"the module returned {type(output).__name__}, not a tensor")
 
 

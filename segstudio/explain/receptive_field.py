@@ -115,11 +115,21 @@ def _spatial(t: torch.Tensor) -> tuple[int, int] | None:
     return (int(t.shape[-2]), int(t.shape[-1])) if t.dim() >= 3 else None
 
 
-def _largest(fields: list[ReceptiveField]) -> ReceptiveField:
-    """Per axis, the field of the input that sees the most (see the module notes)."""
+def _combined(fields: list[ReceptiveField], inputs: list[torch.Tensor],
+              out: torch.Tensor) -> ReceptiveField:
+    """Elementwise ops, concatenation and broadcasts: per axis the largest size of any input.
+
+    The jump and start describe the output's own grid, so they come from an input laid out like
+    the output; a pooled 1×1 gate broadcast over a map (squeeze-and-excitation) widens what each
+    unit sees but does not change where the units are.
+    """
+    shape = _spatial(out)
+    aligned = [f for f, t in zip(fields, inputs) if shape is not None and _spatial(t) == shape]
+    grid = aligned or fields
+
     def axis(a, *_):
-        best = max(fields, key=lambda f: (f.size[a], -f.jump[a]))
-        return best.size[a], best.jump[a], best.start[a]
+        layout = max(grid, key=lambda f: (f.size[a], -f.jump[a]))
+        return max(f.size[a] for f in fields), layout.jump[a], layout.start[a]
     return _per_axis(fields[0], axis)
 
 
@@ -181,10 +191,10 @@ def _reduction(rf: ReceptiveField, t: torch.Tensor, args, kwargs) -> ReceptiveFi
     return _per_axis(rf, axis)
 
 
-def _propagate(name: str, args, kwargs, fields: list[ReceptiveField], first: torch.Tensor,
-               out: torch.Tensor) -> ReceptiveField:
-    """The receptive field of ``out``, made by operation ``name`` from inputs with ``fields``."""
-    rf = fields[0]
+def _propagate(name: str, args, kwargs, fields: list[ReceptiveField],
+               inputs: list[torch.Tensor], out: torch.Tensor) -> ReceptiveField:
+    """The receptive field of ``out``, made by operation ``name`` from ``inputs`` with ``fields``."""
+    rf, first = fields[0], inputs[0]
     if name in ("conv2d", "convolution") and first.dim() >= 3:
         weight = _arg(args, kwargs, 1, "weight")
         kernel = tuple(weight.shape[-2:])
@@ -251,7 +261,13 @@ def _propagate(name: str, args, kwargs, fields: list[ReceptiveField], first: tor
         return _getitem(rf, first, args[1])
     if name in _REDUCTIONS:
         return _reduction(rf, first, args, kwargs)
-    return _largest(fields) if len(fields) > 1 else rf
+    if len(fields) > 1:
+        return _combined(fields, inputs, out)
+    if out.dim() >= 3 and first.dim() >= 3 and _spatial(out) != _spatial(first):
+        # Any other change of grid (expand of a pooled vector, repeat) is read as nearest
+        # resampling: the units spread over the output, each still seeing what it saw.
+        return _resample(rf, _spatial(first), _spatial(out), 1)
+    return rf
 
 
 class _FieldTracker(TorchFunctionMode):
@@ -278,7 +294,7 @@ class _FieldTracker(TorchFunctionMode):
             return out
         name = getattr(func, "__name__", "")
         fields = [self.fields[id(t)] for t in inputs]
-        rf = _propagate(name, args, kwargs, fields, inputs[0], outputs[0])
+        rf = _propagate(name, args, kwargs, fields, inputs, outputs[0])
         for t in outputs:
             self.fields[id(t)] = rf
             self._alive.append(t)

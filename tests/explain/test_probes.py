@@ -109,3 +109,31 @@ def test_branch_contribution_lists_the_pixels_the_branch_decides():
     # Without the bias branch the logits are (0, 2x): ties go to class 0, so nothing changes.
     _, none_changed = branch_contribution(model, image, "right")
     assert not none_changed.any()
+
+
+registry = pytest.importorskip("segstudio.models.registry")
+HEAVY = {"fcn_resnet101", "deeplabv3_resnet101"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+                                  for n in registry.REGISTRY])
+def test_every_registry_branch_is_probed_on_a_grid_matching_its_receptive_field(name):
+    from segstudio.explain.receptive_field import receptive_fields
+
+    spec = registry.get_spec(name)
+    config = "lite" if "lite" in spec.configs else "paper"
+    torch.manual_seed(0)
+    model = registry.build_model(name, 3, config).eval()
+    with Probe(model, spec.branches) as probe:
+        maps = probe.run(torch.rand(3, 64, 64))
+    assert list(maps) == list(spec.branches)
+    assert all(t.dim() == 4 and t.shape[0] >= 1 and t.numel() > 0 for t in maps.values())
+    if spec.instance or name.startswith("fcn") and name.endswith("s"):
+        return  # detectors resize the image; the original FCN pads it by 100 pixels
+    # Units times jump span the input: the traced fields and the real maps agree.
+    fields = receptive_fields(model, list(spec.branches.values()), (64, 64))
+    for branch, path in spec.branches.items():
+        rows, cols = maps[branch].shape[-2:]
+        jump = fields[path].jump
+        assert rows * jump[0] == pytest.approx(64, abs=jump[0] - 1e-6), branch
+        assert cols * jump[1] == pytest.approx(64, abs=jump[1] - 1e-6), branch

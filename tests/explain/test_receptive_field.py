@@ -155,3 +155,33 @@ def test_atrous_taps_are_rate_times_jump_pixels_apart():
     assert taps.shape == (9, 2)
     np.testing.assert_allclose(np.unique(taps[:, 0]), [104, 200, 296])
     np.testing.assert_allclose(np.unique(taps[:, 1]), [204, 300, 396])
+
+
+def test_pooled_vector_expanded_over_the_map_keeps_the_map_grid_and_sees_everything():
+    class ExpandedPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(1, 1, 3, stride=4, padding=1)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):
+            y = self.down(x)
+            return self.pool(y).expand(-1, -1, *y.shape[-2:])
+
+    rf = receptive_field(ExpandedPool(), MODEL_OUTPUT, (32, 32))
+    # 8x8 units 4 pixels apart, each 3 wide: pooled together they span 3 + 7 * 4 = 31 pixels.
+    assert rf.size == (31, 31) and rf.jump == (4, 4) and rf.start == (0, 0)
+
+
+def test_squeeze_excitation_gate_widens_the_field_without_moving_the_units():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y * torch.sigmoid(y.mean((2, 3), keepdim=True))
+
+    rf = receptive_field(Gated(), MODEL_OUTPUT, (16, 16))
+    assert rf.size == (3 + 7 * 2, 3 + 7 * 2) and rf.jump == (2, 2) and rf.start == (0, 0)
