@@ -204,8 +204,10 @@ _SPECS = [
         output_stride=4, uses_crf=False, instance=True,
         branches={"backbone.layer2": "backbone.body.layer2",
                   "backbone.layer3": "backbone.body.layer3",
-                  "backbone.layer4": "backbone.body.layer4", "fpn": "backbone.fpn",
-                  "rpn": "rpn.head", "mask_head": "roi_heads.mask_head"},
+                  "backbone.layer4": "backbone.body.layer4",
+                  "fpn.p2": "backbone.fpn.layer_blocks.0", "fpn.p3": "backbone.fpn.layer_blocks.1",
+                  "fpn.p4": "backbone.fpn.layer_blocks.2", "fpn.p5": "backbone.fpn.layer_blocks.3",
+                  "mask_head": "roi_heads.mask_head"},
         description="Faster R-CNN on a feature pyramid proposes and classifies boxes; a small "
                     "convolutional branch predicts one mask per box, aligned by RoIAlign."),
 ]

@@ -1,0 +1,159 @@
+"""The registry's facts, its builder's errors, cached-only ImageNet weights, ``segstudio models``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from segstudio.cli import main
+from segstudio.models import registry
+from segstudio.models.backbones import BackboneWeightsError, ResNet, cached_weights_file
+from segstudio.models.registry import (FAMILIES, REGISTRY, ModelConfigError, build_model,
+                                       get_spec)
+
+torch.set_num_threads(1)
+
+EXPECTED_NAMES = {
+    "fcn8s", "fcn32s", "fcn16s", "fcn_resnet50", "fcn_resnet101", "segnet", "unet", "pspnet",
+    "deeplabv1", "deeplabv2", "deeplabv3", "deeplabv3_resnet50", "deeplabv3_resnet101",
+    "deeplabv3_mobilenet_v3_large", "refinenet", "maskrcnn"}
+
+BUILDS = [(name, config) for name, spec in REGISTRY.items() for config in spec.configs]
+
+
+def test_registry_holds_every_zoo_model_with_consistent_facts():
+    assert set(REGISTRY) == EXPECTED_NAMES
+    for name, spec in REGISTRY.items():
+        assert spec.name == name and spec.family in FAMILIES
+        assert spec.uses_crf == (name in ("deeplabv1", "deeplabv2"))
+        assert spec.instance == (name == "maskrcnn")
+        assert spec.output_stride in (1, 4, 8, 16, 32) and 2000 < spec.year < 2030
+        assert spec.branches and spec.description and spec.paper
+    assert get_spec("fcn8s").title == "FCN-8s"
+    assert [get_spec(f"fcn{s}s").output_stride for s in (32, 16, 8)] == [32, 16, 8]
+
+
+def test_spec_to_dict_is_json_and_complete():
+    data = json.loads(json.dumps(get_spec("pspnet").to_dict()))
+    assert data["branches"]["psp.bin6"] == "head.ppm.stages.3"
+    assert data["configs"] == ["lite", "paper"] and data["year"] == 2017
+
+
+def test_unknown_model_error_lists_the_known_names():
+    with pytest.raises(KeyError) as info:
+        get_spec("fcn4s")
+    message = str(info.value)
+    assert "fcn4s" in message and "deeplabv3" in message and "refinenet" in message
+
+
+@pytest.mark.parametrize("name,config", BUILDS)
+def test_every_branch_path_resolves_in_the_built_model(name, config):
+    model = build_model(name, 3, config)
+    for probe, path in get_spec(name).branches.items():
+        assert isinstance(model.get_submodule(path), torch.nn.Module), probe
+
+
+@pytest.mark.parametrize("name,config", [(n, "lite") for n, s in REGISTRY.items()
+                                         if "lite" in s.configs]
+                         + [("deeplabv3_mobilenet_v3_large", "paper")])
+def test_every_branch_yields_a_feature_map_tensor(name, config):
+    model = build_model(name, 3, config).eval()
+    seen = {}
+    for probe, path in get_spec(name).branches.items():
+        model.get_submodule(path).register_forward_hook(
+            lambda m, i, o, probe=probe: seen.setdefault(probe, o))
+    with torch.no_grad():
+        model([torch.rand(3, 40, 52)] if get_spec(name).instance else torch.rand(1, 3, 40, 52))
+    assert set(seen) == set(get_spec(name).branches)
+    for probe, out in seen.items():
+        assert isinstance(out, torch.Tensor) and out.ndim == 4, probe
+
+
+def test_build_rejects_unknown_config_and_bad_class_counts():
+    with pytest.raises(ModelConfigError, match="'huge'"):
+        build_model("unet", 3, "huge")
+    with pytest.raises(ModelConfigError, match="only the 'paper'|has no 'lite'"):
+        build_model("fcn_resnet50", 3, "lite")
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ModelConfigError, match="num_classes"):
+            build_model("segnet", bad)
+
+
+def test_imagenet_weights_need_paper_widths_and_a_backbone():
+    with pytest.raises(ModelConfigError, match="paper"):
+        build_model("pspnet", 3, "lite", pretrained_backbone=True)
+    with pytest.raises(ModelConfigError, match="no ImageNet backbone"):
+        build_model("unet", 3, "paper", pretrained_backbone=True)
+
+
+def _empty_hub(tmp_path, monkeypatch) -> Path:
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    return hub
+
+
+def test_missing_cached_weights_are_reported_never_downloaded(tmp_path, monkeypatch):
+    hub = _empty_hub(tmp_path, monkeypatch)
+    with pytest.raises(BackboneWeightsError) as info:
+        build_model("deeplabv1", 3, "paper", pretrained_backbone=True)
+    assert "vgg16-" in str(info.value) and "not in the torch hub cache" in str(info.value)
+    assert not hub.exists()
+
+
+def test_cached_resnet_weights_load_by_name(tmp_path, monkeypatch):
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    from segstudio.models.backbones import load_imagenet_resnet
+
+    _empty_hub(tmp_path, monkeypatch)
+    target = cached_weights_file(ResNet18_Weights.IMAGENET1K_V1)
+    target.parent.mkdir(parents=True)
+    torch.manual_seed(1)
+    source = resnet18(weights=None).state_dict()
+    torch.save(source, target)
+    trunk = ResNet(18)
+    load_imagenet_resnet(trunk)
+    for key, value in trunk.state_dict().items():
+        assert torch.equal(value, source[key]), key
+
+
+def test_cached_weights_of_the_wrong_shape_are_refused(tmp_path, monkeypatch):
+    from torchvision.models import ResNet18_Weights
+
+    from segstudio.models.backbones import load_imagenet_resnet
+
+    _empty_hub(tmp_path, monkeypatch)
+    target = cached_weights_file(ResNet18_Weights.IMAGENET1K_V1)
+    target.parent.mkdir(parents=True)
+    torch.save(ResNet(18, width=0.5).state_dict(), target)
+    with pytest.raises(BackboneWeightsError, match="shape"):
+        load_imagenet_resnet(ResNet(18))
+
+
+def test_registry_facts_load_without_torch():
+    code = ("import sys, segstudio.models.registry as r; "
+            "print(len(r.REGISTRY), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(registry.__file__).parents[2]).stdout.split()
+    assert out == [str(len(EXPECTED_NAMES)), "False"]
+
+
+def test_models_command_prints_a_table_row_per_model(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:6] == ["NAME", "TITLE", "YEAR", "FAMILY", "OS", "CRF"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == EXPECTED_NAMES
+    assert "aspp.rate24" in rows["deeplabv2"] and " yes " in rows["deeplabv2"]
+    assert "2015" in rows["fcn8s"] and " fcn " in rows["fcn8s"]
+
+
+def test_models_command_json_round_trips_the_registry(capsys):
+    assert main(["models", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == {name: spec.to_dict() for name, spec in REGISTRY.items()}
