@@ -8,6 +8,7 @@ WindowCenter/WindowWidth becomes the default window (PS3.3 C.11.2).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,20 @@ _PLUGIN_HINT = ("convert it to an uncompressed transfer syntax first, or install
 
 def read_dicom(path: str | Path, *, max_pixels: int) -> ImageData:
     """Read the first frame of a DICOM file (with or without the 128-byte preamble)."""
+    path = Path(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = _read(path, max_pixels)
+    # pydicom warns about tolerable defects (unknown character sets, odd lengths); the viewer
+    # shows them as notes instead of printing them.
+    image.notes.extend(f"DICOM: {w.message}" for w in caught[:3])
+    return image
+
+
+def _read(path: Path, max_pixels: int) -> ImageData:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    path = Path(path)
     # pydicom signals a malformed file through many exception types (its own, struct, value,
     # key, index errors); any failure while parsing is a property of the file.
     try:
