@@ -157,3 +157,40 @@ def test_models_command_json_round_trips_the_registry(capsys):
     assert main(["models", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data == {name: spec.to_dict() for name, spec in REGISTRY.items()}
+
+
+def test_fcn_imagenet_loading_reshapes_fc6_fc7_into_convolutions(tmp_path, monkeypatch):
+    from torchvision.models import VGG16_Weights
+
+    from segstudio.models.fcn import FCN
+
+    _empty_hub(tmp_path, monkeypatch)
+    model = FCN(3, 8, width=0.125)      # lite widths keep the fake ImageNet file small
+    fc, c5 = model.fc6.out_channels, model.fc6.in_channels
+    source = {f"features.{k}": torch.randn_like(v)
+              for k, v in model.backbone.features.state_dict().items()}
+    source.update({"classifier.0.weight": torch.randn(fc, c5 * 49),
+                   "classifier.0.bias": torch.randn(fc),
+                   "classifier.3.weight": torch.randn(fc, fc), "classifier.3.bias": torch.randn(fc),
+                   "classifier.6.weight": torch.randn(1000, fc)})
+    target = cached_weights_file(VGG16_Weights.IMAGENET1K_V1)
+    target.parent.mkdir(parents=True)
+    torch.save(source, target)
+    model.load_imagenet()
+    assert torch.equal(model.fc6.weight, source["classifier.0.weight"].reshape(fc, c5, 7, 7))
+    assert torch.equal(model.fc7.weight[:, :, 0, 0], source["classifier.3.weight"])
+    assert torch.equal(model.backbone.features[0].weight, source["features.0.weight"])
+
+
+def test_torchvision_mobilenet_backbone_loads_from_the_cache(tmp_path, monkeypatch):
+    from torchvision.models import MobileNet_V3_Large_Weights, mobilenet_v3_large
+
+    _empty_hub(tmp_path, monkeypatch)
+    target = cached_weights_file(MobileNet_V3_Large_Weights.IMAGENET1K_V1)
+    target.parent.mkdir(parents=True)
+    torch.manual_seed(2)
+    source = mobilenet_v3_large(weights=None).state_dict()
+    torch.save(source, target)
+    model = build_model("deeplabv3_mobilenet_v3_large", 3, "paper", pretrained_backbone=True)
+    assert torch.equal(model.backbone.get_submodule("16.0").weight,
+                       source["features.16.0.weight"])
