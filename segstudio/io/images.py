@@ -12,7 +12,6 @@ clipping outside it.
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +26,7 @@ DEFAULT_MAX_PIXELS = 20_000 * 20_000
 
 _FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "TIFF": "TIFF", "BMP": "BMP",
                  "DIB": "BMP"}
-# Pillow's own bomb limit is a module global; it is swapped for ours only while a header is read.
+# Pillow's bomb limit is a module global; it is lifted only while a header is read.
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
@@ -162,10 +161,11 @@ def check_pixel_count(path: Path, width: int, height: int, max_pixels: int) -> N
 
 def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> ImageData:
     try:
-        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow's own limit is lifted only while the header is parsed (nothing is decoded
+        # yet); check_pixel_count below applies ours, with a message that names the size.
+        with _PILLOW_LIMIT_LOCK:
             old_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = max_pixels
+            Image.MAX_IMAGE_PIXELS = None
             try:
                 im = Image.open(path)
             finally:

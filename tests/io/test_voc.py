@@ -103,6 +103,7 @@ def test_sanitize_id_blocks_paths_and_reserved_names():
     assert len(sanitize_id("x" * 500)) <= 120
 
 
+@pytest.mark.slow  # importing torchvision takes seconds
 def test_export_is_read_back_exactly_by_torchvision(tmp_path):
     from torchvision.datasets import VOCSegmentation
 
