@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     statuses = [ItemStatus(s) for s in (args.status or _STATUSES)]
     total = len(ws.labelled_items(statuses))
     if total == 0:
-        raise CommandError(f"{ws.root.name}: no item with status {', '.join(s.value for s in statuses)}"
+        wanted = ", ".join(s.value for s in statuses)
+        raise CommandError(f"{ws.root.name}: no item with status {wanted}"
                            " has labels; nothing to export")
 
     def progress(done: int, count: int) -> None:

@@ -102,7 +102,8 @@ class Workspace:
         return cls._assemble(root, sources, stored, classes, scan="folder")
 
     @classmethod
-    def from_paths(cls, paths: Iterable[str | Path], classes: ClassSet | None = None) -> "Workspace":
+    def from_paths(cls, paths: Iterable[str | Path],
+                   classes: ClassSet | None = None) -> "Workspace":
         """Loose image and video files together; the root is their common folder."""
         files = [Path(p).absolute() for p in paths]
         if not files:
@@ -195,8 +196,8 @@ class Workspace:
         except VocError as e:
             raise WorkspaceError(f"{item.id}: {e}") from None
 
-    def save_labels(self, item: Item, labels: np.ndarray, *, status: ItemStatus = ItemStatus.CORRECTED,
-                    by: str = "") -> None:
+    def save_labels(self, item: Item, labels: np.ndarray, *,
+                    status: ItemStatus = ItemStatus.CORRECTED, by: str = "") -> None:
         """Write the labels (atomic palette PNG), then record status and author in the file."""
         labels = np.asarray(labels)
         if labels.ndim != 2:

@@ -47,7 +47,8 @@ def _read(path: Path, max_pixels: int) -> ImageData:
     except InvalidDicomError as e:
         raise ImageReadError(path, f"not a valid DICOM file ({e})") from None
     except Exception as e:  # noqa: BLE001 - see comment above
-        raise ImageReadError(path, f"the DICOM file is damaged and cannot be parsed ({e})") from None
+        raise ImageReadError(path, f"the DICOM file is damaged and cannot be parsed ({e})") \
+            from None
     try:
         return _decode(path, ds, max_pixels)
     except ImageReadError:
@@ -67,7 +68,8 @@ def _decode(path: Path, ds, max_pixels: int) -> ImageData:
                              "a structured document)")
     rows, cols = ds.get("Rows"), ds.get("Columns")
     if rows is None or cols is None:
-        raise ImageReadError(path, "the DICOM header lacks Rows/Columns, so the image size is unknown")
+        raise ImageReadError(path, "the DICOM header lacks Rows/Columns, so the image size is "
+                             "unknown")
     check_pixel_count(path, int(cols), int(rows), max_pixels)
 
     meta = ds.file_meta if hasattr(ds, "file_meta") else None

@@ -132,7 +132,8 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     except OSError as e:
         raise ImageReadError(path, f"cannot open the file ({e.strerror or e})") from None
     if size == 0:
-        raise ImageReadError(path, "the file is empty (0 bytes); it was probably not saved completely")
+        raise ImageReadError(path, "the file is empty (0 bytes); it was probably not saved "
+                             "completely")
     if _looks_like_dicom(path, head):
         from segstudio.io.dicom import read_dicom
 
@@ -215,7 +216,8 @@ def _to_array(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, int]:
     """Pillow image → (H×W or H×W×3 array, bit depth); alpha is composited on black."""
     mode = im.mode
     if mode == "P":
-        has_alpha = "transparency" in im.info or im.palette is not None and im.palette.mode == "RGBA"
+        has_alpha = "transparency" in im.info or (
+            im.palette is not None and im.palette.mode == "RGBA")
         im = im.convert("RGBA" if has_alpha else "RGB")
         mode = im.mode
         notes.append("palette image expanded to RGB")
@@ -274,7 +276,8 @@ def _read_16bit_colour(path: Path, fmt: str, notes: list[str], max_pixels: int) 
     data = np.fromfile(path, dtype=np.uint8)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
     if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ImageReadError(path, "the 16-bit colour data could not be decoded; the file may be damaged")
+        raise ImageReadError(path, "the 16-bit colour data could not be decoded; the file may "
+                             "be damaged")
     check_pixel_count(path, arr.shape[1], arr.shape[0], max_pixels)
     if arr.shape[2] == 4:
         colour = arr[..., 2::-1].astype(np.float64)

@@ -209,7 +209,8 @@ def _load_json(path: Path) -> dict:
 
 def _size(path: Path, data: dict) -> tuple[int, int]:
     h, w = data.get("imageHeight"), data.get("imageWidth")
-    if not (isinstance(h, int) and isinstance(w, int)) or isinstance(h, bool) or isinstance(w, bool):
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (h, w))
+    if not whole:
         raise LabelImportError(f"{path.name}: imageHeight and imageWidth must be whole numbers")
     if not (0 < h <= _MAX_SIDE and 0 < w <= _MAX_SIDE):
         raise LabelImportError(f"{path.name}: image size {w}×{h} is outside 1..{_MAX_SIDE}")

@@ -85,7 +85,8 @@ class VideoSource:
         """Frame ``index`` (0-based) as H×W×3 uint8 RGB."""
         index = int(index)
         if not 0 <= index < self.frame_count:
-            raise VideoError(f"{self.path.name}: frame {index} is outside 0..{self.frame_count - 1}")
+            raise VideoError(f"{self.path.name}: frame {index} is outside "
+                             f"0..{self.frame_count - 1}")
         with self._lock:
             cached = self._cache.get(index)
             if cached is not None:

@@ -235,8 +235,8 @@ def _checked(sample: VocSample, classes: ClassSet) -> tuple[np.ndarray, np.ndarr
         raise VocError(f"{sample.id}: the image must be H×W×3 uint8 RGB, got {image.shape} "
                        f"{image.dtype}")
     if labels.shape != image.shape[:2]:
-        raise VocError(f"{sample.id}: labels are {labels.shape[1]}×{labels.shape[0]} but the image "
-                       f"is {image.shape[1]}×{image.shape[0]}")
+        raise VocError(f"{sample.id}: labels are {labels.shape[1]}×{labels.shape[0]} but the "
+                       f"image is {image.shape[1]}×{image.shape[0]}")
     labels = labels.astype(np.uint8) if labels.dtype != np.uint8 else labels
     bad = (labels >= len(classes)) & (labels != VOID_INDEX)
     if bad.any():

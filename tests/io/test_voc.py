@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -132,7 +134,7 @@ def test_export_layout_splits_classes_and_instances(tmp_path):
     trainval = (splits / "trainval.txt").read_text().split()
     assert sorted(trainval) == sorted(result.train + result.val) == trainval
     assert (voc / "class_names.txt").read_text().split("\n")[:3] == list(CLASSES.names)
-    assert ClassSet.from_dict(__import__("json").loads((voc / "classes.json").read_text())) == CLASSES
+    assert ClassSet.from_dict(json.loads((voc / "classes.json").read_text())) == CLASSES
     objects = sorted(p.stem for p in (voc / "SegmentationObject").iterdir())
     assert objects == ["img_0", "img_2"]
     inst = Image.open(voc / "SegmentationObject" / "img_2.png")
