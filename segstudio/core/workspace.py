@@ -208,7 +208,7 @@ class Workspace:
                                  f"(0..{len(self.classes) - 1}) or 255 (void)")
         try:
             save_label_png(self.label_path(item), labels.astype(np.uint8), self.classes)
-        except VocError as e:
+        except (VocError, OSError) as e:
             raise WorkspaceError(f"{item.id}: {e}") from None
         self._mark(item, ItemStatus(status), by)
         self.save()

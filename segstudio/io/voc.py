@@ -84,7 +84,10 @@ def _save_indexed_png(path: Path, labels: np.ndarray, palette: list[int]) -> Non
         labels = labels.astype(np.uint8)
     im = Image.fromarray(np.ascontiguousarray(labels))
     im.putpalette(palette)  # turns the 'L' image into 'P', keeping the values as indices
-    atomic_write_with(path, lambda f: im.save(f, format="PNG", optimize=False))
+    try:
+        atomic_write_with(path, lambda f: im.save(f, format="PNG"))
+    except OSError as e:
+        raise VocError(f"{path.name}: cannot be written ({e.strerror or e})") from None
 
 
 def load_label_png(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -171,8 +174,12 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
     if total is None and isinstance(samples, Sequence):
         total = len(samples)
     created = [p for p in (out_dir, out_dir / "VOCdevkit") if not p.exists()]
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".VOC2012.partial-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".VOC2012.partial-", dir=final.parent))
+    except OSError as e:
+        raise VocError(f"{out_dir.name}: cannot create the export folder "
+                       f"({e.strerror or e})") from None
     try:
         ids = _write_pairs(tmp, samples, classes, total or 0, progress, cancel)
         train, val = split_ids(ids, val_fraction, seed)
@@ -185,13 +192,16 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(final)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in reversed(created):
             try:
                 folder.rmdir()
             except OSError:
                 pass
+        if isinstance(e, OSError):
+            raise VocError(f"{out_dir.name}: the export could not be written "
+                           f"({e.strerror or e}); nothing was left behind") from None
         raise
     return VocExportResult(out_dir, len(ids), train, val)
 

@@ -88,7 +88,7 @@ def test_atomic_label_save_keeps_the_old_file_when_the_writer_fails(tmp_path, mo
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(VocError, match=r"^keep\.png: cannot be written \(disk full\)"):
         save_label_png(path, np.array([[0, 0]], np.uint8), CLASSES)
     monkeypatch.undo()
     assert path.read_bytes() == before
@@ -197,6 +197,12 @@ def test_label_values_outside_the_class_set_are_refused(tmp_path):
     with pytest.raises(VocError, match="label value 9 is not a class of cells"):
         write_voc(tmp_path / "out", s, CLASSES)
     assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_target_is_a_voc_error(tmp_path):
+    (tmp_path / "out").write_text("a file where the folder should go")
+    with pytest.raises(VocError, match=r"^out: cannot create the export folder"):
+        write_voc(tmp_path / "out", _samples(1), CLASSES)
 
 
 def test_nothing_to_export_is_an_error(tmp_path):
