@@ -129,3 +129,24 @@ def test_garbage_with_dcm_suffix_is_a_clean_error(tmp_path):
     (tmp_path / "junk.dcm").write_bytes(bytes(range(256)) * 3)
     with pytest.raises(ImageReadError, match=r"^junk\.dcm: "):
         read_image(tmp_path / "junk.dcm")
+
+
+def test_multi_frame_dicom_shows_the_first_frame_with_a_note(tmp_path):
+    frames = np.stack([np.full((4, 6), v, np.uint16) for v in (100, 200, 300)])
+    ds = _dataset(frames[0])
+    ds.NumberOfFrames = 3
+    ds.PixelData = frames.tobytes()
+    ds.save_as(tmp_path / "cine.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "cine.dcm")
+    assert img.pixels.shape == (4, 6) and (img.pixels == 100).all()
+    assert "multi-frame DICOM: showing frame 1 of 3" in img.notes
+
+
+def test_signed_ct_values_keep_their_sign(tmp_path):
+    raw = np.array([[-1000, -500], [0, 1500]], np.int16)
+    _dataset(raw, RescaleSlope="1", RescaleIntercept="0", WindowCenter="40",
+             WindowWidth="400").save_as(tmp_path / "hu.dcm", enforce_file_format=True)
+    img = read_image(tmp_path / "hu.dcm")
+    np.testing.assert_array_equal(img.pixels, raw.astype(np.float32))
+    assert img.value_range == (-1000.0, 1500.0)
+    np.testing.assert_array_equal(img.to_grey8(), [[0, 0], [102, 255]])
