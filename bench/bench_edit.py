@@ -1,0 +1,75 @@
+"""Showing an edit: brush dab → label map → overlay → repainted canvas, by label map size.
+
+For each size it times, per dab (median of many):
+  - dirty-rect path: LabelMap.paint_segment + OverlayRenderer.update(dirty rect) + a synchronous
+    repaint of the matching canvas area (what segstudio does);
+  - full path (baseline, same run): the same dab, then the whole overlay re-coloured and the whole
+    canvas repainted (what a renderer without dirty rectangles does).
+
+    QT_QPA_PLATFORM=offscreen python bench/bench_edit.py [--sizes 1024 2048 4096] [--dabs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from segstudio.core.classes import chest_xray  # noqa: E402
+from segstudio.core.labelmap import LabelMap  # noqa: E402
+from segstudio.ui.canvas import Canvas  # noqa: E402
+from segstudio.ui.render import OverlayRenderer, rgb8_to_qimage  # noqa: E402
+
+
+def run(size: int, dabs: int, diameter: int, full: bool) -> float:
+    rng = np.random.default_rng(0)
+    lm = LabelMap(np.zeros((size, size), np.uint8))
+    overlay = OverlayRenderer(lm.array, chest_xray(), hidden={0})
+    canvas = Canvas()
+    canvas.resize(1000, 800)
+    canvas.set_image(rgb8_to_qimage(np.full((size, size, 3), 90, np.uint8)))
+    canvas.set_overlay(overlay.image)
+    canvas.show()
+    canvas.fit_to_window()
+    QApplication.processEvents()
+    times = []
+    for i in range(dabs):
+        x, y = rng.uniform(diameter, size - diameter, 2)
+        t0 = time.perf_counter()
+        rect = lm.paint_segment(x, y, x + 3, y + 2, diameter, 1 + i % 3)
+        if full:
+            overlay.render_all()
+            canvas.repaint()
+        else:
+            overlay.update(rect)
+            canvas.repaint(canvas.widget_rect(rect))
+        times.append(time.perf_counter() - t0)
+    canvas.close()
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
+    ap.add_argument("--dabs", type=int, default=200)
+    ap.add_argument("--diameter", type=int, default=21)
+    args = ap.parse_args()
+    app = QApplication.instance() or QApplication([])  # noqa: F841
+    print(f"Brush dab ({args.diameter} px) to repainted overlay, median of {args.dabs} dabs, "
+          f"canvas 1000×800 fitted, QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}\n")
+    print("| label map | dirty rect (ms) | full re-render (ms, baseline) | full ÷ dirty |")
+    print("| --- | ---: | ---: | ---: |")
+    for size in args.sizes:
+        dirty = run(size, args.dabs, args.diameter, full=False)
+        whole = run(size, max(20, args.dabs // 10), args.diameter, full=True)
+        print(f"| {size}² | {dirty:.2f} | {whole:.1f} | {whole / dirty:.0f}× |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The item on screen: its image, its editable label map and the overlay that shows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from segstudio.core.classes import ClassSet
+from segstudio.core.labelmap import LabelMap
+from segstudio.io.images import ImageData
+from segstudio.ui.render import OverlayRenderer
+
+
+@dataclass
+class Document:
+    row: int                         # index of the item in the workspace
+    item: object                     # segstudio.core.workspace.Item
+    image: ImageData
+    labels: LabelMap
+    overlay: OverlayRenderer
+    window: tuple[float, float] | None = None   # display window (centre, width) for 16-bit/DICOM
+    saved_revision: int = 0
+    prediction: object | None = None            # the model's last Prediction for this item
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, row: int, item, image: ImageData, labels: np.ndarray | None,
+               classes: ClassSet, hidden: set[int]) -> "Document":
+        if labels is None:
+            labels = np.zeros((image.height, image.width), np.uint8)
+        lm = LabelMap(labels)
+        doc = cls(row, item, image, lm, OverlayRenderer(lm.array, classes, hidden=hidden),
+                  window=image.window)
+        doc.saved_revision = lm.revision
+        return doc
+
+    @property
+    def dirty(self) -> bool:
+        return self.labels.revision != self.saved_revision
+
+    def mark_saved(self) -> None:
+        self.saved_revision = self.labels.revision
+
+    def display_rgb8(self) -> np.ndarray:
+        return self.image.to_rgb8(self.window)

@@ -1,0 +1,561 @@
+"""The main window: it wires the canvas, panels, tools and workspace together.
+
+Behaviour lives in those parts; this module connects them and owns the menus.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QSlider, QToolBar, QWidget)
+
+from segstudio.core.classes import ClassSet, chest_xray
+from segstudio.core.geometry import Rect
+from segstudio.core.labelmap import LabelMap, PaintGuard
+from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
+from segstudio.io.images import ImageReadError
+from segstudio.io.recovery import RecoveryStore
+from segstudio.paths import user_data_dir
+from segstudio.ui.autosave import Autosave
+from segstudio.ui.canvas import Canvas
+from segstudio.ui.dialogs import show_about, show_shortcuts
+from segstudio.ui.document import Document
+from segstudio.ui.panels.files import FileListPanel
+from segstudio.ui.panels.legend import LegendPanel
+from segstudio.ui.panels.paint_options import PaintOptions
+from segstudio.ui.recent import RecentFiles
+from segstudio.ui.render import OverlayMode, rgb8_to_qimage
+from segstudio.ui.model_runs import ModelRuns
+from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
+
+KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items
+
+
+class MainWindow(QMainWindow):
+    documentShown = Signal(object)
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings("segstudio", "segstudio")
+        self.recent = RecentFiles(self.settings)
+        self.setWindowTitle("segstudio")
+        self.setAcceptDrops(True)
+        self.workspace: Workspace | None = None
+        self.classes: ClassSet = chest_xray()
+        self.hidden: set[int] = {0}
+        self.doc: Document | None = None
+        self._kept: OrderedDict[int, Document] = OrderedDict()
+        self._busy = 0
+        self.interactive = True          # False in --screenshot mode: no modal dialogs
+        self.discard_changes_on_close = False
+
+        self.canvas = Canvas(self)
+        self.setCentralWidget(self.canvas)
+        self.legend = LegendPanel(self)
+        self.files = FileListPanel(self)
+        self._dock(self.files, "Files", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock(self.legend, "Classes", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.models = ModelRuns(self)
+        self.autosave = Autosave(self, RecoveryStore(user_data_dir() / "recovery"))
+        self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.pixel_label = QLabel("", self)
+        self.zoom_label = QLabel("", self)
+        self.device_label = QLabel("no model", self)
+        self.device_label.setToolTip("The device and precision the model actually runs with")
+        self.statusBar().addPermanentWidget(self.pixel_label, 1)
+        self.statusBar().addPermanentWidget(self.zoom_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+        self.tools = {cls.name: cls(self) for cls in (BrushTool, EraserTool, FillTool, PolygonTool)}
+        self._build_actions()
+        self._build_toolbar()
+
+        self.legend.set_classes(self.classes, self.hidden)
+        self.legend.classSelected.connect(lambda _: self._update_status_class())
+        self.legend.hiddenChanged.connect(self._set_hidden)
+        self.legend.classesEdited.connect(self.set_classes)
+        self.legend.error.connect(self.show_error)
+        self.files.activated.connect(self.show_row)
+        self.canvas.hovered.connect(self._show_pixel)
+        self.canvas.left.connect(lambda: self.pixel_label.setText(""))
+        self.canvas.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
+        self.canvas.wheelWithCtrl.connect(self._grow_brush)
+        self.canvas.windowDrag.connect(self._drag_window)
+        self._window_timer = QTimer(self, singleShot=True, interval=25)
+        self._window_timer.timeout.connect(self._show_window)
+        self._counts_timer = QTimer(self, singleShot=True, interval=150)
+        self._counts_timer.timeout.connect(self._refresh_counts)
+        self.set_tool("Brush")
+
+    # -- layout ------------------------------------------------------------------------------
+    def _dock(self, widget: QWidget, title: str, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, menu=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setStatusTip(tip)
+        act.triggered.connect(slot)
+        self.addAction(act)
+        if menu is not None:
+            menu.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        self._action("&Open images…", self.open_images_dialog, QKeySequence.StandardKey.Open, m)
+        self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O", m)
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(
+            lambda: self.recent.fill_menu(self.recent_menu, lambda p: self.open_paths([p])))
+        m.addSeparator()
+        self.save_action = self._action("&Save labels", self.save_current,
+                                        QKeySequence.StandardKey.Save, m)
+        m.addSeparator()
+        self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, m)
+
+        m = mb.addMenu("&Edit")
+        self.undo_action = self._action("&Undo", self.undo, QKeySequence.StandardKey.Undo, m)
+        self.redo_action = self._action("&Redo", self.redo, "Ctrl+Shift+Z", m)
+        m.addSeparator()
+        self.tool_group = QActionGroup(self)
+        self.tool_actions: dict[str, QAction] = {}
+        for name, tool in self.tools.items():
+            act = self._action(f"{name} tool", lambda _=False, n=name: self.set_tool(n),
+                               tool.shortcut, m)
+            act.setCheckable(True)
+            self.tool_group.addAction(act)
+            self.tool_actions[name] = act
+        self._action("Smaller brush", lambda: self._grow_brush(-1), "[", m)
+        self._action("Larger brush", lambda: self._grow_brush(1), "]", m)
+        self._action("Close polygon", self._close_polygon, Qt.Key.Key_Return)
+        self._action("Cancel polygon", self._cancel_tool, Qt.Key.Key_Escape)
+        self._action("Pick class under cursor", self.pick_class_under_cursor, "K", m)
+        for key in range(10):
+            self._action(f"Class {key}", lambda _=False, k=key: self.legend.select_class(k),
+                         str(key))
+
+        m = mb.addMenu("&Model")
+        self._action("&Run on this image", lambda: self.models.run_current(), "Ctrl+R", m)
+        self._action("Run on &all items", lambda: self.models.run_all(), "Ctrl+Shift+R", m)
+        self._action("&Cancel run", lambda: self.models.runner.cancel(), None, m)
+
+        m = mb.addMenu("&View")
+        self._action("&Fit to window", self.canvas.fit_to_window, "Ctrl+0", m)
+        self._action("Zoom &in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, m)
+        self._action("Zoom &out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, m)
+        self._action("&Actual pixels", lambda: self.canvas.zoom_by(1 / self.canvas.scale), "Ctrl+1", m)
+        self._action("Reset &window/level", self.reset_window, None, m)
+        m.addSeparator()
+        self.overlay_action = self._action("Show &overlay", self.toggle_overlay, "V", m)
+        self.overlay_action.setCheckable(True)
+        self.overlay_action.setChecked(True)
+        m.addSeparator()
+        self._action("&Next item", lambda: self.step_item(1), "D", m)
+        self._action("&Previous item", lambda: self.step_item(-1), "A", m)
+
+        self.help_menu = mb.addMenu("&Help")
+        self._action("&Keyboard shortcuts", lambda: show_shortcuts(self, self.actions()), "F1",
+                     self.help_menu)
+        self._action("&About segstudio", lambda: show_about(self), None, self.help_menu)
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("toolbar-tools")
+        self.addToolBar(tb)
+        for act in self.tool_actions.values():
+            tb.addAction(act)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Overlay ", tb))
+        self.mode_combo = QComboBox(tb)
+        for mode in OverlayMode:
+            self.mode_combo.addItem(mode.value, mode)
+        self.mode_combo.currentIndexChanged.connect(
+            lambda _: self.set_overlay_mode(self.mode_combo.currentData()))
+        tb.addWidget(self.mode_combo)
+        tb.addWidget(QLabel(" Opacity ", tb))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, tb)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(round(self.canvas.opacity * 100))
+        self.opacity_slider.setFixedWidth(120)
+        self.opacity_slider.valueChanged.connect(self.set_opacity)
+        tb.addWidget(self.opacity_slider)
+        tb.addSeparator()
+        self.paint_options = PaintOptions(tb)
+        self.paint_options.set_classes(self.classes)
+        tb.addWidget(self.paint_options)
+
+    # -- ToolContext -------------------------------------------------------------------------
+    def labelmap(self) -> LabelMap | None:
+        return self.doc.labels if self.doc is not None else None
+
+    def current_class(self) -> int:
+        c = self.legend.current_class()
+        return 0 if c is None else c
+
+    def guard(self) -> PaintGuard:
+        return self.paint_options.guard(self.doc.image.pixels if self.doc is not None else None)
+
+    def request_repaint(self) -> None:
+        self.canvas.update()
+
+    # -- opening -----------------------------------------------------------------------------
+    def open_images_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Open images", self._last_dir(),
+            "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.dcm *.dicom);;All files (*)")
+        if paths:
+            self.open_paths([Path(p) for p in paths])
+
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open folder", self._last_dir())
+        if path:
+            self.open_paths([Path(path)])
+
+    def _last_dir(self) -> str:
+        recent = self.recent_paths()
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def open_paths(self, paths: list[Path]) -> bool:
+        """Open a folder as a workspace, or loose files together; False (and a message) if not."""
+        paths = [Path(p) for p in paths]
+        if not self.maybe_save():
+            return False
+        try:
+            # A folder's own saved class set wins; a new workspace starts with the current one.
+            if len(paths) == 1 and paths[0].is_dir():
+                ws = Workspace.open(paths[0], classes=self.classes)
+            else:
+                ws = Workspace.from_paths(paths, classes=self.classes)
+        except (WorkspaceError, OSError) as exc:
+            self.show_error(str(exc))
+            return False
+        if not ws.items:
+            self.show_error(f"Nothing to open in {', '.join(p.name for p in paths)}: no images found.")
+            return False
+        self.set_workspace(ws)
+        for p in paths:
+            self.recent.add(p)
+        if ws.problems:
+            self.show_error(f"{len(ws.problems)} file(s) could not be added: "
+                            + "; ".join(ws.problems[:3]) + (" …" if len(ws.problems) > 3 else ""))
+        return True
+
+    def set_workspace(self, ws: Workspace) -> None:
+        self.workspace = ws
+        self.autosave.reset(str(ws.root))
+        self._kept.clear()
+        self.doc = None
+        self.classes = ws.classes
+        self.legend.set_classes(self.classes, self.hidden)
+        self.paint_options.set_classes(self.classes)
+        self.files.set_items(ws.items)
+        self.setWindowTitle(f"segstudio — {ws.root.name}")
+        self.show_row(0)
+
+    def show_row(self, row: int) -> bool:
+        ws = self.workspace
+        if ws is None or not 0 <= row < len(ws.items):
+            return False
+        if self.doc is not None and self.doc.row == row:
+            return True
+        self.autosave.flush()
+        doc = self._kept.pop(row, None)
+        if doc is None:
+            item = ws.items[row]
+            try:
+                image = ws.read_image(item)
+                labels = ws.load_labels(item)
+                doc = Document.create(row, item, image, labels, self.classes, self.hidden)
+            except (ImageReadError, WorkspaceError, OSError, ValueError) as exc:
+                self.show_error(str(exc))
+                return False
+        self._keep_current()
+        self._set_document(doc)
+        self.files.select_row(row)
+        return True
+
+    def _keep_current(self) -> None:
+        if self.doc is None:
+            return
+        self._kept[self.doc.row] = self.doc
+        while len(self._kept) > KEPT_DOCUMENTS:
+            row, old = self._kept.popitem(last=False)
+            if old.dirty:
+                self.save_document(old)
+            old.labels.remove_listener(self._labels_changed)
+
+    def _set_document(self, doc: Document) -> None:
+        if self.doc is not None:
+            self.doc.labels.remove_listener(self._labels_changed)
+        self.doc = doc
+        doc.labels.add_listener(self._labels_changed)
+        doc.overlay.set_classes(self.classes) if doc.overlay.classes != self.classes else None
+        if doc.overlay.hidden != self.hidden:
+            doc.overlay.set_hidden(self.hidden)
+        if doc.overlay.mode != self.mode_combo.currentData():
+            doc.overlay.set_mode(self.mode_combo.currentData())
+        self.canvas.set_image(rgb8_to_qimage(doc.display_rgb8()))
+        self.canvas.set_overlay(doc.overlay.image)
+        notes = "; ".join(doc.image.notes)
+        self.statusBar().showMessage(f"{doc.item.id}: {doc.image.width}×{doc.image.height} "
+                                     f"{doc.image.format}, {doc.image.bit_depth}-bit"
+                                     + (f" — {notes}" if notes else ""), 8000)
+        self._refresh_counts()
+        self.paint_options.set_value_range(*doc.image.value_range)
+        self.documentShown.emit(doc)
+
+    def document_for(self, row: int) -> Document | None:
+        """The open document of workspace row ``row`` (on screen or kept), if any."""
+        if self.doc is not None and self.doc.row == row:
+            return self.doc
+        return self._kept.get(row)
+
+    def prediction_shown(self, prediction) -> None:
+        notes = "; ".join(prediction.notes)
+        warn = "" if prediction.trained else " — UNTRAINED model: this is noise"
+        self.statusBar().showMessage(f"Prediction on {prediction.device} ({prediction.precision})"
+                                     + (f", {notes}" if notes else "") + warn, 8000)
+
+    def step_item(self, delta: int) -> None:
+        if self.workspace is not None and self.doc is not None:
+            self.show_row(max(0, min(len(self.workspace.items) - 1, self.doc.row + delta)))
+
+    # -- editing -----------------------------------------------------------------------------
+    def _labels_changed(self, rect: Rect) -> None:
+        if self.doc is None:
+            return
+        self.doc.overlay.update(rect)
+        self.canvas.update_image_rect(rect)
+        self._counts_timer.start()
+        self.autosave.changed()
+
+    def _refresh_counts(self) -> None:
+        self.legend.set_counts(self.doc.labels.class_counts() if self.doc else None)
+
+    def set_tool(self, name: str) -> None:
+        if self.canvas.tool is not None:
+            self.canvas.tool.cancel()
+        self.canvas.tool = self.tools[name]
+        self.tool_actions[name].setChecked(True)
+        self.statusBar().showMessage(f"{name} tool", 2000)
+        self.canvas.update()
+
+    def _grow_brush(self, notches: int) -> None:
+        tool = self.canvas.tool
+        if isinstance(tool, BrushTool):
+            tool.grow(notches)
+            self.statusBar().showMessage(f"{tool.name} size: {tool.size} px", 2000)
+
+    def _close_polygon(self) -> None:
+        if isinstance(self.canvas.tool, PolygonTool):
+            self.canvas.tool.close()
+
+    def _cancel_tool(self) -> None:
+        if self.canvas.tool is not None:
+            self.canvas.tool.cancel()
+
+    def undo(self) -> None:
+        if self.doc is not None and self.doc.labels.undo() is None:
+            self.statusBar().showMessage("Nothing to undo", 2000)
+
+    def redo(self) -> None:
+        if self.doc is not None and self.doc.labels.redo() is None:
+            self.statusBar().showMessage("Nothing to redo", 2000)
+
+    def pick_class_under_cursor(self) -> None:
+        if self.doc is None:
+            return
+        pos = self.canvas.to_image(self.canvas.mapFromGlobal(self.canvas.cursor().pos()).toPointF())
+        value = self.doc.labels.at(int(pos.x()), int(pos.y()))
+        if value is not None and value < len(self.classes):
+            self.legend.select_class(value)
+
+    # -- display window (level/width) ---------------------------------------------------------
+    def display_window(self) -> tuple[float, float]:
+        doc = self.doc
+        assert doc is not None
+        if doc.window is not None:
+            return doc.window
+        lo, hi = doc.image.value_range
+        if doc.image.pixels.dtype == np.uint8:
+            lo, hi = 0.0, 255.0
+        return ((lo + hi) / 2.0, max(hi - lo, 1.0))
+
+    def set_window(self, centre: float, width: float) -> None:
+        if self.doc is None:
+            return
+        self.doc.window = (float(centre), max(float(width), 1e-3))
+        self._window_timer.start()
+
+    def reset_window(self) -> None:
+        if self.doc is not None:
+            self.doc.window = self.doc.image.window
+            self._show_window()
+
+    def _drag_window(self, dx: float, dy: float) -> None:
+        if self.doc is None:
+            return
+        centre, width = self.display_window()
+        lo, hi = self.doc.image.value_range
+        step = max(hi - lo, 1.0) / 400.0            # a 400-pixel drag spans the data range
+        self.set_window(centre + dy * step, width + dx * step)
+
+    def _show_window(self) -> None:
+        if self.doc is None:
+            return
+        self.canvas.set_image(rgb8_to_qimage(self.doc.display_rgb8()), keep_view=True)
+        c, w = self.display_window()
+        self.statusBar().showMessage(f"Window: level {c:g}, width {w:g}", 3000)
+
+    # -- overlay -----------------------------------------------------------------------------
+    def set_opacity(self, percent: int) -> None:
+        self.canvas.opacity = percent / 100.0
+        self.canvas.update()
+
+    def toggle_overlay(self) -> None:
+        self.canvas.overlay_visible = not self.canvas.overlay_visible
+        self.overlay_action.setChecked(self.canvas.overlay_visible)
+        self.canvas.update()
+
+    def set_overlay_mode(self, mode: OverlayMode) -> None:
+        if self.doc is not None:
+            self.doc.overlay.set_mode(mode)
+            self.canvas.update()
+
+    def _set_hidden(self, hidden: set[int]) -> None:
+        self.hidden = set(hidden)
+        if self.doc is not None:
+            self.doc.overlay.set_hidden(self.hidden)
+            self.canvas.update()
+
+    def set_classes(self, classes: ClassSet) -> None:
+        self.classes = classes
+        if self.workspace is not None:
+            self.workspace.classes = classes
+        if self.doc is not None:
+            self.doc.overlay.set_classes(classes)
+            self.canvas.update()
+        if self.legend.classes != classes:
+            self.legend.set_classes(classes, self.hidden)
+        self.paint_options.set_classes(classes)
+
+    # -- status bar --------------------------------------------------------------------------
+    def _show_pixel(self, fx: float, fy: float) -> None:
+        doc = self.doc
+        if doc is None:
+            return
+        x, y = int(np.floor(fx)), int(np.floor(fy))
+        if not (0 <= x < doc.image.width and 0 <= y < doc.image.height):
+            self.pixel_label.setText("")
+            return
+        v = doc.image.pixels[y, x]
+        value = (", ".join(f"{c:g}" for c in v) if np.ndim(v) else f"{v:g}")
+        label = doc.labels.at(x, y)
+        name = ("void" if label == 255 else self.classes[label].name if label < len(self.classes)
+                else f"unknown class {label}")
+        self.pixel_label.setText(f"x {x}, y {y}   value {value}   class {label} ({name})")
+
+    def _update_status_class(self) -> None:
+        c = self.current_class()
+        if c < len(self.classes):
+            self.statusBar().showMessage(f"Painting with class {c}: {self.classes[c].name}", 2000)
+
+    # -- saving ------------------------------------------------------------------------------
+    def save_document(self, doc: Document, *, status: ItemStatus = ItemStatus.CORRECTED,
+                      by: str = "hand") -> bool:
+        if self.workspace is None:
+            return False
+        try:
+            self.workspace.save_labels(doc.item, np.array(doc.labels.array), status=status, by=by)
+        except (WorkspaceError, OSError) as exc:
+            self.show_error(f"Could not save the labels of {doc.item.id}: {exc}")
+            return False
+        doc.mark_saved()
+        self.autosave.saved(doc.item.id)
+        self.files.model.item_changed(doc.row)
+        return True
+
+    def save_current(self) -> bool:
+        if self.doc is None:
+            return False
+        ok = self.save_document(self.doc)
+        if ok:
+            self.statusBar().showMessage(f"Saved the labels of {self.doc.item.id}", 3000)
+        return ok
+
+    def dirty_documents(self) -> list[Document]:
+        docs = list(self._kept.values()) + ([self.doc] if self.doc is not None else [])
+        return [d for d in docs if d.dirty]
+
+    def maybe_save(self) -> bool:
+        """Ask before unsaved edits could be dropped; False means the user cancelled."""
+        dirty = self.dirty_documents()
+        if not dirty or self.discard_changes_on_close:
+            return True
+        names = ", ".join(d.item.id for d in dirty[:5]) + (" …" if len(dirty) > 5 else "")
+        answer = QMessageBox.question(
+            self, "Unsaved labels", f"Save the changed labels of {names}?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Save:
+            return all(self.save_document(d) for d in dirty)
+        for d in dirty:
+            d.mark_saved()
+        return True
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.maybe_save():
+            self.models.shutdown()
+            self.autosave.close()
+            event.accept()
+        else:
+            event.ignore()
+
+    # -- recent files, drag and drop ---------------------------------------------------------
+    def recent_paths(self) -> list[str]:
+        return self.recent.paths()
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+            event.acceptProposedAction()
+
+    # -- messages ----------------------------------------------------------------------------
+    def show_error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        if self.interactive:
+            QMessageBox.warning(self, "segstudio", message)
+        else:
+            print(f"segstudio: {message}", file=sys.stderr)
+
+    # -- idleness (for --screenshot and tests) -----------------------------------------------
+    def begin_busy(self) -> None:
+        self._busy += 1
+
+    def end_busy(self) -> None:
+        self._busy = max(0, self._busy - 1)
+
+    def is_idle(self) -> bool:
+        return self._busy == 0 and not self.models.runner.busy

@@ -1,0 +1,130 @@
+"""Running models from the window: the model panel, the worker thread, and applying results.
+
+A prediction replaces the labels of an item only while nobody has corrected them; corrected and
+reviewed items keep their labels and get the prediction beside them (for scores and comparison).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from segstudio.core.workspace import ItemStatus
+from segstudio.paths import user_data_dir, weights_dir
+from segstudio.ui.panels.model import ModelPanel
+from segstudio.ui.workers import Job, ModelRunner
+
+PROTECTED = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
+
+
+class ModelRuns(QObject):
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel = ModelPanel(window)
+        self.runner = ModelRunner(self)
+        self.model_info: dict | None = None
+        self.run_when_ready = False
+        self._catalog_loaded = False
+        p, r = self.panel, self.runner
+        p.runCurrent.connect(self.run_current)
+        p.runAll.connect(self.run_all)
+        p.cancel.connect(r.cancel)
+        r.catalogReady.connect(self._catalog_ready)
+        r.modelReady.connect(self._model_ready)
+        r.result.connect(self.apply)
+        r.progress.connect(p.show_progress)
+        r.failed.connect(self._failed)
+        r.finished.connect(self._finished)
+
+    def start(self) -> None:
+        """List bundled and user checkpoints in the worker (it imports torch, not the GUI)."""
+        self.window.begin_busy()
+        self.runner.list_models([weights_dir(), user_data_dir() / "models"])
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+
+    # -- running -----------------------------------------------------------------------------
+    def run_current(self) -> bool:
+        doc, choice = self.window.doc, self.panel.current_choice()
+        if doc is None or choice is None:
+            return False
+        # The model sees the image through its default window, not the one the user is
+        # dragging for display: a defined conversion, the same as in `segstudio predict`.
+        rgb = doc.image.to_rgb8()
+        self._start([Job(doc.row, lambda: rgb)], choice)
+        return True
+
+    def run_all(self) -> bool:
+        ws, choice = self.window.workspace, self.panel.current_choice()
+        if ws is None or choice is None:
+            return False
+        jobs = [Job(row, lambda item=item: ws.read_image(item).to_rgb8())
+                for row, item in enumerate(ws.items) if item.status not in PROTECTED]
+        if not jobs:
+            self.window.statusBar().showMessage("Every item has corrected labels already", 4000)
+            return False
+        self._start(jobs, choice)
+        return True
+
+    def _start(self, jobs: list[Job], choice) -> None:
+        self.window.begin_busy()
+        self.panel.set_running(True)
+        self.panel.show_progress(0, len(jobs))
+        self.runner.run(choice, jobs)
+
+    # -- results -----------------------------------------------------------------------------
+    def apply(self, row: int, prediction) -> None:
+        win = self.window
+        ws = win.workspace
+        if ws is None or not 0 <= row < len(ws.items):
+            return
+        item = ws.items[row]
+        if prediction.probabilities.shape[0] != len(win.classes):
+            model_classes = self.model_info["classes"] if self.model_info else None
+            if model_classes is not None and not any(i.status in PROTECTED for i in ws.items):
+                win.set_classes(model_classes)
+            else:
+                win.show_error(f"The model predicts {prediction.probabilities.shape[0]} classes but "
+                               f"this workspace has {len(win.classes)}; its result was not applied.")
+                return
+        doc = win.document_for(row)
+        by = self.model_info["label"] if self.model_info else "model"
+        if doc is not None:
+            doc.prediction = prediction
+            if item.status not in PROTECTED and not doc.dirty:
+                doc.labels.replace(prediction.labels, name="prediction")
+                win.save_document(doc, status=ItemStatus.PREDICTED, by=by)
+            else:
+                win.statusBar().showMessage(
+                    f"{item.id}: your corrected labels were kept; the prediction is shown for "
+                    "comparison only", 6000)
+        elif item.status not in PROTECTED:
+            ws.save_labels(item, prediction.labels, status=ItemStatus.PREDICTED, by=by)
+        win.files.model.item_changed(row)
+        if doc is win.doc:
+            win.prediction_shown(prediction)
+
+    def _catalog_ready(self, entries) -> None:
+        self.panel.set_catalog(entries)
+        self._catalog_loaded = True
+
+    def _model_ready(self, info: dict) -> None:
+        self.model_info = info
+        self.panel.show_model(info)
+        self.window.device_label.setText(f"{info['device']} · {info['precision']}")
+
+    def _failed(self, row: int, message: str) -> None:
+        ws = self.window.workspace
+        name = ws.items[row].id if ws is not None and 0 <= row < len(ws.items) else ""
+        self.window.show_error(f"{name + ': ' if name else ''}{message}")
+
+    def _finished(self, cancelled: bool) -> None:
+        self.panel.set_running(False)
+        if cancelled:
+            self.window.statusBar().showMessage("Model run cancelled", 4000)
+        if self.run_when_ready and self._catalog_loaded and self.window.doc is not None:
+            self.run_when_ready = False
+            if self.panel.current_entry() is not None and self.panel.current_entry().trained:
+                self.run_current()
+        self.window.end_busy()

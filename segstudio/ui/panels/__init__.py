@@ -1,0 +1,1 @@
+"""Dock panels: each is one widget that shows or edits one thing."""

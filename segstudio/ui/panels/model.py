@@ -1,0 +1,159 @@
+"""The model panel: pick a model and device, run it, watch progress, cancel.
+
+A model without trained weights is flagged in red: its output is noise, and the panel says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from segstudio.ui.workers import CatalogEntry, ModelChoice
+
+
+class ModelPanel(QWidget):
+    runCurrent = Signal()
+    runAll = Signal()
+    cancel = Signal()
+    choiceChanged = Signal(object)       # ModelChoice
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entries: list[CatalogEntry] = []
+        self.model_combo = QComboBox(self)
+        self.model_combo.addItem("Loading the model list…")
+        self.model_combo.setEnabled(False)
+        self.model_combo.currentIndexChanged.connect(self._picked)
+        self.load_button = QPushButton("Load checkpoint…", self)
+        self.load_button.clicked.connect(self._load_checkpoint)
+        self.device_combo = QComboBox(self)
+        for d in ("auto", "cpu", "cuda", "mps"):
+            self.device_combo.addItem(d)
+        self.device_combo.currentIndexChanged.connect(self._picked)
+        self.precision_combo = QComboBox(self)
+        for p in ("auto", "fp32"):
+            self.precision_combo.addItem(p)
+        self.precision_combo.setToolTip("auto: bf16/fp16 where the device supports it; "
+                                        "fp32 forces full precision")
+        self.precision_combo.currentIndexChanged.connect(self._picked)
+        self.run_button = QPushButton("Run on image", self)
+        self.run_button.setToolTip("Segment the image on screen (Ctrl+R)")
+        self.run_all_button = QPushButton("Run on all", self)
+        self.run_all_button.setToolTip("Segment every item that has no corrected labels")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.runCurrent)
+        self.run_all_button.clicked.connect(self.runAll)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar(self)
+        self.progress.setTextVisible(True)
+        self.progress.setValue(0)
+        self.state_label = QLabel("No model loaded yet.", self)
+        self.state_label.setWordWrap(True)
+        self.warning_label = QLabel("", self)
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #e0443e; font-weight: bold;")
+        self.warning_label.hide()
+
+        form = QFormLayout()
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(self.load_button)
+        form.addRow("Model", row)
+        dev = QHBoxLayout()
+        dev.addWidget(self.device_combo)
+        dev.addWidget(QLabel("Precision", self))
+        dev.addWidget(self.precision_combo)
+        form.addRow("Device", dev)
+        buttons = QHBoxLayout()
+        for b in (self.run_button, self.run_all_button, self.cancel_button):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.warning_label)
+        layout.addWidget(self.state_label)
+        layout.addStretch(1)
+
+    # -- catalogue ---------------------------------------------------------------------------
+    def set_catalog(self, entries: list[CatalogEntry]) -> None:
+        self.entries = list(entries)
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for e in self.entries:
+            self.model_combo.addItem(e.title)
+            self.model_combo.setItemData(self.model_combo.count() - 1, e.detail,
+                                         role=3)  # Qt.ToolTipRole
+        self.model_combo.setEnabled(bool(self.entries))
+        self.model_combo.blockSignals(False)
+        if self.entries:
+            self.model_combo.setCurrentIndex(0)
+            self._picked()
+
+    def add_entry(self, entry: CatalogEntry) -> None:
+        self.entries.insert(0, entry)
+        self.model_combo.insertItem(0, entry.title)
+        self.model_combo.setCurrentIndex(0)
+
+    def current_entry(self) -> CatalogEntry | None:
+        i = self.model_combo.currentIndex()
+        return self.entries[i] if 0 <= i < len(self.entries) else None
+
+    def current_choice(self) -> ModelChoice | None:
+        e = self.current_entry()
+        if e is None:
+            return None
+        c = e.choice
+        return ModelChoice(c.arch, c.checkpoint, c.config, self.device_combo.currentText(),
+                           self.precision_combo.currentText())
+
+    def _picked(self, *_):
+        entry = self.current_entry()
+        if entry is None:
+            return
+        self.show_trained(entry.trained, entry.title)
+        self.choiceChanged.emit(self.current_choice())
+
+    def _load_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load checkpoint", str(Path.home()),
+                                              "segstudio checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.checkpointChosen(Path(path))
+
+    def checkpointChosen(self, path: Path) -> None:  # noqa: N802 (reads like a signal)
+        # The window validates the file (off the GUI thread) before it joins the list.
+        entry = CatalogEntry(ModelChoice("?", path), f"{path.stem} — from file", True, str(path))
+        self.add_entry(entry)
+
+    # -- state -------------------------------------------------------------------------------
+    def show_trained(self, trained: bool, title: str = "") -> None:
+        if trained:
+            self.warning_label.hide()
+        else:
+            self.warning_label.setText("Untrained model: random weights. Its output is noise, "
+                                       "not a segmentation. Pick a trained checkpoint or "
+                                       "fine-tune on your labels.")
+            self.warning_label.show()
+
+    def show_model(self, info: dict) -> None:
+        self.show_trained(info["trained"])
+        self.state_label.setText(
+            f"{info['label']}: {info['arch']} ({info['config']}) on {info['device']}, "
+            f"{info['precision']}; classes: {', '.join(info['classes'].names)}")
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.run_all_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.progress.setMaximum(max(1, self.progress.maximum()))
+
+    def show_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"{done} / {total}")

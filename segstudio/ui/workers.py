@@ -1,0 +1,225 @@
+"""Background work for the window: model loading and inference in a worker thread.
+
+The worker owns the Predictor and so is the only place torch is imported; the GUI thread only
+ever sees plain results through queued signals. Cancel is a flag the Predictor polls between
+tiles, and the queue is checked between items, so Cancel stops within one item.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What the user picked: a bundled/user checkpoint, or a registry model with random weights."""
+
+    arch: str
+    checkpoint: Path | None = None
+    config: str = "lite"
+    device: str = "auto"
+    precision: str = "auto"
+
+    @property
+    def label(self) -> str:
+        return self.checkpoint.name if self.checkpoint else f"{self.arch} ({self.config}, untrained)"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One line of the model picker."""
+
+    choice: ModelChoice
+    title: str
+    trained: bool
+    detail: str
+
+
+def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
+    """Trained checkpoints found in ``folders`` first, then every registry model untrained."""
+    from segstudio.models.checkpoint import CheckpointError, read_meta
+    from segstudio.models.registry import REGISTRY
+
+    entries: list[CatalogEntry] = []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.pt")):
+            try:
+                meta = read_meta(path)
+            except CheckpointError:
+                continue
+            summary = meta.training or {}
+            score = summary.get("val_miou") or summary.get("best_miou")
+            detail = f"{meta.arch} ({meta.config}), {len(meta.classes)} classes: " + ", ".join(
+                meta.classes.names) + (f"; validation mIoU {score:.3f}" if isinstance(score, float) else "")
+            entries.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),
+                                        f"{path.stem} — trained", bool(meta.trained), detail))
+    for spec in REGISTRY.values():
+        entries.append(CatalogEntry(ModelChoice(spec.name, None, "lite"),
+                                    f"{spec.title} — untrained (random weights)", False,
+                                    f"{spec.paper} ({spec.year}). {spec.description}"))
+    return entries
+
+
+@dataclass
+class Job:
+    """One item to segment: its workspace row and a way to get its RGB pixels."""
+
+    row: int
+    load_rgb: Callable[[], np.ndarray]
+
+
+class _InferenceWorker(QObject):
+    modelReady = Signal(object)            # dict: arch, classes, trained, device, precision, notes
+    result = Signal(int, object)           # row, Prediction
+    progress = Signal(int, int)            # done, total
+    failed = Signal(int, str)              # row (-1: not about one item), message
+    finished = Signal(bool)                # True if cancelled
+    catalogReady = Signal(object)          # list[CatalogEntry]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancel_flag = threading.Event()
+        self._predictor = None
+        self._choice: ModelChoice | None = None
+
+    @Slot(object)
+    def catalog(self, folders: list[Path]) -> None:
+        try:
+            self.catalogReady.emit(build_catalog(folders))
+        except Exception as exc:   # noqa: BLE001
+            self.failed.emit(-1, _message(exc))
+        self.finished.emit(False)
+
+    @Slot(object)
+    def load(self, choice: ModelChoice) -> None:
+        try:
+            self._load(choice)
+        except Exception as exc:   # noqa: BLE001 - every failure must reach the user as text
+            self._predictor, self._choice = None, None
+            self.failed.emit(-1, _message(exc))
+            self.finished.emit(False)
+            return
+        self.finished.emit(False)
+
+    def _load(self, choice: ModelChoice) -> None:
+        from segstudio.models.engine import Predictor
+
+        if choice.checkpoint is not None:
+            pred = Predictor.from_checkpoint(choice.checkpoint, device=choice.device,
+                                             precision=choice.precision)
+        else:
+            from segstudio.core.classes import chest_xray
+            pred = Predictor.untrained(choice.arch, chest_xray(), choice.config,
+                                       device=choice.device, precision=choice.precision)
+        self._predictor, self._choice = pred, choice
+        self.modelReady.emit({
+            "arch": pred.meta.arch, "config": pred.meta.config, "classes": pred.meta.classes,
+            "trained": pred.trained, "device": str(pred.device), "precision": pred.precision,
+            "training": pred.meta.training, "label": choice.label,
+        })
+
+    @Slot(object, object)
+    def run(self, choice: ModelChoice, jobs: list[Job]) -> None:
+        self.cancel_flag.clear()
+        cancelled = False
+        try:
+            if self._predictor is None or self._choice != choice:
+                self._load(choice)
+            total = len(jobs)
+            self.progress.emit(0, total)
+            for done, job in enumerate(jobs, 1):
+                if self.cancel_flag.is_set():
+                    cancelled = True
+                    break
+                try:
+                    rgb = job.load_rgb()
+                    prediction = self._predictor.predict(rgb, cancel=self.cancel_flag.is_set)
+                except Exception as exc:   # noqa: BLE001
+                    if type(exc).__name__ == "PredictionCancelled":
+                        cancelled = True
+                        break
+                    self.failed.emit(job.row, _message(exc))
+                    continue
+                self.result.emit(job.row, prediction)
+                self.progress.emit(done, total)
+        except Exception as exc:   # noqa: BLE001
+            self.failed.emit(-1, _message(exc))
+        self.finished.emit(cancelled)
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    known = {"CheckpointError", "PredictorError", "DeviceError", "ImageReadError",
+             "WorkspaceError", "VideoError"}
+    if type(exc).__name__ in known:
+        return text
+    if isinstance(exc, MemoryError):
+        return "Out of memory while running the model; try a smaller tile size or the CPU."
+    # Unexpected: keep the last frame for a bug report, without flooding the user.
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {text}{where}"
+
+
+class ModelRunner(QObject):
+    """Owns the worker thread; the window talks to this object only."""
+
+    modelReady = Signal(object)
+    result = Signal(int, object)
+    progress = Signal(int, int)
+    failed = Signal(int, str)
+    finished = Signal(bool)
+    catalogReady = Signal(object)
+    _catalog = Signal(object)
+    _load = Signal(object)
+    _run = Signal(object, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("segstudio-inference")
+        self._worker = _InferenceWorker()
+        self._worker.moveToThread(self._thread)
+        self._catalog.connect(self._worker.catalog)
+        self._load.connect(self._worker.load)
+        self._run.connect(self._worker.run)
+        for name in ("modelReady", "result", "progress", "failed", "catalogReady"):
+            getattr(self._worker, name).connect(getattr(self, name))
+        self._worker.finished.connect(self._on_finished)
+        self._thread.start()
+        self._active = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._active > 0
+
+    def list_models(self, folders: list[Path]) -> None:
+        self._active += 1
+        self._catalog.emit(folders)
+
+    def load(self, choice: ModelChoice) -> None:
+        self._active += 1
+        self._load.emit(choice)
+
+    def run(self, choice: ModelChoice, jobs: list[Job]) -> None:
+        self._active += 1
+        self._run.emit(choice, jobs)
+
+    def cancel(self) -> None:
+        self._worker.cancel_flag.set()
+
+    def _on_finished(self, cancelled: bool) -> None:
+        self._active = max(0, self._active - 1)
+        self.finished.emit(cancelled)
+
+    def shutdown(self) -> None:
+        self.cancel()
+        self._thread.quit()
+        self._thread.wait(30000)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.core.workspace import ItemStatus
+
+
+def _start(window, qtbot):
+    window.models.start()
+    qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=120_000)
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+
+
+def _pick(window, arch, trained=False):
+    panel = window.models.panel
+    for i, e in enumerate(panel.entries):
+        if e.choice.arch == arch and e.trained == trained:
+            panel.model_combo.setCurrentIndex(i)
+            return e
+    pytest.fail(f"{arch} is not in the model picker")
+
+
+def test_untrained_model_runs_in_the_background_and_says_it_is_noise(window, image_folder, qtbot):
+    window.open_paths([image_folder])
+    _start(window, qtbot)
+    _pick(window, "unet")
+    assert window.models.panel.warning_label.isVisibleTo(window.models.panel)
+    assert "noise" in window.models.panel.warning_label.text()
+    assert window.models.run_current()
+    assert not window.is_idle()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    doc = window.doc
+    assert doc.prediction is not None and doc.prediction.trained is False
+    assert doc.prediction.labels.shape == doc.labels.shape
+    np.testing.assert_array_equal(doc.labels.array, doc.prediction.labels)
+    assert doc.item.status == ItemStatus.PREDICTED
+    assert "cpu" in window.device_label.text()
+    assert "UNTRAINED" in window.statusBar().currentMessage()
+
+
+def test_a_prediction_never_overwrites_corrected_labels(window, image_folder, qtbot):
+    from helpers import drag
+
+    window.open_paths([image_folder])
+    window.legend.select_class(3)
+    drag(window.canvas, [(10, 10), (60, 10)])
+    window.save_current()
+    corrected = window.doc.labels.array.copy()
+    _start(window, qtbot)
+    _pick(window, "unet")
+    window.models.run_current()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    np.testing.assert_array_equal(window.doc.labels.array, corrected)
+    assert window.doc.prediction is not None
+    assert window.doc.item.status == ItemStatus.CORRECTED
+
+
+def test_cancel_stops_a_workspace_run_within_one_item(window, tmp_path, qtbot):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 255, (96, 96), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    window.open_paths([folder])
+    _start(window, qtbot)
+    _pick(window, "unet")
+    done = []
+    window.models.runner.result.connect(lambda row, _: done.append(row))
+    assert window.models.run_all()
+    qtbot.waitUntil(lambda: len(done) >= 1, timeout=120_000)
+    window.models.panel.cancel_button.click()
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    assert 1 <= len(done) < 30
+    statuses = [item.status for item in window.workspace.items]
+    assert statuses.count(ItemStatus.PREDICTED) == len(done)
+    assert "cancelled" in window.statusBar().currentMessage()
