@@ -22,7 +22,7 @@ CROP_OUTPUT = {32: 19, 16: 27, 8: 31}
 
 
 def bilinear_kernel(channels: int, size: int) -> torch.Tensor:
-    """Weights making a ConvTranspose2d(channels, channels, size) upsample bilinearly per channel."""
+    """Weights making ConvTranspose2d(channels, channels, size) upsample each channel bilinearly."""
     factor = (size + 1) // 2
     center = factor - 1 if size % 2 == 1 else factor - 0.5
     steps = torch.arange(size, dtype=torch.float32)
@@ -114,7 +114,7 @@ class FCN(nn.Module):
 
 
 def torchvision_fcn(depth: int, num_classes: int, *, pretrained_backbone: bool = False):
-    """torchvision's ``fcn_resnet50``/``fcn_resnet101`` (dilated ResNet, output stride 8, aux head)."""
+    """torchvision's ``fcn_resnet50``/``fcn_resnet101``: dilated ResNet at stride 8, aux head."""
     from torchvision.models import segmentation
 
     builder = {50: segmentation.fcn_resnet50, 101: segmentation.fcn_resnet101}[depth]

@@ -153,8 +153,8 @@ _SPECS = [
                                   "psp.bin3": "head.ppm.stages.2", "psp.bin6": "head.ppm.stages.3",
                                   "psp.fuse": "head.fuse", "aux": "aux"}),
         description="A dilated ResNet (output stride 8) whose last map is average-pooled into "
-                    "1×1, 2×2, 3×3 and 6×6 bins, upsampled and concatenated, so each pixel sees "
-                    "global and regional context."),
+                    "1×1, 2×2, 3×3 and 6×6 bins, upsampled and concatenated, so each pixel "
+                    "sees global and regional context."),
     ModelSpec(
         name="deeplabv1", title="DeepLab v1 (LargeFOV)",
         paper="Chen, Papandreou, Kokkinos, Murphy, Yuille: Semantic Image Segmentation with Deep "

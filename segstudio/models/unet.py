@@ -42,7 +42,7 @@ class Down(nn.Sequential):
 
 
 class Up(nn.Module):
-    """One expanding step: 2×2 up-convolution halving the channels, concatenate skip, double conv."""
+    """One expanding step: 2×2 up-convolution halving channels, concatenated skip, double conv."""
 
     def __init__(self, in_ch: int, out_ch: int, batch_norm: bool) -> None:
         super().__init__()

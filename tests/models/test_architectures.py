@@ -10,7 +10,7 @@ from torch import nn
 
 from segstudio.models.backbones import VGG16, ResNet
 from segstudio.models.deeplab import DeepLabV3
-from segstudio.models.fcn import bilinear_upsampler
+from segstudio.models.fcn import CROP_OUTPUT, CROP_POOL3, CROP_POOL4, bilinear_upsampler
 from segstudio.models.refinenet import (ChainedResidualPool, MultiResolutionFusion,
                                         ResidualConvUnit)
 from segstudio.models.registry import REGISTRY, build_model
@@ -123,10 +123,44 @@ def test_fcn_fuses_skip_scores_by_addition(stride):
     skip = capture(model.score_pool3 if stride == 8 else model.score_pool4)
     fused = capture(model.upscore, inputs=True)
     run(model, 41, 59)
-    offset = 9 if stride == 8 else 5
+    offset = CROP_POOL3 if stride == 8 else CROP_POOL4
     h, w = coarse[0].shape[-2:]
     expected = coarse[0] + skip[0][:, :, offset:offset + h, offset:offset + w]
     assert torch.allclose(fused[0], expected)
+
+
+def centre_map(layers, a=1.0, b=0.0):
+    """(a, b) with image x = a·y + b for position y after ``layers`` (receptive-field centres)."""
+    for m in layers:
+        if isinstance(m, nn.ConvTranspose2d):
+            k, s = m.kernel_size[0], m.stride[0]
+            a, b = a / s, b - a * (k - 1) / (2 * s)
+        elif isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
+            k, s, p, d = (v if isinstance(v, int) else v[0]
+                          for v in (m.kernel_size, m.stride, m.padding, m.dilation))
+            a, b = a * s, b + a * (d * (k - 1) / 2 - p)
+    return a, b
+
+
+def shifted(mapping, offset):
+    a, b = mapping
+    return a, b + a * offset
+
+
+def test_fcn_crop_offsets_align_every_fused_map_with_the_image():
+    model = lite("fcn8s")
+    f = model.backbone.features
+    pool3, pool4, pool5 = (centre_map(f[:i + 1]) for i in (16, 23, 30))
+    score = centre_map([model.fc6], *pool5)
+    fused4 = centre_map([model.upscore2], *score)
+    assert shifted(pool4, CROP_POOL4) == fused4
+    fused3 = centre_map([model.upscore_pool4], *fused4)
+    assert shifted(pool3, CROP_POOL3) == fused3
+    assert shifted(centre_map([model.upscore], *fused3), CROP_OUTPUT[8]) == (1.0, 0.0)
+    for stride in (32, 16):
+        m = lite(f"fcn{stride}s")
+        chain = [m.fc6] + ([m.upscore2] if stride == 16 else []) + [m.upscore]
+        assert shifted(centre_map(chain, *pool5), CROP_OUTPUT[stride]) == (1.0, 0.0)
 
 
 def test_fcn32s_has_one_32x_upsampling_and_no_skips():

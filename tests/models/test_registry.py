@@ -1,4 +1,4 @@
-"""The registry's facts, its builder's errors, cached-only ImageNet weights, ``segstudio models``."""
+"""Registry facts, build errors, cache-only ImageNet weights and ``segstudio models``."""
 
 from __future__ import annotations
 
