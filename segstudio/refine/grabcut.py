@@ -4,7 +4,9 @@ box the user drags, or tighten the outline of a class already painted.
 GrabCut models the colours of object and background with Gaussian mixtures and separates them
 by a graph cut, re-estimating the mixtures each iteration (§3). Both functions work on a crop
 around the object, so the cost follows the object's size, not the image's; the ring of the crop
-outside the object is the background the model learns from, which keeps it local.
+outside the object is the background the model learns from, which keeps it local. A crop
+larger than ``work_pixels`` is cut at a reduced scale; refine the edge afterwards with the CRF
+if it must be exact to the pixel.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import cv2
 import numpy as np
 
 VOID = 255
+# The cut runs on at most this many pixels (a 256×256 crop): about half a second on one core.
+WORK_PIXELS = 256 * 256
 
 
 class GrabCutError(ValueError):
@@ -38,22 +42,43 @@ def _check_iterations(iterations: int) -> None:
 
 
 def _cut(image: np.ndarray, seeds: np.ndarray, crop: tuple[int, int, int, int],
-         iterations: int) -> np.ndarray:
+         iterations: int, work_pixels: int) -> np.ndarray:
     """Run GrabCut on ``crop`` (x0, y0, x1, y1) of ``image`` from a GC_* ``seeds`` map of the
-    same crop; return the whole image's boolean foreground."""
+    same crop; return the whole image's boolean foreground.
+
+    Max-flow time grows faster than the pixel count, so a crop larger than ``work_pixels`` is
+    cut at a reduced scale and its mask scaled back (smoothly, then thresholded); certain
+    background stays background at full resolution.
+    """
     x0, y0, x1, y1 = crop
-    labels = seeds.copy()
-    if not np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
-        raise GrabCutError("GrabCut found no background to learn from: the region covers the whole image")
-    background = np.zeros((1, 65), np.float64)
-    foreground = np.zeros((1, 65), np.float64)
+    if not np.isin(seeds, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
+        raise GrabCutError("GrabCut found no background to learn from: the region covers the "
+                           "whole image")
     # OpenCV expects BGR; the colour models do not care about the channel order, but keep to it.
     patch = np.ascontiguousarray(image[y0:y1, x0:x1, ::-1])
+    h, w = seeds.shape
+    scale = min(1.0, (work_pixels / (h * w)) ** 0.5)
+    labels = seeds.copy()
+    if scale < 1.0:
+        size = (max(2, round(w * scale)), max(2, round(h * scale)))
+        patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+        labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+    background = np.zeros((1, 65), np.float64)
+    foreground = np.zeros((1, 65), np.float64)
     cv2.grabCut(patch, labels, None, background, foreground, int(iterations),
                 cv2.GC_INIT_WITH_MASK)
+    mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if scale < 1.0:
+        mask = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+        mask &= seeds != cv2.GC_BGD
     out = np.zeros(image.shape[:2], bool)
-    out[y0:y1, x0:x1] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    out[y0:y1, x0:x1] = mask
     return out
+
+
+def _check_work_pixels(work_pixels: int) -> None:
+    if int(work_pixels) != work_pixels or work_pixels < 64:
+        raise GrabCutError(f"GrabCut work_pixels must be a whole number ≥ 64, got {work_pixels!r}")
 
 
 def _grow(x0: int, y0: int, x1: int, y1: int, margin: int, h: int, w: int):
@@ -61,7 +86,7 @@ def _grow(x0: int, y0: int, x1: int, y1: int, margin: int, h: int, w: int):
 
 
 def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
-                iterations: int = 5) -> np.ndarray:
+                iterations: int = 5, *, work_pixels: int = WORK_PIXELS) -> np.ndarray:
     """The object inside the half-open box ``rect = (x0, y0, x1, y1)`` as an H×W bool mask.
 
     Pixels outside the box are background for certain, those inside probably foreground (the
@@ -70,6 +95,7 @@ def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
     """
     image = _check_image(image_rgb8)
     _check_iterations(iterations)
+    _check_work_pixels(work_pixels)
     h, w = image.shape[:2]
     try:
         xa, ya, xb, yb = (int(round(v)) for v in rect)
@@ -90,11 +116,12 @@ def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
     cx0, cy0, cx1, cy1 = crop
     seeds = np.full((cy1 - cy0, cx1 - cx0), cv2.GC_BGD, np.uint8)
     seeds[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = cv2.GC_PR_FGD
-    return _cut(image, seeds, crop, iterations)
+    return _cut(image, seeds, crop, iterations, work_pixels)
 
 
 def grabcut_refine(image_rgb8: np.ndarray, labels: np.ndarray, class_index: int,
-                   iterations: int = 5, band: int = 12) -> np.ndarray:
+                   iterations: int = 5, band: int = 12, *,
+                   work_pixels: int = WORK_PIXELS) -> np.ndarray:
     """Tighten the region of ``class_index`` to the object under it; an H×W bool mask.
 
     The class's pixels are probable foreground, a ``band`` of pixels around them probable
@@ -105,6 +132,7 @@ def grabcut_refine(image_rgb8: np.ndarray, labels: np.ndarray, class_index: int,
     """
     image = _check_image(image_rgb8)
     _check_iterations(iterations)
+    _check_work_pixels(work_pixels)
     labels = np.asarray(labels)
     h, w = image.shape[:2]
     if labels.shape != (h, w) or labels.dtype != np.uint8:
@@ -128,4 +156,4 @@ def grabcut_refine(image_rgb8: np.ndarray, labels: np.ndarray, class_index: int,
     seeds = np.full(inside.shape, cv2.GC_BGD, np.uint8)
     seeds[near] = cv2.GC_PR_BGD
     seeds[inside.astype(bool)] = cv2.GC_PR_FGD
-    return _cut(image, seeds, crop, iterations)
+    return _cut(image, seeds, crop, iterations, work_pixels)

@@ -41,35 +41,30 @@ def _components(mask: np.ndarray, connectivity: int) -> tuple[int, np.ndarray, n
     return count, ids, stats
 
 
-def _shifted(array: np.ndarray, dy: int, dx: int) -> tuple[tuple[slice, slice],
-                                                           tuple[slice, slice]]:
-    """Slices (here, there) such that ``array[there]`` is the neighbour at (dy, dx) of
-    ``array[here]``."""
-    h, w = array.shape
-
-    def pair(d: int, n: int) -> tuple[slice, slice]:
-        return (slice(0, n - d), slice(d, n)) if d >= 0 else (slice(-d, n), slice(0, n + d))
-
-    (ry, ty), (rx, tx) = pair(dy, h), pair(dx, w)
-    return (ry, rx), (ty, tx)
-
-
-def _surrounding_class(labels: np.ndarray, island_ids: np.ndarray, count: int,
+def _surrounding_class(labels: np.ndarray, ids: np.ndarray, inside: np.ndarray, count: int,
                        connectivity: int) -> np.ndarray:
     """For each island id, the most common class among the pixels touching it (−1 if none).
 
     A pixel beside an island votes once for it, however many of the island's pixels it touches.
     Ties go to the lower class index, so void (255) only wins when it clearly surrounds.
     """
-    width = labels.shape[1]
+    h, w = labels.shape
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT if connectivity == 8 else cv2.MORPH_CROSS,
+                                       (3, 3))
+    # Only the ring of pixels just outside the islands can vote.
+    ring = cv2.dilate(inside.view(np.uint8), kernel).view(bool) & ~inside
+    ys, xs = np.nonzero(ring)
+    pixel = ys.astype(np.int64) * w + xs
     pixels, islands = [], []
     for dy, dx in _OFFSETS[connectivity]:
-        here, there = _shifted(labels, dy, dx)
-        # ``here`` is a pixel outside any island; ``there`` its neighbour inside one.
-        touching = (island_ids[there] > 0) & (island_ids[here] == 0)
-        rows, cols = np.nonzero(touching)
-        pixels.append((rows + here[0].start).astype(np.int64) * width + cols + here[1].start)
-        islands.append(island_ids[there][touching].astype(np.int64))
+        ny, nx = ys + dy, xs + dx
+        ok = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+        neighbour = np.zeros(ys.size, np.int64)
+        ny, nx = ny[ok], nx[ok]
+        neighbour[ok] = np.where(inside[ny, nx], ids[ny, nx], 0)
+        touching = neighbour > 0
+        pixels.append(pixel[touching])
+        islands.append(neighbour[touching])
     pixels, islands = np.concatenate(pixels), np.concatenate(islands)
     # One vote per (pixel, island) pair.
     pair = np.unique(pixels * count + islands)
@@ -109,14 +104,15 @@ def remove_islands(labels: np.ndarray, class_index: int, min_size: int, connecti
     out = labels.copy()
     if not small.any():
         return out
-    island_ids = np.where(small[ids], ids, 0)
-    if fill_with == "surrounding":
-        winner = _surrounding_class(labels, island_ids, count, connectivity)
-        replacement = winner[island_ids]
-        change = (island_ids > 0) & (replacement >= 0)
-        out[change] = replacement[change]
-    else:
-        out[island_ids > 0] = fill_with
+    inside = small[ids]
+    if fill_with != "surrounding":
+        out[inside] = fill_with
+        return out
+    winner = _surrounding_class(labels, ids, inside, count, connectivity)
+    ys, xs = np.nonzero(inside)
+    replacement = winner[ids[ys, xs]]
+    keep = replacement >= 0
+    out[ys[keep], xs[keep]] = replacement[keep]
     return out
 
 

@@ -72,6 +72,19 @@ def test_refine_grows_a_too_small_region_to_the_edge_but_never_past_the_band():
     assert iou(refined, truth) > 0.95
 
 
+def test_a_crop_over_the_work_size_is_cut_at_a_lower_scale_with_the_same_limits():
+    image, truth = scene()
+    mask = grabcut_box(image, (10, 22, 80, 78), work_pixels=2500)   # about half the scale
+    assert iou(mask, truth) > 0.9
+    assert not mask[:22].any() and not mask[78:].any() and not mask[:, 80:].any()
+    band = 8
+    shrunk = cv2.erode(truth.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    refined = grabcut_refine(image, shrunk, 1, band=band, work_pixels=2500)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
+    assert not (refined & ~cv2.dilate(shrunk, kernel).astype(bool)).any()
+    assert iou(refined, truth) > 0.9
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda im: grabcut_box(im, (0, 0, SIZE, SIZE)), "whole"),
     (lambda im: grabcut_box(im, (-20, -20, SIZE + 5, SIZE + 9)), "whole"),
@@ -80,6 +93,7 @@ def test_refine_grows_a_too_small_region_to_the_edge_but_never_past_the_band():
     (lambda im: grabcut_box(im, "box"), "four numbers"),
     (lambda im: grabcut_box(im.astype(np.float32), (10, 10, 40, 40)), "uint8"),
     (lambda im: grabcut_box(im, (10, 10, 40, 40), iterations=0), "iterations"),
+    (lambda im: grabcut_box(im, (10, 10, 40, 40), work_pixels=10), "work_pixels"),
     (lambda im: grabcut_refine(im, np.zeros((SIZE, SIZE), np.uint8), 1), "class 1 has no pixels"),
     (lambda im: grabcut_refine(im, np.zeros((SIZE, 5), np.uint8), 1), r"\(96, 5\)"),
     (lambda im: grabcut_refine(im, np.ones((SIZE, SIZE), np.uint8), 1), "no background"),
