@@ -12,6 +12,7 @@ clipping outside it.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,7 +139,12 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         from segstudio.io.dicom import read_dicom
 
         return read_dicom(path, max_pixels=max_pixels)
-    return _read_with_pillow(path, head, max_pixels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = _read_with_pillow(path, head, max_pixels)
+    # Pillow warns about tolerable defects (corrupt EXIF, odd chunks); they become notes.
+    image.notes.extend(str(w.message).strip() for w in caught[:3])
+    return image
 
 
 def _looks_like_dicom(path: Path, head: bytes) -> bool:
