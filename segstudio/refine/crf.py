@@ -198,6 +198,7 @@ class CrfProcess:
         self._lock = threading.Lock()
         self._worker: crf_worker.Worker | None = None
         self._job: crf_worker.Job | None = None
+        self._pool = crf_worker.BlockPool()
         self._next_id = 0
 
     def start(self) -> None:
@@ -233,7 +234,8 @@ class CrfProcess:
             self._drop_job()
             self._ensure_worker()
             self._next_id += 1
-            job = crf_worker.Job(self._next_id, image, data, out_shape, out_dtype, options)
+            job = crf_worker.Job(self._next_id, self._share(image, data, out_shape, out_dtype),
+                                 options)
             try:
                 self._worker.send(job)
             except OSError:
@@ -317,12 +319,27 @@ class CrfProcess:
                 self._job.cancel()
             self._stop_worker()
             self._drop_job()
+            self._pool.release()
 
     def __enter__(self) -> CrfProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _share(self, image: np.ndarray, data: np.ndarray, out_shape: tuple[int, ...],
+               out_dtype: type) -> dict[str, crf_worker.SharedArray]:
+        try:
+            arrays = {"image": self._pool.block("image", image.shape, image.dtype),
+                      "data": self._pool.block("data", data.shape, data.dtype),
+                      "out": self._pool.block("out", out_shape, out_dtype)}
+        except OSError as exc:
+            mb = (image.nbytes + 2 * data.nbytes) / 2 ** 20
+            raise CrfError(f"could not set aside {mb:.0f} MB of shared memory for the CRF "
+                           f"worker: {exc}") from None
+        arrays["image"].fill(image)
+        arrays["data"].fill(data)
+        return arrays
 
     def _ensure_worker(self) -> None:
         if self._worker is None or not self._worker.alive:

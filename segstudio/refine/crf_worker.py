@@ -30,17 +30,17 @@ class SharedArray:
         nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
         self._shm: SharedMemory | None = SharedMemory(create=True, size=max(nbytes, 1))
 
-    @classmethod
-    def holding(cls, array: np.ndarray) -> SharedArray:
-        shared = cls(array.shape, array.dtype)
-        view = np.ndarray(shared.shape, shared.dtype, buffer=shared._shm.buf)
-        view[...] = array
-        del view   # the buffer must have no exports left when the block is closed
-        return shared
+    def fits(self, shape: tuple[int, ...], dtype: Any) -> bool:
+        return self._shm is not None and self.shape == tuple(shape) and self.dtype == dtype
 
     @property
     def descriptor(self) -> Descriptor:
         return self._shm.name, self.shape, self.dtype.str
+
+    def fill(self, array: np.ndarray) -> None:
+        view = np.ndarray(self.shape, self.dtype, buffer=self._shm.buf)
+        view[...] = array
+        del view   # the buffer must have no exports left when the block is closed
 
     def copy_out(self) -> np.ndarray:
         view = np.ndarray(self.shape, self.dtype, buffer=self._shm.buf)
@@ -58,25 +58,44 @@ class SharedArray:
             self._shm = None
 
 
+class BlockPool:
+    """The parent's shared blocks, one per role ("image", "data", "out"), kept between jobs.
+
+    A GUI refines one image again and again; reusing its blocks skips allocating and
+    page-faulting fresh shared memory, which costs several times a plain copy.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, SharedArray] = {}
+
+    def block(self, role: str, shape: tuple[int, ...], dtype: Any) -> SharedArray:
+        current = self._blocks.get(role)
+        if current is not None and current.fits(shape, np.dtype(dtype)):
+            return current
+        if current is not None:
+            current.release()
+            del self._blocks[role]
+        self._blocks[role] = SharedArray(shape, dtype)
+        return self._blocks[role]
+
+    def release(self) -> None:
+        for shared in self._blocks.values():
+            shared.release()
+        self._blocks.clear()
+
+
 class Job:
     """One submitted CRF run as the parent sees it: its shared arrays, progress and outcome."""
 
-    def __init__(self, job_id: int, image: np.ndarray, data: np.ndarray,
-                 out_shape: tuple[int, ...], out_dtype: Any, options: dict[str, Any]) -> None:
+    def __init__(self, job_id: int, arrays: dict[str, SharedArray],
+                 options: dict[str, Any]) -> None:
         self.id = job_id
         self.options = options
         self.progress = (0, options["params"].iterations)
         self.state = "running"
         self._result: np.ndarray | None = None
         self._error = ""
-        self._arrays: dict[str, SharedArray] = {}
-        try:
-            self._arrays["image"] = SharedArray.holding(image)
-            self._arrays["data"] = SharedArray.holding(data)
-            self._arrays["out"] = SharedArray(out_shape, out_dtype)
-        except BaseException:
-            self.release()
-            raise
+        self._arrays = arrays
 
     @property
     def running(self) -> bool:
@@ -100,9 +119,8 @@ class Job:
         self.release()
 
     def release(self) -> None:
-        for shared in self._arrays.values():
-            shared.release()
-        self._arrays.clear()
+        """Forget the shared blocks (the pool owns them); they may now serve another job."""
+        self._arrays = {}
 
     def outcome(self) -> np.ndarray | None:
         from segstudio.refine.crf import CrfCancelled, CrfError
@@ -180,34 +198,33 @@ class Worker:
         self._conn.close()
 
 
-def _load(descriptor: Descriptor) -> np.ndarray:
-    name, shape, dtype = descriptor
-    shm = SharedMemory(name=name)
-    try:
-        view = np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
-        array = view.copy()
-        del view
-    finally:
-        shm.close()
-    return array
+class _Attached:
+    """The worker's open mappings of the parent's blocks, kept while their names stay the same
+    (the parent reuses its blocks, so usually for the worker's whole life)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, SharedMemory] = {}
+
+    def view(self, descriptor: Descriptor) -> np.ndarray:
+        name, shape, dtype = descriptor
+        if name not in self._open:
+            self._open[name] = SharedMemory(name=name)
+        return np.ndarray(shape, np.dtype(dtype), buffer=self._open[name].buf)
+
+    def keep_only(self, names: set[str]) -> None:
+        for name in set(self._open) - names:
+            try:
+                self._open.pop(name).close()
+            except BufferError:
+                pass   # a view from a failed job is still alive; the mapping goes with it
 
 
-def _store(descriptor: Descriptor, array: np.ndarray) -> None:
-    name, shape, dtype = descriptor
-    shm = SharedMemory(name=name)
-    try:
-        view = np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
-        view[...] = array
-        del view
-    finally:
-        shm.close()
-
-
-def _run(conn: connection.Connection, job_id: int, spec: dict[str, Any]) -> None:
+def _run(conn: connection.Connection, job_id: int, spec: dict[str, Any],
+         attached: _Attached) -> None:
     from segstudio.refine import crf
 
-    image = _load(spec["image"])
-    data = _load(spec["data"])
+    attached.keep_only({spec[role][0] for role in ("image", "data", "out")})
+    image, data = attached.view(spec["image"]), attached.view(spec["data"])
 
     def progress(done: int, total: int) -> None:
         conn.send(("step", job_id, done, total))
@@ -218,11 +235,15 @@ def _run(conn: connection.Connection, job_id: int, spec: dict[str, Any]) -> None
         result = crf.refine_labels(image, data, spec["num_classes"], spec["params"],
                                    confidence=spec["confidence"], fill_void=spec["fill_void"],
                                    progress=progress)
-    _store(spec["out"], result)
+    del image, data
+    out = attached.view(spec["out"])
+    out[...] = result
+    del out
 
 
 def serve(conn: connection.Connection) -> None:
     """The worker's loop: run each job that arrives until ``None`` or the parent goes away."""
+    attached = _Attached()
     while True:
         try:
             message = conn.recv()
@@ -232,7 +253,7 @@ def serve(conn: connection.Connection) -> None:
             return
         job_id, spec = message
         try:
-            _run(conn, job_id, spec)
+            _run(conn, job_id, spec, attached)
         except Exception as exc:  # reported to the parent, which raises CrfError
             text = str(exc) if type(exc).__name__ == "CrfError" else f"{type(exc).__name__}: {exc}"
             try:
