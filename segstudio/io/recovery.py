@@ -64,22 +64,29 @@ class RecoveryStore:
         self.clear()
         self.workspace = workspace
 
+    @staticmethod
+    def key(source: str, frame: int | None) -> str:
+        """Items are told apart by source file and frame (two folders may hold ``x.png``)."""
+        return f"{source}#{'' if frame is None else frame}"
+
     def save(self, item_id: str, source: str, frame: int | None, labels: np.ndarray) -> None:
         """Autosave one item's labels (PNG at fast compression), then the manifest."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{len(self._items):05d}.png" if item_id not in self._items else \
-            self._items[item_id]["labels"]
+        key = self.key(source, frame)
+        name = self._items[key]["labels"] if key in self._items else f"{len(self._items):05d}.png"
+        while key not in self._items and (self.folder / name).exists():
+            name = f"{uuid.uuid4().hex[:8]}.png"
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8)).save(
             buf, format="PNG", compress_level=1)
         atomic_write_bytes(self.folder / name, buf.getvalue())
-        self._items[item_id] = {"labels": name, "source": source, "frame": frame,
-                                "saved_at": time.time()}
+        self._items[key] = {"id": item_id, "labels": name, "source": source, "frame": frame,
+                            "saved_at": time.time()}
         self._write_manifest()
 
-    def forget(self, item_id: str) -> None:
+    def forget(self, source: str, frame: int | None) -> None:
         """The item was saved for real: its autosave is no longer needed."""
-        entry = self._items.pop(item_id, None)
+        entry = self._items.pop(self.key(source, frame), None)
         if entry is None:
             return
         self._write_manifest()
@@ -124,8 +131,8 @@ def orphans(root: Path, *, exclude: Path | None = None) -> list[RecoverableSessi
             if _alive(int(data.get("pid", -1))):
                 continue
             items = tuple(
-                RecoveredItem(str(k), str(v["source"]), v.get("frame"), folder / v["labels"],
-                              float(v.get("saved_at", 0)))
+                RecoveredItem(str(v.get("id", k)), str(v["source"]), v.get("frame"),
+                              folder / v["labels"], float(v.get("saved_at", 0)))
                 for k, v in data.get("items", {}).items() if (folder / v["labels"]).exists())
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue

@@ -50,24 +50,24 @@ class Autosave(QObject):
         self.timer.stop()
         queued = 0
         for doc in self.window.dirty_documents():
-            key = doc.item.id
+            key = RecoveryStore.key(str(doc.item.source), doc.item.frame)
             if self._seen.get(key) == doc.labels.revision:
                 continue
             self._seen[key] = doc.labels.revision
             labels = np.array(doc.labels.array)         # the only work on the GUI thread
-            self.pool.start(_Write(self.store, key, str(doc.item.source), doc.item.frame, labels,
-                                   self.written.emit))
+            self.pool.start(_Write(self.store, doc.item.id, str(doc.item.source), doc.item.frame,
+                                   labels, self.written.emit))
             queued += 1
         return queued
 
     def wait(self, msecs: int = 30000) -> bool:
         return self.pool.waitForDone(msecs)
 
-    def saved(self, item_id: str) -> None:
+    def saved(self, item) -> None:
         """The user's file now holds these labels: the autosave can go."""
-        self._seen.pop(item_id, None)
+        self._seen.pop(RecoveryStore.key(str(item.source), item.frame), None)
         self.pool.waitForDone(5000)
-        self.store.forget(item_id)
+        self.store.forget(str(item.source), item.frame)
 
     def reset(self, workspace: str) -> None:
         self.pool.waitForDone(10000)
@@ -101,10 +101,10 @@ def restore_session(window, session) -> int:
     except (WorkspaceError, OSError) as exc:
         window.show_error(f"Cannot restore into {root}: {exc}")
         return 0
-    by_id = {item.id: item for item in ws.items}
+    by_key = {(str(item.source), item.frame): item for item in ws.items}
     restored = 0
     for rec in session.items:
-        item = by_id.get(rec.item_id)
+        item = by_key.get((rec.source, rec.frame))
         if item is None:
             continue
         try:

@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         self.save_action = self._action("&Save labels", self.save_current,
                                         QKeySequence.StandardKey.Save, m)
+        self._action("&Export VOC…", self.export_voc_dialog, "Ctrl+E", m)
         m.addSeparator()
         self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, m)
 
@@ -486,7 +487,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"Could not save the labels of {doc.item.id}: {exc}")
             return False
         doc.mark_saved()
-        self.autosave.saved(doc.item.id)
+        self.autosave.saved(doc.item)
         self.files.model.item_changed(doc.row)
         return True
 
@@ -497,6 +498,20 @@ class MainWindow(QMainWindow):
         if ok:
             self.statusBar().showMessage(f"Saved the labels of {self.doc.item.id}", 3000)
         return ok
+
+    def export_voc_dialog(self):
+        """Save pending edits, then show the export dialog (returned, for tests)."""
+        from segstudio.ui.export_dialog import ExportVocDialog
+
+        if self.workspace is None:
+            self.show_error("Open a folder first: the export takes a workspace's labelled items.")
+            return None
+        if not self.maybe_save():
+            return None
+        dialog = ExportVocDialog(self.workspace, self)
+        if self.interactive:
+            dialog.exec()
+        return dialog
 
     def dirty_documents(self) -> list[Document]:
         docs = list(self._kept.values()) + ([self.doc] if self.doc is not None else [])
