@@ -102,7 +102,8 @@ def effective_rf(model: nn.Module, image: torch.Tensor, y: int, x: int, *,
                                               f"{features.shape[1]} channels")
                 value = features[0, target, fy, fx]
             else:
-                raise EffectiveFieldError(f"unknown target {target!r}: use 'sum' or a channel index")
+                raise EffectiveFieldError(f"unknown target {target!r}: use 'sum' or a channel "
+                                          "index")
             (grad,) = torch.autograd.grad(value, pixels)
     finally:
         if handle is not None:

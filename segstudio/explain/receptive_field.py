@@ -10,16 +10,14 @@ Convolutional Neural Networks" (Distill, 2019):
     jump_out  = jump_in * stride
     start_out = start_in + ((k_eff - 1) / 2 - padding) * jump_in
 
-Because the operations themselves are seen, Python control flow, functional calls
-(``F.interpolate``) and skips need no special support. Conventions, chosen to describe what a
-unit can actually see:
+Seeing the operations themselves, Python control flow, functional calls and skips need no
+special support. Conventions, chosen to describe what a unit can actually see:
 
 - adaptive pooling pools real feature units, so image-level pooling sees the whole feature map
   (``size_in + (n - 1) * jump_in``), which covers the whole image;
 - upsampling divides the jump; nearest keeps the size, bilinear adds one input jump (each output
   reads two neighbours), bicubic three; a transposed convolution adds ``ceil(k / s) - 1`` jumps;
-- elementwise operations and concatenation keep, per axis, the field of the input whose field is
-  largest (a skip from a shallow layer never shrinks what the sum sees);
+- elementwise operations and concatenation keep, per axis, the largest field of their inputs;
 - a module called several times (a shared ReLU) reports its last call.
 
 The field is not clipped to the image: a ResNet-50 unit sees 427 pixels even on a 224 input.
@@ -36,10 +34,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = [
-    "ReceptiveField", "ReceptiveFieldError", "receptive_field", "receptive_fields",
-    "unit_at", "box_at", "atrous_sampling_grid", "MODEL_OUTPUT",
-]
+__all__ = ["ReceptiveField", "ReceptiveFieldError", "receptive_field", "receptive_fields",
+           "unit_at", "box_at", "atrous_sampling_grid", "MODEL_OUTPUT"]
 
 MODEL_OUTPUT = ""
 """Layer name that stands for the model's own output (``out`` of a dict output)."""
@@ -73,9 +69,8 @@ _PIXEL = ReceptiveField((1.0, 1.0), (1.0, 1.0), (0.0, 0.0))
 
 
 def _pair(v) -> tuple:
-    if isinstance(v, (tuple, list)):
-        return (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
-    return (v, v)
+    v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    return v[0], v[-1]
 
 
 def _arg(args: Sequence, kwargs: Mapping, index: int, name: str, default=None):
@@ -117,12 +112,9 @@ def _spatial(t: torch.Tensor) -> tuple[int, int] | None:
 
 def _combined(fields: list[ReceptiveField], inputs: list[torch.Tensor],
               out: torch.Tensor) -> ReceptiveField:
-    """Elementwise ops, concatenation and broadcasts: per axis the largest size of any input.
-
-    The jump and start describe the output's own grid, so they come from an input laid out like
-    the output; a pooled 1×1 gate broadcast over a map (squeeze-and-excitation) widens what each
-    unit sees but does not change where the units are.
-    """
+    """Elementwise ops, concatenation, broadcasts: per axis the largest size of any input, and
+    the grid (jump, start) of an input laid out like the output, so that a pooled gate broadcast
+    over a map (squeeze-and-excitation) widens what units see but does not move them."""
     shape = _spatial(out)
     aligned = [f for f, t in zip(fields, inputs) if shape is not None and _spatial(t) == shape]
     grid = aligned or fields
@@ -178,8 +170,6 @@ def _reduction(rf: ReceptiveField, t: torch.Tensor, args, kwargs) -> ReceptiveFi
     if t.dim() < 3:
         return rf
     dim = _arg(args, kwargs, 1, "dim")
-    if isinstance(dim, str):
-        return rf
     dims = range(t.dim()) if dim is None else (dim if isinstance(dim, (tuple, list)) else (dim,))
     dims = {d % t.dim() for d in dims if isinstance(d, int)}
     shape = _spatial(t)
@@ -193,7 +183,7 @@ def _reduction(rf: ReceptiveField, t: torch.Tensor, args, kwargs) -> ReceptiveFi
 
 def _propagate(name: str, args, kwargs, fields: list[ReceptiveField],
                inputs: list[torch.Tensor], out: torch.Tensor) -> ReceptiveField:
-    """The receptive field of ``out``, made by operation ``name`` from ``inputs`` with ``fields``."""
+    """The field of ``out``, made by operation ``name`` from ``inputs`` with ``fields``."""
     rf, first = fields[0], inputs[0]
     if name in ("conv2d", "convolution") and first.dim() >= 3:
         weight = _arg(args, kwargs, 1, "weight")
@@ -216,17 +206,11 @@ def _propagate(name: str, args, kwargs, fields: list[ReceptiveField],
             return (size + (math.ceil(k_eff / s[a]) - 1) * jump, jump / s[a],
                     start + (p[a] - (k_eff - 1) / 2) / s[a] * jump)
         return _per_axis(rf, axis)
-    if name in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "lp_pool2d"):
-        if name == "lp_pool2d":
-            kernel, padding, dilation = _arg(args, kwargs, 2, "kernel_size"), 0, 1
-            stride = _arg(args, kwargs, 3, "stride")
-        else:
-            kernel = _arg(args, kwargs, 1, "kernel_size")
-            stride = _arg(args, kwargs, 2, "stride")
-            padding = _arg(args, kwargs, 3, "padding", 0)
-            dilation = _arg(args, kwargs, 4, "dilation", 1) if "max" in name else 1
-        stride = kernel if stride is None or stride == [] or stride == () else stride
-        return _window(rf, kernel, stride, padding, dilation)
+    if name in ("max_pool2d", "max_pool2d_with_indices", "avg_pool2d"):
+        kernel = _arg(args, kwargs, 1, "kernel_size")
+        stride = _arg(args, kwargs, 2, "stride") or kernel  # None or [] mean "as the kernel"
+        dilation = _arg(args, kwargs, 4, "dilation", 1) if "max" in name else 1
+        return _window(rf, kernel, stride, _arg(args, kwargs, 3, "padding", 0), dilation)
     if name.startswith("adaptive_") and out.dim() >= 3:
         n_in, n_out = _spatial(first), _spatial(out)
 
@@ -241,17 +225,8 @@ def _propagate(name: str, args, kwargs, fields: list[ReceptiveField],
             taps = math.ceil(_spatial(first)[0] / _spatial(out)[0])
         align = bool(_arg(args, kwargs, 4, "align_corners", False))
         return _resample(rf, _spatial(first), _spatial(out), taps, align)
-    if name == "max_unpool2d" and out.dim() >= 3:
-        kernel = _pair(_arg(args, kwargs, 2, "kernel_size"))
-        ratio = [_spatial(first)[a] / _spatial(out)[a] for a in (0, 1)]
-
-        def axis(a, size, jump, start):
-            s = 1 / ratio[a]
-            return size + (math.ceil(kernel[a] / s) - 1) * jump, jump * ratio[a], start
-        return _per_axis(rf, axis)
-    if name == "pixel_shuffle":
-        r = _arg(args, kwargs, 1, "upscale_factor")
-        return _resample(rf, (1, 1), (r, r), 1)
+    if name == "max_unpool2d":  # the pooling indices travel along; only the values count
+        return _resample(rf, _spatial(first), _spatial(out), 1)
     if name == "pad" and first.dim() >= 3:
         pad = list(_arg(args, kwargs, 1, "pad"))
         left, top = pad[0], (pad[2] if len(pad) >= 4 else 0)
@@ -264,8 +239,8 @@ def _propagate(name: str, args, kwargs, fields: list[ReceptiveField],
     if len(fields) > 1:
         return _combined(fields, inputs, out)
     if out.dim() >= 3 and first.dim() >= 3 and _spatial(out) != _spatial(first):
-        # Any other change of grid (expand of a pooled vector, repeat) is read as nearest
-        # resampling: the units spread over the output, each still seeing what it saw.
+        # Any other change of grid (pixel shuffle, repeat, expanding a pooled vector) is
+        # read as nearest resampling: the units spread out, each still seeing what it saw.
         return _resample(rf, _spatial(first), _spatial(out), 1)
     return rf
 
@@ -280,10 +255,7 @@ class _FieldTracker(TorchFunctionMode):
         self._alive: list[torch.Tensor] = [source]
 
     def field_of(self, obj) -> ReceptiveField | None:
-        for t in _tensors(obj):
-            if id(t) in self.fields:
-                return self.fields[id(t)]
-        return None
+        return next((self.fields[id(t)] for t in _tensors(obj) if id(t) in self.fields), None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -302,10 +274,11 @@ class _FieldTracker(TorchFunctionMode):
 
 
 def _input_channels(model: nn.Module) -> int:
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            return m.in_channels
-    raise ReceptiveFieldError("the model has no 2-D convolution, so its input channels are unknown")
+    convs = (m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+    conv = next(convs, None)
+    if conv is None:
+        raise ReceptiveFieldError("the model has no 2-D convolution; pass in_channels")
+    return conv.in_channels
 
 
 def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, device):
@@ -362,22 +335,17 @@ def receptive_fields(model: nn.Module, layers: Iterable[str], input_size=(512, 5
     """
     layers = list(layers)
     params = next(model.parameters(), None)
-    own_device = params.device if params is not None else torch.device("cpu")
-    try:
-        found = _trace(model, layers, input_size, in_channels, "meta")
-    except ReceptiveFieldError:
-        raise
-    except Exception:
-        if own_device.type == "meta":
-            raise ReceptiveFieldError("the model cannot run on the meta device; build it on a real "
-                                      "device to compute its receptive fields") from None
+    found = None
+    for device in ("meta", params.device if params is not None else torch.device("cpu")):
         try:
-            found = _trace(model, layers, input_size, in_channels, own_device)
+            found = _trace(model, layers, input_size, in_channels, device)
+            break
         except ReceptiveFieldError:
             raise
         except Exception as exc:
-            raise ReceptiveFieldError(f"the model failed on a {tuple(_pair(input_size))} input: "
-                                      f"{exc}") from exc
+            if str(device) != "meta" or (params is not None and params.device.type == "meta"):
+                raise ReceptiveFieldError(f"the model failed on a {tuple(_pair(input_size))} "
+                                          f"input on the {device} device: {exc}") from exc
     missing = [layer for layer in layers if layer not in found]
     if missing:
         raise ReceptiveFieldError("these layers did not run on the input during the forward pass: "
@@ -405,16 +373,14 @@ def box_at(rf: ReceptiveField, feature_y: int, feature_x: int,
 
     With ``image_size=(h, w)`` the box is clipped to the image.
     """
-    cy, cx = rf.centre(feature_y, feature_x)
-    top = math.ceil(cy - (rf.size[0] - 1) / 2 - 1e-6)
-    left = math.ceil(cx - (rf.size[1] - 1) / 2 - 1e-6)
-    bottom = math.floor(cy + (rf.size[0] - 1) / 2 + 1e-6) + 1
-    right = math.floor(cx + (rf.size[1] - 1) / 2 + 1e-6) + 1
-    if image_size is not None:
-        h, w = image_size
-        top, left = max(top, 0), max(left, 0)
-        bottom, right = min(bottom, int(h)), min(right, int(w))
-    return top, left, bottom, right
+    spans = []
+    for a, centre in enumerate(rf.centre(feature_y, feature_x)):
+        half = (rf.size[a] - 1) / 2
+        low, high = math.ceil(centre - half - 1e-6), math.floor(centre + half + 1e-6) + 1
+        if image_size is not None:
+            low, high = max(low, 0), min(high, int(image_size[a]))
+        spans.append((low, high))
+    return spans[0][0], spans[1][0], spans[0][1], spans[1][1]
 
 
 def atrous_sampling_grid(rate: int, kernel: int = 3, centre=(0.0, 0.0),

@@ -185,3 +185,17 @@ def test_squeeze_excitation_gate_widens_the_field_without_moving_the_units():
 
     rf = receptive_field(Gated(), MODEL_OUTPUT, (16, 16))
     assert rf.size == (3 + 7 * 2, 3 + 7 * 2) and rf.jump == (2, 2) and rf.start == (0, 0)
+
+
+def test_max_unpooling_restores_the_grid_and_keeps_what_the_pool_saw():
+    class PoolUnpool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(2, return_indices=True)
+            self.unpool = nn.MaxUnpool2d(2)
+
+        def forward(self, x):
+            return self.unpool(*self.pool(x))
+
+    rf = receptive_field(PoolUnpool(), "unpool", (8, 8), in_channels=1)
+    assert rf.size == (2, 2) and rf.jump == (1, 1)
