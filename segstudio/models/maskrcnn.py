@@ -23,7 +23,7 @@ LITE_MAX_SIZE = 512
 LITE_CHANNELS = 64
 LITE_BOX_FC = 256
 # Fewer proposals (pre/post NMS) and detections at test time: the RoI heads dominate CPU time.
-LITE_PROPOSALS = (500, 300)
+LITE_PROPOSALS = (300, 150)
 LITE_DETECTIONS = 50
 
 
