@@ -120,11 +120,18 @@ def check_labels(image: np.ndarray, labels: np.ndarray, num_classes: int) -> np.
     return labels
 
 
+def check_params(params: CrfParams) -> CrfParams:
+    if not isinstance(params, CrfParams):
+        raise CrfError(f"CRF parameters must be a CrfParams, got {type(params).__name__}")
+    return params
+
+
 def _infer(image: np.ndarray, unary: np.ndarray, params: CrfParams,
            progress: Progress | None) -> np.ndarray:
     """Mean-field inference from a C×N unary energy; returns Q as C×H×W float32."""
     import pydensecrf.densecrf as dcrf
 
+    check_params(params)
     h, w = image.shape[:2]
     classes = unary.shape[0]
     crf = dcrf.DenseCRF2D(w, h, classes)
@@ -213,6 +220,7 @@ class CrfProcess:
         """Queue a :func:`refine_probabilities` (``kind="probs"``) or :func:`refine_labels`
         (``kind="labels"``, needs ``num_classes``) run; bad inputs raise :class:`CrfError` here."""
         image = check_image(image)
+        check_params(params)
         if kind == "probs":
             data = check_probabilities(image, probs_or_labels)
             out_shape, out_dtype = data.shape, np.float32
@@ -230,6 +238,7 @@ class CrfProcess:
                    "confidence": confidence, "fill_void": fill_void}
         with self._lock:
             if self._job is not None and self._job.running:
+                self._job.cancel()   # abandoned: a result() waiting on it raises CrfCancelled
                 self._stop_worker()
             self._drop_job()
             self._ensure_worker()

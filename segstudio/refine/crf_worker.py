@@ -5,13 +5,14 @@ blocks created by the parent; only their names, shapes and the options travel th
 so sending never waits on the worker. The worker answers with small messages: ``("step", id,
 done, total)`` after each mean-field iteration, then ``("done", id)`` or ``("error", id, text)``.
 
-This module imports nothing heavy at load time: the spawned worker imports it first, and the CRF
-module only once a job arrives.
+This module imports nothing heavy at load time, so the parent pays nothing for it; the worker
+loads the CRF as soon as it starts, so that :meth:`CrfProcess.start` warms it up ahead of a job.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from multiprocessing import connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
@@ -27,8 +28,17 @@ class SharedArray:
     def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
-        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-        self._shm: SharedMemory | None = SharedMemory(create=True, size=max(nbytes, 1))
+        nbytes = max(int(np.prod(self.shape)) * self.dtype.itemsize, 1)
+        self._shm: SharedMemory | None = SharedMemory(create=True, size=nbytes)
+        # Reserve the pages now: a shared memory folder too small for the block (Docker's
+        # default is 64 MB) then fails here with ENOSPC, not later with SIGBUS on first write.
+        fd = getattr(self._shm, "_fd", -1)
+        if fd >= 0 and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            except OSError:
+                self.release()
+                raise
 
     def fits(self, shape: tuple[int, ...], dtype: Any) -> bool:
         return self._shm is not None and self.shape == tuple(shape) and self.dtype == dtype
@@ -243,6 +253,11 @@ def _run(conn: connection.Connection, job_id: int, spec: dict[str, Any],
 
 def serve(conn: connection.Connection) -> None:
     """The worker's loop: run each job that arrives until ``None`` or the parent goes away."""
+    # Load the CRF now, while the parent has nothing to wait for, not at the first job.
+    import pydensecrf.densecrf  # noqa: F401
+
+    from segstudio.refine import crf  # noqa: F401
+
     attached = _Attached()
     while True:
         try:

@@ -205,3 +205,40 @@ def test_a_thread_of_the_caller_keeps_ticking_while_the_worker_runs(worker):
     ticker.join()
     assert len(gaps) > 20
     assert max(gaps) < 0.2, f"longest gap {max(gaps) * 1000:.0f} ms"
+
+
+def test_a_new_submit_abandons_the_running_job_and_serves_the_new_one():
+    image, probs, params = long_job()
+    with CrfProcess() as proc:
+        proc.submit(image, probs, params)
+        outcome = []
+
+        def wait():
+            try:
+                proc.result()
+            except CrfCancelled as exc:
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.3)
+        small, small_probs = scene(size=24)
+        proc.submit(small, small_probs)
+        waiter.join(timeout=2.0)
+        assert not waiter.is_alive() and len(outcome) == 1
+        np.testing.assert_array_equal(proc.result(timeout=60),
+                                      refine_probabilities(small, small_probs))
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="reserves pages with fallocate")
+def test_too_little_shared_memory_is_a_crf_error_not_a_crash(monkeypatch):
+    import errno
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    image, probs = scene()
+    with CrfProcess() as proc:
+        with pytest.raises(CrfError, match="shared memory.*No space left"):
+            proc.submit(image, probs)
