@@ -6,7 +6,8 @@ feature map into 1×1, 2×2, 3×3 and 6×6 bins, reduces each to a quarter of th
 pixel sees global and sub-region context. A deeply supervised auxiliary head on layer3 (§3.4)
 helps training. Logits are bilinearly resized to the input's own size, so any size works.
 
-The paper's ResNet has a three-convolution stem; this one keeps torchvision's 7×7 stem so that
+The ``paper`` configuration uses ResNet-50, the backbone of the paper's ablations (§4.2). The
+paper's ResNet has a three-convolution stem; this one keeps torchvision's 7×7 stem so that
 ImageNet weights load unchanged.
 """
 

@@ -8,7 +8,7 @@ loaded; ``build_model`` imports the architecture's module only when it is asked 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class ModelSpec:
     year: int
     family: str
     output_stride: int
-    branches: dict[str, str]
+    branches: dict[str, str] = field(hash=False)
     uses_crf: bool
     instance: bool
     description: str

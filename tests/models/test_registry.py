@@ -35,6 +35,7 @@ def test_registry_holds_every_zoo_model_with_consistent_facts():
         assert spec.output_stride in (1, 4, 8, 16, 32) and 2000 < spec.year < 2030
         assert spec.branches and spec.description and spec.paper
     assert get_spec("fcn8s").title == "FCN-8s"
+    assert len({get_spec("unet"), get_spec("unet"), get_spec("segnet")}) == 2   # hashable
     assert [get_spec(f"fcn{s}s").output_stride for s in (32, 16, 8)] == [32, 16, 8]
 
 
