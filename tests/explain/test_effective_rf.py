@@ -104,3 +104,20 @@ def test_bad_pixel_target_or_layer_is_a_clear_error():
         effective_rf(model, image, 1, 1, target=5)
     with pytest.raises(EffectiveFieldError, match="no module 'head'"):
         effective_rf(model, image, 1, 1, output="head")
+
+
+registry = pytest.importorskip("segstudio.models.registry")
+
+
+@pytest.mark.parametrize("name, layer", [("deeplabv1", "backbone.features.16"),
+                                         ("unet", "downs.1"), ("pspnet", "backbone.layer2")])
+def test_gradient_of_a_registry_unit_fills_exactly_its_theoretical_field(name, layer):
+    torch.manual_seed(0)
+    model = registry.build_model(name, 3, "lite")
+    erf = effective_rf(model, torch.rand(3, 160, 160), 80, 80, output=layer)
+    top, left, bottom, right = erf.box
+    assert erf.field.size[0] < 160 and (bottom - top) == erf.field.size[0]
+    # With random weights the gradient reaches exactly the edges of the traced field.
+    rows, cols = np.nonzero(erf.heat)
+    assert (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1) == erf.box
+    assert 0 < erf.mass95_share <= 1
