@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QSlider, QToolBar, QWidget)
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow,
+                               QMessageBox, QWidget)
 
 from segstudio.core.classes import ClassSet, chest_xray
 from segstudio.core.geometry import Rect
@@ -24,13 +24,12 @@ from segstudio.io.recovery import RecoveryStore
 from segstudio.paths import user_data_dir
 from segstudio.ui.autosave import Autosave
 from segstudio.ui.canvas import Canvas
-from segstudio.ui.dialogs import show_about, show_shortcuts
 from segstudio.ui.document import Document
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
-from segstudio.ui.panels.paint_options import PaintOptions
 from segstudio.ui.recent import RecentFiles
 from segstudio.ui.render import OverlayMode, rgb8_to_qimage
+from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
 
@@ -74,8 +73,8 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
 
         self.tools = {cls.name: cls(self) for cls in (BrushTool, EraserTool, FillTool, PolygonTool)}
-        self._build_actions()
-        self._build_toolbar()
+        build_menus(self)
+        build_toolbar(self)
 
         self.legend.set_classes(self.classes, self.hidden)
         self.legend.classSelected.connect(lambda _: self._update_status_class())
@@ -113,92 +112,6 @@ class MainWindow(QMainWindow):
         if menu is not None:
             menu.addAction(act)
         return act
-
-    def _build_actions(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        self._action("&Open images…", self.open_images_dialog, QKeySequence.StandardKey.Open, m)
-        self._action("Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O", m)
-        self.recent_menu = m.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(
-            lambda: self.recent.fill_menu(self.recent_menu, lambda p: self.open_paths([p])))
-        m.addSeparator()
-        self.save_action = self._action("&Save labels", self.save_current,
-                                        QKeySequence.StandardKey.Save, m)
-        self._action("&Export VOC…", self.export_voc_dialog, "Ctrl+E", m)
-        m.addSeparator()
-        self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, m)
-
-        m = mb.addMenu("&Edit")
-        self.undo_action = self._action("&Undo", self.undo, QKeySequence.StandardKey.Undo, m)
-        self.redo_action = self._action("&Redo", self.redo, "Ctrl+Shift+Z", m)
-        m.addSeparator()
-        self.tool_group = QActionGroup(self)
-        self.tool_actions: dict[str, QAction] = {}
-        for name, tool in self.tools.items():
-            act = self._action(f"{name} tool", lambda _=False, n=name: self.set_tool(n),
-                               tool.shortcut, m)
-            act.setCheckable(True)
-            self.tool_group.addAction(act)
-            self.tool_actions[name] = act
-        self._action("Smaller brush", lambda: self._grow_brush(-1), "[", m)
-        self._action("Larger brush", lambda: self._grow_brush(1), "]", m)
-        self._action("Close polygon", self._close_polygon, Qt.Key.Key_Return)
-        self._action("Cancel polygon", self._cancel_tool, Qt.Key.Key_Escape)
-        self._action("Pick class under cursor", self.pick_class_under_cursor, "K", m)
-        for key in range(10):
-            self._action(f"Class {key}", lambda _=False, k=key: self.legend.select_class(k),
-                         str(key))
-
-        m = mb.addMenu("&Model")
-        self._action("&Run on this image", lambda: self.models.run_current(), "Ctrl+R", m)
-        self._action("Run on &all items", lambda: self.models.run_all(), "Ctrl+Shift+R", m)
-        self._action("&Cancel run", lambda: self.models.runner.cancel(), None, m)
-
-        m = mb.addMenu("&View")
-        self._action("&Fit to window", self.canvas.fit_to_window, "Ctrl+0", m)
-        self._action("Zoom &in", lambda: self.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, m)
-        self._action("Zoom &out", lambda: self.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, m)
-        self._action("&Actual pixels", lambda: self.canvas.zoom_by(1 / self.canvas.scale), "Ctrl+1", m)
-        self._action("Reset &window/level", self.reset_window, None, m)
-        m.addSeparator()
-        self.overlay_action = self._action("Show &overlay", self.toggle_overlay, "V", m)
-        self.overlay_action.setCheckable(True)
-        self.overlay_action.setChecked(True)
-        m.addSeparator()
-        self._action("&Next item", lambda: self.step_item(1), "D", m)
-        self._action("&Previous item", lambda: self.step_item(-1), "A", m)
-
-        self.help_menu = mb.addMenu("&Help")
-        self._action("&Keyboard shortcuts", lambda: show_shortcuts(self, self.actions()), "F1",
-                     self.help_menu)
-        self._action("&About segstudio", lambda: show_about(self), None, self.help_menu)
-
-    def _build_toolbar(self) -> None:
-        tb = QToolBar("Tools", self)
-        tb.setObjectName("toolbar-tools")
-        self.addToolBar(tb)
-        for act in self.tool_actions.values():
-            tb.addAction(act)
-        tb.addSeparator()
-        tb.addWidget(QLabel(" Overlay ", tb))
-        self.mode_combo = QComboBox(tb)
-        for mode in OverlayMode:
-            self.mode_combo.addItem(mode.value, mode)
-        self.mode_combo.currentIndexChanged.connect(
-            lambda _: self.set_overlay_mode(self.mode_combo.currentData()))
-        tb.addWidget(self.mode_combo)
-        tb.addWidget(QLabel(" Opacity ", tb))
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, tb)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(round(self.canvas.opacity * 100))
-        self.opacity_slider.setFixedWidth(120)
-        self.opacity_slider.valueChanged.connect(self.set_opacity)
-        tb.addWidget(self.opacity_slider)
-        tb.addSeparator()
-        self.paint_options = PaintOptions(tb)
-        self.paint_options.set_classes(self.classes)
-        tb.addWidget(self.paint_options)
 
     # -- ToolContext -------------------------------------------------------------------------
     def labelmap(self) -> LabelMap | None:

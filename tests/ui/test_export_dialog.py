@@ -22,7 +22,7 @@ def test_export_dialog_writes_a_tree_torchvision_reads(window, image_folder, qtb
     dialog.out_edit.setText(str(tmp_path / "export"))
     dialog.val_spin.setValue(0.5)
     dialog.start()
-    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=60_000)
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=60_000)
     assert dialog.result is not None and dialog.result.count == 2, dialog.message.text()
     ds = VOCSegmentation(str(tmp_path / "export"), year="2012", image_set="trainval", download=False)
     assert len(ds) == 2

@@ -1,0 +1,100 @@
+"""Menus, shortcuts and the tool bar of the main window."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
+
+from segstudio.ui.dialogs import show_about, show_shortcuts
+from segstudio.ui.panels.paint_options import PaintOptions
+from segstudio.ui.render import OverlayMode
+
+
+def build_menus(window) -> None:
+    """The menu bar and the window-wide shortcuts."""
+    mb = window.menuBar()
+    m = mb.addMenu("&File")
+    window._action("&Open images…", window.open_images_dialog, QKeySequence.StandardKey.Open, m)
+    window._action("Open &folder…", window.open_folder_dialog, "Ctrl+Shift+O", m)
+    window.recent_menu = m.addMenu("Open &recent")
+    window.recent_menu.aboutToShow.connect(
+        lambda: window.recent.fill_menu(window.recent_menu, lambda p: window.open_paths([p])))
+    m.addSeparator()
+    window.save_action = window._action("&Save labels", window.save_current,
+                                    QKeySequence.StandardKey.Save, m)
+    window._action("&Export VOC…", window.export_voc_dialog, "Ctrl+E", m)
+    m.addSeparator()
+    window._action("&Quit", window.close, QKeySequence.StandardKey.Quit, m)
+
+    m = mb.addMenu("&Edit")
+    window.undo_action = window._action("&Undo", window.undo, QKeySequence.StandardKey.Undo, m)
+    window.redo_action = window._action("&Redo", window.redo, "Ctrl+Shift+Z", m)
+    m.addSeparator()
+    window.tool_group = QActionGroup(window)
+    window.tool_actions: dict[str, QAction] = {}
+    for name, tool in window.tools.items():
+        act = window._action(f"{name} tool", lambda _=False, n=name: window.set_tool(n),
+                           tool.shortcut, m)
+        act.setCheckable(True)
+        window.tool_group.addAction(act)
+        window.tool_actions[name] = act
+    window._action("Smaller brush", lambda: window._grow_brush(-1), "[", m)
+    window._action("Larger brush", lambda: window._grow_brush(1), "]", m)
+    window._action("Close polygon", window._close_polygon, Qt.Key.Key_Return)
+    window._action("Cancel polygon", window._cancel_tool, Qt.Key.Key_Escape)
+    window._action("Pick class under cursor", window.pick_class_under_cursor, "K", m)
+    for key in range(10):
+        window._action(f"Class {key}", lambda _=False, k=key: window.legend.select_class(k),
+                     str(key))
+
+    m = mb.addMenu("&Model")
+    window._action("&Run on this image", lambda: window.models.run_current(), "Ctrl+R", m)
+    window._action("Run on &all items", lambda: window.models.run_all(), "Ctrl+Shift+R", m)
+    window._action("&Cancel run", lambda: window.models.runner.cancel(), None, m)
+
+    m = mb.addMenu("&View")
+    window._action("&Fit to window", window.canvas.fit_to_window, "Ctrl+0", m)
+    window._action("Zoom &in", lambda: window.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, m)
+    window._action("Zoom &out", lambda: window.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, m)
+    window._action("&Actual pixels", lambda: window.canvas.zoom_by(1 / window.canvas.scale), "Ctrl+1", m)
+    window._action("Reset &window/level", window.reset_window, None, m)
+    m.addSeparator()
+    window.overlay_action = window._action("Show &overlay", window.toggle_overlay, "V", m)
+    window.overlay_action.setCheckable(True)
+    window.overlay_action.setChecked(True)
+    m.addSeparator()
+    window._action("&Next item", lambda: window.step_item(1), "D", m)
+    window._action("&Previous item", lambda: window.step_item(-1), "A", m)
+
+    window.help_menu = mb.addMenu("&Help")
+    window._action("&Keyboard shortcuts", lambda: show_shortcuts(window, window.actions()), "F1",
+                 window.help_menu)
+    window._action("&About segstudio", lambda: show_about(window), None, window.help_menu)
+
+def build_toolbar(window) -> None:
+    """The tool bar: tools, overlay mode and opacity, paint options."""
+    tb = QToolBar("Tools", window)
+    tb.setObjectName("toolbar-tools")
+    window.addToolBar(tb)
+    for act in window.tool_actions.values():
+        tb.addAction(act)
+    tb.addSeparator()
+    tb.addWidget(QLabel(" Overlay ", tb))
+    window.mode_combo = QComboBox(tb)
+    for mode in OverlayMode:
+        window.mode_combo.addItem(mode.value, mode)
+    window.mode_combo.currentIndexChanged.connect(
+        lambda _: window.set_overlay_mode(window.mode_combo.currentData()))
+    tb.addWidget(window.mode_combo)
+    tb.addWidget(QLabel(" Opacity ", tb))
+    window.opacity_slider = QSlider(Qt.Orientation.Horizontal, tb)
+    window.opacity_slider.setRange(0, 100)
+    window.opacity_slider.setValue(round(window.canvas.opacity * 100))
+    window.opacity_slider.setFixedWidth(120)
+    window.opacity_slider.valueChanged.connect(window.set_opacity)
+    tb.addWidget(window.opacity_slider)
+    tb.addSeparator()
+    window.paint_options = PaintOptions(tb)
+    window.paint_options.set_classes(window.classes)
+    tb.addWidget(window.paint_options)
