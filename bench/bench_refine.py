@@ -153,11 +153,12 @@ def main() -> int:
     def iou(mask):
         return float((mask & true_obj).sum() / (mask | true_obj).sum())
 
+    box_size = f"{box[2] - box[0]}×{box[3] - box[1]} box"
     t, mask, _ = timed(lambda: grabcut_box(image, box, work_pixels=10 ** 7), 1)
-    rows.append(("GrabCut box, 5 it., full resolution", f"{box[2] - box[0]}×{box[3] - box[1]} box",
-                 t, None, f"object IoU {iou(mask):.3f}"))
+    rows.append(("GrabCut box, 5 it., full resolution", box_size, t, None,
+                 f"object IoU {iou(mask):.3f}"))
     t, mask, _ = timed(lambda: grabcut_box(image, box), args.repeats)
-    rows.append((f"GrabCut box, 5 it., work {WORK_PIXELS} px", f"{box[2] - box[0]}×{box[3] - box[1]} box", t, None,
+    rows.append((f"GrabCut box, 5 it., cut on ≤ {WORK_PIXELS} px", box_size, t, None,
                  f"object IoU {iou(mask):.3f}"))
     rough = np.where(cv2.dilate(true_obj.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0,
                      obj, truth).astype(np.uint8)
@@ -176,7 +177,7 @@ def main() -> int:
     t, out, _ = timed(lambda: fill_holes(holed, 0), args.repeats)
     rows.append(("fill_holes", size, t, None, "void pin-holes in the grass closed"))
 
-    print(f"| operation | input | median ms | longest 5 ms-tick gap | notes |")
+    print("| operation | input | median ms | longest 5 ms-tick gap | notes |")
     print("|---|---|---:|---:|---|")
     for name, what, seconds, gap, notes in rows:
         gap_text = "" if gap is None else f"{gap * 1000:.0f} ms"

@@ -43,6 +43,16 @@ def test_crf_moves_a_blurry_shifted_boundary_onto_the_colour_edge():
     assert after > before + 0.1
 
 
+def test_deeplab_setting_also_snaps_to_the_edge():
+    params = CrfParams.deeplab()
+    assert (params.iterations, params.bilateral_sxy, params.bilateral_srgb,
+            params.bilateral_compat, params.gaussian_sxy, params.gaussian_compat) \
+        == (10, 121, 5, 4, 3, 3)
+    image, truth = disk_scene(noise=3.0)
+    probs = blurry_prediction(truth, shift=4, width=4.0)
+    assert iou(refine_probabilities(image, probs, params).argmax(0) == 1, truth) > 0.97
+
+
 def test_refined_probabilities_are_distributions_of_the_input_shape():
     image, truth = disk_scene(size=32, radius=9)
     probs = blurry_prediction(truth, shift=0, width=2.0)

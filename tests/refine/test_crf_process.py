@@ -57,7 +57,8 @@ def test_worker_gives_the_same_probabilities_as_the_in_process_call(worker):
     image, probs = scene()
     params = CrfParams(iterations=4)
     worker.submit(image, probs, params)
-    np.testing.assert_array_equal(worker.result(timeout=60), refine_probabilities(image, probs, params))
+    np.testing.assert_array_equal(worker.result(timeout=60),
+                                  refine_probabilities(image, probs, params))
     assert worker.progress == (4, 4)
     assert not worker.busy
 

@@ -17,7 +17,8 @@ def scene(seed: int = 0):
     yy, xx = np.mgrid[:SIZE, :SIZE]
     truth = ((yy - 50) / 22.0) ** 2 + ((xx - 45) / 30.0) ** 2 < 1
     checker = ((yy // 8 + xx // 8) % 2)[:, :, None] == 0
-    image = np.where(truth[:, :, None], [210, 40, 50], np.where(checker, [40, 90, 40], [70, 60, 30]))
+    background = np.where(checker, [40, 90, 40], [70, 60, 30])
+    image = np.where(truth[:, :, None], [210, 40, 50], background)
     image = image + rng.normal(0, 10, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), truth
 
