@@ -56,8 +56,11 @@ class Prediction:
 
     def entropy(self) -> np.ndarray:
         """H×W Shannon entropy of the class distribution in nats (0 = certain, ln C = uniform)."""
-        p = self.probabilities
-        return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=0, dtype=np.float32)
+        # One class plane at a time: a C×H×W temporary would double the memory of a big image.
+        result = np.zeros(self.probabilities.shape[1:], np.float32)
+        for plane in self.probabilities:
+            result -= plane * np.log(np.maximum(plane, 1e-12))
+        return result
 
 
 def _spec_facts(arch: str) -> tuple[int, bool]:

@@ -60,6 +60,8 @@ def test_prediction_has_image_size_probabilities_and_argmax_labels():
     assert pred.instances is None
     assert (pred.device, pred.precision, pred.trained) == ("cpu", "fp32", True)
     np.testing.assert_allclose(pred.confidence(), pred.probabilities.max(axis=0))
+    p = pred.probabilities
+    np.testing.assert_allclose(pred.entropy(), -(p * np.log(p)).sum(axis=0), rtol=1e-5)
     assert pred.entropy().min() >= 0 and pred.entropy().max() <= np.log(3) + 1e-5
 
 

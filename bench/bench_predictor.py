@@ -1,0 +1,120 @@
+"""Time a network's bare eager fp32 forward against ``Predictor.predict`` on the same image.
+
+The ratio is what the Predictor's extras cost (or save): normalisation, padding to the stride,
+channels-last layout, mixed precision where chosen, softmax and the copy back to numpy.
+Prints a markdown table; run ``python bench/bench_predictor.py --help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from segstudio.core.classes import voc21
+from segstudio.models import registry
+from segstudio.models.checkpoint import CheckpointMeta
+from segstudio.models.device import choose_device, describe
+from segstudio.models.engine import Predictor
+
+DEFAULT_MODELS = ("fcn8s", "unet", "deeplabv3", "pspnet", "deeplabv3_mobilenet_v3_large",
+                  "deeplabv3_resnet50")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_ms(fn, device: torch.device, runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> dict:
+    spec = registry.get_spec(name)
+    config = args.config if args.config in spec.configs else spec.configs[-1]
+    classes = voc21()
+    torch.manual_seed(0)
+    model = registry.build_model(name, len(classes), config=config).eval().to(device)
+    meta = CheckpointMeta(arch=name, config=config, classes=classes, trained=False)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
+    x01 = torch.from_numpy(image).permute(2, 0, 1).float().div(255).to(device)
+    mean = torch.tensor(meta.mean, device=device).view(3, 1, 1)
+    std = torch.tensor(meta.std, device=device).view(3, 1, 1)
+    x = ((x01 - mean) / std).unsqueeze(0)
+
+    def bare():
+        with torch.no_grad():
+            return model([x01]) if spec.instance else model(x)["out"]
+
+    # The bare forward runs first: the Predictor converts the same module to channels-last.
+    eager = median_ms(bare, device, args.runs, args.warmup)
+    predictor = Predictor(model, meta, device=describe(device), precision=args.precision,
+                          tile_size=args.tile_size, num_threads=args.threads)
+    last = {}
+
+    def predict():
+        last["p"] = predictor.predict(image)
+
+    pred_ms = median_ms(predict, device, args.runs, args.warmup)
+    p = last["p"]
+    return {"model": name, "config": config, "eager": eager, "predictor": pred_ms,
+            "precision": p.precision, "notes": "; ".join(p.notes)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME",
+                        help=f"registry names (default: {' '.join(DEFAULT_MODELS)})")
+    parser.add_argument("--config", default="lite", choices=("lite", "paper"),
+                        help="configuration where a model has it (torchvision ones: paper)")
+    parser.add_argument("--size", type=int, default=520, help="square input side in px")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs; the median is shown")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--tile-size", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch CPU threads for both timings (default: all cores)")
+    args = parser.parse_args(argv)
+
+    device = choose_device(args.device)
+    torch.set_num_threads(args.threads)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+        f"{torch.backends.cpu.get_cpu_capability()}"
+    print(f"torch {torch.__version__} on {describe(device)} ({where}), {args.threads} "
+          f"thread(s); {args.size}×{args.size} input, median of {args.runs} run(s)\n")
+    print("| model | config | eager fp32 ms | Predictor ms | Predictor / eager | precision "
+          "| notes |")
+    print("|---|---|---:|---:|---:|---|---|")
+    for name in args.models:
+        try:
+            r = bench_model(name, args, device)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            print(f"| {name} | – | – | – | – | – | skipped: {str(exc).splitlines()[0]} |")
+            continue
+        print(f"| {r['model']} | {r['config']} | {r['eager']:.1f} | {r['predictor']:.1f} | "
+              f"{r['predictor'] / r['eager']:.2f} | {r['precision']} | {r['notes']} |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
