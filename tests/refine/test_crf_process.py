@@ -171,16 +171,27 @@ def test_a_worker_killed_from_outside_is_reported_as_a_crf_error():
 
 
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a visible /dev/shm")
-def test_shared_memory_is_freed_after_results_and_cancels():
-    before = set(os.listdir("/dev/shm"))
+def test_shared_memory_is_freed_after_results_and_cancels(monkeypatch):
+    from segstudio.refine import crf_worker
+
+    names = []
+    create = crf_worker.SharedArray.__init__
+
+    def recording(self, shape, dtype):
+        create(self, shape, dtype)
+        names.append(self.descriptor[0].lstrip("/"))
+
+    monkeypatch.setattr(crf_worker.SharedArray, "__init__", recording)
     image, probs = scene(size=24)
     with CrfProcess() as proc:
         proc.submit(image, probs)
         proc.result(timeout=60)
         big, big_probs, params = long_job()
-        proc.submit(big, big_probs, params)
+        proc.submit(big, big_probs, params)   # new sizes: the small job's blocks are freed
+        assert set(names[:3]).isdisjoint(os.listdir("/dev/shm"))
         proc.cancel()
-    assert set(os.listdir("/dev/shm")) - before == set()
+    assert len(names) == 6
+    assert set(names).isdisjoint(os.listdir("/dev/shm"))
 
 
 def test_a_thread_of_the_caller_keeps_ticking_while_the_worker_runs(worker):
