@@ -90,7 +90,7 @@ def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
     """The object inside the half-open box ``rect = (x0, y0, x1, y1)`` as an H×W bool mask.
 
     Pixels outside the box are background for certain, those inside probably foreground (the
-    paper's initialisation, §3.1). The corners may be given in any order and are clipped to the
+    paper's initialisation, §3). The corners may be given in any order and are clipped to the
     image; the box must leave some of the image outside it.
     """
     image = _check_image(image_rgb8)
