@@ -82,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("segstudio: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # The reader went away (`segstudio models | head`): not an error of ours.
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     if any(a in ("-h", "--help") for a in argv) and not any(
             not a.startswith("-") for a in argv):
         build_parser().print_help()

@@ -30,8 +30,9 @@ from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 FORMAT_NAME = "segstudio-workspace"
 FORMAT_VERSION = 1
 LABELS_DIR = "labels"
+PREDICTIONS_DIR = "predictions"     # the model's own output, kept apart for scoring
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
-_SKIPPED_DIRS = {LABELS_DIR, "VOCdevkit", "__pycache__"}
+_SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, "VOCdevkit", "__pycache__"}
 _OPEN_VIDEOS = 4
 
 
@@ -212,6 +213,27 @@ class Workspace:
             raise WorkspaceError(f"{item.id}: {e}") from None
         self._mark(item, ItemStatus(status), by)
         self.save()
+
+    def prediction_path(self, item: Item) -> Path:
+        """Where the model's last prediction for ``item`` is kept (beside, not in, its labels)."""
+        rel = PurePosixPath(str(item.label)).relative_to(LABELS_DIR)
+        return self.root / PREDICTIONS_DIR / rel
+
+    def save_prediction(self, item: Item, labels: np.ndarray) -> None:
+        """Keep the model's raw prediction so it can be scored against the corrected labels."""
+        try:
+            save_label_png(self.prediction_path(item), np.asarray(labels, np.uint8), self.classes)
+        except VocError as e:
+            raise WorkspaceError(f"{item.id}: {e}") from None
+
+    def load_prediction(self, item: Item) -> np.ndarray | None:
+        path = self.prediction_path(item)
+        if not path.is_file():
+            return None
+        try:
+            return load_label_png(path)
+        except VocError as e:
+            raise WorkspaceError(f"{item.id}: {e}") from None
 
     def set_status(self, item: Item, status: ItemStatus, *, by: str = "") -> None:
         self._mark(item, ItemStatus(status), by)

@@ -27,6 +27,7 @@ from segstudio.ui.canvas import Canvas
 from segstudio.ui.document import Document
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
+from segstudio.ui.panels.metrics import MetricsPanel
 from segstudio.ui.recent import RecentFiles
 from segstudio.ui.render import OverlayMode, rgb8_to_qimage
 from segstudio.ui.menus import build_menus, build_toolbar
@@ -62,6 +63,8 @@ class MainWindow(QMainWindow):
         self._dock(self.legend, "Classes", Qt.DockWidgetArea.RightDockWidgetArea)
         self.models = ModelRuns(self)
         self.autosave = Autosave(self, RecoveryStore(user_data_dir() / "recovery"))
+        self.metrics = MetricsPanel(self)
+        self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.pixel_label = QLabel("", self)
@@ -257,6 +260,7 @@ class MainWindow(QMainWindow):
         self.canvas.update_image_rect(rect)
         self._counts_timer.start()
         self.autosave.changed()
+        self.metrics.labels_changed()
 
     def _refresh_counts(self) -> None:
         self.legend.set_counts(self.doc.labels.class_counts() if self.doc else None)

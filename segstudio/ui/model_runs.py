@@ -52,20 +52,38 @@ class ModelRuns(QObject):
         # The model sees the image through its default window, not the one the user is
         # dragging for display: a defined conversion, the same as in `segstudio predict`.
         rgb = doc.image.to_rgb8()
-        self._start([Job(doc.row, lambda: rgb)], choice)
+        self._start([self._job(doc.row, lambda: rgb)], choice)
         return True
 
     def run_all(self) -> bool:
         ws, choice = self.window.workspace, self.panel.current_choice()
         if ws is None or choice is None:
             return False
-        jobs = [Job(row, lambda item=item: ws.read_image(item).to_rgb8())
+        jobs = [self._job(row, lambda item=item: ws.read_image(item).to_rgb8())
                 for row, item in enumerate(ws.items) if item.status not in PROTECTED]
         if not jobs:
             self.window.statusBar().showMessage("Every item has corrected labels already", 4000)
             return False
         self._start(jobs, choice)
         return True
+
+    def _job(self, row: int, load_rgb) -> Job:
+        """A job whose files (the raw prediction always; the labels of an item that is neither
+        open nor corrected) are written in the worker thread."""
+        from segstudio.io.voc import save_label_png
+
+        ws = self.window.workspace
+        item = ws.items[row]
+        write_labels = item.status not in PROTECTED and self.window.document_for(row) is None
+
+        def store(prediction) -> None:
+            if prediction.probabilities.shape[0] != len(ws.classes):
+                return                     # the GUI thread decides about a class mismatch
+            ws.save_prediction(item, prediction.labels)
+            if write_labels:
+                save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+
+        return Job(row, load_rgb, store)
 
     def _start(self, jobs: list[Job], choice) -> None:
         self.window.begin_busy()
@@ -80,10 +98,13 @@ class ModelRuns(QObject):
         if ws is None or not 0 <= row < len(ws.items):
             return
         item = ws.items[row]
+        adopted = False
         if prediction.probabilities.shape[0] != len(win.classes):
             model_classes = self.model_info["classes"] if self.model_info else None
             if model_classes is not None and not any(i.status in PROTECTED for i in ws.items):
                 win.set_classes(model_classes)
+                adopted = True
+                ws.save_prediction(item, prediction.labels)
             else:
                 win.show_error(f"The model predicts {prediction.probabilities.shape[0]} classes but "
                                f"this workspace has {len(win.classes)}; its result was not applied.")
@@ -100,10 +121,14 @@ class ModelRuns(QObject):
                     f"{item.id}: your corrected labels were kept; the prediction is shown for "
                     "comparison only", 6000)
         elif item.status not in PROTECTED:
-            ws.save_labels(item, prediction.labels, status=ItemStatus.PREDICTED, by=by)
+            if ws.label_path(item).exists() and not adopted:     # written by the worker
+                ws.set_status(item, ItemStatus.PREDICTED, by=by)
+            else:
+                ws.save_labels(item, prediction.labels, status=ItemStatus.PREDICTED, by=by)
         win.files.model.item_changed(row)
         if doc is win.doc:
             win.prediction_shown(prediction)
+            win.metrics.refresh_image()
 
     def _catalog_ready(self, entries) -> None:
         self.panel.set_catalog(entries)

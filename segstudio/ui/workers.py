@@ -61,7 +61,7 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
             entries.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),
                                         f"{path.stem} — trained", bool(meta.trained), detail))
     for spec in REGISTRY.values():
-        entries.append(CatalogEntry(ModelChoice(spec.name, None, "lite"),
+        entries.append(CatalogEntry(ModelChoice(spec.name, None, spec.configs[0]),
                                     f"{spec.title} — untrained (random weights)", False,
                                     f"{spec.paper} ({spec.year}). {spec.description}"))
     return entries
@@ -69,10 +69,13 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
 
 @dataclass
 class Job:
-    """One item to segment: its workspace row and a way to get its RGB pixels."""
+    """One item to segment: its workspace row, a way to get its RGB pixels, and optionally a
+    way to store the prediction's files (run in the worker, so PNG encoding stays off the GUI
+    thread)."""
 
     row: int
     load_rgb: Callable[[], np.ndarray]
+    store: Callable[[object], None] | None = None
 
 
 class _InferenceWorker(QObject):
@@ -141,6 +144,8 @@ class _InferenceWorker(QObject):
                 try:
                     rgb = job.load_rgb()
                     prediction = self._predictor.predict(rgb, cancel=self.cancel_flag.is_set)
+                    if job.store is not None:
+                        job.store(prediction)
                 except Exception as exc:   # noqa: BLE001
                     if type(exc).__name__ == "PredictionCancelled":
                         cancelled = True
