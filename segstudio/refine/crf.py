@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Callable
 
@@ -214,6 +215,8 @@ class CrfProcess:
         self._job: crf_worker.Job | None = None
         self._pool = crf_worker.BlockPool()
         self._next_id = 0
+        # Free the shared memory even when the owner forgets close(): at collection or exit.
+        weakref.finalize(self, self._pool.release)
 
     def start(self) -> None:
         """Start the worker now, so that the first job does not pay for its start-up."""

@@ -254,3 +254,21 @@ def test_too_little_shared_memory_is_a_crf_error_not_a_crash(monkeypatch):
     with CrfProcess() as proc:
         with pytest.raises(CrfError, match="shared memory.*No space left"):
             proc.submit(image, probs)
+
+
+def test_a_process_that_forgets_close_leaves_no_shared_memory_behind(tmp_path):
+    import subprocess
+
+    script = tmp_path / "forgetful.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from segstudio.refine.crf import CrfProcess\n"
+        "if __name__ == '__main__':\n"
+        "    proc = CrfProcess()\n"
+        "    proc.submit(np.zeros((16, 16, 3), np.uint8), np.full((2, 16, 16), 0.5, np.float32))\n"
+        "    proc.result(60)\n")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert "leaked" not in out.stderr
