@@ -309,7 +309,7 @@ def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, res
 
     sampler = (DistributedSampler(train_set, d.world, d.rank, shuffle=True, seed=seed,
                                   drop_last=True) if d.world > 1 else None)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator()
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None,
                         sampler=sampler, drop_last=len(train_set) >= batch_size * d.world,
                         collate_fn=collate, num_workers=workers, generator=gen,
@@ -325,9 +325,12 @@ def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, res
 
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
+        # Shuffling and augmentation are seeded per epoch, so a resumed run repeats exactly
+        # the batches and crops the uninterrupted one would have drawn.
         if sampler is not None:
             sampler.set_epoch(epoch)
-        torch.manual_seed(seed * 1000 + epoch * 7919 + d.rank)   # augmentation draws
+        gen.manual_seed(seed * 1000 + epoch)
+        torch.manual_seed(seed * 1000 + epoch * 7919 + d.rank)
         net.train()
         loss_sum, done, cur_lr = 0.0, 0, lr
         for images, targets in loader:

@@ -53,15 +53,21 @@ def test_loss_falls_and_best_checkpoint_reloads_to_its_recorded_scores(xray_voc,
             torch.testing.assert_close(model(x)["out"], result.model(x)["out"])
 
 
-def test_resume_continues_from_the_saved_epoch(xray_voc, tmp_path):
+def test_resumed_run_ends_where_an_uninterrupted_run_ends(xray_voc, tmp_path):
     out = tmp_path / "r.pt"
-    first = train("unet", xray_voc, epochs=1, batch_size=4, crop=64, out=out, device="cpu",
-                  max_steps=2)
-    assert first.epochs_done == 1
+    finished = []                  # interrupt a 2-epoch run once epoch 1 is validated
+    first = train("unet", xray_voc, epochs=2, batch_size=4, crop=64, out=out, device="cpu",
+                  max_steps=2, progress=lambda p: p.val is not None and finished.append(p),
+                  cancel=lambda: bool(finished))
+    assert first.cancelled and first.epochs_done == 1
     second = train("unet", xray_voc, epochs=2, batch_size=4, crop=64, out=out, device="cpu",
                    max_steps=2, resume=True)
     assert [h["epoch"] for h in second.history] == [1, 2]
     assert second.history[0] == first.history[0]
+    straight = train("unet", xray_voc, epochs=2, batch_size=4, crop=64, out=tmp_path / "s.pt",
+                     device="cpu", max_steps=2)
+    for k, v in straight.model.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[k], v)
     with pytest.raises(TrainError, match="cannot resume 'unet' \\(paper\\)"):
         train("unet", xray_voc, config="paper", epochs=3, out=out, resume=True, device="cpu")
 
