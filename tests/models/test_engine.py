@@ -280,3 +280,22 @@ def test_default_threads_leave_a_core_for_the_gui(monkeypatch):
 def test_bad_tile_settings_are_refused():
     with pytest.raises(PredictorError, match="twice the overlap"):
         Predictor(LocalNet(), _meta(), device="cpu", tile_size=100, tile_overlap=50)
+
+
+@pytest.mark.slow
+def test_mask_rcnn_detections_reach_the_prediction_as_labels_and_instance_ids():
+    model = registry.build_model("maskrcnn", 3, config="lite").eval()
+    with torch.no_grad():  # make every box confidently class 1, so random weights still detect
+        model.roi_heads.box_predictor.cls_score.bias.copy_(torch.tensor([-10.0, 10.0, -10.0]))
+    meta = CheckpointMeta(arch="maskrcnn", config="lite",
+                          classes=ClassSet(["background", "cell", "debris"]), trained=True,
+                          training={})
+    pred = Predictor(model, meta, device="cpu", precision="fp32").predict(_image(96, 128))
+    assert pred.probabilities.shape == (3, 96, 128)
+    np.testing.assert_allclose(pred.probabilities.sum(axis=0), 1.0, atol=1e-5)
+    assert pred.instances is not None and pred.instances.shape == (96, 128)
+    assert pred.instances.dtype == np.uint16
+    inside = pred.instances > 0
+    assert inside.any()
+    assert (pred.labels[inside] == 1).all()
+    assert (pred.labels[~inside] != 2).all()
