@@ -172,8 +172,11 @@ class Worker:
         if job.running and not self._process.is_alive():
             self._drain(job)   # anything it sent before it ended
             if job.running:
-                job.fail("the CRF worker process stopped unexpectedly "
-                         f"(exit code {self._process.exitcode}); see the log for the cause")
+                code = self._process.exitcode
+                how = f"killed by signal {-code}" if code is not None and code < 0 \
+                    else f"exit code {code}"
+                job.fail(f"the CRF worker process stopped unexpectedly ({how}); if the system "
+                         "ran out of memory, try a smaller image or fewer classes")
 
     def _drain(self, job: Job) -> None:
         try:
