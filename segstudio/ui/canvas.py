@@ -55,6 +55,7 @@ class Canvas(QWidget):
         self._space_down = False
         self._fit_pending = True
         self.decorations: list = []   # callables(painter, canvas) drawn last (RF boxes, …)
+        self.overlay_clip_left: float | None = None   # swipe compare: overlay only right of x
 
     # -- content -----------------------------------------------------------------------------
     def set_image(self, image: QImage | None, *, keep_view: bool = False) -> None:
@@ -134,10 +135,13 @@ class Canvas(QWidget):
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.scale < 1.0)
             p.drawImage(dst, self._image, src)
             if self._overlay is not None and self.overlay_visible and self.opacity > 0:
+                p.save()
+                if self.overlay_clip_left is not None:
+                    p.setClipRect(QRectF(self.overlay_clip_left, 0, self.width(), self.height()))
                 p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
                 p.setOpacity(self.opacity)
                 p.drawImage(dst, self._overlay, src)
-                p.setOpacity(1.0)
+                p.restore()
         for deco in self.decorations:
             deco(p, self)
         if self.tool is not None:

@@ -32,6 +32,7 @@ from segstudio.ui.recent import RecentFiles
 from segstudio.ui.render import OverlayMode, rgb8_to_qimage
 from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
+from segstudio.ui.prediction_layers import PredictionLayers
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
 
 KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self._dock(self.legend, "Classes", Qt.DockWidgetArea.RightDockWidgetArea)
         self.models = ModelRuns(self)
         self.autosave = Autosave(self, RecoveryStore(user_data_dir() / "recovery"))
+        self.layers = PredictionLayers(self)
         self.metrics = MetricsPanel(self)
         self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)

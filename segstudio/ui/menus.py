@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
 
 from segstudio.ui.dialogs import show_about, show_shortcuts
 from segstudio.ui.panels.paint_options import PaintOptions
+from segstudio.ui.prediction_layers import Uncertainty
 from segstudio.ui.render import OverlayMode
 
 
@@ -63,6 +64,17 @@ def build_menus(window) -> None:
     window.overlay_action = window._action("Show &overlay", window.toggle_overlay, "V", m)
     window.overlay_action.setCheckable(True)
     window.overlay_action.setChecked(True)
+    unsure = m.addMenu("&Uncertainty layer")
+    group = QActionGroup(window)
+    for kind in Uncertainty:
+        act = window._action(kind.value.capitalize(), lambda _=False, k=kind: _uncertainty(window, k),
+                             "U" if kind is Uncertainty.MARGIN else None, unsure)
+        act.setCheckable(True)
+        act.setChecked(kind is Uncertainty.OFF)
+        group.addAction(act)
+    window.compare_action = window._action("&Compare prediction (swipe)",
+                                           lambda on: _compare(window, on), "C", m)
+    window.compare_action.setCheckable(True)
     m.addSeparator()
     window._action("&Next item", lambda: window.step_item(1), "D", m)
     window._action("&Previous item", lambda: window.step_item(-1), "A", m)
@@ -98,3 +110,15 @@ def build_toolbar(window) -> None:
     window.paint_options = PaintOptions(tb)
     window.paint_options.set_classes(window.classes)
     tb.addWidget(window.paint_options)
+
+
+def _uncertainty(window, kind: Uncertainty) -> None:
+    if not window.layers.set_uncertainty(kind) and kind is not Uncertainty.OFF:
+        window.statusBar().showMessage("No prediction for this image yet: run a model (Ctrl+R)",
+                                       4000)
+
+
+def _compare(window, on: bool) -> None:
+    if not window.layers.set_compare(on) and on:
+        window.statusBar().showMessage("No prediction for this image yet: run a model (Ctrl+R)",
+                                       4000)

@@ -1,0 +1,127 @@
+"""Views of the model's prediction over the canvas: where it is unsure, and a swipe comparison.
+
+- Uncertainty layer: ``1 − max probability`` or the normalised entropy of the class
+  probabilities, drawn warm and more opaque where the model is less sure, so a corrector looks
+  there first.
+- Swipe compare: left of a divider that follows the mouse, the model's prediction; right of it,
+  the labels as corrected now.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+
+from segstudio.ui.render import OverlayRenderer
+
+
+class Uncertainty(str, Enum):
+    OFF = "off"
+    MARGIN = "1 − max probability"
+    ENTROPY = "entropy"
+
+
+def uncertainty_map(probabilities: np.ndarray, kind: Uncertainty) -> np.ndarray:
+    """H×W float32 in 0..1 (1: least sure) from C×H×W class probabilities."""
+    p = np.asarray(probabilities, np.float32)
+    if kind is Uncertainty.MARGIN:
+        c = p.shape[0]
+        return np.clip((1.0 - p.max(axis=0)) * c / max(c - 1, 1), 0.0, 1.0)
+    ent = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(axis=0)
+    return np.clip(ent / np.log(max(p.shape[0], 2)), 0.0, 1.0).astype(np.float32)
+
+
+def heat_image(u: np.ndarray) -> QImage:
+    """Premultiplied ARGB: transparent where sure, yellow to red and opaque where unsure."""
+    h, w = u.shape
+    a = np.clip(u * 1.4, 0.0, 1.0) * 230.0
+    r = np.full_like(u, 255.0)
+    g = 230.0 * (1.0 - u)
+    b = np.zeros_like(u)
+    bgra = np.empty((h, w, 4), np.uint8)
+    scale = a / 255.0
+    bgra[..., 0] = (b * scale).astype(np.uint8)
+    bgra[..., 1] = (g * scale).astype(np.uint8)
+    bgra[..., 2] = (r * scale).astype(np.uint8)
+    bgra[..., 3] = a.astype(np.uint8)
+    img = QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
+    return img.copy()
+
+
+class PredictionLayers:
+    """Draws the uncertainty layer and the swipe comparison as canvas decorations."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+        self.uncertainty = Uncertainty.OFF
+        self.compare = False
+        self._divider: float | None = None      # widget x of the swipe divider
+        self._heat_key = None
+        self._heat: QImage | None = None
+        self._pred_key = None
+        self._pred_overlay: OverlayRenderer | None = None
+        window.canvas.decorations.append(self.draw)
+        window.canvas.hovered.connect(self._follow)
+
+    def _prediction(self):
+        doc = self.window.doc
+        return None if doc is None else doc.prediction
+
+    def set_uncertainty(self, kind: Uncertainty) -> bool:
+        self.uncertainty = Uncertainty(kind)
+        self.window.canvas.update()
+        return self._prediction() is not None
+
+    def set_compare(self, on: bool) -> bool:
+        self.compare = bool(on)
+        self.window.canvas.overlay_clip_left = None
+        self.window.canvas.update()
+        return self._prediction() is not None
+
+    def _follow(self, fx: float, fy: float) -> None:
+        if self.compare:
+            self._divider = self.window.canvas.to_widget(QPointF(fx, fy)).x()
+            self.window.canvas.update()
+
+    def draw(self, painter: QPainter, canvas) -> None:
+        pred = self._prediction()
+        size = canvas.image_size
+        if pred is None or size is None or pred.labels.shape != (size[1], size[0]):
+            canvas.overlay_clip_left = None
+            return
+        target = QRectF(canvas.to_widget(QPointF(0, 0)), canvas.to_widget(QPointF(*size)))
+        if self.uncertainty is not Uncertainty.OFF:
+            key = (id(pred), self.uncertainty)
+            if key != self._heat_key:
+                self._heat = heat_image(uncertainty_map(pred.probabilities, self.uncertainty))
+                self._heat_key = key
+            painter.drawImage(target, self._heat)
+        if self.compare:
+            self._draw_swipe(painter, canvas, pred, target)
+        else:
+            canvas.overlay_clip_left = None
+
+    def _draw_swipe(self, painter: QPainter, canvas, pred, target: QRectF) -> None:
+        key = (id(pred), tuple(sorted(self.window.hidden)), self.window.classes)
+        if key != self._pred_key:
+            self._pred_overlay = OverlayRenderer(pred.labels, self.window.classes,
+                                                 hidden=self.window.hidden)
+            self._pred_key = key
+        x = self._divider if self._divider is not None else target.center().x()
+        canvas.overlay_clip_left = x
+        painter.save()
+        painter.setClipRect(QRectF(target.left(), target.top(), max(0.0, x - target.left()),
+                                   target.height()))
+        painter.setOpacity(canvas.opacity)
+        painter.drawImage(target, self._pred_overlay.image)
+        painter.restore()
+        painter.setPen(QPen(QColor(255, 255, 255, 230), 2))
+        painter.drawLine(QPointF(x, target.top()), QPointF(x, target.bottom()))
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(QRectF(x - 130, target.top() + 4, 124, 18),
+                         int(Qt.AlignmentFlag.AlignRight), "prediction")
+        painter.drawText(QRectF(x + 6, target.top() + 4, 124, 18),
+                         int(Qt.AlignmentFlag.AlignLeft), "corrected")
