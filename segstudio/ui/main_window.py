@@ -367,7 +367,15 @@ class MainWindow(QMainWindow):
         self.classes = classes
         if self.workspace is not None:
             self.workspace.classes = classes
+            try:
+                self.workspace.save()
+            except (WorkspaceError, OSError) as exc:
+                self.show_error(f"Could not record the class set: {exc}")
         if self.doc is not None:
+            used = np.flatnonzero(self.doc.labels.class_counts()[:255])
+            if used.size and used.max() >= len(classes):
+                self.show_error(f"These labels use class {int(used.max())}, which the class set "
+                                f"{classes.title!r} ({len(classes)} classes) does not have.")
             self.doc.overlay.set_classes(classes)
             self.canvas.update()
         if self.legend.classes != classes:

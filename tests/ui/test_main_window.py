@@ -235,3 +235,25 @@ def test_paint_options_preserve_other_classes_and_threshold(window, image_folder
     painted = doc.labels.array == 3
     ys, xs = np.nonzero(painted)
     assert painted.any() and (((xs + ys) % 256) >= 200).all()
+
+
+def test_class_sets_load_save_add_and_persist(window, image_folder, qtbot, tmp_path):
+    from segstudio.core.classes import ClassSet, voc21
+    from segstudio.core.workspace import Workspace
+
+    _open(window, image_folder, qtbot)
+    assert window.legend.add_button.isVisible()
+    assert window.legend.add_class("nodule")
+    assert window.classes.names[-1] == "nodule" and window.current_class() == 4
+    path = tmp_path / "set.json"
+    assert window.legend.save_classes(str(path))
+    assert ClassSet.load(path) == window.classes
+    window.legend.replace_classes(voc21())
+    assert window.classes == voc21() and window.legend.table.rowCount() == 21
+    assert Workspace.open(image_folder).classes == voc21()      # recorded in the workspace
+    assert window.legend.load_classes(str(path))
+    assert window.classes.names[-1] == "nodule"
+    (tmp_path / "bad.json").write_text("{}")
+    assert not window.legend.load_classes(str(tmp_path / "bad.json"))
+    assert "bad.json" in window.statusBar().currentMessage() or "class set" in \
+        window.statusBar().currentMessage()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QHeaderView, QTableWidget,
+from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QFileDialog, QHBoxLayout,
+                               QHeaderView, QInputDialog, QMenu, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from segstudio.core.classes import ClassSet, ClassSetError
+from segstudio.core.classes import PRESETS, ClassSet, ClassSetError, preset
 
 EYE, NAME, INDEX, SHARE = range(4)
 
@@ -42,9 +43,24 @@ class LegendPanel(QWidget):
         hh.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         hh.setSectionResizeMode(INDEX, QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(SHARE, QHeaderView.ResizeMode.ResizeToContents)
+        self.add_button = QPushButton("Add class", self)
+        self.add_button.clicked.connect(self._ask_new_class)
+        self.sets_button = QPushButton("Class set", self)
+        menu = QMenu(self.sets_button)
+        menu.addAction("Load…", self._load_dialog)
+        menu.addAction("Save…", self._save_dialog)
+        menu.addSeparator()
+        for key in PRESETS:
+            menu.addAction(f"Preset: {preset(key).title}",
+                           lambda k=key: self.replace_classes(preset(k)))
+        self.sets_button.setMenu(menu)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.sets_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.table)
+        layout.addLayout(buttons)
         self.classes: ClassSet | None = None
         self.hidden: set[int] = set()
         self._filling = False
@@ -145,6 +161,57 @@ class LegendPanel(QWidget):
         new = self.classes.recolored(index, color)
         self.set_classes(new)
         self.classesEdited.emit(new)
+
+    def add_class(self, name: str) -> bool:
+        assert self.classes is not None
+        try:
+            new = self.classes.with_class(name)
+        except ClassSetError as exc:
+            self.error.emit(f"Cannot add class {name!r}: {exc}")
+            return False
+        self.set_classes(new)
+        self.classesEdited.emit(new)
+        self.select_class(len(new) - 1)
+        return True
+
+    def replace_classes(self, classes: ClassSet) -> None:
+        """Use another class set (a preset or a file); labels keep their indices."""
+        self.set_classes(classes)
+        self.classesEdited.emit(classes)
+
+    def load_classes(self, path: str) -> bool:
+        try:
+            classes = ClassSet.load(path)
+        except ClassSetError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.replace_classes(classes)
+        return True
+
+    def save_classes(self, path: str) -> bool:
+        assert self.classes is not None
+        try:
+            self.classes.save(path)
+        except OSError as exc:
+            self.error.emit(f"Could not save the class set to {path}: {exc}")
+            return False
+        return True
+
+    def _ask_new_class(self) -> None:
+        name, ok = QInputDialog.getText(self, "Add class", "Name of the new class:")
+        if ok and name.strip():
+            self.add_class(name.strip())
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load class set", "", "Class sets (*.json)")
+        if path:
+            self.load_classes(path)
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save class set", "classes.json",
+                                              "Class sets (*.json)")
+        if path:
+            self.save_classes(path)
 
     def _double_clicked(self, row: int, col: int) -> None:
         if self.classes is None:
