@@ -1,6 +1,6 @@
 """Theoretical receptive fields, computed from a model's own forward pass.
 
-Method: the model runs once (on the meta device when it can, so a paper-size network costs no
+Method: the model runs once (a meta-device copy when it can, so a paper-size network costs no
 real compute) under a torch function mode that sees every tensor operation. Each tensor derived
 from the input carries a receptive field (size, jump, start per axis), propagated through the
 operation that made it, the recursion of Araujo et al., "Computing Receptive Fields of
@@ -10,21 +10,21 @@ Convolutional Neural Networks" (Distill, 2019):
     jump_out  = jump_in * stride
     start_out = start_in + ((k_eff - 1) / 2 - padding) * jump_in
 
-Seeing the operations themselves, Python control flow, functional calls and skips need no
-special support. Conventions, chosen to describe what a unit can actually see:
+Python control flow, functional calls and skips need no special support. Conventions:
 
 - adaptive pooling pools real feature units, so image-level pooling sees the whole feature map
   (``size_in + (n - 1) * jump_in``), which covers the whole image;
 - upsampling divides the jump; nearest keeps the size, bilinear adds one input jump (each output
   reads two neighbours), bicubic three; a transposed convolution adds ``ceil(k / s) - 1`` jumps;
 - elementwise operations and concatenation keep, per axis, the largest field of their inputs;
-- a module called several times (a shared ReLU) reports its last call.
-
-The field is not clipped to the image: a ResNet-50 unit sees 427 pixels even on a 224 input.
+- a module called several times (a shared ReLU) reports its last call;
+- the field is not clipped to the image: a ResNet-50 unit sees 427 pixels on a 224 input.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -161,8 +161,7 @@ def _getitem(rf: ReceptiveField, t: torch.Tensor, index) -> ReceptiveField:
     return _per_axis(rf, axis)
 
 
-_REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "norm",
-               "nanmean", "nansum"}
+_REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp", "norm"}
 
 
 def _reduction(rf: ReceptiveField, t: torch.Tensor, args, kwargs) -> ReceptiveField:
@@ -264,24 +263,35 @@ class _FieldTracker(TorchFunctionMode):
         outputs = _tensors(out)
         if not inputs or not outputs:
             return out
-        name = getattr(func, "__name__", "")
         fields = [self.fields[id(t)] for t in inputs]
-        rf = _propagate(name, args, kwargs, fields, inputs, outputs[0])
+        rf = _propagate(getattr(func, "__name__", ""), args, kwargs, fields, inputs, outputs[0])
         for t in outputs:
             self.fields[id(t)] = rf
             self._alive.append(t)
         return out
 
 
-def _input_channels(model: nn.Module) -> int:
-    convs = (m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
-    conv = next(convs, None)
-    if conv is None:
-        raise ReceptiveFieldError("the model has no 2-D convolution; pass in_channels")
-    return conv.in_channels
+def _meta_copy(model: nn.Module) -> nn.Module:
+    """The model with its parameters and buffers on the meta device and without hooks, so that
+    tracing leaves the real model untouched (another thread may be running it)."""
+    memo = {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        meta = torch.empty_like(t, device="meta")
+        memo[id(t)] = nn.Parameter(meta, t.requires_grad) if isinstance(t, nn.Parameter) else meta
+    clone = copy.deepcopy(model, memo)
+    for module in clone.modules():
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+    return clone
 
 
 def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, device):
+    conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if in_channels is None and conv is None:
+        raise ReceptiveFieldError("the model has no convolution; pass in_channels")
+    channels = in_channels or conv.in_channels
+    if str(device) == "meta":
+        model = _meta_copy(model)
     names = dict(model.named_modules())
     layers = list(layers)
     for layer in layers:
@@ -290,7 +300,6 @@ def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, dev
             hint = f" (similar: {', '.join(near)})" if near else ""
             raise ReceptiveFieldError(f"the model has no layer named '{layer}'{hint}")
     h, w = (int(v) for v in _pair(input_size))
-    channels = in_channels or _input_channels(model)
     x = torch.zeros(1, channels, h, w, device=device)
     tracker = _FieldTracker(x)
     found: dict[str, ReceptiveField] = {}
@@ -308,12 +317,7 @@ def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, dev
     model.eval()
     try:
         with torch.no_grad(), tracker:
-            if device == "meta":
-                state = {k: torch.empty_like(v, device="meta") for k, v in
-                         list(model.named_parameters()) + list(model.named_buffers())}
-                out = torch.func.functional_call(model, state, (x,), strict=False)
-            else:
-                out = model(x)
+            out = model(x)
     finally:
         for handle in handles:
             handle.remove()
@@ -330,8 +334,8 @@ def receptive_fields(model: nn.Module, layers: Iterable[str], input_size=(512, 5
                      in_channels: int | None = None) -> dict[str, ReceptiveField]:
     """Theoretical receptive fields of several layers (dotted module paths; ``""`` = output).
 
-    One forward pass on the meta device (no memory for activations, no arithmetic); if the model
-    cannot run there, one real pass under ``no_grad`` on the model's own device.
+    One forward pass of a meta-device copy (no weights copied, no arithmetic, the model itself
+    untouched); if the model cannot run there, one real pass under ``no_grad`` in eval mode.
     """
     layers = list(layers)
     params = next(model.parameters(), None)
@@ -385,12 +389,9 @@ def box_at(rf: ReceptiveField, feature_y: int, feature_x: int,
 
 def atrous_sampling_grid(rate: int, kernel: int = 3, centre=(0.0, 0.0),
                          jump: float | tuple | ReceptiveField = 1.0) -> np.ndarray:
-    """Image positions ``(k*k, 2)`` as (y, x) of the taps of a dilated k×k convolution.
-
-    The taps are ``rate`` feature units apart, which is ``rate * jump`` input pixels: an ASPP
-    branch with rate 12 on a stride-16 feature map samples every 192 pixels (Chen et al., 2017,
-    DeepLabv3 §3.3).
-    """
+    """Image positions ``(k*k, 2)`` as (y, x) of the taps of a dilated k×k convolution: ``rate``
+    units apart, so ``rate * jump`` pixels (ASPP rate 12 at stride 16 samples every 192 pixels,
+    DeepLab v3 §3.3)."""
     if isinstance(jump, ReceptiveField):
         jump = jump.jump
     jy, jx = _pair(jump)

@@ -199,3 +199,16 @@ def test_max_unpooling_restores_the_grid_and_keeps_what_the_pool_saw():
 
     rf = receptive_field(PoolUnpool(), "unpool", (8, 8), in_channels=1)
     assert rf.size == (2, 2) and rf.jump == (1, 1)
+
+
+def test_tracing_leaves_the_model_its_weights_mode_and_hooks_untouched():
+    net = nn.Sequential(_conv(s=2), nn.BatchNorm2d(1), _conv())
+    net.train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    seen = []
+    net[2].register_forward_hook(lambda _m, _i, out: seen.append(out.device.type))
+    assert receptive_field(net, "2", (16, 16)).size == (7, 7)
+    assert seen == [] and net.training
+    after = net.state_dict()
+    assert all(after[k].device.type == "cpu" and torch.equal(after[k], v)
+               for k, v in before.items())
