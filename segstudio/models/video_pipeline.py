@@ -1,0 +1,332 @@
+"""Running a model over video frames, and writing overlay videos, with the stages overlapped.
+
+Three stages run at once: a decode thread fills a bounded queue, the caller's thread does the
+heavy step (the network, or blending labels over frames), and a writer thread hands results on
+(colouring, PNG or video encoding). OpenCV's decoder, PNG encoding and torch's kernels all
+release the GIL, so on a multi-core machine the pipeline runs at the speed of its slowest stage
+rather than of the sum. Bounded queues keep memory flat; cancel is polled between frames.
+No Qt here: the GUI and the command line share this code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio.core.classes import ClassSet
+from segstudio.core.palette import VOID_INDEX
+from segstudio.io.video import VideoError, VideoSource
+
+QUEUE_FRAMES = 4          # decoded frames waiting for the model: enough to hide decode jitter
+_END = object()           # marks the end of a stage's output
+
+
+class VideoPipelineError(Exception):
+    """A frame range, label map or output file the pipeline cannot use, with the reason."""
+
+
+@dataclass
+class PipelineStats:
+    """What a run did and where its time went (busy seconds per stage, wall seconds overall)."""
+
+    frames: int = 0               # frames that went through every stage
+    seconds: float = 0.0          # wall time of the whole run
+    decode_seconds: float = 0.0   # busy time of the decode thread
+    work_seconds: float = 0.0     # busy time of the caller's stage (the model, or blending)
+    write_seconds: float = 0.0    # busy time of the writer thread
+    starved_seconds: float = 0.0  # time the caller's stage waited for a decoded frame
+    cancelled: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Failure:
+    """An exception raised in a helper thread, carried to the caller's thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def run_stages(frames: Sequence[int], load: Callable[[int], Any], work: Callable[[int, Any], Any],
+               write: Callable[[int, Any], None], cancel: Callable[[], bool] | None = None,
+               queue_frames: int = QUEUE_FRAMES,
+               cancelled_by: tuple[type[BaseException], ...] = ()) -> PipelineStats:
+    """``load(i)`` in a decode thread, ``work(i, loaded)`` here, ``write(i, worked)`` in a writer
+    thread, for each frame in order. An exception in any stage stops all three and is raised
+    here; ``cancel()`` stops them between frames, as does an exception of a type in
+    ``cancelled_by`` raised by ``work`` (``stats.cancelled`` tells)."""
+    cancel = cancel or (lambda: False)
+    stop = threading.Event()
+    loaded: queue.Queue = queue.Queue(maxsize=max(1, queue_frames))
+    worked: queue.Queue = queue.Queue(maxsize=max(1, queue_frames))
+    stats = PipelineStats()
+    write_error: list[BaseException] = []
+
+    def put(q: queue.Queue, value) -> bool:
+        # Blocking put that gives up once the run is stopping, so no thread hangs on a full queue.
+        while not stop.is_set():
+            try:
+                q.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decoder() -> None:
+        try:
+            for i in frames:
+                if stop.is_set():
+                    return
+                t = time.perf_counter()
+                value = load(i)
+                stats.decode_seconds += time.perf_counter() - t
+                if not put(loaded, (i, value)):
+                    return
+            put(loaded, _END)
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread
+            put(loaded, _Failure(exc))
+
+    def writer() -> None:
+        while True:
+            entry = worked.get()
+            if entry is _END:
+                return
+            if write_error:
+                continue               # drain, so the caller never blocks on a dead writer
+            i, value = entry
+            try:
+                t = time.perf_counter()
+                write(i, value)
+                stats.write_seconds += time.perf_counter() - t
+                stats.frames += 1
+            except BaseException as exc:   # noqa: BLE001 - re-raised in the caller's thread
+                write_error.append(exc)
+                stop.set()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=decoder, name="segstudio-decode", daemon=True),
+               threading.Thread(target=writer, name="segstudio-write", daemon=True)]
+    for th in threads:
+        th.start()
+    try:
+        while not stop.is_set():
+            if cancel():
+                stats.cancelled = True
+                break
+            t = time.perf_counter()
+            try:
+                # A short wait, so cancel and a failed writer are noticed while starved.
+                entry = loaded.get(timeout=0.05)
+            except queue.Empty:
+                stats.starved_seconds += time.perf_counter() - t
+                continue
+            stats.starved_seconds += time.perf_counter() - t
+            if entry is _END:
+                break
+            if isinstance(entry, _Failure):
+                raise entry.exc
+            i, value = entry
+            t = time.perf_counter()
+            try:
+                result = work(i, value)
+            except cancelled_by:
+                stats.cancelled = True
+                break
+            stats.work_seconds += time.perf_counter() - t
+            worked.put((i, result))
+    finally:
+        stop.set()
+        worked.put(_END)   # the writer finishes what it holds, then ends
+        for th in threads:
+            th.join()
+        stats.seconds = time.perf_counter() - start
+    if write_error:
+        raise write_error[0]
+    return stats
+
+
+def frame_range(first: int, last: int, frame_count: int) -> list[int]:
+    """Frames ``first..last`` inclusive, checked against a video of ``frame_count`` frames."""
+    if not 0 <= first <= last < frame_count:
+        raise VideoPipelineError(f"frames {first}–{last} do not lie within 0–{frame_count - 1} "
+                                 "with the first not after the last")
+    return list(range(first, last + 1))
+
+
+def predict_frames(source: VideoSource, predictor, frames: Iterable[int],
+                   on_result: Callable[[int, Any], None],
+                   cancel: Callable[[], bool] | None = None, *,
+                   queue_frames: int = QUEUE_FRAMES) -> PipelineStats:
+    """Run ``predictor.predict`` on ``frames`` of ``source``, calling ``on_result(frame,
+    prediction)`` in the writer thread, in frame order.
+
+    ``cancel`` is polled between frames and by the Predictor between tiles; a cancelled run
+    returns with ``stats.cancelled`` set, having delivered every frame it finished.
+    """
+    from segstudio.models.engine import PredictionCancelled
+
+    frames = list(frames)
+    for i in frames:
+        if not 0 <= i < source.frame_count:
+            raise VideoPipelineError(f"{source.path.name}: frame {i} is outside "
+                                     f"0–{source.frame_count - 1}")
+
+    def work(_i: int, rgb: np.ndarray):
+        return predictor.predict(rgb, cancel=cancel)
+
+    return run_stages(frames, source.read, work, on_result, cancel, queue_frames,
+                      cancelled_by=(PredictionCancelled,))
+
+
+def blend_overlay(rgb: np.ndarray, labels: np.ndarray | None, table: np.ndarray,
+                  shown: np.ndarray, opacity: float) -> np.ndarray:
+    """``rgb`` with each shown class painted over it at ``opacity`` (H×W×3 uint8, a new array).
+
+    ``table`` is the 256×3 colour table, ``shown`` a 256-entry boolean mask of classes to paint.
+    """
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    if labels is None:
+        return out
+    mask = shown[labels]
+    if mask.any():
+        colors = table[labels[mask]].astype(np.float32)
+        mixed = out[mask].astype(np.float32) * (1.0 - opacity) + colors * opacity
+        out[mask] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+@dataclass
+class OverlayVideo:
+    """A written overlay video: where, how many frames, how many of them had labels."""
+
+    path: Path
+    frames: int
+    labelled: int
+    stats: PipelineStats
+
+
+def write_overlay_video(video_path: str | Path,
+                        labels_for_frame: Callable[[int], np.ndarray | None],
+                        classes: ClassSet, out_path: str | Path, opacity: float = 0.5, *,
+                        frames: Sequence[int] | None = None, hidden: Iterable[int] = (0,),
+                        fps: float | None = None,
+                        progress: Callable[[int, int], None] | None = None,
+                        cancel: Callable[[], bool] | None = None) -> OverlayVideo | None:
+    """Write ``out_path`` (mp4, codec 'mp4v'): each frame of ``video_path`` with its labels blended
+    over it; a frame whose ``labels_for_frame(i)`` is None is written as it is.
+
+    Classes in ``hidden`` (background by default, as on screen) are not painted. The file is
+    written under a temporary name and renamed when complete, so a cancelled (returns None) or
+    failed export leaves no partial video. mp4v keeps even sizes only: an odd width or height
+    loses its last column or row.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise VideoPipelineError(f"opacity {opacity} must lie between 0 and 1")
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".mp4":
+        raise VideoPipelineError(f"{out_path.name}: the overlay video is written as .mp4")
+    try:
+        source = VideoSource(video_path, cache_frames=2)
+    except VideoError as exc:
+        raise VideoPipelineError(str(exc)) from None
+    with source:
+        chosen = list(range(source.frame_count)) if frames is None else list(frames)
+        if not chosen:
+            raise VideoPipelineError(f"{source.path.name}: no frames to write")
+        for i in chosen:
+            if not 0 <= i < source.frame_count:
+                raise VideoPipelineError(f"{source.path.name}: frame {i} is outside "
+                                         f"0–{source.frame_count - 1}")
+        rate = float(fps or source.fps or 25.0)
+        return _write(source, chosen, labels_for_frame, classes, out_path, opacity, hidden, rate,
+                      progress, cancel)
+
+
+def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: ClassSet,
+           out_path: Path, opacity: float, hidden: Iterable[int], rate: float, progress,
+           cancel) -> OverlayVideo | None:
+    import cv2
+
+    table = classes.color_table()
+    shown = np.zeros(256, bool)
+    shown[: len(classes)] = True
+    shown[VOID_INDEX] = True
+    for c in hidden:
+        shown[int(c)] = False
+    try:
+        height, width = source.read(frames[0]).shape[:2]
+    except VideoError as exc:
+        raise VideoPipelineError(str(exc)) from None
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".part.mp4",
+                                        dir=out_path.parent)
+    except OSError as exc:
+        raise VideoPipelineError(f"{out_path}: cannot write there ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate, (width, height))
+    labelled = 0
+    try:
+        if not writer.isOpened():
+            raise VideoPipelineError(f"{out_path.name}: OpenCV cannot write mp4 ('mp4v') videos "
+                                     "here; its video backend lacks the encoder")
+
+        def load(i: int):
+            rgb = source.read(i)
+            labels = labels_for_frame(i)
+            if labels is not None:
+                labels = np.asarray(labels)
+                if labels.shape != rgb.shape[:2]:
+                    raise VideoPipelineError(
+                        f"{source.path.name}: the labels of frame {i} are "
+                        f"{labels.shape[1] if labels.ndim > 1 else '?'}×{labels.shape[0]} but the "
+                        f"frame is {rgb.shape[1]}×{rgb.shape[0]}")
+            return rgb, labels
+
+        def work(i: int, loaded):
+            nonlocal labelled
+            rgb, labels = loaded
+            if rgb.shape[:2] != (height, width):
+                raise VideoPipelineError(f"{source.path.name}: frame {i} is "
+                                         f"{rgb.shape[1]}×{rgb.shape[0]}, not {width}×{height}")
+            labelled += labels is not None
+            return cv2.cvtColor(blend_overlay(rgb, labels, table, shown, opacity),
+                                cv2.COLOR_RGB2BGR)
+
+        done = 0
+
+        def write(_i: int, bgr: np.ndarray) -> None:
+            nonlocal done
+            writer.write(bgr)
+            done += 1
+            if progress is not None:
+                progress(done, len(frames))
+
+        try:
+            stats = run_stages(frames, load, work, write, cancel)
+        except VideoError as exc:
+            raise VideoPipelineError(str(exc)) from None
+        writer.release()
+        if stats.cancelled:
+            return None
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        raise VideoPipelineError(f"{out_path}: cannot be written ({exc.strerror or exc})") from None
+    finally:
+        writer.release()
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return OverlayVideo(out_path, stats.frames, labelled, stats)
