@@ -74,3 +74,18 @@ def test_bad_layer_class_or_region_is_a_clear_error():
         grad_cam(model, image, "features.1", 7)
     with pytest.raises(CamError, match="region mask is empty"):
         grad_cam(model, image, "features.1", 1, region=np.zeros((16, 16), bool))
+
+
+def test_cam_at_the_classifier_of_a_registry_model_is_its_rectified_class_logits():
+    registry = pytest.importorskip("segstudio.models.registry")
+    torch.manual_seed(0)
+    model = registry.build_model("pspnet", 3, "lite").eval()
+    image = torch.rand(3, 64, 64)
+    logits = {}
+    model.head.classifier.register_forward_hook(lambda _m, _i, out: logits.update(c=out))
+    cam = grad_cam(model, image, "head.classifier", 2, region="image")
+    # Only channel 2 carries gradient, with a positive mean: the map is ReLU(logit 2), resized.
+    expected = nn.functional.interpolate(logits["c"][:, 2:3].detach().clamp(min=0), size=(64, 64),
+                                         mode="bilinear", align_corners=False)[0, 0]
+    expected = (expected / expected.max()).numpy()
+    np.testing.assert_allclose(cam, expected, atol=1e-5)
