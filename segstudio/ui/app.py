@@ -46,6 +46,7 @@ def run_gui(args) -> int:
         app.setWindowIcon(QIcon(str(icon)))
     win = MainWindow()
     app.aboutToQuit.connect(win.models.shutdown)
+    app.aboutToQuit.connect(win.smart.close)
     win.interactive = not args.screenshot
     win.resize(*size)
     win.show()

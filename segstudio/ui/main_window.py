@@ -33,6 +33,7 @@ from segstudio.ui.render import OverlayMode, rgb8_to_qimage
 from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.prediction_layers import PredictionLayers
+from segstudio.ui.smart_tools import SmartTools
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
 
 KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.device_label)
 
         self.tools = {cls.name: cls(self) for cls in (BrushTool, EraserTool, FillTool, PolygonTool)}
+        self.smart = SmartTools(self)            # adds the GrabCut box tool
         build_menus(self)
         build_toolbar(self)
 
@@ -465,6 +467,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.maybe_save():
             self.models.shutdown()
+            self.smart.close()
             self.autosave.close()
             event.accept()
         else:

@@ -49,6 +49,8 @@ def build_menus(window) -> None:
         window._action(f"Class {key}", lambda _=False, k=key: window.legend.select_class(k),
                      str(key))
 
+    window.smart.build_menu(mb.addMenu("&Smart"))
+
     m = mb.addMenu("&Model")
     window._action("&Run on this image", lambda: window.models.run_current(), "Ctrl+R", m)
     window._action("Run on &all items", lambda: window.models.run_all(), "Ctrl+Shift+R", m)

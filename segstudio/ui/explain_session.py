@@ -1,0 +1,439 @@
+"""The "Inside the model" dock: the model and image its views share, and the work they queue.
+
+Every view (activations, branch grid, Grad-CAM, receptive fields, context) asks the session for
+work on the image on screen; the session runs one job at a time in a background thread, loading
+the chosen network there (torch is never imported on the GUI thread), and keeps loaded networks
+so that switching views does not load them again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                               QPushButton, QTabWidget, QVBoxLayout, QWidget)
+
+from segstudio.ui.tasks import BackgroundTask
+
+FOLLOW_PANEL = "__model_panel__"
+KEPT_MODELS = 6
+_KNOWN_ERRORS = {"ProbeError", "CamError", "EffectiveFieldError", "ReceptiveFieldError",
+                 "CheckpointError", "ModelConfigError", "UnknownModelError", "ExplainError"}
+
+
+class ExplainError(Exception):
+    """A view cannot be computed for this model, layer or image; the message says why."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Which network a view runs: a registry model with random weights, or a checkpoint."""
+
+    arch: str
+    config: str = "lite"
+    checkpoint: Path | None = None
+    num_classes: int = 2
+
+    @property
+    def label(self) -> str:
+        if self.checkpoint is not None:
+            return self.checkpoint.name
+        return f"{self.arch} ({self.config}, untrained)"
+
+
+@dataclass
+class LoadedModel:
+    """A network ready to probe, with what is needed to feed it an image."""
+
+    source: ModelSource
+    model: Any                      # torch.nn.Module
+    arch: str
+    config: str
+    trained: bool
+    classes: Any                    # ClassSet
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def branches(self) -> dict[str, str]:
+        from segstudio.models.registry import get_spec
+
+        return dict(get_spec(self.arch).branches)
+
+    @property
+    def title(self) -> str:
+        state = "trained" if self.trained else "untrained"
+        name = self.source.checkpoint.name if self.source.checkpoint else self.arch
+        return f"{name} ({self.arch}, {self.config}, {state})"
+
+    def to_input(self, rgb: np.ndarray):
+        """The image as the network's normalised 3×H×W float input."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return x.sub_(mean).div_(std)
+
+
+def load_model(source: ModelSource, classes) -> LoadedModel:
+    """Build or load ``source`` (run in a worker thread: it imports torch)."""
+    import torch
+
+    from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
+    from segstudio.models.registry import build_model
+
+    if source.checkpoint is not None:
+        model, meta = load_checkpoint(source.checkpoint)
+        return LoadedModel(source, model.eval(), meta.arch, meta.config, bool(meta.trained),
+                           meta.classes, tuple(meta.mean), tuple(meta.std))
+    # A fixed seed: the same untrained network every time, so views can be compared.
+    torch.manual_seed(0)
+    model = build_model(source.arch, source.num_classes, source.config).eval()
+    return LoadedModel(source, model, source.arch, source.config, False, classes,
+                       IMAGENET_MEAN, IMAGENET_STD)
+
+
+def random_twin(loaded: LoadedModel, seed: int = 1):
+    """The same architecture with fresh random weights (the baseline of the effective field)."""
+    import torch
+
+    from segstudio.models.registry import build_model
+
+    torch.manual_seed(seed)
+    return build_model(loaded.arch, len(loaded.classes), loaded.config).eval()
+
+
+def rate_of(branch: str) -> int | None:
+    """The atrous rate in a branch name such as ``aspp.rate12``."""
+    m = re.search(r"rate(\d+)$", branch)
+    return int(m.group(1)) if m else None
+
+
+def bin_of(branch: str) -> int | None:
+    """The pyramid bin count in a branch name such as ``psp.bin6``."""
+    m = re.search(r"bin(\d+)$", branch)
+    return int(m.group(1)) if m else None
+
+
+class JobContext:
+    """What a job sees in the worker thread: the image, the session's models, a cancel flag."""
+
+    def __init__(self, session: "ExplainSession", source: ModelSource | None, rgb: np.ndarray,
+                 cancelled: Callable[[], bool]) -> None:
+        self._session = session
+        self.source = source
+        self.rgb = rgb
+        self.cancelled = cancelled
+
+    def load(self, source: ModelSource | None = None) -> LoadedModel:
+        source = source or self.source
+        if source is None:
+            raise ExplainError("no model chosen: pick one in the Model panel or above")
+        cache = self._session.models
+        if source in cache:
+            cache.move_to_end(source)
+            return cache[source]
+        loaded = load_model(source, self._session.classes)
+        cache[source] = loaded
+        while len(cache) > KEPT_MODELS:
+            cache.popitem(last=False)
+        if source == self.source:
+            self._session.last_loaded = loaded
+            self._session.modelLoaded.emit(loaded)      # queued to the GUI thread
+        return loaded
+
+
+class ExplainSession(QObject):
+    """Runs the views' jobs one after another off the GUI thread, on the image on screen."""
+
+    modelLoaded = Signal(object)        # LoadedModel of the chosen source
+    sourceChanged = Signal()
+    busyChanged = Signal(bool)
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.models: OrderedDict[ModelSource, LoadedModel] = OrderedDict()
+        self.picked: ModelSource | None = None        # None: follow the Model panel
+        self.pixel: tuple[int, int] | None = None     # (y, x) last clicked in the RF tool
+        self._queue: list[tuple[str, Callable, Callable]] = []
+        self._task: BackgroundTask | None = None
+        self.last_loaded: LoadedModel | None = None
+        self.classes = window.classes           # read by jobs: a snapshot, not the live window
+        window.installEventFilter(self)
+
+    # -- model choice ------------------------------------------------------------------------
+    def current_source(self) -> ModelSource | None:
+        if self.picked is not None:
+            return self.picked
+        choice = self.window.models.panel.current_choice()
+        if choice is None:
+            return None
+        arch = "" if choice.arch == "?" else choice.arch
+        return ModelSource(arch, choice.config, choice.checkpoint, len(self.window.classes))
+
+    def pick(self, source: ModelSource | None) -> None:
+        self.picked = source
+        self.sourceChanged.emit()
+
+    def known_branches(self) -> dict[str, str]:
+        """The probe branches of the chosen model, as far as is known before it loads."""
+        from segstudio.models.registry import REGISTRY
+
+        source = self.current_source()
+        if source is None:
+            return {}
+        if source.arch in REGISTRY:
+            return dict(REGISTRY[source.arch].branches)
+        if self.last_loaded is not None and self.last_loaded.source == source:
+            return self.last_loaded.branches
+        return {}
+
+    # -- jobs --------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._task is not None or bool(self._queue)
+
+    def submit(self, name: str, work: Callable[[JobContext], Any],
+               done: Callable[[Any], None]) -> bool:
+        """Queue ``work(ctx)`` for the image on screen; ``done(result)`` runs on the GUI thread.
+
+        A job of the same ``name`` still waiting is replaced: only the latest request counts.
+        """
+        doc = self.window.doc
+        if doc is None:
+            self.window.statusBar().showMessage("Open an image first", 4000)
+            return False
+        rgb = doc.image.to_rgb8()
+        source = self.current_source()
+        self.classes = self.window.classes
+        self._queue = [q for q in self._queue if q[0] != name]
+        self._queue.append((name, lambda cancelled: work(JobContext(self, source, rgb,
+                                                                     cancelled)), done))
+        if self._task is None:
+            self.window.begin_busy()
+            self.busyChanged.emit(True)
+            self._next()
+        return True
+
+    def _next(self) -> None:
+        if not self._queue:
+            self._task = None
+            self.busyChanged.emit(False)
+            self.window.end_busy()
+            return
+        name, work, done = self._queue.pop(0)
+        task = BackgroundTask(lambda _progress, cancelled: _guarded(work, cancelled),
+                              (ExplainError,), self)
+        task.succeeded.connect(done)
+        task.failed.connect(lambda message: self.window.show_error(f"{name}: {message}"))
+        task.finished.connect(self._finished)
+        self._task = task
+        self.window.statusBar().showMessage(f"{name}…", 3000)
+        task.start()
+
+    def _finished(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.deleteLater()
+        self._next()
+
+    def shutdown(self) -> None:
+        self._queue.clear()
+        if self._task is not None:
+            self._task.cancel()
+            self._task.wait(60000)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if obj is self.window and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+
+def _guarded(work: Callable[[Callable[[], bool]], Any], cancelled) -> Any:
+    """Run ``work``; failures the user can cause become an ExplainError with their message."""
+    try:
+        return work(cancelled)
+    except ExplainError:
+        raise
+    except Exception as exc:   # noqa: BLE001 - reported in the status bar, never a crash
+        if type(exc).__name__ in _KNOWN_ERRORS:
+            raise ExplainError(str(exc)) from exc
+        if isinstance(exc, MemoryError):
+            raise ExplainError("out of memory: try a lite model or a smaller image") from exc
+        raise ExplainError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class HeatLayer:
+    """One heat map drawn over the image on the canvas (the latest view's), or nothing."""
+
+    def __init__(self, canvas) -> None:
+        self.canvas = canvas
+        self.image: QImage | None = None
+        self.owner = ""
+        canvas.decorations.append(self.draw)
+
+    def show(self, image: QImage, owner: str) -> None:
+        self.image, self.owner = image, owner
+        self.canvas.update()
+
+    def clear(self) -> None:
+        if self.image is not None:
+            self.image, self.owner = None, ""
+            self.canvas.update()
+
+    def draw(self, painter: QPainter, canvas) -> None:
+        size = canvas.image_size
+        if self.image is None or size is None or (self.image.width(), self.image.height()) != size:
+            return
+        tl = canvas.to_widget(QRectF(0, 0, *size).topLeft())
+        br = canvas.to_widget(QRectF(0, 0, *size).bottomRight())
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, canvas.scale < 1)
+        painter.drawImage(QRectF(tl, br), self.image)
+        painter.restore()
+
+
+class ModelPicker(QWidget):
+    """Which network the views look into: the Model panel's, a registry model, or a file."""
+
+    def __init__(self, session: ExplainSession, parent: QWidget | None = None) -> None:
+        from segstudio.models.registry import REGISTRY
+
+        super().__init__(parent)
+        self.session = session
+        self.combo = QComboBox(self)
+        self.combo.addItem("Model panel's choice", FOLLOW_PANEL)
+        for spec in REGISTRY.values():
+            if not spec.instance:
+                self.combo.addItem(spec.title, spec.name)
+        self.config_combo = QComboBox(self)
+        self.config_combo.addItems(["lite", "paper"])
+        self.file_button = QPushButton("Checkpoint…", self)
+        self.file_button.clicked.connect(self._choose_file)
+        self.combo.currentIndexChanged.connect(self._changed)
+        self.config_combo.currentIndexChanged.connect(self._changed)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Model", self))
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.config_combo)
+        row.addWidget(self.file_button)
+        self._changed()
+
+    def add_checkpoint(self, path: Path) -> None:
+        self.combo.addItem(f"{path.name} (file)", str(path))
+        self.combo.setCurrentIndex(self.combo.count() - 1)
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint to look into", str(Path.home()),
+                                              "segstudio checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.add_checkpoint(Path(path))
+
+    def _changed(self, *_) -> None:
+        from segstudio.models.registry import REGISTRY
+
+        data = self.combo.currentData()
+        spec = REGISTRY.get(data)
+        self.config_combo.setEnabled(spec is not None and len(spec.configs) > 1)
+        if data == FOLLOW_PANEL:
+            self.session.pick(None)
+        elif spec is not None:
+            config = self.config_combo.currentText()
+            if config not in spec.configs:
+                config = spec.configs[0]
+            self.session.pick(ModelSource(spec.name, config, None,
+                                          len(self.session.window.classes)))
+        else:
+            self.session.pick(ModelSource("", "lite", Path(data)))
+
+
+class ExplainDock(QWidget):
+    """The dock's contents: model picker, one tab per view, and the figure export."""
+
+    def __init__(self, window, session: ExplainSession) -> None:
+        from segstudio.ui.panels.activations import ActivationsPanel, BranchGridPanel
+        from segstudio.ui.panels.receptive_field import ContextPanel, ReceptiveFieldPanel
+
+        super().__init__(window)
+        self.window = window
+        self.session = session
+        self.heat = HeatLayer(window.canvas)
+        self.picker = ModelPicker(session, self)
+        self.tabs = QTabWidget(self)
+        self.activations = ActivationsPanel(window, session, self.heat, self)
+        self.branches = BranchGridPanel(window, session, self.heat, self)
+        self.receptive = ReceptiveFieldPanel(window, session, self)
+        self.context = ContextPanel(window, session, self)
+        self.tabs.addTab(self.activations, "Activations")
+        self.tabs.addTab(self.branches, "Branches")
+        self.tabs.addTab(self.receptive, "Receptive field")
+        self.tabs.addTab(self.context, "Context")
+        self.export_button = QPushButton("Export figure…", self)
+        self.export_button.setToolTip("Save the view in this tab as a PNG figure for slides")
+        self.export_button.clicked.connect(self._export_dialog)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.picker)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
+        window.documentShown.connect(self._document_shown)
+
+    def _document_shown(self, _doc) -> None:
+        self.heat.clear()
+        self.session.pixel = None
+        self.receptive.clear()
+
+    def current_figure(self):
+        return self.tabs.currentWidget().figure()
+
+    def export_figure(self, path: str | Path) -> Path | None:
+        """Write the current tab's figure to ``path``; None (and a message) if it cannot be."""
+        from segstudio.ui.figure_export import FigureError, export_figure
+
+        fig = self.current_figure()
+        if fig is None:
+            self.window.show_error("Nothing to export yet: show a view first.")
+            return None
+        try:
+            written = export_figure(fig, path)
+        except FigureError as exc:
+            self.window.show_error(str(exc))
+            return None
+        self.window.statusBar().showMessage(f"Figure saved to {written.name}", 5000)
+        return written
+
+    def _export_dialog(self) -> None:
+        doc = self.window.doc
+        stem = Path(doc.item.id).stem if doc is not None else "figure"
+        name = f"{stem}-{self.tabs.tabText(self.tabs.currentIndex()).lower().replace(' ', '-')}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export figure", str(Path.home() / name),
+                                              "PNG images (*.png)")
+        if path:
+            self.export_figure(path)
+
+
+def install_explain(window) -> ExplainDock:
+    """Add the "Inside the model" dock and the receptive-field tool to ``window``."""
+    from segstudio.ui.panels.receptive_field import install_rf_tool
+
+    session = ExplainSession(window)
+    dock = ExplainDock(window, session)
+    window.explain = dock
+    qdock: QDockWidget = window._dock(dock, "Inside the model", Qt.DockWidgetArea.RightDockWidgetArea)
+    install_rf_tool(window, dock.receptive)
+    view_menu = next((a.menu() for a in window.menuBar().actions()
+                      if a.menu() is not None and a.text().replace("&", "") == "View"), None)
+    if view_menu is not None:
+        view_menu.addSeparator()
+        view_menu.addAction(qdock.toggleViewAction())
+    return dock

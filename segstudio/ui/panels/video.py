@@ -1,0 +1,467 @@
+"""The video panel: timeline, playback, frame steps, a model run over a frame range, and the
+overlay video export.
+
+A video is one workspace item per frame, so moving along the timeline is showing another row:
+the frame's labels and overlay follow by themselves. The model run and the export go through
+``segstudio.models.video_pipeline`` in a background thread (decode, work and writing overlapped);
+predictions come back to the GUI thread by queued signal and are applied like any other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMenu,
+                               QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+from segstudio.core.workspace import ItemStatus, WorkspaceError
+from segstudio.io.video import VideoError, VideoSource
+from segstudio.ui.model_runs import PROTECTED
+from segstudio.ui.tasks import BackgroundTask
+
+
+class FrameRun(QThread):
+    """Loads the chosen model (kept for the next run) and predicts frames through the pipeline.
+
+    The prediction's files are written in the pipeline's writer thread; ``result(row,
+    prediction)`` then reaches the GUI thread queued, where the window applies it.
+    """
+
+    modelReady = Signal(object)        # dict, as the window's model runner reports it
+    result = Signal(int, object)       # workspace row, Prediction
+    progressed = Signal(int, int)
+    failed = Signal(str)
+
+    def __init__(self, panel: "VideoPanel", choice, video: Path, rows: dict[int, int],
+                 frames: list[int], writes: dict[int, bool]) -> None:
+        super().__init__(panel)
+        self.panel, self.choice, self.video = panel, choice, video
+        self.rows, self.frames, self.writes = rows, frames, writes
+        self.cancel_flag = threading.Event()
+        self.stats = None
+
+    def run(self) -> None:
+        from segstudio.io.video import VideoSource
+        from segstudio.io.voc import save_label_png
+        from segstudio.models.video_pipeline import VideoPipelineError, predict_frames
+
+        try:
+            predictor = self.panel.predictor_for(self.choice)
+            self.modelReady.emit({
+                "arch": predictor.meta.arch, "config": predictor.meta.config,
+                "classes": predictor.meta.classes, "trained": predictor.trained,
+                "device": str(predictor.device), "precision": predictor.precision,
+                "training": predictor.meta.training, "label": self.choice.label})
+            ws = self.panel.window.workspace
+            done = [0]
+
+            def on_result(frame: int, prediction) -> None:
+                row = self.rows[frame]
+                item = ws.items[row]
+                if prediction.probabilities.shape[0] == len(ws.classes):
+                    ws.save_prediction(item, prediction.labels)
+                    if self.writes[row]:
+                        save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+                done[0] += 1
+                self.result.emit(row, prediction)
+                self.progressed.emit(done[0], len(self.frames))
+
+            with VideoSource(self.video, cache_frames=2) as source:
+                self.stats = predict_frames(source, predictor, self.frames, on_result,
+                                            self.cancel_flag.is_set)
+        except (VideoPipelineError, VideoError, WorkspaceError) as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:   # noqa: BLE001 - shown to the user, never a crash
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+
+class VideoPanel(QWidget):
+    """Timeline and controls for the video whose frame is on screen."""
+
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.dock = None
+        self.source: Path | None = None        # the video's path relative to the workspace root
+        self.rows: dict[int, int] = {}         # frame -> workspace row
+        self.frame_count = 0
+        self.fps = 25.0
+        self.frame = 0
+        self.skipped = 0                       # frames passed over to keep up with the clock
+        self.task: QThread | None = None
+        self.last_run = None                   # PipelineStats of the last model run
+        self._workspace = None
+        self._predictor = None
+        self._predictor_choice = None
+        self._play_origin = (0.0, 0)            # (clock, frame) when playback started
+
+        self.title = QLabel("", self)
+        self.title.setWordWrap(True)
+        self.slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.play_button = QToolButton(self)
+        self.play_button.setText("Play")
+        self.play_button.setCheckable(True)
+        self.play_button.toggled.connect(self._play_toggled)
+        self.prev_button = QToolButton(self)
+        self.prev_button.setText("◀ frame")
+        self.prev_button.setToolTip("Previous frame (,)")
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.next_button = QToolButton(self)
+        self.next_button.setText("frame ▶")
+        self.next_button.setToolTip("Next frame (.)")
+        self.next_button.clicked.connect(lambda: self.step(1))
+        self.frame_spin = QSpinBox(self)
+        self.frame_spin.setToolTip("Jump to this frame (Enter)")
+        self.frame_spin.setKeyboardTracking(False)
+        self.frame_spin.editingFinished.connect(lambda: self.go_to(self.frame_spin.value()))
+        self.first_spin = QSpinBox(self)
+        self.last_spin = QSpinBox(self)
+        self.run_button = QPushButton("Run model on frames", self)
+        self.run_button.setToolTip("Segment the frames from–to with the model picked in the "
+                                   "Model panel; corrected frames keep their labels")
+        self.run_button.clicked.connect(self.run_frames)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.progress = QProgressBar(self)
+        self.progress.setValue(0)
+        self.message = QLabel("", self)
+        self.message.setWordWrap(True)
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self._tick)
+
+        transport = QHBoxLayout()
+        for w in (self.prev_button, self.play_button, self.next_button):
+            transport.addWidget(w)
+        transport.addStretch(1)
+        transport.addWidget(QLabel("Frame", self))
+        transport.addWidget(self.frame_spin)
+        span = QHBoxLayout()
+        span.addWidget(self.first_spin)
+        span.addWidget(QLabel("to", self))
+        span.addWidget(self.last_spin)
+        span.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        form = QFormLayout()
+        form.addRow("Frames", span)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.slider)
+        layout.addLayout(transport)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.message)
+
+    # -- following the window ----------------------------------------------------------------
+    def document_shown(self, doc) -> None:
+        """Show the timeline of the frame's video, or hide the dock for a still image."""
+        frame = getattr(doc.item, "frame", None)
+        if frame is None:
+            self.pause()
+            self.source = None
+            if self.dock is not None:
+                self.dock.hide()
+            return
+        ws = self.window.workspace
+        if ws is not self._workspace or doc.item.source != self.source:
+            self._load_video(ws, doc.item.source)
+        self.frame = frame
+        for w, value in ((self.slider, frame), (self.frame_spin, frame)):
+            w.blockSignals(True)
+            w.setValue(value)
+            w.blockSignals(False)
+        self.title.setText(f"{Path(self.source).name}: frame {frame} of 0–{self.frame_count - 1}"
+                           f", {self.fps:g} frames/s")
+        if self.dock is not None and not self.dock.isVisible():
+            self.dock.show()
+
+    def _load_video(self, ws, source: Path) -> None:
+        self.pause()
+        self._workspace, self.source = ws, source
+        self.rows = {it.frame: row for row, it in enumerate(ws.items)
+                     if it.frame is not None and it.source == source}
+        self.frame_count = max(self.rows) + 1
+        try:
+            with VideoSource(ws.root / source, cache_frames=1) as video:
+                self.fps = video.fps if video.fps > 0 else 25.0
+        except VideoError:
+            self.fps = 25.0     # the frame on screen was readable; only the rate is unknown
+        last = self.frame_count - 1
+        for w in (self.slider, self.frame_spin, self.first_spin, self.last_spin):
+            w.blockSignals(True)
+            w.setRange(0, last)
+            w.blockSignals(False)
+        self.first_spin.setValue(0)
+        self.last_spin.setValue(last)
+
+    # -- moving along the timeline -----------------------------------------------------------
+    def go_to(self, frame: int) -> bool:
+        """Show frame ``frame`` of this video (clamped to the video)."""
+        if self.source is None:
+            return False
+        frame = max(0, min(self.frame_count - 1, int(frame)))
+        row = self.rows.get(frame)
+        return row is not None and self.window.show_row(row)
+
+    def step(self, delta: int) -> None:
+        self.pause()
+        self.go_to(self.frame + delta)
+
+    def _slider_moved(self, value: int) -> None:
+        if value != self.frame:
+            self.go_to(value)
+
+    # -- playback ----------------------------------------------------------------------------
+    def play(self) -> None:
+        if not self.play_button.isChecked():
+            self.play_button.setChecked(True)
+
+    def pause(self) -> None:
+        if self.play_button.isChecked():
+            self.play_button.setChecked(False)
+
+    @property
+    def playing(self) -> bool:
+        return self.timer.isActive()
+
+    def _play_toggled(self, on: bool) -> None:
+        self.play_button.setText("Pause" if on else "Play")
+        if not on:
+            self.timer.stop()
+            return
+        if self.source is None:
+            self.play_button.setChecked(False)
+            return
+        start = 0 if self.frame >= self.frame_count - 1 else self.frame
+        if start != self.frame:
+            self.go_to(start)
+        self._play_origin = (time.monotonic(), start)
+        self.skipped = 0
+        self.timer.start(max(5, round(1000.0 / self.fps)))
+
+    def _tick(self) -> None:
+        # The frame is taken from the clock, not counted in ticks: when showing a frame takes
+        # longer than a frame's time, playback skips frames instead of falling behind.
+        t0, f0 = self._play_origin
+        target = f0 + int((time.monotonic() - t0) * self.fps)
+        if target >= self.frame_count - 1:
+            target = self.frame_count - 1
+            self.pause()
+        if target > self.frame:
+            self.skipped += target - self.frame - 1
+            self.go_to(target)
+
+    # -- running the model on a frame range --------------------------------------------------
+    def predictor_for(self, choice):
+        """The Predictor for ``choice``, built once and kept (called in the run's thread)."""
+        if self._predictor is None or self._predictor_choice != choice:
+            from segstudio.models.engine import Predictor
+
+            if choice.checkpoint is not None:
+                pred = Predictor.from_checkpoint(choice.checkpoint, device=choice.device,
+                                                 precision=choice.precision)
+            else:
+                from segstudio.core.classes import chest_xray
+
+                pred = Predictor.untrained(choice.arch, chest_xray(), choice.config,
+                                           device=choice.device, precision=choice.precision)
+            self._predictor, self._predictor_choice = pred, choice
+        return self._predictor
+
+    def run_frames(self) -> bool:
+        """Segment frames first–last with the model picked in the Model panel."""
+        win, ws = self.window, self.window.workspace
+        if self.source is None or ws is None or self.task is not None:
+            return False
+        choice = win.models.panel.current_choice()
+        if choice is None:
+            win.show_error("Pick a model in the Model panel first.")
+            return False
+        first, last = self.first_spin.value(), self.last_spin.value()
+        if first > last:
+            win.show_error(f"Frames {first}–{last}: the first frame comes after the last.")
+            return False
+        frames = [f for f in range(first, last + 1) if f in self.rows]
+        # Decided here, on the GUI thread: an open or corrected frame's labels are never
+        # written by the worker; the window decides about those when it applies the result.
+        writes = {self.rows[f]: ws.items[self.rows[f]].status not in PROTECTED
+                  and win.document_for(self.rows[f]) is None for f in frames}
+        task = FrameRun(self, choice, ws.root / self.source, self.rows, frames, writes)
+        task.modelReady.connect(self._model_ready)
+        task.result.connect(win.models.apply)
+        task.progressed.connect(self._progress)
+        task.failed.connect(lambda m: win.show_error(f"{Path(self.source).name}: {m}"))
+        task.finished.connect(lambda: self._run_finished(task, first, last))
+        self._start(task, f"Running the model on frames {first}–{last}…", len(frames))
+        return True
+
+    def _model_ready(self, info: dict) -> None:
+        models = self.window.models
+        models.model_info = info
+        models.panel.show_model(info)
+        self.window.device_label.setText(f"{info['device']} · {info['precision']}")
+
+    def _run_finished(self, task: FrameRun, first: int, last: int) -> None:
+        stats = task.stats
+        self.last_run = stats
+        if stats is not None:
+            what = "cancelled after" if stats.cancelled else "done:"
+            self.message.setText(f"Frames {first}–{last} {what} {stats.frames} frame(s) in "
+                                 f"{stats.seconds:.1f} s ({stats.fps:.1f} frames/s)")
+            self.window.statusBar().showMessage(self.message.text(), 6000)
+        self._finish()
+
+    # -- exporting the overlay video ---------------------------------------------------------
+    def export_overlay(self, out_path: str | Path | None = None) -> bool:
+        """Write this video with its labels blended over it (mp4), in the background."""
+        win, ws = self.window, self.window.workspace
+        if self.source is None or ws is None:
+            win.show_error("Show a frame of a video first: the export writes that video.")
+            return False
+        if self.task is not None:
+            return False
+        video = ws.root / self.source
+        if out_path is None:
+            default = str(video.with_name(f"{video.stem}-overlay.mp4"))
+            if not win.interactive:
+                out_path = default
+            else:
+                out_path, _ = QFileDialog.getSaveFileName(win, "Export overlay video", default,
+                                                          "MP4 video (*.mp4)")
+                if not out_path:
+                    return False
+        out_path = Path(out_path)
+        if out_path.suffix.lower() != ".mp4":
+            out_path = out_path.with_name(out_path.name + ".mp4")
+        rows, items = dict(self.rows), ws.items
+        # Labels on screen (saved or not) are taken as they are now; the rest from their files.
+        shown = {}
+        for frame, row in rows.items():
+            doc = win.document_for(row)
+            if doc is not None:
+                shown[frame] = doc.labels.array.copy()
+        classes, hidden, opacity = win.classes, set(win.hidden), win.canvas.opacity
+
+        def labels_for(frame: int):
+            if frame in shown:
+                return shown[frame]
+            return ws.load_labels(items[rows[frame]])
+
+        def job(progress, cancelled):
+            from segstudio.models.video_pipeline import write_overlay_video
+
+            return write_overlay_video(video, labels_for, classes, out_path, opacity,
+                                       frames=sorted(rows), hidden=hidden, progress=progress,
+                                       cancel=cancelled)
+
+        from segstudio.models.video_pipeline import VideoPipelineError
+
+        task = BackgroundTask(job, (VideoPipelineError, WorkspaceError, VideoError), self)
+        task.progressed.connect(self._progress)
+        task.succeeded.connect(self._exported)
+        task.failed.connect(lambda m: win.show_error(f"Overlay video not written: {m}"))
+        task.finished.connect(self._finish)
+        self._start(task, f"Writing {out_path.name}…", len(rows))
+        return True
+
+    def _exported(self, result) -> None:
+        if result is None:
+            self.message.setText("Export cancelled; no video was written.")
+        else:
+            self.message.setText(f"Wrote {result.path.name}: {result.frames} frames, "
+                                 f"{result.labelled} with labels")
+        self.window.statusBar().showMessage(self.message.text(), 6000)
+
+    # -- the running task --------------------------------------------------------------------
+    def _start(self, task: QThread, message: str, total: int) -> None:
+        self.task = task
+        self.window.begin_busy()
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(0)
+        self.message.setText(message)
+        task.start()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def cancel(self) -> None:
+        task = self.task
+        if isinstance(task, FrameRun):
+            task.cancel_flag.set()
+        elif isinstance(task, BackgroundTask):
+            task.cancel()
+
+    def _finish(self) -> None:
+        if self.task is None:
+            return
+        self.task = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.window.end_busy()
+
+    def shutdown(self) -> None:
+        """Stop playback and any run, waiting for its thread (the window is closing)."""
+        self.pause()
+        task = self.task
+        if task is not None:
+            self.cancel()
+            task.wait(30000)
+
+
+class _CloseWatcher(QObject):
+    """Stops the panel's playback and background run when the window closes."""
+
+    def __init__(self, panel: VideoPanel) -> None:
+        super().__init__(panel)
+        self.panel = panel
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Close:
+            self.panel.shutdown()
+        return False
+
+
+def install_video(window) -> VideoPanel:
+    """Add the Video dock (shown while a video frame is on screen), the Video menu with its
+    frame-step keys (, and .), and File ▸ Export overlay video…"""
+    panel = VideoPanel(window)
+    panel.dock = window._dock(panel, "Video", Qt.DockWidgetArea.BottomDockWidgetArea)
+    panel.dock.hide()
+    window.documentShown.connect(panel.document_shown)
+    window.installEventFilter(_CloseWatcher(panel))
+
+    menu = QMenu("&Video", window)
+    window.menuBar().insertMenu(window.help_menu.menuAction(), menu)
+    panel.play_action = window._action("&Play / pause", panel.play_button.toggle, None, menu)
+    window._action("Pre&vious frame", lambda: panel.step(-1), ",", menu)
+    window._action("&Next frame", lambda: panel.step(1), ".", menu)
+    window._action("&Run model on frames", panel.run_frames, None, menu)
+    window._action("&Cancel", panel.cancel, None, menu)
+    panel.export_action = window._action("Export overlay &video…", lambda: panel.export_overlay(),
+                                         None, None)
+    file_menu = window.menuBar().actions()[0].menu()
+    after_voc = _action_after(file_menu, "Export VOC")
+    file_menu.insertAction(after_voc, panel.export_action)
+    menu.addAction(panel.export_action)
+    return panel
+
+
+def _action_after(menu: QMenu, text: str):
+    """The action that follows the one whose text contains ``text`` (None: the end)."""
+    actions = menu.actions()
+    for i, act in enumerate(actions):
+        if text in act.text().replace("&", ""):
+            return actions[i + 1] if i + 1 < len(actions) else None
+    return None
