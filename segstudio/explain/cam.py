@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio.explain.probes import ProbeError, as_batch, find_module, main_output
+from segstudio.explain.probes import (
+    ProbeError, as_batch, feature_tensor, find_module, main_output)
 
 __all__ = ["CamError", "grad_cam"]
 
@@ -61,7 +62,7 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str, class_index: int
     captured = {}
 
     def keep(_m, _i, out):
-        captured["features"] = out if isinstance(out, torch.Tensor) else main_output(out)
+        captured["features"] = feature_tensor(out)
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -70,7 +71,10 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str, class_index: int
     model.eval()
     try:
         with torch.enable_grad():
-            logits = main_output(model(batch.to(device=device, dtype=torch.float32)))
+            try:
+                logits = main_output(model(batch.to(device=device, dtype=torch.float32)))
+            except ProbeError as exc:
+                raise CamError(str(exc)) from None
             if "features" not in captured:
                 raise CamError(f"layer '{layer}' did not run during the forward pass")
             features = captured["features"]

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from segstudio.explain.probes import ProbeError, as_batch, find_module, main_output
+from segstudio.explain.probes import (
+    ProbeError, as_batch, feature_tensor, find_module, main_output)
 from segstudio.explain.receptive_field import (
-    MODEL_OUTPUT, ReceptiveField, box_at, receptive_field, unit_at)
+    MODEL_OUTPUT, ReceptiveField, ReceptiveFieldError, box_at, receptive_field, unit_at)
 
 __all__ = ["ERF", "EffectiveFieldError", "effective_rf", "mass_share"]
 
@@ -70,9 +71,9 @@ def effective_rf(model: nn.Module, image: torch.Tensor, y: int, x: int, *,
     layer = MODEL_OUTPUT if output == "out" else output
     try:
         module = None if layer == MODEL_OUTPUT else find_module(model, layer)
-    except ProbeError as exc:
+        field = receptive_field(model, layer, (h, w), in_channels=int(batch.shape[1]))
+    except (ProbeError, ReceptiveFieldError) as exc:
         raise EffectiveFieldError(str(exc)) from None
-    field = receptive_field(model, layer, (h, w), in_channels=int(batch.shape[1]))
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -81,14 +82,17 @@ def effective_rf(model: nn.Module, image: torch.Tensor, y: int, x: int, *,
     handle = None
     if module is not None:
         def keep(_m, _i, out):
-            captured["features"] = out if isinstance(out, torch.Tensor) else main_output(out)
+            captured["features"] = feature_tensor(out)
         handle = module.register_forward_hook(keep)
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
             out = model(pixels)
-            features = captured["features"] if module is not None else main_output(out)
+            try:
+                features = captured["features"] if module is not None else main_output(out)
+            except ProbeError as exc:
+                raise EffectiveFieldError(str(exc)) from None
             if features.dim() != 4:
                 raise EffectiveFieldError(f"'{output}' has no spatial map "
                                           f"(shape {tuple(features.shape)})")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ProbeError", "Probe", "activation_map", "ablate", "predict_labels",
-           "branch_contribution", "find_module", "as_batch", "main_output"]
+           "branch_contribution", "find_module", "as_batch", "main_output", "feature_tensor"]
 
 
 class ProbeError(ValueError):
@@ -49,16 +49,19 @@ def as_batch(image: torch.Tensor) -> torch.Tensor:
 
 def main_output(out) -> torch.Tensor:
     """The logits of a model output: ``out["out"]`` of a dict, or the tensor itself."""
+    if isinstance(out, (tuple, list)) and out:
+        out = out[0]
     if isinstance(out, Mapping):
         if "out" not in out:
-            raise ProbeError(f"the model returned a dict without 'out' (keys: {', '.join(out)})")
-        return out["out"]
-    if isinstance(out, (tuple, list)):
-        return out[0]
+            raise ProbeError(f"the model returned {', '.join(map(str, out))} but no 'out': it "
+                             "does not predict per-pixel logits (a detector?)")
+        out = out["out"]
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        raise ProbeError("the model output is not an N×C×H×W tensor of per-pixel logits")
     return out
 
 
-def _feature_tensor(output) -> torch.Tensor:
+def feature_tensor(output) -> torch.Tensor:
     """The tensor a module produced: the first one, depth first, for modules that return
     several (a detector head returns lists per pyramid level)."""
     if isinstance(output, torch.Tensor):
@@ -67,7 +70,7 @@ def _feature_tensor(output) -> torch.Tensor:
     if isinstance(items, (tuple, list)):
         for item in items:
             try:
-                return _feature_tensor(item)
+                return feature_tensor(item)
             except ProbeError:
                 continue
     raise ProbeError(f"the module returned {type(output).__name__}, not a tensor")
@@ -99,7 +102,7 @@ class Probe:
 
     def _recorder(self, name: str):
         def hook(_module, _inputs, output):
-            self.outputs[name] = _feature_tensor(output).detach()
+            self.outputs[name] = feature_tensor(output).detach()
         return hook
 
     def run(self, image: torch.Tensor) -> dict[str, torch.Tensor]:

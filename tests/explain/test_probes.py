@@ -137,3 +137,30 @@ def test_every_registry_branch_is_probed_on_a_grid_matching_its_receptive_field(
         jump = fields[path].jump
         assert rows * jump[0] == pytest.approx(64, abs=jump[0] - 1e-6), branch
         assert cols * jump[1] == pytest.approx(64, abs=jump[1] - 1e-6), branch
+
+
+class TinyDetector(nn.Module):
+    """Returns detections, as torchvision's detectors do, instead of per-pixel logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        return [{"boxes": torch.zeros(0, 4), "masks": self.body(x)[:0]}]
+
+
+def test_explaining_a_detector_output_is_a_clear_error():
+    from segstudio.explain.cam import CamError, grad_cam
+    from segstudio.explain.effective_rf import EffectiveFieldError, effective_rf
+
+    image = torch.rand(3, 16, 16)
+    with pytest.raises(ProbeError, match="no 'out': it does not predict per-pixel logits"):
+        branch_contribution(TinyDetector(), image, "body")
+    with pytest.raises(EffectiveFieldError, match="did not run on the input|per-pixel logits"):
+        effective_rf(TinyDetector(), image, 3, 3)
+    with pytest.raises(CamError, match="per-pixel logits"):
+        grad_cam(TinyDetector(), image, "body", 0)
+    # Its backbone still has maps to probe.
+    with Probe(TinyDetector(), {"body": "body"}) as probe:
+        assert tuple(probe.run(image)["body"].shape) == (1, 4, 16, 16)
