@@ -133,6 +133,10 @@ class JobContext:
         self.rgb = rgb
         self.cancelled = cancelled
 
+    def input(self, loaded: LoadedModel):
+        """The image normalised for ``loaded`` (3×H×W float tensor)."""
+        return loaded.to_input(self.rgb)
+
     def load(self, source: ModelSource | None = None) -> LoadedModel:
         source = source or self.source
         if source is None:

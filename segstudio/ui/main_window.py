@@ -442,6 +442,17 @@ class MainWindow(QMainWindow):
             dialog.exec()
         return dialog
 
+    def finetune_dialog(self):
+        from segstudio.ui.finetune_dialog import FineTuneDialog
+
+        if self.workspace is None:
+            self.show_error("Open a folder with corrected labels first.")
+            return None
+        dialog = FineTuneDialog(self)
+        if self.interactive:
+            dialog.exec()
+        return dialog
+
     def dirty_documents(self) -> list[Document]:
         docs = list(self._kept.values()) + ([self.doc] if self.doc is not None else [])
         return [d for d in docs if d.dirty]

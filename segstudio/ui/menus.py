@@ -55,6 +55,8 @@ def build_menus(window) -> None:
     window._action("&Run on this image", lambda: window.models.run_current(), "Ctrl+R", m)
     window._action("Run on &all items", lambda: window.models.run_all(), "Ctrl+Shift+R", m)
     window._action("&Cancel run", lambda: window.models.runner.cancel(), None, m)
+    m.addSeparator()
+    window._action("&Fine-tune on this workspace…", window.finetune_dialog, None, m)
 
     m = mb.addMenu("&View")
     window._action("&Fit to window", window.canvas.fit_to_window, "Ctrl+0", m)

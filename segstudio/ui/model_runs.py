@@ -39,7 +39,8 @@ class ModelRuns(QObject):
     def start(self) -> None:
         """List bundled and user checkpoints in the worker (it imports torch, not the GUI)."""
         self.window.begin_busy()
-        self.runner.list_models([weights_dir(), user_data_dir() / "models"])
+        # The user's own fine-tuned models first (newest first), then the bundled ones.
+        self.runner.list_models([user_data_dir() / "models", weights_dir()])
 
     def shutdown(self) -> None:
         self.runner.shutdown()

@@ -49,7 +49,9 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
 
     entries: list[CatalogEntry] = []
     for folder in folders:
-        for path in sorted(Path(folder).glob("*.pt")):
+        newest_first = sorted(Path(folder).glob("*.pt"), key=lambda p: p.stat().st_mtime,
+                              reverse=True)
+        for path in newest_first:
             try:
                 meta = read_meta(path)
             except CheckpointError:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMenu,
-                               QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
 
-from segstudio.core.workspace import ItemStatus, WorkspaceError
+from segstudio.core.workspace import WorkspaceError
 from segstudio.io.video import VideoError, VideoSource
 from segstudio.ui.model_runs import PROTECTED
 from segstudio.ui.tasks import BackgroundTask
@@ -35,7 +36,7 @@ class FrameRun(QThread):
     progressed = Signal(int, int)
     failed = Signal(str)
 
-    def __init__(self, panel: "VideoPanel", choice, video: Path, rows: dict[int, int],
+    def __init__(self, panel: VideoPanel, choice, video: Path, rows: dict[int, int],
                  frames: list[int], writes: dict[int, bool]) -> None:
         super().__init__(panel)
         self.panel, self.choice, self.video = panel, choice, video
@@ -78,6 +79,17 @@ class FrameRun(QThread):
             self.failed.emit(f"{type(exc).__name__}: {exc}")
 
 
+class FrameSpinBox(QSpinBox):
+    """A spin box that keeps Enter for itself (the window binds Enter to closing a polygon)."""
+
+    def event(self, event) -> bool:
+        if (event.type() == QEvent.Type.ShortcutOverride
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)):
+            event.accept()
+            return True
+        return super().event(event)
+
+
 class VideoPanel(QWidget):
     """Timeline and controls for the video whose frame is on screen."""
 
@@ -114,7 +126,7 @@ class VideoPanel(QWidget):
         self.next_button.setText("frame ▶")
         self.next_button.setToolTip("Next frame (.)")
         self.next_button.clicked.connect(lambda: self.step(1))
-        self.frame_spin = QSpinBox(self)
+        self.frame_spin = FrameSpinBox(self)
         self.frame_spin.setToolTip("Jump to this frame (Enter)")
         self.frame_spin.setKeyboardTracking(False)
         self.frame_spin.editingFinished.connect(lambda: self.go_to(self.frame_spin.value()))
@@ -331,7 +343,8 @@ class VideoPanel(QWidget):
             return False
         video = ws.root / self.source
         if out_path is None:
-            default = str(video.with_name(f"{video.stem}-overlay.mp4"))
+            # Beside the workspace, not in it: a new video there would become new items.
+            default = str(ws.root.parent / f"{video.stem}-overlay.mp4")
             if not win.interactive:
                 out_path = default
             else:
@@ -427,7 +440,7 @@ class _CloseWatcher(QObject):
         super().__init__(panel)
         self.panel = panel
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+    def eventFilter(self, obj, event) -> bool:
         if event.type() == QEvent.Type.Close:
             self.panel.shutdown()
         return False
