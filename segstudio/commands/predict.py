@@ -22,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="NAME", help="architecture name")
     parser.add_argument("--weights", metavar="FILE",
                         help="segstudio checkpoint; without it the network is UNTRAINED")
-    parser.add_argument("--config", default="lite", choices=("lite", "paper"),
-                        help="network size when building without --weights (default lite)")
+    parser.add_argument("--config", choices=("lite", "paper"),
+                        help="network size when building without --weights (default: lite "
+                             "where the model has it)")
     parser.add_argument("--classes", default="voc21", metavar="PRESET|FILE",
                         help="class set for an untrained network: a preset name or a JSON "
                              "class-set file (default voc21); a checkpoint brings its own")
@@ -118,6 +119,19 @@ def _load_classes(spec: str):
         raise CommandError(f"--classes {spec}: {exc}") from None
 
 
+def _config(args: argparse.Namespace) -> str:
+    """The asked-for configuration, else lite, else the model's only one (torchvision nets)."""
+    if args.config:
+        return args.config
+    from segstudio.models import registry
+
+    try:
+        configs = registry.get_spec(args.model).configs
+    except KeyError:
+        return "lite"  # the build then reports the unknown name with the known ones
+    return "lite" if "lite" in configs else configs[0]
+
+
 def _make_predictor(args: argparse.Namespace):
     from segstudio.models.checkpoint import CheckpointError, load_checkpoint
     from segstudio.models.device import DeviceError
@@ -143,7 +157,7 @@ def _make_predictor(args: argparse.Namespace):
         classes = _load_classes(args.classes)
         print(f"WARNING: no --weights given: {args.model!r} has RANDOM, UNTRAINED weights; "
               "its labels are meaningless.", file=sys.stderr)
-        return Predictor.untrained(args.model, classes, config=args.config, **kw)
+        return Predictor.untrained(args.model, classes, config=_config(args), **kw)
     except (CheckpointError, DeviceError, PredictorError) as exc:
         raise CommandError(str(exc)) from None
 

@@ -218,7 +218,8 @@ class Predictor:
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
         logits = self._run(x)
-        return logits[:, :, :h, :w].float().cpu()
+        # Back to the standard layout: blending and softmax then walk contiguous class planes.
+        return logits[:, :, :h, :w].float().cpu().contiguous()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self.precision == "fp32":
@@ -286,10 +287,18 @@ def semantic_from_instances(detections: dict, num_classes: int,
 
 
 def _softmax_(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax over dim 0 in place: a 4096² image with many classes has no room for a copy."""
-    logits.sub_(logits.max(dim=0, keepdim=True).values)
-    logits.exp_()
-    return logits.div_(logits.sum(dim=0, keepdim=True))
+    """Softmax over dim 0 in place: a 4096² image with many classes has no room for a copy.
+
+    The max and the sum run plane by plane, as in :func:`_argmax0`, for the same reason.
+    """
+    top = logits[0].clone()
+    for plane in logits[1:]:
+        torch.maximum(top, plane, out=top)
+    logits.sub_(top).exp_()
+    total = logits[0].clone()
+    for plane in logits[1:]:
+        total.add_(plane)
+    return logits.div_(total)
 
 
 def _argmax0(probs: np.ndarray) -> np.ndarray:
