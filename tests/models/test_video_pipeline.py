@@ -238,3 +238,41 @@ def test_overlay_export_refuses_bad_arguments_with_the_reason(tmp_path):
     with pytest.raises(VideoPipelineError, match="missing.avi: the file does not exist"):
         write_overlay_video(tmp_path / "missing.avi", lambda i: None, chest_xray(),
                             tmp_path / "o.mp4")
+
+
+def test_overlay_video_command_writes_the_saved_labels_of_a_workspace(tmp_path, capsys):
+    from segstudio.cli import main
+    from segstudio.core.workspace import Workspace
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    make_video(folder / "clip.avi", count=8)
+    ws = Workspace.open(folder, classes=chest_xray())
+    labels = np.full((H, W), 2, np.uint8)
+    ws.save_labels(ws.items[3], labels)
+    ws.close()
+    out = tmp_path / "overlay.mp4"
+    assert main(["overlay-video", str(folder), "--out", str(out), "--frames", "2-6"]) == 0
+    assert "wrote 5 frames (1 with labels) of clip.avi" in capsys.readouterr().out
+    frames = _read_all(out)
+    assert len(frames) == 5
+    color = chest_xray().color_table()[2].astype(float)
+    np.testing.assert_allclose(frames[1][8:40, 8:56].reshape(-1, 3).mean(axis=0),
+                               (60 + color) / 2, atol=10)          # frame 3, labelled
+    np.testing.assert_allclose(frames[2][8:40, 8:56].reshape(-1, 3).mean(axis=0), 80, atol=6)
+
+
+def test_overlay_video_command_names_the_problem(tmp_path, capsys):
+    from segstudio.cli import main
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    make_video(folder / "a.avi", count=3)
+    make_video(folder / "b.avi", count=3)
+    out = tmp_path / "o.mp4"
+    assert main(["overlay-video", str(folder), "--out", str(out)]) == 2
+    assert "holds 2 videos (a.avi, b.avi); choose one with --video" in capsys.readouterr().err
+    assert main(["overlay-video", str(folder), "--out", str(out), "--video", "b.avi",
+                 "--frames", "1-9"]) == 2
+    assert "--frames 1-9: the video has frames 0-2" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,93 @@
+"""``segstudio overlay-video``: write a workspace video with its saved labels blended over it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from segstudio.cli import CommandError
+
+HELP = "write a workspace's video as an mp4 with its saved labels blended over each frame"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workspace", metavar="WORKSPACE", help="the workspace folder")
+    parser.add_argument("--out", required=True, metavar="FILE.mp4", help="the video to write")
+    parser.add_argument("--video", metavar="NAME",
+                        help="which video of the workspace (its file name or path inside the "
+                             "workspace); needed only when it holds more than one")
+    parser.add_argument("--opacity", type=float, default=0.5, metavar="A",
+                        help="weight of the class colours, 0..1 (default 0.5)")
+    parser.add_argument("--frames", metavar="A-B",
+                        help="only frames A to B, inclusive (0-based; default: all)")
+    parser.add_argument("--show-background", action="store_true",
+                        help="paint class 0 too (by default it is left clear, as on screen)")
+
+
+def choose_video(sources: list[str], wanted: str | None, root_name: str) -> str:
+    """The one video of ``sources`` meant by ``wanted`` (a name or relative path)."""
+    if not sources:
+        raise CommandError(f"{root_name}: the workspace holds no video")
+    if wanted is None:
+        if len(sources) > 1:
+            raise CommandError(f"{root_name} holds {len(sources)} videos ({', '.join(sources)}); "
+                               "choose one with --video")
+        return sources[0]
+    matches = [s for s in sources if s == wanted or Path(s).name == wanted]
+    if len(matches) != 1:
+        what = "no" if not matches else "more than one"
+        raise CommandError(f"--video {wanted}: {what} video of {root_name} has that name; it "
+                           f"holds {', '.join(sources)}")
+    return matches[0]
+
+
+def parse_frames(text: str | None, count: int) -> list[int]:
+    if text is None:
+        return list(range(count))
+    first, sep, last = text.partition("-")
+    try:
+        a, b = int(first), int(last if sep else first)
+    except ValueError:
+        raise CommandError(f"--frames {text}: expected A-B, two frame numbers") from None
+    if not 0 <= a <= b < count:
+        raise CommandError(f"--frames {text}: the video has frames 0-{count - 1}")
+    return list(range(a, b + 1))
+
+
+def run(args: argparse.Namespace) -> int:
+    from segstudio.core.workspace import Workspace, WorkspaceError
+    from segstudio.models.video_pipeline import VideoPipelineError, write_overlay_video
+
+    if not 0.0 <= args.opacity <= 1.0:
+        raise CommandError(f"--opacity {args.opacity}: must lie between 0 and 1")
+    try:
+        ws = Workspace.open(args.workspace)
+    except WorkspaceError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        sources = sorted({Path(it.source).as_posix() for it in ws.items if it.frame is not None})
+        source = choose_video(sources, args.video, ws.root.name)
+        items = {it.frame: it for it in ws.items
+                 if it.frame is not None and Path(it.source).as_posix() == source}
+        frames = parse_frames(args.frames, max(items) + 1)
+
+        def labels_for(frame: int):
+            item = items.get(frame)
+            return None if item is None else ws.load_labels(item)
+
+        def progress(done: int, total: int) -> None:
+            end = "\n" if done == total else ""
+            print(f"\rwriting {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+        result = write_overlay_video(ws.root / source, labels_for, ws.classes, args.out,
+                                     args.opacity, frames=frames,
+                                     hidden=() if args.show_background else (0,),
+                                     progress=progress)
+    except (WorkspaceError, VideoPipelineError) as exc:
+        raise CommandError(f"{exc}; no video was written") from None
+    finally:
+        ws.close()
+    print(f"wrote {result.frames} frames ({result.labelled} with labels) of {source} to "
+          f"{result.path} at {result.stats.fps:.0f} frames/s")
+    return 0
