@@ -331,15 +331,15 @@ def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, dev
 
 
 def receptive_fields(model: nn.Module, layers: Iterable[str], input_size=(512, 512), *,
-                     in_channels: int | None = None) -> dict[str, ReceptiveField]:
+                     in_channels: int | None = None,
+                     skip_missing: bool = False) -> dict[str, ReceptiveField]:
     """Theoretical receptive fields of several layers (dotted module paths; ``""`` = output).
 
     One forward pass of a meta-device copy (no weights copied, no arithmetic, the model itself
     untouched); if the model cannot run there, one real pass under ``no_grad`` in eval mode.
+    Layers that did not run are an error, or left out with ``skip_missing``.
     """
-    layers = list(layers)
-    params = next(model.parameters(), None)
-    found = None
+    layers, params = list(layers), next(model.parameters(), None)
     for device in ("meta", params.device if params is not None else torch.device("cpu")):
         try:
             found = _trace(model, layers, input_size, in_channels, device)
@@ -351,10 +351,10 @@ def receptive_fields(model: nn.Module, layers: Iterable[str], input_size=(512, 5
                 raise ReceptiveFieldError(f"the model failed on a {tuple(_pair(input_size))} "
                                           f"input on the {device} device: {exc}") from exc
     missing = [layer for layer in layers if layer not in found]
-    if missing:
+    if missing and not skip_missing:
         raise ReceptiveFieldError("these layers did not run on the input during the forward pass: "
                                   + ", ".join(repr(m) for m in missing))
-    return {layer: found[layer] for layer in layers}
+    return {layer: found[layer] for layer in layers if layer in found}
 
 
 def receptive_field(model: nn.Module, layer: str, input_size=(512, 512), *,

@@ -212,3 +212,18 @@ def test_tracing_leaves_the_model_its_weights_mode_and_hooks_untouched():
     after = net.state_dict()
     assert all(after[k].device.type == "cpu" and torch.equal(after[k], v)
                for k, v in before.items())
+
+
+def test_a_branch_that_never_runs_is_an_error_unless_skipped():
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = _conv(), _conv()
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(ReceptiveFieldError, match="did not run.*'spare'"):
+        receptive_fields(Unused(), ["used", "spare"], (8, 8))
+    fields = receptive_fields(Unused(), ["used", "spare"], (8, 8), skip_missing=True)
+    assert list(fields) == ["used"] and fields["used"].size == (3, 3)
