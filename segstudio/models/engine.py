@@ -167,7 +167,7 @@ class Predictor:
                 _check_cancel(cancel)
                 probs, instances = self._predict_instances(rgb)
             else:
-                probs = self._predict_semantic(rgb, cancel, notes)
+                probs = self._predict_within_memory(rgb, cancel, notes)
                 instances = None
         if self._fallback_note and self._fallback_note not in notes:
             notes.append(self._fallback_note)
@@ -176,6 +176,29 @@ class Predictor:
         return Prediction(probabilities=probs_np, labels=labels, instances=instances,
                           device=describe(self.device), precision=self.precision,
                           trained=self.trained, notes=notes)
+
+    def _predict_within_memory(self, rgb: np.ndarray, cancel, notes: list[str]) -> torch.Tensor:
+        """Predict, halving the tile size each time the device runs out of memory.
+
+        The smaller tile size is kept: the next image of the same size would fail the same way.
+        """
+        floor = max(64, 4 * self.tile_overlap)
+        while True:
+            kept = len(notes)
+            try:
+                return self._predict_semantic(rgb, cancel, notes)
+            except torch.OutOfMemoryError:
+                del notes[kept:]
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                tried = min(self.tile_size, max(rgb.shape[:2]))
+                if tried <= floor:
+                    raise PredictorError(
+                        f"{describe(self.device)} ran out of memory even with {tried} px tiles; "
+                        "close other programs using it or predict on the CPU") from None
+                self.tile_size = max(floor, tried // 2)
+                notes.append(f"{describe(self.device)} ran out of memory; tile size lowered "
+                             f"to {self.tile_size} px")
 
     def _to_input(self, rgb: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)

@@ -137,6 +137,42 @@ def test_cancel_stops_between_tiles():
     assert len(net.seen) == 2
 
 
+class MemoryHungryNet(LocalNet):
+    """LocalNet that runs out of memory, as a GPU would, on inputs larger than ``limit``."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def forward(self, x):
+        if max(x.shape[-2:]) > self.limit:
+            self.seen.append(tuple(x.shape[-2:]))
+            raise torch.OutOfMemoryError("out of memory (simulated)")
+        return super().forward(x)
+
+
+def test_running_out_of_memory_halves_the_tile_size_until_it_fits():
+    image = _image(300, 300)
+    hungry = MemoryHungryNet(limit=128)
+    p = Predictor(hungry, _meta(), device="cpu", precision="fp32", tile_overlap=16)
+    pred = p.predict(image)
+    # 300 (padded to 320) fails, 150-px tiles (padded to 160) fail, 75-px tiles (96) fit.
+    assert p.tile_size == 75
+    assert pred.notes == ["cpu ran out of memory; tile size lowered to 150 px",
+                          "cpu ran out of memory; tile size lowered to 75 px",
+                          "tiled 5×5 with 16 px overlap"]
+    whole = Predictor(LocalNet(), _meta(), device="cpu", precision="fp32")
+    whole.model.load_state_dict(hungry.state_dict())
+    np.testing.assert_allclose(pred.probabilities, whole.predict(image).probabilities,
+                               atol=2e-5)
+
+
+def test_running_out_of_memory_at_the_smallest_tile_is_a_clear_error():
+    p = Predictor(MemoryHungryNet(limit=0), _meta(), device="cpu", tile_overlap=16)
+    with pytest.raises(PredictorError, match="ran out of memory even with 64 px tiles"):
+        p.predict(_image(300, 300))
+
+
 def test_fp16_overflow_falls_back_to_fp32_with_a_note():
     p = Predictor(LocalNet(scale=1e6), _meta(), device="cpu", precision="fp16")
     pred = p.predict(_image(32, 32))

@@ -143,3 +143,13 @@ def test_crf_option_writes_the_refined_labels(tmp_path, checkpoint):
     expected = refine_probabilities(images["a"], probs).argmax(axis=0)
     with Image.open(tmp_path / "out" / "a.png") as im:
         np.testing.assert_array_equal(np.asarray(im), expected)
+
+
+def test_model_without_a_lite_configuration_runs_in_its_own(tmp_path, capsys):
+    _images(tmp_path / "in", {"a": (32, 40)})
+    rc = main(["predict", "--model", "deeplabv3_mobilenet_v3_large", str(tmp_path / "in"),
+               "--out", str(tmp_path / "out")])
+    assert rc == 0
+    assert "deeplabv3_mobilenet_v3_large (paper, UNTRAINED)" in capsys.readouterr().out
+    with Image.open(tmp_path / "out" / "a.png") as im:
+        assert im.size == (40, 32)
