@@ -18,8 +18,9 @@ OUTPUT_ROW = "output"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="NAME",
                         help="a registry model, e.g. pspnet, deeplabv3, fcn8s, unet")
-    parser.add_argument("--config", default="lite", choices=("lite", "paper"),
-                        help="lite (reduced width/depth) or paper configuration (default lite)")
+    parser.add_argument("--config", choices=("lite", "paper"),
+                        help="lite (reduced width/depth) or paper configuration (default lite, "
+                             "or the only one a model has)")
     parser.add_argument("--layer", metavar="NAME",
                         help="only this branch (a probe name such as psp.bin6) or module path")
     parser.add_argument("--input-size", nargs=2, type=int, default=(512, 512), metavar=("H", "W"),
@@ -30,13 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _layers(model, spec, only: str | None) -> dict[str, str]:
     """Row name -> module path: the spec's branches, the backbone stages, and the output."""
-    rows = dict(spec.branches)
-    known = set(rows.values())
+    known = set(spec.branches.values())
     backbone = getattr(model, "backbone", None)
+    rows = {}
     if backbone is not None and not spec.instance:
         for child, _ in backbone.named_children():
             if re.fullmatch(r"layer\d+", child) and f"backbone.{child}" not in known:
                 rows[f"backbone.{child}"] = f"backbone.{child}"
+    rows.update(spec.branches)
     if not spec.instance:
         rows[OUTPUT_ROW] = ""
     if only is None:
@@ -78,7 +80,7 @@ def field_table(model, spec, input_size, only: str | None = None) -> list[dict]:
 
 
 def _number(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:.1f}"
+    return str(int(v)) if float(v).is_integer() else f"{v:.2f}".rstrip("0")
 
 
 def _pair(values) -> str:
@@ -112,16 +114,17 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         spec = registry.get_spec(args.model)
+        config = args.config or ("lite" if "lite" in spec.configs else spec.configs[0])
         with torch.device("meta"):
-            model = registry.build_model(args.model, 21, args.config)
+            model = registry.build_model(args.model, 21, config)
     except (registry.UnknownModelError, registry.ModelConfigError) as exc:
         raise CommandError(str(exc)) from None
     input_size = tuple(args.input_size)
     table = field_table(model, spec, input_size, args.layer)
     if args.json:
-        print(json.dumps({"model": spec.name, "config": args.config,
+        print(json.dumps({"model": spec.name, "config": config,
                           "input_size": list(input_size), "output_stride": spec.output_stride,
                           "fields": table}, indent=2))
     else:
-        _print_table(spec, args.config, input_size, table)
+        _print_table(spec, config, input_size, table)
     return 0

@@ -74,3 +74,12 @@ def test_unknown_model_layer_or_configuration_is_a_clean_error(capsys):
     assert "unet has no branch or module 'psp.bin1'" in capsys.readouterr().err
     assert main(["rf", "--model", "fcn_resnet50", "--config", "lite"]) == 2
     assert "no 'lite' configuration" in capsys.readouterr().err
+
+
+def test_model_with_only_a_paper_configuration_needs_no_config_flag(capsys):
+    report, rows = _fields(capsys, "--model", "deeplabv3_mobilenet_v3_large", "--input-size",
+                           "128", "128")
+    assert report["config"] == "paper"
+    assert rows["aspp.rate12"]["jump"] == [16, 16]
+    # Stages come first, in order, before the heads that read them.
+    assert list(rows)[:2] == ["backbone.aux", "backbone.out"] and list(rows)[-1] == "output"
