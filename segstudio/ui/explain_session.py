@@ -77,7 +77,7 @@ class LoadedModel:
         """The image as the network's normalised 3×H×W float input."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+        x = torch.from_numpy(np.array(rgb, np.uint8)).permute(2, 0, 1).float().div_(255.0)
         mean = torch.tensor(self.mean).view(3, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1)
         return x.sub_(mean).div_(std)
@@ -128,7 +128,7 @@ class JobContext:
 
     def __init__(self, session: "ExplainSession", source: ModelSource | None, rgb: np.ndarray,
                  cancelled: Callable[[], bool]) -> None:
-        self._session = session
+        self.session = session
         self.source = source
         self.rgb = rgb
         self.cancelled = cancelled
@@ -141,17 +141,17 @@ class JobContext:
         source = source or self.source
         if source is None:
             raise ExplainError("no model chosen: pick one in the Model panel or above")
-        cache = self._session.models
+        cache = self.session.models
         if source in cache:
             cache.move_to_end(source)
             return cache[source]
-        loaded = load_model(source, self._session.classes)
+        loaded = load_model(source, self.session.classes)
         cache[source] = loaded
         while len(cache) > KEPT_MODELS:
             cache.popitem(last=False)
         if source == self.source:
-            self._session.last_loaded = loaded
-            self._session.modelLoaded.emit(loaded)      # queued to the GUI thread
+            self.session.last_loaded = loaded
+            self.session.modelLoaded.emit(loaded)      # queued to the GUI thread
         return loaded
 
 
@@ -171,6 +171,9 @@ class ExplainSession(QObject):
         self._queue: list[tuple[str, Callable, Callable]] = []
         self._task: BackgroundTask | None = None
         self.last_loaded: LoadedModel | None = None
+        # Worker-side caches (only jobs touch them, one job at a time).
+        self.fields: dict = {}          # (source, image size) -> {module path: ReceptiveField}
+        self.twins: dict = {}           # random-weight twins for effective fields
         self.classes = window.classes           # read by jobs: a snapshot, not the live window
         window.installEventFilter(self)
 

@@ -1,0 +1,203 @@
+"""The "Inside the model" dock, driven through its widgets on small lite models."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from segstudio.ui.explain_session import install_explain
+from tests.ui.helpers import click
+
+torch.set_num_threads(1)
+H, W = 90, 130          # b_picture.png of the image_folder fixture
+
+
+def wait_done(qtbot, window, dock):
+    qtbot.waitUntil(lambda: not dock.session.busy and window.is_idle(), timeout=90000)
+
+
+@pytest.fixture
+def dock(window, image_folder, qtbot):
+    assert window.open_paths([image_folder])
+    assert window.show_row(1)
+    assert (window.doc.image.height, window.doc.image.width) == (H, W)
+    return install_explain(window)
+
+
+def pick_model(dock, name):
+    combo = dock.picker.combo
+    combo.setCurrentIndex(combo.findData(name))
+    dock.picker.config_combo.setCurrentText("lite")
+    assert dock.session.current_source().arch == name
+
+
+def loaded_model(dock):
+    return dock.session.models[dock.session.current_source()]
+
+
+def test_activation_of_a_branch_becomes_a_heat_layer_with_its_range(window, dock, qtbot):
+    pick_model(dock, "deeplabv3")
+    panel = dock.activations
+    panel.branch_combo.setCurrentText("aspp.rate6")
+    qtbot.mouseClick(panel.show_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    assert dock.heat.draw in window.canvas.decorations
+    heat = dock.heat.image
+    assert heat is not None and (heat.width(), heat.height()) == (W, H)
+    amap = panel.result["map"]
+    assert amap.shape == (H, W) and amap.max() > amap.min()
+    assert panel.result["channels"] == loaded_model(dock).model.head.aspp.convs[1][0].out_channels
+    assert panel.color_bar.vmin == pytest.approx(float(amap.min()))
+    assert panel.color_bar.vmax == pytest.approx(float(amap.max()))
+    colours = np.frombuffer(heat.constBits(), np.uint8).reshape(H, heat.bytesPerLine())
+    assert len(np.unique(colours[:, : 4 * W].reshape(-1, 4), axis=0)) > 1
+
+    # One channel picked with the slider is that channel of the probed tensor.
+    panel.reduction_combo.setCurrentIndex(panel.reduction_combo.findData("channel"))
+    panel.channel_slider.setValue(3)
+    qtbot.mouseClick(panel.show_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    assert panel.result["mode"] == 3
+    from segstudio.explain.probes import Probe, activation_map
+    loaded = loaded_model(dock)
+    with Probe(loaded.model, {"b": "head.aspp.convs.1"}) as probe:
+        t = probe.run(loaded.to_input(window.doc.image.to_rgb8()))["b"]
+    np.testing.assert_allclose(panel.result["map"], activation_map(t, 3, size=(H, W)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_grad_cam_for_the_selected_class_is_a_heat_layer(window, dock, qtbot):
+    pick_model(dock, "pspnet")
+    window.legend.select_class(1)
+    panel = dock.activations
+    panel.branch_combo.setCurrentText("psp.fuse")
+    qtbot.mouseClick(panel.cam_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    assert panel.result["kind"] == "gradcam" and panel.result["class"].startswith("1 ")
+    cam = panel.result["map"]
+    assert cam.shape == (H, W) and 0 <= cam.min() and cam.max() <= 1
+    assert dock.heat.image is not None and "Grad-CAM" in panel.info.text()
+
+
+def test_branch_grid_has_one_thumbnail_per_branch_and_ablation_counts_changes(window, dock,
+                                                                              qtbot):
+    from segstudio.explain.probes import branch_contribution
+    from segstudio.models.registry import get_spec
+
+    pick_model(dock, "pspnet")
+    dock.tabs.setCurrentWidget(dock.branches)
+    grid = dock.branches
+    qtbot.mouseClick(grid.show_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    names = list(get_spec("pspnet").branches)
+    assert [m["name"] for m in grid.maps] == names
+    assert len(grid.thumbnails) == len(names)
+    assert all(not b.icon().isNull() for b in grid.thumbnails)
+
+    index = names.index("psp.bin1")
+    qtbot.mouseClick(grid.thumbnails[index], Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    loaded = loaded_model(dock)
+    _, changed = branch_contribution(loaded.model, loaded.to_input(window.doc.image.to_rgb8()),
+                                     "head.ppm.stages.0")
+    assert grid.contribution["count"] == int(changed.sum())
+    assert f"{int(changed.sum())} pixels change" in grid.info.text()
+    assert not grid.contribution_view.pixmap().isNull()
+
+
+def test_clicking_a_pixel_draws_the_branch_field_and_each_rate_taps(window, dock, qtbot):
+    from segstudio.explain.receptive_field import receptive_field
+
+    pick_model(dock, "deeplabv3")
+    dock.tabs.setCurrentWidget(dock.receptive)
+    panel = dock.receptive
+    panel.erf_check.setChecked(False)
+    panel.branch_combo.setCurrentText("backbone.layer1")
+    window.tool_actions["Receptive field"].trigger()
+    assert window.canvas.tool is window.tools["Receptive field"]
+    before = window.canvas.grab().toImage()
+    click(window.canvas, 64.2, 45.7)
+    wait_done(qtbot, window, dock)
+    r = panel.result
+    assert r["pixel"] == (45, 64)
+    rf = receptive_field(loaded_model(dock).model, "backbone.layer1", (H, W))
+    t, left, b, right = r["unbounded"]
+    assert (b - t, right - left) == (int(rf.size[0]), int(rf.size[1]))
+    assert t <= 45 < b and left <= 64 < right
+    taps = {m["name"]: m for m in r["marks"]}
+    spread = {rate: np.ptp(taps[f"aspp.rate{rate}"]["taps"][:, 1]) for rate in (6, 12, 18)}
+    assert spread[18] == 3 * spread[6] and spread[12] == 2 * spread[6] > 0
+    assert taps["aspp.image_pool"]["box"] == (0, 0, H, W)
+    assert window.canvas.grab().toImage() != before
+
+
+def test_effective_field_panel_shows_trained_and_random_maps_with_shares(window, dock, qtbot):
+    pick_model(dock, "fcn8s")
+    panel = dock.receptive
+    panel.branch_combo.setCurrentText("backbone.pool3")
+    window.tool_actions["Receptive field"].trigger()
+    click(window.canvas, 40, 30)
+    wait_done(qtbot, window, dock)
+    erfs = panel.result["erf"]
+    assert len(erfs) == 2
+    assert all(0 < e.mass95_share <= 1 for e in erfs)
+    assert not np.array_equal(erfs[0].heat, erfs[1].heat)
+    assert all(not v.pixmap().isNull() for v in panel.erf_views)
+    assert "untrained" in panel.erf_texts[0].text() and "random" in panel.erf_texts[1].text()
+
+
+def test_context_view_compares_three_models_labelled_untrained(window, dock, qtbot):
+    dock.tabs.setCurrentWidget(dock.context)
+    dock.session.pixel = (30, 50)
+    qtbot.mouseClick(dock.context.compare_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    results = dock.context.results
+    assert [r["title"] for r in results] == ["FCN-8s", "PSPNet", "DeepLab v3"]
+    assert all(r["labels"].shape == (H, W) and r["pixel"] == (30, 50) for r in results)
+    assert all("UNTRAINED" in t.text() for t in dock.context.texts)
+    assert all(0 < r["share"] <= 1 for r in results)
+
+
+def test_export_figure_writes_a_png_of_the_layout_size(window, dock, qtbot, tmp_path,
+                                                       monkeypatch):
+    from segstudio.ui import figure_export as fe
+
+    pick_model(dock, "deeplabv2")
+    dock.activations.branch_combo.setCurrentText("aspp.rate24")
+    qtbot.mouseClick(dock.activations.show_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    target = tmp_path / "figure.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(target), "PNG images (*.png)")))
+    qtbot.mouseClick(dock.export_button, Qt.MouseButton.LeftButton)
+    panel_w = round(W * fe.PANEL_HEIGHT / H)
+    width = 2 * fe.MARGIN + 2 * panel_w + fe.GAP + fe.GAP + fe.COLORBAR_WIDTH
+    height = (2 * fe.MARGIN + fe.TITLE_HEIGHT + fe.PANEL_HEIGHT + fe.LABEL_HEIGHT
+              + 3 * fe.CAPTION_LINE)
+    with Image.open(target) as png:
+        assert png.format == "PNG" and png.size == (width, height)
+        pixels = np.asarray(png.convert("RGB"))
+    assert not list(tmp_path.glob("*.tmp*"))
+    # The overlay panel is the heat map blended over the photo, not the bare photo.
+    top = fe.MARGIN + fe.TITLE_HEIGHT
+    left_panel = pixels[top:top + fe.PANEL_HEIGHT, fe.MARGIN:fe.MARGIN + panel_w]
+    x1 = fe.MARGIN + panel_w + fe.GAP
+    right_panel = pixels[top:top + fe.PANEL_HEIGHT, x1:x1 + panel_w]
+    assert np.abs(left_panel.astype(int) - right_panel.astype(int)).mean() > 5
+
+
+def test_a_broken_checkpoint_is_reported_with_its_name(window, dock, qtbot, tmp_path):
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    dock.picker.add_checkpoint(broken)
+    assert dock.session.current_source().checkpoint == broken
+    assert dock.activations.branch_combo.count() == 0
+    dock.activations.show_activation()
+    assert "no probed branches" in window.statusBar().currentMessage()
+    dock.tabs.setCurrentWidget(dock.branches)
+    qtbot.mouseClick(dock.branches.show_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    assert "broken.pt" in window.statusBar().currentMessage()
+    assert dock.branches.thumbnails == []
