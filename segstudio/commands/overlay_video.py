@@ -57,7 +57,7 @@ def parse_frames(text: str | None, count: int) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from segstudio.core.workspace import Workspace, WorkspaceError
-    from segstudio.models.video_pipeline import VideoPipelineError, write_overlay_video
+    from segstudio.models.video_pipeline import VideoPipelineError, workspace_overlay_video
 
     if not 0.0 <= args.opacity <= 1.0:
         raise CommandError(f"--opacity {args.opacity}: must lie between 0 and 1")
@@ -68,22 +68,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         sources = sorted({Path(it.source).as_posix() for it in ws.items if it.frame is not None})
         source = choose_video(sources, args.video, ws.root.name)
-        items = {it.frame: it for it in ws.items
-                 if it.frame is not None and Path(it.source).as_posix() == source}
-        frames = parse_frames(args.frames, max(items) + 1)
-
-        def labels_for(frame: int):
-            item = items.get(frame)
-            return None if item is None else ws.load_labels(item)
+        count = 1 + max(it.frame for it in ws.items
+                        if it.frame is not None and Path(it.source).as_posix() == source)
+        frames = parse_frames(args.frames, count)
 
         def progress(done: int, total: int) -> None:
             end = "\n" if done == total else ""
             print(f"\rwriting {done}/{total}", end=end, file=sys.stderr, flush=True)
 
-        result = write_overlay_video(ws.root / source, labels_for, ws.classes, args.out,
-                                     args.opacity, frames=frames,
-                                     hidden=() if args.show_background else (0,),
-                                     progress=progress)
+        result = workspace_overlay_video(ws, source, args.out, args.opacity, frames=frames,
+                                         hidden=() if args.show_background else (0,),
+                                         progress=progress)
     except (WorkspaceError, VideoPipelineError) as exc:
         raise CommandError(f"{exc}; no video was written") from None
     finally:

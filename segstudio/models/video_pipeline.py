@@ -330,3 +330,35 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
         with contextlib.suppress(OSError):
             tmp.unlink()
     return OverlayVideo(out_path, stats.frames, labelled, stats)
+
+
+def workspace_overlay_video(ws, source: str | Path, out_path: str | Path, opacity: float = 0.5,
+                            *, frames: Sequence[int] | None = None, hidden: Iterable[int] = (0,),
+                            labels_now: dict[int, np.ndarray] | None = None,
+                            progress: Callable[[int, int], None] | None = None,
+                            cancel: Callable[[], bool] | None = None) -> OverlayVideo | None:
+    """The overlay video of workspace ``ws``'s video ``source`` (a path inside the workspace),
+    from each frame's saved labels; ``labels_now`` (frame -> labels) overrides them, as the GUI
+    does with the frames open on screen. Raises ``VideoPipelineError`` for a source that is not
+    one of the workspace's videos."""
+    from segstudio.core.workspace import WorkspaceError
+
+    source = Path(source).as_posix()
+    items = {it.frame: it for it in ws.items
+             if it.frame is not None and Path(it.source).as_posix() == source}
+    if not items:
+        raise VideoPipelineError(f"{source}: not a video of the workspace {ws.root.name}")
+    labels_now = labels_now or {}
+
+    def labels_for(frame: int) -> np.ndarray | None:
+        if frame in labels_now:
+            return labels_now[frame]
+        item = items.get(frame)
+        return None if item is None else ws.load_labels(item)
+
+    try:
+        return write_overlay_video(ws.root / source, labels_for, ws.classes, out_path, opacity,
+                                   frames=frames, hidden=hidden, progress=progress,
+                                   cancel=cancel)
+    except WorkspaceError as exc:
+        raise VideoPipelineError(str(exc)) from None

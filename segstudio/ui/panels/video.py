@@ -9,23 +9,26 @@ predictions come back to the GUI thread by queued signal and are applied like an
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QThread, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QMenu,
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
 from segstudio.core.workspace import WorkspaceError
 from segstudio.io.video import VideoError, VideoSource
+from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.model_runs import PROTECTED
 from segstudio.ui.tasks import BackgroundTask
 
+EXPECTED = (VideoPipelineError, VideoError, WorkspaceError)   # errors shown as their message
 
-class FrameRun(QThread):
-    """Loads the chosen model (kept for the next run) and predicts frames through the pipeline.
+
+class FrameRun(BackgroundTask):
+    """Loads the chosen model (the panel keeps it for the next run) and predicts frames through
+    the pipeline; succeeds with the run's PipelineStats.
 
     The prediction's files are written in the pipeline's writer thread; ``result(row,
     prediction)`` then reaches the GUI thread queued, where the window applies it.
@@ -33,50 +36,64 @@ class FrameRun(QThread):
 
     modelReady = Signal(object)        # dict, as the window's model runner reports it
     result = Signal(int, object)       # workspace row, Prediction
-    progressed = Signal(int, int)
-    failed = Signal(str)
 
-    def __init__(self, panel: VideoPanel, choice, video: Path, rows: dict[int, int],
-                 frames: list[int], writes: dict[int, bool]) -> None:
-        super().__init__(panel)
-        self.panel, self.choice, self.video = panel, choice, video
-        self.rows, self.frames, self.writes = rows, frames, writes
-        self.cancel_flag = threading.Event()
-        self.stats = None
+    def __init__(self, panel: VideoPanel, choice, ws, frames: list[int],
+                 writes: dict[int, bool]) -> None:
+        super().__init__(self._predict, EXPECTED, panel)
+        self.panel, self.choice, self.workspace = panel, choice, ws
+        self.video, self.rows = ws.root / panel.source, dict(panel.rows)
+        self.frames, self.writes = frames, writes
 
-    def run(self) -> None:
-        from segstudio.io.video import VideoSource
+    def _predict(self, progress, cancelled):
         from segstudio.io.voc import save_label_png
-        from segstudio.models.video_pipeline import VideoPipelineError, predict_frames
+        from segstudio.models.video_pipeline import predict_frames
 
-        try:
-            predictor = self.panel.predictor_for(self.choice)
-            self.modelReady.emit({
-                "arch": predictor.meta.arch, "config": predictor.meta.config,
-                "classes": predictor.meta.classes, "trained": predictor.trained,
-                "device": str(predictor.device), "precision": predictor.precision,
-                "training": predictor.meta.training, "label": self.choice.label})
-            ws = self.panel.window.workspace
-            done = [0]
+        predictor = self.panel.predictor_for(self.choice)
+        meta = predictor.meta
+        self.modelReady.emit({"arch": meta.arch, "config": meta.config, "classes": meta.classes,
+                              "trained": predictor.trained, "device": str(predictor.device),
+                              "precision": predictor.precision, "training": meta.training,
+                              "label": self.choice.label})
+        ws, done = self.workspace, [0]
 
-            def on_result(frame: int, prediction) -> None:
-                row = self.rows[frame]
-                item = ws.items[row]
-                if prediction.probabilities.shape[0] == len(ws.classes):
-                    ws.save_prediction(item, prediction.labels)
-                    if self.writes[row]:
-                        save_label_png(ws.label_path(item), prediction.labels, ws.classes)
-                done[0] += 1
-                self.result.emit(row, prediction)
-                self.progressed.emit(done[0], len(self.frames))
+        def on_result(frame: int, prediction) -> None:
+            row = self.rows[frame]
+            item = ws.items[row]
+            if prediction.probabilities.shape[0] == len(ws.classes):
+                ws.save_prediction(item, prediction.labels)
+                if self.writes[row]:
+                    save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+            done[0] += 1
+            self.result.emit(row, prediction)
+            progress(done[0], len(self.frames))
 
-            with VideoSource(self.video, cache_frames=2) as source:
-                self.stats = predict_frames(source, predictor, self.frames, on_result,
-                                            self.cancel_flag.is_set)
-        except (VideoPipelineError, VideoError, WorkspaceError) as exc:
-            self.failed.emit(str(exc))
-        except Exception as exc:   # noqa: BLE001 - shown to the user, never a crash
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+        with VideoSource(self.video, cache_frames=2) as source:
+            return predict_frames(source, predictor, self.frames, on_result, cancelled)
+
+
+def _button(kind, parent, text: str, tip: str, slot):
+    button = kind(parent)
+    button.setText(text)
+    button.setToolTip(tip)
+    if slot is not None:
+        button.clicked.connect(slot)
+    return button
+
+
+def _quietly(widgets, change) -> None:
+    """Apply ``change`` to each widget without its signals (the window moved, not the user)."""
+    for w in widgets:
+        w.blockSignals(True)
+        change(w)
+        w.blockSignals(False)
+
+
+def _row(*parts) -> QHBoxLayout:
+    """A row of widgets; an int in ``parts`` is a stretch of that factor."""
+    row = QHBoxLayout()
+    for part in parts:
+        row.addStretch(part) if isinstance(part, int) else row.addWidget(part)
+    return row
 
 
 class FrameSpinBox(QSpinBox):
@@ -103,7 +120,7 @@ class VideoPanel(QWidget):
         self.fps = 25.0
         self.frame = 0
         self.skipped = 0                       # frames passed over to keep up with the clock
-        self.task: QThread | None = None
+        self.task: BackgroundTask | None = None
         self.last_run = None                   # PipelineStats of the last model run
         self._workspace = None
         self._predictor = None
@@ -111,65 +128,42 @@ class VideoPanel(QWidget):
         self._play_origin = (0.0, 0)            # (clock, frame) when playback started
 
         self.title = QLabel("", self)
-        self.title.setWordWrap(True)
         self.slider = QSlider(Qt.Orientation.Horizontal, self)
         self.slider.valueChanged.connect(self._slider_moved)
-        self.play_button = QToolButton(self)
-        self.play_button.setText("Play")
+        self.play_button = _button(QToolButton, self, "Play", "Play at the video's rate", None)
         self.play_button.setCheckable(True)
         self.play_button.toggled.connect(self._play_toggled)
-        self.prev_button = QToolButton(self)
-        self.prev_button.setText("◀ frame")
-        self.prev_button.setToolTip("Previous frame (,)")
-        self.prev_button.clicked.connect(lambda: self.step(-1))
-        self.next_button = QToolButton(self)
-        self.next_button.setText("frame ▶")
-        self.next_button.setToolTip("Next frame (.)")
-        self.next_button.clicked.connect(lambda: self.step(1))
+        self.prev_button = _button(QToolButton, self, "◀ frame", "Previous frame (,)",
+                                   lambda: self.step(-1))
+        self.next_button = _button(QToolButton, self, "frame ▶", "Next frame (.)",
+                                   lambda: self.step(1))
         self.frame_spin = FrameSpinBox(self)
         self.frame_spin.setToolTip("Jump to this frame (Enter)")
         self.frame_spin.setKeyboardTracking(False)
         self.frame_spin.editingFinished.connect(lambda: self.go_to(self.frame_spin.value()))
-        self.first_spin = QSpinBox(self)
-        self.last_spin = QSpinBox(self)
-        self.run_button = QPushButton("Run model on frames", self)
-        self.run_button.setToolTip("Segment the frames from–to with the model picked in the "
-                                   "Model panel; corrected frames keep their labels")
-        self.run_button.clicked.connect(self.run_frames)
-        self.cancel_button = QPushButton("Cancel", self)
+        self.first_spin, self.last_spin = QSpinBox(self), QSpinBox(self)
+        self.run_button = _button(QPushButton, self, "Run model on frames",
+                                  "Segment these frames with the model picked in the Model "
+                                  "panel; corrected frames keep their labels", self.run_frames)
+        self.cancel_button = _button(QPushButton, self, "Cancel", "", self.cancel)
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
         self.progress = QProgressBar(self)
         self.progress.setValue(0)
         self.message = QLabel("", self)
-        self.message.setWordWrap(True)
+        for label in (self.title, self.message):
+            label.setWordWrap(True)
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
 
-        transport = QHBoxLayout()
-        for w in (self.prev_button, self.play_button, self.next_button):
-            transport.addWidget(w)
-        transport.addStretch(1)
-        transport.addWidget(QLabel("Frame", self))
-        transport.addWidget(self.frame_spin)
-        span = QHBoxLayout()
-        span.addWidget(self.first_spin)
-        span.addWidget(QLabel("to", self))
-        span.addWidget(self.last_spin)
-        span.addStretch(1)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
-        form = QFormLayout()
-        form.addRow("Frames", span)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addWidget(self.slider)
-        layout.addLayout(transport)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
+        layout.addLayout(_row(self.prev_button, self.play_button, self.next_button, 1,
+                              QLabel("Frame", self), self.frame_spin))
+        layout.addLayout(_row(QLabel("Frames", self), self.first_spin, QLabel("to", self),
+                              self.last_spin, 1, self.run_button, self.cancel_button))
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
 
@@ -180,17 +174,13 @@ class VideoPanel(QWidget):
         if frame is None:
             self.pause()
             self.source = None
-            if self.dock is not None:
-                self.dock.hide()
+            self.dock.hide() if self.dock is not None else None
             return
         ws = self.window.workspace
         if ws is not self._workspace or doc.item.source != self.source:
             self._load_video(ws, doc.item.source)
         self.frame = frame
-        for w, value in ((self.slider, frame), (self.frame_spin, frame)):
-            w.blockSignals(True)
-            w.setValue(value)
-            w.blockSignals(False)
+        _quietly((self.slider, self.frame_spin), lambda w: w.setValue(frame))
         self.title.setText(f"{Path(self.source).name}: frame {frame} of 0–{self.frame_count - 1}"
                            f", {self.fps:g} frames/s")
         if self.dock is not None and not self.dock.isVisible():
@@ -208,10 +198,8 @@ class VideoPanel(QWidget):
         except VideoError:
             self.fps = 25.0     # the frame on screen was readable; only the rate is unknown
         last = self.frame_count - 1
-        for w in (self.slider, self.frame_spin, self.first_spin, self.last_spin):
-            w.blockSignals(True)
-            w.setRange(0, last)
-            w.blockSignals(False)
+        _quietly((self.slider, self.frame_spin, self.first_spin, self.last_spin),
+                 lambda w: w.setRange(0, last))
         self.first_spin.setValue(0)
         self.last_spin.setValue(last)
 
@@ -307,14 +295,17 @@ class VideoPanel(QWidget):
         # written by the worker; the window decides about those when it applies the result.
         writes = {self.rows[f]: ws.items[self.rows[f]].status not in PROTECTED
                   and win.document_for(self.rows[f]) is None for f in frames}
-        task = FrameRun(self, choice, ws.root / self.source, self.rows, frames, writes)
+        task = FrameRun(self, choice, ws, frames, writes)
         task.modelReady.connect(self._model_ready)
-        task.result.connect(win.models.apply)
-        task.progressed.connect(self._progress)
+        task.result.connect(lambda row, p: self._apply(ws, row, p))
+        task.succeeded.connect(lambda stats: self._ran(stats, first, last))
         task.failed.connect(lambda m: win.show_error(f"{Path(self.source).name}: {m}"))
-        task.finished.connect(lambda: self._run_finished(task, first, last))
         self._start(task, f"Running the model on frames {first}–{last}…", len(frames))
         return True
+
+    def _apply(self, ws, row: int, prediction) -> None:
+        if self.window.workspace is ws:         # another folder may have been opened since
+            self.window.models.apply(row, prediction)
 
     def _model_ready(self, info: dict) -> None:
         models = self.window.models
@@ -322,15 +313,12 @@ class VideoPanel(QWidget):
         models.panel.show_model(info)
         self.window.device_label.setText(f"{info['device']} · {info['precision']}")
 
-    def _run_finished(self, task: FrameRun, first: int, last: int) -> None:
-        stats = task.stats
+    def _ran(self, stats, first: int, last: int) -> None:
         self.last_run = stats
-        if stats is not None:
-            what = "cancelled after" if stats.cancelled else "done:"
-            self.message.setText(f"Frames {first}–{last} {what} {stats.frames} frame(s) in "
-                                 f"{stats.seconds:.1f} s ({stats.fps:.1f} frames/s)")
-            self.window.statusBar().showMessage(self.message.text(), 6000)
-        self._finish()
+        what = "cancelled after" if stats.cancelled else "done:"
+        self.message.setText(f"Frames {first}–{last} {what} {stats.frames} frame(s) in "
+                             f"{stats.seconds:.1f} s ({stats.fps:.1f} frames/s)")
+        self.window.statusBar().showMessage(self.message.text(), 6000)
 
     # -- exporting the overlay video ---------------------------------------------------------
     def export_overlay(self, out_path: str | Path | None = None) -> bool:
@@ -355,35 +343,21 @@ class VideoPanel(QWidget):
         out_path = Path(out_path)
         if out_path.suffix.lower() != ".mp4":
             out_path = out_path.with_name(out_path.name + ".mp4")
-        rows, items = dict(self.rows), ws.items
         # Labels on screen (saved or not) are taken as they are now; the rest from their files.
-        shown = {}
-        for frame, row in rows.items():
-            doc = win.document_for(row)
-            if doc is not None:
-                shown[frame] = doc.labels.array.copy()
-        classes, hidden, opacity = win.classes, set(win.hidden), win.canvas.opacity
-
-        def labels_for(frame: int):
-            if frame in shown:
-                return shown[frame]
-            return ws.load_labels(items[rows[frame]])
+        now = {f: doc.labels.array.copy() for f, row in self.rows.items()
+               if (doc := win.document_for(row)) is not None}
+        source, hidden, opacity = self.source, set(win.hidden), win.canvas.opacity
 
         def job(progress, cancelled):
-            from segstudio.models.video_pipeline import write_overlay_video
+            from segstudio.models.video_pipeline import workspace_overlay_video
 
-            return write_overlay_video(video, labels_for, classes, out_path, opacity,
-                                       frames=sorted(rows), hidden=hidden, progress=progress,
-                                       cancel=cancelled)
+            return workspace_overlay_video(ws, source, out_path, opacity, hidden=hidden,
+                                           labels_now=now, progress=progress, cancel=cancelled)
 
-        from segstudio.models.video_pipeline import VideoPipelineError
-
-        task = BackgroundTask(job, (VideoPipelineError, WorkspaceError, VideoError), self)
-        task.progressed.connect(self._progress)
+        task = BackgroundTask(job, EXPECTED, self)
         task.succeeded.connect(self._exported)
         task.failed.connect(lambda m: win.show_error(f"Overlay video not written: {m}"))
-        task.finished.connect(self._finish)
-        self._start(task, f"Writing {out_path.name}…", len(rows))
+        self._start(task, f"Writing {out_path.name}…", self.frame_count)
         return True
 
     def _exported(self, result) -> None:
@@ -395,8 +369,10 @@ class VideoPanel(QWidget):
         self.window.statusBar().showMessage(self.message.text(), 6000)
 
     # -- the running task --------------------------------------------------------------------
-    def _start(self, task: QThread, message: str, total: int) -> None:
+    def _start(self, task: BackgroundTask, message: str, total: int) -> None:
         self.task = task
+        task.progressed.connect(self._progress)
+        task.finished.connect(self._finish)
         self.window.begin_busy()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -410,11 +386,8 @@ class VideoPanel(QWidget):
         self.progress.setValue(done)
 
     def cancel(self) -> None:
-        task = self.task
-        if isinstance(task, FrameRun):
-            task.cancel_flag.set()
-        elif isinstance(task, BackgroundTask):
-            task.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
     def _finish(self) -> None:
         if self.task is None:
