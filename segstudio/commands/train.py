@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="base learning rate (default 1e-3 for adamw, 1e-2 for sgd)")
     parser.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"),
                         help="adamw (default; fast from scratch) or sgd with momentum 0.9")
+    parser.add_argument("--balance", action="store_true",
+                        help="weight the loss by median frequency balancing (rare, thin classes)")
     parser.add_argument("--crop", type=int, default=128, help="training crop in px (default 128)")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="FILE",
                         help="continue a run: from OUT.resume, or from FILE")
@@ -43,6 +45,8 @@ def command_line(args: argparse.Namespace) -> str:
              args.data, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
     if args.lr is not None:
         words += ["--lr", f"{args.lr:g}"]
+    if args.balance:
+        words.append("--balance")
     words += ["--optimizer", args.optimizer, "--crop", str(args.crop), "--seed", str(args.seed),
               "--device", args.device, "--out", args.out]
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -73,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                        batch_size=args.batch_size, lr=args.lr, crop=args.crop, out=args.out,
                        resume=args.resume, progress=report, device=args.device,
                        seed=args.seed, optimizer=args.optimizer, workers=args.workers,
+                       balance=args.balance,
                        command=command_line(args))
     except (TrainError, CheckpointError) as exc:
         raise CommandError(str(exc)) from None

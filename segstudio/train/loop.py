@@ -137,14 +137,15 @@ def _average_buffers(model: nn.Module, d: Dist) -> None:
 
 
 # -- steps -----------------------------------------------------------------------------------
-def _seg_loss(output, labels: torch.Tensor) -> torch.Tensor:
+def _seg_loss(output, labels: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
     out = output["out"] if isinstance(output, dict) else output
-    loss = F.cross_entropy(out, labels, ignore_index=IGNORE_INDEX)
+    loss = F.cross_entropy(out, labels, weight=weight, ignore_index=IGNORE_INDEX)
     if isinstance(output, dict) and output.get("aux") is not None:
         aux = output["aux"]
         if aux.shape[-2:] != labels.shape[-2:]:
             aux = F.interpolate(aux, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        loss = loss + AUX_WEIGHT * F.cross_entropy(aux, labels, ignore_index=IGNORE_INDEX)
+        loss = loss + AUX_WEIGHT * F.cross_entropy(aux, labels, weight=weight,
+                                                   ignore_index=IGNORE_INDEX)
     return loss
 
 
@@ -199,12 +200,12 @@ def _poly(optimizer: torch.optim.Optimizer, base_lr: float, it: int, total: int)
 
 
 def _default_command(model_name, data_dir, config, epochs, batch_size, lr, crop, out, seed,
-                     optimizer, device) -> str:
+                     optimizer, device, balance) -> str:
     args = ["segstudio", "train", "--model", model_name, "--config", config, "--data",
             str(data_dir), "--epochs", str(epochs), "--batch-size", str(batch_size),
             "--lr", f"{lr:g}", "--crop", str(crop), "--optimizer", optimizer,
             "--device", device, "--seed", str(seed), "--out", str(out)]
-    return shlex.join(args)
+    return shlex.join(args + (["--balance"] if balance else []))
 
 
 def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs: int = 10,
@@ -213,10 +214,13 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
           progress: Callable[[TrainProgress], None] | None = None,
           cancel: Callable[[], bool] | None = None, device: str = "auto", seed: int = 0,
           optimizer: str = "adamw", weight_decay: float = 1e-4, hflip: bool | None = None,
+          balance: bool = False,
           workers: int = 0, max_steps: int | None = None,
           command: str | None = None) -> TrainResult:
     """Train ``model_name`` on the VOC tree ``data_dir`` and write the best checkpoint to ``out``.
 
+    ``balance`` weights the loss by median frequency balancing (SegNet, Badrinarayanan et al.
+    2017, §3.2), so thin rare classes such as clavicles are not drowned by the background.
     ``resume`` continues a run from ``out``'s ``.resume`` file (``True``) or a named one.
     ``hflip`` None means flips except for the chest X-ray class set. ``max_steps`` caps the
     steps of each epoch (quick trials and tests). ``batch_size`` is per process under torchrun.
@@ -250,6 +254,7 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
                     batch_size=batch_size, lr=lr, crop=crop, out=out, resume=resume,
                     progress=progress, cancel=cancel, device=device, seed=seed,
                     optimizer=optimizer, weight_decay=weight_decay, hflip=hflip,
+                    balance=balance,
                     workers=workers, max_steps=max_steps, command=command, ckpt=ckpt,
                     registry=registry, instance=instance, dev=dev, d=d)
     finally:
@@ -258,13 +263,14 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
 
 
 def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, resume, progress,
-         cancel, device, seed, optimizer, weight_decay, hflip, workers, max_steps, command,
+         cancel, device, seed, optimizer, weight_decay, hflip, balance, workers, max_steps,
+         command,
          ckpt, registry, instance, dev, d) -> TrainResult:
     classes = read_classes(data_dir)
     n_cls = len(classes)
     lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
     command = command or _default_command(model_name, data_dir, config, epochs, batch_size, lr,
-                                          crop, out, seed, optimizer, device)
+                                          crop, out, seed, optimizer, device, balance)
     if hflip is None:
         hflip = classes.names != chest_xray().names
     state = _load_resume(resume, out, model_name, config, classes)
@@ -282,8 +288,12 @@ def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, res
                                         num_classes=n_cls)
             val_set = VocSegmentation(data_dir, "val", mean=mean, std=std, num_classes=n_cls)
             collate = pad_collate
+        class_weight = (median_frequency_weights(train_set, n_cls)
+                        if balance and not instance else None)
     except DatasetError as exc:
         raise TrainError(str(exc)) from None
+    weight_t = None if class_weight is None else \
+        torch.tensor(class_weight, dtype=torch.float32, device=dev)
 
     torch.manual_seed(seed)           # identical initial weights in every process
     try:
@@ -344,7 +354,7 @@ def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, res
                 loss = _instance_loss(net, images, targets, dev)
             else:
                 output = net(images.to(dev, non_blocking=True))
-                loss = _seg_loss(output, targets.to(dev, non_blocking=True))
+                loss = _seg_loss(output, targets.to(dev, non_blocking=True), weight_t)
             if not torch.isfinite(loss):
                 raise TrainError(f"the loss became {loss.item()} at epoch {epoch + 1}; lower "
                                  f"the learning rate (now {cur_lr:g})")
@@ -379,6 +389,7 @@ def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, res
                     "val_per_class": scores.to_dict(classes.names)["per_class"],
                     "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
                     "processes": d.world, "crop": crop, "seed": seed,
+                    "class_weights": class_weight,
                     "device": dev.type, "command": command,
                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 }
@@ -395,6 +406,23 @@ def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, res
     return TrainResult(out=out, best_epoch=best["epoch"], best_miou=best["miou"],
                        best_macc=best["macc"], epochs_done=len(history), cancelled=cancelled,
                        history=history, model=model)
+
+
+def median_frequency_weights(dataset, num_classes: int) -> list[float]:
+    """Per-class loss weights ``median(f) / f_c``, where ``f_c`` is class c's pixel share in
+    the images that contain it (SegNet §3.2); classes never seen get weight 1."""
+    pixels = np.zeros(num_classes, np.float64)
+    present = np.zeros(num_classes, np.float64)
+    for i in range(len(dataset)):
+        labels = dataset.load(i)[1]
+        counts = np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=num_classes)
+        counts = counts[:num_classes]
+        pixels += counts
+        present += (counts > 0) * float((labels != IGNORE_INDEX).sum())
+    seen = pixels > 0
+    freq = np.where(seen, pixels / np.maximum(present, 1), 0.0)
+    median = float(np.median(freq[seen])) if seen.any() else 1.0
+    return [round(median / f, 5) if f > 0 else 1.0 for f in freq]
 
 
 def _r(v: float) -> float | None:

@@ -12,7 +12,8 @@ from segstudio.io import voc
 from segstudio.models.checkpoint import load_checkpoint
 from segstudio.train import synth
 from segstudio.train.dataset import VocSegmentation, pad_collate
-from segstudio.train.loop import TrainError, evaluate, resume_path, train
+from segstudio.train.loop import (TrainError, evaluate, median_frequency_weights, resume_path,
+                                  train)
 
 torch.set_num_threads(1)
 
@@ -132,3 +133,27 @@ def test_two_ddp_processes_end_with_identical_weights(xray_voc, tmp_path):
             moved += 1
     assert moved > 10                       # the step changed the weights
     assert (tmp_path / "ddp.pt").is_file() and not (tmp_path / "rank1.pt.resume").exists()
+
+
+class _Labels:
+    def __init__(self, maps):
+        self.maps = maps
+
+    def __len__(self):
+        return len(self.maps)
+
+    def load(self, i):
+        return None, self.maps[i]
+
+
+def test_median_frequency_weights_favour_rare_classes():
+    a = np.zeros((10, 10), np.uint8)
+    a[:2] = 1                      # class 1: 20 % of its image
+    a[9, 9] = 255                  # void pixels are not counted
+    b = np.full((10, 10), 2, np.uint8)
+    b[0, :5] = 0                   # class 0 in both images
+    w = median_frequency_weights(_Labels([a, b]), 4)
+    # frequencies: class 0 (79+5)/199, class 1 20/99, class 2 95/100; median = class 0's
+    f = np.array([84 / 199, 20 / 99, 95 / 100])
+    np.testing.assert_allclose(w[:3], np.median(f) / f, rtol=1e-4)
+    assert w[3] == 1.0 and w[1] > w[0] > w[2]
