@@ -212,8 +212,7 @@ class Predictor:
         ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
         if len(ys) == 1 and len(xs) == 1:
             _check_cancel(cancel)
-            logits = self._forward(x)[0]
-            return torch.softmax(logits, dim=0)
+            return _softmax_(self._forward(x)[0])
         notes.append(f"tiled {len(ys)}×{len(xs)} with {overlap} px overlap")
         acc = torch.zeros((self.num_classes, h, w), dtype=torch.float32)
         weight = torch.zeros((h, w), dtype=torch.float32)
