@@ -195,15 +195,22 @@ def blend_overlay(rgb: np.ndarray, labels: np.ndarray | None, table: np.ndarray,
     """``rgb`` with each shown class painted over it at ``opacity`` (H×W×3 uint8, a new array).
 
     ``table`` is the 256×3 colour table, ``shown`` a 256-entry boolean mask of classes to paint.
+    Every step is an OpenCV call, which releases the GIL: NumPy's fancy indexing would hold it,
+    and stall the network running in the next thread for the whole blend.
     """
-    out = np.array(rgb, dtype=np.uint8, copy=True)
+    import cv2
+
+    out = np.array(rgb, dtype=np.uint8, order="C", copy=True)
     if labels is None:
         return out
-    mask = shown[labels]
-    if mask.any():
-        colors = table[labels[mask]].astype(np.float32)
-        mixed = out[mask].astype(np.float32) * (1.0 - opacity) + colors * opacity
-        out[mask] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    mask = cv2.LUT(labels, shown.astype(np.uint8))
+    if not cv2.countNonZero(mask):
+        return out
+    colors = cv2.LUT(cv2.merge([labels, labels, labels]),
+                     np.ascontiguousarray(table, np.uint8).reshape(256, 1, 3))
+    mixed = cv2.addWeighted(out, 1.0 - opacity, colors, opacity, 0.0)
+    cv2.copyTo(mixed, mask, out)
     return out
 
 
