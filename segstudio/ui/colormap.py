@@ -145,3 +145,37 @@ class ColorBar(QWidget):
         draw_color_bar(p, QRectF(4, 4, min(160, self.width() - 8), self.height() - 8), self.name,
                        self.vmin, self.vmax, self.label,
                        text_colour=self.palette().windowText().color())
+
+
+class HeatLayer:
+    """One heat map drawn over the image on the canvas (the latest view's), or nothing.
+
+    It is a canvas decoration: drawn over the photo and the label overlay at each paint, under
+    the same image-to-widget transform, and only while its size matches the image on screen.
+    """
+
+    def __init__(self, canvas) -> None:
+        self.canvas = canvas
+        self.image: QImage | None = None
+        self.owner = ""
+        canvas.decorations.append(self.draw)
+
+    def show(self, image: QImage, owner: str) -> None:
+        self.image, self.owner = image, owner
+        self.canvas.update()
+
+    def clear(self) -> None:
+        if self.image is not None:
+            self.image, self.owner = None, ""
+            self.canvas.update()
+
+    def draw(self, painter: QPainter, canvas) -> None:
+        size = canvas.image_size
+        if self.image is None or size is None or (self.image.width(), self.image.height()) != size:
+            return
+        tl = canvas.to_widget(QRectF(0, 0, *size).topLeft())
+        br = canvas.to_widget(QRectF(0, 0, *size).bottomRight())
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, canvas.scale < 1)
+        painter.drawImage(QRectF(tl, br), self.image)
+        painter.restore()

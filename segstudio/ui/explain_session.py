@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
+from segstudio.ui.colormap import HeatLayer
 from segstudio.ui.tasks import BackgroundTask
 
 FOLLOW_PANEL = "__model_panel__"
@@ -176,6 +176,7 @@ class ExplainSession(QObject):
         self.twins: dict = {}           # random-weight twins for effective fields
         self.classes = window.classes           # read by jobs: a snapshot, not the live window
         window.installEventFilter(self)
+        window.models.panel.choiceChanged.connect(self._panel_choice_changed)
 
     # -- model choice ------------------------------------------------------------------------
     def current_source(self) -> ModelSource | None:
@@ -189,7 +190,19 @@ class ExplainSession(QObject):
 
     def pick(self, source: ModelSource | None) -> None:
         self.picked = source
+        self._source_changed()
+
+    def _source_changed(self) -> None:
         self.sourceChanged.emit()
+        source = self.current_source()
+        if source is not None and not self.known_branches():
+            # A checkpoint names its architecture inside: load it to learn the branches.
+            self.submit("Loading the model", lambda ctx: ctx.load(), lambda _loaded: None,
+                        needs_image=False)
+
+    def _panel_choice_changed(self, _choice) -> None:
+        if self.picked is None:
+            self._source_changed()
 
     def known_branches(self) -> dict[str, str]:
         """The probe branches of the chosen model, as far as is known before it loads."""
@@ -210,16 +223,16 @@ class ExplainSession(QObject):
         return self._task is not None or bool(self._queue)
 
     def submit(self, name: str, work: Callable[[JobContext], Any],
-               done: Callable[[Any], None]) -> bool:
+               done: Callable[[Any], None], *, needs_image: bool = True) -> bool:
         """Queue ``work(ctx)`` for the image on screen; ``done(result)`` runs on the GUI thread.
 
         A job of the same ``name`` still waiting is replaced: only the latest request counts.
         """
         doc = self.window.doc
-        if doc is None:
+        if doc is None and needs_image:
             self.window.statusBar().showMessage("Open an image first", 4000)
             return False
-        rgb = doc.image.to_rgb8()
+        rgb = doc.image.to_rgb8() if doc is not None else np.zeros((1, 1, 3), np.uint8)
         source = self.current_source()
         self.classes = self.window.classes
         self._queue = [q for q in self._queue if q[0] != name]
@@ -277,36 +290,6 @@ def _guarded(work: Callable[[Callable[[], bool]], Any], cancelled) -> Any:
         if isinstance(exc, MemoryError):
             raise ExplainError("out of memory: try a lite model or a smaller image") from exc
         raise ExplainError(f"{type(exc).__name__}: {exc}") from exc
-
-
-class HeatLayer:
-    """One heat map drawn over the image on the canvas (the latest view's), or nothing."""
-
-    def __init__(self, canvas) -> None:
-        self.canvas = canvas
-        self.image: QImage | None = None
-        self.owner = ""
-        canvas.decorations.append(self.draw)
-
-    def show(self, image: QImage, owner: str) -> None:
-        self.image, self.owner = image, owner
-        self.canvas.update()
-
-    def clear(self) -> None:
-        if self.image is not None:
-            self.image, self.owner = None, ""
-            self.canvas.update()
-
-    def draw(self, painter: QPainter, canvas) -> None:
-        size = canvas.image_size
-        if self.image is None or size is None or (self.image.width(), self.image.height()) != size:
-            return
-        tl = canvas.to_widget(QRectF(0, 0, *size).topLeft())
-        br = canvas.to_widget(QRectF(0, 0, *size).bottomRight())
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, canvas.scale < 1)
-        painter.drawImage(QRectF(tl, br), self.image)
-        painter.restore()
 
 
 class ModelPicker(QWidget):
@@ -394,6 +377,13 @@ class ExplainDock(QWidget):
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
         window.documentShown.connect(self._document_shown)
+        self.tabs.currentChanged.connect(self._tab_changed)
+
+    def _tab_changed(self, _index: int) -> None:
+        # A heat layer belongs to the tab that made it; another tab's view must not sit under it.
+        owners = {self.activations: "activations", self.branches: "contribution"}
+        if owners.get(self.tabs.currentWidget()) != self.heat.owner:
+            self.heat.clear()
 
     def _document_shown(self, _doc) -> None:
         self.heat.clear()

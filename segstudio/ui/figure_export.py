@@ -61,6 +61,11 @@ class Figure:
     caption: list[str] = field(default_factory=list)
     colorbar: ColorBarSpec | None = None
     panel_height: int = PANEL_HEIGHT
+    columns: int | None = None          # panels per row; None: all in one row
+
+    def rows(self) -> list[list[Panel]]:
+        n = self.columns or max(1, len(self.panels))
+        return [self.panels[i:i + n] for i in range(0, len(self.panels), n)]
 
 
 def _panel_width(panel: Panel, height: int) -> int:
@@ -68,14 +73,18 @@ def _panel_width(panel: Panel, height: int) -> int:
     return max(1, round(w * height / h))
 
 
+def _row_width(row: list[Panel], height: int) -> int:
+    return sum(_panel_width(p, height) for p in row) + GAP * (len(row) - 1)
+
+
 def figure_size(fig: Figure) -> tuple[int, int]:
     """(width, height) in pixels of the figure ``render_figure`` draws."""
-    widths = [_panel_width(p, fig.panel_height) for p in fig.panels]
-    width = 2 * MARGIN + sum(widths) + GAP * (len(widths) - 1)
+    rows = fig.rows()
+    width = 2 * MARGIN + max(_row_width(r, fig.panel_height) for r in rows)
     if fig.colorbar is not None:
         width += GAP + COLORBAR_WIDTH
-    height = (2 * MARGIN + TITLE_HEIGHT + fig.panel_height + LABEL_HEIGHT
-              + CAPTION_LINE * len(fig.caption))
+    height = (2 * MARGIN + TITLE_HEIGHT + len(rows) * (fig.panel_height + LABEL_HEIGHT)
+              + GAP * (len(rows) - 1) + CAPTION_LINE * len(fig.caption))
     return width, height
 
 
@@ -99,31 +108,17 @@ def render_figure(fig: Figure) -> QImage:
         font.setBold(False)
         font.setPixelSize(13)
         p.setFont(font)
-        x, top = float(MARGIN), float(MARGIN + TITLE_HEIGHT)
-        for panel in fig.panels:
-            w = _panel_width(panel, fig.panel_height)
-            h_img = panel.rgb.shape[0]
-            scale = fig.panel_height / h_img
-            target = QRectF(x, top, w, fig.panel_height)
-            # Smooth scaling for downsizing photos; nearest when enlarging, so pixels stay honest.
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1)
-            p.drawImage(target, rgb8_to_qimage(panel.rgb))
-            if panel.draw is not None:
-                p.save()
-                p.setClipRect(target)
-                p.translate(x, top)
-                p.scale(scale, scale)
-                panel.draw(p, scale)
-                p.restore()
-            p.setPen(INK)
-            p.drawText(QRectF(x, top + fig.panel_height, w, LABEL_HEIGHT),
-                       Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, panel.title)
-            x += w + GAP
+        rows = fig.rows()
+        first_top = top = float(MARGIN + TITLE_HEIGHT)
+        for row in rows:
+            _draw_row(p, row, top, fig.panel_height)
+            top += fig.panel_height + LABEL_HEIGHT + GAP
         if fig.colorbar is not None:
             cb = fig.colorbar
-            draw_color_bar(p, QRectF(x, top, COLORBAR_WIDTH, fig.panel_height), cb.colormap,
-                           cb.vmin, cb.vmax, cb.label, text_colour=INK)
-        y = top + fig.panel_height + LABEL_HEIGHT
+            x = MARGIN + max(_row_width(r, fig.panel_height) for r in rows) + GAP
+            draw_color_bar(p, QRectF(x, first_top, COLORBAR_WIDTH, fig.panel_height),
+                           cb.colormap, cb.vmin, cb.vmax, cb.label, text_colour=INK)
+        y = top - GAP
         for line in fig.caption:
             p.setPen(INK)
             p.drawText(QRectF(MARGIN, y, width - 2 * MARGIN, CAPTION_LINE),
@@ -134,6 +129,29 @@ def render_figure(fig: Figure) -> QImage:
     finally:
         p.end()
     return image
+
+
+def _draw_row(p: QPainter, row: list[Panel], top: float, height: int) -> None:
+    """One row of panels with their titles under them."""
+    x = float(MARGIN)
+    for panel in row:
+        w = _panel_width(panel, height)
+        scale = height / panel.rgb.shape[0]
+        target = QRectF(x, top, w, height)
+        # Smooth scaling for downsizing photos; nearest when enlarging, so pixels stay honest.
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1)
+        p.drawImage(target, rgb8_to_qimage(panel.rgb))
+        if panel.draw is not None:
+            p.save()
+            p.setClipRect(target)
+            p.translate(x, top)
+            p.scale(scale, scale)
+            panel.draw(p, scale)
+            p.restore()
+        p.setPen(INK)
+        p.drawText(QRectF(x, top + height, w, LABEL_HEIGHT),
+                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, panel.title)
+        x += w + GAP
 
 
 def png_bytes(image: QImage) -> bytes:

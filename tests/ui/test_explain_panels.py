@@ -66,6 +66,9 @@ def test_activation_of_a_branch_becomes_a_heat_layer_with_its_range(window, dock
         t = probe.run(loaded.to_input(window.doc.image.to_rgb8()))["b"]
     np.testing.assert_allclose(panel.result["map"], activation_map(t, 3, size=(H, W)),
                                rtol=1e-5, atol=1e-6)
+    # The heat layer belongs to this tab: another view's tab hides it.
+    dock.tabs.setCurrentWidget(dock.receptive)
+    assert dock.heat.image is None
 
 
 def test_grad_cam_for_the_selected_class_is_a_heat_layer(window, dock, qtbot):
@@ -82,7 +85,7 @@ def test_grad_cam_for_the_selected_class_is_a_heat_layer(window, dock, qtbot):
 
 
 def test_branch_grid_has_one_thumbnail_per_branch_and_ablation_counts_changes(window, dock,
-                                                                              qtbot):
+                                                                              qtbot, tmp_path):
     from segstudio.explain.probes import branch_contribution
     from segstudio.models.registry import get_spec
 
@@ -105,6 +108,17 @@ def test_branch_grid_has_one_thumbnail_per_branch_and_ablation_counts_changes(wi
     assert grid.contribution["count"] == int(changed.sum())
     assert f"{int(changed.sum())} pixels change" in grid.info.text()
     assert not grid.contribution_view.pixmap().isNull()
+
+    # Exported, the eleven pictures (ten branches and the ablation) wrap into rows of four.
+    from segstudio.ui import figure_export as fe
+    written = dock.export_figure(tmp_path / "grid")
+    assert written == tmp_path / "grid.png"
+    thumb_h = round(H * 128 / W)        # thumbnails are 128 px on their long side
+    thumb_w = round(128 * 160 / thumb_h)
+    with Image.open(written) as png:
+        assert png.size == (2 * fe.MARGIN + 4 * thumb_w + 3 * fe.GAP + fe.GAP + fe.COLORBAR_WIDTH,
+                            2 * fe.MARGIN + fe.TITLE_HEIGHT + 3 * (160 + fe.LABEL_HEIGHT)
+                            + 2 * fe.GAP + 4 * fe.CAPTION_LINE)
 
 
 def test_clicking_a_pixel_draws_the_branch_field_and_each_rate_taps(window, dock, qtbot):
@@ -158,6 +172,7 @@ def test_context_view_compares_three_models_labelled_untrained(window, dock, qtb
     assert all(r["labels"].shape == (H, W) and r["pixel"] == (30, 50) for r in results)
     assert all("UNTRAINED" in t.text() for t in dock.context.texts)
     assert all(0 < r["share"] <= 1 for r in results)
+    assert all(not v.pixmap().isNull() for v in dock.context.erf_views)
 
 
 def test_export_figure_writes_a_png_of_the_layout_size(window, dock, qtbot, tmp_path,
@@ -191,8 +206,10 @@ def test_export_figure_writes_a_png_of_the_layout_size(window, dock, qtbot, tmp_
 def test_a_broken_checkpoint_is_reported_with_its_name(window, dock, qtbot, tmp_path):
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
-    dock.picker.add_checkpoint(broken)
+    dock.picker.add_checkpoint(broken)       # its architecture is unknown until it loads
     assert dock.session.current_source().checkpoint == broken
+    wait_done(qtbot, window, dock)
+    assert "broken.pt" in window.statusBar().currentMessage()
     assert dock.activations.branch_combo.count() == 0
     dock.activations.show_activation()
     assert "no probed branches" in window.statusBar().currentMessage()
@@ -201,3 +218,25 @@ def test_a_broken_checkpoint_is_reported_with_its_name(window, dock, qtbot, tmp_
     wait_done(qtbot, window, dock)
     assert "broken.pt" in window.statusBar().currentMessage()
     assert dock.branches.thumbnails == []
+
+
+def test_a_checkpoint_reveals_its_branches_once_loaded(window, dock, qtbot, tmp_path):
+    from segstudio.core.classes import ClassSet
+    from segstudio.models.checkpoint import CheckpointMeta, save_checkpoint
+    from segstudio.models.registry import build_model, get_spec
+
+    path = tmp_path / "tiny.pt"
+    classes = ClassSet(["background", "thing", "other"])
+    save_checkpoint(path, build_model("deeplabv2", 3, "lite"),
+                    CheckpointMeta(arch="deeplabv2", config="lite", classes=classes))
+    dock.picker.add_checkpoint(path)
+    wait_done(qtbot, window, dock)
+    combo = dock.activations.branch_combo
+    assert [combo.itemText(i) for i in range(combo.count())] == list(get_spec("deeplabv2").branches)
+    window.legend.select_class(1)
+    combo.setCurrentText("aspp.rate18")
+    qtbot.mouseClick(dock.activations.cam_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    assert dock.activations.result["class"] == "1 (thing)"
+    assert "tiny.pt" in dock.activations.result["model"]
+    assert "lite, trained)" in dock.activations.info.text()

@@ -21,6 +21,7 @@ from segstudio.ui.render import rgb8_to_qimage
 
 REDUCTIONS = (("channel mean", "mean"), ("channel max", "max"), ("one channel", "channel"))
 THUMBNAIL = 128
+GRID_COLUMNS = 4            # branches per row of an exported grid figure
 CHANGED_COLOUR = np.array([255, 0, 255], np.uint8)
 
 
@@ -361,7 +362,8 @@ class BranchGridPanel(QWidget):
             caption.append(f"Without {c['name']}: {c['count']} pixels change class "
                            f"({c['share']:.1%}), in magenta")
         return Figure("Branches side by side", panels, caption,
-                      ColorBarSpec("viridis", 0.0, 1.0, "own range"), panel_height=160)
+                      ColorBarSpec("viridis", 0.0, 1.0, "own range"), panel_height=160,
+                      columns=GRID_COLUMNS)
 
 
 def _changed_layer(changed: np.ndarray) -> QImage:

@@ -244,7 +244,8 @@ class ReceptiveFieldPanel(QWidget):
 
     @staticmethod
     def erf_rgb(erf) -> np.ndarray:
-        heat = erf.heat
+        """An effective field (an ERF, or a dict with its ``heat``) coloured from 0 to its peak."""
+        heat = erf["heat"] if isinstance(erf, dict) else erf.heat
         return colorize(heat, 0.0, float(heat.max()) or 1.0, "inferno")
 
     def _draw(self, painter: QPainter, canvas) -> None:
@@ -287,16 +288,17 @@ class ContextPanel(QWidget):
         self.compare_button = QPushButton("Compare FCN, PSPNet and DeepLab v3", self)
         self.compare_button.clicked.connect(self.compare)
         self.views = [QLabel(self) for _ in CONTEXT_MODELS]
+        self.erf_views = [QLabel(self) for _ in CONTEXT_MODELS]
         self.texts = [QLabel(self) for _ in CONTEXT_MODELS]
         grid = QGridLayout()
-        for i, (view, text) in enumerate(zip(self.views, self.texts)):
-            view.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            text.setWordWrap(True)
-            grid.addWidget(view, 0, i)
-            grid.addWidget(text, 1, i)
-        info = QLabel("Each model's prediction, its theoretical field at the pixel last clicked "
-                      "with the receptive-field tool (white box), and how much of that field "
-                      "holds 95 % of its effective field.", self)
+        for i, widgets in enumerate(zip(self.views, self.erf_views, self.texts)):
+            for row, widget in enumerate(widgets):
+                widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                widget.setWordWrap(True)
+                grid.addWidget(widget, row, i)
+        info = QLabel("Each model's prediction with its theoretical field at the pixel last "
+                      "clicked with the receptive-field tool (white box), and below it the "
+                      "effective field there: where the output really looks.", self)
         info.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.compare_button)
@@ -341,7 +343,7 @@ class ContextPanel(QWidget):
                                 "labels": labels, "colours": loaded.classes.color_table(),
                                 "field": rf, "marks": [], "pixel": (y, x),
                                 "box": box_at(rf, *unit_at(rf, y, x), image_size=size),
-                                "share": erf.mass95_share})
+                                "share": erf.mass95_share, "heat": erf.heat})
             return results
 
         return self.session.submit("Context comparison", work, self._ready)
@@ -351,10 +353,12 @@ class ContextPanel(QWidget):
         if doc is None:
             return
         self.results = results
-        for view, text, r in zip(self.views, self.texts, results):
+        for view, erf_view, text, r in zip(self.views, self.erf_views, self.texts, results):
             rgb = self.panel_rgb(doc.display_rgb8(), r)
             h, w = _thumbnail_size(*rgb.shape[:2], longest=150)
             view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
+            heat = ReceptiveFieldPanel.erf_rgb(r)
+            erf_view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(heat, (h, w)))))
             state = "trained" if r["trained"] else "UNTRAINED: random weights, noise"
             text.setText(f"<b>{r['title']}</b> — {state}<br>field {r['field'].size[1]:g} px; "
                          f"95 % of the effective field in {r['share']:.1%} of it")
@@ -380,13 +384,17 @@ class ContextPanel(QWidget):
             out = blend(rgb, r["colours"][np.asarray(r["labels"]).astype(np.intp)], 0.5)
             panels.append(Panel(out, f"{r['title']} ({state})",
                                 lambda p, s, r=r: draw_marks(p, r, s)))
+        panels += [Panel(ReceptiveFieldPanel.erf_rgb(r), f"{r['title']}: effective field")
+                   for r in self.results]
         y, x = self.results[0]["pixel"]
         return Figure("Context: FCN vs PSPNet vs DeepLab v3", panels,
                       ["Models: " + "; ".join(r["model"] for r in self.results),
                        "Layer: model output (white box: theoretical field at the red dot)",
                        f"Settings: pixel x {x}, y {y}; " + "; ".join(
                            f"{r['title']} field {r['field'].size[1]:g} px, 95 % ERF mass in "
-                           f"{r['share']:.0%}" for r in self.results)])
+                           f"{r['share']:.0%}" for r in self.results)],
+                      ColorBarSpec("inferno", 0.0, 1.0, "|gradient| / max"), panel_height=240,
+                      columns=len(CONTEXT_MODELS))
 
 
 def install_rf_tool(window, panel: ReceptiveFieldPanel) -> ReceptiveFieldTool:
