@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -181,7 +181,10 @@ class ExplainSession(QObject):
     # -- model choice ------------------------------------------------------------------------
     def current_source(self) -> ModelSource | None:
         if self.picked is not None:
-            return self.picked
+            if self.picked.checkpoint is not None:
+                return self.picked
+            # An untrained model predicts as many classes as the window has right now.
+            return replace(self.picked, num_classes=len(self.window.classes))
         choice = self.window.models.panel.current_choice()
         if choice is None:
             return None
@@ -236,8 +239,12 @@ class ExplainSession(QObject):
         source = self.current_source()
         self.classes = self.window.classes
         self._queue = [q for q in self._queue if q[0] != name]
+        def deliver(result, doc=doc) -> None:
+            if self.window.doc is doc:       # a result for another image is of no use now
+                done(result)
+
         self._queue.append((name, lambda cancelled: work(JobContext(self, source, rgb,
-                                                                     cancelled)), done))
+                                                                     cancelled)), deliver))
         if self._task is None:
             self.window.begin_busy()
             self.busyChanged.emit(True)
@@ -388,7 +395,8 @@ class ExplainDock(QWidget):
     def _document_shown(self, _doc) -> None:
         self.heat.clear()
         self.session.pixel = None
-        self.receptive.clear()
+        for view in (self.activations, self.branches, self.receptive, self.context):
+            view.reset()
 
     def current_figure(self):
         return self.tabs.currentWidget().figure()
@@ -426,7 +434,8 @@ def install_explain(window) -> ExplainDock:
     session = ExplainSession(window)
     dock = ExplainDock(window, session)
     window.explain = dock
-    qdock: QDockWidget = window._dock(dock, "Inside the model", Qt.DockWidgetArea.RightDockWidgetArea)
+    qdock: QDockWidget = window._dock(dock, "Inside the model",
+                                      Qt.DockWidgetArea.RightDockWidgetArea)
     install_rf_tool(window, dock.receptive)
     view_menu = next((a.menu() for a in window.menuBar().actions()
                       if a.menu() is not None and a.text().replace("&", "") == "View"), None)

@@ -165,7 +165,8 @@ def png_bytes(image: QImage) -> bytes:
 
 
 def export_figure(fig: Figure, path: str | Path) -> Path:
-    """Render ``fig`` and write it to ``path`` as PNG, atomically (a failed write leaves no file)."""
+    """Render ``fig`` and write it to ``path`` as PNG, atomically (a failed write leaves no
+    file); a name without ``.png`` gets it."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_name(path.name + ".png")

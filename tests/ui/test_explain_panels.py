@@ -202,6 +202,13 @@ def test_export_figure_writes_a_png_of_the_layout_size(window, dock, qtbot, tmp_
     right_panel = pixels[top:top + fe.PANEL_HEIGHT, x1:x1 + panel_w]
     assert np.abs(left_panel.astype(int) - right_panel.astype(int)).mean() > 5
 
+    # Another image on screen: the old map is gone, and so is its figure.
+    assert window.show_row(0)
+    assert dock.heat.image is None and dock.activations.result is None
+    assert dock.export_figure(tmp_path / "stale.png") is None
+    assert "Nothing to export" in window.statusBar().currentMessage()
+    assert not (tmp_path / "stale.png").exists()
+
 
 def test_a_broken_checkpoint_is_reported_with_its_name(window, dock, qtbot, tmp_path):
     broken = tmp_path / "broken.pt"

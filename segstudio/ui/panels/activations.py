@@ -114,6 +114,10 @@ class ActivationsPanel(QWidget):
     def refresh_branches(self) -> None:
         _fill_branches(self.branch_combo, self.session.known_branches())
 
+    def reset(self) -> None:
+        self.result = None
+        self.info.setText("Choose a branch and press Show.")
+
     def _reduction_changed(self, *_) -> None:
         self.channel_slider.setEnabled(self.reduction_combo.currentData() == "channel")
 
@@ -216,8 +220,8 @@ class ActivationsPanel(QWidget):
         return Figure(self._describe(), [Panel(rgb, doc.item.id), Panel(over, label)],
                       [f"Model: {self.result['model']}",
                        f"Layer: {self.result['branch']} ({self.result['path']})",
-                       f"Settings: {self._describe()}; colour map {name}; values "
-                       f"{format_value(vmin)} … {format_value(vmax)}"],
+                       (f"Settings: {self._describe()}; colour map {name}; values "
+                        f"{format_value(vmin)} … {format_value(vmax)}")],
                       ColorBarSpec(name, vmin, vmax, label))
 
 
@@ -250,6 +254,11 @@ class BranchGridPanel(QWidget):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.contribution_view)
         layout.addWidget(self.info)
+
+    def reset(self) -> None:
+        self.contribution = None
+        self.contribution_view.clear()
+        self._grid_ready({"maps": [], "small": None, "model": ""})
 
     def show_grid(self) -> bool:
         branches = self.session.known_branches()

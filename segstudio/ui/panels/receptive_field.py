@@ -169,8 +169,10 @@ class ReceptiveFieldPanel(QWidget):
         if self.session.pixel is not None and self.window.doc is not None:
             self.pick_pixel(*self.session.pixel)
 
-    def clear(self) -> None:
+    def reset(self) -> None:
         self.result = None
+        self.field_label.setText("Pick the receptive-field tool (I) and click a pixel.")
+        self.legend.clear()
         for view, text in zip(self.erf_views, self.erf_texts):
             view.clear()
             text.clear()
@@ -262,8 +264,8 @@ class ReceptiveFieldPanel(QWidget):
         if self.result is None or doc is None:
             return None
         r = self.result
-        panels = [Panel(doc.display_rgb8(), f"{r['branch']} at x {r['pixel'][1]}, y {r['pixel'][0]}",
-                        lambda p, s: draw_marks(p, r, s))]
+        where = f"{r['branch']} at x {r['pixel'][1]}, y {r['pixel'][0]}"
+        panels = [Panel(doc.display_rgb8(), where, lambda p, s: draw_marks(p, r, s))]
         names = ("model weights" if r["trained"] else "model weights (untrained)",
                  "random weights")
         for erf, name in zip(r["erf"], names):
@@ -305,6 +307,11 @@ class ContextPanel(QWidget):
         layout.addWidget(info)
         layout.addLayout(grid)
         layout.addStretch(1)
+
+    def reset(self) -> None:
+        self.results = []
+        for label in self.views + self.erf_views + self.texts:
+            label.clear()
 
     def compare(self) -> bool:
         doc = self.window.doc
