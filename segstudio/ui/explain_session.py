@@ -40,6 +40,7 @@ class ModelSource:
     config: str = "lite"
     checkpoint: Path | None = None
     num_classes: int = 2
+    device: str = "auto"
 
     @property
     def label(self) -> str:
@@ -88,15 +89,20 @@ def load_model(source: ModelSource, classes) -> LoadedModel:
     import torch
 
     from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint
+    from segstudio.models.device import choose_device, default_num_threads
     from segstudio.models.registry import build_model
 
+    # Leave a core to the GUI thread, as the Predictor does.
+    if torch.get_num_threads() > default_num_threads():
+        torch.set_num_threads(default_num_threads())
+    device = choose_device(source.device)
     if source.checkpoint is not None:
-        model, meta = load_checkpoint(source.checkpoint)
+        model, meta = load_checkpoint(source.checkpoint, device=device)
         return LoadedModel(source, model.eval(), meta.arch, meta.config, bool(meta.trained),
                            meta.classes, tuple(meta.mean), tuple(meta.std))
     # A fixed seed: the same untrained network every time, so views can be compared.
     torch.manual_seed(0)
-    model = build_model(source.arch, source.num_classes, source.config).eval()
+    model = build_model(source.arch, source.num_classes, source.config).eval().to(device)
     return LoadedModel(source, model, source.arch, source.config, False, classes,
                        IMAGENET_MEAN, IMAGENET_STD)
 
@@ -108,7 +114,8 @@ def random_twin(loaded: LoadedModel, seed: int = 1):
     from segstudio.models.registry import build_model
 
     torch.manual_seed(seed)
-    return build_model(loaded.arch, len(loaded.classes), loaded.config).eval()
+    device = next(loaded.model.parameters()).device
+    return build_model(loaded.arch, len(loaded.classes), loaded.config).eval().to(device)
 
 
 def rate_of(branch: str) -> int | None:
@@ -180,16 +187,18 @@ class ExplainSession(QObject):
 
     # -- model choice ------------------------------------------------------------------------
     def current_source(self) -> ModelSource | None:
-        if self.picked is not None:
-            if self.picked.checkpoint is not None:
-                return self.picked
-            # An untrained model predicts as many classes as the window has right now.
-            return replace(self.picked, num_classes=len(self.window.classes))
         choice = self.window.models.panel.current_choice()
+        device = choice.device if choice is not None else "auto"
+        if self.picked is not None:
+            # The Model panel's device applies; an untrained model predicts as many classes
+            # as the window has right now.
+            n = self.picked.num_classes if self.picked.checkpoint else len(self.window.classes)
+            return replace(self.picked, num_classes=n, device=device)
         if choice is None:
             return None
         arch = "" if choice.arch == "?" else choice.arch
-        return ModelSource(arch, choice.config, choice.checkpoint, len(self.window.classes))
+        return ModelSource(arch, choice.config, choice.checkpoint, len(self.window.classes),
+                           device)
 
     def pick(self, source: ModelSource | None) -> None:
         self.picked = source

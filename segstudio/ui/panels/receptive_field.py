@@ -207,7 +207,8 @@ class ReceptiveFieldPanel(QWidget):
                       "marks": branch_marks(loaded.branches, fields, y, x, size),
                       "model": loaded.title, "trained": loaded.trained, "erf": []}
             if with_erf:
-                twin_key = ModelSource(f"{loaded.arch}#random", loaded.config)
+                twin_key = (loaded.arch, loaded.config, len(loaded.classes),
+                            str(next(loaded.model.parameters()).device))
                 twins = ctx.session.twins
                 if twin_key not in twins:
                     twins[twin_key] = random_twin(loaded)
@@ -319,6 +320,8 @@ class ContextPanel(QWidget):
             return False
         y, x = self.session.pixel or (doc.image.height // 2, doc.image.width // 2)
         n = len(self.window.classes)
+        current = self.session.current_source()
+        device = current.device if current is not None else "auto"
 
         def work(ctx):
             from segstudio.explain.effective_rf import effective_rf
@@ -340,7 +343,7 @@ class ContextPanel(QWidget):
             results = []
             for title, archs in CONTEXT_MODELS:
                 path = next((found[a] for a in archs if a in found), None)
-                source = ModelSource(archs[0], "lite", path, n)
+                source = ModelSource(archs[0], "lite", path, n, device)
                 loaded = ctx.load(source)
                 image = ctx.input(loaded)
                 labels = predict_labels(loaded.model, image)
