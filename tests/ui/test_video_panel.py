@@ -214,3 +214,19 @@ def test_export_overlay_video_from_the_file_menu(window, panel, qtbot, tmp_path)
     np.testing.assert_allclose(whole, 70 * (1 - opacity) + colors[3] * opacity, atol=10)
     plain = frames[12][10:50, 10:90].reshape(-1, 3).mean(axis=0)
     np.testing.assert_allclose(plain, 120, atol=6)
+
+
+def test_moving_the_slider_while_playing_plays_on_from_there(window, panel, qtbot):
+    window.show_row(_frame_row(window, 0))
+    panel.play()
+    qtbot.wait(150)
+    panel.slider.setFocus()
+    qtbot.keyClick(panel.slider, Qt.Key.Key_PageUp)      # a page is 10 frames further on
+    jumped = window.doc.item.frame
+    assert jumped >= 10
+    qtbot.wait(250)
+    assert panel.playing
+    # Played on from the new place (250 ms is 5 frames at 20/s), not waiting for the clock
+    # of the old place to catch up.
+    assert jumped < window.doc.item.frame <= jumped + 9
+    panel.pause()

@@ -126,6 +126,7 @@ class VideoPanel(QWidget):
         self._predictor = None
         self._predictor_choice = None
         self._play_origin = (0.0, 0)            # (clock, frame) when playback started
+        self._ticking = False
 
         self.title = QLabel("", self)
         self.slider = QSlider(Qt.Orientation.Horizontal, self)
@@ -180,6 +181,8 @@ class VideoPanel(QWidget):
         if ws is not self._workspace or doc.item.source != self.source:
             self._load_video(ws, doc.item.source)
         self.frame = frame
+        if self.playing and not self._ticking:
+            self._play_origin = (time.monotonic(), frame)   # the user moved: play on from here
         _quietly((self.slider, self.frame_spin), lambda w: w.setValue(frame))
         self.title.setText(f"{Path(self.source).name}: frame {frame} of 0–{self.frame_count - 1}"
                            f", {self.fps:g} frames/s")
@@ -258,7 +261,11 @@ class VideoPanel(QWidget):
             self.pause()
         if target > self.frame:
             self.skipped += target - self.frame - 1
-            self.go_to(target)
+            self._ticking = True
+            try:
+                self.go_to(target)
+            finally:
+                self._ticking = False
 
     # -- running the model on a frame range --------------------------------------------------
     def predictor_for(self, choice):
