@@ -42,12 +42,6 @@ class ModelSource:
     num_classes: int = 2
     device: str = "auto"
 
-    @property
-    def label(self) -> str:
-        if self.checkpoint is not None:
-            return self.checkpoint.name
-        return f"{self.arch} ({self.config}, untrained)"
-
 
 @dataclass
 class LoadedModel:

@@ -422,7 +422,7 @@ def install_rf_tool(window, panel: ReceptiveFieldPanel) -> ReceptiveFieldTool:
     window.tool_actions[tool.name] = action
     toolbar = window.findChild(QToolBar, "toolbar-tools")
     if toolbar is not None:
-        toolbar.insertAction(toolbar.actions()[len(window.tool_actions) - 1]
-                             if len(toolbar.actions()) >= len(window.tool_actions) else None,
-                             action)
+        # Beside the other tools: before the first separator (None appends).
+        separator = next((a for a in toolbar.actions() if a.isSeparator()), None)
+        toolbar.insertAction(separator, action)
     return tool
