@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.classes import ClassSet
-from segstudio.core.palette import VOID_INDEX
 from segstudio.io.video import VideoError, VideoSource
 
 QUEUE_FRAMES = 4          # decoded frames waiting for the model: enough to hide decode jitter
@@ -244,6 +243,8 @@ def write_overlay_video(video_path: str | Path,
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".mp4":
         raise VideoPipelineError(f"{out_path.name}: the overlay video is written as .mp4")
+    if out_path.exists() and out_path.resolve() == Path(video_path).resolve():
+        raise VideoPipelineError(f"{out_path.name}: the overlay video cannot replace its source")
     try:
         source = VideoSource(video_path, cache_frames=2)
     except VideoError as exc:
@@ -267,9 +268,9 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
     import cv2
 
     table = classes.color_table()
-    shown = np.zeros(256, bool)
-    shown[: len(classes)] = True
-    shown[VOID_INDEX] = True
+    # As on screen: every value is painted (void, and values past the class set, which are
+    # data errors worth seeing) except the hidden classes.
+    shown = np.ones(256, bool)
     for c in hidden:
         shown[int(c)] = False
     try:

@@ -235,6 +235,9 @@ def test_overlay_export_refuses_bad_arguments_with_the_reason(tmp_path):
         write_overlay_video(video, lambda i: None, chest_xray(), tmp_path / "o.mp4", opacity=2)
     with pytest.raises(VideoPipelineError, match="o.avi: the overlay video is written as .mp4"):
         write_overlay_video(video, lambda i: None, chest_xray(), tmp_path / "o.avi")
+    mp4 = write_overlay_video(video, lambda i: None, chest_xray(), tmp_path / "o.mp4").path
+    with pytest.raises(VideoPipelineError, match="o.mp4: the overlay video cannot replace its"):
+        write_overlay_video(mp4, lambda i: None, chest_xray(), mp4)
     with pytest.raises(VideoPipelineError, match="missing.avi: the file does not exist"):
         write_overlay_video(tmp_path / "missing.avi", lambda i: None, chest_xray(),
                             tmp_path / "o.mp4")
