@@ -247,3 +247,20 @@ def test_a_checkpoint_reveals_its_branches_once_loaded(window, dock, qtbot, tmp_
     assert dock.activations.result["class"] == "1 (thing)"
     assert "tiny.pt" in dock.activations.result["model"]
     assert "lite, trained)" in dock.activations.info.text()
+
+
+def test_each_pyramid_bin_shows_the_pooling_cell_holding_the_pixel(window, dock, qtbot):
+    pick_model(dock, "pspnet")
+    panel = dock.receptive
+    panel.erf_check.setChecked(False)
+    panel.branch_combo.setCurrentText("psp.bin3")
+    window.tool_actions["Receptive field"].trigger()
+    click(window.canvas, 100, 20)           # right half and third, top half and third
+    wait_done(qtbot, window, dock)
+    cells = {m["name"]: m["box"] for m in panel.result["marks"]}
+    assert cells["psp.bin1"] == (0, 0, H, W)
+    assert cells["psp.bin2"] == (0, W // 2, H // 2, W)
+    assert cells["psp.bin3"] == (0, 2 * W // 3, H // 3, W)
+    # 6×6: rows of 15 px (y 20 is in row 1), columns of 21.7 px (x 100 is in column 4).
+    assert cells["psp.bin6"] == (15, 86, 30, 109)
+    assert "6×6 grid" in panel.legend.text()
