@@ -351,18 +351,14 @@ def workspace_overlay_video(ws, source: str | Path, out_path: str | Path, opacit
     one of the workspace's videos."""
     from segstudio.core.workspace import WorkspaceError
 
-    source = Path(source).as_posix()
-    items = {it.frame: it for it in ws.items
-             if it.frame is not None and Path(it.source).as_posix() == source}
-    if not items:
-        raise VideoPipelineError(f"{source}: not a video of the workspace {ws.root.name}")
+    source, rows = _video_items(ws, source)
     labels_now = labels_now or {}
 
     def labels_for(frame: int) -> np.ndarray | None:
         if frame in labels_now:
             return labels_now[frame]
-        item = items.get(frame)
-        return None if item is None else ws.load_labels(item)
+        row = rows.get(frame)
+        return None if row is None else ws.load_labels(ws.items[row])
 
     try:
         return write_overlay_video(ws.root / source, labels_for, ws.classes, out_path, opacity,
@@ -370,3 +366,41 @@ def workspace_overlay_video(ws, source: str | Path, out_path: str | Path, opacit
                                    cancel=cancel)
     except WorkspaceError as exc:
         raise VideoPipelineError(str(exc)) from None
+
+
+def _video_items(ws, source: str | Path) -> tuple[str, dict[int, int]]:
+    """(posix path, frame -> workspace row) of the workspace video ``source``."""
+    source = Path(source).as_posix()
+    rows = {it.frame: row for row, it in enumerate(ws.items)
+            if it.frame is not None and Path(it.source).as_posix() == source}
+    if not rows:
+        raise VideoPipelineError(f"{source}: not a video of the workspace {ws.root.name}")
+    return source, rows
+
+
+def predict_workspace_frames(ws, source: str | Path, predictor, frames: Iterable[int],
+                             on_result: Callable[[int, Any], None],
+                             cancel: Callable[[], bool] | None = None, *,
+                             write_labels: Iterable[int] = ()) -> PipelineStats:
+    """``predict_frames`` over workspace ``ws``'s video ``source``, keeping each prediction as the
+    frame's prediction file (and as its labels for frames in ``write_labels``) in the writer
+    thread, then calling ``on_result(row, prediction)`` with the frame's workspace row.
+
+    A prediction whose class count differs from the workspace's is passed on unwritten: the
+    caller decides what to do about it.
+    """
+    from segstudio.io.voc import save_label_png
+
+    source, rows = _video_items(ws, source)
+    writable = set(write_labels)
+
+    def store(frame: int, prediction) -> None:
+        item = ws.items[rows[frame]]
+        if prediction.probabilities.shape[0] == len(ws.classes):
+            ws.save_prediction(item, prediction.labels)
+            if frame in writable:
+                save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+        on_result(rows[frame], prediction)
+
+    with VideoSource(ws.root / source, cache_frames=2) as video:
+        return predict_frames(video, predictor, frames, store, cancel)

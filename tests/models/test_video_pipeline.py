@@ -8,14 +8,9 @@ import pytest
 
 from segstudio.core.classes import chest_xray
 from segstudio.io.video import VideoSource
-from segstudio.models.video_pipeline import (
-    VideoPipelineError,
-    blend_overlay,
-    frame_range,
-    predict_frames,
-    run_stages,
-    write_overlay_video,
-)
+from segstudio.models.video_pipeline import (VideoPipelineError, blend_overlay, frame_range,
+                                             predict_frames, predict_workspace_frames,
+                                             run_stages, write_overlay_video)
 
 W, H = 64, 48
 
@@ -279,3 +274,30 @@ def test_overlay_video_command_names_the_problem(tmp_path, capsys):
                  "--frames", "1-9"]) == 2
     assert "--frames 1-9: the video has frames 0-2" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_workspace_frames_keep_predictions_and_write_labels_only_where_allowed(tmp_path):
+    from segstudio.core.workspace import Workspace
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    make_video(folder / "clip.avi", count=6)
+    ws = Workspace.open(folder, classes=chest_xray())
+    classes = len(chest_xray())
+
+    class Flat:
+        def predict(self, rgb, cancel=None):
+            labels = np.full(rgb.shape[:2], 2, np.uint8)
+            return SimpleNamespace(labels=labels, probabilities=np.zeros((classes, 1, 1)))
+
+    rows = []
+    stats = predict_workspace_frames(ws, "clip.avi", Flat(), [1, 2, 3],
+                                     lambda row, p: rows.append(row), write_labels=[2])
+    assert stats.frames == 3 and rows == [1, 2, 3]
+    for frame in (1, 2, 3):
+        np.testing.assert_array_equal(ws.load_prediction(ws.items[frame]), 2)
+    assert ws.load_labels(ws.items[2]) is not None
+    assert ws.load_labels(ws.items[1]) is None and ws.load_labels(ws.items[3]) is None
+    with pytest.raises(VideoPipelineError, match="other.avi: not a video of the workspace ws"):
+        predict_workspace_frames(ws, "other.avi", Flat(), [0], lambda row, p: None)
+    ws.close()

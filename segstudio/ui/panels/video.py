@@ -28,25 +28,22 @@ EXPECTED = (VideoPipelineError, VideoError, WorkspaceError)   # errors shown as 
 
 class FrameRun(BackgroundTask):
     """Loads the chosen model (the panel keeps it for the next run) and predicts frames through
-    the pipeline; succeeds with the run's PipelineStats.
+    the pipeline, which writes their files; succeeds with the run's PipelineStats.
 
-    The prediction's files are written in the pipeline's writer thread; ``result(row,
-    prediction)`` then reaches the GUI thread queued, where the window applies it.
+    ``result(row, prediction)`` reaches the GUI thread queued, where the window applies it.
     """
 
     modelReady = Signal(object)        # dict, as the window's model runner reports it
     result = Signal(int, object)       # workspace row, Prediction
 
     def __init__(self, panel: VideoPanel, choice, ws, frames: list[int],
-                 writes: dict[int, bool]) -> None:
+                 write_labels: list[int]) -> None:
         super().__init__(self._predict, EXPECTED, panel)
-        self.panel, self.choice, self.workspace = panel, choice, ws
-        self.video, self.rows = ws.root / panel.source, dict(panel.rows)
-        self.frames, self.writes = frames, writes
+        self.panel, self.choice, self.workspace, self.source = panel, choice, ws, panel.source
+        self.frames, self.write_labels = frames, write_labels
 
     def _predict(self, progress, cancelled):
-        from segstudio.io.voc import save_label_png
-        from segstudio.models.video_pipeline import predict_frames
+        from segstudio.models.video_pipeline import predict_workspace_frames
 
         predictor = self.panel.predictor_for(self.choice)
         meta = predictor.meta
@@ -54,21 +51,15 @@ class FrameRun(BackgroundTask):
                               "trained": predictor.trained, "device": str(predictor.device),
                               "precision": predictor.precision, "training": meta.training,
                               "label": self.choice.label})
-        ws, done = self.workspace, [0]
+        done = [0]
 
-        def on_result(frame: int, prediction) -> None:
-            row = self.rows[frame]
-            item = ws.items[row]
-            if prediction.probabilities.shape[0] == len(ws.classes):
-                ws.save_prediction(item, prediction.labels)
-                if self.writes[row]:
-                    save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+        def on_result(row: int, prediction) -> None:
             done[0] += 1
             self.result.emit(row, prediction)
             progress(done[0], len(self.frames))
 
-        with VideoSource(self.video, cache_frames=2) as source:
-            return predict_frames(source, predictor, self.frames, on_result, cancelled)
+        return predict_workspace_frames(self.workspace, self.source, predictor, self.frames,
+                                        on_result, cancelled, write_labels=self.write_labels)
 
 
 def _button(kind, parent, text: str, tip: str, slot):
@@ -300,9 +291,9 @@ class VideoPanel(QWidget):
         frames = [f for f in range(first, last + 1) if f in self.rows]
         # Decided here, on the GUI thread: an open or corrected frame's labels are never
         # written by the worker; the window decides about those when it applies the result.
-        writes = {self.rows[f]: ws.items[self.rows[f]].status not in PROTECTED
-                  and win.document_for(self.rows[f]) is None for f in frames}
-        task = FrameRun(self, choice, ws, frames, writes)
+        writable = [f for f in frames if ws.items[self.rows[f]].status not in PROTECTED
+                    and win.document_for(self.rows[f]) is None]
+        task = FrameRun(self, choice, ws, frames, writable)
         task.modelReady.connect(self._model_ready)
         task.result.connect(lambda row, p: self._apply(ws, row, p))
         task.succeeded.connect(lambda stats: self._ran(stats, first, last))
