@@ -263,7 +263,7 @@ class ExplainSession(QObject):
         name, work, done = self._queue.pop(0)
         task = BackgroundTask(lambda _progress, cancelled: _guarded(work, cancelled),
                               (ExplainError,), self)
-        task.succeeded.connect(done)
+        task.succeeded.connect(lambda result: None if task.was_cancelled else done(result))
         task.failed.connect(lambda message: self.window.show_error(f"{name}: {message}"))
         task.finished.connect(self._finished)
         self._task = task
@@ -276,10 +276,15 @@ class ExplainSession(QObject):
             task.deleteLater()
         self._next()
 
-    def shutdown(self) -> None:
+    def cancel(self) -> None:
+        """Drop waiting jobs and ask the running one to stop; its result is not shown."""
         self._queue.clear()
         if self._task is not None:
             self._task.cancel()
+
+    def shutdown(self) -> None:
+        self.cancel()
+        if self._task is not None:
             self._task.wait(60000)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
@@ -381,11 +386,20 @@ class ExplainDock(QWidget):
         self.export_button = QPushButton("Export figure…", self)
         self.export_button.setToolTip("Save the view in this tab as a PNG figure for slides")
         self.export_button.clicked.connect(self._export_dialog)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop the computation under way (between its steps)")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(session.cancel)
+        session.busyChanged.connect(self.cancel_button.setEnabled)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.picker)
         layout.addWidget(self.tabs, 1)
-        layout.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.export_button)
+        layout.addLayout(buttons)
         window.documentShown.connect(self._document_shown)
         self.tabs.currentChanged.connect(self._tab_changed)
 

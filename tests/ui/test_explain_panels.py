@@ -264,3 +264,16 @@ def test_each_pyramid_bin_shows_the_pooling_cell_holding_the_pixel(window, dock,
     # 6×6: rows of 15 px (y 20 is in row 1), columns of 21.7 px (x 100 is in column 4).
     assert cells["psp.bin6"] == (15, 86, 30, 109)
     assert "6×6 grid" in panel.legend.text()
+
+
+def test_cancel_drops_the_running_view_and_the_queue(window, dock, qtbot):
+    pick_model(dock, "deeplabv3")
+    grid = dock.branches
+    qtbot.mouseClick(grid.show_button, Qt.MouseButton.LeftButton)
+    dock.activations.branch_combo.setCurrentText("aspp.rate6")
+    qtbot.mouseClick(dock.activations.show_button, Qt.MouseButton.LeftButton)
+    assert dock.cancel_button.isEnabled()
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    assert grid.thumbnails == [] and dock.activations.result is None
+    assert not dock.cancel_button.isEnabled()
