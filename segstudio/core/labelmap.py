@@ -186,11 +186,11 @@ class LabelMap:
             mask = mask & allowed
         region = self._labels[clipped.slices]
         mask = mask & (region != value)
-        if not mask.any():
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
             return Rect.empty()
-        ys, xs = np.nonzero(mask)
-        dirty = Rect(clipped.x0 + int(xs.min()), clipped.y0 + int(ys.min()),
-                     clipped.x0 + int(xs.max()) + 1, clipped.y0 + int(ys.max()) + 1)
+        dirty = Rect(clipped.x0 + int(cols[0]), clipped.y0 + int(rows[0]),
+                     clipped.x0 + int(cols[-1]) + 1, clipped.y0 + int(rows[-1]) + 1)
         with self.step(name):
             self.history.before_write(self._labels, dirty)
             region[mask] = value
@@ -273,10 +273,10 @@ class LabelMap:
         if labels.shape != self.shape:
             raise LabelMapError(f"labels of shape {labels.shape} do not fit a map of {self.shape}")
         diff = labels != self._labels
-        if not diff.any():
+        rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
+        if rows.size == 0:
             return Rect.empty()
-        ys, xs = np.nonzero(diff)
-        dirty = Rect(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        dirty = Rect(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
         with self.step(name):
             self.history.before_write(self._labels, dirty)
             self._labels[dirty.slices] = labels[dirty.slices]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -85,6 +85,7 @@ class Workspace:
         self._foreign = foreign or []  # records of items not present now, kept on save
         self._videos: OrderedDict[Path, VideoSource] = OrderedDict()
         self._videos_lock = threading.Lock()
+        self.deferred_save: Callable[[dict], None] | None = None
         self._assign_label_paths()
 
     # -- opening -----------------------------------------------------------------------------
@@ -311,10 +312,21 @@ class Workspace:
         return data
 
     def save(self) -> None:
-        """Write the workspace file atomically."""
+        """Write the workspace file atomically, or hand a snapshot to ``deferred_save``.
+
+        A GUI sets ``deferred_save`` to write from a background thread (the snapshot is taken
+        here, so later changes never tear it); scripts write at once.
+        """
+        data = self.to_dict()
+        if self.deferred_save is not None:
+            self.deferred_save(data)
+            return
+        self.write_file(data)
+
+    def write_file(self, data: dict) -> None:
         try:
-            atomic_write_text(self.file_path(), json.dumps(self.to_dict(), indent=1,
-                                                           ensure_ascii=False) + "\n")
+            atomic_write_text(self.file_path(), json.dumps(data, indent=1, ensure_ascii=False)
+                              + "\n")
         except OSError as e:
             raise WorkspaceError(f"{self.FILE_NAME}: cannot be saved ({e.strerror or e})") from None
 

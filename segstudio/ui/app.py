@@ -47,6 +47,7 @@ def run_gui(args) -> int:
     win = MainWindow()
     app.aboutToQuit.connect(win.models.shutdown)
     app.aboutToQuit.connect(win.smart.close)
+    app.aboutToQuit.connect(win.ws_writer.flush)
     win.interactive = not args.screenshot
     win.resize(*size)
     win.show()

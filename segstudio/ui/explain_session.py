@@ -242,6 +242,7 @@ class ExplainSession(QObject):
         source = self.current_source()
         self.classes = self.window.classes
         self._queue = [q for q in self._queue if q[0] != name]
+
         def deliver(result, doc=doc) -> None:
             if self.window.doc is doc:       # a result for another image is of no use now
                 done(result)

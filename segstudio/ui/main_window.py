@@ -34,6 +34,7 @@ from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.prediction_layers import PredictionLayers
 from segstudio.ui.smart_tools import SmartTools
+from segstudio.ui.workspace_writer import WorkspaceWriter
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
 
 KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items
@@ -66,6 +67,9 @@ class MainWindow(QMainWindow):
         self.models = ModelRuns(self)
         self.autosave = Autosave(self, RecoveryStore(user_data_dir() / "recovery"))
         self.layers = PredictionLayers(self)
+        self.ws_writer = WorkspaceWriter(self)
+        self.ws_writer.failed.connect(lambda m: self.statusBar().showMessage(
+            f"The workspace file could not be written: {m}", 10000))
         self.metrics = MetricsPanel(self)
         self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)
@@ -177,7 +181,10 @@ class MainWindow(QMainWindow):
         return True
 
     def set_workspace(self, ws: Workspace) -> None:
+        if self.workspace is not None:
+            self.ws_writer.flush()
         self.workspace = ws
+        self.ws_writer.attach(ws)
         self.autosave.reset(str(ws.root))
         self._kept.clear()
         self.doc = None
@@ -479,6 +486,7 @@ class MainWindow(QMainWindow):
         if self.maybe_save():
             self.models.shutdown()
             self.smart.close()
+            self.ws_writer.flush()
             self.autosave.close()
             event.accept()
         else:

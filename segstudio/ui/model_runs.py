@@ -69,13 +69,13 @@ class ModelRuns(QObject):
         return True
 
     def _job(self, row: int, load_rgb) -> Job:
-        """A job whose files (the raw prediction always; the labels of an item that is neither
-        open nor corrected) are written in the worker thread."""
+        """A job whose files (the raw prediction always; the labels of an item nobody has
+        corrected) are written in the worker thread, so no PNG is encoded on the GUI thread."""
         from segstudio.io.voc import save_label_png
 
         ws = self.window.workspace
         item = ws.items[row]
-        write_labels = item.status not in PROTECTED and self.window.document_for(row) is None
+        write_labels = item.status not in PROTECTED
 
         def store(prediction) -> None:
             if prediction.probabilities.shape[0] != len(ws.classes):
@@ -116,7 +116,12 @@ class ModelRuns(QObject):
             doc.prediction = prediction
             if item.status not in PROTECTED and not doc.dirty:
                 doc.labels.replace(prediction.labels, name="prediction")
-                win.save_document(doc, status=ItemStatus.PREDICTED, by=by)
+                if ws.label_path(item).exists() and not adopted:    # written by the worker
+                    doc.mark_saved()
+                    win.autosave.saved(item)
+                    ws.set_status(item, ItemStatus.PREDICTED, by=by)
+                else:
+                    win.save_document(doc, status=ItemStatus.PREDICTED, by=by)
             else:
                 win.statusBar().showMessage(
                     f"{item.id}: your corrected labels were kept; the prediction is shown for "
@@ -129,7 +134,7 @@ class ModelRuns(QObject):
         win.files.model.item_changed(row)
         if doc is win.doc:
             win.prediction_shown(prediction)
-            win.metrics.refresh_image()
+            win.metrics.labels_changed()        # re-scored on the panel's timer, not here
 
     def _catalog_ready(self, entries) -> None:
         self.panel.set_catalog(entries)

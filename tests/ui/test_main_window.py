@@ -250,6 +250,7 @@ def test_class_sets_load_save_add_and_persist(window, image_folder, qtbot, tmp_p
     assert ClassSet.load(path) == window.classes
     window.legend.replace_classes(voc21())
     assert window.classes == voc21() and window.legend.table.rowCount() == 21
+    window.ws_writer.flush()
     assert Workspace.open(image_folder).classes == voc21()      # recorded in the workspace
     assert window.legend.load_classes(str(path))
     assert window.classes.names[-1] == "nodule"

@@ -25,6 +25,7 @@ from segstudio.ui.tools.base import Tool
 CONTEXT_MODELS = (("FCN-8s", ("fcn8s", "fcn16s", "fcn32s")), ("PSPNet", ("pspnet",)),
                   ("DeepLab v3", ("deeplabv3",)))
 DOT_RADIUS = 4.0            # screen pixels
+KEPT_TWINS = 2              # random-weight networks kept for effective fields
 
 
 def _fields(ctx, loaded, size) -> dict:
@@ -211,6 +212,8 @@ class ReceptiveFieldPanel(QWidget):
                             str(next(loaded.model.parameters()).device))
                 twins = ctx.session.twins
                 if twin_key not in twins:
+                    while len(twins) >= KEPT_TWINS:     # a paper-size twin is large
+                        twins.pop(next(iter(twins)))
                     twins[twin_key] = random_twin(loaded)
                 image = ctx.input(loaded)
                 for model in (loaded.model, twins[twin_key]):
