@@ -136,7 +136,8 @@ def augment_pair(image: np.ndarray, labels: np.ndarray,
     return image[y:y + c, x:x + c], labels[y:y + c, x:x + c]
 
 
-def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_collate(batch: list[tuple[torch.Tensor, torch.Tensor]]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack samples of different sizes: images padded with 0, labels with the void index."""
     h = max(x.shape[1] for x, _ in batch)
     w = max(x.shape[2] for x, _ in batch)
@@ -163,6 +164,23 @@ def channel_stats(dataset: VocSegmentation, limit: int = 64) -> tuple[tuple[floa
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-6))
     return tuple(float(v) for v in mean), tuple(float(max(v, 1e-3)) for v in std)
+
+
+def median_frequency_weights(dataset, num_classes: int) -> list[float]:
+    """Per-class loss weights ``median(f) / f_c``, where ``f_c`` is class c's pixel share in
+    the images that contain it (SegNet §3.2); classes never seen get weight 1."""
+    pixels = np.zeros(num_classes, np.float64)
+    present = np.zeros(num_classes, np.float64)
+    for i in range(len(dataset)):
+        labels = dataset.load(i)[1]
+        counts = np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=num_classes)
+        counts = counts[:num_classes]
+        pixels += counts
+        present += (counts > 0) * float((labels != IGNORE_INDEX).sum())
+    seen = pixels > 0
+    freq = np.where(seen, pixels / np.maximum(present, 1), 0.0)
+    median = float(np.median(freq[seen])) if seen.any() else 1.0
+    return [round(median / f, 5) if f > 0 else 1.0 for f in freq]
 
 
 class VocInstances(Dataset):

@@ -34,7 +34,7 @@ from segstudio.core.metrics import ConfusionMatrix, Scores
 from segstudio.io.atomic import atomic_write_with
 from segstudio.train.dataset import (IGNORE_INDEX, Augment, DatasetError, VocInstances,
                                      VocSegmentation, channel_stats, instance_collate,
-                                     pad_collate)
+                                     median_frequency_weights, pad_collate)
 
 AUX_WEIGHT = 0.4
 POLY_POWER = 0.9
@@ -250,179 +250,170 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
         dev = torch.device("cuda", d.local_rank)
         torch.cuda.set_device(dev)
     try:
-        return _run(model_name=model_name, data_dir=data_dir, config=config, epochs=epochs,
-                    batch_size=batch_size, lr=lr, crop=crop, out=out, resume=resume,
-                    progress=progress, cancel=cancel, device=device, seed=seed,
-                    optimizer=optimizer, weight_decay=weight_decay, hflip=hflip,
-                    balance=balance,
-                    workers=workers, max_steps=max_steps, command=command, ckpt=ckpt,
-                    registry=registry, instance=instance, dev=dev, d=d)
+        classes = read_classes(data_dir)
+        n_cls = len(classes)
+        lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
+        command = command or _default_command(model_name, data_dir, config, epochs, batch_size, lr,
+                                              crop, out, seed, optimizer, device, balance)
+        if hflip is None:
+            hflip = classes.names != chest_xray().names
+        state = _load_resume(resume, out, model_name, config, classes)
+        try:
+            train_set, val_set, collate, mean, std, class_weight = _datasets(
+                data_dir, instance, Augment(crop=crop, hflip=hflip), state, n_cls, balance)
+        except DatasetError as exc:
+            raise TrainError(str(exc)) from None
+        weight_t = None if class_weight is None else \
+            torch.tensor(class_weight, dtype=torch.float32, device=dev)
+
+        torch.manual_seed(seed)           # identical initial weights in every process
+        try:
+            model = registry.build_model(model_name, n_cls, config=config).to(dev)
+        except registry.ModelConfigError as exc:
+            raise TrainError(str(exc)) from None
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
+               else torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay))
+        start_epoch, history = 0, []
+        best = {"epoch": 0, "miou": -1.0, "macc": float("nan")}
+        if state:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start_epoch, history, best = state["epoch"], state["history"], state["best"]
+        net = model
+        if d.world > 1:
+            if dev.type == "cuda":
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[dev.index] if dev.type == "cuda" else None)
+            model = net.module
+
+        sampler = (DistributedSampler(train_set, d.world, d.rank, shuffle=True, seed=seed,
+                                      drop_last=True) if d.world > 1 else None)
+        gen = torch.Generator()
+        loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None,
+                            sampler=sampler, drop_last=len(train_set) >= batch_size * d.world,
+                            collate_fn=collate, num_workers=workers, generator=gen,
+                            pin_memory=dev.type == "cuda")
+        val_loader = DataLoader(Subset(val_set, range(d.rank, len(val_set), d.world)),
+                                batch_size=batch_size, collate_fn=collate, num_workers=workers)
+        steps = len(loader) if max_steps is None else min(len(loader), max_steps)
+        if steps == 0:
+            raise TrainError(f"{data_dir.name}: {len(train_set)} training images are fewer than "
+                             f"one batch of {batch_size} per process")
+        total = epochs * steps
+        cancelled = False
+        cur_lr = lr
+
+        for epoch in range(start_epoch, epochs):
+            t0 = time.perf_counter()
+            # Shuffling and augmentation are seeded per epoch, so a resumed run repeats exactly
+            # the batches and crops the uninterrupted one would have drawn.
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            gen.manual_seed(seed * 1000 + epoch)
+            torch.manual_seed(seed * 1000 + epoch * 7919 + d.rank)
+            def report(done: int, loss: float, lr_now: float, e: int = epoch) -> None:
+                if progress is not None and d.main:
+                    progress(TrainProgress(e + 1, epochs, done, steps, loss, lr_now))
+
+            loss_sum, done, cur_lr, cancelled = _train_epoch(
+                net, loader, opt, steps, lr, epoch * steps, total, instance, weight_t, dev,
+                cancel, report)
+            if cancelled:
+                break
+            _average_buffers(model, d)
+            cm = evaluate(model, val_loader, n_cls, dev, instance)
+            cm.matrix = _all_sum(cm.matrix, d).astype(np.int64)
+            cm.unassigned = _all_sum(cm.unassigned, d).astype(np.int64)
+            scores = cm.scores()
+            mean_loss = float(_all_sum(np.array([loss_sum / max(done, 1)]), d)[0] / d.world)
+            is_best = bool(np.isfinite(scores.miou) and scores.miou > best["miou"])
+            seconds = time.perf_counter() - t0
+            history.append({"epoch": epoch + 1, "loss": round(mean_loss, 5), "lr": cur_lr,
+                            "val_mIoU": _r(scores.miou), "val_mAcc": _r(scores.macc),
+                            "seconds": round(seconds, 1)})
+            if is_best:
+                best = {"epoch": epoch + 1, "miou": float(scores.miou), "macc": float(scores.macc)}
+            if d.main:
+                if is_best:
+                    summary = {
+                        "dataset": data_dir.name, "train_images": len(train_set),
+                        "val_images": len(val_set), "epochs": epochs, "best_epoch": epoch + 1,
+                        "val_mIoU": _r(scores.miou), "val_mAcc": _r(scores.macc),
+                        "val_per_class": scores.to_dict(classes.names)["per_class"],
+                        "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
+                        "processes": d.world, "crop": crop, "seed": seed,
+                        "class_weights": class_weight,
+                        "device": dev.type, "command": command,
+                        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    }
+                    meta = ckpt.CheckpointMeta(arch=model_name, config=config, classes=classes,
+                                               mean=tuple(mean), std=tuple(std), trained=True,
+                                               training=summary)
+                    ckpt.save_checkpoint(out, model, meta)
+                _save_resume(out, model, opt, epoch + 1, history, best, mean, std, model_name,
+                             config, classes)
+                if progress is not None:
+                    progress(TrainProgress(epoch + 1, epochs, done, steps, mean_loss, cur_lr,
+                                           val=scores, best=is_best, seconds=seconds))
+        model.eval()
+        return TrainResult(out=out, best_epoch=best["epoch"], best_miou=best["miou"],
+                           best_macc=best["macc"], epochs_done=len(history), cancelled=cancelled,
+                           history=history, model=model)
     finally:
         if d.owns_group and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _run(*, model_name, data_dir, config, epochs, batch_size, lr, crop, out, resume, progress,
-         cancel, device, seed, optimizer, weight_decay, hflip, balance, workers, max_steps,
-         command,
-         ckpt, registry, instance, dev, d) -> TrainResult:
-    classes = read_classes(data_dir)
-    n_cls = len(classes)
-    lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
-    command = command or _default_command(model_name, data_dir, config, epochs, batch_size, lr,
-                                          crop, out, seed, optimizer, device, balance)
-    if hflip is None:
-        hflip = classes.names != chest_xray().names
-    state = _load_resume(resume, out, model_name, config, classes)
-    aug = Augment(crop=crop, hflip=hflip)
-    try:
-        if instance:
-            mean, std = ckpt.IMAGENET_MEAN, ckpt.IMAGENET_STD   # Mask R-CNN normalises itself
-            train_set = VocInstances(data_dir, "train", augment=aug)
-            val_set = VocInstances(data_dir, "val")
-            collate = instance_collate
-        else:
-            probe = VocSegmentation(data_dir, "train", mean=(0, 0, 0), std=(1, 1, 1))
-            mean, std = (state["mean"], state["std"]) if state else channel_stats(probe)
-            train_set = VocSegmentation(data_dir, "train", mean=mean, std=std, augment=aug,
-                                        num_classes=n_cls)
-            val_set = VocSegmentation(data_dir, "val", mean=mean, std=std, num_classes=n_cls)
-            collate = pad_collate
-        class_weight = (median_frequency_weights(train_set, n_cls)
-                        if balance and not instance else None)
-    except DatasetError as exc:
-        raise TrainError(str(exc)) from None
-    weight_t = None if class_weight is None else \
-        torch.tensor(class_weight, dtype=torch.float32, device=dev)
+def _datasets(data_dir: Path, instance: bool, aug: Augment, state: dict | None, n_cls: int,
+              balance: bool):
+    """Train and val datasets, their collate function, the input normalisation (measured on
+    the training images, or kept from the run being resumed) and the class weights."""
+    from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 
-    torch.manual_seed(seed)           # identical initial weights in every process
-    try:
-        model = registry.build_model(model_name, n_cls, config=config).to(dev)
-    except registry.ModelConfigError as exc:
-        raise TrainError(str(exc)) from None
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
-           else torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay))
-    start_epoch, history = 0, []
-    best = {"epoch": 0, "miou": -1.0, "macc": float("nan")}
+    if instance:     # Mask R-CNN normalises its input itself
+        return (VocInstances(data_dir, "train", augment=aug), VocInstances(data_dir, "val"),
+                instance_collate, IMAGENET_MEAN, IMAGENET_STD, None)
     if state:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start_epoch, history, best = state["epoch"], state["history"], state["best"]
-    net = model
-    if d.world > 1:
-        if dev.type == "cuda":
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[dev.index] if dev.type == "cuda" else None)
-        model = net.module
+        mean, std = tuple(state["mean"]), tuple(state["std"])
+    else:
+        mean, std = channel_stats(VocSegmentation(data_dir, "train", mean=(0, 0, 0),
+                                                  std=(1, 1, 1)))
+    train_set = VocSegmentation(data_dir, "train", mean=mean, std=std, augment=aug,
+                                num_classes=n_cls)
+    val_set = VocSegmentation(data_dir, "val", mean=mean, std=std, num_classes=n_cls)
+    weights = median_frequency_weights(train_set, n_cls) if balance else None
+    return train_set, val_set, pad_collate, mean, std, weights
 
-    sampler = (DistributedSampler(train_set, d.world, d.rank, shuffle=True, seed=seed,
-                                  drop_last=True) if d.world > 1 else None)
-    gen = torch.Generator()
-    loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None,
-                        sampler=sampler, drop_last=len(train_set) >= batch_size * d.world,
-                        collate_fn=collate, num_workers=workers, generator=gen,
-                        pin_memory=dev.type == "cuda")
-    val_loader = DataLoader(Subset(val_set, range(d.rank, len(val_set), d.world)),
-                            batch_size=batch_size, collate_fn=collate, num_workers=workers)
-    steps = len(loader) if max_steps is None else min(len(loader), max_steps)
-    if steps == 0:
-        raise TrainError(f"{data_dir.name}: {len(train_set)} training images are fewer than "
-                         f"one batch of {batch_size} per process")
-    total = epochs * steps
-    cancelled = False
 
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        # Shuffling and augmentation are seeded per epoch, so a resumed run repeats exactly
-        # the batches and crops the uninterrupted one would have drawn.
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        gen.manual_seed(seed * 1000 + epoch)
-        torch.manual_seed(seed * 1000 + epoch * 7919 + d.rank)
-        net.train()
-        loss_sum, done, cur_lr = 0.0, 0, lr
-        for images, targets in loader:
-            if done >= steps:
-                break
-            if cancel is not None and cancel():
-                cancelled = True
-                break
-            cur_lr = _poly(opt, lr, epoch * steps + done, total)
-            if instance:
-                loss = _instance_loss(net, images, targets, dev)
-            else:
-                output = net(images.to(dev, non_blocking=True))
-                loss = _seg_loss(output, targets.to(dev, non_blocking=True), weight_t)
-            if not torch.isfinite(loss):
-                raise TrainError(f"the loss became {loss.item()} at epoch {epoch + 1}; lower "
-                                 f"the learning rate (now {cur_lr:g})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.detach())
-            done += 1
-            if progress is not None and d.main:
-                progress(TrainProgress(epoch + 1, epochs, done, steps, loss_sum / done, cur_lr))
-        if cancelled:
+def _train_epoch(net, loader, opt, steps, base_lr, first_step, total_steps, instance,
+                 weight, dev, cancel, report) -> tuple[float, int, float, bool]:
+    """One epoch of at most ``steps`` steps: (loss sum, steps done, last lr, cancelled)."""
+    net.train()
+    loss_sum, done, lr = 0.0, 0, base_lr
+    for images, targets in loader:
+        if done >= steps:
             break
-        _average_buffers(model, d)
-        cm = evaluate(model, val_loader, n_cls, dev, instance)
-        cm.matrix = _all_sum(cm.matrix, d).astype(np.int64)
-        cm.unassigned = _all_sum(cm.unassigned, d).astype(np.int64)
-        scores = cm.scores()
-        mean_loss = float(_all_sum(np.array([loss_sum / max(done, 1)]), d)[0] / d.world)
-        is_best = bool(np.isfinite(scores.miou) and scores.miou > best["miou"])
-        seconds = time.perf_counter() - t0
-        history.append({"epoch": epoch + 1, "loss": round(mean_loss, 5), "lr": cur_lr,
-                        "val_mIoU": _r(scores.miou), "val_mAcc": _r(scores.macc),
-                        "seconds": round(seconds, 1)})
-        if is_best:
-            best = {"epoch": epoch + 1, "miou": float(scores.miou), "macc": float(scores.macc)}
-        if d.main:
-            if is_best:
-                summary = {
-                    "dataset": data_dir.name, "train_images": len(train_set),
-                    "val_images": len(val_set), "epochs": epochs, "best_epoch": epoch + 1,
-                    "val_mIoU": _r(scores.miou), "val_mAcc": _r(scores.macc),
-                    "val_per_class": scores.to_dict(classes.names)["per_class"],
-                    "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
-                    "processes": d.world, "crop": crop, "seed": seed,
-                    "class_weights": class_weight,
-                    "device": dev.type, "command": command,
-                    "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                }
-                meta = ckpt.CheckpointMeta(arch=model_name, config=config, classes=classes,
-                                           mean=tuple(mean), std=tuple(std), trained=True,
-                                           training=summary)
-                ckpt.save_checkpoint(out, model, meta)
-            _save_resume(out, model, opt, epoch + 1, history, best, mean, std, model_name,
-                         config, classes)
-            if progress is not None:
-                progress(TrainProgress(epoch + 1, epochs, done, steps, mean_loss, cur_lr,
-                                       val=scores, best=is_best, seconds=seconds))
-    model.eval()
-    return TrainResult(out=out, best_epoch=best["epoch"], best_miou=best["miou"],
-                       best_macc=best["macc"], epochs_done=len(history), cancelled=cancelled,
-                       history=history, model=model)
-
-
-def median_frequency_weights(dataset, num_classes: int) -> list[float]:
-    """Per-class loss weights ``median(f) / f_c``, where ``f_c`` is class c's pixel share in
-    the images that contain it (SegNet §3.2); classes never seen get weight 1."""
-    pixels = np.zeros(num_classes, np.float64)
-    present = np.zeros(num_classes, np.float64)
-    for i in range(len(dataset)):
-        labels = dataset.load(i)[1]
-        counts = np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=num_classes)
-        counts = counts[:num_classes]
-        pixels += counts
-        present += (counts > 0) * float((labels != IGNORE_INDEX).sum())
-    seen = pixels > 0
-    freq = np.where(seen, pixels / np.maximum(present, 1), 0.0)
-    median = float(np.median(freq[seen])) if seen.any() else 1.0
-    return [round(median / f, 5) if f > 0 else 1.0 for f in freq]
+        if cancel is not None and cancel():
+            return loss_sum, done, lr, True
+        lr = _poly(opt, base_lr, first_step + done, total_steps)
+        if instance:
+            loss = _instance_loss(net, images, targets, dev)
+        else:
+            output = net(images.to(dev, non_blocking=True))
+            loss = _seg_loss(output, targets.to(dev, non_blocking=True), weight)
+        if not torch.isfinite(loss):
+            raise TrainError(f"the loss became {loss.item()}; lower the learning rate "
+                             f"(now {lr:g})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += float(loss.detach())
+        done += 1
+        if report is not None:
+            report(done, loss_sum / done, lr)
+    return loss_sum, done, lr, False
 
 
 def _r(v: float) -> float | None:

@@ -11,9 +11,8 @@ import torch
 from segstudio.io import voc
 from segstudio.models.checkpoint import load_checkpoint
 from segstudio.train import synth
-from segstudio.train.dataset import VocSegmentation, pad_collate
-from segstudio.train.loop import (TrainError, evaluate, median_frequency_weights, resume_path,
-                                  train)
+from segstudio.train.dataset import VocSegmentation, median_frequency_weights, pad_collate
+from segstudio.train.loop import TrainError, evaluate, resume_path, train
 
 torch.set_num_threads(1)
 
