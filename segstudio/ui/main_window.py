@@ -29,6 +29,7 @@ from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
 from segstudio.ui.recent import RecentFiles
+from segstudio.ui.review import Review
 from segstudio.ui.render import OverlayMode, rgb8_to_qimage
 from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
 
         self.tools = {cls.name: cls(self) for cls in (BrushTool, EraserTool, FillTool, PolygonTool)}
         self.smart = SmartTools(self)            # adds the GrabCut box tool
+        self.review = Review(self)
         build_menus(self)
         build_toolbar(self)
 

@@ -80,6 +80,14 @@ def build_menus(window) -> None:
                                            lambda on: _compare(window, on), "C", m)
     window.compare_action.setCheckable(True)
     m.addSeparator()
+    window.review_action = window._action("&Review mode", lambda on: window.review.set_active(on),
+                                          "F2", m)
+    window.review_action.setCheckable(True)
+    window._action("Accept (review)", lambda: window.review.accept(), "Y")
+    window._action("Reject and edit (review)", lambda: window.review.reject(), "X")
+    window._action("Next (review)", lambda: window.review.step(1), "Right")
+    window._action("Previous (review)", lambda: window.review.step(-1), "Left")
+    window._action("Ne&xt unreviewed item", lambda: window.review.next_unreviewed(), "N", m)
     window._action("&Next item", lambda: window.step_item(1), "D", m)
     window._action("&Previous item", lambda: window.step_item(-1), "A", m)
 

@@ -23,12 +23,16 @@ class ModelRuns(QObject):
         self.panel = ModelPanel(window)
         self.runner = ModelRunner(self)
         self.model_info: dict | None = None
+        self._overwrite: set[int] = set()      # rows whose corrected labels the user lets go
+        self._queue_total = 0
         self.run_when_ready = False
         self._catalog_loaded = False
         p, r = self.panel, self.runner
         p.runCurrent.connect(self.run_current)
         p.runAll.connect(self.run_all)
         p.cancel.connect(r.cancel)
+        p.pause.connect(self._pause)
+        r.started.connect(self._started)
         r.catalogReady.connect(self._catalog_ready)
         r.modelReady.connect(self._model_ready)
         r.result.connect(self.apply)
@@ -60,22 +64,27 @@ class ModelRuns(QObject):
         ws, choice = self.window.workspace, self.panel.current_choice()
         if ws is None or choice is None:
             return False
-        jobs = [self._job(row, lambda item=item: ws.read_image(item).to_rgb8())
-                for row, item in enumerate(ws.items) if item.status not in PROTECTED]
+        overwrite = self.panel.overwrite_box.isChecked()
+        jobs = [self._job(row, lambda item=item: ws.read_image(item).to_rgb8(), overwrite)
+                for row, item in enumerate(ws.items)
+                if overwrite or item.status not in PROTECTED]
         if not jobs:
             self.window.statusBar().showMessage("Every item has corrected labels already", 4000)
             return False
         self._start(jobs, choice)
         return True
 
-    def _job(self, row: int, load_rgb) -> Job:
+    def _job(self, row: int, load_rgb, overwrite: bool = False) -> Job:
         """A job whose files (the raw prediction always; the labels of an item nobody has
         corrected) are written in the worker thread, so no PNG is encoded on the GUI thread."""
         from segstudio.io.voc import save_label_png
 
         ws = self.window.workspace
         item = ws.items[row]
-        write_labels = item.status not in PROTECTED
+        write_labels = overwrite or item.status not in PROTECTED
+        self._overwrite.discard(row)
+        if overwrite:
+            self._overwrite.add(row)
 
         def store(prediction) -> None:
             if prediction.probabilities.shape[0] != len(ws.classes):
@@ -86,7 +95,19 @@ class ModelRuns(QObject):
 
         return Job(row, load_rgb, store)
 
+    def _pause(self, paused: bool) -> None:
+        self.runner.set_paused(paused)
+        self.panel.queue_label.setText("Paused after the current item" if paused else "")
+
+    def _started(self, row: int) -> None:
+        ws = self.window.workspace
+        if ws is not None and 0 <= row < len(ws.items) and not self.runner.paused:
+            done = self.panel.progress.value()
+            self.panel.queue_label.setText(f"Now: {ws.items[row].id} · "
+                                           f"{self._queue_total - done} left in the queue")
+
     def _start(self, jobs: list[Job], choice) -> None:
+        self._queue_total = len(jobs)
         self.window.begin_busy()
         self.panel.set_running(True)
         self.panel.show_progress(0, len(jobs))
@@ -112,9 +133,11 @@ class ModelRuns(QObject):
                 return
         doc = win.document_for(row)
         by = self.model_info["label"] if self.model_info else "model"
+        replace = item.status not in PROTECTED or row in self._overwrite
+        self._overwrite.discard(row)
         if doc is not None:
             doc.prediction = prediction
-            if item.status not in PROTECTED and not doc.dirty:
+            if replace and not doc.dirty:
                 doc.labels.replace(prediction.labels, name="prediction")
                 if ws.label_path(item).exists() and not adopted:    # written by the worker
                     doc.mark_saved()
@@ -126,7 +149,7 @@ class ModelRuns(QObject):
                 win.statusBar().showMessage(
                     f"{item.id}: your corrected labels were kept; the prediction is shown for "
                     "comparison only", 6000)
-        elif item.status not in PROTECTED:
+        elif replace:
             if ws.label_path(item).exists() and not adopted:     # written by the worker
                 ws.set_status(item, ItemStatus.PREDICTED, by=by)
             else:

@@ -87,10 +87,12 @@ class _InferenceWorker(QObject):
     failed = Signal(int, str)              # row (-1: not about one item), message
     finished = Signal(bool)                # True if cancelled
     catalogReady = Signal(object)          # list[CatalogEntry]
+    started = Signal(int)                  # row whose prediction begins now
 
     def __init__(self) -> None:
         super().__init__()
         self.cancel_flag = threading.Event()
+        self.pause_flag = threading.Event()
         self._predictor = None
         self._choice: ModelChoice | None = None
 
@@ -140,9 +142,12 @@ class _InferenceWorker(QObject):
             total = len(jobs)
             self.progress.emit(0, total)
             for done, job in enumerate(jobs, 1):
+                while self.pause_flag.is_set() and not self.cancel_flag.is_set():
+                    self.cancel_flag.wait(0.05)
                 if self.cancel_flag.is_set():
                     cancelled = True
                     break
+                self.started.emit(job.row)
                 try:
                     rgb = job.load_rgb()
                     prediction = self._predictor.predict(rgb, cancel=self.cancel_flag.is_set)
@@ -184,6 +189,7 @@ class ModelRunner(QObject):
     failed = Signal(int, str)
     finished = Signal(bool)
     catalogReady = Signal(object)
+    started = Signal(int)
     _catalog = Signal(object)
     _load = Signal(object)
     _run = Signal(object, object)
@@ -197,7 +203,7 @@ class ModelRunner(QObject):
         self._catalog.connect(self._worker.catalog)
         self._load.connect(self._worker.load)
         self._run.connect(self._worker.run)
-        for name in ("modelReady", "result", "progress", "failed", "catalogReady"):
+        for name in ("modelReady", "result", "progress", "failed", "catalogReady", "started"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.finished.connect(self._on_finished)
         self._thread.start()
@@ -220,7 +226,19 @@ class ModelRunner(QObject):
         self._run.emit(choice, jobs)
 
     def cancel(self) -> None:
+        self._worker.pause_flag.clear()
         self._worker.cancel_flag.set()
+
+    def set_paused(self, paused: bool) -> None:
+        """Hold the queue after the item in progress (a cancel still stops it)."""
+        if paused:
+            self._worker.pause_flag.set()
+        else:
+            self._worker.pause_flag.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._worker.pause_flag.is_set()
 
     def _on_finished(self, cancelled: bool) -> None:
         self._active = max(0, self._active - 1)

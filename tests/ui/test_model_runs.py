@@ -74,3 +74,47 @@ def test_cancel_stops_a_workspace_run_within_one_item(window, tmp_path, qtbot):
     statuses = [item.status for item in window.workspace.items]
     assert statuses.count(ItemStatus.PREDICTED) == len(done)
     assert "cancelled" in window.statusBar().currentMessage()
+
+
+def test_pause_holds_the_queue_and_resume_finishes_it(window, tmp_path, qtbot):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    window.open_paths([folder])
+    _start(window, qtbot)
+    _pick(window, "unet")
+    done = []
+    window.models.runner.result.connect(lambda row, _: done.append(row))
+    window.models.run_all()
+    qtbot.waitUntil(lambda: len(done) >= 1, timeout=120_000)
+    window.models.panel.pause_button.click()
+    assert "Paused" in window.models.panel.queue_label.text()
+    qtbot.wait(300)
+    held = len(done)
+    qtbot.wait(1500)
+    assert len(done) <= held + 1 and len(done) < 8      # at most the item in progress finishes
+    window.models.panel.pause_button.click()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    assert sorted(done) == list(range(8))
+
+
+def test_run_all_replaces_corrected_labels_only_when_asked(window, image_folder, qtbot):
+    from helpers import drag
+
+    window.open_paths([image_folder])
+    window.legend.select_class(3)
+    drag(window.canvas, [(10, 10), (60, 10)])
+    window.save_current()
+    corrected = window.doc.labels.array.copy()
+    _start(window, qtbot)
+    _pick(window, "unet")
+    window.models.run_all()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    np.testing.assert_array_equal(window.doc.labels.array, corrected)
+    window.models.panel.overwrite_box.setChecked(True)
+    window.models.run_all()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    np.testing.assert_array_equal(window.doc.labels.array, window.doc.prediction.labels)
+    assert window.doc.item.status == ItemStatus.PREDICTED

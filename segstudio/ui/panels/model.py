@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from segstudio.ui.workers import CatalogEntry, ModelChoice
@@ -18,6 +18,7 @@ class ModelPanel(QWidget):
     runCurrent = Signal()
     runAll = Signal()
     cancel = Signal()
+    pause = Signal(bool)
     choiceChanged = Signal(object)       # ModelChoice
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -45,6 +46,14 @@ class ModelPanel(QWidget):
         self.run_all_button.setToolTip("Segment every item that has no corrected labels")
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setEnabled(False)
+        self.pause_button = QPushButton("Pause", self)
+        self.pause_button.setCheckable(True)
+        self.pause_button.setEnabled(False)
+        self.pause_button.toggled.connect(self.pause)
+        self.overwrite_box = QCheckBox("Run on all: replace corrected labels too", self)
+        self.overwrite_box.setToolTip("Off (the default): items a person corrected or reviewed "
+                                      "keep their labels and are skipped")
+        self.queue_label = QLabel("", self)
         self.run_button.clicked.connect(self.runCurrent)
         self.run_all_button.clicked.connect(self.runAll)
         self.cancel_button.clicked.connect(self.cancel)
@@ -69,13 +78,15 @@ class ModelPanel(QWidget):
         dev.addWidget(self.precision_combo)
         form.addRow("Device", dev)
         buttons = QHBoxLayout()
-        for b in (self.run_button, self.run_all_button, self.cancel_button):
+        for b in (self.run_button, self.run_all_button, self.pause_button, self.cancel_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addWidget(self.overwrite_box)
         layout.addWidget(self.progress)
+        layout.addWidget(self.queue_label)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.state_label)
         layout.addStretch(1)
@@ -150,7 +161,10 @@ class ModelPanel(QWidget):
         self.run_button.setEnabled(not running)
         self.run_all_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        self.pause_button.setEnabled(running)
         if not running:
+            self.pause_button.setChecked(False)
+            self.queue_label.setText("")
             self.progress.setMaximum(max(1, self.progress.maximum()))
 
     def show_progress(self, done: int, total: int) -> None:
