@@ -1,0 +1,38 @@
+"""The bundled trained models segment the bundled demo images they ship with."""
+
+import numpy as np
+import pytest
+
+from segstudio.core.metrics import scores
+from segstudio.io.images import read_image
+from segstudio.models.checkpoint import read_meta
+from segstudio.models.engine import Predictor
+from segstudio.paths import demo_dir, weights_dir
+from segstudio.train import synth
+
+# (checkpoint, demo image, how the demo image was generated, lowest acceptable mIoU)
+BUNDLED = [
+    ("chest_xray_unet_lite.pt", "chest_phantom_01.png", ("xray", 0, 160), 0.8),
+    ("context_unet_lite.pt", "context_01.png", ("context", 3, 256), 0.9),
+]
+
+
+@pytest.mark.parametrize("weights, image, made, floor", BUNDLED)
+def test_bundled_model_segments_its_demo_image(weights, image, made, floor):
+    kind, index, size = made
+    truth = synth.make_sample(kind, index, size=size, seed=2026)
+    data = read_image(demo_dir() / image)
+    rgb = data.to_rgb8()
+    assert rgb.shape == (size, size, 3)
+    # The shipped file is exactly the generated sample (16-bit grey for the phantom).
+    expected = truth.grey16 if kind == "xray" else truth.image
+    np.testing.assert_array_equal(data.pixels.reshape(expected.shape), expected)
+
+    meta = read_meta(weights_dir() / weights)
+    assert meta.trained and meta.classes == synth.classes_for(kind)
+    predictor = Predictor.from_checkpoint(weights_dir() / weights, device="cpu",
+                                          precision="fp32", num_threads=1)
+    labels = predictor.predict(rgb).labels
+    result = scores(truth.labels, labels, len(meta.classes))
+    assert result.miou > floor
+    assert (result.iou > 0.5).all()      # every class, clavicles and boats included, is found
