@@ -451,6 +451,18 @@ class MainWindow(QMainWindow):
             dialog.exec()
         return dialog
 
+    def statistics_dialog(self):
+        from segstudio.ui.statistics_dialog import StatisticsDialog
+
+        if self.workspace is None:
+            self.show_error("Open a folder first.")
+            return None
+        self.ws_writer.flush()
+        dialog = StatisticsDialog(self)
+        if self.interactive:
+            dialog.exec()
+        return dialog
+
     def finetune_dialog(self):
         from segstudio.ui.finetune_dialog import FineTuneDialog
 

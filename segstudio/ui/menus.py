@@ -88,6 +88,7 @@ def build_menus(window) -> None:
     window._action("Next (review)", lambda: window.review.step(1), "Right")
     window._action("Previous (review)", lambda: window.review.step(-1), "Left")
     window._action("Ne&xt unreviewed item", lambda: window.review.next_unreviewed(), "N", m)
+    window._action("Workspace &statistics…", window.statistics_dialog, None, m)
     window._action("&Next item", lambda: window.step_item(1), "D", m)
     window._action("&Previous item", lambda: window.step_item(-1), "A", m)
 

@@ -258,3 +258,16 @@ def test_class_sets_load_save_add_and_persist(window, image_folder, qtbot, tmp_p
     assert not window.legend.load_classes(str(tmp_path / "bad.json"))
     assert "bad.json" in window.statusBar().currentMessage() or "class set" in \
         window.statusBar().currentMessage()
+
+
+def test_ctrl_drag_sizes_the_brush_and_each_tool_keeps_its_size(window, image_folder, qtbot):
+    doc = _open(window, image_folder, qtbot)
+    brush, eraser = window.tools["Brush"], window.tools["Eraser"]
+    brush.set_size(10)
+    eraser.set_size(4)
+    drag(window.canvas, [(50, 50), (60, 50), (70, 50)], Qt.KeyboardModifier.ControlModifier)
+    assert brush.size == 50 and doc.labels.array.max() == 0     # sized, nothing painted
+    window.set_tool("Eraser")
+    assert window.canvas.tool.size == 4
+    window.set_tool("Brush")
+    assert window.canvas.tool.size == 50

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QLabel,
                                QPushButton, QVBoxLayout, QWidget)
 
@@ -110,7 +110,30 @@ def draw_marks(painter: QPainter, result: dict, scale: float) -> None:
     painter.setPen(QPen(QColor(0, 0, 0), 1 / scale))
     painter.setBrush(QColor(255, 40, 40))
     painter.drawEllipse(QPointF(x + 0.5, y + 0.5), 1.5 * r, 1.5 * r)
+    if result["marks"]:
+        painter.scale(1 / scale, 1 / scale)      # the key is drawn in screen pixels
+        _draw_key(painter, result["marks"])
     painter.restore()
+
+
+def _draw_key(painter: QPainter, marks: list[dict]) -> None:
+    """Which colour is which branch, in the image's top-left corner, on a dark plate."""
+    font = QFont(painter.font())
+    font.setPixelSize(12)
+    painter.setFont(font)
+    line = 16
+    width = max(painter.fontMetrics().horizontalAdvance(m["name"]) for m in marks) + 28
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(0, 0, 0, 170))
+    painter.drawRect(QRectF(4, 4, width, line * len(marks) + 8))
+    for i, mark in enumerate(marks):
+        y = 8 + i * line
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(*mark["colour"]))
+        painter.drawEllipse(QPointF(16, y + line / 2), DOT_RADIUS, DOT_RADIUS)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(QRectF(26, y, width - 24, line),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, mark["name"])
 
 
 class ReceptiveFieldTool(Tool):

@@ -20,6 +20,7 @@ class BrushTool(Tool):
         self._last: QPointF | None = None
         self._hover: QPointF | None = None
         self._value = 0
+        self._resize_from: tuple[QPointF, int] | None = None
 
     def set_size(self, size: int) -> None:
         self.size = int(max(self.MIN_SIZE, min(self.MAX_SIZE, size)))
@@ -36,6 +37,11 @@ class BrushTool(Tool):
     def press(self, pos: QPointF, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
             return
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            # Ctrl+drag sizes the brush on the canvas: the circle follows the mouse.
+            self._resize_from = (pos, self.size)
+            self._hover = pos
+            return
         lm = self.ctx.labelmap()
         if lm is None:
             return
@@ -47,6 +53,10 @@ class BrushTool(Tool):
         self._hover = pos
 
     def move(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._resize_from is not None:
+            start, size = self._resize_from
+            self.set_size(round(size + 2 * (pos.x() - start.x())))
+            return
         self._hover = pos
         lm = self.ctx.labelmap()
         if self._last is None or lm is None:
@@ -58,6 +68,9 @@ class BrushTool(Tool):
         self.ctx.request_repaint()
 
     def release(self, pos: QPointF, event: QMouseEvent) -> None:
+        if self._resize_from is not None:
+            self._resize_from = None
+            return
         if self._last is not None:
             lm = self.ctx.labelmap()
             if lm is not None:
@@ -74,7 +87,8 @@ class BrushTool(Tool):
     def draw(self, painter: QPainter, canvas) -> None:
         if self._hover is None:
             return
-        centre = canvas.to_widget(self._hover)
+        anchor = self._resize_from[0] if self._resize_from is not None else self._hover
+        centre = canvas.to_widget(anchor)
         r = max(self.size * canvas.scale / 2.0, 1.5)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setBrush(Qt.BrushStyle.NoBrush)
