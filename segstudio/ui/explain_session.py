@@ -223,6 +223,19 @@ class ExplainSession(QObject):
             return self.last_loaded.branches
         return {}
 
+    def has_branch(self, branch: str) -> bool:
+        """True if ``branch`` names a branch to look at; otherwise say in the status bar why not."""
+        if branch:
+            return True
+        if self.current_source() is None:
+            message = "No model chosen: pick one in the Model panel or in Inside the model"
+        elif self.busy:
+            message = "The model is still loading; its branches appear when it is ready"
+        else:
+            message = "This model has no probed branches"
+        self.window.statusBar().showMessage(message, 4000)
+        return False
+
     # -- jobs --------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:

@@ -277,3 +277,11 @@ def test_cancel_drops_the_running_view_and_the_queue(window, dock, qtbot):
     wait_done(qtbot, window, dock)
     assert grid.thumbnails == [] and dock.activations.result is None
     assert not dock.cancel_button.isEnabled()
+
+
+def test_show_without_a_model_says_to_pick_one(window, dock, qtbot):
+    assert window.models.panel.current_choice() is None      # the catalogue is not loaded
+    assert dock.activations.branch_combo.count() == 0
+    qtbot.mouseClick(dock.activations.show_button, Qt.MouseButton.LeftButton)
+    assert "No model chosen" in window.statusBar().currentMessage()
+    assert not dock.session.busy

@@ -132,8 +132,7 @@ class ActivationsPanel(QWidget):
     # -- jobs --------------------------------------------------------------------------------
     def show_activation(self) -> bool:
         branch, mode = self.branch_combo.currentText(), self._mode()
-        if not branch:
-            self.window.statusBar().showMessage("This model has no probed branches", 4000)
+        if not self.session.has_branch(branch):
             return False
 
         def work(ctx):
@@ -154,7 +153,7 @@ class ActivationsPanel(QWidget):
 
     def show_grad_cam(self) -> bool:
         branch, cls = self.branch_combo.currentText(), self.window.current_class()
-        if not branch:
+        if not self.session.has_branch(branch):
             return False
 
         def work(ctx):

@@ -207,8 +207,7 @@ class ReceptiveFieldPanel(QWidget):
         branch = self.branch_combo.currentText()
         if doc is None or not (0 <= y < doc.image.height and 0 <= x < doc.image.width):
             return False
-        if not branch:
-            self.window.statusBar().showMessage("This model has no probed branches", 4000)
+        if not self.session.has_branch(branch):
             return False
         self.session.pixel = (y, x)
         with_erf = self.erf_check.isChecked()
