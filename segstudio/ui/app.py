@@ -19,9 +19,24 @@ def _parse_size(text: str) -> tuple[int, int]:
         raise SystemExit(f"segstudio: error: --size expects WxH like 1280x800, got {text!r}") from None
 
 
-def demo_paths() -> list[Path]:
-    d = demo_dir()
-    return [d] if d.is_dir() and any(d.iterdir()) else []
+def demo_paths(kind: str = "chest") -> list[Path]:
+    """The demo as a workspace of its own in the user's data folder (the bundled files may sit
+    in a read-only install): ``chest`` — the synthetic chest X-ray phantoms; ``context`` — the
+    boat-or-car scene of the receptive-field lesson."""
+    import shutil
+
+    from segstudio.paths import user_data_dir
+
+    src = demo_dir()
+    files = sorted(src.glob(f"{kind}_*.png")) if src.is_dir() else []
+    if not files:
+        return []
+    dest = user_data_dir() / f"demo-{kind}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if not (dest / f.name).exists():
+            shutil.copyfile(f, dest / f.name)
+    return [dest]
 
 
 def run_gui(args) -> int:

@@ -25,6 +25,7 @@ from segstudio.paths import user_data_dir
 from segstudio.ui.autosave import Autosave
 from segstudio.ui.canvas import Canvas
 from segstudio.ui.document import Document
+from segstudio.ui.explain_session import install_explain
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
@@ -72,8 +73,11 @@ class MainWindow(QMainWindow):
         self.ws_writer.failed.connect(lambda m: self.statusBar().showMessage(
             f"The workspace file could not be written: {m}", 10000))
         self.metrics = MetricsPanel(self)
-        self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)
+        model_dock = self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)
+        scores_dock = self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(model_dock, scores_dock)
+        model_dock.raise_()
+        self.bottom_right_dock = model_dock     # other panels tabify with it
 
         self.pixel_label = QLabel("", self)
         self.zoom_label = QLabel("", self)
@@ -105,6 +109,11 @@ class MainWindow(QMainWindow):
         self._counts_timer = QTimer(self, singleShot=True, interval=150)
         self._counts_timer.timeout.connect(self._refresh_counts)
         self.set_tool("Brush")
+        self.explain = install_explain(self)
+        explain_dock = self.explain.parentWidget()
+        if isinstance(explain_dock, QDockWidget):
+            self.tabifyDockWidget(self.bottom_right_dock, explain_dock)
+            self.bottom_right_dock.raise_()
 
     # -- layout ------------------------------------------------------------------------------
     def _dock(self, widget: QWidget, title: str, area) -> QDockWidget:
@@ -157,17 +166,21 @@ class MainWindow(QMainWindow):
         recent = self.recent_paths()
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
-    def open_paths(self, paths: list[Path]) -> bool:
-        """Open a folder as a workspace, or loose files together; False (and a message) if not."""
+    def open_paths(self, paths: list[Path], classes: ClassSet | None = None) -> bool:
+        """Open a folder as a workspace, or loose files together; False (and a message) if not.
+
+        A folder's own saved class set wins; a new workspace starts with ``classes`` or the
+        current one.
+        """
         paths = [Path(p) for p in paths]
+        classes = classes or self.classes
         if not self.maybe_save():
             return False
         try:
-            # A folder's own saved class set wins; a new workspace starts with the current one.
             if len(paths) == 1 and paths[0].is_dir():
-                ws = Workspace.open(paths[0], classes=self.classes)
+                ws = Workspace.open(paths[0], classes=classes)
             else:
-                ws = Workspace.from_paths(paths, classes=self.classes)
+                ws = Workspace.from_paths(paths, classes=classes)
         except (WorkspaceError, OSError) as exc:
             self.show_error(str(exc))
             return False
@@ -451,6 +464,23 @@ class MainWindow(QMainWindow):
             dialog.exec()
         return dialog
 
+    def open_demo(self, kind: str) -> bool:
+        """Help ▸ demos: the chest X-ray phantoms, or the boat-or-car context scene, each with
+        its bundled model run at once."""
+        from segstudio.train.synth_context import context_classes
+        from segstudio.ui.app import demo_paths
+
+        paths = demo_paths(kind)
+        if not paths:
+            self.show_error(f"The {kind} demo is not installed with this copy of segstudio.")
+            return False
+        if not self.open_paths(paths, classes=context_classes() if kind == "context" else None):
+            return False
+        self.models.prefer_checkpoint = kind
+        self.models.run_when_ready = True
+        self.models.start()
+        return True
+
     def statistics_dialog(self):
         from segstudio.ui.statistics_dialog import StatisticsDialog
 
@@ -499,6 +529,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.maybe_save():
             self.models.shutdown()
+            self.explain.session.shutdown() if hasattr(self.explain, "session") else None
             self.smart.close()
             self.ws_writer.flush()
             self.autosave.close()
@@ -536,4 +567,5 @@ class MainWindow(QMainWindow):
         self._busy = max(0, self._busy - 1)
 
     def is_idle(self) -> bool:
-        return self._busy == 0 and not self.models.runner.busy
+        return (self._busy == 0 and not self.models.runner.busy
+                and not self.metrics._timer.isActive())

@@ -83,16 +83,25 @@ def build_menus(window) -> None:
     window.review_action = window._action("&Review mode", lambda on: window.review.set_active(on),
                                           "F2", m)
     window.review_action.setCheckable(True)
-    window._action("Accept (review)", lambda: window.review.accept(), "Y")
-    window._action("Reject and edit (review)", lambda: window.review.reject(), "X")
-    window._action("Next (review)", lambda: window.review.step(1), "Right")
-    window._action("Previous (review)", lambda: window.review.step(-1), "Left")
+    # These keys mean something only in review mode; elsewhere the arrows belong to widgets.
+    window.review_actions = [
+        window._action("Accept (review)", lambda: window.review.accept(), "Y"),
+        window._action("Reject and edit (review)", lambda: window.review.reject(), "X"),
+        window._action("Next (review)", lambda: window.review.step(1), "Right"),
+        window._action("Previous (review)", lambda: window.review.step(-1), "Left")]
+    for act in window.review_actions:
+        act.setEnabled(False)
     window._action("Ne&xt unreviewed item", lambda: window.review.next_unreviewed(), "N", m)
     window._action("Workspace &statistics…", window.statistics_dialog, None, m)
     window._action("&Next item", lambda: window.step_item(1), "D", m)
     window._action("&Previous item", lambda: window.step_item(-1), "A", m)
 
     window.help_menu = mb.addMenu("&Help")
+    window._action("Open the chest X-ray &demo", lambda: window.open_demo("chest"), None,
+                   window.help_menu)
+    window._action("Open the &context demo (receptive fields)",
+                   lambda: window.open_demo("context"), None, window.help_menu)
+    window.help_menu.addSeparator()
     window._action("&Keyboard shortcuts", lambda: show_shortcuts(window, window.actions()), "F1",
                  window.help_menu)
     window._action("&About segstudio", lambda: show_about(window), None, window.help_menu)
@@ -120,9 +129,13 @@ def build_toolbar(window) -> None:
     window.opacity_slider.valueChanged.connect(window.set_opacity)
     tb.addWidget(window.opacity_slider)
     tb.addSeparator()
-    window.paint_options = PaintOptions(tb)
+    window.addToolBarBreak()
+    options = QToolBar("Paint options", window)
+    options.setObjectName("toolbar-paint-options")
+    window.addToolBar(options)
+    window.paint_options = PaintOptions(options)
     window.paint_options.set_classes(window.classes)
-    tb.addWidget(window.paint_options)
+    options.addWidget(window.paint_options)
 
 
 def _uncertainty(window, kind: Uncertainty) -> None:

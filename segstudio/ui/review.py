@@ -46,6 +46,8 @@ class Review:
             canvas.tool = self._saved_tool
             self.window.statusBar().clearMessage()
         self.window.review_action.setChecked(on)
+        for act in self.window.review_actions:
+            act.setEnabled(on)
         canvas.update()
 
     def accept(self) -> bool:

@@ -49,9 +49,11 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
 
     entries: list[CatalogEntry] = []
     for folder in folders:
-        newest_first = sorted(Path(folder).glob("*.pt"), key=lambda p: p.stat().st_mtime,
-                              reverse=True)
-        for path in newest_first:
+        # The user's fine-tuned models newest first; bundled ones in name order.
+        files = sorted(Path(folder).glob("*.pt"))
+        if folder == folders[0]:
+            files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in files:
             try:
                 meta = read_meta(path)
             except CheckpointError:
