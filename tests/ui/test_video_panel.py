@@ -141,19 +141,25 @@ def _start_models(window, qtbot):
 
 def test_run_on_a_frame_range_predicts_exactly_those_frames(window, panel, qtbot):
     _start_models(window, qtbot)
+    ws = window.workspace
+    corrected = np.zeros((H, W), np.uint8)
+    corrected[5:20, 5:20] = 3
+    ws.save_labels(ws.items[_frame_row(window, 5)], corrected)
     window.show_row(_frame_row(window, 4))
     panel.first_spin.setValue(3)
     panel.last_spin.setValue(6)
     qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
     assert not window.is_idle()
     qtbot.waitUntil(window.is_idle, timeout=120_000)
-    ws = window.workspace
     predicted = sorted(it.frame for it in ws.items if it.status == ItemStatus.PREDICTED)
-    assert predicted == [3, 4, 5, 6]
+    assert predicted == [3, 4, 6]
     for it in ws.items:
-        if it.frame in (3, 5, 6):
+        if it.frame in (3, 4, 5, 6):
             assert ws.load_labels(it).shape == (H, W)
-            assert ws.load_prediction(it) is not None
+            assert ws.load_prediction(it).shape == (H, W)
+    frame5 = ws.items[_frame_row(window, 5)]
+    assert frame5.status == ItemStatus.CORRECTED                 # corrected labels are kept
+    np.testing.assert_array_equal(ws.load_labels(frame5), corrected)
     assert window.doc.prediction is not None and window.doc.prediction.trained is False
     np.testing.assert_array_equal(window.doc.labels.array, window.doc.prediction.labels)
     assert panel.progress.value() == 4

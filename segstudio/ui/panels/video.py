@@ -289,10 +289,9 @@ class VideoPanel(QWidget):
             win.show_error(f"Frames {first}–{last}: the first frame comes after the last.")
             return False
         frames = [f for f in range(first, last + 1) if f in self.rows]
-        # Decided here, on the GUI thread: an open or corrected frame's labels are never
-        # written by the worker; the window decides about those when it applies the result.
-        writable = [f for f in frames if ws.items[self.rows[f]].status not in PROTECTED
-                    and win.document_for(self.rows[f]) is None]
+        # As in the window's own runs: the labels of a frame nobody has corrected are written
+        # by the worker, so no PNG is encoded on the GUI thread; corrected frames keep theirs.
+        writable = [f for f in frames if ws.items[self.rows[f]].status not in PROTECTED]
         task = FrameRun(self, choice, ws, frames, writable)
         task.modelReady.connect(self._model_ready)
         task.result.connect(lambda row, p: self._apply(ws, row, p))
