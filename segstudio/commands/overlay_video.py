@@ -50,9 +50,12 @@ def parse_frames(text: str | None, count: int) -> list[int]:
         a, b = int(first), int(last if sep else first)
     except ValueError:
         raise CommandError(f"--frames {text}: expected A-B, two frame numbers") from None
-    if not 0 <= a <= b < count:
-        raise CommandError(f"--frames {text}: the video has frames 0-{count - 1}")
-    return list(range(a, b + 1))
+    from segstudio.models.video_pipeline import VideoPipelineError, frame_range
+
+    try:
+        return frame_range(a, b, count)
+    except VideoPipelineError as exc:
+        raise CommandError(f"--frames {text}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -272,7 +272,7 @@ def test_overlay_video_command_names_the_problem(tmp_path, capsys):
     assert "holds 2 videos (a.avi, b.avi); choose one with --video" in capsys.readouterr().err
     assert main(["overlay-video", str(folder), "--out", str(out), "--video", "b.avi",
                  "--frames", "1-9"]) == 2
-    assert "--frames 1-9: the video has frames 0-2" in capsys.readouterr().err
+    assert "--frames 1-9: frames 1–9 do not lie within 0–2" in capsys.readouterr().err
     assert not out.exists()
 
 
