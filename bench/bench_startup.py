@@ -34,7 +34,10 @@ app.processEvents()
 win.canvas.repaint()
 t1 = time.time()
 print(json.dumps({"seconds": t1 - t0, "torch": "torch" in sys.modules,
-                  "shown": win.doc is not None}))
+                  "shown": win.doc is not None}), flush=True)
+win.models.shutdown()
+import os
+os._exit(0)
 """
 
 BARE_QT = r"""
@@ -48,7 +51,9 @@ app = QApplication([])
 win = QMainWindow()
 label = QLabel()
 first = sorted(p for p in demo_paths()[0].iterdir() if p.suffix.lower() == ".png")[0]
-label.setPixmap(QPixmap(str(first)))
+from segstudio.io.images import read_image
+from segstudio.ui.render import rgb8_to_qimage
+label.setPixmap(QPixmap.fromImage(rgb8_to_qimage(read_image(first).to_rgb8())))
 win.setCentralWidget(label)
 win.resize(1280, 800)
 win.show()

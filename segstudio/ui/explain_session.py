@@ -340,12 +340,21 @@ class ModelPicker(QWidget):
         self.file_button.clicked.connect(self._choose_file)
         self.combo.currentIndexChanged.connect(self._changed)
         self.config_combo.currentIndexChanged.connect(self._changed)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        self.untrained = QLabel("Random weights: these views show the architecture's wiring, "
+                                "not learnt features (receptive fields do not depend on weights).",
+                                self)
+        self.untrained.setWordWrap(True)
+        self.untrained.setStyleSheet("color: #e0443e; font-weight: bold;")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
         row.addWidget(QLabel("Model", self))
         row.addWidget(self.combo, 1)
         row.addWidget(self.config_combo)
         row.addWidget(self.file_button)
+        outer.addLayout(row)
+        outer.addWidget(self.untrained)
+        session.sourceChanged.connect(lambda *_: self._show_untrained())
         self._changed()
 
     def add_checkpoint(self, path: Path) -> None:
@@ -374,6 +383,11 @@ class ModelPicker(QWidget):
                                           len(self.session.window.classes)))
         else:
             self.session.pick(ModelSource("", "lite", Path(data)))
+        self._show_untrained()
+
+    def _show_untrained(self) -> None:
+        source = self.session.current_source()
+        self.untrained.setVisible(source is not None and source.checkpoint is None)
 
 
 class ExplainDock(QWidget):

@@ -59,7 +59,7 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
             except CheckpointError:
                 continue
             summary = meta.training or {}
-            score = summary.get("val_miou") or summary.get("best_miou")
+            score = summary.get("val_mIoU")
             detail = f"{meta.arch} ({meta.config}), {len(meta.classes)} classes: " + ", ".join(
                 meta.classes.names) + (f"; validation mIoU {score:.3f}" if isinstance(score, float) else "")
             entries.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),

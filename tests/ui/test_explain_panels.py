@@ -285,3 +285,9 @@ def test_show_without_a_model_says_to_pick_one(window, dock, qtbot):
     qtbot.mouseClick(dock.activations.show_button, Qt.MouseButton.LeftButton)
     assert "No model chosen" in window.statusBar().currentMessage()
     assert not dock.session.busy
+
+
+def test_random_weights_are_flagged_in_the_dock(window, dock, qtbot, tmp_path):
+    pick_model(dock, "pspnet")
+    assert dock.picker.untrained.isVisibleTo(dock.picker)
+    assert "Random weights" in dock.picker.untrained.text()
