@@ -109,6 +109,9 @@ class LabelMap:
 
     def class_counts(self) -> np.ndarray:
         """Pixel count of every value 0..255."""
+        if self._labels.size < 2**24:       # OpenCV's float32 histogram is exact below 2^24
+            hist = cv2.calcHist([self._labels], [0], None, [256], [0, 256])
+            return hist.ravel().astype(np.int64)
         return np.bincount(self._labels.ravel(), minlength=256)
 
     # -- listening ---------------------------------------------------------------------------

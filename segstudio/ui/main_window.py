@@ -26,6 +26,7 @@ from segstudio.ui.autosave import Autosave
 from segstudio.ui.canvas import Canvas
 from segstudio.ui.document import Document
 from segstudio.ui.explain_session import install_explain
+from segstudio.ui.panels.video import install_video
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
@@ -109,6 +110,7 @@ class MainWindow(QMainWindow):
         self._counts_timer = QTimer(self, singleShot=True, interval=150)
         self._counts_timer.timeout.connect(self._refresh_counts)
         self.set_tool("Brush")
+        self.video = install_video(self)
         self.explain = install_explain(self)
         explain_dock = self.explain.parentWidget()
         if isinstance(explain_dock, QDockWidget):
@@ -529,6 +531,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.maybe_save():
             self.models.shutdown()
+            self.video.shutdown()
             self.explain.session.shutdown() if hasattr(self.explain, "session") else None
             self.smart.close()
             self.ws_writer.flush()
