@@ -7,7 +7,6 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from segstudio.ui.explain_session import install_explain
 from tests.ui.helpers import click
 
 torch.set_num_threads(1)
@@ -23,7 +22,7 @@ def dock(window, image_folder, qtbot):
     assert window.open_paths([image_folder])
     assert window.show_row(1)
     assert (window.doc.image.height, window.doc.image.width) == (H, W)
-    return install_explain(window)
+    return window.explain                 # the window installs the dock itself
 
 
 def pick_model(dock, name):

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import Qt
 
 from helpers import move, widget_pos
 from segstudio.ui.prediction_layers import Uncertainty, uncertainty_map
@@ -36,7 +36,7 @@ def _with_prediction(window, image_folder, qtbot):
 
 
 def test_swipe_shows_the_prediction_left_of_the_divider(window, image_folder, qtbot):
-    doc = _with_prediction(window, image_folder, qtbot)
+    _with_prediction(window, image_folder, qtbot)
     window.set_opacity(100)
     qtbot.keyClick(window.canvas, Qt.Key.Key_C)
     assert window.layers.compare

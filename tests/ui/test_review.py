@@ -1,4 +1,3 @@
-import numpy as np
 from PySide6.QtCore import Qt
 
 from helpers import drag

@@ -32,7 +32,7 @@ def video_folder(tmp_path):
 
 @pytest.fixture
 def panel(window, video_folder):
-    panel = install_video(window)
+    panel = window.video                  # the window installs its video dock itself
     assert window.open_paths([video_folder])
     return panel
 
