@@ -7,7 +7,6 @@ from PIL import Image
 from PySide6.QtCore import Qt
 
 from segstudio.core.workspace import ItemStatus
-from segstudio.ui.panels.video import install_video
 
 W, H, FRAMES = 96, 64, 24
 
@@ -172,7 +171,7 @@ def test_cancel_stops_a_frame_run_and_keeps_the_finished_frames(window, qtbot, t
     folder.mkdir()
     count = 150
     write_clip(folder / "long.avi", count, 192, 128)
-    panel = install_video(window)
+    panel = window.video
     window.open_paths([folder])
     _start_models(window, qtbot)
     done = []
