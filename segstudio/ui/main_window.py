@@ -264,6 +264,18 @@ class MainWindow(QMainWindow):
         self.paint_options.set_value_range(*doc.image.value_range)
         self.documentShown.emit(doc)
 
+    def reload_workspace_view(self) -> None:
+        """Label files changed under the window (an import): show them afresh."""
+        row = self.doc.row if self.doc is not None else 0
+        for doc in self._kept.values():
+            doc.labels.remove_listener(self._labels_changed)
+        self._kept.clear()
+        if self.doc is not None:
+            self.doc.labels.remove_listener(self._labels_changed)
+        self.doc = None
+        self.files.set_items(self.workspace.items)
+        self.show_row(row)
+
     def document_for(self, row: int) -> Document | None:
         """The open document of workspace row ``row`` (on screen or kept), if any."""
         if self.doc is not None and self.doc.row == row:

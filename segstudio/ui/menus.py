@@ -7,6 +7,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
 
 from segstudio.ui.dialogs import show_about, show_shortcuts
+from segstudio.ui.label_import import build_import_menu
 from segstudio.ui.panels.paint_options import PaintOptions
 from segstudio.ui.prediction_layers import Uncertainty
 from segstudio.ui.render import OverlayMode
@@ -24,6 +25,7 @@ def build_menus(window) -> None:
     m.addSeparator()
     window.save_action = window._action("&Save labels", window.save_current,
                                     QKeySequence.StandardKey.Save, m)
+    build_import_menu(window, m.addMenu("&Import labels"))
     window._action("&Export VOC…", window.export_voc_dialog, "Ctrl+E", m)
     m.addSeparator()
     window._action("&Quit", window.close, QKeySequence.StandardKey.Quit, m)
@@ -40,6 +42,10 @@ def build_menus(window) -> None:
         act.setCheckable(True)
         window.tool_group.addAction(act)
         window.tool_actions[name] = act
+    eight = window._action("Fill through diagonal neighbours (8-connected)",
+                           lambda on: setattr(window.tools["Fill"], "connectivity", 8 if on else 4),
+                           None, m)
+    eight.setCheckable(True)
     window._action("Smaller brush", lambda: window._grow_brush(-1), "[", m)
     window._action("Larger brush", lambda: window._grow_brush(1), "]", m)
     window._action("Close polygon", window._close_polygon, Qt.Key.Key_Return)

@@ -271,3 +271,19 @@ def test_ctrl_drag_sizes_the_brush_and_each_tool_keeps_its_size(window, image_fo
     assert window.canvas.tool.size == 4
     window.set_tool("Brush")
     assert window.canvas.tool.size == 50
+
+
+def test_fill_connectivity_is_a_menu_choice(window, image_folder, qtbot):
+    doc = _open(window, image_folder, qtbot)
+    labels = np.ones((120, 160), np.uint8)
+    labels[10, 10] = labels[11, 11] = 0                   # diagonal neighbours
+    doc.labels.replace(labels)
+    window.set_tool("Fill")
+    window.legend.select_class(2)
+    click(window.canvas, 10.5, 10.5)
+    assert doc.labels.array[11, 11] == 0
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    act = next(a for a in window.actions() if a.text().startswith("Fill through diagonal"))
+    act.trigger()
+    click(window.canvas, 10.5, 10.5)
+    assert doc.labels.array[11, 11] == 2
