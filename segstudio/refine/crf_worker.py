@@ -173,10 +173,12 @@ class Worker:
             self._drain(job)   # anything it sent before it ended
             if job.running:
                 code = self._process.exitcode
-                how = f"killed by signal {-code}" if code is not None and code < 0 \
-                    else f"exit code {code}"
-                job.fail(f"the CRF worker process stopped unexpectedly ({how}); if the system "
-                         "ran out of memory, try a smaller image or fewer classes")
+                if code is not None and code < 0:
+                    how = (f"killed by signal {-code}; if the system ran out of memory, try a "
+                           "smaller image or fewer classes")
+                else:
+                    how = f"exit code {code}; its error output says why"
+                job.fail(f"the CRF worker process stopped unexpectedly ({how})")
 
     def _drain(self, job: Job) -> None:
         try:

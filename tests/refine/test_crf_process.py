@@ -215,8 +215,12 @@ def test_a_thread_of_the_caller_keeps_ticking_while_the_worker_runs(worker):
     worker.result(timeout=120)
     stop.set()
     ticker.join()
+    # In-process, about half the gaps last a whole mean-field step (100+ ms here). A lone
+    # scheduler hiccup on a busy machine is allowed; a pattern of long pauses is not.
+    late = sum(g > 0.05 for g in gaps)
     assert len(gaps) > 20
-    assert max(gaps) < 0.2, f"longest gap {max(gaps) * 1000:.0f} ms"
+    assert late <= max(1, len(gaps) // 50), f"{late} of {len(gaps)} ticks came over 50 ms late"
+    assert max(gaps) < 0.5, f"longest gap {max(gaps) * 1000:.0f} ms"
 
 
 def test_a_new_submit_abandons_the_running_job_and_serves_the_new_one():
