@@ -59,6 +59,7 @@ def build_menus(window) -> None:
 
     m = mb.addMenu("&Model")
     window._action("&Run on this image", lambda: window.models.run_current(), "Ctrl+R", m)
+    window._action("Run on the &selected items", lambda: window.models.run_selected(), None, m)
     window._action("Run on &all items", lambda: window.models.run_all(), "Ctrl+Shift+R", m)
     window._action("&Cancel run", lambda: window.models.runner.cancel(), None, m)
     m.addSeparator()

@@ -31,6 +31,7 @@ class ModelRuns(QObject):
         p, r = self.panel, self.runner
         p.runCurrent.connect(self.run_current)
         p.runAll.connect(self.run_all)
+        p.runSelected.connect(self.run_selected)
         p.cancel.connect(r.cancel)
         p.pause.connect(self._pause)
         r.started.connect(self._started)
@@ -59,6 +60,21 @@ class ModelRuns(QObject):
         # dragging for display: a defined conversion, the same as in `segstudio predict`.
         rgb = doc.image.to_rgb8()
         self._start([self._job(doc.row, lambda: rgb)], choice)
+        return True
+
+    def run_selected(self) -> bool:
+        """The items selected in the file list (the shown one if none is)."""
+        ws, choice = self.window.workspace, self.panel.current_choice()
+        rows = self.window.files.selected_rows()
+        if ws is None or choice is None or not rows:
+            return self.run_current()
+        overwrite = self.panel.overwrite_box.isChecked()
+        jobs = [self._job(row, lambda item=ws.items[row]: ws.read_image(item).to_rgb8(), overwrite)
+                for row in rows if overwrite or ws.items[row].status not in PROTECTED]
+        if not jobs:
+            self.window.statusBar().showMessage("The selected items have corrected labels", 4000)
+            return False
+        self._start(jobs, choice)
         return True
 
     def run_all(self) -> bool:

@@ -7,6 +7,7 @@ tiles, and the queue is checked between items, so Cancel stops within one item.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import traceback
 from dataclasses import dataclass
@@ -46,6 +47,14 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
     """Trained checkpoints found in ``folders`` first, then every registry model untrained."""
     from segstudio.models.checkpoint import CheckpointError, read_meta
     from segstudio.models.registry import REGISTRY
+
+    # Warm-up: importing torchvision and the model modules holds the GIL for up to a few hundred
+    # milliseconds (extension initialisation). Doing it here, while the model list loads at
+    # start-up, keeps those stalls out of the first model run.
+    import torchvision.models.segmentation  # noqa: F401
+    import segstudio.models.engine  # noqa: F401
+    for module in ("fcn", "segnet", "unet", "pspnet", "deeplab", "refinenet", "maskrcnn"):
+        importlib.import_module(f"segstudio.models.{module}")
 
     entries: list[CatalogEntry] = []
     for folder in folders:

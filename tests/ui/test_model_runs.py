@@ -118,3 +118,29 @@ def test_run_all_replaces_corrected_labels_only_when_asked(window, image_folder,
     qtbot.waitUntil(window.is_idle, timeout=120_000)
     np.testing.assert_array_equal(window.doc.labels.array, window.doc.prediction.labels)
     assert window.doc.item.status == ItemStatus.PREDICTED
+
+
+def test_run_on_the_items_selected_in_the_file_list(window, tmp_path, qtbot):
+    from PySide6.QtCore import QItemSelectionModel
+
+    folder = tmp_path / "sel"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(folder / f"{i}.png")
+    window.open_paths([folder])
+    _start(window, qtbot)
+    _pick(window, "unet")
+    view = window.files.view
+    sel = view.selectionModel()
+    sel.clearSelection()
+    for row in (1, 3):
+        sel.select(window.files.proxy.index(row, 0), QItemSelectionModel.SelectionFlag.Select)
+    done = []
+    window.models.runner.result.connect(lambda row, _: done.append(row))
+    window.models.panel.run_selected_button.click()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    assert sorted(done) == [1, 3]
+    statuses = [i.status for i in window.workspace.items]
+    assert statuses[1] == statuses[3] == ItemStatus.PREDICTED
+    assert statuses[0] == statuses[2] == statuses[4] == ItemStatus.UNLABELLED

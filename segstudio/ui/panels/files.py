@@ -92,6 +92,7 @@ class FileListPanel(QWidget):
         self.view.setModel(self.proxy)
         self.view.setUniformItemSizes(True)
         self.view.setEditTriggers(QListView.EditTrigger.NoEditTriggers)
+        self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
         self.view.activated.connect(self._activated)
         self.view.clicked.connect(self._activated)
         layout = QVBoxLayout(self)
@@ -104,6 +105,11 @@ class FileListPanel(QWidget):
 
     def _activated(self, proxy_index: QModelIndex) -> None:
         self.activated.emit(self.proxy.mapToSource(proxy_index).row())
+
+    def selected_rows(self) -> list[int]:
+        """Workspace rows selected in the list (Shift/Ctrl+click), in list order."""
+        rows = [self.proxy.mapToSource(i).row() for i in self.view.selectionModel().selectedIndexes()]
+        return sorted(set(rows))
 
     def select_row(self, row: int) -> None:
         idx = self.proxy.mapFromSource(self.model.index(row))

@@ -17,6 +17,7 @@ from segstudio.ui.workers import CatalogEntry, ModelChoice
 class ModelPanel(QWidget):
     runCurrent = Signal()
     runAll = Signal()
+    runSelected = Signal()
     cancel = Signal()
     pause = Signal(bool)
     choiceChanged = Signal(object)       # ModelChoice
@@ -42,6 +43,10 @@ class ModelPanel(QWidget):
         self.precision_combo.currentIndexChanged.connect(self._picked)
         self.run_button = QPushButton("Run on image", self)
         self.run_button.setToolTip("Segment the image on screen (Ctrl+R)")
+        self.run_selected_button = QPushButton("Run on selected", self)
+        self.run_selected_button.setToolTip("Segment the items selected in the file list "
+                                            "(Shift/Ctrl+click to select several)")
+        self.run_selected_button.clicked.connect(self.runSelected)
         self.run_all_button = QPushButton("Run on all", self)
         self.run_all_button.setToolTip("Segment every item that has no corrected labels")
         self.cancel_button = QPushButton("Cancel", self)
@@ -78,12 +83,16 @@ class ModelPanel(QWidget):
         dev.addWidget(self.precision_combo)
         form.addRow("Device", dev)
         buttons = QHBoxLayout()
-        for b in (self.run_button, self.run_all_button, self.pause_button, self.cancel_button):
+        for b in (self.run_button, self.run_selected_button, self.run_all_button):
             buttons.addWidget(b)
+        controls = QHBoxLayout()
+        controls.addWidget(self.pause_button)
+        controls.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addLayout(controls)
         layout.addWidget(self.overwrite_box)
         layout.addWidget(self.progress)
         layout.addWidget(self.queue_label)
@@ -159,6 +168,7 @@ class ModelPanel(QWidget):
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
+        self.run_selected_button.setEnabled(not running)
         self.run_all_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.pause_button.setEnabled(running)
