@@ -31,6 +31,13 @@ def wait(app, cond, timeout=300):
             raise SystemExit("timed out")
 
 
+def settle(app) -> None:
+    """Let pending layout and paint events run before a grab."""
+    for _ in range(10):
+        app.processEvents()
+        time.sleep(0.02)
+
+
 def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from segstudio.ui.main_window import MainWindow
@@ -51,22 +58,33 @@ def main() -> int:
     combo.setCurrentIndex(combo.findData("pspnet"))
     dock.picker.config_combo.setCurrentText("lite")
     wait(app, idle)
-    dock.tabs.setCurrentWidget(dock.branches)
+    dock.show_view(dock.branches)
     assert dock.branches.show_grid()
     wait(app, lambda: idle() and dock.branches.thumbnails)
     dock.branches.show_contribution(1)
     wait(app, lambda: idle() and dock.branches.contribution is not None)
+    settle(app)
     win.grab().save(str(HERE / "activation-grid.png"))
 
-    combo.setCurrentIndex(combo.findData("deeplabv3"))
-    dock.tabs.setCurrentWidget(dock.receptive)
+    from segstudio.paths import weights_dir
+
+    dock.picker.add_checkpoint(weights_dir() / "context_deeplabv3_lite.pt")
+    dock.show_view(dock.receptive)
+    wait(app, idle)
     dock.receptive.branch_combo.setCurrentText("backbone.layer2")
     win.tool_actions["Receptive field"].trigger()
     h, w = win.doc.labels.shape
-    wait(app, idle)
     assert dock.receptive.pick_pixel(int(h * 0.4), int(w * 0.68))     # on the boat
     wait(app, lambda: idle() and dock.receptive.result is not None)
+    settle(app)
     win.grab().save(str(HERE / "receptive-field.png"))
+
+    # FCN-8s, PSPNet and DeepLab v3, each trained on the context scenes, at the same pixel.
+    dock.show_view(dock.context)
+    assert dock.context.compare()
+    wait(app, lambda: idle() and dock.context.results)
+    settle(app)
+    win.grab().save(str(HERE / "context.png"))
     win.models.shutdown()
     print("wrote", *(p.name for p in sorted(HERE.glob("*.png"))))
     os._exit(0)

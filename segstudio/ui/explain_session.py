@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFrame, QScrollArea, QFileDialog, QHBoxLayout, QLabel,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from segstudio.ui.colormap import HeatLayer
@@ -407,10 +407,14 @@ class ExplainDock(QWidget):
         self.branches = BranchGridPanel(window, session, self.heat, self)
         self.receptive = ReceptiveFieldPanel(window, session, self)
         self.context = ContextPanel(window, session, self)
-        self.tabs.addTab(self.activations, "Activations")
-        self.tabs.addTab(self.branches, "Branches")
-        self.tabs.addTab(self.receptive, "Receptive field")
-        self.tabs.addTab(self.context, "Context")
+        # Each view scrolls rather than squeezing its pictures when the dock is short.
+        for view, title in ((self.activations, "Activations"), (self.branches, "Branches"),
+                            (self.receptive, "Receptive field"), (self.context, "Context")):
+            scroll = QScrollArea(self.tabs)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(view)
+            self.tabs.addTab(scroll, title)
         self.export_button = QPushButton("Export figure…", self)
         self.export_button.setToolTip("Save the view in this tab as a PNG figure for slides")
         self.export_button.clicked.connect(self._export_dialog)
@@ -434,7 +438,7 @@ class ExplainDock(QWidget):
     def _tab_changed(self, _index: int) -> None:
         # A heat layer belongs to the tab that made it; another tab's view must not sit under it.
         owners = {self.activations: "activations", self.branches: "contribution"}
-        if owners.get(self.tabs.currentWidget()) != self.heat.owner:
+        if owners.get(self.current_view()) != self.heat.owner:
             self.heat.clear()
 
     def _document_shown(self, _doc) -> None:
@@ -443,8 +447,18 @@ class ExplainDock(QWidget):
         for view in (self.activations, self.branches, self.receptive, self.context):
             view.reset()
 
+    def current_view(self) -> QWidget:
+        """The view in the current tab (each tab holds its view in a scroll area)."""
+        return self.tabs.currentWidget().widget()
+
+    def show_view(self, view: QWidget) -> None:
+        for i in range(self.tabs.count()):
+            if self.tabs.widget(i).widget() is view:
+                self.tabs.setCurrentIndex(i)
+                return
+
     def current_figure(self):
-        return self.tabs.currentWidget().figure()
+        return self.current_view().figure()
 
     def export_figure(self, path: str | Path) -> Path | None:
         """Write the current tab's figure to ``path``; None (and a message) if it cannot be."""

@@ -490,7 +490,8 @@ class MainWindow(QMainWindow):
             return False
         if not self.open_paths(paths, classes=context_classes() if kind == "context" else None):
             return False
-        self.models.prefer_checkpoint = kind
+        self.models.prefer_checkpoint = {"chest": "chest_xray_unet_lite.pt",
+                                         "context": "context_unet_lite.pt"}[kind]
         self.models.run_when_ready = True
         self.models.start()
         return True

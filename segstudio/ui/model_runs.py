@@ -26,7 +26,7 @@ class ModelRuns(QObject):
         self._overwrite: set[int] = set()      # rows whose corrected labels the user lets go
         self._queue_total = 0
         self.run_when_ready = False
-        self.prefer_checkpoint = "chest"   # picker starts on the bundled model named so
+        self.prefer_checkpoint = "chest_xray_unet_lite.pt"   # the demo's bundled model
         self._catalog_loaded = False
         p, r = self.panel, self.runner
         p.runCurrent.connect(self.run_current)
@@ -181,7 +181,7 @@ class ModelRuns(QObject):
         self._catalog_loaded = True
         for i, e in enumerate(entries):
             ckpt = e.choice.checkpoint
-            if ckpt is not None and ckpt.name.startswith(self.prefer_checkpoint):
+            if ckpt is not None and ckpt.name == self.prefer_checkpoint:
                 self.panel.model_combo.setCurrentIndex(i)
                 break
 

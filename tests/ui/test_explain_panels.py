@@ -66,7 +66,7 @@ def test_activation_of_a_branch_becomes_a_heat_layer_with_its_range(window, dock
     np.testing.assert_allclose(panel.result["map"], activation_map(t, 3, size=(H, W)),
                                rtol=1e-5, atol=1e-6)
     # The heat layer belongs to this tab: another view's tab hides it.
-    dock.tabs.setCurrentWidget(dock.receptive)
+    dock.show_view(dock.receptive)
     assert dock.heat.image is None
 
 
@@ -89,7 +89,7 @@ def test_branch_grid_has_one_thumbnail_per_branch_and_ablation_counts_changes(wi
     from segstudio.models.registry import get_spec
 
     pick_model(dock, "pspnet")
-    dock.tabs.setCurrentWidget(dock.branches)
+    dock.show_view(dock.branches)
     grid = dock.branches
     qtbot.mouseClick(grid.show_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, window, dock)
@@ -124,7 +124,7 @@ def test_clicking_a_pixel_draws_the_branch_field_and_each_rate_taps(window, dock
     from segstudio.explain.receptive_field import receptive_field
 
     pick_model(dock, "deeplabv3")
-    dock.tabs.setCurrentWidget(dock.receptive)
+    dock.show_view(dock.receptive)
     panel = dock.receptive
     panel.erf_check.setChecked(False)
     panel.branch_combo.setCurrentText("backbone.layer1")
@@ -161,15 +161,18 @@ def test_effective_field_panel_shows_trained_and_random_maps_with_shares(window,
     assert "untrained" in panel.erf_texts[0].text() and "random" in panel.erf_texts[1].text()
 
 
-def test_context_view_compares_three_models_labelled_untrained(window, dock, qtbot):
-    dock.tabs.setCurrentWidget(dock.context)
+def test_context_view_compares_three_models_each_labelled_trained_or_not(window, dock, qtbot):
+    dock.show_view(dock.context)
     dock.session.pixel = (30, 50)
     qtbot.mouseClick(dock.context.compare_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, window, dock)
     results = dock.context.results
     assert [r["title"] for r in results] == ["FCN-8s", "PSPNet", "DeepLab v3"]
     assert all(r["labels"].shape == (H, W) and r["pixel"] == (30, 50) for r in results)
-    assert all("UNTRAINED" in t.text() for t in dock.context.texts)
+    for r, text in zip(results, dock.context.texts):
+        # Bundled context checkpoints exist for all three; a missing one would say UNTRAINED.
+        assert ("UNTRAINED" in text.text()) == (not r["trained"])
+    assert all(r["trained"] for r in results)
     assert all(0 < r["share"] <= 1 for r in results)
     assert all(not v.pixmap().isNull() for v in dock.context.erf_views)
 
@@ -219,7 +222,7 @@ def test_a_broken_checkpoint_is_reported_with_its_name(window, dock, qtbot, tmp_
     assert dock.activations.branch_combo.count() == 0
     dock.activations.show_activation()
     assert "no probed branches" in window.statusBar().currentMessage()
-    dock.tabs.setCurrentWidget(dock.branches)
+    dock.show_view(dock.branches)
     qtbot.mouseClick(dock.branches.show_button, Qt.MouseButton.LeftButton)
     wait_done(qtbot, window, dock)
     assert "broken.pt" in window.statusBar().currentMessage()

@@ -266,6 +266,7 @@ class ReceptiveFieldPanel(QWidget):
             rgb = self.erf_rgb(erf)
             h, w = _thumbnail_size(*rgb.shape[:2], longest=160)
             view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
+            view.setMinimumSize(w, h)
             text.setText(f"{title}: 95 % of the gradient in {erf.mass95_share:.1%} of the "
                          "theoretical field")
         self.window.canvas.update()
@@ -322,8 +323,9 @@ class ContextPanel(QWidget):
         for i, widgets in enumerate(zip(self.views, self.erf_views, self.texts)):
             for row, widget in enumerate(widgets):
                 widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                widget.setWordWrap(True)
                 grid.addWidget(widget, row, i)
+        for text in self.texts:
+            text.setWordWrap(True)      # only text wraps: a wrapping picture label gets squashed
         info = QLabel("Each model's prediction with its theoretical field at the pixel last "
                       "clicked with the receptive-field tool (white box), and below it the "
                       "effective field there: where the output really looks.", self)
@@ -394,6 +396,8 @@ class ContextPanel(QWidget):
             view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
             heat = ReceptiveFieldPanel.erf_rgb(r)
             erf_view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(heat, (h, w)))))
+            view.setMinimumSize(w, h)
+            erf_view.setMinimumSize(w, h)
             state = "trained" if r["trained"] else "UNTRAINED: random weights, noise"
             text.setText(f"<b>{r['title']}</b> — {state}<br>field {r['field'].size[1]:g} px; "
                          f"95 % of the effective field in {r['share']:.1%} of it")
