@@ -190,13 +190,7 @@ class Workspace:
 
     def load_labels(self, item: Item) -> np.ndarray | None:
         """The item's saved labels (H×W uint8), or None when it has none yet."""
-        path = self.label_path(item)
-        if not path.is_file():
-            return None
-        try:
-            return load_label_png(path)
-        except VocError as e:
-            raise WorkspaceError(f"{item.id}: {e}") from None
+        return _read_labels(self.label_path(item), item)
 
     def save_labels(self, item: Item, labels: np.ndarray, *,
                     status: ItemStatus = ItemStatus.CORRECTED, by: str = "") -> None:
@@ -228,13 +222,8 @@ class Workspace:
             raise WorkspaceError(f"{item.id}: {e}") from None
 
     def load_prediction(self, item: Item) -> np.ndarray | None:
-        path = self.prediction_path(item)
-        if not path.is_file():
-            return None
-        try:
-            return load_label_png(path)
-        except VocError as e:
-            raise WorkspaceError(f"{item.id}: {e}") from None
+        """The model's last prediction for ``item``, or None."""
+        return _read_labels(self.prediction_path(item), item)
 
     def set_status(self, item: Item, status: ItemStatus, *, by: str = "") -> None:
         self._mark(item, ItemStatus(status), by)
@@ -329,6 +318,15 @@ class Workspace:
                               + "\n")
         except OSError as e:
             raise WorkspaceError(f"{self.FILE_NAME}: cannot be saved ({e.strerror or e})") from None
+
+
+def _read_labels(path: Path, item: Item) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    try:
+        return load_label_png(path)
+    except VocError as e:
+        raise WorkspaceError(f"{item.id}: {e}") from None
 
 
 def _record(item: Item) -> dict:

@@ -32,6 +32,18 @@ class ModelChoice:
     def label(self) -> str:
         return self.checkpoint.name if self.checkpoint else f"{self.arch} ({self.config}, untrained)"
 
+    def build_predictor(self):
+        """The Predictor for this choice (imports torch: call it off the GUI thread)."""
+        from segstudio.models.engine import Predictor
+
+        if self.checkpoint is not None:
+            return Predictor.from_checkpoint(self.checkpoint, device=self.device,
+                                             precision=self.precision)
+        from segstudio.core.classes import chest_xray
+
+        return Predictor.untrained(self.arch, chest_xray(), self.config, device=self.device,
+                                   precision=self.precision)
+
 
 @dataclass(frozen=True)
 class CatalogEntry:
@@ -127,15 +139,7 @@ class _InferenceWorker(QObject):
         self.finished.emit(False)
 
     def _load(self, choice: ModelChoice) -> None:
-        from segstudio.models.engine import Predictor
-
-        if choice.checkpoint is not None:
-            pred = Predictor.from_checkpoint(choice.checkpoint, device=choice.device,
-                                             precision=choice.precision)
-        else:
-            from segstudio.core.classes import chest_xray
-            pred = Predictor.untrained(choice.arch, chest_xray(), choice.config,
-                                       device=choice.device, precision=choice.precision)
+        pred = choice.build_predictor()
         self._predictor, self._choice = pred, choice
         self.modelReady.emit({
             "arch": pred.meta.arch, "config": pred.meta.config, "classes": pred.meta.classes,

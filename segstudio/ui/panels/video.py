@@ -262,17 +262,7 @@ class VideoPanel(QWidget):
     def predictor_for(self, choice):
         """The Predictor for ``choice``, built once and kept (called in the run's thread)."""
         if self._predictor is None or self._predictor_choice != choice:
-            from segstudio.models.engine import Predictor
-
-            if choice.checkpoint is not None:
-                pred = Predictor.from_checkpoint(choice.checkpoint, device=choice.device,
-                                                 precision=choice.precision)
-            else:
-                from segstudio.core.classes import chest_xray
-
-                pred = Predictor.untrained(choice.arch, chest_xray(), choice.config,
-                                           device=choice.device, precision=choice.precision)
-            self._predictor, self._predictor_choice = pred, choice
+            self._predictor, self._predictor_choice = choice.build_predictor(), choice
         return self._predictor
 
     def run_frames(self) -> bool:
