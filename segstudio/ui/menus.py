@@ -64,6 +64,7 @@ def build_menus(window) -> None:
     window._action("&Cancel run", lambda: window.models.runner.cancel(), None, m)
     m.addSeparator()
     window._action("&Fine-tune on this workspace…", window.finetune_dialog, None, m)
+    window._action("&Published torchvision weights…", lambda: _published(window), None, m)
 
     m = mb.addMenu("&View")
     window._action("&Fit to window", window.canvas.fit_to_window, "Ctrl+0", m)
@@ -155,3 +156,12 @@ def _compare(window, on: bool) -> None:
     if not window.layers.set_compare(on) and on:
         window.statusBar().showMessage("No prediction for this image yet: run a model (Ctrl+R)",
                                        4000)
+
+
+def _published(window):
+    from segstudio.ui.published_dialog import PublishedWeightsDialog
+
+    dialog = PublishedWeightsDialog(window)
+    if window.interactive:
+        dialog.exec()
+    return dialog

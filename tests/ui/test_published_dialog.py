@@ -1,0 +1,42 @@
+import torch
+
+from segstudio.models import published
+from segstudio.models.registry import build_model
+from segstudio.ui.menus import _published
+
+
+def test_published_weights_join_the_model_list_as_trained(window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    real = published.download
+
+    def fake_download(name, progress=None, fetch=None):      # no network in tests
+        return real(name, fetch=lambda url, dest: torch.save(
+            build_model(name, 21, "paper").state_dict(), dest))
+
+    monkeypatch.setattr(published, "download", fake_download)
+    dialog = _published(window)
+    qtbot.addWidget(dialog)
+    dialog.list.setCurrentRow(dialog.names.index("deeplabv3_mobilenet_v3_large"))
+    assert "not downloaded" in dialog.list.currentItem().text()
+    dialog.use_button.click()
+    qtbot.waitUntil(lambda: dialog.task is None and window.is_idle(), timeout=120_000)
+    assert dialog.installed is not None and dialog.installed.exists()
+    assert "in the cache" in dialog.list.item(dialog.names.index(
+        "deeplabv3_mobilenet_v3_large")).text()
+    qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=60_000)
+    entry = window.models.panel.current_entry()
+    assert entry.choice.checkpoint == dialog.installed and entry.trained
+
+
+def test_offline_says_so(window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(name, progress=None, fetch=None):
+        raise published.PublishedWeightsError(f"{name}: could not download (offline)")
+
+    monkeypatch.setattr(published, "download", offline)
+    dialog = _published(window)
+    qtbot.addWidget(dialog)
+    dialog.use_button.click()
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=30_000)
+    assert "Not installed" in dialog.status.text() and "offline" in dialog.status.text()
