@@ -36,3 +36,15 @@ def test_bundled_model_segments_its_demo_image(weights, image, made, floor):
     result = scores(truth.labels, labels, len(meta.classes))
     assert result.miou > floor
     assert (result.iou > 0.5).all()      # every class, clavicles and boats included, is found
+
+
+def test_every_bundled_checkpoint_loads_trained_and_is_documented():
+    from segstudio.models.checkpoint import load_checkpoint
+
+    readme = (weights_dir() / "README.md").read_text()
+    files = sorted(weights_dir().glob("*.pt"))
+    assert len(files) >= 2
+    for path in files:
+        model, meta = load_checkpoint(path)
+        assert meta.trained, path.name
+        assert f"`{path.name}`" in readme, f"{path.name} is not described in the README"
