@@ -260,7 +260,22 @@ def _to_array(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, int]:
     if mode != "RGB":
         im = im.convert("RGB")
         notes.append(f"{mode} colour converted to RGB")
-    return np.asarray(im), 8
+    return _rgb_array(im), 8
+
+
+_STRIP_PIXELS = 4_000_000  # larger pictures are copied to numpy in strips of about this size
+
+
+def _rgb_array(im: Image.Image) -> np.ndarray:
+    """H×W×3 uint8 from an RGB image; large ones strip by strip, because ``np.asarray`` goes
+    through a full ``tobytes`` copy that doubles the peak memory of a big picture."""
+    if im.width * im.height <= _STRIP_PIXELS:
+        return np.asarray(im)
+    out = np.empty((im.height, im.width, 3), np.uint8)
+    rows = max(1, _STRIP_PIXELS // im.width)
+    for y in range(0, im.height, rows):
+        out[y:y + rows] = np.asarray(im.crop((0, y, im.width, min(im.height, y + rows))))
+    return out
 
 
 def _is_16bit_colour(im: Image.Image, head: bytes) -> bool:
