@@ -89,3 +89,34 @@ def test_recorded_label_paths_that_leave_the_workspace_are_ignored(tmp_path):
     assert tmp_path.resolve() in label.parents
     again.save_labels(again.items[0], np.ones((2, 2), np.uint8))
     assert not (tmp_path.parent.parent / "outside.png").exists()
+
+
+HOSTILE_CLASSES = ["background", "../../etc", "CON", "名前", "a\nb", 'quote"s', "x" * 300,
+                   "/abs", "tab\there", "\u202eevil"]
+
+
+def test_hostile_class_names_round_trip_and_never_become_paths(tmp_path):
+    import cv2
+
+    classes = ClassSet(HOSTILE_CLASSES)
+    for sub in ("one", "two"):  # two videos with the same stem in different folders
+        (tmp_path / sub).mkdir()
+        writer = cv2.VideoWriter(str(tmp_path / sub / "clip.avi"),
+                                 cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (16, 12))
+        for k in range(3):
+            writer.write(np.full((12, 16, 3), 30 * k, np.uint8))
+        writer.release()
+    ws = Workspace.open(tmp_path, classes=classes)
+    assert len(ws.items) == 6
+    assert len({ws.label_path(it).resolve() for it in ws.items}) == 6
+    for n, item in enumerate(ws.items):
+        ws.save_labels(item, np.full((12, 16), n % len(classes), np.uint8))
+    again = Workspace.open(tmp_path)
+    assert again.classes.names == classes.names
+    assert [int(again.load_labels(it)[0, 0]) for it in again.items] == list(range(6))
+    result = write_voc(tmp_path / "export", again.samples(), again.classes, val_fraction=0.0)
+    from segstudio.io.voc import read_voc_classes
+    assert read_voc_classes(tmp_path / "export").names == classes.names
+    inside = {p.resolve() for p in tmp_path.rglob("*")}
+    assert not any(name in {"etc", "abs"} for name in (p.name for p in inside))
+    assert result.count == 6
