@@ -136,3 +136,28 @@ def test_killed_during_voc_export_leaves_only_a_marked_partial_folder(tmp_path):
     # the next export still works and replaces the old one
     result = write_voc(out, _samples(4), CLASSES, overwrite=True, val_fraction=0.0)
     assert result.count == 4
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_killed_during_workspace_save_leaves_the_previous_workspace_file(tmp_path):
+    ws = _workspace(tmp_path)
+    ws.save_labels(ws.items[0], np.ones((6, 7), np.uint8), by="first")
+    before = ws.file_path().read_bytes()
+    _run_and_kill(f"""
+        import os, signal
+        from segstudio.io import atomic
+        from segstudio.core.workspace import Workspace
+        ws = Workspace.open({str(tmp_path)!r})
+        ws.items[0].updated_by = "second"
+        real = atomic.os.fsync
+        def die(fd):
+            if os.fstat(fd).st_size > 100:  # the workspace file, once fully written
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(fd)
+        atomic.os.fsync = die
+        ws.save()
+    """, tmp_path)
+    assert ws.file_path().read_bytes() == before
+    again = Workspace.open(tmp_path)
+    assert again.items[0].updated_by == "first"
+    assert (again.load_labels(again.items[0]) == 1).all()
