@@ -199,6 +199,14 @@ class Predictor:
                 self.tile_size = max(floor, tried // 2)
                 notes.append(f"{describe(self.device)} ran out of memory; tile size lowered "
                              f"to {self.tile_size} px")
+            except RuntimeError as exc:
+                text = str(exc)
+                if "CUDA error" not in text and "device" not in text.lower():
+                    raise
+                # A device that failed or disappeared mid-run: say which, and what to do.
+                raise PredictorError(f"{describe(self.device)} failed while predicting "
+                                     f"({text.splitlines()[0][:160]}); choose the CPU in the "
+                                     "Model panel and run again") from None
 
     def _to_input(self, rgb: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0)

@@ -65,10 +65,6 @@ def test_out_of_memory_at_every_size_ends_in_a_predictor_error_and_the_predictor
     assert p.predict(_image(50, 40)).labels.shape == (50, 40)
 
 
-@pytest.mark.xfail(strict=True, reason="Predictor lets a device RuntimeError (GPU lost or "
-                   "illegal access) through as a bare RuntimeError; the window shows it as "
-                   "'RuntimeError: CUDA error ... (file:line)' instead of a sentence naming the "
-                   "device and what to do (predict on the CPU)")
 def test_device_lost_mid_run_is_a_predictor_error_naming_the_device():
     p = Predictor(FaultyNet(lost_after=2), _meta(), device="cpu", precision="fp32",
                   tile_size=64, tile_overlap=8, num_threads=1)
