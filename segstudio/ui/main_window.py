@@ -26,6 +26,7 @@ from segstudio.ui.autosave import Autosave
 from segstudio.ui.canvas import Canvas
 from segstudio.ui.document import Document
 from segstudio.ui.explain_session import install_explain
+from segstudio.ui.frame_labels import install_frame_labels
 from segstudio.ui.panels.video import install_video
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
@@ -111,6 +112,7 @@ class MainWindow(QMainWindow):
         self._counts_timer.timeout.connect(self._refresh_counts)
         self.set_tool("Brush")
         self.video = install_video(self)
+        self.frame_labels = install_frame_labels(self)
         self.explain = install_explain(self)
         explain_dock = self.explain.parentWidget()
         if isinstance(explain_dock, QDockWidget):
