@@ -64,3 +64,28 @@ def test_carry_forward_outside_a_video_says_why(window, image_folder, qtbot):
     window.open_paths([image_folder])
     assert not window.frame_labels.carry_forward()
     assert "video frame" in window.statusBar().currentMessage()
+
+
+def test_propagate_through_the_edit_menu_dialog(window, tmp_path, qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QSpinBox
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    truth = _moving_square_clip(folder / "sq.avi", frames=4)
+    window.open_paths([folder])
+    window.doc.labels.replace(truth[0])
+
+    def fill_and_accept():
+        dialog = QApplication.activeModalWidget()
+        dialog.findChild(QSpinBox).setValue(2)
+        dialog.accept()
+
+    QTimer.singleShot(200, fill_and_accept)
+    act = next(a for a in window.actions() if a.text().startswith("Propagate labels"))
+    act.trigger()
+    qtbot.waitUntil(lambda: window.frame_labels.task is None and window.is_idle(), timeout=60_000)
+    ws = window.workspace
+    assert [i.status for i in ws.items[1:3]] == [ItemStatus.PREDICTED] * 2
+    assert ws.items[3].status is ItemStatus.UNLABELLED            # only the 2 asked for
+    assert _iou(ws.load_labels(ws.items[2]), truth[2]) > 0.7
