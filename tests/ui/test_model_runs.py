@@ -38,16 +38,21 @@ def test_untrained_model_runs_in_the_background_and_says_it_is_noise(window, ima
     assert "UNTRAINED" in window.statusBar().currentMessage()
 
 
-def test_a_prediction_never_overwrites_corrected_labels(window, image_folder, qtbot):
+def _corrected_item_and_model(window, image_folder, qtbot):
+    """The first item painted and saved (corrected), and an untrained U-Net picked."""
     from helpers import drag
 
     window.open_paths([image_folder])
     window.legend.select_class(3)
     drag(window.canvas, [(10, 10), (60, 10)])
     window.save_current()
-    corrected = window.doc.labels.array.copy()
     _start(window, qtbot)
     _pick(window, "unet")
+    return window.doc.labels.array.copy()
+
+
+def test_a_prediction_never_overwrites_corrected_labels(window, image_folder, qtbot):
+    corrected = _corrected_item_and_model(window, image_folder, qtbot)
     window.models.run_current()
     qtbot.waitUntil(window.is_idle, timeout=120_000)
     np.testing.assert_array_equal(window.doc.labels.array, corrected)
@@ -101,15 +106,7 @@ def test_pause_holds_the_queue_and_resume_finishes_it(window, tmp_path, qtbot):
 
 
 def test_run_all_replaces_corrected_labels_only_when_asked(window, image_folder, qtbot):
-    from helpers import drag
-
-    window.open_paths([image_folder])
-    window.legend.select_class(3)
-    drag(window.canvas, [(10, 10), (60, 10)])
-    window.save_current()
-    corrected = window.doc.labels.array.copy()
-    _start(window, qtbot)
-    _pick(window, "unet")
+    corrected = _corrected_item_and_model(window, image_folder, qtbot)
     window.models.run_all()
     qtbot.waitUntil(window.is_idle, timeout=120_000)
     np.testing.assert_array_equal(window.doc.labels.array, corrected)
