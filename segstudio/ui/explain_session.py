@@ -16,8 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFrame, QScrollArea, QFileDialog, QHBoxLayout, QLabel,
-                               QPushButton, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QFrame, QScrollArea, QFileDialog, QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from segstudio.ui.colormap import HeatLayer
 from segstudio.ui.tasks import BackgroundTask
@@ -321,80 +320,12 @@ def _guarded(work: Callable[[Callable[[], bool]], Any], cancelled) -> Any:
         raise ExplainError(f"{type(exc).__name__}: {exc}") from exc
 
 
-class ModelPicker(QWidget):
-    """Which network the views look into: the Model panel's, a registry model, or a file."""
-
-    def __init__(self, session: ExplainSession, parent: QWidget | None = None) -> None:
-        from segstudio.models.registry import REGISTRY
-
-        super().__init__(parent)
-        self.session = session
-        self.combo = QComboBox(self)
-        self.combo.addItem("Model panel's choice", FOLLOW_PANEL)
-        for spec in REGISTRY.values():
-            if not spec.instance:
-                self.combo.addItem(spec.title, spec.name)
-        self.config_combo = QComboBox(self)
-        self.config_combo.addItems(["lite", "paper"])
-        self.file_button = QPushButton("Checkpoint…", self)
-        self.file_button.clicked.connect(self._choose_file)
-        self.combo.currentIndexChanged.connect(self._changed)
-        self.config_combo.currentIndexChanged.connect(self._changed)
-        self.untrained = QLabel("Random weights: these views show the architecture's wiring, "
-                                "not learnt features (receptive fields do not depend on weights).",
-                                self)
-        self.untrained.setWordWrap(True)
-        self.untrained.setStyleSheet("color: #e0443e; font-weight: bold;")
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Model", self))
-        row.addWidget(self.combo, 1)
-        row.addWidget(self.config_combo)
-        row.addWidget(self.file_button)
-        outer.addLayout(row)
-        outer.addWidget(self.untrained)
-        session.sourceChanged.connect(lambda *_: self._show_untrained())
-        self._changed()
-
-    def add_checkpoint(self, path: Path) -> None:
-        self.combo.addItem(f"{path.name} (file)", str(path))
-        self.combo.setCurrentIndex(self.combo.count() - 1)
-
-    def _choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint to look into", str(Path.home()),
-                                              "segstudio checkpoints (*.pt *.pth);;All files (*)")
-        if path:
-            self.add_checkpoint(Path(path))
-
-    def _changed(self, *_) -> None:
-        from segstudio.models.registry import REGISTRY
-
-        data = self.combo.currentData()
-        spec = REGISTRY.get(data)
-        self.config_combo.setEnabled(spec is not None and len(spec.configs) > 1)
-        if data == FOLLOW_PANEL:
-            self.session.pick(None)
-        elif spec is not None:
-            config = self.config_combo.currentText()
-            if config not in spec.configs:
-                config = spec.configs[0]
-            self.session.pick(ModelSource(spec.name, config, None,
-                                          len(self.session.window.classes)))
-        else:
-            self.session.pick(ModelSource("", "lite", Path(data)))
-        self._show_untrained()
-
-    def _show_untrained(self) -> None:
-        source = self.session.current_source()
-        self.untrained.setVisible(source is not None and source.checkpoint is None)
-
-
 class ExplainDock(QWidget):
     """The dock's contents: model picker, one tab per view, and the figure export."""
 
     def __init__(self, window, session: ExplainSession) -> None:
         from segstudio.ui.panels.activations import ActivationsPanel, BranchGridPanel
+        from segstudio.ui.panels.model_picker import ModelPicker
         from segstudio.ui.panels.receptive_field import ContextPanel, ReceptiveFieldPanel
 
         super().__init__(window)
