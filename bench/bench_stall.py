@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -65,6 +64,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=6)
     args = ap.parse_args()
     app = QApplication.instance() or QApplication([])
+    from segstudio.ui.launchers import export_voc_dialog
     from segstudio.ui.main_window import MainWindow
 
     tmp = Path(tempfile.mkdtemp())
@@ -110,7 +110,7 @@ def main() -> None:
     wait(app, win.is_idle)
     rows.append(("dense CRF, 1000×750, 5 iterations", *meter.stop(), f"{time.monotonic() - t0:.1f} s"))
 
-    dialog = win.export_voc_dialog()
+    dialog = export_voc_dialog(win)
     dialog.out_edit.setText(str(tmp / "export"))
     t0 = time.monotonic()
     meter.start()

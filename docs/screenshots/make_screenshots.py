@@ -40,6 +40,7 @@ def settle(app) -> None:
 
 def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from segstudio.ui.launchers import open_demo
     from segstudio.ui.main_window import MainWindow
 
     win = MainWindow()
@@ -51,7 +52,7 @@ def main() -> int:
     idle = lambda: win.is_idle() and not dock.session.busy  # noqa: E731
 
     # The context lesson: PSPNet's pyramid bins as a grid, then DeepLab v3's ASPP field at a boat.
-    assert win.open_demo("context")
+    assert open_demo(win, "context")
     wait(app, lambda: win.doc is not None and win.doc.prediction is not None and idle())
     dock.parentWidget().raise_()
     combo = dock.picker.combo

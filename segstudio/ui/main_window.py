@@ -38,6 +38,7 @@ from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.prediction_layers import PredictionLayers
 from segstudio.ui.smart_tools import SmartTools
+from segstudio.ui.window_level import WindowLevel
 from segstudio.ui.workspace_writer import WorkspaceWriter
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
 
@@ -105,9 +106,7 @@ class MainWindow(QMainWindow):
         self.canvas.left.connect(lambda: self.pixel_label.setText(""))
         self.canvas.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
         self.canvas.wheelWithCtrl.connect(self._grow_brush)
-        self.canvas.windowDrag.connect(self._drag_window)
-        self._window_timer = QTimer(self, singleShot=True, interval=25)
-        self._window_timer.timeout.connect(self._show_window)
+        self.levels = WindowLevel(self)
         self._counts_timer = QTimer(self, singleShot=True, interval=150)
         self._counts_timer.timeout.connect(self._refresh_counts)
         self.set_tool("Brush")
@@ -345,43 +344,6 @@ class MainWindow(QMainWindow):
         if value is not None and value < len(self.classes):
             self.legend.select_class(value)
 
-    # -- display window (level/width) ---------------------------------------------------------
-    def display_window(self) -> tuple[float, float]:
-        doc = self.doc
-        assert doc is not None
-        if doc.window is not None:
-            return doc.window
-        lo, hi = doc.image.value_range
-        if doc.image.pixels.dtype == np.uint8:
-            lo, hi = 0.0, 255.0
-        return ((lo + hi) / 2.0, max(hi - lo, 1.0))
-
-    def set_window(self, centre: float, width: float) -> None:
-        if self.doc is None:
-            return
-        self.doc.window = (float(centre), max(float(width), 1e-3))
-        self._window_timer.start()
-
-    def reset_window(self) -> None:
-        if self.doc is not None:
-            self.doc.window = self.doc.image.window
-            self._show_window()
-
-    def _drag_window(self, dx: float, dy: float) -> None:
-        if self.doc is None:
-            return
-        centre, width = self.display_window()
-        lo, hi = self.doc.image.value_range
-        step = max(hi - lo, 1.0) / 400.0            # a 400-pixel drag spans the data range
-        self.set_window(centre + dy * step, width + dx * step)
-
-    def _show_window(self) -> None:
-        if self.doc is None:
-            return
-        self.canvas.set_image(rgb8_to_qimage(self.doc.display_rgb8()), keep_view=True)
-        c, w = self.display_window()
-        self.statusBar().showMessage(f"Window: level {c:g}, width {w:g}", 3000)
-
     # -- overlay -----------------------------------------------------------------------------
     def set_opacity(self, percent: int) -> None:
         self.canvas.opacity = percent / 100.0
@@ -465,61 +427,6 @@ class MainWindow(QMainWindow):
         if ok:
             self.statusBar().showMessage(f"Saved the labels of {self.doc.item.id}", 3000)
         return ok
-
-    def export_voc_dialog(self):
-        """Save pending edits, then show the export dialog (returned, for tests)."""
-        from segstudio.ui.export_dialog import ExportVocDialog
-
-        if self.workspace is None:
-            self.show_error("Open a folder first: the export takes a workspace's labelled items.")
-            return None
-        if not self.maybe_save():
-            return None
-        dialog = ExportVocDialog(self.workspace, self)
-        if self.interactive:
-            dialog.exec()
-        return dialog
-
-    def open_demo(self, kind: str) -> bool:
-        """Help ▸ demos: the chest X-ray phantoms, or the boat-or-car context scene, each with
-        its bundled model run at once."""
-        from segstudio.train.synth_context import context_classes
-        from segstudio.ui.app import demo_paths
-
-        paths = demo_paths(kind)
-        if not paths:
-            self.show_error(f"The {kind} demo is not installed with this copy of segstudio.")
-            return False
-        if not self.open_paths(paths, classes=context_classes() if kind == "context" else None):
-            return False
-        self.models.prefer_checkpoint = {"chest": "chest_xray_unet_lite.pt",
-                                         "context": "context_unet_lite.pt"}[kind]
-        self.models.run_when_ready = True
-        self.models.start()
-        return True
-
-    def statistics_dialog(self):
-        from segstudio.ui.statistics_dialog import StatisticsDialog
-
-        if self.workspace is None:
-            self.show_error("Open a folder first.")
-            return None
-        self.ws_writer.flush()
-        dialog = StatisticsDialog(self)
-        if self.interactive:
-            dialog.exec()
-        return dialog
-
-    def finetune_dialog(self):
-        from segstudio.ui.finetune_dialog import FineTuneDialog
-
-        if self.workspace is None:
-            self.show_error("Open a folder with corrected labels first.")
-            return None
-        dialog = FineTuneDialog(self)
-        if self.interactive:
-            dialog.exec()
-        return dialog
 
     def dirty_documents(self) -> list[Document]:
         docs = list(self._kept.values()) + ([self.doc] if self.doc is not None else [])

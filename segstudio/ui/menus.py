@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
 
+from segstudio.ui import launchers
 from segstudio.ui.dialogs import show_about, show_shortcuts
 from segstudio.ui.label_import import build_import_menu
 from segstudio.ui.panels.paint_options import PaintOptions
@@ -26,7 +27,7 @@ def build_menus(window) -> None:
     window.save_action = window._action("&Save labels", window.save_current,
                                     QKeySequence.StandardKey.Save, m)
     build_import_menu(window, m.addMenu("&Import labels"))
-    window._action("&Export VOC…", window.export_voc_dialog, "Ctrl+E", m)
+    window._action("&Export VOC…", lambda: launchers.export_voc_dialog(window), "Ctrl+E", m)
     m.addSeparator()
     window._action("&Quit", window.close, QKeySequence.StandardKey.Quit, m)
 
@@ -63,15 +64,16 @@ def build_menus(window) -> None:
     window._action("Run on &all items", lambda: window.models.run_all(), "Ctrl+Shift+R", m)
     window._action("&Cancel run", lambda: window.models.runner.cancel(), None, m)
     m.addSeparator()
-    window._action("&Fine-tune on this workspace…", window.finetune_dialog, None, m)
-    window._action("&Published torchvision weights…", lambda: _published(window), None, m)
+    window._action("&Fine-tune on this workspace…", lambda: launchers.finetune_dialog(window), None,
+                   m)
+    window._action("&Published torchvision weights…", lambda: launchers.published_dialog(window), None, m)
 
     m = mb.addMenu("&View")
     window._action("&Fit to window", window.canvas.fit_to_window, "Ctrl+0", m)
     window._action("Zoom &in", lambda: window.canvas.zoom_by(1.25), QKeySequence.StandardKey.ZoomIn, m)
     window._action("Zoom &out", lambda: window.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, m)
     window._action("&Actual pixels", lambda: window.canvas.zoom_by(1 / window.canvas.scale), "Ctrl+1", m)
-    window._action("Reset &window/level", window.reset_window, None, m)
+    window._action("Reset &window/level", lambda: window.levels.reset(), None, m)
     m.addSeparator()
     window.overlay_action = window._action("Show &overlay", window.toggle_overlay, "V", m)
     window.overlay_action.setCheckable(True)
@@ -100,15 +102,15 @@ def build_menus(window) -> None:
     for act in window.review_actions:
         act.setEnabled(False)
     window._action("Ne&xt unreviewed item", lambda: window.review.next_unreviewed(), "N", m)
-    window._action("Workspace &statistics…", window.statistics_dialog, None, m)
+    window._action("Workspace &statistics…", lambda: launchers.statistics_dialog(window), None, m)
     window._action("&Next item", lambda: window.step_item(1), "D", m)
     window._action("&Previous item", lambda: window.step_item(-1), "A", m)
 
     window.help_menu = mb.addMenu("&Help")
-    window._action("Open the chest X-ray &demo", lambda: window.open_demo("chest"), None,
+    window._action("Open the chest X-ray &demo", lambda: launchers.open_demo(window, "chest"), None,
                    window.help_menu)
     window._action("Open the &context demo (receptive fields)",
-                   lambda: window.open_demo("context"), None, window.help_menu)
+                   lambda: launchers.open_demo(window, "context"), None, window.help_menu)
     window.help_menu.addSeparator()
     window._action("&Keyboard shortcuts", lambda: show_shortcuts(window, window.actions()), "F1",
                  window.help_menu)
@@ -157,11 +159,3 @@ def _compare(window, on: bool) -> None:
         window.statusBar().showMessage("No prediction for this image yet: run a model (Ctrl+R)",
                                        4000)
 
-
-def _published(window):
-    from segstudio.ui.published_dialog import PublishedWeightsDialog
-
-    dialog = PublishedWeightsDialog(window)
-    if window.interactive:
-        dialog.exec()
-    return dialog

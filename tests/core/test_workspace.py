@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.classes import ClassSet, chest_xray, voc21
+from segstudio.core.classes import chest_xray, voc21
 from segstudio.core.workspace import Item, ItemStatus, Workspace, WorkspaceError
 from segstudio.io import atomic
-from segstudio.io.voc import load_label_png
 
 
 def _png(path, h=6, w=8, value=0):

@@ -1,10 +1,11 @@
 import numpy as np
 
 from segstudio.core.workspace import ItemStatus
+from segstudio.ui.launchers import open_demo
 
 
 def test_chest_demo_opens_with_the_trained_bundled_model(window, qtbot):
-    assert window.open_demo("chest")
+    assert open_demo(window, "chest")
     qtbot.waitUntil(lambda: window.doc is not None and window.doc.prediction is not None
                     and window.is_idle(), timeout=180_000)
     doc = window.doc
@@ -18,7 +19,7 @@ def test_chest_demo_opens_with_the_trained_bundled_model(window, qtbot):
 
 
 def test_context_demo_uses_its_own_classes_and_model(window, qtbot):
-    assert window.open_demo("context")
+    assert open_demo(window, "context")
     qtbot.waitUntil(lambda: window.doc is not None and window.doc.prediction is not None
                     and window.is_idle(), timeout=180_000)
     assert window.classes.names == ("background", "water", "road", "boat", "car")

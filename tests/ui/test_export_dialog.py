@@ -2,6 +2,7 @@ import numpy as np
 from PIL import Image
 
 from helpers import drag
+from segstudio.ui.launchers import export_voc_dialog
 
 
 def test_export_dialog_writes_a_tree_torchvision_reads(window, image_folder, qtbot, tmp_path):
@@ -17,7 +18,7 @@ def test_export_dialog_writes_a_tree_torchvision_reads(window, image_folder, qtb
     # Unsaved edits are saved before the export (non-interactive windows save without asking).
     window.discard_changes_on_close = False
     window.save_current()
-    dialog = window.export_voc_dialog()
+    dialog = export_voc_dialog(window)
     qtbot.addWidget(dialog)
     dialog.out_edit.setText(str(tmp_path / "export"))
     dialog.val_spin.setValue(0.5)
@@ -46,7 +47,7 @@ def test_cancelled_export_leaves_nothing_that_looks_complete(window, tmp_path, q
     ws = window.workspace
     for item in ws.items:
         ws.save_labels(item, rng.integers(0, 4, (200, 200)).astype(np.uint8))
-    dialog = window.export_voc_dialog()
+    dialog = export_voc_dialog(window)
     qtbot.addWidget(dialog)
     out = tmp_path / "export"
     dialog.out_edit.setText(str(out))

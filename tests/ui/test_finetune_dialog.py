@@ -1,6 +1,8 @@
 import numpy as np
 from PIL import Image
 
+from segstudio.ui.launchers import finetune_dialog
+
 
 def test_finetune_trains_on_corrected_labels_and_offers_the_model(window, tmp_path, qtbot):
     folder = tmp_path / "ws"
@@ -17,7 +19,7 @@ def test_finetune_trains_on_corrected_labels_and_offers_the_model(window, tmp_pa
         labels = np.zeros((48, 48), np.uint8)
         labels[10:30, 12:36] = 2
         ws.save_labels(item, labels)
-    dialog = window.finetune_dialog()
+    dialog = finetune_dialog(window)
     qtbot.addWidget(dialog)
     dialog.arch.setCurrentIndex(dialog.arch.findData("unet"))
     dialog.epochs.setValue(2)

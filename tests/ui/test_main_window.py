@@ -194,7 +194,7 @@ def test_right_drag_changes_the_display_window_not_the_data(window, image_folder
     _open(window, image_folder, qtbot)
     window.show_row(2)                                   # the 16-bit image
     doc = window.doc
-    before = window.display_window()
+    before = window.levels.current()
     pixels = doc.image.pixels.copy()
     canvas = window.canvas
     p0, p1 = QPointF(300, 300), QPointF(400, 250)
@@ -204,12 +204,12 @@ def test_right_drag_changes_the_display_window_not_the_data(window, image_folder
             (QEvent.Type.MouseButtonRelease, p1, Qt.MouseButton.RightButton, Qt.MouseButton.NoButton)):
         QApplication.sendEvent(canvas, QMouseEvent(kind, pos, canvas.mapToGlobal(pos), button,
                                                    buttons, Qt.KeyboardModifier.NoModifier))
-    centre, width = window.display_window()
+    centre, width = window.levels.current()
     assert width > before[1] and centre < before[0]     # right: wider; up: lower level
     np.testing.assert_array_equal(doc.image.pixels, pixels)
     qtbot.waitUntil(lambda: "Window: level" in window.statusBar().currentMessage())
-    window.reset_window()
-    assert window.display_window() == pytest.approx(before)
+    window.levels.reset()
+    assert window.levels.current() == pytest.approx(before)
 
 
 def test_paint_options_preserve_other_classes_and_threshold(window, image_folder, qtbot):

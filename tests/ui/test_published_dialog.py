@@ -2,7 +2,7 @@ import torch
 
 from segstudio.models import published
 from segstudio.models.registry import build_model
-from segstudio.ui.menus import _published
+from segstudio.ui.launchers import published_dialog
 
 
 def test_published_weights_join_the_model_list_as_trained(window, qtbot, tmp_path, monkeypatch):
@@ -14,7 +14,7 @@ def test_published_weights_join_the_model_list_as_trained(window, qtbot, tmp_pat
             build_model(name, 21, "paper").state_dict(), dest))
 
     monkeypatch.setattr(published, "download", fake_download)
-    dialog = _published(window)
+    dialog = published_dialog(window)
     qtbot.addWidget(dialog)
     dialog.list.setCurrentRow(dialog.names.index("deeplabv3_mobilenet_v3_large"))
     assert "not downloaded" in dialog.list.currentItem().text()
@@ -35,7 +35,7 @@ def test_offline_says_so(window, qtbot, tmp_path, monkeypatch):
         raise published.PublishedWeightsError(f"{name}: could not download (offline)")
 
     monkeypatch.setattr(published, "download", offline)
-    dialog = _published(window)
+    dialog = published_dialog(window)
     qtbot.addWidget(dialog)
     dialog.use_button.click()
     qtbot.waitUntil(lambda: dialog.task is None, timeout=30_000)

@@ -2,6 +2,7 @@ import numpy as np
 
 from helpers import drag
 from segstudio.core.statistics import class_statistics
+from segstudio.ui.launchers import statistics_dialog
 
 
 def test_class_statistics_count_pixels_and_images():
@@ -20,7 +21,7 @@ def test_statistics_dialog_shows_classes_and_who_changed_each_item(window, image
     window.legend.select_class(2)
     drag(window.canvas, [(10, 10), (40, 10)])
     window.save_current()
-    dialog = window.statistics_dialog()
+    dialog = statistics_dialog(window)
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.result is not None, timeout=30_000)
     labels = window.workspace.load_labels(window.workspace.items[0])

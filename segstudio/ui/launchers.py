@@ -1,0 +1,69 @@
+"""Opening the window's dialogs and demos: each needs a workspace (or says so), then shows the
+dialog modally, or just returns it when the window is not interactive (tests, --screenshot)."""
+
+from __future__ import annotations
+
+
+def _shown(window, dialog):
+    if window.interactive:
+        dialog.exec()
+    return dialog
+
+
+def _needs_workspace(window, message: str) -> bool:
+    if window.workspace is None:
+        window.show_error(message)
+        return False
+    return True
+
+
+def export_voc_dialog(window):
+    """Save pending edits, then File ▸ Export VOC…"""
+    from segstudio.ui.export_dialog import ExportVocDialog
+
+    if not _needs_workspace(window, "Open a folder first: the export takes a workspace's "
+                                    "labelled items.") or not window.maybe_save():
+        return None
+    return _shown(window, ExportVocDialog(window.workspace, window))
+
+
+def statistics_dialog(window):
+    from segstudio.ui.statistics_dialog import StatisticsDialog
+
+    if not _needs_workspace(window, "Open a folder first."):
+        return None
+    window.ws_writer.flush()
+    return _shown(window, StatisticsDialog(window))
+
+
+def finetune_dialog(window):
+    from segstudio.ui.finetune_dialog import FineTuneDialog
+
+    if not _needs_workspace(window, "Open a folder with corrected labels first."):
+        return None
+    return _shown(window, FineTuneDialog(window))
+
+
+def published_dialog(window):
+    from segstudio.ui.published_dialog import PublishedWeightsDialog
+
+    return _shown(window, PublishedWeightsDialog(window))
+
+
+def open_demo(window, kind: str) -> bool:
+    """Help ▸ demos: the chest X-ray phantoms, or the boat-or-car context scene, each with its
+    bundled model run at once."""
+    from segstudio.train.synth_context import context_classes
+    from segstudio.ui.app import demo_paths
+
+    paths = demo_paths(kind)
+    if not paths:
+        window.show_error(f"The {kind} demo is not installed with this copy of segstudio.")
+        return False
+    if not window.open_paths(paths, classes=context_classes() if kind == "context" else None):
+        return False
+    window.models.prefer_checkpoint = {"chest": "chest_xray_unet_lite.pt",
+                                       "context": "context_unet_lite.pt"}[kind]
+    window.models.run_when_ready = True
+    window.models.start()
+    return True
