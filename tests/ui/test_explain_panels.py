@@ -293,3 +293,17 @@ def test_random_weights_are_flagged_in_the_dock(window, dock, qtbot, tmp_path):
     pick_model(dock, "pspnet")
     assert dock.picker.untrained.isVisibleTo(dock.picker)
     assert "Random weights" in dock.picker.untrained.text()
+
+
+def test_context_view_prefers_checkpoints_trained_for_the_images_classes(window, qtbot):
+    from segstudio.ui.launchers import open_demo
+
+    assert open_demo(window, "context")
+    qtbot.waitUntil(lambda: window.doc is not None and window.is_idle(), timeout=120_000)
+    dock = window.explain
+    dock.show_view(dock.context)
+    dock.session.pixel = (100, 170)
+    assert dock.context.compare()
+    wait_done(qtbot, window, dock)
+    titles = [r["model"] for r in dock.context.results]
+    assert all("context_" in t for t in titles), titles      # not the chest X-ray models

@@ -347,6 +347,7 @@ class ContextPanel(QWidget):
             return False
         y, x = self.session.pixel or (doc.image.height // 2, doc.image.width // 2)
         n = len(self.window.classes)
+        class_names = self.window.classes.names
         current = self.session.current_source()
         device = current.device if current is not None else "auto"
 
@@ -357,7 +358,9 @@ class ContextPanel(QWidget):
             from segstudio.models.checkpoint import CheckpointError, read_meta
             from segstudio.paths import user_data_dir, weights_dir
 
-            found = {}
+            # Per architecture, a trained checkpoint for this image's classes (the chest
+            # models must not be asked about boats); any trained one only if none matches.
+            found, fallback = {}, {}
             for folder in (weights_dir(), user_data_dir() / "models"):
                 for path in sorted(folder.glob("*.pt")) if folder.is_dir() else ():
                     try:
@@ -365,7 +368,9 @@ class ContextPanel(QWidget):
                     except CheckpointError:
                         continue
                     if meta.trained:
-                        found.setdefault(meta.arch, path)
+                        fits = meta.classes.names == class_names
+                        (found if fits else fallback).setdefault(meta.arch, path)
+            found = {**fallback, **found}
             size = ctx.rgb.shape[:2]
             results = []
             for title, archs in CONTEXT_MODELS:
