@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio.models.backbones import (VGG16, ResNet, load_imagenet_resnet, load_imagenet_vgg16,
-                                        scaled)
+from segstudio.models.backbones import (VGG16, ResNet, he_init, load_imagenet_resnet,
+                                        load_imagenet_vgg16, scaled)
 
 
 def _resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -24,7 +24,11 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 
 class DeepLabV1(nn.Module):
     """DeepLab-LargeFOV (v1 §3.1, §4.1): VGG-16 with pool4/pool5 at stride 1, conv5 at rate 2,
-    and fc6 as a 3×3 convolution at rate 12 with 1024 channels; output stride 8."""
+    and fc6 as a 3×3 convolution at rate 12 with 1024 channels; output stride 8.
+
+    Plain VGG without batch norm, as the paper; trained from scratch it relies on the He
+    initialisation of the trunk and of fc6/fc7 (fc8 keeps PyTorch's default).
+    """
 
     def __init__(self, num_classes: int, *, width: float = 1.0) -> None:
         super().__init__()
@@ -37,6 +41,9 @@ class DeepLabV1(nn.Module):
         self.fc8 = nn.Conv2d(fc, num_classes, 1)
         self.relu = nn.ReLU(inplace=True)
         self.dropout = nn.Dropout2d(0.5)
+        # As the VGG trunk: He initialisation keeps a from-scratch net's scores from vanishing.
+        he_init(self.fc6)
+        he_init(self.fc7)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.backbone(x)[-1]

@@ -7,6 +7,11 @@ class scores are upsampled by transposed convolutions initialised to bilinear in
 Any input size works as in the reference Caffe nets: conv1_1 pads by 100 pixels so the 7×7 fc6
 always has room, pools round up, and each upsampled map is cropped at the fixed offsets that
 align it with the finer map (5 for pool4, 9 for pool3) and with the input (19, 27 or 31).
+
+The paper fine-tunes from ImageNet VGG-16. Both configurations keep its plain VGG (no batch
+norm); for training from scratch (the ``lite`` models) every convolution of the trunk and
+fc6/fc7 starts from He initialisation, without which the network sat at the constant-prediction
+loss for its first few epochs.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from segstudio.models.backbones import VGG16, load_cached_weights, scaled
+from segstudio.models.backbones import VGG16, he_init, load_cached_weights, scaled
 
 CROP_POOL4 = 5
 CROP_POOL3 = 9
@@ -71,6 +76,10 @@ class FCN(nn.Module):
             self.score_pool3 = nn.Conv2d(c3, num_classes, 1)
             self.upscore_pool4 = bilinear_upsampler(num_classes, 2)
         self.upscore = bilinear_upsampler(num_classes, stride)
+        # fc6/fc7 continue the VGG trunk's He initialisation, so a net trained from scratch does
+        # not start with vanishing scores (ImageNet weights, when loaded, replace them).
+        he_init(self.fc6)
+        he_init(self.fc7)
         # Skip scores start at zero so the untrained fused net equals the coarser one (§4.2).
         for name in ("score_pool4", "score_pool3"):
             if hasattr(self, name):

@@ -388,6 +388,33 @@ def test_vgg_width_multiplier_scales_every_convolution():
     assert [c.out_channels for c in convs] == [8, 8, 16, 16, 32, 32, 32] + [64] * 6
 
 
+def _he_std_ratio(conv: nn.Conv2d) -> float:
+    """The weights' spread over He's sqrt(2 / fan-out), 1.0 for a He-initialised layer."""
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    return conv.weight.std().item() / (2.0 / fan_out) ** 0.5
+
+
+@pytest.mark.parametrize("name, config", [("fcn32s", "lite"), ("fcn8s", "lite"),
+                                          ("deeplabv1", "lite"), ("deeplabv1", "paper")])
+def test_plain_vgg_networks_start_from_he_initialisation_without_batch_norm(name, config):
+    model = lite(name) if config == "lite" else paper(name)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    convs = [m for m in model.backbone.features if isinstance(m, nn.Conv2d)]
+    convs += [model.fc6, model.fc7]
+    assert len(convs) == 15
+    for conv in convs[1:]:     # conv1_1 has too few weights for a steady estimate
+        assert 0.85 < _he_std_ratio(conv) < 1.15
+        assert torch.count_nonzero(conv.bias) == 0
+
+
+def test_he_initialised_lite_fcn_scores_still_vary_across_the_image():
+    # The default initialisation left the untrained scores nearly equal at every pixel.
+    torch.manual_seed(0)
+    out = run(lite("fcn32s"), 96, 96)["out"]
+    spread = (out - out.mean(dim=(2, 3), keepdim=True)).std() / out.std()
+    assert spread > 0.2
+
+
 def test_maskrcnn_paper_is_torchvision_v2_and_lite_returns_detections():
     from torchvision.models.detection import maskrcnn_resnet50_fpn_v2
 
