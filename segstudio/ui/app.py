@@ -54,6 +54,17 @@ def run_gui(args) -> int:
     from segstudio.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    from segstudio.ui.binding_check import BindingDefect, check_qt_binding
+
+    try:
+        check_qt_binding()
+    except BindingDefect as exc:
+        print(f"segstudio: error: {exc}", file=sys.stderr)
+        if not args.screenshot:
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.critical(None, "segstudio cannot start", str(exc))
+        return 1
     app.setApplicationName("segstudio")
     app.setOrganizationName("segstudio")
     icon = resources_dir() / "icons" / "segstudio.svg"
