@@ -156,6 +156,7 @@ class _InferenceWorker(QObject):
                 self._load(choice)
             total = len(jobs)
             self.progress.emit(0, total)
+            loaded: _Loaded | None = None
             for done, job in enumerate(jobs, 1):
                 while self.pause_flag.is_set() and not self.cancel_flag.is_set():
                     self.cancel_flag.wait(0.05)
@@ -164,21 +165,45 @@ class _InferenceWorker(QObject):
                     break
                 self.started.emit(job.row)
                 try:
-                    rgb = job.load_rgb()
+                    rgb = (loaded or _Loaded(job)).pixels()
+                    loaded = None
                     prediction = self._predictor.predict(rgb, cancel=self.cancel_flag.is_set)
                     if job.store is not None:
                         job.store(prediction)
                 except Exception as exc:   # noqa: BLE001
+                    loaded = None
                     if type(exc).__name__ == "PredictionCancelled":
                         cancelled = True
                         break
                     self.failed.emit(job.row, _message(exc))
                     continue
+                # Decode the next image before announcing this result: the GUI thread then
+                # applies it while the network runs (which leaves Python's lock free), not while
+                # the decoder holds the lock.
+                if done < total and not self.cancel_flag.is_set():
+                    loaded = _Loaded(jobs[done])
                 self.result.emit(job.row, prediction)
                 self.progress.emit(done, total)
         except Exception as exc:   # noqa: BLE001
             self.failed.emit(-1, _message(exc))
         self.finished.emit(cancelled)
+
+
+class _Loaded:
+    """A job's pixels read ahead of time, or the error reading them gave (raised when used)."""
+
+    def __init__(self, job: Job) -> None:
+        self.rgb: np.ndarray | None = None
+        self.error: Exception | None = None
+        try:
+            self.rgb = job.load_rgb()
+        except Exception as exc:   # noqa: BLE001 - reported for this job when it is run
+            self.error = exc
+
+    def pixels(self) -> np.ndarray:
+        if self.error is not None:
+            raise self.error
+        return self.rgb
 
 
 def _message(exc: BaseException) -> str:
