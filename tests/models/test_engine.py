@@ -76,6 +76,15 @@ def test_input_is_padded_to_the_stride_and_normalised_with_meta_statistics():
     np.testing.assert_allclose(pred.probabilities[:, :34, :50], direct[:, :34, :50], atol=1e-5)
 
 
+@pytest.mark.parametrize("arch, seen", [("deeplabv3", (48, 64)), ("pspnet", (40, 56)),
+                                        ("fcn32s", (64, 64)), ("unet", (37, 53))])
+def test_a_registered_network_is_padded_to_its_output_stride_only(arch, seen):
+    net = LocalNet()
+    pred = Predictor(net, _meta(arch=arch), device="cpu", precision="fp32").predict(_image(37, 53))
+    assert net.seen == [seen]
+    assert pred.labels.shape == (37, 53)
+
+
 def test_grey_image_is_treated_as_rgb_with_equal_channels():
     grey = _image(40, 40)[:, :, 0]
     p = Predictor(LocalNet(), _meta(), device="cpu", precision="fp32")
