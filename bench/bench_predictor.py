@@ -8,6 +8,7 @@ Prints a markdown table; run ``python bench/bench_predictor.py --help`` for the 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -32,17 +33,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_ms(fn, device: torch.device, runs: int, warmup: int) -> float:
+def interleaved_ms(fns, device: torch.device, runs: int, warmup: int) -> list[float]:
+    """Median time of each function in ``fns``, timed in turns (a, b, a, b, ...) so that load
+    from other programs falls on all of them alike."""
     for _ in range(warmup):
-        fn()
+        for fn in fns:
+            fn()
     _sync(device)
-    times = []
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            out.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(t) for t in times]
 
 
 def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> dict:
@@ -63,16 +68,16 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
         with torch.no_grad():
             return model([x01]) if spec.instance else model(x)["out"]
 
-    # The bare forward runs first: the Predictor converts the same module to channels-last.
-    eager = median_ms(bare, device, args.runs, args.warmup)
-    predictor = Predictor(model, meta, device=describe(device), precision=args.precision,
-                          tile_size=args.tile_size, num_threads=args.threads)
+    # The Predictor gets its own copy: it may change the module's memory layout.
+    predictor = Predictor(copy.deepcopy(model), meta, device=describe(device),
+                          precision=args.precision, tile_size=args.tile_size,
+                          num_threads=args.threads)
     last = {}
 
     def predict():
         last["p"] = predictor.predict(image)
 
-    pred_ms = median_ms(predict, device, args.runs, args.warmup)
+    eager, pred_ms = interleaved_ms([bare, predict], device, args.runs, args.warmup)
     p = last["p"]
     return {"model": name, "config": config, "eager": eager, "predictor": pred_ms,
             "precision": p.precision, "notes": "; ".join(p.notes)}
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
         f"{torch.backends.cpu.get_cpu_capability()}"
     print(f"torch {torch.__version__} on {describe(device)} ({where}), {args.threads} "
-          f"thread(s); {args.size}×{args.size} input, median of {args.runs} run(s)\n")
+          f"thread(s); {args.size}×{args.size} input, median of {args.runs} interleaved run(s)\n")
     print("| model | config | eager fp32 ms | Predictor ms | Predictor / eager | precision "
           "| notes |")
     print("|---|---|---:|---:|---:|---|---|")
