@@ -266,8 +266,10 @@ def _builder(name: str) -> Callable[[int, str, bool], "torch.nn.Module"]:
         "deeplabv3_resnet101": torchvision("deeplab", "torchvision_deeplabv3", "resnet101"),
         "deeplabv3_mobilenet_v3_large": torchvision("deeplab", "torchvision_deeplabv3",
                                                     "mobilenet_v3_large"),
+        # Lite refinement path at 1/8 width (64 and 32 channels): at 1/4 it held 60 % of the
+        # parameters and made a 13 MB float16 file.
         "refinenet": own("refinenet", "RefineNet", lambda c: dict(
-            _resnet(c, 101), refine_width=1.0 if c == "paper" else 0.25)),
+            _resnet(c, 101), refine_width=1.0 if c == "paper" else 0.125)),
     }
     if name == "maskrcnn":
         def build_maskrcnn(num_classes: int, config: str, pretrained: bool):

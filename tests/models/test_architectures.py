@@ -343,6 +343,15 @@ def test_refinenet_cascades_four_blocks_of_rcu_fusion_and_chained_pooling():
     assert [o[0].shape[-2:] for o in outs] == [(3, 3), (5, 5), (9, 9), (17, 17)]
 
 
+def test_lite_refinenet_refines_at_one_eighth_width_on_a_half_width_resnet18():
+    model = lite("refinenet")
+    assert model.backbone.channels == [32, 64, 128, 256]
+    assert model.refine4.out.conv1.in_channels == 64        # 512 / 8
+    assert model.refine1.out.conv1.in_channels == 32        # 256 / 8
+    assert paper("refinenet").refine1.out.conv1.in_channels == 256
+    assert sum(p.numel() for p in model.parameters()) < 4_000_000
+
+
 def test_residual_conv_unit_adds_its_input():
     unit = ResidualConvUnit(4)
     nn.init.zeros_(unit.conv2.weight)
