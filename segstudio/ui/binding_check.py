@@ -12,7 +12,8 @@ installation is named at start-up instead of crashing mid-session.
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
+from functools import partial
 
 PROBE_CALLS = 64
 
@@ -47,7 +48,7 @@ def check_qt_binding(call: Callable[[], object] | None = None) -> None:
     if call is None:
         probe = QObject()
         # setObjectName returns void: the binding must hand back a counted reference to None.
-        call = lambda: probe.setObjectName("probe")  # noqa: E731
+        call = partial(probe.setObjectName, "probe")
     drift = none_refcount_drift(call)
     # Other threads may create or drop references meanwhile; a defect shows as about one per call.
     if drift <= -PROBE_CALLS // 2:

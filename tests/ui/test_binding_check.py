@@ -9,8 +9,12 @@ import sys
 import pytest
 
 from segstudio.ui import app as app_module
-from segstudio.ui.binding_check import (PROBE_CALLS, BindingDefect, check_qt_binding,
-                                        none_refcount_drift)
+from segstudio.ui.binding_check import (
+    PROBE_CALLS,
+    BindingDefect,
+    check_qt_binding,
+    none_refcount_drift,
+)
 
 mortal_none = pytest.mark.skipif(sys.version_info >= (3, 12),
                                  reason="None is immortal: the defect cannot happen")
