@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,3 +46,38 @@ class Document:
 
     def display_rgb8(self) -> np.ndarray:
         return self.image.to_rgb8(self.window)
+
+
+class KeptDocuments:
+    """Documents of recently shown items, least recently shown first, so going back to an item
+    finds its labels and undo history as they were. Beyond ``limit`` the oldest is handed to
+    ``evict`` (which saves it if it has unsaved edits) and dropped."""
+
+    def __init__(self, limit: int, evict: Callable[[Document], None]) -> None:
+        self.limit = limit
+        self._evict = evict
+        self._docs: OrderedDict[int, Document] = OrderedDict()
+
+    def take(self, row: int) -> Document | None:
+        """The kept document of ``row``, removed from the cache (it is going on screen)."""
+        return self._docs.pop(row, None)
+
+    def get(self, row: int) -> Document | None:
+        return self._docs.get(row)
+
+    def keep(self, doc: Document) -> None:
+        self._docs[doc.row] = doc
+        while len(self._docs) > self.limit:
+            self._evict(self._docs.popitem(last=False)[1])
+
+    def clear(self) -> list[Document]:
+        """Forget every kept document (without saving) and return them."""
+        docs = list(self._docs.values())
+        self._docs.clear()
+        return docs
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter(list(self._docs.values()))
+
+    def __len__(self) -> int:
+        return len(self._docs)

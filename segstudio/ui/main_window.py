@@ -6,7 +6,6 @@ Behaviour lives in those parts; this module connects them and owns the menus.
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from segstudio.io.recovery import RecoveryStore
 from segstudio.paths import user_data_dir
 from segstudio.ui.autosave import Autosave
 from segstudio.ui.canvas import Canvas
-from segstudio.ui.document import Document
+from segstudio.ui.document import Document, KeptDocuments
 from segstudio.ui.explain_session import install_explain
 from segstudio.ui.frame_labels import install_frame_labels
 from segstudio.ui.panels.video import install_video
@@ -58,7 +57,7 @@ class MainWindow(QMainWindow):
         self.classes: ClassSet = chest_xray()
         self.hidden: set[int] = {0}
         self.doc: Document | None = None
-        self._kept: OrderedDict[int, Document] = OrderedDict()
+        self._kept = KeptDocuments(KEPT_DOCUMENTS, self._evict)
         self._busy = 0
         self.interactive = True          # False in --screenshot mode: no modal dialogs
         self.discard_changes_on_close = False
@@ -204,7 +203,8 @@ class MainWindow(QMainWindow):
         self.workspace = ws
         self.ws_writer.attach(ws)
         self.autosave.reset(str(ws.root))
-        self._kept.clear()
+        for doc in self._kept.clear() + ([self.doc] if self.doc is not None else []):
+            doc.labels.remove_listener(self._labels_changed)
         self.doc = None
         self.classes = ws.classes
         self.legend.set_classes(self.classes, self.hidden)
@@ -220,7 +220,7 @@ class MainWindow(QMainWindow):
         if self.doc is not None and self.doc.row == row:
             return True
         self.autosave.flush()
-        doc = self._kept.pop(row, None)
+        doc = self._kept.take(row)
         if doc is None:
             item = ws.items[row]
             try:
@@ -238,12 +238,12 @@ class MainWindow(QMainWindow):
     def _keep_current(self) -> None:
         if self.doc is None:
             return
-        self._kept[self.doc.row] = self.doc
-        while len(self._kept) > KEPT_DOCUMENTS:
-            row, old = self._kept.popitem(last=False)
-            if old.dirty:
-                self.save_document(old)
-            old.labels.remove_listener(self._labels_changed)
+        self._kept.keep(self.doc)
+
+    def _evict(self, old: Document) -> None:
+        if old.dirty:
+            self.save_document(old)
+        old.labels.remove_listener(self._labels_changed)
 
     def _set_document(self, doc: Document) -> None:
         if self.doc is not None:
@@ -268,9 +268,8 @@ class MainWindow(QMainWindow):
     def reload_workspace_view(self) -> None:
         """Label files changed under the window (an import): show them afresh."""
         row = self.doc.row if self.doc is not None else 0
-        for doc in self._kept.values():
+        for doc in self._kept.clear():
             doc.labels.remove_listener(self._labels_changed)
-        self._kept.clear()
         if self.doc is not None:
             self.doc.labels.remove_listener(self._labels_changed)
         self.doc = None
@@ -429,7 +428,7 @@ class MainWindow(QMainWindow):
         return ok
 
     def dirty_documents(self) -> list[Document]:
-        docs = list(self._kept.values()) + ([self.doc] if self.doc is not None else [])
+        docs = list(self._kept) + ([self.doc] if self.doc is not None else [])
         return [d for d in docs if d.dirty]
 
     def maybe_save(self) -> bool:

@@ -34,7 +34,7 @@ CRASHING_APP = textwrap.dedent("""
     win.autosave.flush()
     win.autosave.wait()
     import numpy as np
-    np.savez(sys.argv[3], a=win._kept[0].labels.array, b=win.doc.labels.array)
+    np.savez(sys.argv[3], a=win.document_for(0).labels.array, b=win.doc.labels.array)
     print("autosaved", flush=True)
     time.sleep(120)
 """)

@@ -173,6 +173,27 @@ def test_next_and_previous_keep_each_items_edits(window, image_folder, qtbot):
     assert doc.labels.array.max() == 0              # undo history kept per image
 
 
+def test_an_item_pushed_out_of_the_kept_documents_is_saved_not_lost(window, image_folder, qtbot):
+    for i in range(3, 6):                        # six items, room for two kept documents
+        Image.fromarray(np.full((40, 50), 30 * i, np.uint8)).save(image_folder / f"d{i}.png")
+    first = _open(window, image_folder, qtbot)
+    window._kept.limit = 2
+    window.legend.select_class(1)
+    drag(window.canvas, [(10, 10), (30, 10)])
+    edited = first.labels.array.copy()
+    for row in (1, 2):
+        window.show_row(row)
+    assert window.document_for(0) is first and first.dirty   # kept, still unsaved
+    window.show_row(3)                                        # row 0 is now the oldest of three
+    assert window.document_for(0) is None and not first.dirty
+    assert first.item.status == ItemStatus.CORRECTED
+    np.testing.assert_array_equal(np.array(Image.open(window.workspace.label_path(first.item))),
+                                  edited)
+    window.show_row(0)                                        # read back from the saved file
+    assert window.doc is not first
+    np.testing.assert_array_equal(window.doc.labels.array, edited)
+
+
 def test_a_corrupt_file_gives_a_message_and_the_rest_still_opens(window, image_folder, qtbot):
     (image_folder / "d_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
     _open(window, image_folder, qtbot)
