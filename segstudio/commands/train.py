@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, default=128, help="training crop in px (default 128)")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="FILE",
                         help="continue a run: from OUT.resume, or from FILE")
+    parser.add_argument("--init", default=None, metavar="CHECKPOINT",
+                        help="fine-tune: start from this trained checkpoint of the same model and "
+                             "config (classes matched by name; new classes start fresh)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--workers", type=int, default=0, help="data loading processes")
@@ -49,6 +52,8 @@ def command_line(args: argparse.Namespace) -> str:
         words.append("--balance")
     words += ["--optimizer", args.optimizer, "--crop", str(args.crop), "--seed", str(args.seed),
               "--device", args.device, "--out", args.out]
+    if args.init:
+        words += ["--init", args.init]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         words = ["torchrun", f"--nproc-per-node={world}", "-m", "segstudio", *words[1:]]
@@ -77,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                        batch_size=args.batch_size, lr=args.lr, crop=args.crop, out=args.out,
                        resume=args.resume, progress=report, device=args.device,
                        seed=args.seed, optimizer=args.optimizer, workers=args.workers,
-                       balance=args.balance,
+                       balance=args.balance, init=args.init,
+                       notice=lambda text: print(text, flush=True),
                        command=command_line(args))
     except (TrainError, CheckpointError) as exc:
         raise CommandError(str(exc)) from None

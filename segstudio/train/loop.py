@@ -35,6 +35,7 @@ from segstudio.io.atomic import atomic_write_with
 from segstudio.train.dataset import (IGNORE_INDEX, Augment, DatasetError, VocInstances,
                                      VocSegmentation, channel_stats, instance_collate,
                                      median_frequency_weights, pad_collate)
+from segstudio.train.init_from import InitError, load_initial_weights
 
 AUX_WEIGHT = 0.4
 POLY_POWER = 0.9
@@ -200,21 +201,23 @@ def _poly(optimizer: torch.optim.Optimizer, base_lr: float, it: int, total: int)
 
 
 def _default_command(model_name, data_dir, config, epochs, batch_size, lr, crop, out, seed,
-                     optimizer, device, balance) -> str:
+                     optimizer, device, balance, init) -> str:
     args = ["segstudio", "train", "--model", model_name, "--config", config, "--data",
             str(data_dir), "--epochs", str(epochs), "--batch-size", str(batch_size),
             "--lr", f"{lr:g}", "--crop", str(crop), "--optimizer", optimizer,
             "--device", device, "--seed", str(seed), "--out", str(out)]
-    return shlex.join(args + (["--balance"] if balance else []))
+    return shlex.join(args + (["--balance"] if balance else [])
+                      + (["--init", str(init)] if init else []))
 
 
 def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs: int = 10,
           batch_size: int = 8, lr: float | None = None, crop: int = 128,
           out: str | Path, resume: str | Path | bool | None = None,
           progress: Callable[[TrainProgress], None] | None = None,
+          notice: Callable[[str], None] | None = None,
           cancel: Callable[[], bool] | None = None, device: str = "auto", seed: int = 0,
           optimizer: str = "adamw", weight_decay: float = 1e-4, hflip: bool | None = None,
-          balance: bool = False,
+          balance: bool = False, init: str | Path | None = None,
           workers: int = 0, max_steps: int | None = None,
           command: str | None = None) -> TrainResult:
     """Train ``model_name`` on the VOC tree ``data_dir`` and write the best checkpoint to ``out``.
@@ -222,6 +225,9 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
     ``balance`` weights the loss by median frequency balancing (SegNet, Badrinarayanan et al.
     2017, §3.2), so thin rare classes such as clavicles are not drowned by the background.
     ``resume`` continues a run from ``out``'s ``.resume`` file (``True``) or a named one.
+    ``init`` starts from a trained checkpoint of the same architecture and configuration
+    (fine-tuning): its weights, classes matched by name, and its input normalisation;
+    ``notice`` hears what was carried over.
     ``hflip`` None means flips except for the chest X-ray class set. ``max_steps`` caps the
     steps of each epoch (quick trials and tests). ``batch_size`` is per process under torchrun.
     """
@@ -254,13 +260,16 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
         n_cls = len(classes)
         lr = DEFAULT_LR[optimizer] if lr is None else float(lr)
         command = command or _default_command(model_name, data_dir, config, epochs, batch_size, lr,
-                                              crop, out, seed, optimizer, device, balance)
+                                              crop, out, seed, optimizer, device, balance,
+                                              init)
         if hflip is None:
             hflip = classes.names != chest_xray().names
         state = _load_resume(resume, out, model_name, config, classes)
+        # A resumed run has its own weights; otherwise a start checkpoint's normalisation holds.
+        norm = state or (_start_norm(init) if init else None)
         try:
             train_set, val_set, collate, mean, std, class_weight = _datasets(
-                data_dir, instance, Augment(crop=crop, hflip=hflip), state, n_cls, balance)
+                data_dir, instance, Augment(crop=crop, hflip=hflip), norm, n_cls, balance)
         except DatasetError as exc:
             raise TrainError(str(exc)) from None
         weight_t = None if class_weight is None else \
@@ -271,6 +280,14 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
             model = registry.build_model(model_name, n_cls, config=config).to(dev)
         except registry.ModelConfigError as exc:
             raise TrainError(str(exc)) from None
+        started_from = None
+        if init and not state:
+            try:
+                started_from = load_initial_weights(model, model_name, config, classes, init)
+            except InitError as exc:
+                raise TrainError(str(exc)) from None
+            if d.main and notice is not None:
+                notice(started_from.summary())
         params = [p for p in model.parameters() if p.requires_grad]
         opt = (torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay) if optimizer == "adamw"
                else torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay))
@@ -345,6 +362,7 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
                         "optimizer": optimizer, "lr": lr, "batch_size": batch_size,
                         "processes": d.world, "crop": crop, "seed": seed,
                         "class_weights": class_weight,
+                        "started_from": started_from.source if started_from else None,
                         "device": dev.type, "command": command,
                         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     }
@@ -364,6 +382,17 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
     finally:
         if d.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _start_norm(init) -> dict:
+    """The input normalisation of the checkpoint a run starts from (its features expect it)."""
+    from segstudio.models.checkpoint import CheckpointError, read_meta
+
+    try:
+        meta = read_meta(init)
+    except CheckpointError as exc:
+        raise TrainError(str(exc)) from None
+    return {"mean": meta.mean, "std": meta.std}
 
 
 def _datasets(data_dir: Path, instance: bool, aug: Augment, state: dict | None, n_cls: int,

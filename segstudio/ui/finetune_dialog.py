@@ -3,6 +3,11 @@
 The corrected and reviewed items are exported as a VOC tree under the user's data folder, a
 registry model is trained on it in a background thread (live loss and validation mIoU), and the
 best checkpoint joins the model picker. Training happens only when the user starts it.
+
+By default the run starts from a trained model of the chosen architecture (the one picked in the
+Model panel when it fits, else one trained on the workspace's classes), at a tenth of the
+from-scratch learning rate, so a few corrected images adapt what the model knows instead of
+starting over; "random weights" trains from scratch.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from segstudio.core.workspace import ItemStatus
 from segstudio.paths import user_data_dir
 
 TRAINABLE = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
+FROM_SCRATCH_LR = 1e-3          # AdamW, the training default
+FINE_TUNE_LR = 1e-4             # starting from trained weights
 
 
 class CurvePlot(QWidget):
@@ -77,16 +84,17 @@ class TrainingThread(QThread):
     failed = Signal(str)
 
     def __init__(self, workspace, arch: str, config: str, epochs: int, crop: int, out: Path,
-                 data_dir: Path, parent=None) -> None:
+                 data_dir: Path, init: Path | None = None, parent=None) -> None:
         super().__init__(parent)
-        self.args = (workspace, arch, config, epochs, crop, out, data_dir)
+        self.args = (workspace, arch, config, epochs, crop, out, data_dir, init)
         self.cancel_flag = threading.Event()
 
     def run(self) -> None:
         from segstudio.io.voc import VocError, write_voc
         from segstudio.train.loop import TrainError, train
 
-        ws, arch, config, epochs, crop, out, data_dir = self.args
+        ws, arch, config, epochs, crop, out, data_dir, init = self.args
+        lr = FINE_TUNE_LR if init is not None else FROM_SCRATCH_LR
         try:
             self.message.emit("Exporting the corrected labels…")
             items = ws.labelled_items(TRAINABLE)
@@ -94,10 +102,12 @@ class TrainingThread(QThread):
                       total=len(items), cancel=self.cancel_flag.is_set)
             self.message.emit(f"Training {arch} ({config}) on {len(items)} item(s)…")
             result = train(arch, data_dir, config=config, epochs=epochs, crop=crop, out=out,
-                           batch_size=4, progress=self.progressed.emit,
-                           cancel=self.cancel_flag.is_set, device="auto",
+                           batch_size=4, lr=lr, init=init, progress=self.progressed.emit,
+                           notice=self.message.emit, cancel=self.cancel_flag.is_set,
+                           device="auto",
                            command=f"segstudio train --model {arch} --config {config} "
-                                   f"--data {data_dir} --epochs {epochs} --crop {crop}")
+                                   f"--data {data_dir} --epochs {epochs} --crop {crop} "
+                                   f"--lr {lr:g}" + (f" --init {init}" if init else ""))
             record = {"workspace": str(ws.root), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
                       "items": [{"id": i.id, "source": str(i.source), "frame": i.frame,
                                  "label_updated": i.updated} for i in items]}
@@ -131,6 +141,12 @@ class FineTuneDialog(QDialog):
                 self.arch.setCurrentIndex(i)
         self.config = QComboBox(self)
         self.config.addItems(["lite", "paper"])
+        self.start_from = QComboBox(self)
+        self.start_from.setToolTip("Trained weights to adapt (classes matched by name; a class "
+                                   "the model does not know starts fresh), or random weights")
+        self.arch.currentIndexChanged.connect(self._fill_start_from)
+        self.config.currentIndexChanged.connect(self._fill_start_from)
+        self._fill_start_from()
         self.epochs = QSpinBox(self)
         self.epochs.setRange(1, 500)
         self.epochs.setValue(10)
@@ -153,6 +169,7 @@ class FineTuneDialog(QDialog):
         form = QFormLayout()
         form.addRow("Architecture", self.arch)
         form.addRow("Configuration", self.config)
+        form.addRow("Start from", self.start_from)
         form.addRow("Epochs", self.epochs)
         form.addRow("Crop (px)", self.crop)
         buttons = QHBoxLayout()
@@ -167,6 +184,24 @@ class FineTuneDialog(QDialog):
         layout.addWidget(self.status)
         layout.addLayout(buttons)
 
+    def _fill_start_from(self, *_) -> None:
+        """The trained checkpoints of the chosen architecture and configuration: the one picked
+        in the Model panel first, then those trained on this workspace's classes; random last."""
+        arch, config = self.arch.currentData(), self.config.currentText()
+        ws = self.window.workspace
+        names = tuple(ws.classes.names) if ws is not None else ()
+        panel = self.window.models.panel
+        picked = panel.current_choice()
+        fits = [e for e in panel.entries if e.trained and e.choice.checkpoint is not None
+                and e.choice.arch == arch and e.choice.config == config]
+        fits.sort(key=lambda e: (picked is None or e.choice.checkpoint != picked.checkpoint,
+                                 e.classes != names))
+        self.start_from.clear()
+        for e in fits:
+            same = "same classes" if e.classes == names else "classes matched by name"
+            self.start_from.addItem(f"{e.choice.checkpoint.stem} ({same})", e.choice.checkpoint)
+        self.start_from.addItem("random weights (train from scratch)", None)
+
     def start(self) -> None:
         ws = self.window.workspace
         if ws is None or self.thread is not None:
@@ -180,7 +215,7 @@ class FineTuneDialog(QDialog):
         out.parent.mkdir(parents=True, exist_ok=True)
         data_dir = root / "finetune" / f"{ws.root.name}-{stamp}"
         self.thread = TrainingThread(ws, arch, config, self.epochs.value(), self.crop.value(),
-                                     out, data_dir, self)
+                                     out, data_dir, self.start_from.currentData(), self)
         self.thread.progressed.connect(self._progress)
         self.thread.message.connect(self.status.setText)
         self.thread.succeeded.connect(self._done)

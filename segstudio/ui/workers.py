@@ -53,6 +53,7 @@ class CatalogEntry:
     title: str
     trained: bool
     detail: str
+    classes: tuple[str, ...] = ()          # a checkpoint's class names (empty: untrained)
 
 
 def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
@@ -84,7 +85,8 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
             detail = f"{meta.arch} ({meta.config}), {len(meta.classes)} classes: " + ", ".join(
                 meta.classes.names) + (f"; validation mIoU {score:.3f}" if isinstance(score, float) else "")
             entries.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),
-                                        f"{path.stem} — trained", bool(meta.trained), detail))
+                                        f"{path.stem} — trained", bool(meta.trained), detail,
+                                        tuple(meta.classes.names)))
     for spec in REGISTRY.values():
         entries.append(CatalogEntry(ModelChoice(spec.name, None, spec.configs[0]),
                                     f"{spec.title} — untrained (random weights)", False,

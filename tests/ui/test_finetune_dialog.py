@@ -1,6 +1,8 @@
 import numpy as np
 from PIL import Image
 
+from segstudio.models.checkpoint import read_meta
+from segstudio.train import synth
 from segstudio.ui.launchers import finetune_dialog
 
 
@@ -24,6 +26,8 @@ def test_finetune_trains_on_corrected_labels_and_offers_the_model(window, tmp_pa
     dialog.arch.setCurrentIndex(dialog.arch.findData("unet"))
     dialog.epochs.setValue(2)
     dialog.crop.setValue(32)
+    dialog.start_from.setCurrentIndex(dialog.start_from.count() - 1)
+    assert dialog.start_from.currentText().startswith("random weights")
     assert "6 corrected" in dialog.count.text()
     dialog.start_button.click()
     qtbot.waitUntil(lambda: not dialog.is_running(), timeout=300_000)
@@ -34,3 +38,38 @@ def test_finetune_trains_on_corrected_labels_and_offers_the_model(window, tmp_pa
     qtbot.waitUntil(lambda: window.is_idle() and window.models.panel.entries and
                     window.models.panel.entries[0].choice.checkpoint == out, timeout=60_000)
     assert window.models.panel.entries[0].trained
+
+
+def test_finetune_starts_from_the_picked_trained_model_by_default(window, tmp_path, qtbot):
+    folder = tmp_path / "chest"
+    folder.mkdir()
+    samples = list(synth.generate("xray", 6, size=128, seed=11))
+    for s in samples:
+        Image.fromarray(s.image).save(folder / f"{s.id}.png")
+    window.open_paths([folder])
+    window.models.start()
+    qtbot.waitUntil(lambda: window.is_idle() and bool(window.models.panel.entries), timeout=60_000)
+    ws = window.workspace
+    for item, s in zip(ws.items, sorted(samples, key=lambda s: s.id)):
+        ws.save_labels(item, s.labels)               # the "corrected" labels: the true ones
+    dialog = finetune_dialog(window)
+    qtbot.addWidget(dialog)
+    assert window.models.panel.current_choice().checkpoint.name == "chest_xray_unet_lite.pt"
+    assert dialog.arch.currentData() == "unet"
+    assert dialog.start_from.currentData().name == "chest_xray_unet_lite.pt"
+    assert "same classes" in dialog.start_from.currentText()
+    dialog.arch.setCurrentIndex(dialog.arch.findData("fcn8s"))     # other architectures: theirs
+    assert all(dialog.start_from.itemData(i) is None or "fcn8s" in dialog.start_from.itemText(i)
+               for i in range(dialog.start_from.count()))
+    dialog.arch.setCurrentIndex(dialog.arch.findData("unet"))
+    messages = []
+    dialog.epochs.setValue(1)
+    dialog.crop.setValue(96)
+    dialog.start_button.click()
+    dialog.thread.message.connect(messages.append)
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=300_000)
+    assert dialog.result is not None, dialog.status.text()
+    meta = read_meta(dialog.result.out)
+    assert meta.training["started_from"] == "chest_xray_unet_lite.pt"
+    assert "--init" in meta.training["command"] and meta.training["lr"] == 1e-4
+    assert dialog.result.best_miou > 0.5              # it kept what the bundled model knew
