@@ -182,7 +182,7 @@ class ModelRuns(QObject):
         for i, e in enumerate(entries):
             ckpt = e.choice.checkpoint
             if ckpt is not None and ckpt.name == self.prefer_checkpoint:
-                self.panel.model_combo.setCurrentIndex(i)
+                self.panel.select_entry(i)
                 break
 
     def _model_ready(self, info: dict) -> None:

@@ -54,6 +54,18 @@ class CatalogEntry:
     trained: bool
     detail: str
     classes: tuple[str, ...] = ()          # a checkpoint's class names (empty: untrained)
+    group: str = ""                        # the picker's heading this entry sits under
+
+
+USER_GROUP = "Your fine-tuned models"
+UNTRAINED_GROUP = "Untrained: random weights"
+
+
+def _class_group(meta) -> str:
+    """A bundled checkpoint's heading: what it was trained to find."""
+    names = [n for n in meta.classes.names if n != "background"]
+    title = meta.classes.title if meta.classes.title not in ("", "custom") else "Trained"
+    return f"{title} ({', '.join(names)})"
 
 
 def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
@@ -71,10 +83,12 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
 
     entries: list[CatalogEntry] = []
     for folder in folders:
-        # The user's fine-tuned models newest first; bundled ones in name order.
+        # The user's fine-tuned models newest first; bundled ones grouped by what they find
+        # (their class set), in name order within a group.
         files = sorted(Path(folder).glob("*.pt"))
         if folder == folders[0]:
             files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        found = []
         for path in files:
             try:
                 meta = read_meta(path)
@@ -84,13 +98,21 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
             score = summary.get("val_mIoU")
             detail = f"{meta.arch} ({meta.config}), {len(meta.classes)} classes: " + ", ".join(
                 meta.classes.names) + (f"; validation mIoU {score:.3f}" if isinstance(score, float) else "")
-            entries.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),
-                                        f"{path.stem} — trained", bool(meta.trained), detail,
-                                        tuple(meta.classes.names)))
+            group = USER_GROUP if folder == folders[0] else _class_group(meta)
+            found.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),
+                                      f"{path.stem} — trained", bool(meta.trained), detail,
+                                      tuple(meta.classes.names), group))
+        if folder != folders[0]:
+            first_seen = {}
+            for e in found:
+                first_seen.setdefault(e.group, len(first_seen))
+            found.sort(key=lambda e: first_seen[e.group])          # stable: names stay sorted
+        entries += found
     for spec in REGISTRY.values():
         entries.append(CatalogEntry(ModelChoice(spec.name, None, spec.configs[0]),
                                     f"{spec.title} — untrained (random weights)", False,
-                                    f"{spec.paper} ({spec.year}). {spec.description}"))
+                                    f"{spec.paper} ({spec.year}). {spec.description}",
+                                    group=UNTRAINED_GROUP))
     return entries
 
 

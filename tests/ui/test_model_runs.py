@@ -15,7 +15,7 @@ def _pick(window, arch, trained=False):
     panel = window.models.panel
     for i, e in enumerate(panel.entries):
         if e.choice.arch == arch and e.trained == trained:
-            panel.model_combo.setCurrentIndex(i)
+            panel.select_entry(i)
             return e
     pytest.fail(f"{arch} is not in the model picker")
 
@@ -141,3 +141,42 @@ def test_run_on_the_items_selected_in_the_file_list(window, tmp_path, qtbot):
     statuses = [i.status for i in window.workspace.items]
     assert statuses[1] == statuses[3] == ItemStatus.PREDICTED
     assert statuses[0] == statuses[2] == statuses[4] == ItemStatus.UNLABELLED
+
+
+def test_the_picker_groups_models_under_headings_by_what_they_find(window, qtbot):
+    from segstudio.paths import weights_dir
+    from segstudio.ui.workers import UNTRAINED_GROUP
+
+    _start(window, qtbot)
+    panel, combo = window.models.panel, window.models.panel.model_combo
+    headings = [combo.itemText(r) for r in range(combo.count()) if combo.itemData(r) == -1]
+    assert headings[0] == "Chest X-ray (lungs, heart, clavicles)"
+    assert any(h.startswith("Context: boat vs car (") for h in headings)
+    assert headings[-1] == UNTRAINED_GROUP and len(set(headings)) == len(headings)
+    bundled = len(list(weights_dir().glob("*.pt")))
+    assert combo.count() == len(panel.entries) + len(headings) and len(panel.entries) > bundled
+    for r in range(combo.count()):                 # a heading cannot be chosen
+        item = combo.model().item(r)
+        assert item.isEnabled() == (combo.itemData(r) != -1)
+    # Every row under a heading belongs to its group, and the choice follows the row.
+    group = None
+    for r in range(combo.count()):
+        if combo.itemData(r) == -1:
+            group = combo.itemText(r)
+            continue
+        combo.setCurrentIndex(r)
+        entry = panel.current_entry()
+        assert entry.group == group and combo.itemText(r) == entry.title
+    untrained_unet = next(i for i, e in enumerate(panel.entries)
+                          if e.choice.arch == "unet" and not e.trained)
+    panel.select_entry(untrained_unet)
+    assert panel.current_choice().checkpoint is None and panel.warning_label.isVisibleTo(panel)
+    # A checkpoint loaded from a file goes first and is chosen; the other rows keep their entry.
+    before = {combo.itemText(r): panel.entries[combo.itemData(r)]
+              for r in range(combo.count()) if combo.itemData(r) != -1}
+    panel.checkpointChosen(weights_dir() / "context_unet_lite.pt")
+    assert panel.current_entry().title == "context_unet_lite — from file"
+    assert combo.currentIndex() == 0
+    after = {combo.itemText(r): panel.entries[combo.itemData(r)]
+             for r in range(1, combo.count()) if combo.itemData(r) != -1}
+    assert after == before

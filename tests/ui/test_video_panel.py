@@ -130,10 +130,9 @@ def _start_models(window, qtbot):
     window.models.start()
     qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=120_000)
     qtbot.waitUntil(window.is_idle, timeout=60_000)
-    combo = window.models.panel.model_combo
     for i, e in enumerate(window.models.panel.entries):
         if e.choice.arch == "unet" and not e.trained:
-            combo.setCurrentIndex(i)
+            window.models.panel.select_entry(i)
             return
     pytest.fail("unet is not in the model picker")
 

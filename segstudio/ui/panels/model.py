@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
@@ -101,28 +101,57 @@ class ModelPanel(QWidget):
         layout.addStretch(1)
 
     # -- catalogue ---------------------------------------------------------------------------
+    # The combo box shows a heading row (disabled, bold) above each group of entries; its item
+    # data (the user role) holds the entry's index in ``entries``, and -1 on a heading.
     def set_catalog(self, entries: list[CatalogEntry]) -> None:
         self.entries = list(entries)
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for e in self.entries:
-            self.model_combo.addItem(e.title)
-            self.model_combo.setItemData(self.model_combo.count() - 1, e.detail,
-                                         role=3)  # Qt.ToolTipRole
-        self.model_combo.setEnabled(bool(self.entries))
-        self.model_combo.blockSignals(False)
+        combo = self.model_combo
+        combo.blockSignals(True)
+        combo.clear()
+        group = None
+        for i, e in enumerate(self.entries):
+            if e.group and e.group != group:
+                self._add_heading(combo.count(), e.group)
+            group = e.group
+            self._add_row(combo.count(), i)
+        combo.setEnabled(bool(self.entries))
+        combo.blockSignals(False)
         if self.entries:
-            self.model_combo.setCurrentIndex(0)
+            self.select_entry(0)
             self._picked()
 
+    def _add_heading(self, row: int, text: str) -> None:
+        self.model_combo.insertItem(row, text, -1)
+        item = self.model_combo.model().item(row)
+        item.setEnabled(False)                          # not selectable
+        font = item.font()
+        font.setBold(True)
+        item.setFont(font)
+
+    def _add_row(self, row: int, index: int) -> None:
+        e = self.entries[index]
+        self.model_combo.insertItem(row, e.title, index)
+        self.model_combo.setItemData(row, e.detail, Qt.ItemDataRole.ToolTipRole)
+
     def add_entry(self, entry: CatalogEntry) -> None:
+        """A checkpoint the user loaded from a file: first in the list, and chosen."""
         self.entries.insert(0, entry)
-        self.model_combo.insertItem(0, entry.title)
-        self.model_combo.setCurrentIndex(0)
+        for row in range(self.model_combo.count()):        # every index moves down one
+            k = self.model_combo.itemData(row)
+            if isinstance(k, int) and k >= 0:
+                self.model_combo.setItemData(row, k + 1)
+        self._add_row(0, 0)
+        self.select_entry(0)
+
+    def select_entry(self, index: int) -> None:
+        """Choose ``entries[index]`` in the picker."""
+        row = self.model_combo.findData(index)
+        if row >= 0:
+            self.model_combo.setCurrentIndex(row)
 
     def current_entry(self) -> CatalogEntry | None:
-        i = self.model_combo.currentIndex()
-        return self.entries[i] if 0 <= i < len(self.entries) else None
+        k = self.model_combo.currentData()
+        return self.entries[k] if isinstance(k, int) and 0 <= k < len(self.entries) else None
 
     def current_choice(self) -> ModelChoice | None:
         e = self.current_entry()
