@@ -89,6 +89,9 @@ def build_menus(window) -> None:
     window.compare_action = window._action("&Compare prediction (swipe)",
                                            lambda on: _compare(window, on), "C", m)
     window.compare_action.setCheckable(True)
+    window.instances_action = window._action("&Instance outlines (Mask R-CNN)",
+                                             lambda on: _instances(window, on), "O", m)
+    window.instances_action.setCheckable(True)
     m.addSeparator()
     window.review_action = window._action("&Review mode", lambda on: window.review.set_active(on),
                                           "F2", m)
@@ -159,3 +162,11 @@ def _compare(window, on: bool) -> None:
         window.statusBar().showMessage("No prediction for this image yet: run a model (Ctrl+R)",
                                        4000)
 
+
+def _instances(window, on: bool) -> None:
+    if not window.layers.set_instances(on) and on:
+        pred = window.layers.prediction()
+        window.statusBar().showMessage(
+            "No prediction for this image yet: run a model (Ctrl+R)" if pred is None else
+            "This prediction has no instances: only an instance model (Mask R-CNN) finds them",
+            5000)

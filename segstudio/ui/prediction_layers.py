@@ -5,6 +5,9 @@
   there first.
 - Swipe compare: left of a divider that follows the mouse, the model's prediction; right of it,
   the labels as corrected now.
+- Instance outlines (Mask R-CNN): each detected instance's border in a colour of its own, with
+  its rank and class, so two touching objects of one class, one region in the class map, show
+  as the two objects the detector found.
 """
 
 from __future__ import annotations
@@ -51,6 +54,54 @@ def heat_image(u: np.ndarray) -> QImage:
     return img.copy()
 
 
+GOLDEN = 0.6180339887
+
+
+def instance_colours(n: int) -> np.ndarray:
+    """``n`` distinct, saturated RGB colours (uint8, n×3): hues a golden-ratio turn apart."""
+    import colorsys
+
+    return np.array([[round(255 * c) for c in colorsys.hsv_to_rgb((0.12 + k * GOLDEN) % 1, 0.85,
+                                                                  1.0)]
+                     for k in range(n)], np.uint8).reshape(-1, 3)
+
+
+def instance_outlines(instances: np.ndarray) -> np.ndarray:
+    """H×W bool: pixels of an instance whose right, left, upper or lower neighbour is not of
+    the same instance (the image border counts as outside)."""
+    ids = np.asarray(instances)
+    pad = np.pad(ids, 1, constant_values=0)
+    inner = pad[1:-1, 1:-1]
+    differs = ((pad[1:-1, 2:] != inner) | (pad[1:-1, :-2] != inner) |
+               (pad[2:, 1:-1] != inner) | (pad[:-2, 1:-1] != inner))
+    return (ids > 0) & differs
+
+
+def outline_image(instances: np.ndarray) -> QImage:
+    """Premultiplied ARGB of every instance's outline, opaque, in its own colour."""
+    ids = np.asarray(instances)
+    h, w = ids.shape
+    table = np.zeros((int(ids.max()) + 1, 4), np.uint8)
+    table[1:, 2::-1] = instance_colours(len(table) - 1)       # B, G, R
+    table[1:, 3] = 255
+    bgra = np.ascontiguousarray(np.where(instance_outlines(ids)[..., None], table[ids], 0)
+                                .astype(np.uint8))
+    return QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied).copy()
+
+
+def instance_anchors(instances: np.ndarray, labels: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """``(id, class, x, y)`` per instance: its class (the majority label under it) and the
+    left end of its topmost row, where its tag is drawn."""
+    ids = np.asarray(instances)
+    found = []
+    for k in np.unique(ids[ids > 0]).tolist():
+        ys, xs = np.nonzero(ids == k)
+        top = ys.min()
+        cls = int(np.bincount(labels[ys, xs]).argmax())
+        found.append((int(k), cls, int(xs[ys == top].min()), int(top)))
+    return found
+
+
 class PredictionLayers:
     """Draws the uncertainty layer and the swipe comparison as canvas decorations."""
 
@@ -63,23 +114,33 @@ class PredictionLayers:
         self._heat: QImage | None = None
         self._pred_key = None
         self._pred_overlay: OverlayRenderer | None = None
+        self.instances = False
+        self._outline_key = None
+        self._outline: tuple[QImage, list] | None = None
         window.canvas.decorations.append(self.draw)
         window.canvas.hovered.connect(self._follow)
 
-    def _prediction(self):
+    def prediction(self):
         doc = self.window.doc
         return None if doc is None else doc.prediction
 
     def set_uncertainty(self, kind: Uncertainty) -> bool:
         self.uncertainty = Uncertainty(kind)
         self.window.canvas.update()
-        return self._prediction() is not None
+        return self.prediction() is not None
 
     def set_compare(self, on: bool) -> bool:
         self.compare = bool(on)
         self.window.canvas.overlay_clip_left = None
         self.window.canvas.update()
-        return self._prediction() is not None
+        return self.prediction() is not None
+
+    def set_instances(self, on: bool) -> bool:
+        """Show instance outlines; False when the prediction on screen has no instances."""
+        self.instances = bool(on)
+        self.window.canvas.update()
+        pred = self.prediction()
+        return pred is not None and getattr(pred, "instances", None) is not None
 
     def _follow(self, fx: float, fy: float) -> None:
         if self.compare:
@@ -87,7 +148,7 @@ class PredictionLayers:
             self.window.canvas.update()
 
     def draw(self, painter: QPainter, canvas) -> None:
-        pred = self._prediction()
+        pred = self.prediction()
         size = canvas.image_size
         if pred is None or size is None or pred.labels.shape != (size[1], size[0]):
             canvas.overlay_clip_left = None
@@ -103,6 +164,32 @@ class PredictionLayers:
             self._draw_swipe(painter, canvas, pred, target)
         else:
             canvas.overlay_clip_left = None
+        if self.instances and getattr(pred, "instances", None) is not None:
+            self._draw_instances(painter, canvas, pred, target)
+
+    def _draw_instances(self, painter: QPainter, canvas, pred, target: QRectF) -> None:
+        if self._outline_key != id(pred):
+            self._outline = (outline_image(pred.instances),
+                             instance_anchors(pred.instances, pred.labels))
+            self._outline_key = id(pred)
+        image, anchors = self._outline
+        painter.drawImage(target, image)
+        names = self.window.classes.names
+        colours = instance_colours(max((a[0] for a in anchors), default=0))
+        painter.save()
+        font = painter.font()
+        font.setPointSizeF(8.5)
+        painter.setFont(font)
+        for k, cls, x, y in anchors:
+            name = names[cls] if cls < len(names) else f"class {cls}"
+            at = canvas.to_widget(QPointF(x, y))
+            box = QRectF(at.x(), at.y() - 15, painter.fontMetrics().horizontalAdvance(
+                f"{k} {name}") + 6, 14)
+            r, g, b = (int(v) for v in colours[k - 1])
+            painter.fillRect(box, QColor(r, g, b, 220))
+            painter.setPen(QColor(0, 0, 0))
+            painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), f"{k} {name}")
+        painter.restore()
 
     def _draw_swipe(self, painter: QPainter, canvas, pred, target: QRectF) -> None:
         key = (id(pred), tuple(sorted(self.window.hidden)), self.window.classes)

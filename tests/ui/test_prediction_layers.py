@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from helpers import move, widget_pos
 from segstudio.ui.prediction_layers import Uncertainty, uncertainty_map
@@ -60,3 +60,55 @@ def test_uncertainty_layer_marks_where_the_model_is_unsure(window, image_folder,
     assert max(abs(b.red() - a.red()), abs(b.green() - a.green()), abs(b.blue() - a.blue())) <= 4
     c = after.pixelColor(unsure)
     assert c.red() > 200 and c.blue() < 60 and c != before.pixelColor(unsure)
+
+
+def _two_touching_squares(h, w):
+    """Two instances of one class side by side: one region in the class map."""
+    instances = np.zeros((h, w), np.uint16)
+    instances[20:60, 20:50] = 1
+    instances[20:60, 50:80] = 2
+    return instances
+
+
+def test_instance_outlines_separate_touching_objects_of_one_class():
+    from segstudio.ui.prediction_layers import instance_anchors, instance_outlines
+
+    ids = _two_touching_squares(90, 100)
+    edge = instance_outlines(ids)
+    assert edge[20, 30] and edge[59, 30] and edge[40, 20] and edge[40, 79]   # outer border
+    assert edge[40, 49] and edge[40, 50]                 # the seam the class map does not show
+    assert not edge[40, 35] and not edge[40, 65] and not edge[5, 5]
+    labels = np.where(ids > 0, 3, 0).astype(np.uint8)
+    assert instance_anchors(ids, labels) == [(1, 3, 20, 20), (2, 3, 50, 20)]
+
+
+def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, image_folder,
+                                                                      qtbot):
+    from segstudio.ui.prediction_layers import instance_colours
+
+    doc = _with_prediction(window, image_folder, qtbot)
+    h, w = doc.labels.shape
+    window.toggle_overlay()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_O)
+    assert window.layers.instances
+    assert "no instances" in window.statusBar().currentMessage()     # a semantic prediction
+    doc.prediction.instances = _two_touching_squares(h, w)
+    window.canvas.update()
+    img = window.canvas.grab().toImage()
+    first, second = (tuple(int(v) for v in c) for c in instance_colours(2))
+
+    def row(x0, x1):                                  # image pixels x0..x1-1 on row 40
+        out = []
+        for x in range(x0, x1):
+            c = img.pixelColor(window.canvas.to_widget(QPointF(x + 0.5, 40.5)).toPoint())
+            out.append((c.red(), c.green(), c.blue()))
+        return out
+
+    # The seam at x = 49 | 50: the first instance's colour, then the second's, next to each
+    # other (within a pixel: the canvas zoom is not a whole number); none inside either square.
+    seam = row(46, 54)
+    assert any(seam[i] == first and seam[i + 1] == second for i in range(len(seam) - 1)), seam
+    assert first not in row(25, 44) and second not in row(25, 44) + row(56, 74)
+    assert first in row(17, 23)                       # the left border of the first square
+    qtbot.keyClick(window.canvas, Qt.Key.Key_O)
+    assert not window.layers.instances
