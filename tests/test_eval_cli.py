@@ -50,3 +50,38 @@ def test_eval_refuses_mismatched_sizes_cleanly(tmp_path):
     out = _cli("--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"))
     assert out.returncode == 2
     assert "a.png" in out.stderr and "12×10" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_eval_scores_instances_from_voc_object_maps(tmp_path):
+    """A VOC tree's objects against predictions where two touching objects were merged."""
+    from segstudio.commands.predict import objects_png
+    from segstudio.core.classes import from_names
+    from segstudio.io.voc import VocSample, write_voc
+    from segstudio.train.synth import generate
+
+    samples = list(generate("shapes", 4, size=96, seed=3))
+    root = tmp_path / "voc"
+    write_voc(root, [VocSample(s.id, s.image, s.labels, s.instances) for s in samples],
+              from_names(["background", "circle", "square", "triangle"]))
+    tree = root / "VOCdevkit" / "VOC2012"
+    pred = tmp_path / "pred"
+    (pred / "SegmentationObject").mkdir(parents=True)
+    true_objects = 0
+    for s in samples:
+        ids = s.instances.copy()
+        true_objects += len(np.unique(ids[ids > 0]))
+        if s is samples[0]:
+            ids[ids == 2] = 0                        # the detector missed object 2 here
+        save_label_png(pred / f"{s.id}.png", s.labels, chest_xray())
+        objects_png(ids.astype(np.uint16)).save(pred / "SegmentationObject" / f"{s.id}.png")
+    out = _cli("--pred", str(pred), "--gt", str(tree / "SegmentationClass"), "--json")
+    assert out.returncode == 0, out.stderr
+    inst = json.loads(out.stdout)["instances"]
+    assert (inst["TP"], inst["FP"], inst["FN"]) == (true_objects - 1, 0, 1)
+    assert inst["images"] == 4 and inst["precision"] == 1.0
+    text = _cli("--pred", str(pred), "--gt", str(tree / "SegmentationClass"))
+    assert "instances (same class, mask IoU ≥ 0.5), 4 image(s)" in text.stdout
+    assert text.stdout.rstrip().splitlines()[-1].split()[-3:] == [str(true_objects - 1), "0", "1"]
+    bad = _cli("--pred", str(pred), "--gt", str(tree / "SegmentationClass"),
+               "--gt-objects", str(tmp_path / "nowhere"))
+    assert bad.returncode != 0 and "is not a folder" in bad.stderr

@@ -15,6 +15,14 @@ def add_arguments(p) -> None:
     p.add_argument("--classes", default=None,
                    help="class preset (voc21, chest-xray) or class-set JSON file; default: "
                         "classes numbered up to the largest label seen")
+    p.add_argument("--pred-objects", type=Path, metavar="DIR",
+                   help="folder of predicted instance maps (VOC SegmentationObject PNGs); "
+                        "default: PRED/SegmentationObject when it exists")
+    p.add_argument("--gt-objects", type=Path, metavar="DIR",
+                   help="folder of true instance maps; default: the SegmentationObject folder "
+                        "beside GT when it exists")
+    p.add_argument("--iou", type=float, default=0.5,
+                   help="mask IoU at which a predicted object matches a true one (default 0.5)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
 
 
@@ -60,6 +68,9 @@ def run(args) -> int:
     result["images"] = len(pairs)
     result["unmatched"] = {"pred_only": sorted(pred_files.keys() - gt_files.keys()),
                            "gt_only": sorted(gt_files.keys() - pred_files.keys())}
+    objects = _score_objects(args, pairs, names)
+    if objects is not None:
+        result["instances"] = objects
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -74,4 +85,49 @@ def run(args) -> int:
         if ids:
             print(f"skipped ({key.replace('_', ' ')}): {', '.join(ids[:10])}"
                   + (" …" if len(ids) > 10 else ""))
+    if objects is not None:
+        print(f"\ninstances (same class, mask IoU ≥ {args.iou:g}), {objects['images']} image(s)")
+        print(f"{'class':<20} {'precision':>9} {'recall':>7} {'TP':>5} {'FP':>5} {'FN':>5}")
+        rows = [*objects["per_class"].items(), ("all", objects)]
+        for name, row in rows:
+            print(f"{name:<20} {fmt(row['precision']):>9} {fmt(row['recall'])} "
+                  f"{row['TP']:>5} {row['FP']:>5} {row['FN']:>5}")
     return 0
+
+
+def _objects_folder(given: Path | None, default: Path) -> Path | None:
+    from segstudio.cli import CommandError
+
+    if given is not None and not given.is_dir():
+        raise CommandError(f"{given} is not a folder")
+    return given if given is not None else (default if default.is_dir() else None)
+
+
+def _score_objects(args, pairs, names) -> dict | None:
+    """Instance precision and recall where both predicted and true object maps exist."""
+    from segstudio.cli import CommandError
+    from segstudio.core.instance_metrics import InstanceCounts, match_instances
+    from segstudio.io.voc import VocError, load_label_png
+
+    pred_dir = _objects_folder(args.pred_objects, args.pred / "SegmentationObject")
+    gt_dir = _objects_folder(args.gt_objects, args.gt.parent / "SegmentationObject")
+    if pred_dir is None or gt_dir is None:
+        return None
+    if not 0 < args.iou <= 1:
+        raise CommandError(f"--iou {args.iou:g}: must lie in (0, 1]")
+    total, images = InstanceCounts(), 0
+    for pred, gt, k in pairs:
+        pred_obj, gt_obj = pred_dir / f"{k}.png", gt_dir / f"{k}.png"
+        if not (pred_obj.is_file() and gt_obj.is_file()):
+            continue
+        try:
+            p_ids, g_ids = load_label_png(pred_obj), load_label_png(gt_obj)
+        except VocError as exc:
+            raise CommandError(str(exc)) from None
+        if p_ids.shape != pred.shape or g_ids.shape != gt.shape:
+            raise CommandError(f"{k}.png: the object map and the class map differ in size")
+        total.add(match_instances(g_ids, gt, p_ids, pred, args.iou))
+        images += 1
+    if not images:
+        raise CommandError(f"no object map in {pred_dir} has a namesake in {gt_dir}")
+    return {**total.to_dict(names), "images": images, "iou": args.iou}

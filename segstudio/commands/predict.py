@@ -12,8 +12,10 @@ import numpy as np
 
 from segstudio.cli import CommandError
 
-HELP = "segment images with a network and write palette label PNGs (and overlays)"
+HELP = ("segment images with a network and write palette label PNGs (and overlays; an instance "
+        "model also writes its objects under SegmentationObject/)")
 OVERLAY_ALPHA = 0.5
+OBJECTS = "SegmentationObject"      # where an instance model's object maps go, under --out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +101,20 @@ def label_png(labels: np.ndarray, classes):
     # An "L" image given a palette becomes "P" with its values kept as indices.
     im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8))
     im.putpalette(classes.palette())
+    return im
+
+
+def objects_png(instances: np.ndarray):
+    """An instance-id map as a Pascal VOC ``SegmentationObject`` PNG (palette indices, VOC
+    colours; ids run in the detector's rank order). Ids past 254 cannot be stored (255 is void)
+    and are left out: Mask R-CNN keeps at most 100 detections."""
+    from PIL import Image
+
+    from segstudio.core.palette import voc_colormap
+
+    ids = np.where(instances < 255, instances, 0).astype(np.uint8)
+    im = Image.fromarray(np.ascontiguousarray(ids))
+    im.putpalette(voc_colormap().reshape(-1).tolist())
     return im
 
 
@@ -191,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
             labels = labels.astype(np.uint8)
         try:
             write_png(out / f"{path.stem}.png", label_png(labels, classes))
+            if pred.instances is not None:        # instance models: the objects, VOC-style
+                (out / OBJECTS).mkdir(parents=True, exist_ok=True)
+                write_png(out / OBJECTS / f"{path.stem}.png", objects_png(pred.instances))
             if args.overlay:
                 write_png(out / f"{path.stem}_overlay.png", overlay_image(rgb, labels, classes))
         except OSError as exc:

@@ -56,6 +56,7 @@ def test_predict_writes_palette_label_pngs_equal_to_the_predictor(tmp_path, chec
     stdout = capsys.readouterr().out
     assert "[1/2] a.png -> a.png" in stdout and "[2/2] b.png -> b.png" in stdout
     assert "trained" in stdout and "UNTRAINED" not in stdout
+    assert not (out / "SegmentationObject").exists()      # a semantic network has no objects
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32")
     for name, rgb in images.items():
         with Image.open(out / f"{name}.png") as im:
