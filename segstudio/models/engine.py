@@ -49,6 +49,8 @@ class Prediction:
     precision: str
     trained: bool
     notes: list[str] = field(default_factory=list)
+    # Mask R-CNN only: (class, score) of instance k at index k - 1
+    objects: list[tuple[int, float]] | None = None
 
     def confidence(self) -> np.ndarray:
         """H×W probability of the chosen class."""
@@ -168,17 +170,17 @@ class Predictor:
         with torch.inference_mode():
             if self.instance:
                 _check_cancel(cancel)
-                probs, instances = self._predict_instances(rgb)
+                probs, instances, objects = self._predict_instances(rgb)
             else:
                 probs = self._predict_within_memory(rgb, cancel, notes)
-                instances = None
+                instances, objects = None, None
         if self._fallback_note and self._fallback_note not in notes:
             notes.append(self._fallback_note)
         probs_np = probs.numpy()
         labels = _argmax0(probs_np)
         return Prediction(probabilities=probs_np, labels=labels, instances=instances,
                           device=describe(self.device), precision=self.precision,
-                          trained=self.trained, notes=notes)
+                          trained=self.trained, notes=notes, objects=objects)
 
     def _predict_within_memory(self, rgb: np.ndarray, cancel, notes: list[str]) -> torch.Tensor:
         """Predict, halving the tile size each time the device runs out of memory.
@@ -279,7 +281,8 @@ class Predictor:
                                  f"{tuple(logits.shape)}; expected N×{self.num_classes}×H×W")
         return logits
 
-    def _predict_instances(self, rgb: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    def _predict_instances(self, rgb: np.ndarray
+                           ) -> tuple[torch.Tensor, np.ndarray, list[tuple[int, float]]]:
         x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
         autocast = (torch.autocast(self.device.type, dtype=DTYPES[self.precision])
                     if self.precision != "fp32" else contextlib.nullcontext())
@@ -290,33 +293,50 @@ class Predictor:
         return semantic_from_instances(detections, self.num_classes, rgb.shape[:2])
 
 
-def semantic_from_instances(detections: dict, num_classes: int,
-                            size: tuple[int, int]) -> tuple[torch.Tensor, np.ndarray]:
-    """Class probabilities and an instance-id map from Mask R-CNN detections.
+def semantic_from_instances(detections: dict, num_classes: int, size: tuple[int, int]
+                            ) -> tuple[torch.Tensor, np.ndarray, list[tuple[int, float]]]:
+    """Class probabilities, an instance-id map and each instance's (class, score) from Mask R-CNN
+    detections.
 
-    A class's probability at a pixel is the best ``score × mask`` among its instances; the
-    background takes the rest, and the C values are then normalised to sum to one. Instance ids
-    follow the detector's score order (1 = most confident); 0 means no instance.
+    As in the paper's inference (He et al. 2017, §3.1), a detection kept (score at least
+    ``INSTANCE_SCORE_THRESHOLD``) covers the pixels where its mask probability is 0.5 or more,
+    and where detections overlap the more confident one lies on top. A pixel's instance is the
+    top detection covering it; ids follow the score order (1 = most confident) without gaps, and
+    a detection hidden everywhere by more confident ones is left out; 0 means no instance.
+    A class's probability at a pixel is the largest mask probability of its detections, the
+    background takes the rest, and the values are normalised to sum to one. Where detections of
+    two classes overlap, the top one's class is raised just above the other, so the most likely
+    class is always the class of the pixel's instance (background where there is none).
     """
     h, w = size
     keep = (detections["scores"] >= INSTANCE_SCORE_THRESHOLD) & \
         (detections["labels"] > 0) & (detections["labels"] < num_classes)
     scores, labels = detections["scores"][keep], detections["labels"][keep]
-    masks = detections["masks"][keep].reshape(-1, h, w)
+    order = torch.argsort(scores, descending=True, stable=True)
+    scores, labels = scores[order], labels[order]
+    masks = detections["masks"][keep][order].reshape(-1, h, w)
     probs = torch.zeros((num_classes, h, w), dtype=torch.float32)
-    instances = np.zeros((h, w), np.uint16)
-    if len(scores):
-        weighted = masks * scores.view(-1, 1, 1)
-        for i in range(len(scores)):
-            c = int(labels[i])
-            torch.maximum(probs[c], weighted[i], out=probs[c])
-        best, which = weighted.max(dim=0)
-        inside = masks.gather(0, which.unsqueeze(0))[0] >= 0.5
-        ids = torch.where(inside & (best > 0), which + 1, torch.zeros_like(which))
-        instances = ids.to(torch.int32).numpy().astype(np.uint16)
+    ids = torch.zeros((h, w), dtype=torch.int64)
+    for i in reversed(range(len(scores))):          # the most confident painted last, on top
+        c = int(labels[i])
+        torch.maximum(probs[c], masks[i], out=probs[c])
+        ids[masks[i] >= 0.5] = i + 1
+    shown = [int(k) for k in torch.unique(ids).tolist() if k > 0]
+    compact = torch.zeros(len(scores) + 1, dtype=torch.int64)
+    compact[shown] = torch.arange(1, len(shown) + 1)
+    ids = compact[ids]
+    objects = [(int(labels[k - 1]), float(scores[k - 1])) for k in shown]
     probs[0] = 1.0 - probs[1:].amax(dim=0) if num_classes > 1 else 1.0
+    if objects:
+        cls = torch.tensor([0] + [c for c, _ in objects])[ids]      # the class of each pixel
+        wrong = probs.argmax(dim=0) != cls
+        if wrong.any():
+            raised = torch.where(wrong, probs.amax(dim=0) + 1e-3,
+                                 probs.gather(0, cls[None])[0])
+            probs.scatter_(0, cls[None], raised[None])
     probs.clamp_(min=1e-6)
-    return probs.div_(probs.sum(dim=0, keepdim=True)), instances
+    instances = ids.to(torch.int32).numpy().astype(np.uint16)
+    return probs.div_(probs.sum(dim=0, keepdim=True)), instances, objects
 
 
 def _softmax_(logits: torch.Tensor) -> torch.Tensor:

@@ -167,7 +167,7 @@ def _instance_labels(model: nn.Module, images: list[torch.Tensor], num_classes: 
     preds = []
     for im, det in zip(images, detections):
         det = {k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in det.items()}
-        probs, _ = semantic_from_instances(det, num_classes, tuple(im.shape[-2:]))
+        probs, _, _ = semantic_from_instances(det, num_classes, tuple(im.shape[-2:]))
         preds.append(probs.argmax(0).numpy())
     return preds
 

@@ -6,7 +6,7 @@
 - Swipe compare: left of a divider that follows the mouse, the model's prediction; right of it,
   the labels as corrected now.
 - Instance outlines (Mask R-CNN): each detected instance's border in a colour of its own, with
-  its rank and class, so two touching objects of one class, one region in the class map, show
+  its rank, class and score, so two touching objects of one class, one region in the class map, show
   as the two objects the detector found.
 """
 
@@ -180,15 +180,20 @@ class PredictionLayers:
         font = painter.font()
         font.setPointSizeF(8.5)
         painter.setFont(font)
+        objects = getattr(pred, "objects", None)      # the detector's own class and score
         for k, cls, x, y in anchors:
+            score = ""
+            if objects is not None and k <= len(objects):
+                cls, score = objects[k - 1][0], f" {objects[k - 1][1]:.0%}"
             name = names[cls] if cls < len(names) else f"class {cls}"
+            text = f"{k} {name}{score}"
             at = canvas.to_widget(QPointF(x, y))
-            box = QRectF(at.x(), at.y() - 15, painter.fontMetrics().horizontalAdvance(
-                f"{k} {name}") + 6, 14)
+            box = QRectF(at.x(), at.y() - 15, painter.fontMetrics().horizontalAdvance(text) + 6,
+                         14)
             r, g, b = (int(v) for v in colours[k - 1])
             painter.fillRect(box, QColor(r, g, b, 220))
             painter.setPen(QColor(0, 0, 0))
-            painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), f"{k} {name}")
+            painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), text)
         painter.restore()
 
     def _draw_swipe(self, painter: QPainter, canvas, pred, target: QRectF) -> None:

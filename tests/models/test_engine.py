@@ -278,7 +278,7 @@ def test_instance_detections_become_class_probabilities_and_ids():
     masks[2, 0, 0:5, 25:30] = 0.9
     det = {"boxes": torch.zeros(3, 4), "labels": torch.tensor([1, 2, 1]),
            "scores": torch.tensor([0.95, 0.7, 0.3]), "masks": masks}
-    probs, ids = semantic_from_instances(det, 3, (20, 30))
+    probs, ids, objects = semantic_from_instances(det, 3, (20, 30))
     assert probs.shape == (3, 20, 30) and ids.dtype == np.uint16
     np.testing.assert_allclose(probs.sum(0).numpy(), 1.0, atol=1e-5)
     labels = probs.argmax(0).numpy()
@@ -286,6 +286,31 @@ def test_instance_detections_become_class_probabilities_and_ids():
     assert labels[12, 15] == 2 and ids[12, 15] == 2
     assert labels[7, 10] == 1 and ids[7, 10] == 1  # overlap: the more confident instance
     assert labels[2, 27] == 0 and ids[2, 27] == 0  # score 0.3 is below the threshold
+    assert objects == [(1, pytest.approx(0.95)), (2, pytest.approx(0.7))]
+
+
+def test_instance_masks_are_cut_at_half_whatever_the_score_and_agree_with_the_labels():
+    """The paper binarises each mask at 0.5; a less confident detection keeps its whole mask,
+    ranks follow the scores (not the input order), and a hidden detection leaves no gap."""
+    masks = torch.zeros(4, 1, 20, 30)
+    masks[0, 0, 0:10, 0:10] = 0.6                  # score 0.55: weak, but its mask is kept
+    masks[1, 0, 5:18, 5:18] = 0.55                 # score 0.8, class 2, partly under …
+    masks[2, 0, 4:16, 4:16] = 0.52                 # … score 0.99, class 1: on top of all
+    masks[3, 0, 6:8, 6:8] = 0.9                    # score 0.6: hidden everywhere
+    det = {"boxes": torch.zeros(4, 4), "labels": torch.tensor([2, 2, 1, 2]),
+           "scores": torch.tensor([0.55, 0.8, 0.99, 0.6]), "masks": masks}
+    probs, ids, objects = semantic_from_instances(det, 3, (20, 30))
+    labels = probs.argmax(0).numpy()
+    assert ids[1, 1] == 3 and labels[1, 1] == 2    # the weak detection: rank 3 of 3 shown
+    assert ids[10, 10] == 1 and labels[10, 10] == 1   # class 1 on top, though its mask is
+    assert ids[7, 7] == 1                              # less sure there than class 2's
+    assert ids[17, 17] == 2 and labels[17, 17] == 2
+    assert ids[4, 3] == 3 and ids[4, 14] == 1 and ids[19, 19] == 0 and labels[19, 19] == 0
+    assert objects == [(1, pytest.approx(0.99)), (2, pytest.approx(0.8)),
+                       (2, pytest.approx(0.55))]
+    assert set(np.unique(ids).tolist()) == {0, 1, 2, 3}
+    classes = np.array([0] + [c for c, _ in objects])[ids]
+    np.testing.assert_array_equal(labels, classes)   # every pixel: its instance's class
 
 
 def test_choose_device_validates_explicit_choices():
