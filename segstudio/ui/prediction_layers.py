@@ -102,6 +102,14 @@ def instance_anchors(instances: np.ndarray, labels: np.ndarray) -> list[tuple[in
     return found
 
 
+def free_spot(box: QRectF, placed: list[QRectF]) -> QRectF:
+    """``box``, moved down a line at a time until it covers none of ``placed``."""
+    box = QRectF(box)
+    while any(box.intersects(other) for other in placed):
+        box.translate(0, box.height() + 1)
+    return box
+
+
 class PredictionLayers:
     """Draws the uncertainty layer and the swipe comparison as canvas decorations."""
 
@@ -181,6 +189,7 @@ class PredictionLayers:
         font.setPointSizeF(8.5)
         painter.setFont(font)
         objects = getattr(pred, "objects", None)      # the detector's own class and score
+        placed: list[QRectF] = []
         for k, cls, x, y in anchors:
             score = ""
             if objects is not None and k <= len(objects):
@@ -190,6 +199,8 @@ class PredictionLayers:
             at = canvas.to_widget(QPointF(x, y))
             box = QRectF(at.x(), at.y() - 15, painter.fontMetrics().horizontalAdvance(text) + 6,
                          14)
+            box = free_spot(box, placed)
+            placed.append(box)
             r, g, b = (int(v) for v in colours[k - 1])
             painter.fillRect(box, QColor(r, g, b, 220))
             painter.setPen(QColor(0, 0, 0))

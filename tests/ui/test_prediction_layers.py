@@ -112,3 +112,16 @@ def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, im
     assert first in row(17, 23)                       # the left border of the first square
     qtbot.keyClick(window.canvas, Qt.Key.Key_O)
     assert not window.layers.instances
+
+
+def test_instance_tags_never_cover_each_other():
+    from PySide6.QtCore import QRectF
+
+    from segstudio.ui.prediction_layers import free_spot
+
+    placed = []
+    for x in (10, 14, 10, 200):                      # three tags where they would overlap
+        placed.append(free_spot(QRectF(x, 50, 80, 14), placed))
+    assert all(not a.intersects(b) for i, a in enumerate(placed) for b in placed[i + 1:])
+    assert placed[0].top() == 50 and placed[3].top() == 50     # a free spot stays put
+    assert [p.left() for p in placed] == [10, 14, 10, 200]      # only moved down
