@@ -154,3 +154,33 @@ def test_model_without_a_lite_configuration_runs_in_its_own(tmp_path, capsys):
     assert "deeplabv3_mobilenet_v3_large (paper, UNTRAINED)" in capsys.readouterr().out
     with Image.open(tmp_path / "out" / "a.png") as im:
         assert im.size == (40, 32)
+
+
+def test_the_bundled_mask_rcnn_writes_its_objects_and_eval_scores_them(tmp_path, capsys):
+    import json
+
+    from segstudio.io.voc import VocSample, load_label_png, write_voc
+    from segstudio.paths import weights_dir
+    from segstudio.train.synth import classes_for, generate
+
+    samples = list(generate("shapes", 4, size=128, seed=7))
+    write_voc(tmp_path / "voc", [VocSample(s.id, s.image, s.labels, s.instances)
+                                 for s in samples], classes_for("shapes"))
+    tree = tmp_path / "voc" / "VOCdevkit" / "VOC2012"
+    weights = weights_dir() / "shapes_maskrcnn_lite.pt"
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", "maskrcnn", "--weights", str(weights), "--device", "cpu",
+                 "--out", str(out), str(tree / "JPEGImages")]) == 0
+    predictor = Predictor.from_checkpoint(weights, device="cpu", precision="fp32")
+    for s in samples:
+        rgb = np.asarray(Image.open(tree / "JPEGImages" / f"{s.id}.jpg").convert("RGB"))
+        expected = predictor.predict(rgb).instances
+        np.testing.assert_array_equal(load_label_png(out / "SegmentationObject" / f"{s.id}.png"),
+                                      expected)
+    capsys.readouterr()
+    assert main(["eval", "--pred", str(out), "--gt", str(tree / "SegmentationClass"),
+                 "--json"]) == 0
+    objects = json.loads(capsys.readouterr().out)["instances"]
+    truth = sum(len(np.unique(s.instances[s.instances > 0])) for s in samples)
+    assert objects["TP"] + objects["FN"] == truth and objects["images"] == 4
+    assert objects["recall"] > 0.7 and objects["precision"] > 0.5

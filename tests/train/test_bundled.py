@@ -14,6 +14,7 @@ from segstudio.train import synth
 BUNDLED = [
     ("chest_xray_unet_lite.pt", "chest_phantom_01.png", ("xray", 0, 160), 0.8),
     ("context_unet_lite.pt", "context_01.png", ("context", 3, 256), 0.9),
+    ("shapes_maskrcnn_lite.pt", "shapes_01.png", ("shapes", 2, 256), 0.85),
 ]
 
 
