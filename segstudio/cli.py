@@ -63,6 +63,9 @@ def build_gui_parser() -> argparse.ArgumentParser:
                         help="open PATHS, wait until the window is idle, save a screenshot of the "
                              "main window to FILE and exit")
     parser.add_argument("--no-demo", action="store_true", help="start with an empty window")
+    parser.add_argument("--demo", choices=("chest", "context", "shapes"),
+                        help="open a bundled demo with its trained model: chest X-ray phantoms, "
+                             "the boat-or-car context scene, or shapes for Mask R-CNN instances")
     parser.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     return parser
 

@@ -30,3 +30,10 @@ def test_version_and_help_do_not_load_qt_or_torch():
 def test_bad_window_size_is_a_clean_error():
     out = _cli("--size", "tiny", "--no-demo", env={"QT_QPA_PLATFORM": "offscreen", "PATH": ""})
     assert out.returncode != 0 and "--size" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_demo_with_paths_is_a_clean_error(tmp_path, capsys):
+    from segstudio.cli import main
+
+    assert main(["--demo", "shapes", str(tmp_path)]) == 2
+    assert "--demo opens its own images" in capsys.readouterr().err

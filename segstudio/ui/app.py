@@ -22,7 +22,8 @@ def _parse_size(text: str) -> tuple[int, int]:
 def demo_paths(kind: str = "chest") -> list[Path]:
     """The demo as a workspace of its own in the user's data folder (the bundled files may sit
     in a read-only install): ``chest`` — the synthetic chest X-ray phantoms; ``context`` — the
-    boat-or-car scene of the receptive-field lesson."""
+    boat-or-car scene of the receptive-field lesson; ``shapes`` — overlapping shapes for
+    instance segmentation."""
     import shutil
 
     from segstudio.paths import user_data_dir
@@ -41,7 +42,12 @@ def demo_paths(kind: str = "chest") -> list[Path]:
 
 def run_gui(args) -> int:
     size = _parse_size(args.size)
-    paths = [Path(p) for p in args.paths] or ([] if args.no_demo else demo_paths())
+    demo = getattr(args, "demo", None)
+    if demo and args.paths:
+        print("segstudio: error: --demo opens its own images; give it no PATHS",
+              file=sys.stderr)
+        return 2
+    paths = [Path(p) for p in args.paths] or ([] if args.no_demo or demo else demo_paths())
     missing = [p for p in paths if not p.exists()]
     if missing:
         print(f"segstudio: error: no such file or folder: {', '.join(map(str, missing))}",
@@ -80,7 +86,12 @@ def run_gui(args) -> int:
     # On the bundled demo, the default (bundled, trained) model runs at once so a new user sees
     # a prediction; on the user's own files, models run when asked.
     win.models.run_when_ready = not args.paths and bool(paths)
-    QTimer.singleShot(0, win.models.start)
+    if demo:
+        from segstudio.ui.launchers import open_demo
+
+        QTimer.singleShot(0, lambda: open_demo(win, demo))
+    else:
+        QTimer.singleShot(0, win.models.start)
     if paths:
         QTimer.singleShot(0, lambda: win.open_paths(paths))
     if not args.screenshot:

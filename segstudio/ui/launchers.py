@@ -50,20 +50,29 @@ def published_dialog(window):
     return _shown(window, PublishedWeightsDialog(window))
 
 
+DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_unet_lite.pt",
+               "shapes": "shapes_maskrcnn_lite.pt"}
+
+
 def open_demo(window, kind: str) -> bool:
-    """Help ▸ demos: the chest X-ray phantoms, or the boat-or-car context scene, each with its
-    bundled model run at once."""
+    """Help ▸ demos: the chest X-ray phantoms, the boat-or-car context scene, or the shapes
+    scene for instance segmentation, each with its bundled model run at once (the shapes demo
+    with its instances outlined)."""
     from segstudio.train.synth_context import context_classes
+    from segstudio.train.synth_shapes import shapes_classes
     from segstudio.ui.app import demo_paths
 
     paths = demo_paths(kind)
     if not paths:
         window.show_error(f"The {kind} demo is not installed with this copy of segstudio.")
         return False
-    if not window.open_paths(paths, classes=context_classes() if kind == "context" else None):
+    classes = {"context": context_classes, "shapes": shapes_classes}.get(kind)
+    if not window.open_paths(paths, classes=classes() if classes else None):
         return False
-    window.models.prefer_checkpoint = {"chest": "chest_xray_unet_lite.pt",
-                                       "context": "context_unet_lite.pt"}[kind]
+    window.models.prefer_checkpoint = DEMO_MODELS[kind]
     window.models.run_when_ready = True
     window.models.start()
+    if kind == "shapes":
+        window.instances_action.setChecked(True)
+        window.layers.set_instances(True)
     return True

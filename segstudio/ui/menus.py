@@ -114,6 +114,8 @@ def build_menus(window) -> None:
                    window.help_menu)
     window._action("Open the &context demo (receptive fields)",
                    lambda: launchers.open_demo(window, "context"), None, window.help_menu)
+    window._action("Open the &shapes demo (Mask R-CNN instances)",
+                   lambda: launchers.open_demo(window, "shapes"), None, window.help_menu)
     window.help_menu.addSeparator()
     window._action("&Keyboard shortcuts", lambda: show_shortcuts(window, window.actions()), "F1",
                  window.help_menu)

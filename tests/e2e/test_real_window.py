@@ -73,3 +73,21 @@ def test_screenshot_of_missing_path_is_a_clean_error(xvfb_display, tmp_path):
                                   str(tmp_path / "x.png")], tmp_path, timeout=60)
     assert out.returncode == 2
     assert "no such file" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.xvfb
+def test_shapes_demo_shows_mask_rcnn_instances_outlined(xvfb_display, tmp_path):
+    from segstudio.ui.prediction_layers import instance_colours
+
+    shot = tmp_path / "shapes.png"
+    out = _run_gui(xvfb_display, ["--demo", "shapes", "--screenshot", str(shot),
+                                  "--size", "1280x800"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    img = np.asarray(Image.open(shot).convert("RGB"))
+    # The outlines are drawn opaque over the canvas: the first instances' own colours show.
+    pixels = img.reshape(-1, 3)
+    for colour in instance_colours(3):
+        assert (pixels == colour).all(axis=1).sum() > 40, colour
+    keep = os.environ.get("SEGSTUDIO_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, Path(keep).with_name("shapes-" + Path(keep).name))
