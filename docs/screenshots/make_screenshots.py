@@ -3,7 +3,8 @@
     QT_QPA_PLATFORM=offscreen python docs/screenshots/make_screenshots.py
 
 The main-window screenshot in the README is taken under Xvfb by `segstudio --screenshot`
-(see tests/e2e); this script adds the "Inside the model" views on the bundled demos.
+(see tests/e2e), and `shapes-instances.png` is the canvas of `segstudio --demo shapes
+--screenshot FILE` there; this script adds the "Inside the model" views on the bundled demos.
 """
 
 from __future__ import annotations
