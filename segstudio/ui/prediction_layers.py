@@ -91,14 +91,19 @@ def outline_image(instances: np.ndarray) -> QImage:
 
 def instance_anchors(instances: np.ndarray, labels: np.ndarray) -> list[tuple[int, int, int, int]]:
     """``(id, class, x, y)`` per instance: its class (the majority label under it) and the
-    left end of its topmost row, where its tag is drawn."""
-    ids = np.asarray(instances)
+    left end of its topmost row, where its tag is drawn. Two counting passes over the image
+    and one row per instance, however many instances there are."""
+    ids = np.asarray(instances).astype(np.int64)
+    h, w = ids.shape
+    m = int(ids.max(initial=0)) + 1
+    rows = np.bincount((np.arange(h)[:, None] * m + ids).ravel(), minlength=h * m).reshape(h, m)
+    c = int(np.asarray(labels).max(initial=0)) + 1
+    under = np.bincount((ids * c + labels).ravel(), minlength=m * c).reshape(m, c)
     found = []
-    for k in np.unique(ids[ids > 0]).tolist():
-        ys, xs = np.nonzero(ids == k)
-        top = ys.min()
-        cls = int(np.bincount(labels[ys, xs]).argmax())
-        found.append((int(k), cls, int(xs[ys == top].min()), int(top)))
+    for k in np.flatnonzero(rows[:, 1:].any(axis=0)) + 1:
+        top = int(np.argmax(rows[:, k] > 0))
+        x = int(np.argmax(ids[top] == k))
+        found.append((int(k), int(under[k].argmax()), x, top))
     return found
 
 
