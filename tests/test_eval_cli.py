@@ -85,3 +85,11 @@ def test_eval_scores_instances_from_voc_object_maps(tmp_path):
     bad = _cli("--pred", str(pred), "--gt", str(tree / "SegmentationClass"),
                "--gt-objects", str(tmp_path / "nowhere"))
     assert bad.returncode != 0 and "is not a folder" in bad.stderr
+    (tmp_path / "flat").mkdir()                      # class maps with no objects beside them
+    for s in samples:
+        save_label_png(tmp_path / "flat" / f"{s.id}.png", s.labels, chest_xray())
+    half = _cli("--pred", str(pred), "--gt", str(tmp_path / "flat"),
+                "--pred-objects", str(pred / "SegmentationObject"))
+    assert half.returncode != 0 and "name --gt-objects" in half.stderr
+    plain = _cli("--pred", str(pred), "--gt", str(tmp_path / "flat"), "--json")
+    assert plain.returncode == 0 and "instances" not in json.loads(plain.stdout)

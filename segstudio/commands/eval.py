@@ -112,6 +112,9 @@ def _score_objects(args, pairs, names) -> dict | None:
     pred_dir = _objects_folder(args.pred_objects, args.pred / "SegmentationObject")
     gt_dir = _objects_folder(args.gt_objects, args.gt.parent / "SegmentationObject")
     if pred_dir is None or gt_dir is None:
+        if args.pred_objects or args.gt_objects:          # asked for, but one side is missing
+            side = "--gt-objects" if gt_dir is None else "--pred-objects"
+            raise CommandError(f"instance scores need object maps on both sides: name {side}")
         return None
     if not 0 < args.iou <= 1:
         raise CommandError(f"--iou {args.iou:g}: must lie in (0, 1]")
