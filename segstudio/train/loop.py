@@ -14,7 +14,6 @@ rank 0 writes files or reports progress.
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from segstudio.io.atomic import atomic_write_with
 from segstudio.train.dataset import (IGNORE_INDEX, Augment, DatasetError, VocInstances,
                                      VocSegmentation, channel_stats, instance_collate,
                                      median_frequency_weights, pad_collate)
+from segstudio.train.distributed import all_sum, average_buffers, init_distributed
 from segstudio.train.init_from import InitError, load_initial_weights
 
 AUX_WEIGHT = 0.4
@@ -89,52 +89,6 @@ def read_classes(root: Path) -> ClassSet:
         return read_voc_classes(root) or voc21()
     except VocError as exc:
         raise TrainError(str(exc)) from None
-
-
-# -- distributed -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-    device: torch.device = torch.device("cpu")    # where collectives run (NCCL needs CUDA)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: torch.device) -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    rank = int(os.environ["RANK"])
-    local = int(os.environ.get("LOCAL_RANK", rank))
-    owns = not dist.is_initialized()
-    if owns:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    comm = torch.device("cuda", local) if device.type == "cuda" else torch.device("cpu")
-    return Dist(rank, world, local, owns, comm)
-
-
-def _all_sum(array: np.ndarray, d: Dist) -> np.ndarray:
-    if d.world == 1:
-        return array
-    t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64)).to(d.device)
-    dist.all_reduce(t)
-    return t.cpu().numpy()
-
-
-def _average_buffers(model: nn.Module, d: Dist) -> None:
-    """Average float buffers (batch-norm running statistics) over processes, so every process
-    validates, and rank 0 saves, statistics of all the data rather than of its own shard."""
-    if d.world == 1:
-        return
-    for buf in model.buffers():
-        if buf.is_floating_point():
-            dist.all_reduce(buf)
-            buf.div_(d.world)
 
 
 # -- steps -----------------------------------------------------------------------------------
@@ -251,7 +205,7 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
         dev = choose_device(device)
     except DeviceError as exc:
         raise TrainError(str(exc)) from None
-    d = _init_distributed(dev)
+    d = init_distributed(dev)
     if dev.type == "cuda" and d.world > 1:
         dev = torch.device("cuda", d.local_rank)
         torch.cuda.set_device(dev)
@@ -339,12 +293,12 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
                 cancel, report)
             if cancelled:
                 break
-            _average_buffers(model, d)
+            average_buffers(model, d)
             cm = evaluate(model, val_loader, n_cls, dev, instance)
-            cm.matrix = _all_sum(cm.matrix, d).astype(np.int64)
-            cm.unassigned = _all_sum(cm.unassigned, d).astype(np.int64)
+            cm.matrix = all_sum(cm.matrix, d).astype(np.int64)
+            cm.unassigned = all_sum(cm.unassigned, d).astype(np.int64)
             scores = cm.scores()
-            mean_loss = float(_all_sum(np.array([loss_sum / max(done, 1)]), d)[0] / d.world)
+            mean_loss = float(all_sum(np.array([loss_sum / max(done, 1)]), d)[0] / d.world)
             is_best = bool(np.isfinite(scores.miou) and scores.miou > best["miou"])
             seconds = time.perf_counter() - t0
             history.append({"epoch": epoch + 1, "loss": round(mean_loss, 5), "lr": cur_lr,
