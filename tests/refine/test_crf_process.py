@@ -74,10 +74,15 @@ def test_worker_gives_the_same_labels_as_the_in_process_call(worker):
 
 
 def test_poll_returns_none_while_running_and_the_result_once_done(worker):
-    image, probs = scene()
-    worker.submit(image, probs)
+    # About a second of CRF work: the poll right after submit cannot see it done (a tiny scene
+    # could finish in the worker before the first poll, on a busy machine).
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    probs = rng.random((21, 256, 256)).astype(np.float32)
+    probs /= probs.sum(axis=0)
+    worker.submit(image, probs, CrfParams(iterations=10))
     seen_none = worker.poll() is None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while (out := worker.poll()) is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert seen_none
