@@ -182,9 +182,9 @@ class PredictionLayers:
 
     def _draw_instances(self, painter: QPainter, canvas, pred, target: QRectF) -> None:
         if self._outline_key != id(pred):
-            self._outline = (outline_image(pred.instances),
-                             instance_anchors(pred.instances, pred.labels))
-            self._outline_key = id(pred)
+            self._compute_outlines(pred)
+        if self._outline is None:
+            return                        # being drawn off the GUI thread; repainted when ready
         image, anchors = self._outline
         painter.drawImage(target, image)
         names = self.window.classes.names
@@ -211,6 +211,29 @@ class PredictionLayers:
             painter.setPen(QColor(0, 0, 0))
             painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), text)
         painter.restore()
+
+    def _compute_outlines(self, pred) -> None:
+        """The outline image and tag anchors of ``pred``, made in a background thread (passes
+        over a map that can be 4096² would stall the window); the canvas repaints when ready."""
+        from segstudio.ui.tasks import BackgroundTask
+
+        key, instances, labels = id(pred), pred.instances, pred.labels
+        self._outline_key, self._outline = key, None
+        task = BackgroundTask(lambda _progress, _cancelled: (outline_image(instances),
+                                                            instance_anchors(instances, labels)),
+                              parent=self.window)
+        task.succeeded.connect(lambda result: self._outlines_ready(key, result))
+        task.failed.connect(lambda message: self.window.statusBar().showMessage(
+            f"Instance outlines could not be drawn: {message}", 5000))
+        task.finished.connect(self.window.end_busy)
+        task.finished.connect(task.deleteLater)
+        self.window.begin_busy()
+        task.start()
+
+    def _outlines_ready(self, key: int, result) -> None:
+        if key == self._outline_key:      # not a prediction replaced in the meantime
+            self._outline = result
+            self.window.canvas.update()
 
     def _draw_swipe(self, painter: QPainter, canvas, pred, target: QRectF) -> None:
         key = (id(pred), tuple(sorted(self.window.hidden)), self.window.classes)

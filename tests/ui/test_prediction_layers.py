@@ -93,7 +93,9 @@ def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, im
     assert window.layers.instances
     assert "no instances" in window.statusBar().currentMessage()     # a semantic prediction
     doc.prediction.instances = _two_touching_squares(h, w)
-    window.canvas.update()
+    window.canvas.grab()                             # the first paint starts the outlines …
+    assert not window.is_idle()                      # … off the GUI thread
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
     img = window.canvas.grab().toImage()
     first, second = (tuple(int(v) for v in c) for c in instance_colours(2))
 
