@@ -455,6 +455,7 @@ class MainWindow(QMainWindow):
             self.video.shutdown()
             self.explain.session.shutdown() if hasattr(self.explain, "session") else None
             self.smart.close()
+            self.layers.shutdown()
             self.ws_writer.flush()
             self.autosave.close()
             event.accept()

@@ -130,6 +130,7 @@ class PredictionLayers:
         self.instances = False
         self._outline_key = None
         self._outline: tuple[QImage, list] | None = None
+        self._tasks: set = set()                 # outline tasks still running
         window.canvas.decorations.append(self.draw)
         window.canvas.hovered.connect(self._follow)
 
@@ -226,9 +227,17 @@ class PredictionLayers:
         task.failed.connect(lambda message: self.window.statusBar().showMessage(
             f"Instance outlines could not be drawn: {message}", 5000))
         task.finished.connect(self.window.end_busy)
+        task.finished.connect(lambda: self._tasks.discard(task))
         task.finished.connect(task.deleteLater)
+        self._tasks.add(task)
         self.window.begin_busy()
         task.start()
+
+    def shutdown(self) -> None:
+        """Wait for outlines still being made (a second at most), so that no thread outlives
+        the window."""
+        for task in list(self._tasks):
+            task.wait()
 
     def _outlines_ready(self, key: int, result) -> None:
         if key == self._outline_key:      # not a prediction replaced in the meantime

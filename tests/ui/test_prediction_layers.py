@@ -83,7 +83,7 @@ def test_instance_outlines_separate_touching_objects_of_one_class():
 
 
 def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, image_folder,
-                                                                      qtbot):
+                                                                      qtbot, monkeypatch):
     from segstudio.ui.prediction_layers import instance_colours
 
     doc = _with_prediction(window, image_folder, qtbot)
@@ -114,6 +114,21 @@ def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, im
     assert first in row(17, 23)                       # the left border of the first square
     qtbot.keyClick(window.canvas, Qt.Key.Key_O)
     assert not window.layers.instances
+    # Closing while outlines are still being made waits for them: no thread outlives the window.
+    import time
+
+    from segstudio.ui import prediction_layers
+
+    draw = prediction_layers.outline_image
+    monkeypatch.setattr(prediction_layers, "outline_image",
+                        lambda ids: (time.sleep(0.5), draw(ids))[1])     # a big map's time
+    window.layers.set_instances(True)
+    doc.prediction = FakePrediction(doc.prediction.probabilities)      # a new prediction
+    doc.prediction.instances = _two_touching_squares(h, w)
+    window.canvas.grab()
+    assert window.layers._tasks
+    window.close()
+    assert all(task.isFinished() for task in window.layers._tasks)
 
 
 def test_instance_tags_never_cover_each_other():
