@@ -54,9 +54,8 @@ def test_eval_refuses_mismatched_sizes_cleanly(tmp_path):
 
 def test_eval_scores_instances_from_voc_object_maps(tmp_path):
     """A VOC tree's objects against predictions where two touching objects were merged."""
-    from segstudio.commands.predict import objects_png
     from segstudio.core.classes import from_names
-    from segstudio.io.voc import VocSample, write_voc
+    from segstudio.io.voc import VocSample, save_object_png, write_voc
     from segstudio.train.synth import generate
 
     samples = list(generate("shapes", 4, size=96, seed=3))
@@ -73,7 +72,7 @@ def test_eval_scores_instances_from_voc_object_maps(tmp_path):
         if s is samples[0]:
             ids[ids == 2] = 0                        # the detector missed object 2 here
         save_label_png(pred / f"{s.id}.png", s.labels, chest_xray())
-        objects_png(ids.astype(np.uint16)).save(pred / "SegmentationObject" / f"{s.id}.png")
+        save_object_png(pred / "SegmentationObject" / f"{s.id}.png", ids.astype(np.uint16))
     out = _cli("--pred", str(pred), "--gt", str(tree / "SegmentationClass"), "--json")
     assert out.returncode == 0, out.stderr
     inst = json.loads(out.stdout)["instances"]

@@ -104,20 +104,6 @@ def label_png(labels: np.ndarray, classes):
     return im
 
 
-def objects_png(instances: np.ndarray):
-    """An instance-id map as a Pascal VOC ``SegmentationObject`` PNG (palette indices, VOC
-    colours; ids run in the detector's rank order). Ids past 254 cannot be stored (255 is void)
-    and are left out: Mask R-CNN keeps at most 100 detections."""
-    from PIL import Image
-
-    from segstudio.core.palette import voc_colormap
-
-    ids = np.where(instances < 255, instances, 0).astype(np.uint8)
-    im = Image.fromarray(np.ascontiguousarray(ids))
-    im.putpalette(voc_colormap().reshape(-1).tolist())
-    return im
-
-
 def overlay_image(rgb: np.ndarray, labels: np.ndarray, classes):
     from PIL import Image
 
@@ -183,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out}: exists and is not a folder")
+    from segstudio.io.voc import VocError, save_object_png
+
     predictor = _make_predictor(args)
     classes = predictor.meta.classes
     who = f"[rank {rank}/{world}] " if world > 1 else ""
@@ -209,11 +197,13 @@ def run(args: argparse.Namespace) -> int:
             write_png(out / f"{path.stem}.png", label_png(labels, classes))
             if pred.instances is not None:        # instance models: the objects, VOC-style
                 (out / OBJECTS).mkdir(parents=True, exist_ok=True)
-                write_png(out / OBJECTS / f"{path.stem}.png", objects_png(pred.instances))
+                save_object_png(out / OBJECTS / f"{path.stem}.png", pred.instances)
             if args.overlay:
                 write_png(out / f"{path.stem}_overlay.png", overlay_image(rgb, labels, classes))
         except OSError as exc:
             raise CommandError(f"cannot write into {out}: {exc.strerror or exc}") from None
+        except VocError as exc:
+            raise CommandError(f"cannot write into {out}: {exc}") from None
         notes = f"; {', '.join(pred.notes)}" if pred.notes else ""
         print(f"{who}[{i}/{len(paths)}] {path.name} -> {path.stem}.png "
               f"({rgb.shape[1]}×{rgb.shape[0]}, {time.perf_counter() - start:.2f} s, "

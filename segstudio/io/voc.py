@@ -74,6 +74,13 @@ def save_label_png(path: str | Path, labels: np.ndarray, classes: ClassSet) -> N
     _save_indexed_png(Path(path), labels, classes.palette())
 
 
+def save_object_png(path: str | Path, instances: np.ndarray) -> None:
+    """Write an instance-id map as a ``SegmentationObject`` PNG (VOC colours), atomically.
+    Ids past 254 cannot be stored (255 is void) and are left out as no object."""
+    ids = np.asarray(instances)
+    _save_indexed_png(Path(path), np.where(ids < 255, ids, 0), VOC_COLORMAP.reshape(-1).tolist())
+
+
 def _save_indexed_png(path: Path, labels: np.ndarray, palette: list[int]) -> None:
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -227,8 +234,7 @@ def _write_pairs(tree: Path, samples: Iterable[VocSample], classes: ClassSet, to
                 raise VocError(f"{sample.id}: instance map {inst.shape} does not match labels "
                                f"{labels.shape}")
             (tree / "SegmentationObject").mkdir(exist_ok=True)
-            _save_indexed_png(tree / "SegmentationObject" / f"{ident}.png", inst,
-                              VOC_COLORMAP.reshape(-1).tolist())
+            save_object_png(tree / "SegmentationObject" / f"{ident}.png", inst)
         ids.append(ident)
         if progress is not None:
             progress(len(ids), total)
