@@ -90,20 +90,22 @@ def outline_image(instances: np.ndarray) -> QImage:
 
 
 def instance_anchors(instances: np.ndarray, labels: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """``(id, class, x, y)`` per instance: its class (the majority label under it) and the
-    left end of its topmost row, where its tag is drawn. Two counting passes over the image
-    and one row per instance, however many instances there are."""
+    """``(id, class, x, y)`` per instance: its class (the majority label under it, as the
+    instance scores take it; 0 when that is background) and the left end of its topmost row,
+    where its tag is drawn. A counting pass for the rows, one for the classes, and one row per
+    instance, however many instances there are."""
+    from segstudio.core.instance_metrics import object_classes
+
     ids = np.asarray(instances).astype(np.int64)
     h, w = ids.shape
     m = int(ids.max(initial=0)) + 1
     rows = np.bincount((np.arange(h)[:, None] * m + ids).ravel(), minlength=h * m).reshape(h, m)
-    c = int(np.asarray(labels).max(initial=0)) + 1
-    under = np.bincount((ids * c + labels).ravel(), minlength=m * c).reshape(m, c)
+    classes = object_classes(ids, labels)
     found = []
     for k in np.flatnonzero(rows[:, 1:].any(axis=0)) + 1:
         top = int(np.argmax(rows[:, k] > 0))
         x = int(np.argmax(ids[top] == k))
-        found.append((int(k), int(under[k].argmax()), x, top))
+        found.append((int(k), classes.get(int(k), 0), x, top))
     return found
 
 
