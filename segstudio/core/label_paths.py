@@ -120,8 +120,8 @@ def checked_file(root: Path, rel: str) -> Path:
             shown = "/".join(parts[:depth]) + "/"
             raise LabelPathError(
                 f"{shown} is a link (to {os.readlink(here)}), not a folder of the workspace; "
-                "segstudio reads and writes labels only inside the workspace folder, so nothing "
-                f"was written. Replace the link with a real folder named {shown}")
+                "segstudio keeps labels only inside the workspace folder and neither reads nor "
+                f"writes them through a link. Replace the link with a real folder named {shown}")
     path = here / parts[-1]
     if path.is_symlink():
         top = real_root / parts[0]
