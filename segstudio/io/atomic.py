@@ -93,9 +93,10 @@ def remove_stale_parts(folder: str | Path, *, recursive: bool = True) -> list[Pa
     """Delete the temporary files that writes into ``folder`` left when their process was killed.
 
     Only names this module makes, only plain files (never links, never inside linked folders),
-    and only when no running process can still be writing them: the pid in the name is neither
-    this process nor a running one, or, for names without a pid, the file was last changed well
-    before this process started. Returns what was deleted; what cannot be deleted stays.
+    only files last changed before this process started (so it cannot have made them), and only
+    when no running process can still be writing them: the pid in the name is not running, or,
+    for names without a pid, the file is an hour older than this process. Returns what was
+    deleted; what cannot be deleted stays.
     """
     removed: list[Path] = []
     folder = Path(folder)
@@ -120,7 +121,7 @@ def remove_stale_parts(folder: str | Path, *, recursive: bool = True) -> list[Pa
 
 
 def _is_stale(info: os.stat_result, pid: str | None) -> bool:
-    if not stat.S_ISREG(info.st_mode):
+    if not stat.S_ISREG(info.st_mode) or info.st_mtime >= _STARTED:
         return False
     if pid is None:
         return info.st_mtime < _STARTED - _LEGACY_AGE_S

@@ -28,18 +28,20 @@ def _touch(path, age_s: float = 0.0):
 
 
 @pytest.mark.skipif(not hasattr(os, "kill"), reason="needs process ids")
-def test_only_leftovers_of_writers_that_are_gone_are_removed(tmp_path):
+def test_only_leftovers_of_writers_that_are_gone_are_removed(tmp_path, monkeypatch):
     dead = _gone_pid()
-    stale = [_touch(tmp_path / f".a.png.{dead}-abc_1234.part"),
-             _touch(tmp_path / "sub" / f".b.png.{dead}-zzzzzzzz.part"),
+    stale = [_touch(tmp_path / f".a.png.{dead}-abc_1234.part", age_s=5),
+             _touch(tmp_path / "sub" / f".b.png.{dead}-zzzzzzzz.part", age_s=5),
              _touch(tmp_path / ".c.png.k2j4h5g6.part", age_s=2 * 3600)]     # before pids
-    kept = [_touch(tmp_path / f".d.png.{os.getpid()}-abcdefgh.part"),          # this process
-            _touch(tmp_path / ".e.png.1-abcdefgh.part"),                       # pid 1 runs
+    kept = [_touch(tmp_path / f".d.png.{os.getpid()}-abcdefgh.part", age_s=5),  # this process
+            _touch(tmp_path / ".e.png.1-abcdefgh.part", age_s=5),              # pid 1 runs
             _touch(tmp_path / ".f.png.k2j4h5g6.part", age_s=60),               # may be writing
             _touch(tmp_path / "g.png.abcdefgh.part"),                           # not hidden
             _touch(tmp_path / f".h.png.{dead}-abcdefgh.partial"),
             _touch(tmp_path / f".i.png.{dead}-abc.part"),
-            _touch(tmp_path / "labels.png")]
+            _touch(tmp_path / "labels.png"),
+            _touch(tmp_path / f".j.png.{dead}-abcdefgh.part", age_s=-30)]        # after start
+    monkeypatch.setattr(atomic, "_STARTED", time.time())    # this process started just now
     outside = _touch(tmp_path.parent / f"{tmp_path.name}-other" / f".x.png.{dead}-abcdefgh.part")
     (tmp_path / "link").symlink_to(outside.parent, target_is_directory=True)
     (tmp_path / f".l.png.{dead}-abcdefgh.part").symlink_to(outside)
