@@ -53,3 +53,23 @@ def test_long_target_names_get_a_temporary_name_that_fits(tmp_path):
     name = "n" * 250 + ".png"
     atomic_write_bytes(tmp_path / name, b"x")
     assert (tmp_path / name).read_bytes() == b"x"
+
+
+def test_an_overlay_video_follows_the_umask(tmp_path):
+    import cv2
+    import numpy as np
+
+    from segstudio.core.classes import chest_xray
+    from segstudio.models.video_pipeline import write_overlay_video
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (32, 24))
+    for i in range(3):
+        writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
+    writer.release()
+    old = os.umask(0o022)
+    try:
+        out = write_overlay_video(video, lambda i: None, chest_xray(), tmp_path / "o.mp4").path
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o644
