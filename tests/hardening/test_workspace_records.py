@@ -188,3 +188,27 @@ def test_the_command_line_refuses_a_damaged_file_without_a_traceback(tmp_path):
                                    "workspace file is damaged (its brackets are nested too "
                                    "deeply); repair it or move it aside to start the workspace "
                                    "afresh")
+
+
+@pytest.mark.parametrize("label", ["b.png", "./b.png", "segstudio-workspace.json"])
+def test_ctrl_s_in_the_window_writes_only_the_items_own_label_file(window, qtbot, tmp_path,
+                                                                   label):
+    from PySide6.QtCore import Qt
+
+    from tests.ui.helpers import drag
+
+    root = _folder(tmp_path / "ws")
+    _record(root, [{"source": "a.png", "frame": None, "status": "corrected", "label": label}])
+    sources = _snapshot(root)
+    assert window.open_paths([root])
+    window.legend.select_class(1)
+    drag(window.canvas, [(1, 1), (5, 4)])
+    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert not window.doc.dirty
+    window.ws_writer.flush()
+    after = _snapshot(root)
+    assert after.pop(Workspace.FILE_NAME) != sources.pop(Workspace.FILE_NAME)
+    assert after == sources
+    labels = load_label_png(root / "labels" / "a.png")
+    np.testing.assert_array_equal(labels, window.doc.labels.array)
+    assert Workspace.open(root).items[0].label == "labels/a.png"
