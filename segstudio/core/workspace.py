@@ -329,9 +329,13 @@ class Workspace:
         self.write_file(data)
 
     def write_file(self, data: dict) -> None:
+        text = json.dumps(data, indent=1, ensure_ascii=False)
         try:
-            atomic_write_text(self.file_path(), json.dumps(data, indent=1, ensure_ascii=False)
-                              + "\n")
+            text.encode("utf-8")
+        except UnicodeEncodeError:   # a file name that is not UTF-8: keep its bytes as escapes
+            text = json.dumps(data, indent=1, ensure_ascii=True)
+        try:
+            atomic_write_text(self.file_path(), text + "\n")
         except OSError as e:
             raise WorkspaceError(f"{self.FILE_NAME}: cannot be saved ({e.strerror or e})") from None
 

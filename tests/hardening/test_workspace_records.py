@@ -212,3 +212,18 @@ def test_ctrl_s_in_the_window_writes_only_the_items_own_label_file(window, qtbot
     labels = load_label_png(root / "labels" / "a.png")
     np.testing.assert_array_equal(labels, window.doc.labels.array)
     assert Workspace.open(root).items[0].label == "labels/a.png"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="file names are bytes only on Linux")
+def test_a_file_name_that_is_not_utf8_saves_and_reopens(tmp_path):
+    import os
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(os.fsencode(root) + b"/caf\xe9.png")
+    ws = Workspace.open(root, classes=CLASSES)
+    ws.save_labels(ws.items[0], np.ones((4, 4), np.uint8))
+    assert os.listdir(os.fsencode(root / "labels")) == [b"caf\xe9.png"]
+    again = Workspace.open(root)
+    assert again.items[0].status.value == "corrected"
+    assert (again.load_labels(again.items[0]) == 1).all()
