@@ -403,11 +403,12 @@ def _read_file(path: Path) -> dict | None:
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise WorkspaceError(f"{path.name}: not a segstudio workspace file")
     version = data.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or not (
-            1 <= version <= _MAX_KNOWN_VERSION):
-        shown = json.dumps(version) if not isinstance(version, int) else str(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise WorkspaceError(damaged.format(f"its format version must be a whole number from 1 "
-                                            f"on, not {shown[:40]}"))
+                                            f"on, not {json.dumps(version)[:40]}"))
+    if version > _MAX_KNOWN_VERSION:
+        raise WorkspaceError(damaged.format(f"its format version {str(version)[:20]}… is no "
+                                            "version a segstudio has written"))
     if version > FORMAT_VERSION:
         raise WorkspaceError(f"{path.name}: written by a newer segstudio (format version "
                              f"{version}); update segstudio to open it")

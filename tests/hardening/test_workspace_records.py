@@ -139,6 +139,7 @@ DAMAGED = {
     "5,000-digit integer": '{"format": "segstudio-workspace", "version": 1, "items": '
                            '[{"source": "a.png", "frame": ' + "9" * 5000 + "}]}",
     "5,000-digit version": '{"format": "segstudio-workspace", "version": ' + "9" * 5000 + "}",
+    "4,000-digit version": '{"format": "segstudio-workspace", "version": ' + "9" * 4000 + "}",
     "version as a string": '{"format": "segstudio-workspace", "version": "1"}',
     "version true": '{"format": "segstudio-workspace", "version": true}',
     "version Infinity": '{"format": "segstudio-workspace", "version": Infinity}',
