@@ -94,8 +94,6 @@ class ModelRuns(QObject):
     def _job(self, row: int, load_rgb, overwrite: bool = False) -> Job:
         """A job whose files (the raw prediction always; the labels of an item nobody has
         corrected) are written in the worker thread, so no PNG is encoded on the GUI thread."""
-        from segstudio.io.voc import save_label_png
-
         ws = self.window.workspace
         item = ws.items[row]
         write_labels = overwrite or item.status not in PROTECTED
@@ -108,7 +106,7 @@ class ModelRuns(QObject):
                 return                     # the GUI thread decides about a class mismatch
             ws.save_prediction(item, prediction.labels)
             if write_labels:
-                save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+                ws.write_label_file(item, prediction.labels)
 
         return Job(row, load_rgb, store)
 
