@@ -39,9 +39,7 @@ def _check(image: np.ndarray, seeds: np.ndarray, smoothing: float) -> tuple[np.n
         raise GrowError(f"the image to grow on must be 8-bit (as displayed), got {image.dtype}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)) or 0 in image.shape:
         raise GrowError(f"the image must be H×W grey or H×W×3 colour, got shape {image.shape}")
     if seeds.ndim != 2 or seeds.dtype != np.uint8:
         raise GrowError(f"seeds must be an H×W uint8 label map, got {seeds.dtype} {seeds.shape}")
@@ -50,7 +48,7 @@ def _check(image: np.ndarray, seeds: np.ndarray, smoothing: float) -> tuple[np.n
                         f"{image.shape[1]}×{image.shape[0]}")
     if not (np.isfinite(smoothing) and 0 <= smoothing <= 50):
         raise GrowError(f"smoothing must be 0–50 pixels, got {smoothing!r}")
-    return image, seeds
+    return np.ascontiguousarray(image), seeds
 
 
 def seed_classes(seeds: np.ndarray) -> list[int]:
@@ -80,6 +78,8 @@ def grow_from_seeds(image: np.ndarray, seeds: np.ndarray, *,
     # OpenCV marks the outermost pixel frame as a watershed line; a replicated frame around
     # the image takes that role, so the image's own border pixels are grown like the rest.
     feature = cv2.copyMakeBorder(feature, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    if feature.ndim == 2:                     # cv2.watershed takes 3 channels only
+        feature = cv2.cvtColor(feature, cv2.COLOR_GRAY2BGR)
     markers = np.zeros((seeds.shape[0] + 2, seeds.shape[1] + 2), np.int32)
     inner = markers[1:-1, 1:-1]
     seeded = seeds != NO_SEED

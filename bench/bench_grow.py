@@ -1,0 +1,105 @@
+"""Grow from seeds on large images: the whole tool against ``cv2.watershed`` alone.
+
+The scene: two discs of different brightness on a darker field with Gaussian noise, a short
+stroke of seeds in each disc and one in a corner of the field (the synthetic test of
+``tests/refine/test_grow.py``, scaled up). Rows, each the median of ``--repeats`` runs:
+
+- ``cv2.watershed`` alone on the already smoothed 3-channel image (the baseline);
+- ``grow_from_seeds`` on the 8-bit grey image (smoothing, watershed, watershed lines);
+- the background job of Smart ▸ Grow from seeds on a 16-bit image: window to 8 bits, grow,
+  and colour the preview overlay (what happens between a seed stroke and its preview).
+
+OpenCV runs on ``--threads`` threads (default 2, the target machine's cores).
+
+    QT_QPA_PLATFORM=offscreen python bench/bench_grow.py [--sizes 1024 2048] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import cv2
+import numpy as np
+
+from segstudio.core.classes import chest_xray
+from segstudio.io.images import apply_window
+from segstudio.refine.grow import DEFAULT_SMOOTHING, NO_SEED, grow_from_seeds
+
+
+def scene(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """16-bit image, seeds and true labels of the two-disc scene at ``size`` × ``size``."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    first = (xx - 0.3 * size) ** 2 + (yy - 0.35 * size) ** 2 < (0.17 * size) ** 2
+    second = (xx - 0.68 * size) ** 2 + (yy - 0.65 * size) ** 2 < (0.22 * size) ** 2
+    truth = np.where(first, 1, np.where(second, 2, 0)).astype(np.uint8)
+    image = np.choose(truth, np.float32([20000, 37500, 50000]))
+    image += rng.normal(0, 5000, truth.shape).astype(np.float32)
+    image = np.clip(image, 0, 65535).astype(np.uint16)
+    seeds = np.full((size, size), NO_SEED, np.uint8)
+    s = size / 256
+    thick = max(3, round(3 * s))
+    cv2.line(seeds, (int(70 * s), int(90 * s)), (int(85 * s), int(92 * s)), 1, thick)
+    cv2.line(seeds, (int(170 * s), int(165 * s)), (int(180 * s), int(170 * s)), 2, thick)
+    cv2.line(seeds, (int(5 * s), int(240 * s)), (int(40 * s), int(250 * s)), 0, thick)
+    return image, seeds, truth
+
+
+def timed(fn, repeats: int):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    cv2.setNumThreads(args.threads)
+    from segstudio.ui.render import OverlayRenderer   # QImage only; no window is opened
+
+    window = (32768.0, 65536.0)
+    print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads, median of {args.repeats}\n")
+    print("| image | step | seconds | × baseline | pixels right |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for size in args.sizes:
+        deep, seeds, truth = scene(size)
+        grey = apply_window(deep, *window)
+        smooth = cv2.GaussianBlur(np.repeat(grey[:, :, None], 3, axis=2), (0, 0),
+                                  DEFAULT_SMOOTHING)
+        markers = np.where(seeds == NO_SEED, 0, seeds.astype(np.int32) + 1)
+
+        def baseline():
+            m = markers.copy()
+            cv2.watershed(smooth, m)
+            return np.where(m > 0, m - 1, NO_SEED).astype(np.uint8)
+
+        overlay = OverlayRenderer(np.zeros_like(seeds), chest_xray())
+
+        def preview():
+            labels = grow_from_seeds(apply_window(deep, *window), seeds)
+            overlay.set_labels(labels)
+            return labels
+
+        rows = [("cv2.watershed alone, smoothed image (baseline)", baseline),
+                ("grow_from_seeds, 8-bit grey", lambda: grow_from_seeds(grey, seeds)),
+                ("GUI job: 16-bit → window → grow → preview overlay", preview)]
+        base = None
+        for name, fn in rows:
+            seconds, labels = timed(fn, args.repeats)
+            base = base or seconds
+            right = (labels == truth).mean()
+            print(f"| {size}×{size} | {name} | {seconds:.3f} | {seconds / base:.2f} | "
+                  f"{right:.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
