@@ -343,9 +343,13 @@ class SmartTools(QObject):
             return
         doc = self._crf_doc
         labels = result.argmax(axis=0).astype(np.uint8) if self._crf_kind == "probs" else result
+        changed = 0
         if doc is self.window.doc:
+            changed = int((np.asarray(doc.labels.array) != labels).sum())
             doc.labels.replace(labels, name="dense CRF")
-        self._crf_done("Dense CRF done (Ctrl+Z undoes it)")
+        self.last_changed = changed
+        self._crf_done(f"Dense CRF: {changed:,} pixels changed (Ctrl+Z undoes it)" if changed
+                       else "Dense CRF changed no pixels")
 
     def _crf_done(self, message: str) -> None:
         self._crf_timer.stop()
