@@ -211,14 +211,14 @@ class GrowFromSeeds(QObject):
             (GrowError,), self)
         session = (self.doc, self.seeds)
         self.task.succeeded.connect(lambda grown: self._grown(session, grown))
-        self.task.failed.connect(lambda m: self.window.show_error(f"Grow from seeds: {m}"))
+        self.task.failed.connect(lambda m: self._failed(session, m))
         self.task.finished.connect(self._finished)
         self.window.begin_busy()
         self.task.start()
         self._say("Growing from the seeds…")
 
     def _grown(self, session, grown: np.ndarray) -> None:
-        if session != (self.doc, self.seeds) or not self.active:
+        if not self._current(session):
             return                                   # cancelled or restarted meanwhile
         self.preview = grown
         if self._preview_overlay is None:
@@ -231,6 +231,17 @@ class GrowFromSeeds(QObject):
         summary = ", ".join(f"{self._name(c)} {counts[c] / grown.size:.0%}"
                             for c in np.flatnonzero(counts))
         self._say(f"Grow from seeds preview: {summary} (Ctrl+Enter accepts)")
+
+    def _current(self, session) -> bool:
+        """Whether a growth started for ``session`` (document, seed map) still matters."""
+        doc, seeds = session
+        return self.active and doc is self.doc and seeds is self.seeds
+
+    def _failed(self, session, message: str) -> None:
+        if self._current(session):                   # the preview no longer fits the seeds
+            self.preview = None
+            self.window.canvas.set_overlay(self.doc.overlay.image)
+        self.window.show_error(f"Grow from seeds: {message}")
 
     def _finished(self) -> None:
         self.task = None

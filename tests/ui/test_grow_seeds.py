@@ -150,3 +150,30 @@ def test_grabcut_on_a_16_bit_image_changes_pixels_and_says_how_many(window, tmp_
     assert (painted & (truth == 2)).sum() / (painted | (truth == 2)).sum() > 0.85
     assert window.smart.last_changed == painted.sum()
     assert f"GrabCut: {painted.sum():,} pixels changed" in _status(window)
+
+
+def test_showing_another_image_ends_the_session_and_the_actions_are_listed(
+        window, tmp_path, qtbot):
+    _discs(tmp_path / "imgs")
+    Image.fromarray(np.zeros((50, 70), np.uint8)).save(tmp_path / "imgs" / "plain.png")
+    window.open_paths([tmp_path / "imgs"])
+    grow = window.smart.grow
+    first = window.doc
+    grow.start()
+    window.legend.select_class(1)
+    drag(window.canvas, [(40, 45), (50, 46)])
+    window.legend.select_class(0)
+    drag(window.canvas, [(5, 110), (60, 112)])
+    window.show_row(1)
+    assert not grow.active and "the image changed" in _status(window)
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    assert not first.labels.array.any() and not first.dirty
+    assert window.canvas._overlay is window.doc.overlay.image
+    # Real actions with keys and explanations, so the shortcut sheet lists them.
+    tool = window.tool_actions["Grow from seeds"]
+    assert tool.shortcut().toString() == "Shift+S" and "seeds" in tool.toolTip()
+    assert grow.accept_action.shortcut().toString() == "Ctrl+Return"
+    assert all(a in window.actions() for a in (tool, grow.accept_action, grow.cancel_action))
+    smart = next(m for m in window.menuBar().findChildren(type(window.help_menu))
+                 if m.title() == "&Smart")
+    assert {tool, grow.accept_action} <= set(smart.actions())
