@@ -50,16 +50,19 @@ class GrowFromSeeds(QObject):
     # -- menu and tool bar -------------------------------------------------------------------
     def _build_bar(self) -> QToolBar:
         w = self.window
-        self.accept_action = QAction("Accept grown labels", w)
+        self.accept_action = QAction("Keep the grown labels", w)
+        self.accept_action.setIconText("Accept")
         self.accept_action.setShortcut(QKeySequence("Ctrl+Return"))
         self.accept_action.setToolTip("Write the grown labels into the image's labels "
                                       "(one undo step)")
         self.accept_action.triggered.connect(self.accept)
         self.cancel_action = QAction("Cancel grow from seeds", w)
+        self.cancel_action.setIconText("Cancel")
         self.cancel_action.setToolTip("Drop the seeds and the preview; the labels stay as "
                                       "they were (Esc)")
         self.cancel_action.triggered.connect(lambda: self.cancel())
         self.clear_action = QAction("Clear seeds", w)
+        self.clear_action.setIconText("Clear seeds")
         self.clear_action.setToolTip("Remove every seed and start again")
         self.clear_action.triggered.connect(self.clear_seeds)
         for act in (self.accept_action, self.cancel_action, self.clear_action):

@@ -173,6 +173,7 @@ def test_showing_another_image_ends_the_session_and_the_actions_are_listed(
     tool = window.tool_actions["Grow from seeds"]
     assert tool.shortcut().toString() == "Shift+S" and "seeds" in tool.toolTip()
     assert grow.accept_action.shortcut().toString() == "Ctrl+Return"
+    assert grow.accept_action.iconText() == "Accept"          # the tool bar's button
     assert all(a in window.actions() for a in (tool, grow.accept_action, grow.cancel_action))
     smart = next(m for m in window.menuBar().findChildren(type(window.help_menu))
                  if m.title() == "&Smart")
