@@ -70,3 +70,28 @@ def test_grow_refuses_a_folder_as_out_and_a_bad_window(tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "l.png"), "--window", "100", "0"]) == 2
     err = capsys.readouterr().err
     assert "is a folder" in err and "width must be positive" in err
+
+
+def test_grow_on_a_real_dicom_through_its_window(tmp_path, capsys):
+    """pydicom's CT_small through the file's own window: seeds in the body and in the air of
+    the two top corners; the grown body matches the tissue density (> −400 HU)."""
+    import cv2
+    from pydicom.data import get_testdata_file
+
+    from segstudio.io.images import read_image
+
+    path = get_testdata_file("CT_small.dcm")
+    tissue = read_image(path).pixels > -400
+    seeds = np.full(tissue.shape, 255, np.uint8)
+    cv2.circle(seeds, (64, 80), 6, 1, -1)
+    assert tissue[74:87, 58:71].all()
+    seeds[:3, :12] = seeds[:3, -12:] = 0
+    Image.fromarray(seeds).save(tmp_path / "seeds.png")
+    out = tmp_path / "body.png"
+    assert main(["grow", "--image", path, "--seeds", str(tmp_path / "seeds.png"),
+                 "--out", str(out)]) == 0
+    body = np.array(Image.open(out)) == 1
+    count, ids, stats, _ = cv2.connectedComponentsWithStats(tissue.astype(np.uint8))
+    largest = ids == 1 + np.argmax(stats[1:, cv2.CC_STAT_AREA])
+    assert (body == largest).mean() >= 0.98
+    assert "128×128" in capsys.readouterr().out
