@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
                                QFormLayout, QInputDialog, QSpinBox)
 
+from segstudio.core.labelmap import NO_GUARD
 from segstudio.ui.grow_seeds import GrowFromSeeds
 from segstudio.ui.tasks import BackgroundTask
 from segstudio.ui.tools.grabcut_box import GrabCutBoxTool
@@ -187,8 +188,10 @@ class SmartTools(QObject):
         guard = self.window.guard()
         return self._run("GrabCut", lambda: grabcut_box(rgb, rect),
                          lambda d, mask: d.labels.paint_mask(mask, cls, guard=guard, name="grabcut"),
-                         "nothing in the box stood apart from its surroundings in this window, or "
-                         "the class already covers it; try a tighter box, or set the window "
+                         ("the Paint options (only over a class, intensity range) may forbid it; "
+                          if guard is not NO_GUARD else "")
+                         + "nothing in the box stood apart from its surroundings in this window, "
+                         "or the class already covers it; try a tighter box, or set the window "
                          "(right-drag) so that the object shows clearly")
 
     def grabcut_refine(self) -> bool:

@@ -178,3 +178,14 @@ def test_showing_another_image_ends_the_session_and_the_actions_are_listed(
     smart = next(m for m in window.menuBar().findChildren(type(window.help_menu))
                  if m.title() == "&Smart")
     assert {tool, grow.accept_action} <= set(smart.actions())
+
+
+def test_grabcut_that_changes_nothing_says_so_and_why(window, tmp_path, qtbot):
+    _discs(tmp_path / "deep", deep=True)
+    window.open_paths([tmp_path / "deep"])
+    doc = window.doc
+    window.legend.select_class(0)            # painting background over background
+    assert window.smart.grabcut_box((76, 41, 144, 109))
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    assert window.smart.last_changed == 0 and not doc.labels.array.any()
+    assert "GrabCut changed no pixels: nothing in the box" in _status(window)
