@@ -5,10 +5,10 @@ The growth is a seeded watershed (Meyer's flooding, through ``cv2.watershed``): 
 from their seeds in order of the intensity step ``|I(p) − I(q)|`` (the largest over the
 channels) they must cross to reach a pixel, so two regions meet where the image changes most
 between them. One deterministic pass with a bucket queue, no iterations to converge, cost
-linear in the pixel count (about 0.2 s for 2048 × 2048 on one core). It approximates the
-minimum spanning forest rooted at the seeds: OpenCV keeps a pixel's priority from when it was
-first reached, so at a sharp corner a pixel or two reached across the edge first can stay on
-the far side.
+linear in the pixel count (about 0.3 s of CPU for 2048 × 2048, see bench/bench_grow.py). It
+approximates the minimum spanning forest rooted at the seeds: OpenCV keeps a pixel's priority
+from when it was first reached, so at a sharp corner a pixel or two reached across the edge
+first can stay on the far side.
 
 The image is smoothed first (a Gaussian of ``smoothing`` pixels), so that noise does not build
 walls inside a region; edges wider than the noise survive it. The watershed lines OpenCV leaves
