@@ -11,8 +11,8 @@ catches up with the latest seeds. Nothing touches the labels until Accept.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRectF
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt
+from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QToolBar
 
 from segstudio.core.labelmap import LabelMap
@@ -28,6 +28,30 @@ def grow_input(image, window) -> np.ndarray:
     return image.to_grey8(window) if image.is_grey else image.to_rgb8(window)
 
 
+class SeedMask:
+    """Light where there is a seed, clear elsewhere. Drawn a screen pixel off in each direction
+    under the coloured seeds it outlines them, so seeds of a black class (the background of
+    the bundled class sets) show on a dark image."""
+
+    WORD = np.uint32(0xE6E6E6E6)          # premultiplied ARGB32: light grey, alpha 230
+
+    def __init__(self, seeds: np.ndarray) -> None:
+        self._seeds = seeds
+        h, w = seeds.shape
+        self.image = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
+        self.image.fill(0)
+        ptr = self.image.bits()
+        raw = np.frombuffer(ptr, np.uint8, count=self.image.sizeInBytes())
+        self._words = raw.reshape(h, self.image.bytesPerLine() // 4, 4)[:, :w].view(
+            np.uint32)[..., 0]
+
+    def update(self, rect) -> None:
+        rect = rect.clip(*self._seeds.shape)
+        if not rect.is_empty():
+            self._words[rect.slices] = np.where(self._seeds[rect.slices] != NO_SEED,
+                                                self.WORD, np.uint32(0))
+
+
 class GrowFromSeeds(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -38,6 +62,7 @@ class GrowFromSeeds(QObject):
         self.seeds: LabelMap | None = None
         self.preview: np.ndarray | None = None       # the grown labels shown, or None
         self._seed_overlay: OverlayRenderer | None = None
+        self._seed_mask: SeedMask | None = None
         self._preview_overlay: OverlayRenderer | None = None
         self.task: BackgroundTask | None = None
         self._again = False                          # seeds changed while a growth ran
@@ -82,7 +107,8 @@ class GrowFromSeeds(QObject):
         bar.addWidget(self.smoothing_spin)
         for act in (self.accept_action, self.cancel_action, self.clear_action):
             bar.addAction(act)
-        w.addToolBar(bar)
+        # Below the canvas, beside the status bar's messages, so the tool bars keep their places.
+        w.addToolBar(Qt.ToolBarArea.BottomToolBarArea, bar)
         bar.hide()
         self._set_enabled(False)
         return bar
@@ -118,6 +144,7 @@ class GrowFromSeeds(QObject):
         self.seeds.add_listener(self._seeds_painted)
         self._seed_overlay = OverlayRenderer(self.seeds.array, self.window.classes,
                                              hidden={NO_SEED})
+        self._seed_mask = SeedMask(self.seeds.array)
         self.preview = None
         self._set_enabled(True)
         self.bar.show()
@@ -141,7 +168,7 @@ class GrowFromSeeds(QObject):
         self.seeds = None
         self.doc = None
         self.preview = None
-        self._seed_overlay = self._preview_overlay = None
+        self._seed_overlay = self._preview_overlay = self._seed_mask = None
         self._again = self._accept_when_done = False
         self._set_enabled(False)
         self.bar.hide()
@@ -189,6 +216,7 @@ class GrowFromSeeds(QObject):
     def _seeds_painted(self, rect) -> None:
         if self._seed_overlay is not None:
             self._seed_overlay.update(rect)
+            self._seed_mask.update(rect)
         self.window.canvas.update_image_rect(rect)
 
     def seeds_changed(self) -> None:
@@ -270,8 +298,10 @@ class GrowFromSeeds(QObject):
             return
         src = QRectF(src.toAlignedRect()).intersected(QRectF(0, 0, image.width(),
                                                              image.height()))
-        painter.drawImage(QRectF(canvas.to_widget(src.topLeft()),
-                                 canvas.to_widget(src.bottomRight())), image, src)
+        target = QRectF(canvas.to_widget(src.topLeft()), canvas.to_widget(src.bottomRight()))
+        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            painter.drawImage(target.translated(dx, dy), self._seed_mask.image, src)
+        painter.drawImage(target, image, src)
 
     def _name(self, index: int) -> str:
         classes = self.window.classes

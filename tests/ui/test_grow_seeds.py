@@ -53,6 +53,9 @@ def test_grow_from_seeds_previews_in_the_background_and_accepts_as_one_undo_step
     qtbot.waitUntil(lambda: window.is_idle() and grow.preview is not None
                     and (grow.seeds.array == 0).any() and grow.task is None, timeout=30_000)
     qtbot.waitUntil(window.is_idle, timeout=30_000)
+    # Seeds show on top, outlined so the black background seeds show on the dark field.
+    mask = grow._seed_mask.image
+    assert mask.pixelColor(20, 111).alpha() > 0 and mask.pixelColor(20, 60).alpha() == 0
     # The preview is on screen; the labels themselves are untouched until Accept.
     assert window.canvas._overlay is grow._preview_overlay.image
     assert (grow.preview == truth).mean() > 0.99
