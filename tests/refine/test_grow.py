@@ -5,6 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from segstudio.refine.grow import NO_SEED, GrowError, grow_from_seeds, seed_classes
 
@@ -106,3 +109,27 @@ def test_deep_images_must_come_through_a_display_window():
         grow_from_seeds(np.zeros((4, 4), np.uint16), seeds)
     with pytest.raises(GrowError, match="smoothing"):
         grow_from_seeds(np.zeros((4, 4), np.uint8), seeds, smoothing=-1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_image_and_seeds_give_a_full_map_of_seeded_classes_or_grow_error(data):
+    """Every pixel gets one of the seeded classes, every seed keeps its own; too few seeded
+    classes is a GrowError. Tiny images, one row or column, flat images, colour, any smoothing."""
+    h = data.draw(st.integers(1, 24))
+    w = data.draw(st.integers(1, 24))
+    colour = data.draw(st.booleans())
+    image = data.draw(arrays(np.uint8, (h, w, 3) if colour else (h, w)))
+    values = st.sampled_from([NO_SEED] * 6 + [0, 3, 254])      # mostly no seed
+    seeds = data.draw(arrays(np.uint8, (h, w), elements=values))
+    smoothing = data.draw(st.sampled_from([0.0, 0.7, 1.5, 6.0]))
+    classes = seed_classes(seeds)
+    if len(classes) < 2:
+        with pytest.raises(GrowError):
+            grow_from_seeds(image, seeds, smoothing=smoothing)
+        return
+    labels = grow_from_seeds(image, seeds, smoothing=smoothing)
+    assert labels.shape == (h, w) and labels.dtype == np.uint8
+    assert set(np.unique(labels)) <= set(classes)
+    seeded = seeds != NO_SEED
+    assert (labels[seeded] == seeds[seeded]).all()
