@@ -5,6 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from segstudio.refine.morphology import (MorphologyError, keep_largest_region, margin,
                                          smooth_class)
@@ -119,3 +122,24 @@ def test_large_kernels_and_maps_work():
     cv2.circle(labels, (400, 300), 200, 1, -1)
     out = smooth_class(labels, 1, "median", 31)
     assert abs(int((out == 1).sum()) - int((labels == 1).sum())) < 0.01 * (labels == 1).sum()
+
+
+@settings(max_examples=120, deadline=None)
+@given(labels=arrays(np.uint8, st.tuples(st.integers(1, 20), st.integers(1, 20)),
+                     elements=st.sampled_from([0, 1, 2, 255])),
+       method=st.sampled_from(["median", "opening", "closing"]), size=st.sampled_from([3, 5]),
+       pixels=st.integers(-4, 4))
+def test_clean_ups_only_move_pixels_between_classes_already_there(labels, method, size, pixels):
+    present = set(np.unique(labels)) | {1}
+    count = cv2.connectedComponents((labels == 1).view(np.uint8), connectivity=8)[0] - 1
+    largest = keep_largest_region(labels, 1)
+    assert cv2.connectedComponents((largest == 1).view(np.uint8), connectivity=8)[0] - 1 \
+        == min(count, 1)
+    outputs = [largest, smooth_class(labels, 1, method, size)]
+    if (labels == 1).any():
+        grown = margin(labels, 1, pixels)
+        outputs.append(grown)
+        inside, after = labels == 1, grown == 1
+        assert (inside <= after).all() if pixels >= 0 else (after <= inside).all()
+    for out in outputs:
+        assert out.shape == labels.shape and set(np.unique(out)) <= present
