@@ -90,7 +90,18 @@ class GrowFromSeeds(QObject):
         self.clear_action.setIconText("Clear seeds")
         self.clear_action.setToolTip("Remove every seed and start again")
         self.clear_action.triggered.connect(self.clear_seeds)
-        for act in (self.accept_action, self.cancel_action, self.clear_action):
+        # While seeds are painted, Ctrl+Z takes back a seed stroke, not a label edit the preview
+        # hides; the label undo and redo are off meanwhile, so the keys are never ambiguous.
+        self.undo_seed_action = QAction("Undo seed stroke (grow from seeds)", w)
+        self.undo_seed_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Undo))
+        self.undo_seed_action.setToolTip("Take back the last seed stroke")
+        self.undo_seed_action.triggered.connect(lambda: self._seed_history("undo"))
+        self.redo_seed_action = QAction("Redo seed stroke (grow from seeds)", w)
+        self.redo_seed_action.setShortcut(QKeySequence("Ctrl+Shift+Z"))
+        self.redo_seed_action.setToolTip("Put back the seed stroke last taken back")
+        self.redo_seed_action.triggered.connect(lambda: self._seed_history("redo"))
+        for act in (self.accept_action, self.cancel_action, self.clear_action,
+                    self.undo_seed_action, self.redo_seed_action):
             act.setStatusTip(act.toolTip())
             w.addAction(act)
         bar = QToolBar("Grow from seeds", w)
@@ -123,8 +134,21 @@ class GrowFromSeeds(QObject):
             menu.addAction(a)
 
     def _set_enabled(self, active: bool) -> None:
-        for act in (self.accept_action, self.cancel_action, self.clear_action):
+        for act in (self.accept_action, self.cancel_action, self.clear_action,
+                    self.undo_seed_action, self.redo_seed_action):
             act.setEnabled(active)
+        for name in ("undo_action", "redo_action"):      # built after this bar
+            act = getattr(self.window, name, None)
+            if act is not None:
+                act.setEnabled(not active)
+
+    def _seed_history(self, which: str) -> None:
+        if not self.active:
+            return
+        if getattr(self.seeds, which)() is None:
+            self._say(f"Grow from seeds: no seed stroke to {which}")
+            return
+        self.seeds_changed()
 
     # -- session -----------------------------------------------------------------------------
     @property

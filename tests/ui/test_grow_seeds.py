@@ -90,6 +90,12 @@ def test_moving_a_seed_regrows_and_escape_cancels_without_touching_labels(
     # background seed in the corner.
     drag(window.canvas, [(105, 75), (115, 80)], SHIFT)
     assert not (grow.seeds.array == 0).any() and (grow.seeds.array == 1).any()
+    # Ctrl+Z takes back seed strokes here (the rubbing out), not label edits.
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, CTRL)
+    assert (grow.seeds.array == 0).any()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, CTRL | SHIFT)
+    assert not (grow.seeds.array == 0).any()
+    qtbot.waitUntil(lambda: window.is_idle() and grow.task is None, timeout=30_000)
     window.legend.select_class(2)
     drag(window.canvas, [(108, 72), (112, 78)])
     window.legend.select_class(0)
@@ -102,6 +108,7 @@ def test_moving_a_seed_regrows_and_escape_cancels_without_touching_labels(
     assert "cancelled" in _status(window)
     assert not doc.labels.array.any() and not doc.dirty
     assert window.canvas._overlay is doc.overlay.image
+    assert window.undo_action.isEnabled() and not grow.undo_seed_action.isEnabled()
 
 
 def test_outline_clean_ups_are_one_undo_step_each_and_say_what_they_changed(
