@@ -7,11 +7,14 @@ stroke of seeds in each disc and one in a corner of the field (the synthetic tes
 - ``cv2.watershed`` alone on the already smoothed 3-channel image (the baseline);
 - ``grow_from_seeds`` on the 8-bit grey image (smoothing, watershed, watershed lines);
 - the background job of Smart ▸ Grow from seeds on a 16-bit image: window to 8 bits, grow,
-  and colour the preview overlay (what happens between a seed stroke and its preview).
+  and colour the preview overlay (what happens between a seed stroke and its preview);
+- with ``--window``, the same in the real main window: a seed stroke through the seed map,
+  the growth in its background thread, the preview set and the canvas repainted.
 
 OpenCV runs on ``--threads`` threads (default 2, the target machine's cores).
 
     QT_QPA_PLATFORM=offscreen python bench/bench_grow.py [--sizes 1024 2048] [--repeats 5]
+        [--window]
 """
 
 from __future__ import annotations
@@ -62,11 +65,55 @@ def timed(fn, repeats: int):
     return statistics.median(walls), statistics.median(cpus), result
 
 
+def in_window(deep: np.ndarray, seeds: np.ndarray, repeats: int):
+    """Median wall and CPU seconds from a seed stroke to its preview on the window's canvas."""
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from segstudio.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    with tempfile.TemporaryDirectory() as tmp:
+        Image.fromarray(deep).save(Path(tmp) / "deep.png")
+        win = MainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+        win.interactive = False
+        win.discard_changes_on_close = True
+        win.resize(1280, 800)
+        win.show()
+        win.open_paths([Path(tmp)])
+        grow = win.smart.grow
+        walls, cpus = [], []
+        for i in range(repeats + 1):
+            grow.start()
+            for cls in np.unique(seeds[seeds != NO_SEED]):
+                grow.seeds.paint_mask(seeds == cls, int(cls))
+            grow.seeds.paint_disk(5.0 + i, 5.0, 3, 0)                 # the stroke timed
+            wall, cpu = time.perf_counter(), time.process_time()
+            grow.seeds_changed()
+            while grow.task is not None or grow.preview is None:
+                app.processEvents()
+                time.sleep(0.001)
+            win.canvas.repaint()
+            if i:                                                     # the first one warms up
+                walls.append(time.perf_counter() - wall)
+                cpus.append(time.process_time() - cpu)
+            result = grow.preview
+            grow.cancel()
+        win.close()
+    return statistics.median(walls), statistics.median(cpus), result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--window", action="store_true",
+                        help="also time a stroke to its preview in the real main window")
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)
     from segstudio.ui.render import OverlayRenderer   # QImage only; no window is opened
@@ -99,9 +146,14 @@ def main() -> int:
         rows = [("cv2.watershed alone, smoothed image (baseline)", baseline),
                 ("grow_from_seeds, 8-bit grey", lambda: grow_from_seeds(grey, seeds)),
                 ("GUI job: 16-bit → window → grow → preview overlay", preview)]
+        if args.window:
+            rows.append(("main window: seed stroke → preview on the canvas", None))
         base = None
         for name, fn in rows:
-            seconds, cpu, labels = timed(fn, args.repeats)
+            if fn is None:
+                seconds, cpu, labels = in_window(deep, seeds, args.repeats)
+            else:
+                seconds, cpu, labels = timed(fn, args.repeats)
             base = base or seconds
             right = (labels == truth).mean()
             print(f"| {size}×{size} | {name} | {seconds:.3f} | {cpu:.3f} | "
