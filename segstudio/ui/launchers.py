@@ -50,6 +50,13 @@ def published_dialog(window):
     return _shown(window, PublishedWeightsDialog(window))
 
 
+def shortcut_sheet(window):
+    """Help ▸ Keyboard shortcuts (F1)."""
+    from segstudio.ui.shortcut_sheet import ShortcutSheet
+
+    return _shown(window, ShortcutSheet(window))
+
+
 DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_unet_lite.pt",
                "shapes": "shapes_maskrcnn_lite.pt"}
 
