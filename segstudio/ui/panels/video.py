@@ -358,8 +358,10 @@ class VideoPanel(QWidget):
         if result is None:
             self.message.setText("Export cancelled; no video was written.")
         else:
+            from segstudio.io.video_out import describe
+
             self.message.setText(f"Wrote {result.path.name}: {result.frames} frames, "
-                                 f"{result.labelled} with labels")
+                                 f"{result.labelled} with labels, in {describe(result.codec)}")
             self.window.notice.show_notice(self.message.text(), Level.DONE)
         self.window.statusBar().showMessage(self.message.text(), 6000)
 
