@@ -131,16 +131,15 @@ class ShortcutSheet(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(buttons)
-        self._fit_screen(content)
+        screen = self.screen() or window.screen()
+        self.fit_to(screen.availableGeometry() if screen is not None else None)
 
-    def _fit_screen(self, content: QWidget) -> None:
-        screen = self.screen() or (self.parentWidget().screen() if self.parentWidget() else None)
-        room = screen.availableGeometry() if screen is not None else None
-        want_w = content.sizeHint().width() + 60
-        want_h = content.sizeHint().height() + 80
+    def fit_to(self, room) -> None:
+        """As large as the list, but at most 85 % of ``room`` (a screen's free area): beyond
+        that the list scrolls and the Close button stays on screen."""
+        content = self.scroll.widget().sizeHint()
+        want_w, want_h = content.width() + 60, content.height() + 80
         if room is not None:
             want_w = min(want_w, int(room.width() * 0.9))
             want_h = min(want_h, int(room.height() * 0.85))
         self.resize(max(420, want_w), max(240, want_h))
-
-
