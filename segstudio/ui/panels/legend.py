@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QFileDialog, QHBoxLayout,
                                QHeaderView, QInputDialog, QMenu, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -19,8 +19,12 @@ EYE, NAME, INDEX, SHARE = range(4)
 
 
 def swatch(color: tuple[int, int, int], size: int = 14) -> QIcon:
+    """A colour square with a mid-grey rim, so black or white classes show on either theme."""
     pm = QPixmap(size, size)
-    pm.fill(QColor(*color))
+    pm.fill(QColor(128, 128, 128))
+    painter = QPainter(pm)
+    painter.fillRect(1, 1, size - 2, size - 2, QColor(*color))
+    painter.end()
     return QIcon(pm)
 
 
