@@ -11,7 +11,8 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QGridLayout, QHBoxLayout,
-                               QLabel, QPushButton, QSlider, QToolButton, QVBoxLayout, QWidget)
+                               QLabel, QPushButton, QSlider, QStyle, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from segstudio.ui.colormap import (COLORMAPS, ColorBar, blend, colorize, format_value,
                                    heat_qimage, value_range)
@@ -265,8 +266,11 @@ class BranchGridPanel(QWidget):
         """As many thumbnails a row as the width holds, each as large as its cell allows."""
         if not self.thumbnails:
             return
+        # Room for a vertical scroll bar is kept: when one appears the width shrinks, and a
+        # grid planned for the full width would then need a horizontal one.
         margins = self.layout().contentsMargins()
-        width = self.width() - margins.left() - margins.right()
+        scroll_bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        width = self.width() - margins.left() - margins.right() - scroll_bar
         gap = self.grid.spacing()
         chrome = 8                   # a tool button's frame around its icon
         columns = max(1, min(len(self.thumbnails), (width + gap) // (MIN_CELL + chrome + gap)))

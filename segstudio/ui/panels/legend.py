@@ -39,6 +39,8 @@ class LegendPanel(QWidget):
         self.table = QTableWidget(0, 4, self)
         self.table.setHorizontalHeaderLabels(["", "Class", "#", "Share"])
         self.table.verticalHeader().setVisible(False)
+        # Compact rows, so a short screen still shows every class of a usual set.
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -98,8 +100,16 @@ class LegendPanel(QWidget):
             for col, item in ((EYE, eye), (NAME, name), (INDEX, idx), (SHARE, share)):
                 self.table.setItem(c.index, col, item)
         self._filling = False
+        self._fit_rows(min(len(classes), self.ROWS_KEPT))
         self.select_class(current if current is not None and current < len(classes)
                           else min(1, len(classes) - 1))
+
+    ROWS_KEPT = 6           # rows the table keeps visible however the docks are squeezed
+
+    def _fit_rows(self, rows: int) -> None:
+        t = self.table
+        t.setMinimumHeight(t.horizontalHeader().sizeHint().height() + 2 * t.frameWidth()
+                           + rows * t.verticalHeader().defaultSectionSize())
 
     def set_counts(self, counts: np.ndarray | None) -> None:
         """Show each class's share of the image's pixels (counts of values 0..255)."""
