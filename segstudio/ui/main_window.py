@@ -89,7 +89,7 @@ class MainWindow(QMainWindow):
         self.device_label.setToolTip("The device and precision the model actually runs with")
         # A fixed width: a stretching readout would leave temporary messages no room.
         self.pixel_label.setFixedWidth(self.pixel_label.fontMetrics().horizontalAdvance(
-            "x 0000, y 0000   value 00000, 00000, 00000   class 000 (a class name)"))
+            "x 0000, y 0000   value 00000   class 00 (background)"))
         self.statusBar().addPermanentWidget(self.pixel_label)
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.statusBar().addPermanentWidget(self.device_label)
@@ -408,7 +408,10 @@ class MainWindow(QMainWindow):
         label = doc.labels.at(x, y)
         name = ("void" if label == 255 else self.classes[label].name if label < len(self.classes)
                 else f"unknown class {label}")
-        self.pixel_label.setText(f"x {x}, y {y}   value {value}   class {label} ({name})")
+        text = f"x {x}, y {y}   value {value}   class {label} ({name})"
+        self.pixel_label.setText(self.pixel_label.fontMetrics().elidedText(
+            text, Qt.TextElideMode.ElideRight, self.pixel_label.width()))
+        self.pixel_label.setToolTip(text)
 
     def _update_status_class(self) -> None:
         c = self.current_class()
