@@ -44,6 +44,7 @@ class ModelRuns(QObject):
         r.modelReady.connect(self._model_ready)
         r.result.connect(self.apply)
         r.progress.connect(p.show_progress)
+        r.progress.connect(self._status_progress)
         r.failed.connect(self._failed)
         r.finished.connect(self._finished)
 
@@ -172,6 +173,12 @@ class ModelRuns(QObject):
                 save_label_png(ws.label_path(item), prediction.labels, ws.classes)
 
         return Job(row, load_rgb, store)
+
+    def _status_progress(self, done: int, total: int) -> None:
+        # Also in the status bar: the Model panel may sit behind another tab.
+        if total > 1 and done < total:
+            self.window.statusBar().showMessage(f"Running the model: {done} of {total} items "
+                                                "done…", 5000)
 
     def _pause(self, paused: bool) -> None:
         self.runner.set_paused(paused)

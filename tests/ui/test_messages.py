@@ -127,3 +127,25 @@ def test_title_marks_unsaved_labels_and_clears_on_save_and_switch(small, qtbot):
     small.show_row(0)
     small.save_current()
     assert not small.isWindowModified()
+
+
+def test_a_batch_run_shows_its_progress_and_a_finished_notice(window, tmp_path, qtbot):
+    from PIL import Image
+
+    window.resize(1280, 720)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(folder / f"{i}.png")
+    window.open_paths([folder])
+    window.models.start()
+    qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=120_000)
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    window.explain.parentWidget().raise_()           # the Model panel is behind another tab
+    seen = []
+    window.statusBar().messageChanged.connect(seen.append)
+    assert window.models.run_all()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    assert any(m.startswith("Running the model: ") and "of 4 items" in m for m in seen)
+    assert notice_visible(window, "Model run finished: 4 of 4 items segmented")
