@@ -37,7 +37,9 @@ GESTURES = {
                  ("Middle-drag, Space+drag", "Pan the image"),
                  ("Right-drag", "Window/level: left–right sets the width, up–down the level")],
     "Paint": [("Left-drag", "Paint with the current tool"),
-              ("Ctrl+wheel", "Brush size (as [ and ])"),
+              ("Ctrl+wheel, Ctrl+drag", "Brush size (as [ and ])"),
+              ("Click, or drag (Polygon)", "Add a vertex, or trace a lasso; double-click or a "
+                                           "click on the first vertex closes it"),
               ("Shift+drag (Eraser)", "Erase to void (255, ignored in training) instead of "
                                       "background")],
 }
@@ -142,4 +144,4 @@ class ShortcutSheet(QDialog):
         if room is not None:
             want_w = min(want_w, int(room.width() * 0.9))
             want_h = min(want_h, int(room.height() * 0.85))
-        self.resize(max(420, want_w), max(240, want_h))
+        self.resize(max(560, want_w), max(240, want_h))

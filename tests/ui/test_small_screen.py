@@ -100,7 +100,8 @@ def test_f1_sheet_is_grouped_with_gestures_and_fits_the_screen(window, qtbot):
     assert flat["Receptive field tool"] == ("Teaching", "I")
     assert flat["Class 0 … 9"] == ("Classes", "0 … 9")
     keys = {keys for rows in sheet.rows.values() for keys, _ in rows}
-    for gesture in ("Right-drag", "Middle-drag, Space+drag", "Shift+drag (Eraser)", "Ctrl+wheel"):
+    for gesture in ("Right-drag", "Middle-drag, Space+drag", "Shift+drag (Eraser)",
+                    "Ctrl+wheel, Ctrl+drag"):
         assert gesture in keys
     # Generated from the actions: a shortcut added later shows up.
     window._action("Something new", lambda: None, "Ctrl+Alt+J")
