@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{exc}; no video was written") from None
     finally:
         ws.close()
+    from segstudio.io.video_out import describe
+
     print(f"wrote {result.frames} frames ({result.labelled} with labels) of {source} to "
-          f"{result.path} at {result.stats.fps:.0f} frames/s")
+          f"{result.path} at {result.stats.fps:.0f} frames/s; codec {describe(result.codec)}")
     return 0
