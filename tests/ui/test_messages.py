@@ -72,14 +72,14 @@ def test_a_failure_leaves_an_error_notice(small, qtbot):
     assert small.notice.level.value == "error"
 
 
-def test_grabcut_done_is_visible(small, qtbot):
+def test_grabcut_result_is_visible(small, qtbot):
     small.show_row(1)
     small.legend.select_class(2)
     qtbot.keyClick(small.canvas, Qt.Key.Key_G)
     drag(small.canvas, [(33, 24), (70, 50), (96, 66)])
     qtbot.waitUntil(small.is_idle, timeout=30_000)
     assert status_visible(small, "GrabCut")
-    assert "done" in small.statusBar().currentMessage()
+    assert "pixels changed" in small.statusBar().currentMessage()
 
 
 def test_untrained_prediction_leaves_a_warning_notice(small, qtbot):
