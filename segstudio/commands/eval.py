@@ -21,7 +21,9 @@ def add_arguments(p) -> None:
     p.add_argument("--gt-objects", type=Path, metavar="DIR",
                    help="folder of true instance maps; default: the SegmentationObject folder "
                         "beside GT when it exists")
-    p.add_argument("--iou", type=float, default=0.5,
+    from segstudio.commands._args import number
+
+    p.add_argument("--iou", type=number(0.0, 1.0, low_open=True), default=0.5,
                    help="mask IoU at which a predicted object matches a true one (default 0.5)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
 
