@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or the only one a model has)")
     parser.add_argument("--layer", metavar="NAME",
                         help="only this branch (a probe name such as psp.bin6) or module path")
-    parser.add_argument("--input-size", nargs=2, type=whole(1), default=(512, 512),
+    parser.add_argument("--input-size", nargs=2, type=whole(1, 100_000), default=(512, 512),
                         metavar=("H", "W"),
                         help="input size in pixels; it matters only for image-level pooling "
                              "and resizing (default 512 512)")

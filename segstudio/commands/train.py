@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adamw (default; fast from scratch) or sgd with momentum 0.9")
     parser.add_argument("--balance", action="store_true",
                         help="weight the loss by median frequency balancing (rare, thin classes)")
-    parser.add_argument("--crop", type=whole(16), default=128,
+    parser.add_argument("--crop", type=whole(16, 8192), default=128,
                         help="training crop in px (default 128)")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="FILE",
                         help="continue a run: from OUT.resume, or from FILE")

@@ -384,11 +384,20 @@ def _train_epoch(net, loader, opt, steps, base_lr, first_step, total_steps, inst
         if cancel is not None and cancel():
             return loss_sum, done, lr, True
         lr = _poly(opt, base_lr, first_step + done, total_steps)
-        if instance:
-            loss = _instance_loss(net, images, targets, dev)
-        else:
-            output = net(images.to(dev, non_blocking=True))
-            loss = _seg_loss(output, targets.to(dev, non_blocking=True), weight)
+        try:
+            if instance:
+                loss = _instance_loss(net, images, targets, dev)
+            else:
+                output = net(images.to(dev, non_blocking=True))
+                loss = _seg_loss(output, targets.to(dev, non_blocking=True), weight)
+        except ValueError as exc:
+            if "more than 1 value per channel" not in str(exc):
+                raise
+            # Batch norm after a global pooling (PSPNet's 1×1 bin, ASPP's image pooling) has
+            # one value per channel in a batch of one image, and nothing to normalise.
+            raise TrainError(f"a batch of {len(images)} image(s) is too small for this "
+                             "network's batch norm after global pooling; use --batch-size 2 "
+                             "or more (and at least 2 training images)") from None
         if not torch.isfinite(loss):
             raise TrainError(f"the loss became {loss.item()}; lower the learning rate "
                              f"(now {lr:g})")
