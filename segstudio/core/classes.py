@@ -204,8 +204,12 @@ def _rgb(color: object) -> Color | None:
 
 
 def _shown(value: object) -> str:
-    """A bad value, shortened for a message (a file may hold a huge one)."""
-    text = repr(tuple(value) if isinstance(value, list) else value)
+    """A bad value, shortened for a message (a file may hold a number of more digits than
+    Python prints, or a list nested too deeply to print)."""
+    try:
+        text = repr(tuple(value) if isinstance(value, list) else value)
+    except (ValueError, RecursionError):
+        return "(too large to show)"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

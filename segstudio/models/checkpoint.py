@@ -105,8 +105,18 @@ def _channels(values: Any, what: str) -> tuple[float, float, float]:
 def _version(value: Any) -> int:
     """A format version: a whole number, said so when it is anything else."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"format version {str(value)[:40]!r} is not a whole number")
+        raise ValueError(f"format version {_short(value)!r} is not a whole number")
     return value
+
+
+def _short(value: Any) -> str:
+    """A value from a file, as short text for a message: a file may hold a number of more
+    digits than Python prints, or a list nested too deeply to print."""
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except (ValueError, RecursionError):
+        return "(too large to show)"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _plain(value: Any) -> Any:
@@ -167,10 +177,10 @@ def _load_payload(path: Path, *, mmap: bool) -> dict:
     version = payload.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CheckpointError(f"{name}: damaged checkpoint: its format version "
-                              f"{str(version)[:40]!r} is not a version segstudio writes "
+                              f"{_short(version)!r} is not a version segstudio writes "
                               f"(a whole number from 1)")
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{name}: checkpoint format version {version} is newer than "
+        raise CheckpointError(f"{name}: checkpoint format version {_short(version)} is newer than "
                               f"this segstudio reads ({FORMAT_VERSION}); update segstudio")
     if not isinstance(payload.get("state_dict"), dict):
         raise CheckpointError(f"{name}: checkpoint has no weights (state_dict missing)")
@@ -200,7 +210,7 @@ def check_finite(state: dict, source: str) -> None:
             bad = int((~torch.isfinite(tensor)).sum())
             if bad:
                 raise CheckpointError(
-                    f"{source}: weight {str(key)[:80]!r} holds {bad} NaN or infinite value(s) "
+                    f"{source}: weight {_short(key)!r} holds {bad} NaN or infinite value(s) "
                     f"of {tensor.numel()}; the file is damaged or its training diverged")
 
 

@@ -23,6 +23,14 @@ class ResumeError(Exception):
     """A resume file that cannot continue this run; the message names the file and why."""
 
 
+def _short(value: Any) -> str:
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except (ValueError, RecursionError):      # more digits than Python prints, or too deep
+        return "(too large to show)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -43,7 +51,7 @@ def _check_parts(state: dict, name: str) -> None:
     if not isinstance(classes, dict) or not isinstance(classes.get("classes"), list):
         raise bad("classes", "is not a class set")
     if not _whole(state.get("epoch")):
-        raise bad("epoch", f"{str(state.get('epoch'))[:40]!r} is not a whole number")
+        raise bad("epoch", f"{_short(state.get('epoch'))!r} is not a whole number")
     history = state.get("history")
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise bad("history", "is not a list of epoch records")
@@ -64,7 +72,7 @@ def _check_parts(state: dict, name: str) -> None:
         raise bad("model", "is not a set of named weight tensors")
     for key, tensor in weights.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise bad(f"weight {key[:80]!r}", "holds NaN or infinite values")
+            raise bad(f"weight {_short(key)!r}", "holds NaN or infinite values")
     opt = state.get("optimizer")
     if not isinstance(opt, dict) or not isinstance(opt.get("param_groups"), list) \
             or not isinstance(opt.get("state"), dict):

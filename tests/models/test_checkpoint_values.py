@@ -69,8 +69,15 @@ def test_non_finite_or_misshapen_numbers_are_refused_saying_what(saved, where, v
 
 def test_newer_whole_version_still_asks_for_an_update(saved):
     _rewrite(saved, _set("version", 2))
-    with pytest.raises(CheckpointError, match="newer than this segstudio reads"):
+    with pytest.raises(CheckpointError, match="version 2 is newer than this segstudio reads"):
         read_meta(saved)
+
+
+def test_a_long_text_in_place_of_a_number_is_shortened_in_the_message(saved):
+    _rewrite(saved, _set("format_version", "7" * 10_000))
+    with pytest.raises(CheckpointError, match="format version '7{57}\\.\\.\\.' is not") as err:
+        read_meta(saved)
+    assert len(str(err.value)) < 200
 
 
 @pytest.mark.parametrize("poison", [math.nan, math.inf])
