@@ -9,10 +9,7 @@ from segstudio.cli import main
 
 
 def _run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
+    code = main(argv)
     return code, capsys.readouterr().err
 
 
