@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from segstudio.cli import CommandError
+from segstudio.commands._args import FRACTION, SEED
 
 HELP = "export a workspace's labelled items as a Pascal VOC 2012 tree (OUT/VOCdevkit/VOC2012)"
 _STATUSES = ("predicted", "corrected", "reviewed")
@@ -18,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="where to write; the tree goes to DIR/VOCdevkit/VOC2012, the layout "
                              "torchvision's VOCSegmentation(DIR, year='2012') reads")
-    parser.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+    parser.add_argument("--val-fraction", type=FRACTION, default=0.2, metavar="F",
                         help="share of items in val.txt, 0 ≤ F < 1 (default 0.2)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
+    parser.add_argument("--seed", type=SEED, default=0, metavar="S",
                         help="seed of the train/val split (default 0); same seed, same split")
     parser.add_argument("--status", action="append", choices=_STATUSES, metavar="STATUS",
                         help="export only items with this status (repeatable; default: corrected "

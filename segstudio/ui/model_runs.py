@@ -249,7 +249,7 @@ class ModelRuns(QObject):
         self._catalog_loaded = True
         for i, e in enumerate(entries):
             ckpt = e.choice.checkpoint
-            if ckpt is not None and ckpt.name == self.prefer_checkpoint:
+            if ckpt is not None and ckpt.name == self.prefer_checkpoint and not e.broken:
                 self.panel.select_entry(i)
                 break
         ws = self.window.workspace
