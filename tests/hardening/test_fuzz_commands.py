@@ -216,7 +216,10 @@ class World:
         if recipe in ("mutated", "bytes"):
             files = sorted(p for p in path.rglob("*") if p.is_file())
             victim = rng.choice(files)
-            if victim.suffix == ".json" and recipe == "mutated":
+            if victim.suffix == ".json" and recipe == "mutated" and rng.randrange(4) == 0:
+                victim.write_text(rng.choice(["[" * 100_000 + "]" * 100_000,
+                                              '{"version": ' + "7" * 5000 + "}"]))
+            elif victim.suffix == ".json" and recipe == "mutated":
                 try:
                     doc = json.loads(victim.read_text(encoding="utf-8"))
                 except ValueError:
