@@ -40,7 +40,8 @@ class ERF:
     ``heat`` is |d unit / d input| summed over channels (H×W float32); ``unit`` is the feature unit
     (row, column) that was differentiated; ``box`` its theoretical field (top, left, bottom, right),
     clipped to the image; ``mass95_share`` the fewest pixels holding 95 % of the gradient mass, as
-    a share of the box area (1.0 would be a field as wide as theory allows).
+    a share of the whole, unclipped field's area (1.0 would be a field as wide as theory allows;
+    a field larger than the image can never be filled).
     """
 
     heat: np.ndarray
@@ -129,7 +130,8 @@ def effective_rf(model: nn.Module, image: torch.Tensor, y: int, x: int, *,
         model.train(was_training)
     heat = grad[0].abs().sum(0).detach().cpu().numpy().astype(np.float32)
     box = box_at(field, fy, fx, image_size=(h, w))
-    area = (box[2] - box[0]) * (box[3] - box[1])
+    whole = box_at(field, fy, fx)
+    area = (whole[2] - whole[0]) * (whole[3] - whole[1])
     return ERF(heat=heat, mass95_share=mass_share(heat, area), unit=(fy, fx), box=box, field=field)
 
 

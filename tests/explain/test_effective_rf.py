@@ -163,3 +163,14 @@ def test_prediction_field_needs_one_image_size():
         prediction_erf(model, [torch.rand(1, 8, 8), torch.rand(1, 9, 8)], 2, 2)
     with pytest.raises(EffectiveFieldError, match="outside"):
         prediction_erf(model, torch.rand(1, 8, 8), 2, 8)
+
+
+def test_unit_field_share_is_of_the_unclipped_field():
+    from segstudio.explain.effective_rf import mass_pixels
+
+    layers = [nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(4)]
+    for conv in layers:
+        nn.init.constant_(conv.weight, 1.0)
+    erf = effective_rf(Logits(*layers), torch.rand(1, 12, 12), 0, 0)
+    assert erf.box == (0, 0, 5, 5)                     # clipped, for drawing
+    assert erf.mass95_share == mass_pixels(erf.heat) / 81
