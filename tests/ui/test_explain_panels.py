@@ -354,3 +354,20 @@ def test_effective_field_averages_same_size_images_and_shows_its_centre(window, 
     text = panel.erf_texts[0].text()
     assert "predicted class's logit" in text and "mean over 2 image(s)" in text
     assert "from the click" in text and f"{trained.mass95_share:.1%}" in text
+
+
+def test_a_detector_has_fields_but_no_effective_field_of_a_prediction(window, dock, qtbot):
+    from segstudio.paths import weights_dir
+    from segstudio.ui.explain_session import ModelSource
+
+    # Detectors are not in the picker, but the Model panel may run the bundled Mask R-CNN.
+    dock.session.pick(ModelSource("maskrcnn", "lite", weights_dir() / "shapes_maskrcnn_lite.pt"))
+    wait_done(qtbot, window, dock)
+    panel = dock.receptive
+    panel.branch_combo.setCurrentText("backbone.layer3")
+    window.tool_actions["Receptive field"].trigger()
+    click(window.canvas, 40, 30)
+    wait_done(qtbot, window, dock)
+    assert panel.result is not None and panel.result["erf"] == []
+    assert "predicts objects" in panel.erf_texts[0].text()
+    assert "backbone.layer3" in panel.field_label.text()

@@ -178,6 +178,8 @@ class ReceptiveFieldPanel(QWidget):
 
         def work(ctx):
             from segstudio.explain.effective_rf import prediction_erf
+            from segstudio.explain.receptive_field import MODEL_OUTPUT
+            from segstudio.models.registry import REGISTRY
 
             loaded = ctx.load()
             size = ctx.rgb.shape[:2]
@@ -196,7 +198,11 @@ class ReceptiveFieldPanel(QWidget):
                       "marks": branch_marks(loaded.branches, fields, y, x, size, units),
                       "model": loaded.title, "trained": loaded.trained, "erf": [],
                       "center": None, "curve": _tap_curve(loaded)}
-            if with_erf:
+            detector = loaded.arch in REGISTRY and REGISTRY[loaded.arch].instance
+            if with_erf and (detector or MODEL_OUTPUT not in units):
+                result["erf_note"] = (f"{loaded.title} predicts objects, not one score per "
+                                      "pixel: its predictions have no effective field here")
+            elif with_erf:
                 twin_key = (loaded.arch, loaded.config, len(loaded.classes),
                             str(next(loaded.model.parameters()).device))
                 twins = ctx.session.twins
@@ -209,8 +215,8 @@ class ReceptiveFieldPanel(QWidget):
                 for model in (loaded.model, twins[twin_key]):
                     if ctx.cancelled():
                         break
-                    result["erf"].append(prediction_erf(model, images, y, x, field=units[""],
-                                                        cancelled=ctx.cancelled))
+                    result["erf"].append(prediction_erf(
+                        model, images, y, x, field=units[MODEL_OUTPUT], cancelled=ctx.cancelled))
                 if result["erf"]:
                     result["center"] = result["erf"][0].center
             return result
@@ -245,6 +251,9 @@ class ReceptiveFieldPanel(QWidget):
             f"<span style='color: rgb{tuple(m['colour'])}'>&#9679;</span> {m['text']}"
             for m in result["marks"]))
         self.tap_curve.set_curve(*result["curve"])
+        for view, text in zip(self.erf_views, self.erf_texts):
+            view.clear()
+            text.clear()
         titles = (("this model's weights" if result["trained"]
                    else "this model's weights (untrained)"), "random weights")
         for view, text, erf, title in zip(self.erf_views, self.erf_texts, result["erf"], titles):
@@ -253,6 +262,9 @@ class ReceptiveFieldPanel(QWidget):
             view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
             view.setMinimumSize(w, h)
             text.setText(erf_text(title, erf))
+        if "erf_note" in result:
+            self.erf_views[0].clear()
+            self.erf_texts[0].setText(result["erf_note"])
         self.window.canvas.update()
 
     @staticmethod
