@@ -10,7 +10,7 @@ from segstudio.cli import CommandError
 
 HELP = ("measure the effective receptive field (Luo et al., 2016) of the prediction at one "
         "pixel: the gradient of the predicted class's logit there, averaged over the images; "
-        "prints its centre of mass, the pixels holding 95 % of it, and the pixel's theoretical "
+        "prints its centre of mass, the pixels holding 95 percent of it, and the pixel's theoretical "
         "field (unclipped, and the part inside the image)")
 
 

@@ -49,3 +49,12 @@ def test_erf_errors_are_one_clean_line(capsys, scenes, tmp_path):
     assert "one size" in capsys.readouterr().err
     assert main(["erf", "--model", "maskrcnn", "--at", "1", "1", scenes[0]]) == 2
     assert "per-pixel logits" in capsys.readouterr().err
+
+
+def test_help_of_the_new_commands_prints(capsys):
+    for argv in (["erf", "--help"], ["rf", "--help"], ["predict", "--help"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "95 percent of it" in out and "%%" not in out and "--tap-curve" in out and "--ablate" in out
