@@ -127,9 +127,12 @@ def _unpool(axis: _Axis, k: int, s: int, p: int) -> _Axis:
 
 def _resample(axis: _Axis, n_in: int, n_out: int, mode: str, align: bool,
               scale_factor) -> _Axis:
-    """``F.interpolate`` along one axis, without clamping at the borders."""
-    if axis.const or n_in == 1:
-        return _Axis.single(*axis.hull(0, 1)) if not axis.const else axis
+    """``F.interpolate`` along one axis, without clamping at the borders; a map of one unit
+    (a pooled vector spread over a map) gives every output unit that unit's span."""
+    if axis.const:
+        return axis
+    if n_in == 1:
+        return _Axis.single(*axis.hull(0, 1))
     if align and n_out > 1:
         scale = (n_in - 1) / (n_out - 1)
     elif scale_factor is not None:

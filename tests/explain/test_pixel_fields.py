@@ -158,3 +158,29 @@ def test_output_units_are_the_clicked_pixels_and_branch_units_are_centred():
     fy, fx = branch.unit_at(64, 64)
     x0, y0, x1, y1 = branch.box(fy, fx)
     assert abs((y0 + y1) / 2 - 64) <= 8 and abs((x0 + x1) / 2 - 64) <= 8
+
+
+class _Bins(nn.Module):
+    """A pyramid bin: pool a map into 3x3 cells, upsample back bilinearly, add to the map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        cells = F.adaptive_avg_pool2d(h, 3)
+        return {"out": h + F.interpolate(cells, size=h.shape[-2:], mode="bilinear",
+                                         align_corners=False)}
+
+
+def test_pooled_bins_are_exact_away_from_the_borders():
+    model = _Bins()
+    traced = pixel_fields(model, [""], (60, 60))[""]
+    exact = positive_copy(model)
+    # Rows whose bilinear source lies between two cell centres (10 … 49) read two 20-row cells,
+    # each widened by the convolution; a cell at the border reaches one row into the padding.
+    for y in range(10, 50):
+        lo, hi = (int(v) for v in traced.rows[y])
+        assert hi - lo + 1 == 42
+        assert support_extent(exact, (60, 60), y, 30, axis=0) == (max(lo, 0), min(hi, 59))
