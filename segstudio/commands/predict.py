@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", action="store_true", help="refine labels with a dense CRF")
     parser.add_argument("--overlay", action="store_true",
                         help="also write NAME_overlay.png: the labels blended over the image")
+    parser.add_argument("--ablate", action="append", default=[], metavar="BRANCH",
+                        help="zero this probed branch's output (e.g. psp.bin1, "
+                             "aspp.image_pool), as the Branches view does; repeatable")
 
 
 def collect_inputs(items: list[str]) -> list[Path]:
@@ -174,6 +177,16 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.io.voc import VocError, save_object_png
 
     predictor = _make_predictor(args)
+    if args.ablate:         # hooks that zero the branches for the rest of the command
+        from segstudio.explain.probes import ProbeError, zero_branches
+        from segstudio.models.registry import REGISTRY
+
+        try:
+            spec = REGISTRY.get(predictor.meta.arch)
+            zero_branches(predictor.model, spec.branches if spec else {}, args.ablate)
+        except ProbeError as exc:
+            raise CommandError(f"--ablate: {exc}") from None
+        print(f"zeroed branches: {', '.join(args.ablate)}")
     classes = predictor.meta.classes
     who = f"[rank {rank}/{world}] " if world > 1 else ""
     print(f"{who}{args.model} ({predictor.meta.config}, "

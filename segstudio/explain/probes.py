@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ProbeError", "Probe", "activation_map", "ablate", "predict_labels",
+__all__ = ["ProbeError", "Probe", "activation_map", "ablate", "ablate_branches", "zero_branches",
+           "predict_labels",
            "branch_contribution", "find_module", "as_batch", "main_output", "feature_tensor"]
 
 
@@ -164,6 +165,30 @@ def ablate(model: nn.Module, path: str) -> Iterator[None]:
         yield
     finally:
         handle.remove()
+
+
+def zero_branches(model: nn.Module, branches: Mapping[str, str], names) -> list:
+    """Make each named branch (a key of ``branches``, e.g. ``psp.bin1``) output zeros, as the
+    Branches view's ablation, until the returned hook handles are removed. An unknown name is a
+    :class:`ProbeError` listing the known ones, and then nothing is changed."""
+    unknown = [n for n in names if n not in branches]
+    if unknown:
+        raise ProbeError(f"no branch {', '.join(map(repr, unknown))}; this model's branches: "
+                         f"{', '.join(branches)}")
+    modules = [find_module(model, branches[n]) for n in dict.fromkeys(names)]
+    return [m.register_forward_hook(lambda _m, _i, out: _zeros_like(out)) for m in modules]
+
+
+@contextmanager
+def ablate_branches(model: nn.Module, branches: Mapping[str, str],
+                    names) -> Iterator[None]:
+    """Inside the context the named branches output zeros (see :func:`zero_branches`)."""
+    handles = zero_branches(model, branches, names)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

@@ -253,7 +253,7 @@ class _FieldTracker(TorchFunctionMode):
         # Strong references keep ids unique while the forward pass runs.
         self._alive: list[torch.Tensor] = [source]
 
-    def field_of(self, obj) -> ReceptiveField | None:
+    def field_of(self, obj, inputs=None) -> ReceptiveField | None:
         return next((self.fields[id(t)] for t in _tensors(obj) if id(t) in self.fields), None)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -285,7 +285,8 @@ def _meta_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
-def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, device):
+def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, device,
+           tracker_type=None):
     conv = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
     if in_channels is None and conv is None:
         raise ReceptiveFieldError("the model has no convolution; pass in_channels")
@@ -301,12 +302,12 @@ def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, dev
             raise ReceptiveFieldError(f"the model has no layer named '{layer}'{hint}")
     h, w = (int(v) for v in _pair(input_size))
     x = torch.zeros(1, channels, h, w, device=device)
-    tracker = _FieldTracker(x)
+    tracker = (tracker_type or _FieldTracker)(x)
     found: dict[str, ReceptiveField] = {}
 
     def recorder(layer):
-        def hook(_module, _inputs, output):
-            rf = tracker.field_of(output)
+        def hook(_module, inputs, output):
+            rf = tracker.field_of(output, inputs)
             if rf is not None:
                 found[layer] = rf
         return hook
@@ -331,18 +332,19 @@ def _trace(model: nn.Module, layers: Iterable[str], input_size, in_channels, dev
 
 
 def receptive_fields(model: nn.Module, layers: Iterable[str], input_size=(512, 512), *,
-                     in_channels: int | None = None,
-                     skip_missing: bool = False) -> dict[str, ReceptiveField]:
+                     in_channels: int | None = None, skip_missing: bool = False,
+                     tracker_type=None) -> dict[str, ReceptiveField]:
     """Theoretical receptive fields of several layers (dotted module paths; ``""`` = output).
 
     One forward pass of a meta-device copy (no weights copied, no arithmetic, the model itself
     untouched); if the model cannot run there, one real pass under ``no_grad`` in eval mode.
-    Layers that did not run are an error, or left out with ``skip_missing``.
+    Layers that did not run are an error, or left out with ``skip_missing``. ``tracker_type``
+    swaps the per-operation rule (:mod:`segstudio.explain.pixel_fields` traces every unit).
     """
     layers, params = list(layers), next(model.parameters(), None)
     for device in ("meta", params.device if params is not None else torch.device("cpu")):
         try:
-            found = _trace(model, layers, input_size, in_channels, device)
+            found = _trace(model, layers, input_size, in_channels, device, tracker_type)
             break
         except ReceptiveFieldError:
             raise

@@ -239,7 +239,8 @@ def check_state_dict(model: nn.Module, state: dict, source: str) -> None:
             raise CheckpointError(
                 f"{source}: weight {key!r} has shape {tuple(tensor.shape)} but the architecture "
                 f"expects {tuple(expected[key].shape)}")
-    missing = [k for k in expected if k not in state]
+    optional = getattr(model, "OPTIONAL_STATE", ())   # entries older files may lack
+    missing = [k for k in expected if k not in state and k not in optional]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise CheckpointError(f"{source}: weight {missing[0]!r}{more} missing from the checkpoint")

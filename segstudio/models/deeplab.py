@@ -24,35 +24,56 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 
 class DeepLabV1(nn.Module):
     """DeepLab-LargeFOV (v1 §3.1, §4.1): VGG-16 with pool4/pool5 at stride 1, conv5 at rate 2,
-    and fc6 as a 3×3 convolution at rate 12 with 1024 channels; output stride 8.
+    a 3×3 stride-1 average pool ``pool5a`` (as in the published prototxt), and fc6 as a 3×3
+    convolution at rate 12 with 1024 channels; output stride 8, fc6's field 435 pixels.
+    Dropout drops single elements, as Caffe's does.
 
     Plain VGG without batch norm, as the paper; trained from scratch it relies on the He
     initialisation of the trunk and of fc6/fc7 (fc8 keeps PyTorch's default).
+    ``pool5a=False`` builds the network without the average pool (fc6's field is then 419).
+    The choice travels in the state dict (``pool5a_on``); a checkpoint saved before the pool
+    existed has no such entry and loads without it, computing what it was trained to compute.
     """
 
-    def __init__(self, num_classes: int, *, width: float = 1.0) -> None:
+    OPTIONAL_STATE = ("pool5a_on",)
+
+    def __init__(self, num_classes: int, *, width: float = 1.0, pool5a: bool = True) -> None:
         super().__init__()
         # DeepLab's pools are 3×3 with padding 1; pool4 and pool5 keep the resolution.
         self.backbone = VGG16(width=width, pool_kernel=3, pool_padding=1,
                               pool_strides=(2, 2, 2, 1, 1), stage_dilations=(1, 1, 1, 1, 2))
         fc = scaled(1024, width)
+        # Caffe's AVE pooling divides by the whole window, padding included.
+        self.pool5a = nn.AvgPool2d(3, stride=1, padding=1) if pool5a else None
+        self.register_buffer("pool5a_on", torch.tensor(bool(pool5a)))
         self.fc6 = nn.Conv2d(self.backbone.out_channels, fc, 3, padding=12, dilation=12)
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.fc8 = nn.Conv2d(fc, num_classes, 1)
         self.relu = nn.ReLU(inplace=True)
-        self.dropout = nn.Dropout2d(0.5)
+        self.dropout = nn.Dropout(0.5)
         # As the VGG trunk: He initialisation keeps a from-scratch net's scores from vanishing.
         he_init(self.fc6)
         he_init(self.fc7)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.backbone(x)[-1]
+        if self.pool5a is not None:
+            h = self.pool5a(h)
         h = self.dropout(self.relu(self.fc6(h)))
         h = self.dropout(self.relu(self.fc7(h)))
         return {"out": _resize(self.fc8(h), x.shape[-2:])}
 
     def load_imagenet(self) -> None:
         load_imagenet_vgg16(self.backbone)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "pool5a_on"
+        if key not in state_dict:              # saved before pool5a existed: trained without it
+            state_dict[key] = torch.tensor(False)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if state_dict[key].device.type != "meta":
+            on = bool(state_dict[key])
+            self.pool5a = nn.AvgPool2d(3, stride=1, padding=1) if on else None
 
 
 class ASPPv2(nn.Module):
@@ -74,7 +95,13 @@ class ASPPv2(nn.Module):
 
 
 class DeepLabV2(nn.Module):
-    """ResNet with layer3/layer4 dilated (output stride 8) and the summing ASPP head."""
+    """ResNet with layer3/layer4 dilated (output stride 8) and the summing ASPP head.
+
+    The ResNet is torchvision's ("v1.5"): a bottleneck block that downsamples puts its stride on
+    the 3×3 convolution, where the Caffe ResNet-101 of the published DeepLab v2 puts it on the
+    first 1×1. Only layer2's first block strides here (layer3 and layer4 are dilated), so the
+    published network's field is 8 pixels larger (1371 instead of 1363 at paper size).
+    """
 
     def __init__(self, num_classes: int, *, depth: int = 101, width: float = 1.0) -> None:
         super().__init__()

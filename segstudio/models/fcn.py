@@ -64,10 +64,10 @@ class FCN(nn.Module):
         fc = scaled(4096, width)
         self.fc6 = nn.Conv2d(c5, fc, 7)
         self.relu6 = nn.ReLU(inplace=True)
-        self.drop6 = nn.Dropout2d(0.5)
+        self.drop6 = nn.Dropout(0.5)      # element dropout, as Caffe's
         self.fc7 = nn.Conv2d(fc, fc, 1)
         self.relu7 = nn.ReLU(inplace=True)
-        self.drop7 = nn.Dropout2d(0.5)
+        self.drop7 = nn.Dropout(0.5)
         self.score_fr = nn.Conv2d(fc, num_classes, 1)
         if stride <= 16:
             self.score_pool4 = nn.Conv2d(c4, num_classes, 1)

@@ -5,8 +5,11 @@ mask per box and class, aligned to the image by RoIAlign (§3). This is instance
 in eval mode the model takes a list of 3×H×W images (0..1) and returns torchvision's detection
 dicts (``boxes``, ``labels``, ``scores``, ``masks``). Class 0 is the background.
 
-``paper`` is torchvision's ``maskrcnn_resnet50_fpn_v2`` (ResNet-50-FPN with the improved heads of
-its v2 recipe). ``lite`` is the same design built from the same torchvision parts with a
+``paper`` is torchvision's ``maskrcnn_resnet50_fpn_v2``, not the 2017 network: ResNet-50-FPN with
+the improved recipe of its v2 weights (Li et al., "Benchmarking Detection Transfer Learning with
+Vision Transformers", 2021: a box head of four convolutions and one fully connected layer, batch
+norm in the FPN and heads, a two-convolution RPN head), which the model list says in its title.
+``lite`` is the same design built from the same torchvision parts with a
 half-width ResNet-18 trunk, 64-channel FPN and heads, smaller anchors, and images resized to
 256-512 pixels instead of 800-1333, and keeps fewer proposals and detections at test time, so it
 runs on a laptop CPU. It also trains on fewer RoIs and proposals per image than the paper's

@@ -163,8 +163,8 @@ _SPECS = [
         branches={"backbone.pool3": "backbone.features.16", "backbone.conv5_3":
                   "backbone.features.29", "fc6": "fc6", "fc7": "fc7", "fc8": "fc8"},
         description="VGG-16 with the last two pools at stride 1 and atrous convolution instead "
-                    "(conv5 rate 2, fc6 3×3 at rate 12), then a fully connected CRF sharpens "
-                    "the boundaries."),
+                    "(conv5 rate 2, a 3×3 stride-1 average pool 'pool5a', fc6 3×3 at rate 12), "
+                    "then a fully connected CRF sharpens the boundaries."),
     ModelSpec(
         name="deeplabv2", title="DeepLab v2 (ASPP)", paper=DEEPLAB_V2_PAPER, year=2017,
         family="atrous", output_stride=8, uses_crf=True, instance=False,
@@ -172,7 +172,8 @@ _SPECS = [
                                   "aspp.rate18": "head.convs.2", "aspp.rate24": "head.convs.3"}),
         description="A dilated ResNet-101 with atrous spatial pyramid pooling: four 3×3 "
                     "classifiers at rates 6, 12, 18 and 24 whose scores are summed; a fully "
-                    "connected CRF refines the result."),
+                    "connected CRF refines the result. The ResNet strides on the 3×3 "
+                    "convolution (torchvision), not on the 1×1 as the Caffe original."),
     ModelSpec(
         name="deeplabv3", title="DeepLab v3", paper=DEEPLAB_V3_PAPER, year=2017,
         family="atrous", output_stride=16, uses_crf=False, instance=False,
@@ -199,7 +200,7 @@ _SPECS = [
                     "through residual conv units, multi-resolution fusion and chained residual "
                     "pooling."),
     ModelSpec(
-        name="maskrcnn", title="Mask R-CNN",
+        name="maskrcnn", title="Mask R-CNN (torchvision v2 recipe)",
         paper="He, Gkioxari, Dollár, Girshick: Mask R-CNN", year=2017, family="instance",
         output_stride=4, uses_crf=False, instance=True,
         branches={"backbone.layer2": "backbone.body.layer2",
@@ -209,7 +210,10 @@ _SPECS = [
                   "fpn.p4": "backbone.fpn.layer_blocks.2", "fpn.p5": "backbone.fpn.layer_blocks.3",
                   "mask_head": "roi_heads.mask_head"},
         description="Faster R-CNN on a feature pyramid proposes and classifies boxes; a small "
-                    "convolutional branch predicts one mask per box, aligned by RoIAlign."),
+                    "convolutional branch predicts one mask per box, aligned by RoIAlign. The "
+                    "paper configuration is torchvision's maskrcnn_resnet50_fpn_v2 (the "
+                    "improved recipe of Li et al. 2021: a 4-convolution box head, batch norm in "
+                    "FPN and heads), not the 2017 network."),
 ]
 
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}

@@ -5,8 +5,10 @@ upsamples with 2×2 transposed convolutions ("up-convolution", §2) and concaten
 of the same level before its own double convolution.
 
 Two documented departures from the paper: the convolutions are padded, so skips need no cropping
-and the output matches the input; and the input is padded (mirrored, as the paper's overlap-tile
-strategy does) up to a multiple of 16 and the logits cropped back, so any image size works. The
+and the output matches the input; and the input is padded at its bottom and right (by mirroring)
+up to a multiple of 16 and the logits cropped back, so any image size works. That is not the
+paper's overlap-tile strategy, which predicts a large image tile by tile from mirrored context
+larger than each tile. The
 ``lite`` configuration adds batch norm so the narrow network trains quickly from scratch.
 """
 

@@ -329,7 +329,8 @@ class ExplainDock(QWidget):
     def __init__(self, window, session: ExplainSession) -> None:
         from segstudio.ui.panels.activations import ActivationsPanel, BranchGridPanel
         from segstudio.ui.panels.model_picker import ModelPicker
-        from segstudio.ui.panels.receptive_field import ContextPanel, ReceptiveFieldPanel
+        from segstudio.ui.panels.context import ContextPanel
+        from segstudio.ui.panels.receptive_field import ReceptiveFieldPanel
 
         super().__init__(window)
         self.window = window

@@ -121,3 +121,56 @@ def test_gradient_of_a_registry_unit_fills_exactly_its_theoretical_field(name, l
     rows, cols = np.nonzero(erf.heat)
     assert (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1) == erf.box
     assert 0 < erf.mass95_share <= 1
+
+
+def test_prediction_field_differentiates_the_predicted_class_at_the_pixel_itself():
+    from segstudio.explain.effective_rf import prediction_erf
+
+    conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 1, 2] = 1.0       # class 0 looks one pixel to the right
+        conv.weight[1, 0, 0, 1] = -1.0      # class 1 one pixel up
+    bright = torch.ones(1, 10, 10)
+    erf = prediction_erf(Logits(conv), bright, 5, 5)
+    assert erf.classes == (0,) and erf.heat[5, 6] == 1 and erf.heat.sum() == 1
+    assert erf.center == (5.0, 6.0) and erf.offset == (0.0, 1.0)
+    assert erf.box == (4, 4, 6, 6) and erf.theoretical_px == erf.inside_image_px == 9
+    assert erf.mass95_px == 1
+    # Two images predicting different classes: the magnitudes are averaged.
+    both = prediction_erf(Logits(conv), [bright, -bright], 5, 5)
+    assert both.classes == (0, 1) and both.heat[5, 6] == both.heat[4, 5] == 0.5
+    assert both.center == (4.5, 5.5) and both.mass95_px == 2
+
+
+def test_prediction_field_is_measured_against_the_unclipped_field():
+    from segstudio.explain.effective_rf import prediction_erf
+
+    layers = [nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(4)]
+    for conv in layers:
+        nn.init.constant_(conv.weight, 1.0)
+    erf = prediction_erf(Logits(*layers), torch.rand(1, 12, 12), 0, 0)
+    assert erf.box == (-4, -4, 4, 4) and erf.theoretical_px == 81
+    assert erf.inside_image_px == 25 and erf.mass95_share == erf.mass95_px / 81
+    assert erf.mass95_px <= 25
+
+
+def test_prediction_field_needs_one_image_size():
+    from segstudio.explain.effective_rf import prediction_erf
+
+    model = Logits(nn.Conv2d(1, 2, 3, padding=1))
+    with pytest.raises(EffectiveFieldError, match="differ in size"):
+        prediction_erf(model, [torch.rand(1, 8, 8), torch.rand(1, 9, 8)], 2, 2)
+    with pytest.raises(EffectiveFieldError, match="outside"):
+        prediction_erf(model, torch.rand(1, 8, 8), 2, 8)
+
+
+def test_unit_field_share_is_of_the_unclipped_field():
+    from segstudio.explain.effective_rf import mass_pixels
+
+    layers = [nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(4)]
+    for conv in layers:
+        nn.init.constant_(conv.weight, 1.0)
+    erf = effective_rf(Logits(*layers), torch.rand(1, 12, 12), 0, 0)
+    assert erf.box == (0, 0, 5, 5)                     # clipped, for drawing
+    assert erf.mass95_share == mass_pixels(erf.heat) / 81

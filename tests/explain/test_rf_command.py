@@ -64,7 +64,9 @@ def test_table_lists_branches_with_size_and_jump(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "U-Net (lite), input 512×512, output stride 1"
     enc2 = next(line for line in out.splitlines() if line.startswith("enc2 "))
-    assert enc2.split()[1:4] == ["downs.0", "14", "2"]
+    assert enc2.split()[1:5] == ["downs.0", "14", "14", "2"]     # size, per unit, jump
+    output = next(line for line in out.splitlines() if line.startswith("output "))
+    assert "188–204" in output.split()
 
 
 def test_unknown_model_layer_or_configuration_is_a_clean_error(capsys):
@@ -83,3 +85,56 @@ def test_model_with_only_a_paper_configuration_needs_no_config_flag(capsys):
     assert rows["aspp.rate12"]["jump"] == [16, 16]
     # Stages come first, in order, before the heads that read them.
     assert list(rows)[:2] == ["backbone.aux", "backbone.out"] and list(rows)[-1] == "output"
+
+
+def test_fields_through_upsampling_give_their_smallest_and_largest_size(capsys):
+    _, rows = _fields(capsys, "--model", "fcn8s", "--input-size", "256", "256")
+    # The recursion's one number (460) lies between what the output pixels really see.
+    assert rows["output"]["size"] == [460, 460]
+    assert rows["output"]["size_min"] == [436, 436] and rows["output"]["size_max"] == [468, 468]
+    assert rows["fc7"]["size_min"] == rows["fc7"]["size_max"] == [404, 404]
+    _, rows = _fields(capsys, "--model", "unet", "--input-size", "256", "256")
+    assert rows["output"]["size_min"] == [188, 188] and rows["output"]["size_max"] == [204, 204]
+
+
+def test_at_gives_the_exact_box_and_the_taps_that_read_the_map(capsys):
+    report, rows = _fields(capsys, "--model", "deeplabv3", "--input-size", "128", "128",
+                           "--at", "64", "64")
+    assert report["at"] == [64, 64]
+    out = rows["output"]
+    x0, y0, x1, y1 = out["box"]
+    assert out["unit"] == [64, 64] and x1 - x0 + 1 == out["size"][1] and y0 < 0
+    # On the 8x8 stride-16 map, rates 12 and 18 reach past the map from every unit: only the
+    # centre tap reads it, so the branches are 1x1 convolutions there.
+    assert rows["aspp.rate12"]["valid_taps"] == rows["aspp.rate18"]["valid_taps"] == 1
+    assert "valid_taps" not in rows["backbone.layer4"] and "valid_taps" not in out
+    _, rows = _fields(capsys, "--model", "deeplabv3", "--input-size", "512", "512",
+                      "--at", "256", "256")
+    # The 32x32 map: rate 12 from unit 16 stays on it, rate 18 does not.
+    assert rows["aspp.rate12"]["valid_taps"] == 9 and rows["aspp.rate18"]["valid_taps"] == 1
+    _, rows = _fields(capsys, "--model", "deeplabv3", "--input-size", "512", "512",
+                      "--at", "0", "0")
+    assert rows["aspp.rate6"]["valid_taps"] == 4
+
+
+def test_tap_curve_reproduces_deeplab_v3_figure_4(capsys):
+    report, _ = _fields(capsys, "--model", "deeplabv3", "--layer", "output", "--tap-curve")
+    curve = report["tap_curve"]
+    assert curve["map_size"] == 65 and curve["kernel"] == 3
+    by_rate = dict(zip(curve["rates"], zip(curve["valid_fraction"], curve["only_centre"],
+                                           curve["all_valid"])))
+    assert by_rate[1][2] > 0.9 and by_rate[1][1] == 0
+    fractions = curve["valid_fraction"]
+    assert all(a >= b for a, b in zip(fractions, fractions[1:]))
+    for rate in (65, 66, 70):
+        assert by_rate[rate] == (round(1 / 9, 4), 1.0, 0.0)
+
+
+def test_tap_curve_needs_an_atrous_branch(capsys):
+    assert main(["rf", "--model", "fcn8s", "--tap-curve"]) == 2
+    assert "no atrous branch" in capsys.readouterr().err
+
+
+def test_at_outside_the_input_is_a_clean_error(capsys):
+    assert main(["rf", "--model", "fcn8s", "--input-size", "64", "64", "--at", "64", "3"]) == 2
+    assert "outside the 64×64 input" in capsys.readouterr().err

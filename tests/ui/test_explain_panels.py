@@ -339,3 +339,67 @@ def test_choosing_another_model_clears_the_views_of_the_previous_one(window, doc
     assert dock.branches.thumbnails == [] and dock.branches.maps == []
     assert "aspp.rate6" in [panel.branch_combo.itemText(i)
                             for i in range(panel.branch_combo.count())]
+
+
+def test_taps_off_the_feature_map_are_hollow_and_the_tap_curve_shows(window, dock, qtbot):
+    pick_model(dock, "deeplabv3")
+    dock.show_view(dock.receptive)
+    panel = dock.receptive
+    panel.erf_check.setChecked(False)
+    panel.branch_combo.setCurrentText("aspp.rate12")
+    window.tool_actions["Receptive field"].trigger()
+    click(window.canvas, 64.2, 45.7)
+    wait_done(qtbot, window, dock)
+    taps = {m["name"]: m for m in panel.result["marks"]}
+    # 90x130 at stride 16: a 6x9 map. From its unit (3, 4) rate 12 and 18 leave the map in
+    # every direction; rate 6 keeps the middle row's and column's neighbours within reach.
+    assert taps["aspp.rate12"]["valid"].tolist() == [False] * 4 + [True] + [False] * 4
+    assert taps["aspp.rate18"]["valid_taps"] == 1
+    assert "1×1 convolution" in panel.legend.text()
+    curve = panel.tap_curve.curve
+    assert curve is not None and curve.size == 65 and panel.tap_curve.rates == (6, 12, 18)
+    assert curve.only_centre[curve.rates.index(65)] == 1.0
+    assert not panel.tap_curve.isHidden()
+
+
+def test_effective_field_averages_same_size_images_and_shows_its_centre(window, dock, qtbot):
+    from segstudio.explain.effective_rf import prediction_erf
+    from segstudio.io.images import read_image
+
+    assert window.show_row(0)                   # a_gradient, 120x160; c_deep has that size too
+    pick_model(dock, "fcn8s")
+    panel = dock.receptive
+    panel.images_spin.setValue(3)
+    panel.branch_combo.setCurrentText("fc7")
+    window.tool_actions["Receptive field"].trigger()
+    click(window.canvas, 70, 50)
+    wait_done(qtbot, window, dock)
+    trained = panel.result["erf"][0]
+    assert trained.images == 2 and trained.pixel == (50, 70)      # b_picture differs in size
+    loaded = loaded_model(dock)
+    images = [loaded.to_input(read_image(window.workspace.source_path(item)).to_rgb8())
+              for item in window.workspace.items if item.source.name != "b_picture.png"]
+    expected = prediction_erf(loaded.model, images, 50, 70)
+    np.testing.assert_allclose(trained.heat, expected.heat, rtol=1e-4, atol=1e-7)
+    assert trained.theoretical_px > trained.inside_image_px == 120 * 160
+    assert panel.result["center"] == trained.center
+    text = panel.erf_texts[0].text()
+    assert "predicted class's logit" in text and "mean over 2 image(s)" in text
+    assert "from the click" in text and f"{trained.mass95_share:.1%}" in text
+
+
+def test_a_detector_has_fields_but_no_effective_field_of_a_prediction(window, dock, qtbot):
+    from segstudio.paths import weights_dir
+    from segstudio.ui.explain_session import ModelSource
+
+    # Detectors are not in the picker, but the Model panel may run the bundled Mask R-CNN.
+    dock.session.pick(ModelSource("maskrcnn", "lite", weights_dir() / "shapes_maskrcnn_lite.pt"))
+    wait_done(qtbot, window, dock)
+    panel = dock.receptive
+    panel.branch_combo.setCurrentText("backbone.layer3")
+    window.tool_actions["Receptive field"].trigger()
+    click(window.canvas, 40, 30)
+    wait_done(qtbot, window, dock)
+    assert panel.result is not None and panel.result["erf"] == []
+    assert "predicts objects" in panel.erf_texts[0].text()
+    assert "backbone.layer3" in panel.field_label.text()

@@ -1,31 +1,34 @@
 """Receptive fields on the canvas, effective fields beside them, and the context comparison.
 
-Click a pixel with the receptive-field tool: the canvas shows the theoretical field of the chosen
-branch as a box, each ASPP rate's 3×3 atrous taps as dots in its own colour (rate 24 reaches four
-times as far as rate 6), each PSP bin's pooling cell, and image-level pooling as the whole image.
-The dock shows the effective field (Luo et al., 2016) of the same unit for the model's weights
-and for random weights. The context view compares FCN, PSPNet and DeepLab v3 at that pixel.
+Click a pixel with the receptive-field tool: the canvas shows the exact theoretical field of the
+chosen branch's unit there as a box, each ASPP rate's 3×3 atrous taps as dots in its own colour
+(hollow where they read only padding), each PSP bin's pooling cell, and image-level pooling as
+the whole image. The dock shows the effective field (Luo et al., 2016) of the prediction at that
+pixel, the gradient of the predicted class's logit, for the model's weights and for random
+weights, averaged over one or more images, with its centre of mass. The context view
+(:mod:`segstudio.ui.panels.context`) compares FCN, PSPNet and DeepLab v3 at that pixel.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QLabel,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QLabel, QSpinBox,
+                               QVBoxLayout, QWidget)
 
-from segstudio.ui.colormap import BRANCH_COLORS, blend, colorize
-from segstudio.ui.explain_session import ModelSource, bin_of, random_twin, rate_of
+from segstudio.ui.colormap import colorize
+from segstudio.ui.explain_session import random_twin, rate_of
 from segstudio.ui.figure_export import ColorBarSpec, Figure, Panel
 from segstudio.ui.panels.activations import _fill_branches, _resize_rgb, _thumbnail_size
+from segstudio.ui.panels.field_marks import branch_marks, draw_marks
+from segstudio.ui.panels.tap_curve import TapCurveView
 from segstudio.ui.render import rgb8_to_qimage
 from segstudio.ui.tools.base import Tool
 
-CONTEXT_MODELS = (("FCN-8s", ("fcn8s", "fcn16s", "fcn32s")), ("PSPNet", ("pspnet",)),
-                  ("DeepLab v3", ("deeplabv3",)))
-DOT_RADIUS = 4.0            # screen pixels
 KEPT_TWINS = 2              # random-weight networks kept for effective fields
+MAX_AVERAGED = 32           # images an effective field may average over
+ERF_QUANTITY = "gradient of the predicted class's logit at this pixel"
 
 
 def _fields(ctx, loaded, size) -> dict:
@@ -50,90 +53,39 @@ def _fields(ctx, loaded, size) -> dict:
     return cache[key]
 
 
-def branch_marks(branches: dict[str, str], fields: dict, y: int, x: int,
-                 size: tuple[int, int]) -> list[dict]:
-    """Per ASPP rate / PSP bin / image pooling: what that branch alone samples around (y, x)."""
-    from segstudio.explain.receptive_field import atrous_sampling_grid, unit_at
+def _unit_fields(ctx, loaded, size) -> dict:
+    """Per-unit fields (:mod:`segstudio.explain.pixel_fields`) of every branch and the output."""
+    from segstudio.explain.pixel_fields import pixel_fields
+    from segstudio.explain.receptive_field import MODEL_OUTPUT
 
-    h, w = size
-    marks = []
-    for name, path in branches.items():
-        rf = fields.get(path)
-        rate, bins = rate_of(name), bin_of(name)
-        colour = BRANCH_COLORS[len(marks) % len(BRANCH_COLORS)]
-        if rf is not None and (rate is not None or name.endswith("1x1")):
-            centre = rf.centre(*unit_at(rf, y, x))
-            taps = atrous_sampling_grid(rate or 0, 3, centre, rf)
-            spread = rate * rf.jump[1] if rate else 0
-            marks.append({"name": name, "kind": "taps", "taps": taps, "colour": colour,
-                          "text": f"{name}: 3×3 taps {spread:g} px apart" if rate else
-                                  f"{name}: one tap per unit"})
-        elif bins is not None:
-            row, col = min(bins - 1, y * bins // h), min(bins - 1, x * bins // w)
-            cell = (row * h // bins, col * w // bins, -(-(row + 1) * h // bins),
-                    -(-(col + 1) * w // bins))
-            marks.append({"name": name, "kind": "cell", "box": cell, "colour": colour,
-                          "text": f"{name}: pools a {cell[2] - cell[0]}×{cell[3] - cell[1]} px "
-                                  f"cell ({bins}×{bins} grid)"})
-        elif "image_pool" in name:
-            marks.append({"name": name, "kind": "cell", "box": (0, 0, h, w), "colour": colour,
-                          "text": f"{name}: the whole image"})
-    return marks
+    cache = ctx.session.fields
+    key = (loaded.source, size, "units")
+    if key not in cache:
+        paths = list(dict.fromkeys(list(loaded.branches.values()) + [MODEL_OUTPUT]))
+        cache[key] = pixel_fields(loaded.model, paths, size, skip_missing=True)
+    return cache[key]
 
 
-def draw_marks(painter: QPainter, result: dict, scale: float) -> None:
-    """Draw a field result in image coordinates (the painter already maps image → target)."""
-    r = DOT_RADIUS / scale
-    painter.save()
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-    for mark in result["marks"]:
-        pen = QPen(QColor(*mark["colour"]), 2)
-        pen.setCosmetic(True)
-        painter.setPen(pen)
-        if mark["kind"] == "taps":
-            painter.setBrush(QColor(*mark["colour"]))
-            for ty, tx in mark["taps"]:
-                painter.drawEllipse(QPointF(tx + 0.5, ty + 0.5), r, r)
-        else:
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            t, left, b, right = mark["box"]
-            painter.drawRect(QRectF(left, t, right - left, b - t))
-    t, left, b, right = result["box"]
-    for colour, width, style in ((QColor(0, 0, 0), 4, Qt.PenStyle.SolidLine),
-                                 (QColor(255, 255, 255), 2, Qt.PenStyle.DashLine)):
-        pen = QPen(colour, width, style)
-        pen.setCosmetic(True)
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(QRectF(left, t, right - left, b - t))
-    y, x = result["pixel"]
-    painter.setPen(QPen(QColor(0, 0, 0), 1 / scale))
-    painter.setBrush(QColor(255, 40, 40))
-    painter.drawEllipse(QPointF(x + 0.5, y + 0.5), 1.5 * r, 1.5 * r)
-    if result["marks"]:
-        painter.scale(1 / scale, 1 / scale)      # the key is drawn in screen pixels
-        _draw_key(painter, result["marks"])
-    painter.restore()
+def _tap_curve(loaded):
+    """DeepLab v3's Fig. 4 for the model's first atrous branch, and its rates; None if none."""
+    from segstudio.explain.atrous import atrous_conv, tap_curve
+
+    rates = [rate_of(n) for n in loaded.branches if rate_of(n)]
+    for name, path in loaded.branches.items():
+        if rate_of(name):
+            conv = atrous_conv(loaded.model.get_submodule(path))
+            if conv is not None:
+                return tap_curve(conv, 65), rates
+    return None, ()
 
 
-def _draw_key(painter: QPainter, marks: list[dict]) -> None:
-    """Which colour is which branch, in the image's top-left corner, on a dark plate."""
-    font = QFont(painter.font())
-    font.setPixelSize(12)
-    painter.setFont(font)
-    line = 16
-    width = max(painter.fontMetrics().horizontalAdvance(m["name"]) for m in marks) + 28
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(QColor(0, 0, 0, 170))
-    painter.drawRect(QRectF(4, 4, width, line * len(marks) + 8))
-    for i, mark in enumerate(marks):
-        y = 8 + i * line
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(*mark["colour"]))
-        painter.drawEllipse(QPointF(16, y + line / 2), DOT_RADIUS, DOT_RADIUS)
-        painter.setPen(QColor(255, 255, 255))
-        painter.drawText(QRectF(26, y, width - 24, line),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, mark["name"])
+def erf_text(title: str, erf) -> str:
+    """One effective field in words: what was differentiated, its mass, and its centre."""
+    (cy, cx), (dy, dx) = erf.center, erf.offset
+    return (f"{title}: {ERF_QUANTITY}, mean over {erf.images} image(s). 95 % of it in "
+            f"{erf.mass95_px} px = {erf.mass95_share:.1%} of the {erf.theoretical_px} px "
+            f"theoretical field ({erf.inside_share:.0%} of that field lies inside the image). "
+            f"Centre of mass x {cx:.1f}, y {cy:.1f}: {dx:+.1f}, {dy:+.1f} px from the click.")
 
 
 class ReceptiveFieldTool(Tool):
@@ -157,8 +109,15 @@ class ReceptiveFieldPanel(QWidget):
         self.result: dict | None = None
         self.branch_combo = QComboBox(self)
         self.branch_combo.currentIndexChanged.connect(self._branch_changed)
-        self.erf_check = QCheckBox("Effective field (trained vs random weights)", self)
+        self.erf_check = QCheckBox("Effective field of the prediction (trained vs random "
+                                   "weights)", self)
         self.erf_check.setChecked(True)
+        self.images_spin = QSpinBox(self)
+        self.images_spin.setRange(1, MAX_AVERAGED)
+        self.images_spin.setToolTip("Average the effective field over this image and up to "
+                                    "N - 1 more images of the workspace of the same size, as "
+                                    "Luo et al. do")
+        self.tap_curve = TapCurveView(self)
         self.field_label = QLabel("Pick the receptive-field tool (I) and click a pixel.", self)
         self.field_label.setWordWrap(True)
         self.legend = QLabel(self)
@@ -174,11 +133,13 @@ class ReceptiveFieldPanel(QWidget):
             grid.addWidget(self.erf_texts[i], 1, i)
         form = QFormLayout()
         form.addRow("Branch", self.branch_combo)
+        form.addRow("Images averaged", self.images_spin)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.erf_check)
         layout.addWidget(self.field_label)
         layout.addWidget(self.legend)
+        layout.addWidget(self.tap_curve)
         layout.addLayout(grid)
         layout.addStretch(1)
         window.canvas.decorations.append(self._draw)
@@ -197,6 +158,7 @@ class ReceptiveFieldPanel(QWidget):
         self.result = None
         self.field_label.setText("Pick the receptive-field tool (I) and click a pixel.")
         self.legend.clear()
+        self.tap_curve.set_curve(None)
         for view, text in zip(self.erf_views, self.erf_texts):
             view.clear()
             text.clear()
@@ -211,25 +173,36 @@ class ReceptiveFieldPanel(QWidget):
             return False
         self.session.pixel = (y, x)
         with_erf = self.erf_check.isChecked()
+        wanted = self.images_spin.value() - 1
+        others = self._other_images(wanted) if with_erf else []
 
         def work(ctx):
-            from segstudio.explain.effective_rf import effective_rf
-            from segstudio.explain.receptive_field import box_at, unit_at
+            from segstudio.explain.effective_rf import prediction_erf
+            from segstudio.explain.receptive_field import MODEL_OUTPUT
+            from segstudio.models.registry import REGISTRY
 
             loaded = ctx.load()
             size = ctx.rgb.shape[:2]
             fields = _fields(ctx, loaded, size)
+            units = _unit_fields(ctx, loaded, size)
             path = loaded.branches[branch]
-            if path not in fields:
+            if path not in fields or path not in units:
                 raise ValueError(f"{branch} ({path}) did not run on this image, so it has no "
                                  "receptive field here")
-            rf = fields[path]
-            unit = unit_at(rf, y, x)
-            result = {"branch": branch, "path": path, "pixel": (y, x), "field": rf,
-                      "unbounded": box_at(rf, *unit), "box": box_at(rf, *unit, image_size=size),
-                      "marks": branch_marks(loaded.branches, fields, y, x, size),
-                      "model": loaded.title, "trained": loaded.trained, "erf": []}
-            if with_erf:
+            per_unit = units[path]
+            x0, y0, x1, y1 = per_unit.box(*per_unit.unit_at(y, x))
+            box = (y0, x0, y1 + 1, x1 + 1)
+            clipped = (max(y0, 0), max(x0, 0), min(y1 + 1, size[0]), min(x1 + 1, size[1]))
+            result = {"branch": branch, "path": path, "pixel": (y, x), "field": fields[path],
+                      "sizes": per_unit.size_range(), "unbounded": box, "box": clipped,
+                      "marks": branch_marks(loaded.branches, fields, y, x, size, units),
+                      "model": loaded.title, "trained": loaded.trained, "erf": [],
+                      "center": None, "curve": _tap_curve(loaded)}
+            detector = loaded.arch in REGISTRY and REGISTRY[loaded.arch].instance
+            if with_erf and (detector or MODEL_OUTPUT not in units):
+                result["erf_note"] = (f"{loaded.title} predicts objects, not one score per "
+                                      "pixel: its predictions have no effective field here")
+            elif with_erf:
                 twin_key = (loaded.arch, loaded.config, len(loaded.classes),
                             str(next(loaded.model.parameters()).device))
                 twins = ctx.session.twins
@@ -237,14 +210,27 @@ class ReceptiveFieldPanel(QWidget):
                     while len(twins) >= KEPT_TWINS:     # a paper-size twin is large
                         twins.pop(next(iter(twins)))
                     twins[twin_key] = random_twin(loaded)
-                image = ctx.input(loaded)
+                images = [ctx.input(loaded)] + [loaded.to_input(rgb)
+                                                for rgb in _read_same_size(others, size, wanted)]
                 for model in (loaded.model, twins[twin_key]):
                     if ctx.cancelled():
                         break
-                    result["erf"].append(effective_rf(model, image, y, x, output=path))
+                    result["erf"].append(prediction_erf(
+                        model, images, y, x, field=units[MODEL_OUTPUT], cancelled=ctx.cancelled))
+                if result["erf"]:
+                    result["center"] = result["erf"][0].center
             return result
 
         return self.session.submit("Receptive field", work, self._ready)
+
+    def _other_images(self, n: int) -> list:
+        """Up to ``n`` image files of the workspace other than the one on screen (video frames
+        are left out), read later in the worker thread."""
+        ws, doc = self.window.workspace, self.window.doc
+        if n <= 0 or ws is None or doc is None:
+            return []
+        return [ws.source_path(item) for item in ws.items
+                if item.frame is None and item is not doc.item][:4 * n]
 
     def _ready(self, result: dict) -> None:
         doc = self.window.doc
@@ -252,14 +238,22 @@ class ReceptiveFieldPanel(QWidget):
             return
         self.result = result
         rf, (t, left, b, right) = result["field"], result["unbounded"]
+        (h_min, h_max), (w_min, w_max) = result["sizes"]
+        spread = "" if (h_min, w_min) == (h_max, w_max) else (
+            f"; its units see {w_min}–{w_max} × {h_min}–{h_max} px, depending on the pixel")
         self.field_label.setText(
             f"{result['branch']} ({result['path']}) at pixel x {result['pixel'][1]}, y "
-            f"{result['pixel'][0]}: field {rf.size[1]:g}×{rf.size[0]:g} px (w×h), jump "
-            f"{rf.jump[1]:g}×{rf.jump[0]:g} px; box x {left}…{right}, y {t}…{b}"
-            + (" (wider than the image)" if (t, left, b, right) != result["box"] else ""))
+            f"{result['pixel'][0]}: field {right - left}×{b - t} px (w×h) here, jump "
+            f"{rf.jump[1]:g}×{rf.jump[0]:g} px; box x {left}…{right - 1}, y {t}…{b - 1}"
+            + (" (wider than the image)" if (t, left, b, right) != result["box"] else "")
+            + spread)
         self.legend.setText("<br>".join(
             f"<span style='color: rgb{tuple(m['colour'])}'>&#9679;</span> {m['text']}"
             for m in result["marks"]))
+        self.tap_curve.set_curve(*result["curve"])
+        for view, text in zip(self.erf_views, self.erf_texts):
+            view.clear()
+            text.clear()
         titles = (("this model's weights" if result["trained"]
                    else "this model's weights (untrained)"), "random weights")
         for view, text, erf, title in zip(self.erf_views, self.erf_texts, result["erf"], titles):
@@ -267,8 +261,10 @@ class ReceptiveFieldPanel(QWidget):
             h, w = _thumbnail_size(*rgb.shape[:2], longest=160)
             view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
             view.setMinimumSize(w, h)
-            text.setText(f"{title}: 95 % of the gradient in {erf.mass95_share:.1%} of the "
-                         "theoretical field")
+            text.setText(erf_text(title, erf))
+        if "erf_note" in result:
+            self.erf_views[0].clear()
+            self.erf_texts[0].setText(result["erf_note"])
         self.window.canvas.update()
 
     @staticmethod
@@ -297,148 +293,35 @@ class ReceptiveFieldPanel(QWidget):
                  "random weights")
         for erf, name in zip(r["erf"], names):
             panels.append(Panel(self.erf_rgb(erf), f"ERF, {name}: 95 % in "
-                                                   f"{erf.mass95_share:.0%}"))
-        rf = r["field"]
+                                                   f"{erf.mass95_share:.1%} of the field"))
+        rf, (t, left, b, right) = r["field"], r["unbounded"]
+        erf_note = (f"; effective field: {ERF_QUANTITY}, over {r['erf'][0].images} image(s), "
+                    "measured against the unclipped field of the output pixel; cyan cross: "
+                    "its centre of mass") if r["erf"] else ""
         return Figure("Receptive field", panels,
                       [f"Model: {r['model']}", f"Layer: {r['branch']} ({r['path']})",
-                       f"Settings: theoretical field {rf.size[1]:g}×{rf.size[0]:g} px, jump "
-                       f"{rf.jump[1]:g} px (white box); " + "; ".join(m["text"] for m in
-                                                                       r["marks"])],
+                       f"Settings: theoretical field {right - left}×{b - t} px at the pixel, "
+                       f"jump {rf.jump[1]:g} px (white box); " + "; ".join(
+                           m["text"] for m in r["marks"]) + erf_note],
                       ColorBarSpec("inferno", 0.0, 1.0, "|gradient| / max") if r["erf"] else None)
 
 
-class ContextPanel(QWidget):
-    """FCN vs PSPNet vs DeepLab v3 on the image on screen, with their fields at one pixel."""
+def _read_same_size(paths: list, size, limit: int) -> list:
+    """Up to ``limit`` RGB images of ``paths`` that have ``size`` (others, and unreadable
+    files, are skipped)."""
+    from segstudio.io.images import ImageReadError, read_image
 
-    def __init__(self, window, session, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.window, self.session = window, session
-        self.results: list[dict] = []
-        self.compare_button = QPushButton("Compare FCN, PSPNet and DeepLab v3", self)
-        self.compare_button.clicked.connect(self.compare)
-        self.views = [QLabel(self) for _ in CONTEXT_MODELS]
-        self.erf_views = [QLabel(self) for _ in CONTEXT_MODELS]
-        self.texts = [QLabel(self) for _ in CONTEXT_MODELS]
-        grid = QGridLayout()
-        for i, widgets in enumerate(zip(self.views, self.erf_views, self.texts)):
-            for row, widget in enumerate(widgets):
-                widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
-                grid.addWidget(widget, row, i)
-        for text in self.texts:
-            text.setWordWrap(True)      # only text wraps: a wrapping picture label gets squashed
-        info = QLabel("Each model's prediction with its theoretical field at the pixel last "
-                      "clicked with the receptive-field tool (white box), and below it the "
-                      "effective field there: where the output really looks.", self)
-        info.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.compare_button)
-        layout.addWidget(info)
-        layout.addLayout(grid)
-        layout.addStretch(1)
-
-    def reset(self) -> None:
-        self.results = []
-        for label in self.views + self.erf_views + self.texts:
-            label.clear()
-
-    def compare(self) -> bool:
-        doc = self.window.doc
-        if doc is None:
-            return False
-        y, x = self.session.pixel or (doc.image.height // 2, doc.image.width // 2)
-        n = len(self.window.classes)
-        class_names = self.window.classes.names
-        current = self.session.current_source()
-        device = current.device if current is not None else "auto"
-
-        def work(ctx):
-            from segstudio.explain.effective_rf import effective_rf
-            from segstudio.explain.probes import predict_labels
-            from segstudio.explain.receptive_field import box_at, unit_at
-            from segstudio.models.checkpoint import CheckpointError, read_meta
-            from segstudio.paths import user_data_dir, weights_dir
-
-            # Per architecture, a trained checkpoint for this image's classes (the chest
-            # models must not be asked about boats); any trained one only if none matches.
-            found, fallback = {}, {}
-            for folder in (weights_dir(), user_data_dir() / "models"):
-                for path in sorted(folder.glob("*.pt")) if folder.is_dir() else ():
-                    try:
-                        meta = read_meta(path)
-                    except CheckpointError:
-                        continue
-                    if meta.trained:
-                        fits = meta.classes.names == class_names
-                        (found if fits else fallback).setdefault(meta.arch, path)
-            found = {**fallback, **found}
-            size = ctx.rgb.shape[:2]
-            results = []
-            for title, archs in CONTEXT_MODELS:
-                path = next((found[a] for a in archs if a in found), None)
-                source = ModelSource(archs[0], "lite", path, n, device)
-                loaded = ctx.load(source)
-                image = ctx.input(loaded)
-                labels = predict_labels(loaded.model, image)
-                rf = _fields(ctx, loaded, size)[""]
-                erf = effective_rf(loaded.model, image, y, x)
-                results.append({"title": title, "model": loaded.title, "trained": loaded.trained,
-                                "labels": labels, "colours": loaded.classes.color_table(),
-                                "field": rf, "marks": [], "pixel": (y, x),
-                                "box": box_at(rf, *unit_at(rf, y, x), image_size=size),
-                                "share": erf.mass95_share, "heat": erf.heat})
-            return results
-
-        return self.session.submit("Context comparison", work, self._ready)
-
-    def _ready(self, results: list[dict]) -> None:
-        doc = self.window.doc
-        if doc is None:
-            return
-        self.results = results
-        for view, erf_view, text, r in zip(self.views, self.erf_views, self.texts, results):
-            rgb = self.panel_rgb(doc.display_rgb8(), r)
-            h, w = _thumbnail_size(*rgb.shape[:2], longest=150)
-            view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
-            heat = ReceptiveFieldPanel.erf_rgb(r)
-            erf_view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(heat, (h, w)))))
-            view.setMinimumSize(w, h)
-            erf_view.setMinimumSize(w, h)
-            state = "trained" if r["trained"] else "UNTRAINED: random weights, noise"
-            text.setText(f"<b>{r['title']}</b> — {state}<br>field {r['field'].size[1]:g} px; "
-                         f"95 % of the effective field in {r['share']:.1%} of it")
-
-    @staticmethod
-    def panel_rgb(rgb: np.ndarray, r: dict) -> np.ndarray:
-        """The prediction over the image with the field box burnt in (for thumbnails)."""
-        labels = np.asarray(r["labels"]).astype(np.intp).clip(0, 255)
-        out = blend(rgb, r["colours"][labels], 0.5)
-        t, left, b, right = r["box"]
-        out[t:b, [left, right - 1]] = 255
-        out[[t, b - 1], left:right] = 255
-        return out
-
-    def figure(self) -> Figure | None:
-        doc = self.window.doc
-        if not self.results or doc is None:
-            return None
-        rgb = doc.display_rgb8()
-        panels = []
-        for r in self.results:
-            state = "trained" if r["trained"] else "untrained"
-            out = blend(rgb, r["colours"][np.asarray(r["labels"]).astype(np.intp)], 0.5)
-            panels.append(Panel(out, f"{r['title']} ({state})",
-                                lambda p, s, r=r: draw_marks(p, r, s)))
-        panels += [Panel(ReceptiveFieldPanel.erf_rgb(r), f"{r['title']}: effective field")
-                   for r in self.results]
-        y, x = self.results[0]["pixel"]
-        return Figure("Context: FCN vs PSPNet vs DeepLab v3", panels,
-                      ["Models: " + "; ".join(r["model"] for r in self.results),
-                       "Layer: model output (white box: theoretical field at the red dot)",
-                       f"Settings: pixel x {x}, y {y}; " + "; ".join(
-                           f"{r['title']} field {r['field'].size[1]:g} px, 95 % ERF mass in "
-                           f"{r['share']:.0%}" for r in self.results)],
-                      ColorBarSpec("inferno", 0.0, 1.0, "|gradient| / max"), panel_height=240,
-                      columns=len(CONTEXT_MODELS))
+    found = []
+    for path in paths:
+        if len(found) >= limit:
+            break
+        try:
+            rgb = read_image(path).to_rgb8()
+        except (ImageReadError, OSError, ValueError):
+            continue
+        if rgb.shape[:2] == tuple(size):
+            found.append(rgb)
+    return found
 
 
 def install_rf_tool(window, panel: ReceptiveFieldPanel) -> ReceptiveFieldTool:
