@@ -284,7 +284,7 @@ class Workspace:
                 raise WorkspaceError(
                     f"{item.id}: labels are {labels.shape[1]}×{labels.shape[0]} but the image is "
                     f"{image.width}×{image.height}")
-            yield VocSample(item.id, image.to_rgb8(), labels)
+            yield VocSample(item.id, image.to_rgb8(), labels, original=image)
 
     # -- the workspace file ------------------------------------------------------------------
     def file_path(self) -> Path:
