@@ -20,6 +20,7 @@ from torch import nn
 
 from segstudio.core.classes import ClassSet, ClassSetError
 from segstudio.io.atomic import atomic_write_with
+from segstudio.models.model_card import attach_sidecar
 
 FORMAT = "segstudio-checkpoint"
 FORMAT_VERSION = 1
@@ -159,7 +160,9 @@ def read_meta(path: str | Path) -> CheckpointMeta:
     """The metadata of a checkpoint, cheaply: tensors are memory-mapped, not read."""
     path = Path(path)
     payload = _load_payload(path, mmap=True)
-    return CheckpointMeta.from_dict(payload.get("meta"), source=path.name)
+    meta = CheckpointMeta.from_dict(payload.get("meta"), source=path.name)
+    attach_sidecar(meta.training, path)       # a model card kept beside an older file
+    return meta
 
 
 def build_model(arch: str, num_classes: int, config: str = "lite") -> nn.Module:
@@ -204,6 +207,7 @@ def load_checkpoint(path: str | Path, *, expected_arch: str | None = None,
     path = Path(path)
     payload = _load_payload(path, mmap=False)
     meta = CheckpointMeta.from_dict(payload.get("meta"), source=path.name)
+    attach_sidecar(meta.training, path)
     if expected_arch is not None and meta.arch != expected_arch:
         raise CheckpointError(f"{path.name}: holds a {meta.arch!r} network, but "
                               f"{expected_arch!r} was expected")

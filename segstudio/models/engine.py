@@ -51,6 +51,9 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     # Mask R-CNN only: (class, score) of instance k at index k - 1
     objects: list[tuple[int, float]] | None = None
+    # How far the input lies from the training data (models.domain.DomainFinding), when the
+    # caller measured it; None when not measured or the checkpoint has no model card.
+    domain: object | None = None
 
     def confidence(self) -> np.ndarray:
         """H×W probability of the chosen class."""

@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject
 
 from segstudio.core.workspace import ItemStatus
 from segstudio.paths import user_data_dir, weights_dir
+from segstudio.ui import domain_notice
 from segstudio.ui.panels.model import ModelPanel
 from segstudio.ui.workers import Job, ModelRunner
 
@@ -41,6 +42,7 @@ class ModelRuns(QObject):
         r.progress.connect(p.show_progress)
         r.failed.connect(self._failed)
         r.finished.connect(self._finished)
+        domain_notice.install(window)
 
     def start(self) -> None:
         """List bundled and user checkpoints in the worker (it imports torch, not the GUI)."""
