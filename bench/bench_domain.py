@@ -90,8 +90,10 @@ def main(weights: list[str]) -> None:
         model, meta = load_checkpoint(path)
         card = read_card(meta.training, path)
         pred = Predictor(model, meta, device="cpu", precision="fp32", num_threads=1)
-        kind = "xray" if "chest" in Path(path).name else "context"
-        demo = "chest_phantom_01.png" if kind == "xray" else "context_01.png"
+        name = Path(path).name
+        kind = "xray" if "chest" in name else "shapes" if "shapes" in name else "context"
+        demo = {"xray": "chest_phantom_01.png", "context": "context_01.png",
+                "shapes": "shapes_01.png"}[kind]
         print(f"\n## {Path(path).name}")
         if card is not None:
             print(f"card: val confidence {card.val_confidence}, entropy {card.val_entropy}, "
