@@ -65,7 +65,13 @@ class WindowLevel:
             return
         win.canvas.set_image(rgb8_to_qimage(win.doc.display_rgb8()), keep_view=True)
         c, w = self.current()
+        c = self._mapping_of(win.doc).modality(c)
         win.statusBar().showMessage(f"Window: level {c:g}, width {w:g}", 3000)
+
+    @staticmethod
+    def _mapping_of(doc) -> windowing.ValueMapping:
+        """How the image's pixels relate to the file's values (identity for non-DICOM)."""
+        return doc.image.mapping or windowing.ValueMapping()
 
     # -- presets and typed values ------------------------------------------------------------
     def presets(self) -> list[windowing.WindowPreset]:
@@ -91,14 +97,20 @@ class WindowLevel:
             act.triggered.connect(lambda _=False, p=preset: self.apply_preset(p))
 
     def ask(self) -> bool:
-        """Ask for a centre and width (in the image's own values) and apply them."""
+        """Ask for a centre and width in the file's values (modality units such as HU, also
+        for MONOCHROME1, whose pixels the reader inverted) and apply them."""
         doc = self.window.doc
         if doc is None:
             return False
-        dialog = WindowDialog(self.current(), doc.image.value_range, self.window)
+        mapping = self._mapping_of(doc)
+        c, w = self.current()
+        lo, hi = sorted(mapping.modality(v) for v in doc.image.value_range)
+        dialog = WindowDialog((mapping.modality(c), w), (lo, hi), self.window,
+                              unit=mapping.unit)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return False
-        self.set(*dialog.values())
+        centre, width = dialog.values()
+        self.set(mapping.to_pixel(centre), width)
         self.show()
         return True
 
@@ -125,7 +137,7 @@ class WindowDialog(QDialog):
     """Centre and width typed as numbers, in the image's values (HU for CT)."""
 
     def __init__(self, current: tuple[float, float], value_range: tuple[float, float],
-                 parent=None) -> None:
+                 parent=None, unit: str = "") -> None:
         super().__init__(parent)
         self.setWindowTitle("Set window")
         lo, hi = value_range
@@ -147,7 +159,8 @@ class WindowDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"The image's values run from {lo:g} to {hi:g}.", self))
+        unit = f" {unit}" if unit else ""
+        layout.addWidget(QLabel(f"The image's values run from {lo:g} to {hi:g}{unit}.", self))
         layout.addLayout(form)
         layout.addWidget(buttons)
 

@@ -87,3 +87,38 @@ def test_pixel_readout_names_stored_modality_and_shown_values(window, dicom_fold
     assert "x 200, y 150" in text
     assert f"stored {stored[150, 200]}" in text and f"modality {stored[150, 200]}" in text
     assert "shown" in text
+
+
+def test_typed_window_is_in_the_files_values_for_monochrome1(window, qtbot, tmp_path,
+                                                             monkeypatch):
+    from segstudio.ui import window_level
+
+    path = get_testdata_file("MR_small.dcm", download=False)
+    if path is None:
+        pytest.skip("pydicom does not ship MR_small.dcm here")
+    ds = pydicom.dcmread(path)
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    folder = tmp_path / "m1"
+    folder.mkdir()
+    ds.save_as(folder / "m1.dcm")
+    assert window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.doc is not None)
+    shown = []
+
+    def fake_exec(dialog):
+        shown.append(dialog.values())
+        dialog.centre.setValue(500.0)
+        dialog.width_box.setValue(400.0)
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(window_level.WindowDialog, "exec", fake_exec)
+    assert window.levels.ask()
+    assert shown == [(600.0, 1600.0)]                   # the file's own window, as written
+    image = window.doc.image
+    centre, width = window.doc.window
+    assert width == 400.0 and image.mapping.modality(centre) == pytest.approx(500.0)
+    # MONOCHROME1: smaller stored values are brighter; 500 ± 200 spans black to white.
+    stored = ds.pixel_array
+    for y, x in ((10, 10), (32, 32), (40, 20)):
+        expected = int(np.clip(np.rint((700.0 - stored[y, x]) * 255.0 / 400.0), 0, 255))
+        assert f"shown {expected}" in window.levels.readout(x, y)
