@@ -9,8 +9,8 @@ how sure the network was on its own validation split. A prediction is then held 
   the training images' own means and spreads (with a margin);
 - **histogram**: the grey-level histogram lies further from the training set's pooled
   histogram (earth mover's distance) than any training image did, by half again;
-- **anatomy / scene make-up**: the share of the image given to a class lies outside the range
-  seen in the training labels (with a margin);
+- **anatomy / scene make-up**: the share of the image the network gives a class lies outside
+  the range it gave that class on its validation images (with a margin);
 - **colour**: a colour picture for a model that saw only grey images, or the reverse.
 
 Any one of them marks the image as out of domain. The margins were chosen from measurements
@@ -144,7 +144,7 @@ def assess(card: ModelCard, probabilities: np.ndarray, rgb: np.ndarray,
 def _odd_class(card: ModelCard, probabilities: np.ndarray, names: list[str]) -> str | None:
     """A sentence about the first class whose share of the image lies outside its training
     range, or None."""
-    ranges = card.class_fractions
+    ranges = card.predicted_fractions
     if not ranges or len(ranges) != probabilities.shape[0]:
         return None
     labels = np.asarray(probabilities).argmax(axis=0)
@@ -154,5 +154,5 @@ def _odd_class(card: ModelCard, probabilities: np.ndarray, names: list[str]) -> 
         if not lo - margin <= share <= hi + margin:
             name = names[c] if c < len(names) else f"class {c}"
             return (f"'{name}' covers {share:.0%} of it, against {lo:.0%}–{hi:.0%} of a "
-                    "training image")
+                    "validation image")
     return None

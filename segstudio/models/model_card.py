@@ -48,12 +48,14 @@ class ModelCard:
     colourfulness: float                # mean |R−G| + |G−B| over the training pixels
     histogram: list                     # pooled 256-bin grey histogram of the training images
     histogram_distance: float           # largest distance of a training image to it (grey levels)
-    class_fractions: list               # per class: [min, max] share of an image's pixels
+    class_fractions: list               # per class: [min, max] share of a training label map
     val_scores: dict                    # mIoU, mAcc (0..1)
     val_confidence: float | None        # mean max-softmax probability on the val split
     val_entropy: float | None           # mean entropy in nats on the val split
     num_classes: int
     intended_use: str
+    # per class: [min, max] share of a validation image the network itself gives the class
+    predicted_fractions: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -68,7 +70,8 @@ class ModelCard:
                      "histogram_distance": self.histogram_distance,
                      "class_fractions": [list(p) for p in self.class_fractions]},
             "validation": {**self.val_scores, "confidence": self.val_confidence,
-                           "entropy": self.val_entropy, "num_classes": self.num_classes},
+                           "entropy": self.val_entropy, "num_classes": self.num_classes,
+                           "predicted_fractions": [list(p) for p in self.predicted_fractions]},
             "intended_use": self.intended_use,
             **({"extra": self.extra} if self.extra else {}),
         }
@@ -97,6 +100,7 @@ class ModelCard:
                 val_confidence=_optional(v.get("confidence")),
                 val_entropy=_optional(v.get("entropy")),
                 num_classes=int(v.get("num_classes", 0)),
+                predicted_fractions=[_pair(p, float) for p in v.get("predicted_fractions") or []],
                 intended_use=str(data.get("intended_use", INTENDED_DEFAULT)),
                 extra=dict(data.get("extra") or {}),
             )
@@ -184,6 +188,14 @@ def histogram_distance(hist: np.ndarray, reference: np.ndarray) -> float:
 
 def grey_histogram(rgb: np.ndarray) -> np.ndarray:
     return np.bincount(grey_of(rgb).ravel(), minlength=256)
+
+
+def fraction_ranges(shares: list) -> list[tuple[float, float]]:
+    """Per class (min, max) over a list of per-image share vectors."""
+    if not shares:
+        return []
+    arr = np.asarray(shares, np.float64)
+    return [(float(lo), float(hi)) for lo, hi in zip(arr.min(axis=0), arr.max(axis=0))]
 
 
 def class_fractions(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -332,8 +344,8 @@ def read_card(training: dict | None, checkpoint: str | Path | None = None) -> Mo
 
 def build_card(*, data_kind: str, description: str, train: dict, val_count: int,
                scores: dict, confidence: float | None, entropy: float | None,
-               num_classes: int, intended_use: str | None = None,
-               extra: dict | None = None) -> ModelCard:
+               num_classes: int, predicted: list | None = None,
+               intended_use: str | None = None, extra: dict | None = None) -> ModelCard:
     """A card from a :func:`describe_images` summary of the training images and val figures."""
     return ModelCard(
         data_kind=data_kind if data_kind in DATA_KINDS else "not recorded",
@@ -349,6 +361,8 @@ def build_card(*, data_kind: str, description: str, train: dict, val_count: int,
         val_confidence=None if confidence is None else round(float(confidence), 4),
         val_entropy=None if entropy is None else round(float(entropy), 4),
         num_classes=int(num_classes),
+        predicted_fractions=[(round(float(lo), 4), round(float(hi), 4))
+                             for lo, hi in (predicted or [])],
         intended_use=intended_use or (INTENDED_SYNTHETIC if data_kind == "synthetic"
                                       else INTENDED_DEFAULT),
         extra=dict(extra or {}))

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from segstudio.models.model_card import (DataStatistics, ModelCard, build_card,
-                                         read_dataset_description, sidecar_path)
+from segstudio.models.model_card import (DataStatistics, ModelCard, build_card, class_fractions,
+                                         fraction_ranges, read_dataset_description,
+                                         sidecar_path)
 
 
 def describe_split(dataset, num_classes: int) -> dict:
@@ -31,14 +32,16 @@ def describe_split(dataset, num_classes: int) -> dict:
 
 
 @torch.no_grad()
-def validation_confidence(model: nn.Module, loader: DataLoader,
-                          device: torch.device) -> tuple[float, float]:
-    """Pixel-weighted mean max-softmax probability and mean entropy (nats) over ``loader``.
+def validation_confidence(model: nn.Module, loader: DataLoader, device: torch.device
+                          ) -> tuple[float, float, list[tuple[float, float]]]:
+    """Pixel-weighted mean max-softmax probability, mean entropy (nats) and, per class, the
+    (min, max) share of a validation image the network gives it, over ``loader``.
 
     Pixels labelled 255 (void, or padding added by the collate function) are left out."""
     model.eval()
     conf_sum = ent_sum = 0.0
     count = 0
+    shares: list = []
     for images, labels in loader:
         output = model(images.to(device))
         logits = (output["out"] if isinstance(output, dict) else output).float()
@@ -48,19 +51,26 @@ def validation_confidence(model: nn.Module, loader: DataLoader,
         conf_sum += float(probs.amax(dim=1)[keep].sum())
         ent_sum += float((-(probs * logp).sum(dim=1))[keep].sum())
         count += int(keep.sum())
+        predicted = logits.argmax(dim=1)
+        for pred, mask in zip(predicted, keep):
+            if mask.any():
+                shares.append(class_fractions(pred[mask].cpu().numpy().astype(np.uint8),
+                                              logits.shape[1]))
     if count == 0:
-        return float("nan"), float("nan")
-    return conf_sum / count, ent_sum / count
+        return float("nan"), float("nan"), []
+    return conf_sum / count, ent_sum / count, fraction_ranges(shares)
 
 
 def card_for_run(data_dir: Path, train_summary: dict, val_count: int, scores: dict,
-                 confidence: float | None, entropy: float | None, num_classes: int) -> dict:
+                 confidence: float | None, entropy: float | None, num_classes: int,
+                 predicted: list | None = None) -> dict:
     """The card ``segstudio train`` stores with a best epoch, as plain data."""
     kind, description = read_dataset_description(data_dir)
     finite = (lambda v: v if v is not None and np.isfinite(v) else None)
     return build_card(data_kind=kind, description=description, train=train_summary,
                       val_count=val_count, scores=scores, confidence=finite(confidence),
-                      entropy=finite(entropy), num_classes=num_classes).to_dict()
+                      entropy=finite(entropy), num_classes=num_classes,
+                      predicted=predicted).to_dict()
 
 
 def card_for_checkpoint(checkpoint: str | Path, voc_dir: str | Path) -> ModelCard:
@@ -83,10 +93,12 @@ def card_for_checkpoint(checkpoint: str | Path, voc_dir: str | Path) -> ModelCar
     cm = ConfusionMatrix(n_cls)
     conf_sum = ent_sum = 0.0
     pixels = 0
+    shares = []
     for i in range(len(val)):
         rgb, labels = val.load(i)
         pred = predictor.predict(rgb)
         cm.update(labels, pred.labels)
+        shares.append(class_fractions(pred.labels, n_cls))
         conf, ent = confidence_and_entropy(pred.probabilities)
         conf_sum += conf * labels.size
         ent_sum += ent * labels.size
@@ -96,7 +108,7 @@ def card_for_checkpoint(checkpoint: str | Path, voc_dir: str | Path) -> ModelCar
     return build_card(data_kind=kind, description=description, train=train_summary,
                       val_count=len(val), scores={"mIoU": scores.miou, "mAcc": scores.macc},
                       confidence=conf_sum / pixels, entropy=ent_sum / pixels,
-                      num_classes=n_cls,
+                      num_classes=n_cls, predicted=fraction_ranges(shares),
                       extra={"measured_on": "the stored weights, fp32, with the validation "
                                             "split of the training set"})
 

@@ -324,11 +324,11 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
                         "device": dev.type, "command": command,
                         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     }
-                    conf, ent = (None, None) if instance else \
+                    conf, ent, shares = (None, None, []) if instance else \
                         validation_confidence(model, val_loader, dev)
                     summary["card"] = card_for_run(
                         data_dir, train_summary, len(val_set),
-                        {"mIoU": scores.miou, "mAcc": scores.macc}, conf, ent, n_cls)
+                        {"mIoU": scores.miou, "mAcc": scores.macc}, conf, ent, n_cls, shares)
                     meta = ckpt.CheckpointMeta(arch=model_name, config=config, classes=classes,
                                                mean=tuple(mean), std=tuple(std), trained=True,
                                                training=summary)

@@ -53,7 +53,8 @@ def test_every_bundled_checkpoint_has_a_card_from_its_synthetic_training_set(pat
     assert card.data_kind == "synthetic" and "generated" in card.data_description
     assert card.train_images == 320 and card.val_images == 80
     assert card.size_min == card.size_max == (128, 128)
-    assert card.num_classes == len(meta.classes) == len(card.class_fractions)
+    assert card.num_classes == len(meta.classes) == len(card.class_fractions) \
+        == len(card.predicted_fractions)
     assert 0 < card.intensity["p1"] <= card.intensity["p50"] <= card.intensity["p99"] <= 255 \
         or card.intensity["p1"] == 0
     assert 1 / card.num_classes < card.val_confidence <= 1 and card.val_entropy >= 0
@@ -114,6 +115,42 @@ def test_the_phantom_demo_is_in_domain():
     ctx = read_image(paths.resources_dir() / "demo" / "context_01.png").to_rgb8()
     predictor = _predictor(CONTEXT)
     assert not domain.check(predictor.meta, predictor.predict(ctx), ctx).out_of_domain
+
+
+DEMOS = {"chest_xray": "chest_phantom_01.png", "context": "context_01.png",
+         "shapes": "shapes_01.png"}
+
+
+# The chest SegNet draws the heart twice too large on the 160 px demo phantom (see below): the
+# one bundled model that is rightly not quiet there.
+WRONG_ON_DEMO = {"chest_xray_segnet_lite"}
+
+
+@pytest.mark.parametrize("path", [p for p in sorted(WEIGHTS.glob("*.pt"))
+                                  if p.stem not in WRONG_ON_DEMO], ids=lambda p: p.stem)
+def test_every_bundled_model_is_quiet_on_its_own_demo_image(path):
+    demo = next(v for k, v in DEMOS.items() if path.name.startswith(k))
+    rgb = read_image(paths.resources_dir() / "demo" / demo).to_rgb8()
+    predictor = _predictor(path)
+    finding = domain.check(predictor.meta, predictor.predict(rgb), rgb)
+    assert finding is not None and not finding.out_of_domain, finding.reasons
+
+
+def test_a_model_that_is_wrong_on_the_demo_is_flagged_for_what_it_gets_wrong():
+    from segstudio.core.metrics import scores
+    from segstudio.train.synth import make_sample
+
+    truth = make_sample("xray", 0, size=160, seed=2026).labels      # how the demo was made
+    rgb = read_image(paths.resources_dir() / "demo" / "chest_phantom_01.png").to_rgb8()
+    path = WEIGHTS / "chest_xray_segnet_lite.pt"
+    predictor = _predictor(path)
+    prediction = predictor.predict(rgb)
+    card = read_card(predictor.meta.training)
+    assert scores(truth, prediction.labels, 4).miou < card.val_scores["mIoU"] - 0.05
+    heart = float((prediction.labels == 2).mean())
+    assert heart > 1.5 * float((truth == 2).mean())
+    finding = domain.check(predictor.meta, prediction, rgb)
+    assert finding.out_of_domain and any("'heart'" in r for r in finding.reasons)
 
 
 @pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "examples_overlay.dcm",

@@ -55,10 +55,12 @@ def test_training_writes_a_card_measured_on_its_data(demo_tree, tmp_path, monkey
     assert card.intensity["p99"] == np.percentile(greys, 99, method="inverted_cdf")
     assert card.val_scores["mIoU"] == pytest.approx(meta.training["val_mIoU"], abs=1e-4)
     loader = torch.utils.data.DataLoader(val_set, batch_size=4, collate_fn=pad_collate)
-    conf, ent = validation_confidence(model, loader, torch.device("cpu"))
+    conf, ent, shares = validation_confidence(model, loader, torch.device("cpu"))
     assert card.val_confidence == pytest.approx(conf, abs=1e-3)
     assert card.val_entropy == pytest.approx(ent, abs=1e-3)
     assert 0.25 <= card.val_confidence <= 1.0
+    assert card.predicted_fractions == [pytest.approx(r, abs=1e-4) for r in shares]
+    assert len(shares) == 4 and all(0 <= lo <= hi <= 1 for lo, hi in shares)
 
 
 def test_a_tree_without_a_description_says_its_origin_is_not_recorded(demo_tree, tmp_path):
