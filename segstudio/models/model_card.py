@@ -12,6 +12,7 @@ that :mod:`segstudio.models.domain` holds every later prediction against.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -302,6 +303,15 @@ def dataset_description_for(generator: str, count: int, size: int, seed: int) ->
 
 
 # -- reading a card -----------------------------------------------------------------------------
+def card_json(data: dict) -> str:
+    """A card as indented JSON with each list of numbers on one line (the histogram holds
+    256), for a sidecar a person can read."""
+    text = json.dumps(data, indent=2)
+    return re.sub(r"\[\s*((?:-?[\d.eE+-]+,\s*)*-?[\d.eE+-]+)\s*\]",
+                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
+                  text) + "\n"
+
+
 def sidecar_path(checkpoint: str | Path) -> Path:
     path = Path(checkpoint)
     return path.with_name(path.stem + CARD_SUFFIX)

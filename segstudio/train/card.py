@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from segstudio.models.model_card import (DataStatistics, ModelCard, build_card, class_fractions,
+from segstudio.models.model_card import (DataStatistics, ModelCard, build_card, card_json,
+                                         class_fractions,
                                          fraction_ranges, read_dataset_description,
                                          sidecar_path)
 
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
 
     card = card_for_checkpoint(argv[0], argv[1])
     out = sidecar_path(argv[0])
-    atomic_write_text(out, json.dumps(card.to_dict(), indent=2) + "\n")
+    atomic_write_text(out, card_json(card.to_dict()))
     print(f"{out.name}: " + "; ".join(card.summary_lines()[:4]))
     return 0
 
