@@ -120,7 +120,14 @@ def main(argv: list[str]) -> int:
         return 2
     from segstudio.io.atomic import atomic_write_text
 
-    card = card_for_checkpoint(argv[0], argv[1])
+    from segstudio.models.checkpoint import CheckpointError
+    from segstudio.train.dataset import DatasetError
+
+    try:
+        card = card_for_checkpoint(argv[0], argv[1])
+    except (CheckpointError, DatasetError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = sidecar_path(argv[0])
     atomic_write_text(out, card_json(card.to_dict()))
     print(f"{out.name}: " + "; ".join(card.summary_lines()[:4]))
