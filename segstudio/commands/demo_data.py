@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from segstudio.cli import CommandError
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segstudio.io import voc
+    from segstudio.io.atomic import atomic_write_text
+    from segstudio.models.model_card import DATASET_FILE, dataset_description_for
     from segstudio.train import synth
 
     try:
@@ -48,8 +51,14 @@ def run(args: argparse.Namespace) -> int:
         result = voc.write_voc(args.out, samples, classes, val_fraction=args.val_fraction,
                                seed=args.seed, total=args.n, progress=progress,
                                overwrite=args.overwrite)
+        # Beside the tree: a model trained on it records in its card that the data was made up.
+        atomic_write_text(result.voc_dir / DATASET_FILE, json.dumps(dataset_description_for(
+            args.kind, args.n, args.size, args.seed), indent=2) + "\n")
     except synth.SynthError as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"{args.out}: cannot write the dataset description "
+                           f"({exc.strerror or exc})") from None
     except voc.VocError as exc:
         raise CommandError(str(exc)) from None
     print(file=sys.stderr)

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also export items whose labels are a model's unreviewed prediction")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export in DIR")
+    parser.add_argument("--no-originals", dest="originals", action="store_false",
+                        help="leave out VOC2012/Originals (the images at full depth, and DICOM "
+                             "files as they were) and the manifest")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,14 +65,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = write_voc(args.out, ws.samples(statuses), ws.classes,
                            val_fraction=args.val_fraction, seed=args.seed, total=total,
-                           progress=progress, overwrite=args.overwrite)
+                           progress=progress, overwrite=args.overwrite,
+                           originals=args.originals)
     except (WorkspaceError, VocError, ImageReadError) as exc:
         print(file=sys.stderr)
         raise CommandError(f"{exc}; nothing was exported") from None
     finally:
         ws.close()
     print(f"wrote {result.count} items ({len(result.train)} train, {len(result.val)} val) to "
-          f"{result.voc_dir}")
+          f"{result.voc_dir}" + (", with full-depth originals" if args.originals else ""))
     if left_out:
         print(f"left out {left_out} item(s) whose labels are unreviewed predictions "
               "(--include-predicted adds them)")

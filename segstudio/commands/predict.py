@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out}: exists and is not a folder")
     from segstudio.io.voc import VocError, save_object_png
+    from segstudio.models import domain
 
     predictor = _make_predictor(args)
     if args.ablate:         # hooks that zero the branches for the rest of the command
@@ -207,6 +208,9 @@ def run(args: argparse.Namespace) -> int:
             said = pred.precision_note
             print(f"{who}precision {said}", flush=True)
         labels = pred.labels
+        finding = domain.check(predictor.meta, pred, rgb)
+        if finding is not None and finding.out_of_domain:
+            print(f"warning: {who}{path.name}: {finding.message()}", file=sys.stderr, flush=True)
         if args.crf:
             from segstudio.refine.crf import refine_probabilities
 

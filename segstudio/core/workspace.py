@@ -302,7 +302,7 @@ class Workspace:
                     f"{image.width}×{image.height}")
             # The frames of one video share a split: neighbours are near duplicates.
             group = None if item.frame is None else Path(item.source).as_posix()
-            yield VocSample(item.id, image.to_rgb8(), labels, group=group)
+            yield VocSample(item.id, image.to_rgb8(), labels, group=group, original=image)
 
     # -- the workspace file ------------------------------------------------------------------
     def file_path(self) -> Path:

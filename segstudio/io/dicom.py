@@ -19,6 +19,7 @@ from segstudio.io.images import (
     check_pixel_count,
     window_from_range,
 )
+from segstudio.io.windowing import ValueMapping, WindowPreset
 
 _PLUGIN_HINT = ("convert it to an uncompressed transfer syntax first, or install the decoder "
                 "pydicom names for it (pylibjpeg or gdcm)")
@@ -144,22 +145,67 @@ def _grey(path: Path, ds, arr: np.ndarray, bits: int, photometric: str,
         notes.append("non-finite pixel values replaced by 0")
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
 
-    centre = _first_float(ds.get("WindowCenter"), None)
-    width = _first_float(ds.get("WindowWidth"), None)
-    if centre is not None and width is not None and width > 0:
-        window = (centre, width)
-        notes.append(f"window from the file: centre {centre:g}, width {width:g}")
+    inverted = photometric == "MONOCHROME1"
+    unit = "HU" if str(ds.get("Modality", "")).upper() == "CT" and (slope, intercept) != (1, 0) \
+        else str(ds.get("RescaleType", "") or "").strip()
+    mapping = ValueMapping(slope, intercept, inverted, lo + hi, unit if unit != "US" else "")
+    windows = file_windows(ds, mapping)
+    if windows:
+        window = windows[0].window
+        notes.append(f"window from the file: centre {_modality_centre(windows[0], mapping):g}, "
+                     f"width {windows[0].width:g}"
+                     + (f" ({len(windows)} windows in the file)" if len(windows) > 1 else ""))
     else:
         window = window_from_range(lo, hi)
 
-    if photometric == "MONOCHROME1":
+    if inverted:
         # Reflect about the middle of the value range: the range stays the same and the window
         # moves with the values it covered.
         values = np.float32(lo + hi) - values
-        window = (lo + hi - window[0], window[1])
         notes.append("MONOCHROME1 inverted so that brighter means larger")
     return ImageData(np.ascontiguousarray(values, dtype=np.float32), path, "DICOM", bits,
-                     window, (lo, hi), notes)
+                     window, (lo, hi), notes, windows=windows, mapping=mapping)
+
+
+def file_windows(ds, mapping: ValueMapping) -> list[WindowPreset]:
+    """Every WindowCenter/WindowWidth pair of the file, labelled with its explanation, in the
+    reader's pixel space (mirrored for MONOCHROME1); pairs with no positive width are left out."""
+    centres = _all_floats(ds.get("WindowCenter"))
+    widths = _all_floats(ds.get("WindowWidth"))
+    raw = ds.get("WindowCenterWidthExplanation")
+    explanations = [str(e) for e in raw] if _is_multi(raw) else ([str(raw)] if raw else [])
+    out = []
+    for i, (c, w) in enumerate(zip(centres, widths)):
+        if c is None or w is None or not w > 0:
+            continue
+        what = explanations[i].strip() if i < len(explanations) else ""
+        label = f"File{': ' + what if what else f' window {i + 1}'} (centre {c:g}, width {w:g})"
+        out.append(WindowPreset(label, mapping.to_pixel(c), w, "file"))
+    return out
+
+
+def _modality_centre(preset: WindowPreset, mapping: ValueMapping) -> float:
+    return mapping.modality(preset.centre)
+
+
+def _is_multi(value) -> bool:
+    return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+
+
+def _all_floats(value) -> list[float | None]:
+    """Every value of a (possibly multi-valued) decimal string; unreadable ones are None."""
+    if value is None:
+        return []
+    values = list(value) if _is_multi(value) else [value]
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            out.append(None)
+            continue
+        out.append(f if np.isfinite(f) else None)
+    return out
 
 
 def _first_float(value, default):

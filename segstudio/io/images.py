@@ -52,6 +52,10 @@ class ImageData:
     window: tuple[float, float] | None
     value_range: tuple[float, float]
     notes: list[str] = field(default_factory=list)
+    # DICOM only: the file's windows (windowing.WindowPreset, in pixel space) and how stored
+    # values became pixels (windowing.ValueMapping), for presets and the pixel readout.
+    windows: list = field(default_factory=list)
+    mapping: object | None = None
 
     @property
     def height(self) -> int:

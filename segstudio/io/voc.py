@@ -25,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOC_COLORMAP, VOID_INDEX
+from segstudio.io import originals as keep_originals
 from segstudio.io.atomic import atomic_write_with, follow_umask
 from segstudio.io.images import DEFAULT_MAX_PIXELS
 
@@ -54,6 +55,7 @@ class VocSample:
     labels: np.ndarray
     instances: np.ndarray | None = None
     group: str | None = None
+    original: object | None = None      # the source ImageData at full depth (io.originals)
 
 
 @dataclass
@@ -170,9 +172,12 @@ def _unique(ident: str, taken: set[str]) -> str:
 def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSample],
               classes: ClassSet, *, val_fraction: float = 0.2, seed: int = 0,
               total: int | None = None, progress: Callable[[int, int], None] | None = None,
-              cancel: Callable[[], bool] | None = None, overwrite: bool = False) -> VocExportResult:
+              cancel: Callable[[], bool] | None = None, overwrite: bool = False,
+              originals: bool = False) -> VocExportResult:
     """Export samples as ``out_dir/VOCdevkit/VOC2012``; ``progress(done, total)`` gets 0 as
-    total when it is unknown. An existing ``VOC2012`` is replaced only with ``overwrite``."""
+    total when it is unknown. An existing ``VOC2012`` is replaced only with ``overwrite``.
+    ``originals`` also keeps each sample's full-depth original and writes the manifest
+    (:mod:`segstudio.io.originals`)."""
     if not 0.0 <= val_fraction < 1.0:
         raise VocError(f"the validation fraction must lie in [0, 1), got {val_fraction}")
     out_dir = Path(out_dir)
@@ -192,7 +197,12 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
                        f"({e.strerror or e})") from None
     try:
         groups: dict[str, str] = {}
+        kept: list = []
+        if originals:
+            samples = keep_originals.tap(samples, tmp, kept, cancel)
         ids = _write_pairs(tmp, samples, classes, total or 0, progress, cancel, groups)
+        if originals:
+            keep_originals.finish(tmp, ids, kept)
         train, val = split_ids(ids, val_fraction, seed, groups)
         _write_splits(tmp, ids, train, val)
         _write_classes(tmp, classes)

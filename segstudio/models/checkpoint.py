@@ -21,6 +21,7 @@ from torch import nn
 
 from segstudio.core.classes import ClassSet, ClassSetError
 from segstudio.io.atomic import atomic_write_with
+from segstudio.models.model_card import attach_sidecar
 
 FORMAT = "segstudio-checkpoint"
 FORMAT_VERSION = 1
@@ -198,6 +199,7 @@ def read_meta(path: str | Path, *, check_weights: bool = False) -> CheckpointMet
     meta = CheckpointMeta.from_dict(payload.get("meta"), source=path.name)
     if check_weights:
         check_finite(payload["state_dict"], path.name)
+    attach_sidecar(meta.training, path)       # a model card kept beside an older file
     return meta
 
 
@@ -257,6 +259,7 @@ def load_checkpoint(path: str | Path, *, expected_arch: str | None = None,
     path = Path(path)
     payload = _load_payload(path, mmap=False)
     meta = CheckpointMeta.from_dict(payload.get("meta"), source=path.name)
+    attach_sidecar(meta.training, path)
     if expected_arch is not None and meta.arch != expected_arch:
         raise CheckpointError(f"{path.name}: holds a {meta.arch!r} network, but "
                               f"{expected_arch!r} was expected")

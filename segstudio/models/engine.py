@@ -55,6 +55,9 @@ class Prediction:
     precision_note: str = ""  # why this precision: hand-picked, or what calibration measured
     # Mask R-CNN only: (class, score) of instance k at index k - 1
     objects: list[tuple[int, float]] | None = None
+    # How far the input lies from the training data (models.domain.DomainFinding), when the
+    # caller measured it; None when not measured or the checkpoint has no model card.
+    domain: object | None = None
 
     def confidence(self) -> np.ndarray:
         """H×W probability of the chosen class."""

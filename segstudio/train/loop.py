@@ -34,6 +34,7 @@ from segstudio.io.atomic import atomic_write_with
 from segstudio.train.dataset import (IGNORE_INDEX, Augment, DatasetError, VocInstances,
                                      VocSegmentation, channel_stats, instance_collate,
                                      median_frequency_weights, pad_collate)
+from segstudio.train.card import card_for_run, describe_split, validation_confidence
 from segstudio.train.distributed import all_sum, average_buffers, init_distributed
 from segstudio.train.init_from import InitError, load_initial_weights
 from segstudio.train.resume import ResumeError, read_resume, restore
@@ -227,6 +228,9 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
                 data_dir, instance, Augment(crop=crop, hflip=hflip), norm, n_cls, balance)
         except DatasetError as exc:
             raise TrainError(str(exc)) from None
+        # What the model card says about the training data, measured once (main process).
+        train_summary = describe_split(VocSegmentation(data_dir, "train", mean=(0, 0, 0),
+                                                       std=(1, 1, 1)), n_cls) if d.main else None
         weight_t = None if class_weight is None else \
             torch.tensor(class_weight, dtype=torch.float32, device=dev)
 
@@ -323,6 +327,11 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
                         "device": dev.type, "command": command,
                         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     }
+                    conf, ent, shares = (None, None, []) if instance else \
+                        validation_confidence(model, val_loader, dev)
+                    summary["card"] = card_for_run(
+                        data_dir, train_summary, len(val_set),
+                        {"mIoU": scores.miou, "mAcc": scores.macc}, conf, ent, n_cls, shares)
                     meta = ckpt.CheckpointMeta(arch=model_name, config=config, classes=classes,
                                                mean=tuple(mean), std=tuple(std), trained=True,
                                                training=summary)

@@ -41,6 +41,11 @@ class ExportVocDialog(QDialog):
             self.status_boxes[status] = box
             statuses.addWidget(box)
         self.overwrite = QCheckBox("Replace an earlier export in that folder", self)
+        self.originals = QCheckBox("Keep the originals at full depth (VOC2012/Originals: "
+                                   "16-bit PNGs, DICOM files as they were)", self)
+        self.originals.setChecked(True)
+        self.originals.setToolTip("VOC's JPEGs hold 8 bits through the display window; the "
+                                  "originals keep every grey level, listed in manifest.json")
         self.count_label = QLabel(self)
         self.progress = QProgressBar(self)
         self.message = QLabel("", self)
@@ -60,6 +65,7 @@ class ExportVocDialog(QDialog):
         form.addRow("Validation share", self.val_spin)
         form.addRow("Split seed", self.seed_spin)
         form.addRow("", self.overwrite)
+        form.addRow("", self.originals)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.count_label)
@@ -93,10 +99,12 @@ class ExportVocDialog(QDialog):
         ws, statuses = self.workspace, self.statuses()
         out = Path(self.out_edit.text()).expanduser()
         val, seed, overwrite = self.val_spin.value(), self.seed_spin.value(), self.overwrite.isChecked()
+        originals = self.originals.isChecked()
 
         def job(progress, cancelled):
             return write_voc(out, ws.samples(statuses), ws.classes, val_fraction=val, seed=seed,
-                             total=total, progress=progress, cancel=cancelled, overwrite=overwrite)
+                             total=total, progress=progress, cancel=cancelled, overwrite=overwrite,
+                             originals=originals)
 
         self.task = BackgroundTask(job, (VocError, WorkspaceError, ImageReadError), self)
         self.task.progressed.connect(self._progress)

@@ -406,12 +406,11 @@ class MainWindow(QMainWindow):
         if not (0 <= x < doc.image.width and 0 <= y < doc.image.height):
             self.pixel_label.setText("")
             return
-        v = doc.image.pixels[y, x]
-        value = (", ".join(f"{c:g}" for c in v) if np.ndim(v) else f"{v:g}")
+        value = self.levels.readout(x, y)         # stored, modality and shown values
         label = doc.labels.at(x, y)
         name = ("void" if label == 255 else self.classes[label].name if label < len(self.classes)
                 else f"unknown class {label}")
-        text = f"x {x}, y {y}   value {value}   class {label} ({name})"
+        text = f"x {x}, y {y}   {value}   class {label} ({name})"
         self.pixel_label.setText(self.pixel_label.fontMetrics().elidedText(
             text, Qt.TextElideMode.ElideRight, self.pixel_label.width()))
         self.pixel_label.setToolTip(text)

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
 
-from segstudio.ui import launchers
+from segstudio.ui import launchers, window_level
 from segstudio.ui.dialogs import show_about
 from segstudio.ui.label_import import build_import_menu
 from segstudio.ui.panels.paint_options import PaintOptions
@@ -74,6 +74,7 @@ def build_menus(window) -> None:
     window._action("Zoom &out", lambda: window.canvas.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut, m)
     window._action("&Actual pixels", lambda: window.canvas.zoom_by(1 / window.canvas.scale), "Ctrl+1", m)
     window._action("Reset &window/level", lambda: window.levels.reset(), None, m)
+    window_level.add_menu(window, m)
     m.addSeparator()
     window.overlay_action = window._action("Show &overlay", window.toggle_overlay, "V", m)
     window.overlay_action.setCheckable(True)

@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject
 from segstudio.core.classes import chest_xray
 from segstudio.core.workspace import ItemStatus
 from segstudio.paths import user_data_dir, weights_dir
+from segstudio.ui import domain_notice
 from segstudio.ui.notice import Level
 from segstudio.ui.panels.model import ModelPanel
 from segstudio.ui.workers import Job, ModelRunner
@@ -47,6 +48,7 @@ class ModelRuns(QObject):
         r.progress.connect(self._status_progress)
         r.failed.connect(self._failed)
         r.finished.connect(self._finished)
+        domain_notice.install(window)
 
     def start(self) -> None:
         """List bundled and user checkpoints in the worker (it imports torch, not the GUI)."""

@@ -215,6 +215,7 @@ class _InferenceWorker(QObject):
                     rgb = (loaded or _Loaded(job)).pixels()
                     loaded = None
                     prediction = self._predictor.predict(rgb, cancel=self.cancel_flag.is_set)
+                    prediction.domain = _domain_finding(self._predictor.meta, prediction, rgb)
                     if job.store is not None:
                         job.store(prediction)
                 except Exception as exc:   # noqa: BLE001
@@ -234,6 +235,17 @@ class _InferenceWorker(QObject):
         except Exception as exc:   # noqa: BLE001
             self.failed.emit(-1, _message(exc))
         self.finished.emit(cancelled)
+
+
+def _domain_finding(meta, prediction, rgb):
+    """How far ``rgb`` lies from the model's training data (None without a model card). The
+    check describes a prediction; a failure in it must never cost the prediction itself."""
+    from segstudio.models import domain
+
+    try:
+        return domain.check(meta, prediction, rgb)
+    except Exception:   # noqa: BLE001
+        return None
 
 
 class _Loaded:

@@ -97,8 +97,13 @@ class MetricsPanel(QWidget):
         lay.addWidget(self.workspace_view)
         self.tabs.addTab(self.image_view, "This image")
         self.tabs.addTab(holder, "Workspace")
+        # How far the image lies from the model's training data, after each prediction.
+        self.domain_label = QLabel("", self)
+        self.domain_label.setWordWrap(True)
+        self.domain_label.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.domain_label)
         layout.addWidget(self.tabs)
         self.task: BackgroundTask | None = None
         self._timer = QTimer(self, singleShot=True, interval=400)
@@ -117,8 +122,23 @@ class MetricsPanel(QWidget):
         except Exception:   # noqa: BLE001 - an unreadable prediction just has no score
             return None
 
+    def show_domain(self, doc) -> None:
+        """The prediction's out-of-domain finding in red, or its in-domain figures in plain."""
+        finding = getattr(getattr(doc, "prediction", None), "domain", None)
+        if finding is None:
+            self.domain_label.hide()
+            return
+        if finding.out_of_domain:
+            self.domain_label.setStyleSheet("color: #e0443e; font-weight: bold;")
+            self.domain_label.setText(f"Out of domain: {finding.message()}.")
+        else:
+            self.domain_label.setStyleSheet("")
+            self.domain_label.setText(f"In domain: {finding.message()}.")
+        self.domain_label.show()
+
     def refresh_image(self) -> None:
         doc = self.window.doc
+        self.show_domain(doc)
         names = list(self.window.classes.names)
         if doc is None:
             self.image_view.show_matrix(None, names, "No image.")

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from segstudio.ui.workers import CatalogEntry, ModelChoice
 
@@ -72,6 +73,11 @@ class ModelPanel(QWidget):
         self.warning_label.setWordWrap(True)
         self.warning_label.setStyleSheet("color: #e0443e; font-weight: bold;")
         self.warning_label.hide()
+        self.card_box = QGroupBox("Model card", self)
+        self.card_label = QLabel("Pick a model to see what it was trained on.", self.card_box)
+        self.card_label.setWordWrap(True)
+        self.card_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        QVBoxLayout(self.card_box).addWidget(self.card_label)
 
         form = QFormLayout()
         row = QHBoxLayout()
@@ -99,6 +105,7 @@ class ModelPanel(QWidget):
         layout.addWidget(self.queue_label)
         layout.addWidget(self.warning_label)
         layout.addWidget(self.state_label)
+        layout.addWidget(self.card_box)
         layout.addStretch(1)
 
     # -- catalogue ---------------------------------------------------------------------------
@@ -201,6 +208,23 @@ class ModelPanel(QWidget):
             f"{info['label']}: {info['arch']} ({info['config']}) on {info['device']}, "
             f"{info['precision']}; classes: {', '.join(info['classes'].names)}"
             + (f"\nPrecision {info['precision_note']}" if info.get("precision_note") else ""))
+        self.show_card(info.get("training"), info["trained"])
+
+    def show_card(self, training: dict | None, trained: bool) -> None:
+        """What the loaded checkpoint says about its training data, scores and intended use."""
+        from segstudio.models.model_card import read_card
+
+        if not trained:
+            self.card_label.setText("Random weights: trained on nothing, fit for nothing but "
+                                    "trying the app.")
+            return
+        card = read_card(training)
+        if card is None:
+            self.card_label.setText("This checkpoint carries no model card: nothing is recorded "
+                                    "about its training data, so the app cannot tell when an "
+                                    "image lies outside it.")
+            return
+        self.card_label.setText("\n".join(card.summary_lines()))
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

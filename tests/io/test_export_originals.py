@@ -1,0 +1,147 @@
+"""Full-depth originals in VOC exports: real DICOMs from pydicom keep their stored values and
+their files; 8-bit and RGB sources stay as they were; VOC readers see the same tree."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from segstudio.cli import main
+from segstudio.core.classes import chest_xray
+from segstudio.core.workspace import ItemStatus, Workspace
+from segstudio.io.voc import read_voc
+
+
+def _dicom(name):
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom does not ship {name} here")
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """Real CT and MR DICOMs, one made MONOCHROME1, an 8-bit grey PNG and an RGB PNG."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(_dicom("CT_small.dcm"), root / "ct.dcm")
+    shutil.copy(_dicom("MR_small.dcm"), root / "mr.dcm")
+    ds = pydicom.dcmread(_dicom("MR_small.dcm"))
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.save_as(root / "mono1.dcm")
+    yy, xx = np.mgrid[0:20, 0:30]
+    Image.fromarray((xx * 8).astype(np.uint8)).save(root / "grey8.png")
+    rgb = np.stack([xx * 8, yy * 12, 255 - xx * 8], axis=-1).astype(np.uint8)
+    Image.fromarray(rgb).save(root / "colour.png")
+    ws = Workspace.open(root, classes=chest_xray())
+    for item in ws.items:
+        image = ws.read_image(item)
+        ws.save_labels(item, np.full((image.height, image.width), 1, np.uint8),
+                       status=ItemStatus.CORRECTED)
+    ws.close()
+    return root
+
+
+def _export(workspace, out, *extra):
+    return main(["export-voc", str(workspace), "--out", str(out), "--val-fraction", "0.2", *extra])
+
+
+def test_dicom_originals_hold_the_stored_values_and_the_file_itself(workspace, tmp_path, capsys):
+    assert _export(workspace, tmp_path / "out") == 0
+    assert "with full-depth originals" in capsys.readouterr().out
+    voc = tmp_path / "out" / "VOCdevkit" / "VOC2012"
+    manifest = json.loads((voc / "manifest.json").read_text())
+    for ident in ("ct", "mr", "mono1"):
+        png = voc / "Originals" / f"{ident}.png"
+        with Image.open(png) as im:
+            assert im.mode == "I;16"                   # a 16-bit grey PNG
+            written = np.asarray(im)
+        stored = pydicom.dcmread(workspace / f"{ident}.dcm").pixel_array
+        np.testing.assert_array_equal(written, stored)
+        assert written.dtype == np.uint16
+        dcm = voc / "Originals" / f"{ident}.dcm"
+        assert dcm.read_bytes() == (workspace / f"{ident}.dcm").read_bytes()
+        entry = manifest["items"][ident]
+        assert entry["original"] == f"Originals/{ident}.png"
+        assert entry["dicom"] == f"Originals/{ident}.dcm"
+        assert entry["source"] == f"{ident}.dcm"
+        assert entry["values"].startswith("stored")
+        assert entry["image"] == f"JPEGImages/{ident}.jpg"
+    assert manifest["items"]["ct"]["rescale_intercept"] == -1024.0
+    assert manifest["items"]["mono1"]["photometric"] == "MONOCHROME1"
+
+
+def test_eight_bit_and_colour_sources_stay_eight_bit_and_colour(workspace, tmp_path):
+    assert _export(workspace, tmp_path / "out") == 0
+    originals = tmp_path / "out" / "VOCdevkit" / "VOC2012" / "Originals"
+    with Image.open(originals / "grey8.png") as im:
+        assert im.mode == "L"
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(Image.open(workspace /
+                                                                            "grey8.png")))
+    with Image.open(originals / "colour.png") as im:
+        assert im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(Image.open(workspace /
+                                                                            "colour.png")))
+    assert not (originals / "grey8.dcm").exists()
+
+
+def test_no_originals_leaves_them_and_the_manifest_out(workspace, tmp_path):
+    assert _export(workspace, tmp_path / "out", "--no-originals") == 0
+    voc = tmp_path / "out" / "VOCdevkit" / "VOC2012"
+    assert not (voc / "Originals").exists() and not (voc / "manifest.json").exists()
+    assert len(read_voc(tmp_path / "out", "trainval")) == 5
+
+
+def test_voc_readers_load_the_tree_with_originals_unchanged(workspace, tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    assert _export(workspace, tmp_path / "with") == 0
+    assert _export(workspace, tmp_path / "without", "--no-originals") == 0
+    a = torchvision.datasets.VOCSegmentation(str(tmp_path / "with"), year="2012",
+                                             image_set="trainval", download=False)
+    b = torchvision.datasets.VOCSegmentation(str(tmp_path / "without"), year="2012",
+                                             image_set="trainval", download=False)
+    assert len(a) == len(b) == 5
+    for i in range(5):
+        (ia, la), (ib, lb) = a[i], b[i]
+        assert ia.mode == "RGB" and ia.size == ib.size
+        np.testing.assert_array_equal(np.asarray(la), np.asarray(lb))
+    # Nothing is left of the partial folder the export was built in.
+    assert sorted(p.name for p in (tmp_path / "with" / "VOCdevkit").iterdir()) == ["VOC2012"]
+    assert not list((tmp_path / "with").rglob(".pending-*"))
+
+
+def test_signed_values_with_negatives_are_shifted_and_the_manifest_says_so(tmp_path):
+    from segstudio.io.images import read_image
+    from segstudio.io.originals import SIGNED_OFFSET, write_original
+
+    ds = pydicom.dcmread(_dicom("CT_small.dcm"))
+    arr = ds.pixel_array.astype(np.int16) - 1500        # now partly negative, still int16
+    ds.PixelData = arr.tobytes()
+    path = tmp_path / "neg.dcm"
+    ds.save_as(path)
+    entry = write_original(tmp_path / "o", "neg", read_image(path))
+    assert entry["value_offset"] == -SIGNED_OFFSET
+    written = np.asarray(Image.open(tmp_path / "o" / "neg.png")).astype(np.int32)
+    np.testing.assert_array_equal(written - SIGNED_OFFSET, arr)
+
+
+def test_cancelled_export_leaves_nothing_behind(workspace, tmp_path):
+    from segstudio.io.voc import VocExportCancelled, write_voc
+
+    ws = Workspace.open(workspace)
+    seen = []
+
+    def cancel():
+        seen.append(1)
+        return len(seen) > 4
+
+    with pytest.raises(VocExportCancelled):
+        write_voc(tmp_path / "out", ws.samples(), ws.classes, cancel=cancel, originals=True)
+    ws.close()
+    assert not (tmp_path / "out").exists()
