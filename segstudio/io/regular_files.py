@@ -79,3 +79,9 @@ def open_regular(path: str | Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def read_regular_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """The text of a regular file; a pipe or device raises :class:`NotRegularFileError`."""
+    with open_regular(path) as f:
+        return f.read().decode(encoding)

@@ -29,7 +29,7 @@ from segstudio.io.atomic import atomic_write_with
 from segstudio.io.decode_memory import memory_problem
 from segstudio.io.images import DEFAULT_MAX_PIXELS
 from segstudio.io.pillow_pixels import copy_in_strips, decode_bytes, open_header
-from segstudio.io.regular_files import NotRegularFileError, open_regular
+from segstudio.io.regular_files import NotRegularFileError, open_regular, read_regular_text
 
 VOC_YEAR_DIR = Path("VOCdevkit") / "VOC2012"
 SPLITS_DIR = Path("ImageSets") / "Segmentation"
@@ -323,7 +323,7 @@ def read_voc(root: str | Path, split: str = "train") -> list[tuple[str, Path, Pa
     voc = find_voc_dir(root)
     listing = voc / SPLITS_DIR / f"{split}.txt"
     try:
-        text = listing.read_text(encoding="utf-8")
+        text = read_regular_text(listing)
     except FileNotFoundError:
         raise VocError(f"{listing.name}: the VOC tree has no '{split}' split") from None
     except (OSError, UnicodeDecodeError) as e:
