@@ -252,17 +252,18 @@ def _is_16bit_colour(im: Image.Image, head: bytes) -> bool:
     return False
 
 
-_STRIP_16 = 1_000_000  # pixels per strip of the 16-bit compositing (float64 temporaries)
+_STRIP_16 = 250_000  # pixels per strip of the 16-bit compositing (float64 temporaries)
 
 
 def _read_16bit_colour(path: Path, f: BinaryIO, im: Image.Image, size: int, fmt: str,
                        notes: list[str]) -> ImageData:
-    """16-bit RGB(A) through OpenCV: the decoded BGR(A) array plus the RGB result, no more."""
+    """16-bit RGB(A) through OpenCV; the peak is the decoded BGR(A) array plus one strip."""
     import cv2  # only this rare case needs OpenCV
 
     px = im.width * im.height
     channels = 4 if "A" in im.mode or len(im.getbands()) >= 4 else 3
-    check_memory(path, size + px * channels * 2 + px * 6 + _STRIP_16 * 64)
+    # OpenCV's PNG decoder itself peaks near twice its output (it converts internally).
+    check_memory(path, size + 2 * px * channels * 2 + _STRIP_16 * 64)
     f.seek(0)
     data = np.frombuffer(f.read(), dtype=np.uint8)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
@@ -273,22 +274,41 @@ def _read_16bit_colour(path: Path, f: BinaryIO, im: Image.Image, size: int, fmt:
     if arr.shape[:2] != (im.height, im.width):
         raise ImageReadError(path, f"the pixel data ({arr.shape[1]}×{arr.shape[0]}) does not "
                              f"match the header ({im.width}×{im.height}); the file is damaged")
-    rgb = np.empty((arr.shape[0], arr.shape[1], 3), np.uint16)
-    rows = max(1, _STRIP_16 // arr.shape[1])
-    translucent = False
-    for y in range(0, arr.shape[0], rows):
-        part = arr[y:y + rows]
-        if arr.shape[2] == 4:
-            alpha = part[..., 3:] / 65535.0
-            translucent = translucent or bool((alpha < 1).any())
-            rgb[y:y + rows] = np.rint(part[..., 2::-1] * alpha)
-        else:
-            rgb[y:y + rows] = part[..., ::-1]
-    if arr.shape[2] == 4:
+    with_alpha = arr.shape[2] == 4
+    rgb, translucent = _bgr16_to_rgb_in_place(arr)
+    if with_alpha:
         notes.append("alpha channel composited on black" if translucent
                      else "alpha channel dropped (fully opaque)")
     del arr
     return _image_data(rgb, path, fmt, 16, notes)
+
+
+def _bgr16_to_rgb_in_place(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """OpenCV's H×W×3|4 BGR(A) uint16 → H×W×3 RGB (alpha composited on black), in the same
+    memory: strip by strip the packed RGB is written over pixels already converted, then the
+    buffer is shrunk, so the peak is the decoded array plus one strip. Also says whether any
+    alpha was below opaque."""
+    h, w, channels = arr.shape
+    flat = arr.reshape(-1)
+    rows = max(1, _STRIP_16 // w)
+    translucent = False
+    for y in range(0, h, rows):
+        part = arr[y:y + rows]
+        if channels == 4:
+            alpha = part[..., 3:] / 65535.0
+            translucent = translucent or bool((alpha < 1).any())
+            done = np.rint(part[..., 2::-1] * alpha).astype(np.uint16)
+        else:
+            done = part[..., ::-1].copy()
+        # The packed strip ends where this strip's source began or earlier: nothing unread
+        # is overwritten.
+        flat[y * w * 3:y * w * 3 + done.size] = done.reshape(-1)
+    del flat, part
+    try:
+        arr.resize((h * w * 3,), refcheck=False)   # frees the alpha's share of the buffer
+    except ValueError:                              # not its own buffer: copy out instead
+        return arr.reshape(-1)[:h * w * 3].reshape(h, w, 3).copy(), translucent
+    return arr.reshape(h, w, 3), translucent
 
 
 def _unidentified_reason(head: bytes) -> str:
