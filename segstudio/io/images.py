@@ -160,6 +160,20 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     return image
 
 
+def picture_size(path: str | Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the header of a regular image file, decoding nothing; None
+    when the file cannot tell (DICOM, unreadable, not a regular file)."""
+    try:
+        with open_regular(path) as f:
+            head = f.read(132)
+            if _looks_like_dicom(Path(path), head):
+                return None
+            with open_header(f) as im:
+                return im.width, im.height
+    except Exception:  # noqa: BLE001 - any failure means "unknown"; read_image says why
+        return None
+
+
 def _looks_like_dicom(path: Path, head: bytes) -> bool:
     if head[128:132] == b"DICM" or path.suffix.lower() in DICOM_SUFFIXES:
         return True
