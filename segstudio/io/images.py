@@ -114,11 +114,29 @@ def apply_window(pixels: np.ndarray, centre: float, width: float) -> np.ndarray:
     width = float(width)
     if not np.isfinite(width) or width <= 0:
         raise ValueError(f"window width must be positive, got {width}")
-    lo = float(centre) - width / 2.0
+    lo = np.float32(float(centre) - width / 2.0)
     scale = np.float32(255.0 / width)
-    out = (pixels.astype(np.float32) - np.float32(lo)) * scale
-    np.clip(out, 0.0, 255.0, out=out)
-    return np.rint(out).astype(np.uint8)
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 0:
+        pixels = pixels.reshape(1)
+        return _window_part(pixels, lo, scale).reshape(())
+    # In bands of rows: the float32 working copy of a big 16-bit picture would be 4× its size.
+    out = np.empty(pixels.shape, np.uint8)
+    rows = max(1, _WINDOW_BAND // max(1, pixels[0].size))
+    for y in range(0, pixels.shape[0], rows):
+        out[y:y + rows] = _window_part(pixels[y:y + rows], lo, scale)
+    return out
+
+
+_WINDOW_BAND = 4_000_000   # values windowed at a time
+
+
+def _window_part(pixels: np.ndarray, lo: np.float32, scale: np.float32) -> np.ndarray:
+    part = pixels.astype(np.float32)
+    part -= lo
+    part *= scale
+    np.clip(part, 0.0, 255.0, out=part)
+    return np.rint(part).astype(np.uint8)
 
 
 def is_image_path(path: str | Path) -> bool:

@@ -18,12 +18,11 @@ from segstudio.core.workspace import WorkspaceError
 from segstudio.io.decode_memory import format_bytes, memory_problem
 from segstudio.io.images import ImageReadError, picture_size
 from segstudio.ui.document import Document
-from segstudio.ui.render import rgb8_to_qimage
 from segstudio.ui.tasks import BackgroundTask
 
 BACKGROUND_PIXELS = 12_000_000   # about 0.2 s of decoding and more: off the GUI thread
 # Beside the picture itself: labels 1, overlay 4, display RGB array 3 and its QImage 3, the
-# decoder's own copy of the picture up to 4 bytes per pixel.
+# decoder's own copy of the picture up to 4 bytes per pixel (a grey picture needs less).
 _DOCUMENT_BYTES_PER_PIXEL = 15
 _EXPECTED = (ImageReadError, WorkspaceError, OSError, ValueError, MemoryError)
 
@@ -82,7 +81,7 @@ class DocumentLoader(QObject):
             image = ws.read_image(item)
             labels = ws.load_labels(item)
             doc = Document.create(row, item, image, labels, classes, hidden)
-            return doc, rgb8_to_qimage(doc.display_rgb8())
+            return doc, doc.display_qimage()
 
         task = BackgroundTask(job, _EXPECTED, self)
         task.succeeded.connect(lambda result: self._loaded(generation, ws, result))

@@ -33,7 +33,7 @@ from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
 from segstudio.ui.recent import RecentFiles
 from segstudio.ui.review import Review
-from segstudio.ui.render import OverlayMode, rgb8_to_qimage
+from segstudio.ui.render import OverlayMode
 from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.prediction_layers import PredictionLayers
@@ -266,8 +266,7 @@ class MainWindow(QMainWindow):
             doc.overlay.set_hidden(self.hidden)
         if doc.overlay.mode != self.mode_combo.currentData():
             doc.overlay.set_mode(self.mode_combo.currentData())
-        self.canvas.set_image(display if display is not None
-                              else rgb8_to_qimage(doc.display_rgb8()))
+        self.canvas.set_image(display if display is not None else doc.display_qimage())
         self.canvas.set_overlay(doc.overlay.image)
         notes = "; ".join(doc.image.notes)
         self.statusBar().showMessage(f"{doc.item.id}: {doc.image.width}×{doc.image.height} "

@@ -167,3 +167,13 @@ def test_a_19000_square_label_png_reads_back_under_pillows_default_limit(tmp_pat
     labels = load_label_png(tmp_path / "big.png")
     assert labels.shape == (side, side)
     assert labels[-1, 0] == 3 and labels[-11, 0] == 0 and labels[0, -1] == 0
+
+
+def test_windowing_in_bands_equals_windowing_at_once():
+    from segstudio.io.images import apply_window
+
+    values = np.random.default_rng(3).integers(0, 65536, (1500, 1200, 3), dtype=np.uint16)
+    at_once = np.rint(np.clip((values.astype(np.float32) - np.float32(1000.0))
+                              * np.float32(255.0 / 30000.0), 0, 255)).astype(np.uint8)
+    np.testing.assert_array_equal(apply_window(values, 16000.0, 30000.0), at_once)
+    assert apply_window(np.float32(16000.0), 16000.0, 30000.0) == 128
