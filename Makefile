@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segstudio-installed
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test test-other-cpus bench lint clean
 
 $(STAMP): pyproject.toml installer/check-build-tools.sh
 	bash installer/check-build-tools.sh $(PYTHON)
@@ -22,6 +22,18 @@ run: setup
 test: setup
 	bash installer/install-system-deps.sh
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory test-other-cpus
+
+# Users' CPUs differ from this one. The numeric tests run again with the SIMD kernels of torch
+# (ATEN_CPU_CAPABILITY), oneDNN (ONEDNN_MAX_CPU_ISA) and OpenCV (OPENCV_CPU_DISABLE) held to
+# what other machines have: AVX-512 without bf16 units, AVX2, and no vector extensions at all.
+NUMERIC_TESTS := tests/models tests/train/test_bundled.py tests/ui/test_demo.py
+PYTEST_NUMERIC := QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider $(NUMERIC_TESTS)
+
+test-other-cpus: setup
+	ONEDNN_MAX_CPU_ISA=AVX512_CORE $(PYTEST_NUMERIC)
+	ONEDNN_MAX_CPU_ISA=AVX2 OPENCV_CPU_DISABLE=AVX512F $(PYTEST_NUMERIC)
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 OPENCV_CPU_DISABLE=AVX512F,AVX2,FMA3,AVX $(PYTEST_NUMERIC)
 
 lint: setup
 	$(BIN)/lint-imports --no-cache

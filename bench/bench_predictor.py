@@ -1,7 +1,10 @@
 """Time a network's bare eager fp32 forward against ``Predictor.predict`` on the same image.
 
 The ratio is what the Predictor's extras cost (or save): normalisation, padding to the stride,
-channels-last layout, mixed precision where chosen, softmax and the copy back to numpy.
+channels-last layout, mixed precision where chosen, softmax and the copy back to numpy. A second
+ratio sets the precision ``--precision`` settles on (``auto`` by default: calibrated per model on
+this machine) against a Predictor pinned to fp32, in the same run. ``--weights`` benchmarks
+trained checkpoints (whose calibration is meaningful) instead of random registry networks.
 Prints a markdown table; run ``python bench/bench_predictor.py --help`` for the options.
 """
 
@@ -13,15 +16,18 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from segstudio.core.classes import voc21
 from segstudio.models import registry
-from segstudio.models.checkpoint import CheckpointMeta
-from segstudio.models.device import choose_device, describe
+from segstudio.models.checkpoint import CheckpointMeta, load_checkpoint
+from segstudio.models.device import choose_device, cpu_flags, describe
+from segstudio.models.precision import CalibrationCache
 from segstudio.models.engine import Predictor
 
 DEFAULT_MODELS = ("fcn8s", "unet", "deeplabv3", "pspnet", "deeplabv3_mobilenet_v3_large",
@@ -50,13 +56,18 @@ def interleaved_ms(fns, device: torch.device, runs: int, warmup: int) -> list[fl
     return [statistics.median(t) for t in times]
 
 
-def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> dict:
-    spec = registry.get_spec(name)
-    config = args.config if args.config in spec.configs else spec.configs[-1]
-    classes = voc21()
-    torch.manual_seed(0)
-    model = registry.build_model(name, len(classes), config=config).eval().to(device)
-    meta = CheckpointMeta(arch=name, config=config, classes=classes, trained=False)
+def bench_model(name: str, args: argparse.Namespace, device: torch.device,
+                weights: str | None = None) -> dict:
+    if weights:
+        model, meta = load_checkpoint(weights, device="cpu")
+        spec, config = registry.get_spec(meta.arch), meta.config
+        model = model.eval().to(device)
+    else:
+        spec = registry.get_spec(name)
+        config = args.config if args.config in spec.configs else spec.configs[-1]
+        torch.manual_seed(0)
+        model = registry.build_model(name, len(voc21()), config=config).eval().to(device)
+        meta = CheckpointMeta(arch=name, config=config, classes=voc21(), trained=False)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
     x01 = torch.from_numpy(image).permute(2, 0, 1).float().div(255).to(device)
@@ -68,19 +79,28 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
         with torch.no_grad():
             return model([x01]) if spec.instance else model(x)["out"]
 
-    # The Predictor gets its own copy: it may change the module's memory layout.
-    predictor = Predictor(copy.deepcopy(model), meta, device=describe(device),
-                          precision=args.precision, tile_size=args.tile_size,
-                          num_threads=args.threads)
+    # Each Predictor gets its own copy: it may change the module's memory layout. A fresh
+    # calibration cache, so the verdict is measured in this run rather than read back.
+    cache = CalibrationCache(Path(tempfile.mkdtemp()) / "calibration.json")
+    chosen, fp32 = (Predictor(copy.deepcopy(model), meta, device=describe(device),
+                              precision=p, tile_size=args.tile_size, num_threads=args.threads,
+                              source=weights, calibration_cache=cache)
+                    for p in (args.precision, "fp32"))
     last = {}
 
     def predict():
-        last["p"] = predictor.predict(image)
+        last["p"] = chosen.predict(image)
 
-    eager, pred_ms = interleaved_ms([bare, predict], device, args.runs, args.warmup)
+    def predict_fp32():
+        fp32.predict(image)
+
+    chosen.predict(image)          # settles "auto" before the timing starts
+    eager, pred_ms, fp32_ms = interleaved_ms([bare, predict, predict_fp32], device, args.runs,
+                                             args.warmup)
     p = last["p"]
-    return {"model": name, "config": config, "eager": eager, "predictor": pred_ms,
-            "precision": p.precision, "notes": "; ".join(p.notes)}
+    return {"model": Path(weights).stem if weights else name, "config": config, "eager": eager,
+            "predictor": pred_ms, "fp32": fp32_ms, "precision": p.precision,
+            "notes": "; ".join([p.precision_note] + p.notes)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=520, help="square input side in px")
     parser.add_argument("--runs", type=int, default=5, help="timed runs; the median is shown")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--weights", nargs="+", default=[], metavar="FILE",
+                        help="trained checkpoints to benchmark instead of --models")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--tile-size", type=int, default=1024)
@@ -104,20 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
         f"{torch.backends.cpu.get_cpu_capability()}"
+    flags = sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
     print(f"torch {torch.__version__} on {describe(device)} ({where}), {args.threads} "
-          f"thread(s); {args.size}×{args.size} input, median of {args.runs} interleaved run(s)\n")
-    print("| model | config | eager fp32 ms | Predictor ms | Predictor / eager | precision "
-          "| notes |")
-    print("|---|---|---:|---:|---:|---|---|")
-    for name in args.models:
+          f"thread(s); CPU flags: {' '.join(flags) or 'unknown'}; ONEDNN_MAX_CPU_ISA="
+          f"{os.environ.get('ONEDNN_MAX_CPU_ISA', '(unset)')}; {args.size}×{args.size} input, "
+          f"median of {args.runs} interleaved run(s)\n")
+    print(f"| model | config | eager fp32 ms | Predictor ms | Predictor / eager | precision "
+          f"| {args.precision} / fp32 Predictor | notes |")
+    print("|---|---|---:|---:|---:|---|---:|---|")
+    jobs = [(Path(w).stem, w) for w in args.weights] or [(m, None) for m in args.models]
+    for name, weights in jobs:
         try:
-            r = bench_model(name, args, device)
+            r = bench_model(name, args, device, weights)
         except (KeyError, ValueError, RuntimeError) as exc:
-            print(f"| {name} | – | – | – | – | – | skipped: {str(exc).splitlines()[0]} |")
+            print(f"| {name} | – | – | – | – | – | – | skipped: {str(exc).splitlines()[0]} |")
             continue
         print(f"| {r['model']} | {r['config']} | {r['eager']:.1f} | {r['predictor']:.1f} | "
-              f"{r['predictor'] / r['eager']:.2f} | {r['precision']} | {r['notes']} |",
-              flush=True)
+              f"{r['predictor'] / r['eager']:.2f} | {r['precision']} | "
+              f"{r['predictor'] / r['fp32']:.2f} | {r['notes']} |", flush=True)
     return 0
 
 

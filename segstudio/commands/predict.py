@@ -155,7 +155,7 @@ def _make_predictor(args: argparse.Namespace):
     try:
         if args.weights:
             model, meta = load_checkpoint(args.weights, expected_arch=args.model)
-            return Predictor(model, meta, **kw)
+            return Predictor(model, meta, source=args.weights, **kw)
         classes = _load_classes(args.classes)
         print(f"WARNING: no --weights given: {args.model!r} has RANDOM, UNTRAINED weights; "
               "its labels are meaningless.", file=sys.stderr)
@@ -176,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
     who = f"[rank {rank}/{world}] " if world > 1 else ""
     print(f"{who}{args.model} ({predictor.meta.config}, "
           f"{'trained' if predictor.trained else 'UNTRAINED'}) on {predictor.device}, "
-          f"{predictor.precision}: {len(paths)} image(s) -> {out}")
+          f"{predictor.precision_note}: {len(paths)} image(s) -> {out}")
     failures = 0
+    said = predictor.precision_note
     for i, path in enumerate(paths, 1):
         start = time.perf_counter()
         try:
@@ -187,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{who}[{i}/{len(paths)}] {path}: skipped: {exc}", file=sys.stderr)
             continue
         pred = predictor.predict(rgb)
+        if pred.precision_note != said:          # "auto" settled on the first image
+            said = pred.precision_note
+            print(f"{who}precision {said}", flush=True)
         labels = pred.labels
         if args.crf:
             from segstudio.refine.crf import refine_probabilities

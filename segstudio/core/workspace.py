@@ -15,14 +15,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
 from segstudio.core.classes import ClassSet, ClassSetError, voc21
+from segstudio.core.label_paths import (LABELS_DIR, PREDICTIONS_DIR, LabelPathError, assign_labels,
+                                        checked_file, prediction_of)
 from segstudio.core.palette import VOID_INDEX
-from segstudio.io.atomic import atomic_write_text
+from segstudio.io.atomic import atomic_write_text, remove_stale_parts
 from segstudio.io.images import ImageData, is_image_path, read_image
 from segstudio.io.regular_files import check_regular
 from segstudio.io.video import VideoError, VideoSource, is_video_path
@@ -30,8 +32,8 @@ from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 
 FORMAT_NAME = "segstudio-workspace"
 FORMAT_VERSION = 1
-LABELS_DIR = "labels"
-PREDICTIONS_DIR = "predictions"     # the model's own output, kept apart for scoring
+_MAX_KNOWN_VERSION = 1000           # past this a "version" is damage, not a newer segstudio
+_MAX_NESTING = 64                   # deeper JSON than this is damage (the format needs 5 levels)
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
 _SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, "VOCdevkit", "__pycache__"}
 _OPEN_VIDEOS = 4
@@ -59,7 +61,7 @@ class Item:
     status: ItemStatus = ItemStatus.UNLABELLED
     updated: str | None = None
     updated_by: str | None = None
-    label: str | None = None  # label file relative to the root, fixed once labels are saved
+    label: str | None = None  # label file relative to the root (always under labels/)
 
     @property
     def id(self) -> str:
@@ -166,39 +168,49 @@ class Workspace:
         ws = cls(root, classes or voc21(), items, scan=scan, foreign=list(records.values()))
         ws.problems = problems
         for item in ws.items:  # labels written by hand or by another tool, without a record
-            if item.status is ItemStatus.UNLABELLED and ws.label_path(item).is_file():
+            if item.status is ItemStatus.UNLABELLED and _is_file(ws.label_path(item)):
                 item.status = ItemStatus.CORRECTED
+        ws.remove_stale_temporary_files()
         return ws
 
     def _assign_label_paths(self) -> None:
-        """Give each item a label file of its own, keeping those already recorded."""
-        taken = {it.label.casefold() for it in self.items if it.label}
-        taken |= {str(r["label"]).casefold() for r in self._foreign if r.get("label")}
-        for item in self.items:
-            if item.label:
-                continue
-            src = PurePosixPath(Path(item.source).as_posix())
-            base = PurePosixPath(LABELS_DIR, src.parent)
-            name = f"{item.id}.png"
-            if (base / name).as_posix().casefold() in taken:
-                # Another source with the same stem (scan.jpg beside scan.png) keeps its suffix.
-                name = f"{item.id}{src.suffix.lower().replace('.', '_')}.png"
-            item.label = (base / name).as_posix()
-            taken.add(item.label.casefold())
+        """Give each item a label file of its own under ``labels/``, keeping recorded ones that
+        are safe (see :mod:`segstudio.core.label_paths`); any other record is ignored."""
+        paths = assign_labels(
+            ((Path(it.source).as_posix(), it.id, it.label) for it in self.items),
+            sources=(Path(it.source).as_posix() for it in self.items),
+            reserved=(r.get("label") for r in self._foreign))
+        for item, path in zip(self.items, paths):
+            item.label = path
+
+    def remove_stale_temporary_files(self) -> int:
+        """Delete the hidden ``.part`` files that saves killed midway left in the workspace's
+        own files (``labels/``, ``predictions/``, the workspace file); returns how many."""
+        removed = remove_stale_parts(self.root, recursive=False)
+        for folder in (LABELS_DIR, PREDICTIONS_DIR):
+            removed += remove_stale_parts(self.root / folder)
+        return len(removed)
 
     # -- labels ------------------------------------------------------------------------------
     def labels_dir(self) -> Path:
         return self.root / LABELS_DIR
 
     def label_path(self, item: Item) -> Path:
-        return self.root / str(item.label)
+        """Where the item's labels are kept (``labels/…``, never anywhere else)."""
+        return self.root.joinpath(*str(item.label).split("/"))
+
+    def _checked(self, item: Item, rel: str) -> Path:
+        try:
+            return checked_file(self.root, rel)
+        except LabelPathError as e:
+            raise WorkspaceError(f"{item.id}: {e}") from None
 
     def source_path(self, item: Item) -> Path:
         return self.root / item.source
 
     def load_labels(self, item: Item) -> np.ndarray | None:
         """The item's saved labels (H×W uint8), or None when it has none yet."""
-        return _read_labels(self.label_path(item), item)
+        return _read_labels(self._checked(item, str(item.label)), item)
 
     def save_labels(self, item: Item, labels: np.ndarray, *,
                     status: ItemStatus = ItemStatus.CORRECTED, by: str = "") -> None:
@@ -210,28 +222,32 @@ class Workspace:
         if bad.any():
             raise WorkspaceError(f"{item.id}: label value {int(labels[bad].max())} is not a class "
                                  f"(0..{len(self.classes) - 1}) or 255 (void)")
-        try:
-            save_label_png(self.label_path(item), labels.astype(np.uint8), self.classes)
-        except (VocError, OSError) as e:
-            raise WorkspaceError(f"{item.id}: {e}") from None
+        self.write_label_file(item, labels.astype(np.uint8))
         self._mark(item, ItemStatus(status), by)
         self.save()
 
+    def write_label_file(self, item: Item, labels: np.ndarray) -> None:
+        """Write the item's label PNG only (atomic), leaving status and workspace file alone."""
+        self._write_png(item, str(item.label), labels)
+
     def prediction_path(self, item: Item) -> Path:
         """Where the model's last prediction for ``item`` is kept (beside, not in, its labels)."""
-        rel = PurePosixPath(str(item.label)).relative_to(LABELS_DIR)
-        return self.root / PREDICTIONS_DIR / rel
+        return self.root.joinpath(*prediction_of(str(item.label)).split("/"))
 
     def save_prediction(self, item: Item, labels: np.ndarray) -> None:
         """Keep the model's raw prediction so it can be scored against the corrected labels."""
-        try:
-            save_label_png(self.prediction_path(item), np.asarray(labels, np.uint8), self.classes)
-        except VocError as e:
-            raise WorkspaceError(f"{item.id}: {e}") from None
+        self._write_png(item, prediction_of(str(item.label)), labels)
 
     def load_prediction(self, item: Item) -> np.ndarray | None:
         """The model's last prediction for ``item``, or None."""
-        return _read_labels(self.prediction_path(item), item)
+        return _read_labels(self._checked(item, prediction_of(str(item.label))), item)
+
+    def _write_png(self, item: Item, rel: str, labels: np.ndarray) -> None:
+        path = self._checked(item, rel)
+        try:
+            save_label_png(path, np.asarray(labels, np.uint8), self.classes)
+        except (VocError, OSError) as e:
+            raise WorkspaceError(f"{item.id}: {e}") from None
 
     def set_status(self, item: Item, status: ItemStatus, *, by: str = "") -> None:
         self._mark(item, ItemStatus(status), by)
@@ -279,7 +295,7 @@ class Workspace:
     def labelled_items(self, statuses: Iterable[ItemStatus] | None = None) -> list[Item]:
         wanted = set(statuses) if statuses is not None else {
             ItemStatus.PREDICTED, ItemStatus.CORRECTED, ItemStatus.REVIEWED}
-        return [it for it in self.items if it.status in wanted and self.label_path(it).is_file()]
+        return [it for it in self.items if it.status in wanted and _is_file(self.label_path(it))]
 
     def samples(self, statuses: Iterable[ItemStatus] | None = None) -> Iterator[VocSample]:
         """Labelled items as export samples, read one at a time."""
@@ -321,15 +337,27 @@ class Workspace:
         self.write_file(data)
 
     def write_file(self, data: dict) -> None:
+        text = json.dumps(data, indent=1, ensure_ascii=False)
         try:
-            atomic_write_text(self.file_path(), json.dumps(data, indent=1, ensure_ascii=False)
-                              + "\n")
+            text.encode("utf-8")
+        except UnicodeEncodeError:   # a file name that is not UTF-8: keep its bytes as escapes
+            text = json.dumps(data, indent=1, ensure_ascii=True)
+        try:
+            atomic_write_text(self.file_path(), text + "\n")
         except OSError as e:
             raise WorkspaceError(f"{self.FILE_NAME}: cannot be saved ({e.strerror or e})") from None
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False also for names the system cannot hold (too long, ...)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _read_labels(path: Path, item: Item) -> np.ndarray | None:
-    if not path.is_file():
+    if not _is_file(path):
         return None
     try:
         return load_label_png(path)
@@ -351,28 +379,45 @@ def _apply_record(item: Item, rec: dict) -> None:
     item.updated = rec.get("updated")
     item.updated_by = rec.get("updated_by")
     label = rec.get("label")
-    if isinstance(label, str) and _is_inside(label):
-        item.label = label
+    item.label = label if isinstance(label, str) else None   # checked when paths are assigned
 
 
 def _is_inside(rel: str) -> bool:
-    """True for a relative path that stays inside the workspace (no absolute, no '..')."""
-    p = PurePosixPath(rel)
-    return not p.is_absolute() and ".." not in p.parts and ":" not in rel and rel.strip() != ""
+    """True for a relative path that stays inside the workspace (no absolute, no '..', no
+    control characters)."""
+    if not rel.strip() or ":" in rel or any(ord(c) < 32 or ord(c) == 127 for c in rel):
+        return False
+    parts = rel.replace("\\", "/").split("/")
+    return not rel.startswith(("/", "\\")) and ".." not in parts
 
 
 def _read_file(path: Path) -> dict | None:
     if not path.is_file():
         return None
+    damaged = (f"{path.name}: the workspace file is damaged ({{}}); repair it or move it aside "
+               "to start the workspace afresh")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WorkspaceError(f"{path.name}: the workspace file is damaged ({e}); repair it or move "
-                             "it aside to start the workspace afresh") from None
+    except RecursionError:
+        raise WorkspaceError(damaged.format("its brackets are nested too deeply")) from None
+    except UnicodeDecodeError:
+        raise WorkspaceError(damaged.format("it is not UTF-8 text")) from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise WorkspaceError(damaged.format(str(e)[:200])) from None
+    except ValueError:                   # Python refuses numbers of more than 4,300 digits
+        raise WorkspaceError(damaged.format("it holds a number thousands of digits long")) from None
+    if _too_deep(data):
+        raise WorkspaceError(damaged.format(f"values are nested more than {_MAX_NESTING} deep"))
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise WorkspaceError(f"{path.name}: not a segstudio workspace file")
     version = data.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise WorkspaceError(damaged.format(f"its format version must be a whole number from 1 "
+                                            f"on, not {json.dumps(version)[:40]}"))
+    if version > _MAX_KNOWN_VERSION:
+        raise WorkspaceError(damaged.format(f"its format version {str(version)[:20]}… is no "
+                                            "version a segstudio has written"))
+    if version > FORMAT_VERSION:
         raise WorkspaceError(f"{path.name}: written by a newer segstudio (format version "
                              f"{version}); update segstudio to open it")
     items = data.get("items", [])
@@ -385,6 +430,18 @@ def _read_file(path: Path) -> dict | None:
     if not isinstance(files, list) or not all(isinstance(f, str) and _is_inside(f) for f in files):
         raise WorkspaceError(f"{path.name}: the file list is damaged")
     return data
+
+
+def _too_deep(data: object) -> bool:
+    """True when lists and objects nest deeper than ``_MAX_NESTING`` (checked without recursion,
+    so saving such a file later cannot overflow the stack either)."""
+    level = [data]
+    for _ in range(_MAX_NESTING):
+        level = [v for x in level if isinstance(x, (dict, list))
+                 for v in (x.values() if isinstance(x, dict) else x)]
+        if not level:
+            return False
+    return any(isinstance(x, (dict, list)) for x in level)
 
 
 def _scan(root: Path, skipped: list[str]) -> list[str]:

@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 
 from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOC_COLORMAP, VOID_INDEX
-from segstudio.io.atomic import atomic_write_with
+from segstudio.io.atomic import atomic_write_with, follow_umask
 from segstudio.io.decode_memory import memory_problem
 from segstudio.io.images import DEFAULT_MAX_PIXELS
 from segstudio.io.pillow_pixels import copy_in_strips, decode_bytes, open_header
@@ -206,6 +206,7 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".VOC2012.partial-", dir=final.parent))
+        follow_umask(tmp, folder=True)      # mkdtemp makes it owner-only; VOC2012 is not
     except OSError as e:
         raise VocError(f"{out_dir.name}: cannot create the export folder "
                        f"({e.strerror or e})") from None

@@ -58,36 +58,63 @@ def choose_device(preference: str = "auto") -> torch.device:
     raise DeviceError(f"unsupported device {preference!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix units (AVX-512 BF16 or AMX) that oneDNN uses.
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which it still uses the CPU's bf16 units.
+_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
+              "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512",
+              "AVX10_2_512_AMX_2", "ALL", "DEFAULT")
 
-    Without them bf16 on the CPU is emulated and slower than fp32, so ``"auto"`` keeps fp32.
-    """
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (empty where /proc/cpuinfo is absent)."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 units (AVX-512 BF16 or AMX) that oneDNN may use.
+
+    ``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` is no test of that: it is true on every
+    AVX-512 CPU, where oneDNN emulates bf16 several times slower than fp32. The CPU's own flags
+    are, together with any ``ONEDNN_MAX_CPU_ISA`` cap below the bf16 instruction sets.
+    """
+    if not cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+        return False
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "")
+    return not cap.strip() or cap.strip().upper() in _BF16_ISAS
+
+
+def auto_candidate(device: torch.device) -> str | None:
+    """The reduced precision ``"auto"`` may calibrate on ``device``; None keeps fp32 outright.
+
+    CUDA: bf16 where the GPU supports it (no overflow risk), else fp16. CPU: bf16 only with
+    native units. MPS: none (its autocast coverage varies between releases).
+    """
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_supports_bf16():
+        return "bf16"
+    return None
 
 
 def choose_precision(preference: str, device: torch.device) -> str:
-    """Resolve ``"auto"`` to the fastest precision that keeps labels faithful on ``device``.
+    """Check a precision the user asked for; ``"auto"`` is returned as is.
 
-    CUDA gets bf16 where the GPU supports it (no overflow risk), else fp16; CPUs get bf16 only
-    with native support; MPS stays fp32 (its autocast coverage varies between releases).
+    ``"auto"`` is settled by the Predictor, which measures the candidate of
+    :func:`auto_candidate` against fp32 for its own network (:mod:`segstudio.models.precision`).
     """
     pref = str(preference).strip().lower()
     if pref not in PRECISIONS:
         raise DeviceError(f"unknown precision {preference!r}; use {', '.join(PRECISIONS)}")
-    if pref != "auto":
-        if pref != "fp32" and not torch.amp.is_autocast_available(device.type):
-            raise DeviceError(f"precision {pref} needs autocast, which torch does not offer "
-                              f"on {device.type}")
-        return pref
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu":
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    return "fp32"
+    if pref not in ("auto", "fp32") and not torch.amp.is_autocast_available(device.type):
+        raise DeviceError(f"precision {pref} needs autocast, which torch does not offer "
+                          f"on {device.type}")
+    return pref
 
 
 def default_num_threads() -> int:

@@ -21,12 +21,15 @@ from torch import nn
 from segstudio.core.classes import ClassSet
 from segstudio.models.checkpoint import (CheckpointMeta, IMAGENET_MEAN, IMAGENET_STD,
                                          build_model, load_checkpoint)
-from segstudio.models.device import (DTYPES, choose_device, choose_precision,
+from segstudio.models.device import (DTYPES, auto_candidate, choose_device, choose_precision,
                                      default_num_threads, describe)
+from segstudio.models.precision import (Calibration, CalibrationCache, checkpoint_fingerprint,
+                                        decide, machine_signature)
 
 __all__ = ["Prediction", "PredictionCancelled", "PredictorError", "Predictor", "choose_device"]
 
 DEFAULT_PAD_MULTIPLE = 32
+CALIBRATION_SIDE = 512   # calibration runs on the first image, shrunk to fit this square
 INSTANCE_SCORE_THRESHOLD = 0.5
 
 
@@ -49,6 +52,7 @@ class Prediction:
     precision: str
     trained: bool
     notes: list[str] = field(default_factory=list)
+    precision_note: str = ""  # why this precision: hand-picked, or what calibration measured
     # Mask R-CNN only: (class, score) of instance k at index k - 1
     objects: list[tuple[int, float]] | None = None
 
@@ -114,18 +118,28 @@ class Predictor:
     """Runs a segmentation network on images of any size.
 
     ``device`` and ``precision`` accept ``"auto"``; ``num_threads`` defaults to all cores but
-    one, so the GUI thread stays responsive while a prediction runs.
+    one, so the GUI thread stays responsive while a prediction runs. ``"auto"`` precision
+    starts in fp32 and, where the device has a native reduced precision, measures it against
+    fp32 on the first image (or takes the verdict cached for this checkpoint and machine): see
+    :mod:`segstudio.models.precision`. ``source`` is the checkpoint file the network came from,
+    which keys that cache.
     """
 
     def __init__(self, model: nn.Module, meta: CheckpointMeta, *, device: str = "auto",
                  precision: str = "auto", tile_size: int = 1024, tile_overlap: int = 64,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, source: str | Path | None = None,
+                 calibration_cache: CalibrationCache | None = None) -> None:
         if tile_overlap < 0 or tile_size < 64 or tile_size <= 2 * tile_overlap:
             raise PredictorError(f"tile size {tile_size} with overlap {tile_overlap}: the tile "
                                  "must be at least 64 px and more than twice the overlap")
         self.meta = meta
         self.device = choose_device(device)
-        self.precision = choose_precision(precision, self.device)
+        self.requested_precision = choose_precision(precision, self.device)
+        self.source = Path(source) if source is not None else None
+        self.calibration: Calibration | None = None
+        self._calibration_cache = calibration_cache
+        self._pending_candidate: str | None = None
+        self.precision, self.precision_note = self._initial_precision(meta)
         self.tile_size = int(tile_size)
         self.tile_overlap = int(tile_overlap)
         torch.set_num_threads(num_threads or default_num_threads())
@@ -143,7 +157,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, **kw) -> "Predictor":
         """A Predictor for the network and metadata stored in checkpoint ``path``."""
         model, meta = load_checkpoint(path, device="cpu")
-        return cls(model, meta, **kw)
+        return cls(model, meta, source=path, **kw)
 
     @classmethod
     def untrained(cls, arch: str, classes: ClassSet, config: str = "lite", **kw) -> "Predictor":
@@ -157,6 +171,55 @@ class Predictor:
     def trained(self) -> bool:
         return bool(self.meta.trained)
 
+    # -- precision ---------------------------------------------------------------------------
+    def _initial_precision(self, meta: CheckpointMeta) -> tuple[str, str]:
+        """The precision to start with, and why; ``"auto"`` may change it on the first image."""
+        if self.requested_precision != "auto":
+            return self.requested_precision, f"{self.requested_precision}: chosen by hand"
+        candidate = auto_candidate(self.device)
+        if candidate is None:
+            why = ("this CPU has no native bf16 units" if self.device.type == "cpu"
+                   else f"no reduced precision is used on {self.device.type}")
+            return "fp32", f"fp32: {why}"
+        if not meta.trained:
+            return "fp32", "fp32: an untrained network has no answer worth calibrating against"
+        self._pending_candidate = candidate
+        return "fp32", f"fp32 until {candidate} is measured against it on the first image"
+
+    def _settle_auto_precision(self, rgb: np.ndarray) -> None:
+        """Calibrate the pending candidate (or take the cached verdict) and keep the winner."""
+        candidate, self._pending_candidate = self._pending_candidate, None
+        cache = self._calibration_cache or CalibrationCache()
+        key = None
+        if self.source is not None:
+            try:
+                key = " | ".join((checkpoint_fingerprint(self.source), candidate,
+                                  machine_signature(describe(self.device),
+                                                    torch.get_num_threads())))
+            except OSError:
+                key = None
+        found = cache.get(key) if key else None
+        if found is None:
+            sample = _calibration_sample(rgb)
+            sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+            found = decide(candidate, lambda p: self._labels_in(sample, p),
+                           f"{sample.shape[1]}×{sample.shape[0]}", sync=sync)
+            if key:
+                cache.put(key, found)
+        self.calibration = found
+        self.precision, self.precision_note = found.chosen, found.describe()
+
+    def _labels_in(self, rgb: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (and instance ids) of one untiled forward pass at ``precision``."""
+        kept, self.precision = self.precision, precision
+        try:
+            if self.instance:
+                probs, ids, _ = self._predict_instances(rgb)
+                return _argmax0(probs.numpy()), ids
+            return _argmax0(self._forward(self._to_input(rgb))[0].numpy()), None
+        finally:
+            self.precision = kept
+
     @property
     def num_classes(self) -> int:
         return len(self.meta.classes)
@@ -168,6 +231,8 @@ class Predictor:
         rgb = _as_rgb8(image)
         notes: list[str] = []
         with torch.inference_mode():
+            if self._pending_candidate is not None:
+                self._settle_auto_precision(rgb)
             if self.instance:
                 _check_cancel(cancel)
                 probs, instances, objects = self._predict_instances(rgb)
@@ -180,7 +245,8 @@ class Predictor:
         labels = _argmax0(probs_np)
         return Prediction(probabilities=probs_np, labels=labels, instances=instances,
                           device=describe(self.device), precision=self.precision,
-                          trained=self.trained, notes=notes, objects=objects)
+                          trained=self.trained, notes=notes, objects=objects,
+                          precision_note=self.precision_note)
 
     def _predict_within_memory(self, rgb: np.ndarray, cancel, notes: list[str]) -> torch.Tensor:
         """Predict, halving the tile size each time the device runs out of memory.
@@ -372,6 +438,19 @@ def _argmax0(probs: np.ndarray) -> np.ndarray:
 def _check_cancel(cancel: Callable[[], bool] | None) -> None:
     if cancel is not None and cancel():
         raise PredictionCancelled("prediction cancelled")
+
+
+def _calibration_sample(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` shrunk (area average) to fit ``CALIBRATION_SIDE``: big enough to time fairly,
+    small enough that calibrating costs a fraction of a second on native hardware."""
+    h, w = rgb.shape[:2]
+    scale = CALIBRATION_SIDE / max(h, w)
+    if scale >= 1:
+        return rgb
+    import cv2
+
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
 
 
 def _as_rgb8(image: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.classes import ClassSet
+from segstudio.io.atomic import follow_umask
 from segstudio.io.video import VideoError, VideoSource
 
 QUEUE_FRAMES = 4          # decoded frames waiting for the model: enough to hide decode jitter
@@ -281,9 +282,10 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
         out_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".part.mp4",
                                         dir=out_path.parent)
+        os.close(fd)
+        follow_umask(tmp_name)    # mkstemp makes it owner-only; the video is an ordinary file
     except OSError as exc:
         raise VideoPipelineError(f"{out_path}: cannot write there ({exc.strerror or exc})") from None
-    os.close(fd)
     tmp = Path(tmp_name)
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate, (width, height))
     labelled = 0
@@ -389,8 +391,6 @@ def predict_workspace_frames(ws, source: str | Path, predictor, frames: Iterable
     A prediction whose class count differs from the workspace's is passed on unwritten: the
     caller decides what to do about it.
     """
-    from segstudio.io.voc import save_label_png
-
     source, rows = _video_items(ws, source)
     writable = set(write_labels)
 
@@ -399,7 +399,7 @@ def predict_workspace_frames(ws, source: str | Path, predictor, frames: Iterable
         if prediction.probabilities.shape[0] == len(ws.classes):
             ws.save_prediction(item, prediction.labels)
             if frame in writable:
-                save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+                ws.write_label_file(item, prediction.labels)
         on_result(rows[frame], prediction)
 
     with VideoSource(ws.root / source, cache_frames=2) as video:

@@ -23,10 +23,10 @@ class GrabCutError(ValueError):
     """Arguments that GrabCut cannot work with."""
 
 
-def _check_image(image: np.ndarray) -> np.ndarray:
+def _check_image(image: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8:
-        raise GrabCutError(f"GrabCut image must be 8-bit (uint8), got {image.dtype} {image.shape}")
+        image = display_grey8(image, window)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
@@ -34,6 +34,32 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
         raise GrabCutError(f"GrabCut image must be H×W×3 RGB or H×W grey, got shape {image.shape}")
     return image
+
+
+def display_grey8(image: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
+    """A deeper grey image (16-bit, float after a DICOM rescale) as the 8 bits the user sees
+    through ``window`` (centre, width); without one, through its full value range.
+
+    GrabCut's colour models and its edge weights work on 8-bit values; cutting the raw 15 or 16
+    bits would spread a few hundred visible grey levels over tens of thousands.
+    """
+    from segstudio.io.images import apply_window, window_from_range
+
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim != 2 or image.dtype.kind not in "uif" or 0 in image.shape:
+        raise GrabCutError(f"GrabCut takes 8-bit (uint8) RGB, or grey of any depth, got "
+                           f"{image.dtype} {image.shape}")
+    if window is None:
+        finite = image[np.isfinite(image)] if image.dtype.kind == "f" else image
+        if finite.size == 0:
+            raise GrabCutError("GrabCut image has no finite values")
+        window = window_from_range(finite.min(), finite.max())
+    try:
+        return apply_window(image, *window)
+    except ValueError as exc:
+        raise GrabCutError(f"GrabCut display window: {exc}") from None
 
 
 def _check_iterations(iterations: int) -> None:
@@ -86,14 +112,16 @@ def _grow(x0: int, y0: int, x1: int, y1: int, margin: int, h: int, w: int):
 
 
 def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
-                iterations: int = 5, *, work_pixels: int = WORK_PIXELS) -> np.ndarray:
+                iterations: int = 5, *, work_pixels: int = WORK_PIXELS,
+                window: tuple[float, float] | None = None) -> np.ndarray:
     """The object inside the half-open box ``rect = (x0, y0, x1, y1)`` as an H×W bool mask.
 
     Pixels outside the box are background for certain, those inside probably foreground (the
     paper's initialisation, §3). The corners may be given in any order and are clipped to the
-    image; the box must leave some of the image outside it.
+    image; the box must leave some of the image outside it. A grey image deeper than 8 bits is
+    cut as seen through ``window`` (see :func:`display_grey8`).
     """
-    image = _check_image(image_rgb8)
+    image = _check_image(image_rgb8, window)
     _check_iterations(iterations)
     _check_work_pixels(work_pixels)
     h, w = image.shape[:2]
@@ -121,16 +149,17 @@ def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
 
 def grabcut_refine(image_rgb8: np.ndarray, labels: np.ndarray, class_index: int,
                    iterations: int = 5, band: int = 12, *,
-                   work_pixels: int = WORK_PIXELS) -> np.ndarray:
+                   work_pixels: int = WORK_PIXELS,
+                   window: tuple[float, float] | None = None) -> np.ndarray:
     """Tighten the region of ``class_index`` to the object under it; an H×W bool mask.
 
     The class's pixels are probable foreground, a ``band`` of pixels around them probable
     background, everything further away background for certain; so the region may shrink
     anywhere and grow by at most ``band`` pixels. A region that misses much of the object needs
     a band that reaches the object's edge: object pixels beyond the band would teach the
-    background model the object's colours.
+    background model the object's colours. A deeper grey image is cut through ``window``.
     """
-    image = _check_image(image_rgb8)
+    image = _check_image(image_rgb8, window)
     _check_iterations(iterations)
     _check_work_pixels(work_pixels)
     labels = np.asarray(labels)

@@ -1,8 +1,11 @@
-"""Clean-ups of one class in a label map: remove small islands, fill enclosed holes.
+"""Clean-ups of one class in a label map: remove small islands, fill enclosed holes, keep the
+largest region, smooth the outline (median, opening, closing), grow or shrink by a margin.
 
-Both work on connected components found by ``cv2.connectedComponentsWithStats`` and touch
-every pixel through array operations, so a 4K map takes milliseconds. They return a new map and
-leave the input alone, so the caller can record the change as one undoable edit.
+All work through OpenCV (connected components, distance transforms, morphology) and array
+operations, so a 4K map takes milliseconds. They return a new map and leave the input alone,
+so the caller can record the change as one undoable edit. Pixels a class gives up go to the
+class around them: whole regions to the class that surrounds them most, outline pixels to the
+nearest other class.
 """
 
 from __future__ import annotations
@@ -108,12 +111,18 @@ def remove_islands(labels: np.ndarray, class_index: int, min_size: int, connecti
     if fill_with != "surrounding":
         out[inside] = fill_with
         return out
+    _fill_from_surroundings(out, labels, ids, inside, count, connectivity)
+    return out
+
+
+def _fill_from_surroundings(out: np.ndarray, labels: np.ndarray, ids: np.ndarray,
+                            inside: np.ndarray, count: int, connectivity: int) -> None:
+    """Give each component marked ``inside`` the majority class around it, in ``out``."""
     winner = _surrounding_class(labels, ids, inside, count, connectivity)
     ys, xs = np.nonzero(inside)
     replacement = winner[ids[ys, xs]]
     keep = replacement >= 0
     out[ys[keep], xs[keep]] = replacement[keep]
-    return out
 
 
 def fill_holes(labels: np.ndarray, class_index: int, max_size: int | None = None,
@@ -139,4 +148,93 @@ def fill_holes(labels: np.ndarray, class_index: int, max_size: int | None = None
         hole &= stats[:, cv2.CC_STAT_AREA] <= max_size
     out = labels.copy()
     out[hole[ids]] = class_index
+    return out
+
+
+def keep_largest_region(labels: np.ndarray, class_index: int, connectivity: int = 8
+                        ) -> np.ndarray:
+    """Keep only the largest connected region of ``class_index``; every other region of it
+    takes the majority class around it (as :func:`remove_islands` does). Of regions of equal
+    size the first in reading order stays."""
+    labels = _check(labels, class_index, connectivity)
+    count, ids, stats = _components(labels == class_index, connectivity)
+    out = labels.copy()
+    if count <= 2:                  # none or one region: nothing to remove
+        return out
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    drop = np.ones(count, bool)
+    drop[[0, largest]] = False
+    _fill_from_surroundings(out, labels, ids, drop[ids], count, connectivity)
+    return out
+
+
+SMOOTHING_METHODS = ("median", "opening", "closing")
+
+
+def smooth_class(labels: np.ndarray, class_index: int, method: str = "median",
+                 size: int = 5) -> np.ndarray:
+    """Smooth the outline of ``class_index`` with a ``size`` × ``size`` kernel (odd, ≥ 3).
+
+    ``median``: a pixel belongs to the class when most of its neighbourhood does (rounds
+    corners, removes specks and notches smaller than the kernel); ``opening``: removes parts
+    narrower than the disc-shaped kernel; ``closing``: fills gaps and notches narrower than it.
+    Pixels added take the class; pixels removed take the nearest other class.
+    """
+    labels = _check(labels, class_index, 8)
+    if method not in SMOOTHING_METHODS:
+        raise MorphologyError(f"smoothing must be one of {', '.join(SMOOTHING_METHODS)}, got "
+                              f"{method!r}")
+    if int(size) != size or size < 3 or size % 2 == 0:
+        raise MorphologyError(f"kernel size must be an odd whole number of pixels ≥ 3, got "
+                              f"{size!r}")
+    size = int(size)
+    mask = (labels == class_index).view(np.uint8)
+    if method == "median":
+        smoothed = cv2.medianBlur(mask * np.uint8(255), size) > 127
+    else:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        op = cv2.MORPH_OPEN if method == "opening" else cv2.MORPH_CLOSE
+        smoothed = cv2.morphologyEx(mask, op, kernel).view(bool)
+    return _with_mask(labels, class_index, smoothed)
+
+
+def margin(labels: np.ndarray, class_index: int, pixels: int) -> np.ndarray:
+    """Grow ``class_index`` by ``pixels`` (or shrink it, for a negative number): every pixel
+    whose centre lies within that Euclidean distance of the class joins it (or, shrinking,
+    every class pixel that close to another class leaves it, for the nearest other class).
+    The image border is not an edge of the class: shrinking works from other classes only."""
+    labels = _check(labels, class_index, 8)
+    if int(pixels) != pixels:
+        raise MorphologyError(f"margin must be a whole number of pixels, got {pixels!r}")
+    pixels = int(pixels)
+    mask = labels == class_index
+    if not mask.any():
+        raise MorphologyError(f"class {class_index} has no pixels to grow or shrink")
+    if pixels == 0:
+        return labels.copy()
+    if pixels > 0:
+        distance = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2,
+                                         cv2.DIST_MASK_PRECISE)
+        return _with_mask(labels, class_index, distance <= pixels + 1e-3)
+    distance = cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return _with_mask(labels, class_index, distance > -pixels + 1e-3)
+
+
+def _with_mask(labels: np.ndarray, class_index: int, new_mask: np.ndarray) -> np.ndarray:
+    """``labels`` with ``class_index`` exactly on ``new_mask``: pixels added take the class,
+    pixels removed the class of the nearest pixel of another class (they stay if there is
+    none, i.e. the class covered the whole map)."""
+    mask = labels == class_index
+    out = labels.copy()
+    out[new_mask & ~mask] = class_index
+    removed = mask & ~new_mask
+    if not removed.any():
+        return out
+    others = ~mask
+    if not others.any():
+        return out
+    # Each pixel learns the raster index (from 1) of its nearest non-class pixel.
+    _, nearest = cv2.distanceTransformWithLabels(mask.view(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    out[removed] = labels[others][nearest[removed] - 1]
     return out

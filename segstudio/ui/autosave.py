@@ -74,15 +74,32 @@ class Autosave(QObject):
         self._seen.clear()
         self.store.set_workspace(workspace)
 
-    def close(self) -> None:
-        """Clean exit: nothing to recover."""
+    def close(self, keep: bool = False) -> None:
+        """Clean exit: nothing to recover, unless ``keep`` (edits that could not be saved), when
+        the autosave is brought up to date and left for the next start to offer back."""
         self.timer.stop()
+        if keep:
+            self.flush()
         self.pool.waitForDone(10000)
-        self.store.clear()
+        if not keep:
+            self.store.clear()
 
     def _report(self, item_id: str, error: str) -> None:
         if error:
             self.window.statusBar().showMessage(f"Autosave of {item_id} failed: {error}", 8000)
+
+
+def quit_keeping_autosave(window, unsaved) -> bool:
+    """Asked when saving at exit failed: quit anyway, leaving the autosave for the next start?"""
+    from PySide6.QtWidgets import QMessageBox
+
+    names = ", ".join(d.item.id for d in unsaved[:5]) + (" …" if len(unsaved) > 5 else "")
+    return QMessageBox.question(
+        window, "Labels not saved",
+        f"The labels of {names} could not be saved. Quit anyway? Their autosave is kept, and "
+        "segstudio offers them back the next time it starts.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
 
 
 def restore_session(window, session) -> int:

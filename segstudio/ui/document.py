@@ -24,6 +24,7 @@ class Document:
     overlay: OverlayRenderer
     window: tuple[float, float] | None = None   # display window (centre, width) for 16-bit/DICOM
     saved_revision: int = 0
+    failed_revision: int | None = None          # the revision whose save last failed
     prediction: object | None = None            # the model's last Prediction for this item
     notes: list[str] = field(default_factory=list)
 
@@ -44,6 +45,12 @@ class Document:
 
     def mark_saved(self) -> None:
         self.saved_revision = self.labels.revision
+        self.failed_revision = None
+
+    @property
+    def save_failed(self) -> bool:
+        """The labels as they are now could not be saved (a read-only or full disk)."""
+        return self.dirty and self.failed_revision == self.labels.revision
 
     def display_rgb8(self) -> np.ndarray:
         return self.image.to_rgb8(self.window)
@@ -59,9 +66,10 @@ class Document:
 class KeptDocuments:
     """Documents of recently shown items, least recently shown first, so going back to an item
     finds its labels and undo history as they were. Beyond ``limit`` the oldest is handed to
-    ``evict`` (which saves it if it has unsaved edits) and dropped."""
+    ``evict`` (which saves it if it has unsaved edits) and dropped, unless ``evict`` returns
+    False: a document whose edits could not be saved stays, however many that makes."""
 
-    def __init__(self, limit: int, evict: Callable[[Document], None]) -> None:
+    def __init__(self, limit: int, evict: Callable[[Document], bool]) -> None:
         self.limit = limit
         self._evict = evict
         self._docs: OrderedDict[int, Document] = OrderedDict()
@@ -75,8 +83,11 @@ class KeptDocuments:
 
     def keep(self, doc: Document) -> None:
         self._docs[doc.row] = doc
-        while len(self._docs) > self.limit:
-            self._evict(self._docs.popitem(last=False)[1])
+        for old in list(self._docs.values())[:-1]:      # oldest first, never the one just kept
+            if len(self._docs) <= self.limit:
+                break
+            if self._evict(old):
+                del self._docs[old.row]
 
     def clear(self) -> list[Document]:
         """Forget every kept document (without saving) and return them."""

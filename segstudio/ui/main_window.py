@@ -21,7 +21,7 @@ from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError
 from segstudio.io.recovery import RecoveryStore
 from segstudio.paths import user_data_dir
-from segstudio.ui.autosave import Autosave
+from segstudio.ui.autosave import Autosave, quit_keeping_autosave
 from segstudio.ui.canvas import Canvas
 from segstudio.ui.document import Document, KeptDocuments
 from segstudio.ui.document_loader import DocumentLoader
@@ -251,10 +251,13 @@ class MainWindow(QMainWindow):
             return
         self._kept.keep(self.doc)
 
-    def _evict(self, old: Document) -> None:
-        if old.dirty:
-            self.save_document(old)
+    def _evict(self, old: Document) -> bool:
+        """Save ``old`` if it was edited; False keeps it in memory, because its save failed."""
+        if old.dirty and (old.save_failed or not self.save_document(
+                old, then="They stay open, and in the autosave, until they can be saved.")):
+            return False
         old.labels.remove_listener(self._labels_changed)
+        return True
 
     def _set_document(self, doc: Document, display: QImage | None = None) -> None:
         if self.doc is not None:
@@ -417,13 +420,15 @@ class MainWindow(QMainWindow):
 
     # -- saving ------------------------------------------------------------------------------
     def save_document(self, doc: Document, *, status: ItemStatus = ItemStatus.CORRECTED,
-                      by: str = "hand") -> bool:
+                      by: str = "hand", then: str = "") -> bool:
         if self.workspace is None:
             return False
         try:
             self.workspace.save_labels(doc.item, np.array(doc.labels.array), status=status, by=by)
         except (WorkspaceError, OSError) as exc:
-            self.show_error(f"Could not save the labels of {doc.item.id}: {exc}")
+            doc.failed_revision = doc.labels.revision
+            self.show_error(f"Could not save the labels of {doc.item.id}: {exc}"
+                            + (f"\n\n{then}" if then else ""))
             return False
         doc.mark_saved()
         self.autosave.saved(doc.item)
@@ -442,8 +447,9 @@ class MainWindow(QMainWindow):
         docs = list(self._kept) + ([self.doc] if self.doc is not None else [])
         return [d for d in docs if d.dirty]
 
-    def maybe_save(self) -> bool:
-        """Ask before unsaved edits could be dropped; False means the user cancelled."""
+    def maybe_save(self, *, closing: bool = False) -> bool:
+        """Ask before unsaved edits could be dropped; False means the user cancelled (or a save
+        failed and, when ``closing``, the user chose not to quit with the autosave kept)."""
         dirty = self.dirty_documents()
         if not dirty or self.discard_changes_on_close:
             return True
@@ -455,13 +461,14 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Cancel:
             return False
         if answer == QMessageBox.StandardButton.Save:
-            return all(self.save_document(d) for d in dirty)
+            return all(self.save_document(d) for d in dirty) or (
+                closing and quit_keeping_autosave(self, self.dirty_documents()))
         for d in dirty:
             d.mark_saved()
         return True
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        if self.maybe_save():
+        if self.maybe_save(closing=True):
             self.loader.shutdown()
             self.models.shutdown()
             self.video.shutdown()
@@ -469,7 +476,9 @@ class MainWindow(QMainWindow):
             self.smart.close()
             self.layers.shutdown()
             self.ws_writer.flush()
-            self.autosave.close()
+            # Edits that are neither saved nor discarded keep their autosave for the next start.
+            self.autosave.close(keep=bool(self.dirty_documents())
+                                and not self.discard_changes_on_close)
             event.accept()
         else:
             event.ignore()

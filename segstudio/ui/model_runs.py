@@ -36,7 +36,7 @@ class ModelRuns(QObject):
         p.pause.connect(self._pause)
         r.started.connect(self._started)
         r.catalogReady.connect(self._catalog_ready)
-        r.modelReady.connect(self._model_ready)
+        r.modelReady.connect(self.model_ready)
         r.result.connect(self.apply)
         r.progress.connect(p.show_progress)
         r.failed.connect(self._failed)
@@ -94,8 +94,6 @@ class ModelRuns(QObject):
     def _job(self, row: int, load_rgb, overwrite: bool = False) -> Job:
         """A job whose files (the raw prediction always; the labels of an item nobody has
         corrected) are written in the worker thread, so no PNG is encoded on the GUI thread."""
-        from segstudio.io.voc import save_label_png
-
         ws = self.window.workspace
         item = ws.items[row]
         write_labels = overwrite or item.status not in PROTECTED
@@ -108,7 +106,7 @@ class ModelRuns(QObject):
                 return                     # the GUI thread decides about a class mismatch
             ws.save_prediction(item, prediction.labels)
             if write_labels:
-                save_label_png(ws.label_path(item), prediction.labels, ws.classes)
+                ws.write_label_file(item, prediction.labels)
 
         return Job(row, load_rgb, store)
 
@@ -133,6 +131,7 @@ class ModelRuns(QObject):
     # -- results -----------------------------------------------------------------------------
     def apply(self, row: int, prediction) -> None:
         win = self.window
+        self._precision_settled(prediction)
         ws = win.workspace
         if ws is None or not 0 <= row < len(ws.items):
             return
@@ -185,10 +184,20 @@ class ModelRuns(QObject):
                 self.panel.select_entry(i)
                 break
 
-    def _model_ready(self, info: dict) -> None:
+    def model_ready(self, info: dict) -> None:
+        """A model is loaded (here or by the video pipeline): show what it is and runs with."""
         self.model_info = info
         self.panel.show_model(info)
         self.window.device_label.setText(f"{info['device']} · {info['precision']}")
+        self.window.device_label.setToolTip(info.get("precision_note", ""))
+
+    def _precision_settled(self, prediction) -> None:
+        """``auto`` precision is measured on the model's first image: show what it chose."""
+        info = self.model_info
+        note = getattr(prediction, "precision_note", "")
+        if info is not None and note and note != info.get("precision_note"):
+            self.model_ready({**info, "precision": prediction.precision,
+                               "precision_note": note})
 
     def _failed(self, row: int, message: str) -> None:
         ws = self.window.workspace

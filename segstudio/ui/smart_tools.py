@@ -1,4 +1,5 @@
-"""The Smart menu: GrabCut, dense CRF and label clean-ups, each one undoable step.
+"""The Smart menu: GrabCut, dense CRF, label clean-ups and grow from seeds, each one undoable
+step that says how many pixels it changed.
 
 GrabCut and the clean-ups are OpenCV calls that release the GIL, so they run in a background
 thread. The dense CRF holds the GIL for its whole run, so it runs in a separate process
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
-                               QInputDialog, QSpinBox)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox,
+                               QFormLayout, QInputDialog, QSpinBox)
 
+from segstudio.core.labelmap import NO_GUARD
+from segstudio.ui.grow_seeds import GrowFromSeeds
 from segstudio.ui.tasks import BackgroundTask
 from segstudio.ui.tools.grabcut_box import GrabCutBoxTool
 
@@ -59,6 +62,41 @@ class CrfSettingsDialog(QDialog):
         return CrfParams(**{n: s.value() for n, s in self.spins.items()})
 
 
+class SmoothDialog(QDialog):
+    """Smoothing of one class: the method and the kernel size (odd, in pixels)."""
+
+    def __init__(self, method: str, size: int, parent=None) -> None:
+        from segstudio.refine.morphology import SMOOTHING_METHODS
+
+        super().__init__(parent)
+        self.setWindowTitle("Smooth the current class")
+        form = QFormLayout(self)
+        self.method_box = QComboBox(self)
+        self.method_box.addItems(SMOOTHING_METHODS)
+        self.method_box.setCurrentText(method)
+        self.method_box.setToolTip("median: rounds the outline, removes specks and notches; "
+                                   "opening: removes thin parts; closing: fills gaps and holes")
+        self.size_spin = QSpinBox(self)
+        self.size_spin.setRange(3, 201)
+        self.size_spin.setSingleStep(2)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setValue(size)
+        form.addRow("Method", self.method_box)
+        form.addRow("Kernel size", self.size_spin)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def method(self) -> str:
+        return self.method_box.currentText()
+
+    def size(self) -> int:
+        """The kernel size, made odd (an even size would shift the outline by half a pixel)."""
+        return self.size_spin.value() | 1
+
+
 class SmartTools(QObject):
     def __init__(self, window) -> None:
         super().__init__(window)
@@ -72,7 +110,10 @@ class SmartTools(QObject):
         self._crf_timer.timeout.connect(self._poll_crf)
         self._crf_doc = None
         window.tools[GrabCutBoxTool.name] = GrabCutBoxTool(window, self.grabcut_box)
+        self.grow = GrowFromSeeds(window)        # adds the seed tool
         self.island_size = 50
+        self.smooth_method, self.smooth_size, self.margin_px = "median", 5, 2
+        self.last_changed: int | None = None     # pixels the last tool changed
 
     def build_menu(self, menu) -> None:
         w = self.window
@@ -85,6 +126,14 @@ class SmartTools(QObject):
         menu.addSeparator()
         w._action("Remove small islands of the current class…", self.ask_remove_islands, None, menu)
         w._action("Fill holes in the current class", self.fill_holes, None, menu)
+        w._action("Keep the largest region of the current class", self.keep_largest, None, menu,
+                  "Every other region of the class goes to the class around it")
+        w._action("Smooth the current class…", self.ask_smooth, None, menu,
+                  "Median, opening or closing of the class's outline with a kernel size")
+        w._action("Grow or shrink the current class…", self.ask_margin, None, menu,
+                  "Move the class's outline out (or in) by a number of pixels")
+        menu.addSeparator()
+        self.grow.add_to_menu(menu)
 
     # -- helpers -----------------------------------------------------------------------------
     def _context(self):
@@ -94,8 +143,9 @@ class SmartTools(QObject):
         return doc, doc.image.to_rgb8(doc.window), np.array(doc.labels.array), \
             self.window.current_class()
 
-    def _run(self, name: str, compute, apply) -> bool:
-        """Run ``compute()`` off the GUI thread, then ``apply(result)`` as one undo step."""
+    def _run(self, name: str, compute, apply, unchanged: str = "") -> bool:
+        """Run ``compute()`` off the GUI thread, then ``apply(result)`` as one undo step, and
+        say how many pixels it changed (with the hint ``unchanged`` when none)."""
         if self.task is not None:
             self.window.statusBar().showMessage("A smart tool is still running", 3000)
             return False
@@ -108,8 +158,13 @@ class SmartTools(QObject):
 
         def done(result):
             if self.window.doc is doc:
+                before = np.array(doc.labels.array)
                 apply(doc, result)
-                self.window.statusBar().showMessage(f"{name} done (Ctrl+Z undoes it)", 4000)
+                changed = int((np.asarray(doc.labels.array) != before).sum())
+                self.last_changed = changed
+                self.window.statusBar().showMessage(
+                    f"{name}: {changed:,} pixels changed (Ctrl+Z undoes it)" if changed else
+                    f"{name} changed no pixels" + (f": {unchanged}" if unchanged else ""), 8000)
 
         self.task.succeeded.connect(done)
         self.task.failed.connect(lambda m: self.window.show_error(f"{name}: {m}"))
@@ -132,7 +187,12 @@ class SmartTools(QObject):
         doc, rgb, _, cls = ctx
         guard = self.window.guard()
         return self._run("GrabCut", lambda: grabcut_box(rgb, rect),
-                         lambda d, mask: d.labels.paint_mask(mask, cls, guard=guard, name="grabcut"))
+                         lambda d, mask: d.labels.paint_mask(mask, cls, guard=guard, name="grabcut"),
+                         ("the Paint options (only over a class, intensity range) may forbid it; "
+                          if guard is not NO_GUARD else "")
+                         + "nothing in the box stood apart from its surroundings in this window, "
+                         "or the class already covers it; try a tighter box, or set the window "
+                         "(right-drag) so that the object shows clearly")
 
     def grabcut_refine(self) -> bool:
         from segstudio.refine.grabcut import grabcut_refine
@@ -152,7 +212,8 @@ class SmartTools(QObject):
             new[mask] = cls
             d.labels.replace(new, name="grabcut refine")
 
-        return self._run("GrabCut refine", lambda: grabcut_refine(rgb, labels, cls), apply)
+        return self._run("GrabCut refine", lambda: grabcut_refine(rgb, labels, cls), apply,
+                         "the region already follows the object's edge as seen in this window")
 
     # -- clean-ups ---------------------------------------------------------------------------
     def ask_remove_islands(self) -> None:
@@ -181,6 +242,54 @@ class SmartTools(QObject):
         _, _, labels, cls = ctx
         return self._run("Fill holes", lambda: fill_holes(labels, cls),
                          lambda d, new: d.labels.replace(new, name="fill holes"))
+
+    def keep_largest(self) -> bool:
+        from segstudio.refine.morphology import keep_largest_region
+
+        ctx = self._context()
+        if ctx is None:
+            return False
+        _, _, labels, cls = ctx
+        return self._run("Keep the largest region", lambda: keep_largest_region(labels, cls),
+                         lambda d, new: d.labels.replace(new, name="keep largest region"),
+                         "the class has one region or none")
+
+    def ask_smooth(self) -> None:
+        dialog = SmoothDialog(self.smooth_method, self.smooth_size, self.window)
+        if dialog.exec():
+            self.smooth(dialog.method(), dialog.size())
+
+    def smooth(self, method: str, size: int) -> bool:
+        from segstudio.refine.morphology import smooth_class
+
+        ctx = self._context()
+        if ctx is None:
+            return False
+        self.smooth_method, self.smooth_size = method, size
+        _, _, labels, cls = ctx
+        return self._run(f"Smoothing ({method}, {size} px)",
+                         lambda: smooth_class(labels, cls, method, size),
+                         lambda d, new: d.labels.replace(new, name=f"smooth ({method})"),
+                         "the outline has no detail smaller than the kernel")
+
+    def ask_margin(self) -> None:
+        n, ok = QInputDialog.getInt(self.window, "Grow or shrink the current class",
+                                    "Pixels to grow by (negative shrinks):", self.margin_px,
+                                    -1000, 1000)
+        if ok:
+            self.margin(n)
+
+    def margin(self, pixels: int) -> bool:
+        from segstudio.refine.morphology import margin
+
+        ctx = self._context()
+        if ctx is None:
+            return False
+        self.margin_px = pixels
+        _, _, labels, cls = ctx
+        word = "Grow" if pixels >= 0 else "Shrink"
+        return self._run(f"{word} by {abs(pixels)} px", lambda: margin(labels, cls, pixels),
+                         lambda d, new: d.labels.replace(new, name="margin"))
 
     # -- dense CRF (separate process) --------------------------------------------------------
     def crf_settings(self) -> None:
@@ -237,9 +346,13 @@ class SmartTools(QObject):
             return
         doc = self._crf_doc
         labels = result.argmax(axis=0).astype(np.uint8) if self._crf_kind == "probs" else result
+        changed = 0
         if doc is self.window.doc:
+            changed = int((np.asarray(doc.labels.array) != labels).sum())
             doc.labels.replace(labels, name="dense CRF")
-        self._crf_done("Dense CRF done (Ctrl+Z undoes it)")
+        self.last_changed = changed
+        self._crf_done(f"Dense CRF: {changed:,} pixels changed (Ctrl+Z undoes it)" if changed
+                       else "Dense CRF changed no pixels")
 
     def _crf_done(self, message: str) -> None:
         self._crf_timer.stop()
@@ -255,6 +368,7 @@ class SmartTools(QObject):
             self._crf_done("Dense CRF cancelled")
 
     def close(self) -> None:
+        self.grow.close()
         self._crf_timer.stop()
         if self.crf is not None:
             self.crf.close()

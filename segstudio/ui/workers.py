@@ -57,6 +57,15 @@ class CatalogEntry:
     group: str = ""                        # the picker's heading this entry sits under
 
 
+def model_info(predictor, label: str) -> dict:
+    """What the Model panel shows of a loaded Predictor (sent from the worker as plain data)."""
+    meta = predictor.meta
+    return {"arch": meta.arch, "config": meta.config, "classes": meta.classes,
+            "trained": predictor.trained, "device": str(predictor.device),
+            "precision": predictor.precision, "precision_note": predictor.precision_note,
+            "training": meta.training, "label": label}
+
+
 USER_GROUP = "Your fine-tuned models"
 UNTRAINED_GROUP = "Untrained: random weights"
 
@@ -165,11 +174,7 @@ class _InferenceWorker(QObject):
     def _load(self, choice: ModelChoice) -> None:
         pred = choice.build_predictor()
         self._predictor, self._choice = pred, choice
-        self.modelReady.emit({
-            "arch": pred.meta.arch, "config": pred.meta.config, "classes": pred.meta.classes,
-            "trained": pred.trained, "device": str(pred.device), "precision": pred.precision,
-            "training": pred.meta.training, "label": choice.label,
-        })
+        self.modelReady.emit(model_info(pred, choice.label))
 
     @Slot(object, object)
     def run(self, choice: ModelChoice, jobs: list[Job]) -> None:

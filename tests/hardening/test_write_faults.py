@@ -111,6 +111,32 @@ def test_killed_during_save_labels_leaves_the_old_labels_and_workspace_file(tmp_
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_the_hidden_part_files_of_killed_saves_are_removed_when_the_workspace_opens(tmp_path):
+    ws = _workspace(tmp_path)
+    ws.save_labels(ws.items[0], np.ones((6, 7), np.uint8))
+    for target in ("ws.write_file(ws.to_dict())", "ws.save_labels(ws.items[0], labels)",
+                   "ws.save_prediction(ws.items[1], labels)"):
+        _run_and_kill(f"""
+            import os, signal, numpy as np
+            from segstudio.io import atomic
+            from segstudio.core.workspace import Workspace
+            ws = Workspace.open({str(tmp_path)!r})
+            labels = np.full((6, 7), 2, np.uint8)
+            atomic.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+            {target}
+        """, tmp_path)
+        # each child's own open removed the previous child's leftover: one is left each time
+        left = list(tmp_path.rglob(".*.part"))
+        assert len(left) == 1 and left[0].name.startswith((".segstudio", ".img")), left
+    subprocess.run([sys.executable, "-c", "import sys; from segstudio.core.workspace import "
+                    "Workspace; Workspace.open(sys.argv[1])", str(tmp_path)], check=True,
+                   timeout=60)                              # the next start
+    assert not list(tmp_path.rglob("*.part"))
+    again = Workspace.open(tmp_path)
+    assert (again.load_labels(again.items[0]) == 1).all()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_killed_during_voc_export_leaves_only_a_marked_partial_folder(tmp_path):
     out = tmp_path / "out"
     write_voc(out, _samples(2), CLASSES, val_fraction=0.0)

@@ -10,8 +10,7 @@ from torch import nn
 from segstudio.core.classes import ClassSet, chest_xray
 from segstudio.models import registry
 from segstudio.models.checkpoint import CheckpointMeta, save_checkpoint
-from segstudio.models.device import (DeviceError, choose_precision, cpu_supports_bf16,
-                                     default_num_threads)
+from segstudio.models.device import DeviceError, default_num_threads
 from segstudio.models.engine import (Prediction, PredictionCancelled, Predictor, PredictorError,
                                      choose_device, semantic_from_instances, tile_starts)
 
@@ -140,7 +139,7 @@ def test_4096_square_image_runs_in_tiles_no_larger_than_the_tile_size():
 def test_cancel_stops_between_tiles():
     net = LocalNet()
     calls = iter(range(100))
-    p = Predictor(net, _meta(), device="cpu", tile_size=64, tile_overlap=16)
+    p = Predictor(net, _meta(), device="cpu", precision="fp32", tile_size=64, tile_overlap=16)
     with pytest.raises(PredictionCancelled):
         p.predict(_image(200, 200), cancel=lambda: next(calls) >= 2)
     assert len(net.seen) == 2
@@ -177,7 +176,8 @@ def test_running_out_of_memory_halves_the_tile_size_until_it_fits():
 
 
 def test_running_out_of_memory_at_the_smallest_tile_is_a_clear_error():
-    p = Predictor(MemoryHungryNet(limit=0), _meta(), device="cpu", tile_overlap=16)
+    p = Predictor(MemoryHungryNet(limit=0), _meta(), device="cpu", precision="fp32",
+                  tile_overlap=16)
     with pytest.raises(PredictorError, match="ran out of memory even with 64 px tiles"):
         p.predict(_image(300, 300))
 
@@ -326,14 +326,6 @@ def test_choose_device_validates_explicit_choices():
     else:
         with pytest.raises(DeviceError, match="CUDA device"):
             choose_device(f"cuda:{torch.cuda.device_count()}")
-
-
-def test_auto_precision_uses_bf16_on_cpu_only_with_native_support():
-    cpu = torch.device("cpu")
-    assert choose_precision("auto", cpu) == ("bf16" if cpu_supports_bf16() else "fp32")
-    assert choose_precision("fp32", cpu) == "fp32"
-    with pytest.raises(DeviceError, match="unknown precision 'fp8'"):
-        choose_precision("fp8", cpu)
 
 
 def test_default_threads_leave_a_core_for_the_gui(monkeypatch):

@@ -105,3 +105,34 @@ def test_bad_arguments_raise_grabcut_error(call, words):
     image, _ = scene()
     with pytest.raises(GrabCutError, match=words):
         call(image)
+
+
+def deep_scene(seed: int = 0):
+    """A 15-bit grey radiograph-like scene: a darker ellipse in a brighter, noisy field."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    truth = ((yy - 50) / 22.0) ** 2 + ((xx - 45) / 30.0) ** 2 < 1
+    image = np.where(truth, 9000.0, 14000.0) + rng.normal(0, 600, truth.shape)
+    return np.clip(image, 0, 32767).astype(np.uint16), truth
+
+
+def test_a_16_bit_grey_image_is_cut_through_its_display_window():
+    deep, truth = deep_scene()
+    for window in ((11500.0, 9000.0), None):           # a window, and the full range
+        mask = grabcut_box(deep, (10, 22, 80, 80), window=window)
+        assert iou(mask, truth) > 0.9
+    rough = cv2.dilate(truth.astype(np.uint8), np.ones((9, 9), np.uint8))
+    mask = grabcut_refine(deep.astype(np.float32), rough, 1, window=(11500.0, 9000.0))
+    assert iou(mask, truth) > 0.9
+
+
+def test_display_grey8_maps_the_window_onto_8_bits():
+    from segstudio.refine.grabcut import display_grey8
+
+    deep = np.array([[0, 1000, 2000, 4000]], np.uint16)
+    assert display_grey8(deep, (2000.0, 2000.0)).tolist() == [[0, 0, 128, 255]]
+    assert display_grey8(deep).tolist() == [[0, 64, 128, 255]]
+    with pytest.raises(GrabCutError, match="window"):
+        display_grey8(deep, (2000.0, 0.0))
+    with pytest.raises(GrabCutError, match="finite"):
+        display_grey8(np.full((2, 2), np.nan, np.float32))

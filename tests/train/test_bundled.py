@@ -18,6 +18,14 @@ BUNDLED = [
 ]
 
 
+def assert_same_picture(shipped: np.ndarray, made: np.ndarray) -> None:
+    """Within one grey level everywhere, and off by that level on at most 1 % of the pixels."""
+    assert shipped.shape == made.shape and shipped.dtype == made.dtype
+    diff = np.abs(shipped.astype(np.int64) - made.astype(np.int64))
+    assert diff.max() <= 1, f"{int(diff.max())} grey levels apart"
+    assert (diff > 0).mean() <= 0.01, f"{(diff > 0).mean():.2%} of the pixels differ"
+
+
 @pytest.mark.parametrize("weights, image, made, floor", BUNDLED)
 def test_bundled_model_segments_its_demo_image(weights, image, made, floor):
     kind, index, size = made
@@ -25,9 +33,10 @@ def test_bundled_model_segments_its_demo_image(weights, image, made, floor):
     data = read_image(demo_dir() / image)
     rgb = data.to_rgb8()
     assert rgb.shape == (size, size, 3)
-    # The shipped file is exactly the generated sample (16-bit grey for the phantom).
+    # The shipped file is the generated sample (16-bit grey for the phantom), up to the rounding
+    # of OpenCV's blur and resize kernels, which differ between CPUs (AVX2, AVX-512, none).
     expected = truth.grey16 if kind == "xray" else truth.image
-    np.testing.assert_array_equal(data.pixels.reshape(expected.shape), expected)
+    assert_same_picture(data.pixels.reshape(expected.shape), expected)
 
     meta = read_meta(weights_dir() / weights)
     assert meta.trained and meta.classes == synth.classes_for(kind)

@@ -180,3 +180,23 @@ def test_the_picker_groups_models_under_headings_by_what_they_find(window, qtbot
     after = {combo.itemText(r): panel.entries[combo.itemData(r)]
              for r in range(1, combo.count()) if combo.itemData(r) != -1}
     assert after == before
+
+
+def test_the_model_panel_says_which_precision_auto_settled_on_and_why(window, image_folder,
+                                                                      qtbot, monkeypatch):
+    # A CPU with native bf16 units: "auto" measures bf16 against fp32 on the first image.
+    from segstudio.models import device
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    window.open_paths([image_folder])
+    _start(window, qtbot)
+    _pick(window, "unet", trained=True)
+    assert window.models.run_current()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    prediction = window.doc.prediction
+    note = prediction.precision_note
+    assert note.startswith(f"{prediction.precision}: ") and "on this machine" in note
+    assert f"Precision {note}" in window.models.panel.state_label.text()
+    assert window.device_label.text() == f"cpu · {prediction.precision}"
+    assert window.device_label.toolTip() == note

@@ -73,6 +73,8 @@ def test_dense_crf_runs_in_its_own_process_and_snaps_to_edges(window, image_fold
     qtbot.waitUntil(window.is_idle, timeout=60_000)
     after = _iou(doc.labels.array == 2, _truth(doc.labels.shape))
     assert after > before
+    assert f"{window.smart.last_changed:,} pixels changed" in window.statusBar().currentMessage()
+    assert window.smart.last_changed > 0
     assert window.smart.crf is not None and window.smart.crf.pid is not None
 
 

@@ -38,8 +38,9 @@ class ModelPanel(QWidget):
         self.precision_combo = QComboBox(self)
         for p in ("auto", "fp32"):
             self.precision_combo.addItem(p)
-        self.precision_combo.setToolTip("auto: bf16/fp16 where the device supports it; "
-                                        "fp32 forces full precision")
+        self.precision_combo.setToolTip("auto: bf16/fp16 only where the device computes it "
+                                        "natively and it measured faster and faithful to fp32 "
+                                        "for this model; fp32 forces full precision")
         self.precision_combo.currentIndexChanged.connect(self._picked)
         self.run_button = QPushButton("Run on image", self)
         self.run_button.setToolTip("Segment the image on screen (Ctrl+R)")
@@ -193,7 +194,8 @@ class ModelPanel(QWidget):
         self.show_trained(info["trained"])
         self.state_label.setText(
             f"{info['label']}: {info['arch']} ({info['config']}) on {info['device']}, "
-            f"{info['precision']}; classes: {', '.join(info['classes'].names)}")
+            f"{info['precision']}; classes: {', '.join(info['classes'].names)}"
+            + (f"\nPrecision {info['precision_note']}" if info.get("precision_note") else ""))
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)

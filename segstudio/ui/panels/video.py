@@ -22,6 +22,7 @@ from segstudio.io.video import VideoError, VideoSource
 from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.model_runs import PROTECTED
 from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.workers import model_info
 
 EXPECTED = (VideoPipelineError, VideoError, WorkspaceError)   # errors shown as their message
 
@@ -46,11 +47,7 @@ class FrameRun(BackgroundTask):
         from segstudio.models.video_pipeline import predict_workspace_frames
 
         predictor = self.panel.predictor_for(self.choice)
-        meta = predictor.meta
-        self.modelReady.emit({"arch": meta.arch, "config": meta.config, "classes": meta.classes,
-                              "trained": predictor.trained, "device": str(predictor.device),
-                              "precision": predictor.precision, "training": meta.training,
-                              "label": self.choice.label})
+        self.modelReady.emit(model_info(predictor, self.choice.label))
         done = [0]
 
         def on_result(row: int, prediction) -> None:
@@ -283,7 +280,7 @@ class VideoPanel(QWidget):
         # by the worker, so no PNG is encoded on the GUI thread; corrected frames keep theirs.
         writable = [f for f in frames if ws.items[self.rows[f]].status not in PROTECTED]
         task = FrameRun(self, choice, ws, frames, writable)
-        task.modelReady.connect(self._model_ready)
+        task.modelReady.connect(self.window.models.model_ready)
         task.result.connect(lambda row, p: self._apply(ws, row, p))
         task.succeeded.connect(lambda stats: self._ran(stats, first, last))
         task.failed.connect(lambda m: win.show_error(f"{Path(self.source).name}: {m}"))
@@ -293,12 +290,6 @@ class VideoPanel(QWidget):
     def _apply(self, ws, row: int, prediction) -> None:
         if self.window.workspace is ws:         # another folder may have been opened since
             self.window.models.apply(row, prediction)
-
-    def _model_ready(self, info: dict) -> None:
-        models = self.window.models
-        models.model_info = info
-        models.panel.show_model(info)
-        self.window.device_label.setText(f"{info['device']} · {info['precision']}")
 
     def _ran(self, stats, first: int, last: int) -> None:
         self.last_run = stats

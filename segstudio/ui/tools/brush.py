@@ -34,6 +34,13 @@ class BrushTool(Tool):
     def value_for(self, event: QMouseEvent) -> int:
         return self.ctx.current_class()
 
+    def target(self):
+        """The label map strokes paint into (the image's labels; a seed map for seeds)."""
+        return self.ctx.labelmap()
+
+    def guard(self):
+        return self.ctx.guard()
+
     def press(self, pos: QPointF, event: QMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
             return
@@ -42,13 +49,13 @@ class BrushTool(Tool):
             self._resize_from = (pos, self.size)
             self._hover = pos
             return
-        lm = self.ctx.labelmap()
+        lm = self.target()
         if lm is None:
             return
         self._value = self.value_for(event)
         lm.begin_step(self.name.lower())
         lm.paint_segment(pos.x(), pos.y(), pos.x(), pos.y(), self.size, self._value,
-                         self.ctx.guard(), name=self.name.lower())
+                         self.guard(), name=self.name.lower())
         self._last = pos
         self._hover = pos
 
@@ -58,12 +65,12 @@ class BrushTool(Tool):
             self.set_size(round(size + 2 * (pos.x() - start.x())))
             return
         self._hover = pos
-        lm = self.ctx.labelmap()
+        lm = self.target()
         if self._last is None or lm is None:
             self.ctx.request_repaint()
             return
         lm.paint_segment(self._last.x(), self._last.y(), pos.x(), pos.y(), self.size,
-                         self._value, self.ctx.guard(), name=self.name.lower())
+                         self._value, self.guard(), name=self.name.lower())
         self._last = pos
         self.ctx.request_repaint()
 
@@ -72,7 +79,7 @@ class BrushTool(Tool):
             self._resize_from = None
             return
         if self._last is not None:
-            lm = self.ctx.labelmap()
+            lm = self.target()
             if lm is not None:
                 lm.end_step()
         self._last = None

@@ -1,0 +1,176 @@
+"""What ``precision="auto"`` may use: a reduced precision only where it is measured to pay.
+
+A reduced precision is a *candidate* only where the hardware computes it natively: CUDA (bf16
+where the GPU has it, else fp16) and CPUs with AVX-512 BF16 or AMX units. oneDNN emulates bf16
+on any other AVX-512 CPU, which is several times slower than fp32, so the emulation is never a
+candidate. A candidate is then *calibrated* once per model, device and machine: fp32 and the
+candidate run on the first image the model sees, and the candidate is kept only when it is at
+least 15 % faster and its labels agree with fp32's on at least 99.5 % of the pixels (for
+instance models, also the same objects). The verdict is cached in the user data folder, so
+calibration costs a few forward passes once, and the Model panel shows it in words.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from segstudio.core.instance_metrics import match_instances
+from segstudio.io.atomic import atomic_write_text
+from segstudio.paths import user_data_dir
+
+AGREEMENT_FLOOR = 0.995        # share of pixels whose label must match fp32's
+MAX_TIME_RATIO = 0.85          # the candidate's time over fp32's: at least 15 % faster
+CACHE_NAME = "precision-calibration.json"
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One measured comparison of fp32 and a reduced precision for one model on one machine."""
+
+    candidate: str              # "bf16" or "fp16"
+    fp32_ms: float
+    candidate_ms: float
+    agreement: float            # share of pixels with the same label, 0..1
+    same_objects: bool | None   # instance models: the same objects found (None: not one)
+    sample: str                 # the input it was measured on, e.g. "256×256"
+
+    @property
+    def speedup(self) -> float:
+        return self.fp32_ms / max(self.candidate_ms, 1e-9)
+
+    @property
+    def chosen(self) -> str:
+        fast = self.candidate_ms <= MAX_TIME_RATIO * self.fp32_ms
+        faithful = self.agreement >= AGREEMENT_FLOOR and self.same_objects is not False
+        return self.candidate if fast and faithful else "fp32"
+
+    def describe(self) -> str:
+        """What the Model panel and the CLI say about the choice."""
+        speed = (f"{self.speedup:.1f}× faster" if self.speedup >= 1
+                 else f"{1 / self.speedup:.1f}× slower")
+        measured = (f"{speed}, {100 * self.agreement:.2f} % agreement"
+                    + ("" if self.same_objects is None else
+                       ", same objects" if self.same_objects else ", different objects"))
+        if self.chosen != "fp32":
+            return f"{self.candidate}: {measured}, measured on this machine ({self.sample})"
+        why = []
+        if self.candidate_ms > MAX_TIME_RATIO * self.fp32_ms:
+            why.append("not 15 % faster")
+        if self.agreement < AGREEMENT_FLOOR:
+            why.append(f"under {100 * AGREEMENT_FLOOR:.1f} % agreement")
+        if self.same_objects is False:
+            why.append("objects differ")
+        return (f"fp32: {self.candidate} was {measured} on this machine ({self.sample}); "
+                f"kept fp32 ({', '.join(why)})")
+
+
+def decide(candidate: str, run: Callable[[str], tuple[np.ndarray, np.ndarray | None]],
+           sample: str, repeats: int = 3, sync: Callable[[], None] = lambda: None) -> Calibration:
+    """Measure ``run(precision) -> (labels, instance ids or None)`` in fp32 and ``candidate``.
+
+    Each precision runs once to warm up (kernels, caches), then ``repeats`` times interleaved
+    with the other, and the fastest time of each counts: the least disturbed by other work.
+    """
+    results, times = {}, {"fp32": [], candidate: []}
+    for precision in ("fp32", candidate):
+        results[precision] = run(precision)
+        sync()
+    for _ in range(repeats):
+        for precision in ("fp32", candidate):
+            start = time.perf_counter()
+            run(precision)
+            sync()
+            times[precision].append(time.perf_counter() - start)
+    (labels32, ids32), (labels_c, ids_c) = results["fp32"], results[candidate]
+    agreement = float(np.mean(labels32 == labels_c))
+    same = None
+    if ids32 is not None:
+        counts = match_instances(ids32, labels32, ids_c, labels_c)
+        same = counts.fp == 0 and counts.fn == 0
+    return Calibration(candidate=candidate, fp32_ms=1000 * min(times["fp32"]),
+                       candidate_ms=1000 * min(times[candidate]), agreement=agreement,
+                       same_objects=same, sample=sample)
+
+
+def machine_signature(device_name: str, threads: int) -> str:
+    """What the speed of a precision depends on besides the model: hardware, kernels, threads."""
+    import torch
+
+    if device_name.startswith("cuda"):
+        index = int(device_name.partition(":")[2] or 0)
+        hw = f"{torch.cuda.get_device_name(index)} sm{''.join(map(str, torch.cuda.get_device_capability(index)))}"
+    else:
+        hw = f"{_cpu_model()} {torch.backends.cpu.get_cpu_capability()} threads={threads}"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "-"
+    return f"{device_name} | {hw} | onednn<={isa} | torch {torch.__version__}"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def checkpoint_fingerprint(path: str | Path) -> str:
+    """A checkpoint file as its path, size and modification time: a new file, a new verdict."""
+    path = Path(path).resolve()
+    st = path.stat()
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class CalibrationCache:
+    """Verdicts keyed by model fingerprint and machine signature, in one small JSON file.
+
+    A damaged or foreign file is treated as empty (calibration simply runs again); a failed
+    write is ignored for the same reason: the cache only saves time.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else user_data_dir() / CACHE_NAME
+
+    def _load(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, key: str) -> Calibration | None:
+        entry = self._load().get(key)
+        if not isinstance(entry, dict):
+            return None
+        try:
+            found = Calibration(**entry)
+            values = (found.fp32_ms, found.candidate_ms, found.agreement)
+            if found.candidate not in ("bf16", "fp16") or not all(
+                    isinstance(v, (int, float)) and np.isfinite(v) for v in values):
+                return None
+        except TypeError:
+            return None
+        return found
+
+    def put(self, key: str, calibration: Calibration) -> None:
+        entries = self._load()
+        entries[key] = asdict(calibration)
+        try:
+            atomic_write_text(self.path, json.dumps({"version": _CACHE_VERSION,
+                                                     "entries": entries}, indent=1))
+        except OSError:
+            pass
