@@ -123,3 +123,16 @@ def test_eval_skips_a_pipe_in_pred_with_a_message(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "y.png" in out.stderr and "named pipe" in out.stderr
     assert "1 image pair(s)" in out.stdout
+
+
+def test_predict_inputs_skip_a_pipe_in_a_folder_and_refuse_one_named_directly(tmp_path, capsys):
+    from segstudio.cli import CommandError
+    from segstudio.commands.predict import collect_inputs
+
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / "b.png")
+    pipe = _fifo(tmp_path / "a.png")
+    found = _returns(lambda: collect_inputs([str(tmp_path)]))
+    assert found == [tmp_path / "b.png"]
+    assert "a.png" in capsys.readouterr().err
+    error = _returns(lambda: collect_inputs([str(pipe)]))
+    assert isinstance(error, CommandError) and "named pipe" in str(error)
