@@ -24,7 +24,7 @@ BACKGROUND_PIXELS = 12_000_000   # about 0.2 s of decoding and more: off the GUI
 # Beside the picture itself: labels 1, overlay 4, display RGB array 3 and its QImage 3, the
 # decoder's own copy of the picture up to 4 bytes per pixel (a grey picture needs less).
 _DOCUMENT_BYTES_PER_PIXEL = 15
-_EXPECTED = (ImageReadError, WorkspaceError, OSError, ValueError, MemoryError)
+_EXPECTED = (ImageReadError, WorkspaceError, OSError, ValueError)
 
 
 class DocumentLoader(QObject):
@@ -78,10 +78,14 @@ class DocumentLoader(QObject):
         classes, hidden = win.classes, set(win.hidden)
 
         def job(_progress, _cancelled):
-            image = ws.read_image(item)
-            labels = ws.load_labels(item)
-            doc = Document.create(row, item, image, labels, classes, hidden)
-            return doc, doc.display_qimage()
+            try:
+                image = ws.read_image(item)
+                labels = ws.load_labels(item)
+                doc = Document.create(row, item, image, labels, classes, hidden)
+                return doc, doc.display_qimage()
+            except MemoryError:
+                raise WorkspaceError(f"{Path(item.source).name}: not enough memory to open this "
+                                     "picture; close other programs or items first") from None
 
         task = BackgroundTask(job, _EXPECTED, self)
         task.succeeded.connect(lambda result: self._loaded(generation, ws, result))
@@ -89,8 +93,10 @@ class DocumentLoader(QObject):
         task.finished.connect(lambda: self._finished(task))
         self.task = task
         win.begin_busy()
-        what = f"{size[0]}×{size[1]}, about {format_bytes(size[0] * size[1] * 3)}" if size else ""
-        win.statusBar().showMessage(f"Opening {Path(item.source).name} ({what})…")
+        need = format_bytes(size[0] * size[1] * _DOCUMENT_BYTES_PER_PIXEL) if size else "?"
+        win.statusBar().showMessage(f"Opening {Path(item.source).name} ({size[0]}×{size[1]} "
+                                    f"pixels, up to about {need} of memory)…" if size else
+                                    f"Opening {Path(item.source).name}…")
         task.start()
         return True
 

@@ -74,6 +74,18 @@ def test_choosing_another_item_while_one_loads_keeps_the_new_choice(window, fold
     assert window.doc.item.id == "a_small"
 
 
+def test_a_large_item_chosen_while_another_decodes_is_shown_after_it(window, folder, gated,
+                                                                     qtbot):
+    Image.fromarray(np.full((200, 300), 40, np.uint8)).save(folder / "c_large.png")
+    assert window.open_paths([folder])
+    assert window.show_row(1)                         # b_large: decoding (held at the gate)
+    assert window.show_row(2)                         # c_large: waits for it, one at a time
+    assert window.loader.task is not None and window.loader.pending_row == 2
+    gated.set()
+    qtbot.waitUntil(lambda: window.doc.item.id == "c_large" and window.is_idle(), timeout=20000)
+    assert window.doc.image.is_grey and window.canvas._image.width() == 300
+
+
 def test_a_picture_that_cannot_fit_in_memory_is_refused_with_a_message(window, folder,
                                                                         monkeypatch, qtbot):
     monkeypatch.setattr(loader_module, "BACKGROUND_PIXELS", 10_000)
