@@ -18,7 +18,7 @@ import numpy as np
 from segstudio.io.regular_files import open_regular
 
 _MAX_MOOV = 256 * 1024 * 1024    # a larger index is not examined (and nothing is refused)
-_CONTAINERS = {b"trak", b"mdia", b"minf", b"stbl"}
+_MAX_SAMPLES = 50_000_000        # more frames than this is a damaged table, not a video
 
 
 def missing_frames(path: str | Path) -> np.ndarray | None:
@@ -30,7 +30,7 @@ def missing_frames(path: str | Path) -> np.ndarray | None:
             moov = _top_level_box(f, size, b"moov")
         table = None if moov is None else _video_table(moov)
         return None if table is None else _missing(moov, table, size)
-    except (OSError, struct.error, ValueError, IndexError):
+    except (OSError, struct.error, ValueError, IndexError, MemoryError):
         return None
 
 
@@ -101,18 +101,17 @@ def _missing(data: bytes, table: dict, file_size: int) -> np.ndarray | None:
     runs = _entries(data, table.get(b"stsc"), 3)
     if sizes is None or offsets is None or runs is None or not len(sizes):
         return None
-    starts = np.empty(len(sizes), np.int64)
-    sample, bounds = 0, [int(r[0]) for r in runs[1:]] + [len(offsets) + 1]
-    for (first, per_chunk, _), last in zip(runs, bounds):
-        for chunk in range(int(first), min(last, len(offsets) + 1)):
-            n = min(int(per_chunk), len(sizes) - sample)
-            if n <= 0:
-                break
-            within = np.concatenate(([0], np.cumsum(sizes[sample:sample + n - 1])))
-            starts[sample:sample + n] = offsets[chunk - 1] + within
-            sample += n
-    if sample < len(sizes):
-        starts[sample:] = np.iinfo(np.int64).max // 2   # listed, but in no chunk: absent
+    n = len(sizes)
+    # Samples per chunk from the stsc runs (each run lasts until the next run's first chunk).
+    firsts = np.clip(runs[:, 0], 1, len(offsets) + 1)
+    lasts = np.append(firsts[1:], len(offsets) + 1)
+    per_chunk = _expand(runs[:, 1], np.maximum(lasts - firsts, 0), len(offsets))
+    covered = _expand(np.arange(len(per_chunk)), per_chunk, n)     # chunk of each sample
+    ends = np.concatenate(([0], np.cumsum(sizes)))           # bytes before each sample
+    chunk_first = np.concatenate(([0], np.cumsum(per_chunk)[:-1]))[covered]
+    before_in_chunk = ends[:len(covered)] - ends[chunk_first]
+    starts = np.full(n, np.iinfo(np.int64).max // 2, np.int64)    # listed, in no chunk: absent
+    starts[:len(covered)] = offsets[covered] + before_in_chunk
     beyond = np.nonzero(starts + sizes > file_size)[0]
     if not len(beyond):
         return np.empty(0, np.int64)
@@ -124,6 +123,14 @@ def _missing(data: bytes, table: dict, file_size: int) -> np.ndarray | None:
     return np.sort(rank[first_lost:])
 
 
+def _expand(values: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` of ``np.repeat(values, counts)``, never allocating much more than ``n``
+    (a damaged table may claim billions)."""
+    counts = np.clip(counts, 0, n)
+    k = int(np.searchsorted(np.cumsum(counts), n)) + 1
+    return np.repeat(values[:k], counts[:k])[:n]
+
+
 def _entries(data: bytes, box, width: int, start: int = 8) -> np.ndarray | None:
     """A full box's table: a count at 4, then ``count`` rows of ``width`` u32 from ``start``."""
     if box is None:
@@ -132,7 +139,8 @@ def _entries(data: bytes, box, width: int, start: int = 8) -> np.ndarray | None:
     count = struct.unpack_from(">I", data, a + 4)[0]
     if a + start + count * width * 4 > b:
         raise ValueError("damaged table")
-    return np.frombuffer(data, ">u4", count * width, a + start).reshape(count, width).astype(np.int64)
+    rows = np.frombuffer(data, ">u4", count * width, a + start)
+    return rows.reshape(count, width).astype(np.int64)
 
 
 def _sample_sizes(data: bytes, box) -> np.ndarray | None:
@@ -140,6 +148,8 @@ def _sample_sizes(data: bytes, box) -> np.ndarray | None:
         return None
     a, b = box
     fixed, count = struct.unpack_from(">II", data, a + 4)
+    if count > _MAX_SAMPLES:
+        raise ValueError("implausible sample count")
     if fixed:
         return np.full(count, fixed, np.int64)
     if a + 12 + 4 * count > b:
@@ -164,13 +174,13 @@ def _presentation_times(data: bytes, table: dict, n: int) -> np.ndarray:
     stts = _entries(data, table.get(b"stts"), 2)
     if stts is None or not len(stts):
         return np.arange(n, dtype=np.int64)
-    deltas = np.repeat(stts[:, 1], stts[:, 0])[:n]
+    deltas = _expand(stts[:, 1], stts[:, 0], n)
     deltas = np.concatenate((deltas, np.ones(max(0, n - len(deltas)), np.int64)))
     times = np.concatenate(([0], np.cumsum(deltas[:-1])))
     ctts = table.get(b"ctts")
     if ctts is not None:
         rows = _entries(data, ctts, 2)
-        shifts = np.repeat(rows[:, 1].astype(np.uint32).view(np.int32).astype(np.int64),
-                           rows[:, 0])[:n]
+        shifts = _expand(rows[:, 1].astype(np.uint32).view(np.int32).astype(np.int64),
+                         rows[:, 0], n)
         times[:len(shifts)] += shifts
     return times

@@ -76,6 +76,23 @@ def test_the_sample_table_finds_the_frames_past_the_cut(clips):
     np.testing.assert_array_equal(lost, np.arange(FRAMES - len(lost), FRAMES))
 
 
+def test_a_damaged_sample_table_means_nothing_is_known_never_a_crash(clips, tmp_path):
+    whole, _, _ = clips
+    data = whole.read_bytes()
+    moov = data.index(b"moov") - 4
+    rng = np.random.default_rng(8)
+    for k in range(300):
+        mutated = bytearray(data)
+        for at in rng.integers(moov, moov + 2000, rng.integers(1, 6)):
+            mutated[at] = rng.integers(0, 256)
+        path = tmp_path / f"m{k % 3}.mp4"
+        path.write_bytes(bytes(mutated[:rng.integers(len(data) // 4, len(data) + 1)]))
+        lost = missing_frames(path)
+        # None (nothing known), or distinct frame indices in order.
+        assert lost is None or (lost.dtype.kind == "i" and (np.diff(lost) > 0).all()
+                                and (len(lost) == 0 or lost[0] >= 0))
+
+
 def test_a_seek_that_lands_elsewhere_is_an_error_not_that_frame(clips, monkeypatch):
     # A decoder that, asked for frame 200 or later, stops at frame 199 (as FFmpeg does in a
     # damaged stretch) and would go on reading from there.
