@@ -4,6 +4,10 @@ PNG, JPEG, TIFF and BMP go through Pillow (OpenCV only for 16-bit colour, which 
 to 8 bits); DICOM goes through :mod:`segstudio.io.dicom`. Every failure, whatever library it came
 from, surfaces as :class:`ImageReadError` naming the file and what to do about it.
 
+Before any pixel is decoded the reader knows it is a regular file (a pipe would block for ever),
+that the header's size is within ``max_pixels`` and that the decode fits in the memory that is
+free; the decode itself peaks near twice the decoded array (see :mod:`.pillow_pixels`).
+
 The one conversion to 8 bits for display and for the models is :func:`apply_window`: a window
 ``(centre, width)`` maps ``centre - width/2 … centre + width/2`` linearly onto ``0 … 255``,
 clipping outside it.
