@@ -76,7 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     if first in modules:
         parser = build_parser(with_commands=[first])
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:
+            # argparse has printed its one error line (or the help): report its status, so a
+            # caller in this process gets 2 back like any other refused command.
+            return exc.code if isinstance(exc.code, int) else 2
         try:
             return int(args._run(args) or 0)
         except CommandError as exc:

@@ -92,3 +92,31 @@ def test_eval_scores_instances_from_voc_object_maps(tmp_path):
     assert half.returncode != 0 and "name --gt-objects" in half.stderr
     plain = _cli("--pred", str(pred), "--gt", str(tmp_path / "flat"), "--json")
     assert plain.returncode == 0 and "instances" not in json.loads(plain.stdout)
+
+
+def test_eval_reports_ground_truth_values_outside_the_classes(tmp_path):
+    """Values ≥ the class count (other than void) cannot be scored: said, with counts and files."""
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    gt = np.zeros((10, 10), np.uint8)
+    gt[0, :3] = 7
+    gt[1, :2] = 4
+    gt[2, :] = 255                                   # void stays quietly ignored
+    save_label_png(tmp_path / "gt" / "a.png", gt, chest_xray())
+    save_label_png(tmp_path / "gt" / "b.png", np.ones((10, 10), np.uint8), chest_xray())
+    for name in ("a", "b"):
+        save_label_png(tmp_path / "pred" / f"{name}.png", np.ones((10, 10), np.uint8),
+                       chest_xray())
+    args = ("--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+            "--classes", "chest-xray")
+    out = _cli(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["unscored_gt"] == {"pixels": 5, "values": [4, 7],
+                                                     "files": {"a": 5}}
+    warning = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "5 ground-truth pixel(s) in 1 file(s)" in warning[0]
+    assert "4, 7" in warning[0] and "a.png (5)" in warning[0] and "b.png" not in warning[0]
+    plain = _cli(*args)
+    assert plain.returncode == 0 and "warning: 5 ground-truth pixel(s)" in plain.stderr
+    quiet = _cli("--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"), "--json")
+    assert "warning" not in quiet.stderr and "unscored_gt" not in json.loads(quiet.stdout)

@@ -2,9 +2,10 @@
 
     QT_QPA_PLATFORM=offscreen python docs/screenshots/make_screenshots.py
 
-The main-window screenshot in the README is taken under Xvfb by `segstudio --screenshot`
-(see tests/e2e), and `shapes-instances.png` is the canvas of `segstudio --demo shapes
---screenshot FILE` there; this script adds the "Inside the model" views on the bundled demos.
+The main-window screenshot in the README is taken under Xvfb by `segstudio --screenshot FILE
+--size 1280x720` (see tests/e2e), and `shapes-instances.png` is the canvas of `segstudio --demo
+shapes --screenshot FILE` there; this script adds the "Inside the model" views on the bundled
+demos and the main window in the dark colour scheme, all at 1280×720, a laptop's screen.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main() -> int:
     win = MainWindow()
     win.interactive = False
     win.discard_changes_on_close = True
-    win.resize(1400, 860)
+    win.resize(1280, 720)
     win.show()
     dock = win.explain
     idle = lambda: win.is_idle() and not dock.session.busy  # noqa: E731
@@ -87,6 +88,24 @@ def main() -> int:
     wait(app, lambda: idle() and dock.context.results)
     settle(app)
     win.grab().save(str(HERE / "context.png"))
+
+    win.models.shutdown()
+
+    # The chest demo in the dark colour scheme, as a system set to dark shows it from the start.
+    from PySide6.QtCore import Qt
+
+    from segstudio.ui.theme import SchemeFollower
+
+    SchemeFollower(app).apply(Qt.ColorScheme.Dark)
+    win = MainWindow()
+    win.interactive = False
+    win.discard_changes_on_close = True
+    win.resize(1280, 720)
+    win.show()
+    assert open_demo(win, "chest")
+    wait(app, lambda: win.doc is not None and win.doc.prediction is not None and win.is_idle())
+    settle(app)
+    win.grab().save(str(HERE / "main-window-dark.png"))
     win.models.shutdown()
     print("wrote", *(p.name for p in sorted(HERE.glob("*.png"))))
     os._exit(0)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from segstudio.cli import CommandError
+from segstudio.commands._args import FRACTION, SEED, whole
 
 HELP = ("write a procedural demo dataset as a Pascal VOC tree: 'xray' (synthetic chest "
         "radiograph phantoms, not patient data), 'context' (boat vs car by surroundings) or "
@@ -13,15 +14,16 @@ HELP = ("write a procedural demo dataset as a Pascal VOC tree: 'xray' (synthetic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from segstudio.train.synth import DESCRIPTIONS, KINDS
+    from segstudio.train.synth import DESCRIPTIONS, KINDS, MAX_SIZE, MIN_SIZE
 
     parser.add_argument("--kind", required=True, choices=KINDS,
                         help="; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
-    parser.add_argument("--n", type=int, default=200, help="number of images (default 200)")
-    parser.add_argument("--size", type=int, default=128, help="image side in px (default 128)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--n", type=whole(1), default=200, help="number of images (default 200)")
+    parser.add_argument("--size", type=whole(MIN_SIZE, MAX_SIZE), default=128,
+                        help=f"image side in px, {MIN_SIZE}..{MAX_SIZE} (default 128)")
+    parser.add_argument("--seed", type=SEED, default=0,
                         help="random seed; another seed gives a held-out set (default 0)")
-    parser.add_argument("--val-fraction", type=float, default=0.2,
+    parser.add_argument("--val-fraction", type=FRACTION, default=0.2,
                         help="share of images in the val split (default 0.2)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for the tree (written as DIR/VOCdevkit/VOC2012)")
@@ -33,10 +35,6 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.io import voc
     from segstudio.train import synth
 
-    if args.n < 1:
-        raise CommandError(f"--n {args.n}: need at least one image")
-    if not 0.0 <= args.val_fraction < 1.0:
-        raise CommandError(f"--val-fraction {args.val_fraction} must be in [0, 1)")
     try:
         classes = synth.classes_for(args.kind)
         samples = (voc.VocSample(s.id, s.image, s.labels, s.instances)

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 HELP = ("Score predicted label maps against ground truth: per-class IoU and accuracy, mIoU, "
         "mAcc, aAcc (void 255 ignored; classes absent from both left out of the means)")
 
@@ -22,7 +24,9 @@ def add_arguments(p) -> None:
     p.add_argument("--gt-objects", type=Path, metavar="DIR",
                    help="folder of true instance maps; default: the SegmentationObject folder "
                         "beside GT when it exists")
-    p.add_argument("--iou", type=float, default=0.5,
+    from segstudio.commands._args import number
+
+    p.add_argument("--iou", type=number(0.0, 1.0, low_open=True), default=0.5,
                    help="mask IoU at which a predicted object matches a true one (default 0.5)")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
 
@@ -66,6 +70,10 @@ def run(args) -> int:
     scores = cm.scores()
     result = scores.to_dict(names)
     result["images"] = len(pairs)
+    unscored = unknown_truth(pairs, len(names))
+    if unscored:
+        result["unscored_gt"] = unscored
+        _warn_unscored(unscored, len(names))
     result["unmatched"] = {"pred_only": sorted(pred_files.keys() - gt_files.keys()),
                            "gt_only": sorted(gt_files.keys() - pred_files.keys())}
     objects = _score_objects(args, pairs, names)
@@ -109,6 +117,32 @@ def _label_files(folder: Path) -> dict[str, Path]:
             continue
         found[path.stem] = path
     return found
+
+
+def unknown_truth(pairs, num_classes: int) -> dict | None:
+    """Ground-truth pixels holding a value that is neither a class nor void (255): they cannot
+    be scored, and saying nothing would hide a class set that does not fit the labels."""
+    files, values, total = {}, set(), 0
+    for _, gt, k in pairs:
+        outside = (gt >= num_classes) & (gt != 255)
+        count = int(outside.sum())
+        if count:
+            files[k] = count
+            values.update(int(v) for v in np.unique(gt[outside]))
+            total += count
+    if not total:
+        return None
+    return {"pixels": total, "values": sorted(values), "files": files}
+
+
+def _warn_unscored(unscored: dict, num_classes: int) -> None:
+    files = unscored["files"]
+    shown = ", ".join(f"{k}.png ({n})" for k, n in list(files.items())[:10])
+    more = f" and {len(files) - 10} more" if len(files) > 10 else ""
+    values = ", ".join(str(v) for v in unscored["values"])
+    print(f"warning: {unscored['pixels']} ground-truth pixel(s) in {len(files)} file(s) hold "
+          f"value(s) {values}, outside the {num_classes} classes (0..{num_classes - 1}) and not "
+          f"void (255); they were not scored: {shown}{more}", file=sys.stderr)
 
 
 def _objects_folder(given: Path | None, default: Path) -> Path | None:

@@ -6,9 +6,12 @@ import argparse
 import sys
 
 from segstudio.cli import CommandError
+from segstudio.commands._args import FRACTION, SEED
 
 HELP = "export a workspace's labelled items as a Pascal VOC 2012 tree (OUT/VOCdevkit/VOC2012)"
 _STATUSES = ("predicted", "corrected", "reviewed")
+# As the GUI's export: labels a person made or checked; unreviewed predictions only on request.
+_DEFAULT_STATUSES = ("corrected", "reviewed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,13 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="where to write; the tree goes to DIR/VOCdevkit/VOC2012, the layout "
                              "torchvision's VOCSegmentation(DIR, year='2012') reads")
-    parser.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+    parser.add_argument("--val-fraction", type=FRACTION, default=0.2, metavar="F",
                         help="share of items in val.txt, 0 ≤ F < 1 (default 0.2)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
+    parser.add_argument("--seed", type=SEED, default=0, metavar="S",
                         help="seed of the train/val split (default 0); same seed, same split")
     parser.add_argument("--status", action="append", choices=_STATUSES, metavar="STATUS",
-                        help="export only items with this status (repeatable; default: all "
-                             "labelled items: predicted, corrected and reviewed)")
+                        help="export only items with this status (repeatable; default: corrected "
+                             "and reviewed, as File ▸ Export VOC in the window)")
+    parser.add_argument("--include-predicted", action="store_true",
+                        help="also export items whose labels are a model's unreviewed prediction")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier export in DIR")
 
@@ -38,12 +43,17 @@ def run(args: argparse.Namespace) -> int:
         ws = Workspace.open(args.workspace)
     except WorkspaceError as exc:
         raise CommandError(str(exc)) from None
-    statuses = [ItemStatus(s) for s in (args.status or _STATUSES)]
+    wanted = list(args.status or _DEFAULT_STATUSES)
+    if args.include_predicted and "predicted" not in wanted:
+        wanted.append("predicted")
+    statuses = [ItemStatus(s) for s in wanted]
     total = len(ws.labelled_items(statuses))
+    left_out = len(ws.labelled_items([ItemStatus.PREDICTED])) if "predicted" not in wanted else 0
     if total == 0:
-        wanted = ", ".join(s.value for s in statuses)
-        raise CommandError(f"{ws.root.name}: no item with status {wanted}"
-                           " has labels; nothing to export")
+        hint = (f" ({left_out} item(s) hold unreviewed predictions: --include-predicted adds "
+                "them)" if left_out else "")
+        raise CommandError(f"{ws.root.name}: no item with status {', '.join(wanted)}"
+                           f" has labels; nothing to export{hint}")
 
     def progress(done: int, count: int) -> None:
         end = "\n" if done == count else ""
@@ -60,4 +70,7 @@ def run(args: argparse.Namespace) -> int:
         ws.close()
     print(f"wrote {result.count} items ({len(result.train)} train, {len(result.val)} val) to "
           f"{result.voc_dir}")
+    if left_out:
+        print(f"left out {left_out} item(s) whose labels are unreviewed predictions "
+              "(--include-predicted adds them)")
     return 0

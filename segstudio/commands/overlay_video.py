@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from segstudio.cli import CommandError
+from segstudio.commands._args import number
 
 HELP = "write a workspace's video as an mp4 with its saved labels blended over each frame"
 
@@ -17,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", metavar="NAME",
                         help="which video of the workspace (its file name or path inside the "
                              "workspace); needed only when it holds more than one")
-    parser.add_argument("--opacity", type=float, default=0.5, metavar="A",
+    parser.add_argument("--opacity", type=number(0.0, 1.0), default=0.5, metavar="A",
                         help="weight of the class colours, 0..1 (default 0.5)")
     parser.add_argument("--frames", metavar="A-B",
                         help="only frames A to B, inclusive (0-based; default: all)")
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{exc}; no video was written") from None
     finally:
         ws.close()
+    from segstudio.io.video_out import describe
+
     print(f"wrote {result.frames} frames ({result.labelled} with labels) of {source} to "
-          f"{result.path} at {result.stats.fps:.0f} frames/s")
+          f"{result.path} at {result.stats.fps:.0f} frames/s; codec {describe(result.codec)}")
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.cli import CommandError
+from segstudio.commands._args import THREADS, whole
 
 HELP = ("segment images with a network and write palette label PNGs (and overlays; an instance "
         "model also writes its objects under SegmentationObject/)")
@@ -32,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "class-set file (default voc21); a checkpoint brings its own")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    parser.add_argument("--tile-size", type=int, default=1024, metavar="PX",
+    parser.add_argument("--tile-size", default=1024, metavar="PX",
+                        type=whole(129, why="more than twice the 64 px overlap of tiles"),
                         help="images larger than this run in overlapping tiles (default 1024)")
-    parser.add_argument("--threads", type=int, metavar="N",
+    parser.add_argument("--threads", type=THREADS, metavar="N",
                         help="torch CPU threads (default: all cores; nothing else is running)")
     parser.add_argument("--crf", action="store_true", help="refine labels with a dense CRF")
     parser.add_argument("--overlay", action="store_true",

@@ -7,6 +7,7 @@ import json
 import re
 
 from segstudio.cli import CommandError
+from segstudio.commands._args import whole
 
 HELP = ("print the theoretical receptive field (size and jump in input pixels) of every probed "
         "branch and backbone stage of a model; the model is built on the meta device, so even "
@@ -23,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or the only one a model has)")
     parser.add_argument("--layer", metavar="NAME",
                         help="only this branch (a probe name such as psp.bin6) or module path")
-    parser.add_argument("--input-size", nargs=2, type=int, default=(512, 512), metavar=("H", "W"),
+    parser.add_argument("--input-size", nargs=2, type=whole(1, 100_000), default=(512, 512),
+                        metavar=("H", "W"),
                         help="input size in pixels; it matters only for image-level pooling "
                              "and resizing (default 512 512)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

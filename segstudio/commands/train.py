@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from segstudio.cli import CommandError
+from segstudio.commands._args import SEED, THREADS, number, whole
 
 HELP = ("train a segmentation network on a Pascal VOC tree (best val-mIoU checkpoint kept; "
         "run under torchrun for several processes)")
@@ -19,26 +20,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="network size (default lite)")
     parser.add_argument("--data", required=True, metavar="VOC_DIR",
                         help="VOC tree with train and val splits (e.g. from 'demo-data')")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs in all (default 10)")
+    parser.add_argument("--epochs", type=whole(1), default=10, help="epochs in all (default 10)")
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="checkpoint to write (FILE.resume holds the state for --resume)")
-    parser.add_argument("--batch-size", type=int, default=8, help="per process (default 8)")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--batch-size", type=whole(1), default=8, help="per process (default 8)")
+    parser.add_argument("--lr", type=number(0.0, low_open=True), default=None,
                         help="base learning rate (default 1e-3 for adamw, 1e-2 for sgd)")
     parser.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"),
                         help="adamw (default; fast from scratch) or sgd with momentum 0.9")
     parser.add_argument("--balance", action="store_true",
                         help="weight the loss by median frequency balancing (rare, thin classes)")
-    parser.add_argument("--crop", type=int, default=128, help="training crop in px (default 128)")
+    parser.add_argument("--crop", type=whole(16, 8192), default=128,
+                        help="training crop in px (default 128)")
     parser.add_argument("--resume", nargs="?", const=True, default=None, metavar="FILE",
                         help="continue a run: from OUT.resume, or from FILE")
     parser.add_argument("--init", default=None, metavar="CHECKPOINT",
                         help="fine-tune: start from this trained checkpoint of the same model and "
                              "config (classes matched by name; new classes start fresh)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--workers", type=int, default=0, help="data loading processes")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
+    parser.add_argument("--workers", type=whole(0, 128), default=0, help="data loading processes")
+    parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads (default: torch's own choice)")
 
 

@@ -7,6 +7,9 @@ metrics), as in Pascal VOC. A :class:`ClassSet` says what each index means and h
 from __future__ import annotations
 
 import json
+import math
+import operator
+from collections import abc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -65,9 +68,10 @@ class ClassSet:
             raise ClassSetError(f"{len(names)} names but {len(colors)} colours")
         cols: list[Color] = []
         for c in colors:
-            if len(c) != 3 or any(not 0 <= int(v) <= 255 for v in c):
-                raise ClassSetError(f"colour {tuple(c)} is not an RGB triple of 0-255 values")
-            cols.append((int(c[0]), int(c[1]), int(c[2])))
+            rgb = _rgb(c)
+            if rgb is None:
+                raise ClassSetError(f"colour {_shown(c)} is not an RGB triple of 0-255 values")
+            cols.append(rgb)
         self._names = tuple(names)
         self._colors = tuple(cols)
         self.title = title
@@ -145,11 +149,11 @@ class ClassSet:
     @classmethod
     def from_dict(cls, data: dict) -> "ClassSet":
         try:
-            entries = sorted(data["classes"], key=lambda e: int(e["index"]))
-            indices = [int(e["index"]) for e in entries]
+            entries = sorted(data["classes"], key=lambda e: _index(e["index"]))
+            indices = [_index(e["index"]) for e in entries]
             if indices != list(range(len(entries))):
                 raise ClassSetError(f"class indices must run 0..{len(entries) - 1} without gaps")
-            return cls([e["name"] for e in entries], [tuple(e["color"]) for e in entries],
+            return cls([e["name"] for e in entries], [e["color"] for e in entries],
                        title=str(data.get("title", "custom")))
         except ClassSetError:
             raise
@@ -166,11 +170,54 @@ class ClassSet:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            # ValueError: bad JSON, or an integer longer than Python converts (4300 digits).
             raise ClassSetError(f"{path.name}: cannot read class set ({exc})") from None
+        except RecursionError:
+            raise ClassSetError(f"{path.name}: not a class set (nested too deeply)") from None
         if not isinstance(data, dict):
             raise ClassSetError(f"{path.name}: not a class set (expected a JSON object)")
         return cls.from_dict(data)
+
+
+def _whole(value: object) -> int | None:
+    """``value`` as an int when it is a whole number (``12`` or ``12.0``), else None: strings,
+    booleans, fractions, NaN and infinities are neither class indices nor colour values."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    try:
+        return operator.index(value)  # int and numpy integers
+    except TypeError:
+        return None
+
+
+def _rgb(color: object) -> Color | None:
+    """A colour as three ints in 0..255, or None when it is anything else."""
+    if not isinstance(color, (abc.Sequence, np.ndarray)) or isinstance(color, (str, bytes)):
+        return None
+    values = [_whole(v) for v in color]
+    if len(values) != 3 or any(v is None or not 0 <= v <= 255 for v in values):
+        return None
+    return values[0], values[1], values[2]  # type: ignore[return-value]
+
+
+def _shown(value: object) -> str:
+    """A bad value, shortened for a message (a file may hold a number of more digits than
+    Python prints, or a list nested too deeply to print)."""
+    try:
+        text = repr(tuple(value) if isinstance(value, list) else value)
+    except (ValueError, RecursionError):
+        return "(too large to show)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _index(value: object) -> int:
+    index = _whole(value)
+    if index is None:
+        raise ClassSetError(f"class index {_shown(value)} is not a whole number")
+    return index
 
 
 def voc21() -> ClassSet:

@@ -308,7 +308,9 @@ class Workspace:
                 raise WorkspaceError(
                     f"{item.id}: labels are {labels.shape[1]}×{labels.shape[0]} but the image is "
                     f"{image.width}×{image.height}")
-            yield VocSample(item.id, image.to_rgb8(), labels)
+            # The frames of one video share a split: neighbours are near duplicates.
+            group = None if item.frame is None else Path(item.source).as_posix()
+            yield VocSample(item.id, image.to_rgb8(), labels, group=group)
 
     # -- the workspace file ------------------------------------------------------------------
     def file_path(self) -> Path:

@@ -49,12 +49,14 @@ class VocExportCancelled(Exception):
 
 @dataclass
 class VocSample:
-    """One exported pair: an RGB image, its class labels, and optional instance ids."""
+    """One exported pair: an RGB image, its class labels, and optional instance ids. Samples of
+    one ``group`` (the frames of one video) all go to the same split."""
 
     id: str
     image: np.ndarray
     labels: np.ndarray
     instances: np.ndarray | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -211,8 +213,9 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
         raise VocError(f"{out_dir.name}: cannot create the export folder "
                        f"({e.strerror or e})") from None
     try:
-        ids = _write_pairs(tmp, samples, classes, total or 0, progress, cancel)
-        train, val = split_ids(ids, val_fraction, seed)
+        groups: dict[str, str] = {}
+        ids = _write_pairs(tmp, samples, classes, total or 0, progress, cancel, groups)
+        train, val = split_ids(ids, val_fraction, seed, groups)
         _write_splits(tmp, ids, train, val)
         _write_classes(tmp, classes)
         if final.exists():
@@ -238,7 +241,7 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
 
 def _write_pairs(tree: Path, samples: Iterable[VocSample], classes: ClassSet, total: int,
                  progress: Callable[[int, int], None] | None,
-                 cancel: Callable[[], bool] | None) -> list[str]:
+                 cancel: Callable[[], bool] | None, groups: dict[str, str]) -> list[str]:
     for sub in ("JPEGImages", "SegmentationClass", SPLITS_DIR):
         (tree / sub).mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
@@ -259,6 +262,8 @@ def _write_pairs(tree: Path, samples: Iterable[VocSample], classes: ClassSet, to
             (tree / "SegmentationObject").mkdir(exist_ok=True)
             save_object_png(tree / "SegmentationObject" / f"{ident}.png", inst)
         ids.append(ident)
+        if sample.group is not None:
+            groups[ident] = sample.group
         if progress is not None:
             progress(len(ids), total)
     if cancel is not None and cancel():
@@ -284,14 +289,34 @@ def _checked(sample: VocSample, classes: ClassSet) -> tuple[np.ndarray, np.ndarr
     return image, labels
 
 
-def split_ids(ids: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Split ids into (train, val), reproducibly from the seed and the set of ids."""
+def split_ids(ids: Sequence[str], val_fraction: float, seed: int,
+              groups: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """Split ids into (train, val), reproducibly from the seed and the set of ids.
+
+    Ids sharing a ``groups`` value (the frames of one video) land in the same split, so near
+    duplicates cannot leak from training into validation; an id without a group is its own.
+    Groups are drawn in a seeded order and taken while they fit the validation share; if none
+    fits, the smallest goes. Without groups this is a plain draw of single ids.
+    """
     ordered = sorted(ids)
+    groups = groups or {}
+    members: dict[str, list[str]] = {}
+    for i in ordered:
+        members.setdefault(groups.get(i, "\0" + i), []).append(i)
+    keys = sorted(members)
     n_val = int(round(len(ordered) * val_fraction))
-    if val_fraction > 0 and len(ordered) >= 2:
+    if val_fraction > 0 and len(keys) >= 2:
         n_val = min(max(n_val, 1), len(ordered) - 1)
-    order = np.random.default_rng(seed).permutation(len(ordered))
-    val_set = {ordered[i] for i in order[:n_val]}
+    order = np.random.default_rng(seed).permutation(len(keys))
+    chosen, count = [], 0
+    for k in order:
+        size = len(members[keys[k]])
+        if count + size <= n_val:
+            chosen.append(keys[k])
+            count += size
+    if not chosen and n_val > 0 and len(keys) >= 2:
+        chosen.append(min((keys[k] for k in order), key=lambda key: len(members[key])))
+    val_set = {i for key in chosen for i in members[key]}
     return [i for i in ordered if i not in val_set], [i for i in ordered if i in val_set]
 
 

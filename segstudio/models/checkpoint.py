@@ -9,6 +9,7 @@ set and the input normalisation, so a checkpoint rebuilds its own network.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -66,12 +67,10 @@ class CheckpointMeta:
         if not isinstance(data, dict):
             raise CheckpointError(f"{source}: metadata is not a mapping")
         try:
-            mean = tuple(float(v) for v in data["mean"])
-            std = tuple(float(v) for v in data["std"])
-            if len(mean) != 3 or len(std) != 3:
-                raise ValueError("mean and std need three values (R, G, B)")
+            mean = _channels(data["mean"], "mean")
+            std = _channels(data["std"], "std")
             if any(v <= 0 for v in std):
-                raise ValueError(f"std {std} must be positive")
+                raise ValueError(f"std {std} must be positive (it divides the input)")
             training = data.get("training", {})
             if not isinstance(training, dict):
                 raise ValueError("training summary is not a mapping")
@@ -83,12 +82,41 @@ class CheckpointMeta:
                 std=std,  # type: ignore[arg-type]
                 trained=bool(data.get("trained", True)),
                 training=training,
-                format_version=int(data.get("format_version", FORMAT_VERSION)),
+                format_version=_version(data.get("format_version", FORMAT_VERSION)),
             )
         except KeyError as exc:
             raise CheckpointError(f"{source}: metadata lacks {exc.args[0]!r}") from None
         except (ClassSetError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{source}: bad metadata: {exc}") from None
+
+
+def _channels(values: Any, what: str) -> tuple[float, float, float]:
+    """Three finite numbers, one per RGB channel (NaN or infinity would poison every input)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != 3:
+        raise ValueError(f"{what} needs three values (R, G, B)")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{what} holds {v!r}, not a finite number")
+        out.append(float(v))
+    return out[0], out[1], out[2]
+
+
+def _version(value: Any) -> int:
+    """A format version: a whole number, said so when it is anything else."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"format version {_short(value)!r} is not a whole number")
+    return value
+
+
+def _short(value: Any) -> str:
+    """A value from a file, as short text for a message: a file may hold a number of more
+    digits than Python prints, or a list nested too deeply to print."""
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except (ValueError, RecursionError):
+        return "(too large to show)"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _plain(value: Any) -> Any:
@@ -147,19 +175,43 @@ def _load_payload(path: Path, *, mmap: bool) -> dict:
         raise CheckpointError(f"{name}: not a segstudio checkpoint (a torch file without the "
                               f"'{FORMAT}' marker; plain state dicts need converting)")
     version = payload.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{name}: checkpoint format version {version!r} is newer than "
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{name}: damaged checkpoint: its format version "
+                              f"{_short(version)!r} is not a version segstudio writes "
+                              f"(a whole number from 1)")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{name}: checkpoint format version {_short(version)} is newer than "
                               f"this segstudio reads ({FORMAT_VERSION}); update segstudio")
     if not isinstance(payload.get("state_dict"), dict):
         raise CheckpointError(f"{name}: checkpoint has no weights (state_dict missing)")
     return payload
 
 
-def read_meta(path: str | Path) -> CheckpointMeta:
-    """The metadata of a checkpoint, cheaply: tensors are memory-mapped, not read."""
+def read_meta(path: str | Path, *, check_weights: bool = False) -> CheckpointMeta:
+    """The metadata of a checkpoint, cheaply: tensors are memory-mapped, not read.
+
+    ``check_weights`` also reads every tensor once and refuses NaN or infinite weights (what a
+    model list needs to call a file usable; it costs one pass over the file).
+    """
     path = Path(path)
     payload = _load_payload(path, mmap=True)
-    return CheckpointMeta.from_dict(payload.get("meta"), source=path.name)
+    meta = CheckpointMeta.from_dict(payload.get("meta"), source=path.name)
+    if check_weights:
+        check_finite(payload["state_dict"], path.name)
+    return meta
+
+
+def check_finite(state: dict, source: str) -> None:
+    """Refuse weights holding NaN or infinity: such a network predicts nothing, whatever its
+    metadata says (a diverged run, or a damaged file)."""
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point()
+                                                 or tensor.is_complex()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{source}: weight {_short(key)!r} holds {bad} NaN or infinite value(s) "
+                    f"of {tensor.numel()}; the file is damaged or its training diverged")
 
 
 def build_model(arch: str, num_classes: int, config: str = "lite") -> nn.Module:
@@ -215,6 +267,7 @@ def load_checkpoint(path: str | Path, *, expected_arch: str | None = None,
     except CheckpointError as exc:
         raise CheckpointError(f"{path.name}: {exc}") from None
     check_state_dict(model, payload["state_dict"], path.name)
+    check_finite(payload["state_dict"], path.name)
     model.load_state_dict(payload["state_dict"], strict=True)
     model.eval()
     return model.to(device), meta

@@ -23,14 +23,14 @@ from segstudio.models.checkpoint import (CheckpointMeta, IMAGENET_MEAN, IMAGENET
                                          build_model, load_checkpoint)
 from segstudio.models.device import (DTYPES, auto_candidate, choose_device, choose_precision,
                                      default_num_threads, describe)
-from segstudio.models.precision import (Calibration, CalibrationCache, checkpoint_fingerprint,
-                                        decide, machine_signature)
+from segstudio.models.instance_paste import semantic_from_instances
+from segstudio.models.precision import (Calibration, CalibrationCache, calibration_sample,
+                                        checkpoint_fingerprint, decide, machine_signature)
 
-__all__ = ["Prediction", "PredictionCancelled", "PredictorError", "Predictor", "choose_device"]
+__all__ = ["Prediction", "PredictionCancelled", "PredictorError", "Predictor", "choose_device",
+           "semantic_from_instances"]
 
 DEFAULT_PAD_MULTIPLE = 32
-CALIBRATION_SIDE = 512   # calibration runs on the first image, shrunk to fit this square
-INSTANCE_SCORE_THRESHOLD = 0.5
 
 
 class PredictionCancelled(Exception):
@@ -200,7 +200,7 @@ class Predictor:
                 key = None
         found = cache.get(key) if key else None
         if found is None:
-            sample = _calibration_sample(rgb)
+            sample = calibration_sample(rgb)
             sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
             found = decide(candidate, lambda p: self._labels_in(sample, p),
                            f"{sample.shape[1]}×{sample.shape[0]}", sync=sync)
@@ -359,52 +359,6 @@ class Predictor:
         return semantic_from_instances(detections, self.num_classes, rgb.shape[:2])
 
 
-def semantic_from_instances(detections: dict, num_classes: int, size: tuple[int, int]
-                            ) -> tuple[torch.Tensor, np.ndarray, list[tuple[int, float]]]:
-    """Class probabilities, an instance-id map and each instance's (class, score) from Mask R-CNN
-    detections.
-
-    As in the paper's inference (He et al. 2017, §3.1), a detection kept (score at least
-    ``INSTANCE_SCORE_THRESHOLD``) covers the pixels where its mask probability is 0.5 or more,
-    and where detections overlap the more confident one lies on top. A pixel's instance is the
-    top detection covering it; ids follow the score order (1 = most confident) without gaps, and
-    a detection hidden everywhere by more confident ones is left out; 0 means no instance.
-    A class's probability at a pixel is the largest mask probability of its detections, the
-    background takes the rest, and the values are normalised to sum to one. Where detections of
-    two classes overlap, the top one's class is raised just above the other, so the most likely
-    class is always the class of the pixel's instance (background where there is none).
-    """
-    h, w = size
-    keep = (detections["scores"] >= INSTANCE_SCORE_THRESHOLD) & \
-        (detections["labels"] > 0) & (detections["labels"] < num_classes)
-    scores, labels = detections["scores"][keep], detections["labels"][keep]
-    order = torch.argsort(scores, descending=True, stable=True)
-    scores, labels = scores[order], labels[order]
-    masks = detections["masks"][keep][order].reshape(-1, h, w)
-    probs = torch.zeros((num_classes, h, w), dtype=torch.float32)
-    ids = torch.zeros((h, w), dtype=torch.int64)
-    for i in reversed(range(len(scores))):          # the most confident painted last, on top
-        c = int(labels[i])
-        torch.maximum(probs[c], masks[i], out=probs[c])
-        ids[masks[i] >= 0.5] = i + 1
-    shown = [int(k) for k in torch.unique(ids).tolist() if k > 0]
-    compact = torch.zeros(len(scores) + 1, dtype=torch.int64)
-    compact[shown] = torch.arange(1, len(shown) + 1)
-    ids = compact[ids]
-    objects = [(int(labels[k - 1]), float(scores[k - 1])) for k in shown]
-    probs[0] = 1.0 - probs[1:].amax(dim=0) if num_classes > 1 else 1.0
-    if objects:
-        cls = torch.tensor([0] + [c for c, _ in objects])[ids]      # the class of each pixel
-        wrong = probs.argmax(dim=0) != cls
-        if wrong.any():
-            raised = torch.where(wrong, probs.amax(dim=0) + 1e-3,
-                                 probs.gather(0, cls[None])[0])
-            probs.scatter_(0, cls[None], raised[None])
-    probs.clamp_(min=1e-6)
-    instances = ids.to(torch.int32).numpy().astype(np.uint16)
-    return probs.div_(probs.sum(dim=0, keepdim=True)), instances, objects
-
-
 def _softmax_(logits: torch.Tensor) -> torch.Tensor:
     """Softmax over dim 0 in place: a 4096² image with many classes has no room for a copy.
 
@@ -438,19 +392,6 @@ def _argmax0(probs: np.ndarray) -> np.ndarray:
 def _check_cancel(cancel: Callable[[], bool] | None) -> None:
     if cancel is not None and cancel():
         raise PredictionCancelled("prediction cancelled")
-
-
-def _calibration_sample(rgb: np.ndarray) -> np.ndarray:
-    """``rgb`` shrunk (area average) to fit ``CALIBRATION_SIDE``: big enough to time fairly,
-    small enough that calibrating costs a fraction of a second on native hardware."""
-    h, w = rgb.shape[:2]
-    scale = CALIBRATION_SIDE / max(h, w)
-    if scale >= 1:
-        return rgb
-    import cv2
-
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
 
 
 def _as_rgb8(image: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from segstudio.paths import user_data_dir
 AGREEMENT_FLOOR = 0.995        # share of pixels whose label must match fp32's
 MAX_TIME_RATIO = 0.85          # the candidate's time over fp32's: at least 15 % faster
 CACHE_NAME = "precision-calibration.json"
+CALIBRATION_SIDE = 512        # calibration runs on the first image, shrunk to fit this square
 _CACHE_VERSION = 1
 
 
@@ -174,3 +175,16 @@ class CalibrationCache:
                                                      "entries": entries}, indent=1))
         except OSError:
             pass
+
+
+def calibration_sample(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` shrunk (area average) to fit ``CALIBRATION_SIDE``: big enough to time fairly,
+    small enough that calibrating costs a fraction of a second on native hardware."""
+    h, w = rgb.shape[:2]
+    scale = CALIBRATION_SIDE / max(h, w)
+    if scale >= 1:
+        return rgb
+    import cv2
+
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))

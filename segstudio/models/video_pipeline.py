@@ -26,6 +26,7 @@ import numpy as np
 from segstudio.core.classes import ClassSet
 from segstudio.io.atomic import follow_umask
 from segstudio.io.video import VideoError, VideoSource
+from segstudio.io.video_out import VideoOutError, even_size, open_video_out
 
 QUEUE_FRAMES = 4          # decoded frames waiting for the model: enough to hide decode jitter
 _END = object()           # marks the end of a stage's output
@@ -216,12 +217,14 @@ def blend_overlay(rgb: np.ndarray, labels: np.ndarray | None, table: np.ndarray,
 
 @dataclass
 class OverlayVideo:
-    """A written overlay video: where, how many frames, how many of them had labels."""
+    """A written overlay video: where, how many frames, how many of them had labels, and the
+    codec it is encoded in (``segstudio.io.video_out``)."""
 
     path: Path
     frames: int
     labelled: int
     stats: PipelineStats
+    codec: str = ""
 
 
 def write_overlay_video(video_path: str | Path,
@@ -231,13 +234,14 @@ def write_overlay_video(video_path: str | Path,
                         fps: float | None = None,
                         progress: Callable[[int, int], None] | None = None,
                         cancel: Callable[[], bool] | None = None) -> OverlayVideo | None:
-    """Write ``out_path`` (mp4, codec 'mp4v'): each frame of ``video_path`` with its labels blended
-    over it; a frame whose ``labels_for_frame(i)`` is None is written as it is.
+    """Write ``out_path`` (mp4: H.264 where an installed encoder has it, else 'mp4v'; the
+    result names it): each frame of ``video_path`` with its labels blended over it; a frame
+    whose ``labels_for_frame(i)`` is None is written as it is.
 
     Classes in ``hidden`` (background by default, as on screen) are not painted. The file is
     written under a temporary name and renamed when complete, so a cancelled (returns None) or
-    failed export leaves no partial video. mp4v keeps even sizes only: an odd width or height
-    loses its last column or row.
+    failed export leaves no partial video. Both codecs keep even sizes only: an odd width or
+    height loses its last column or row.
     """
     if not 0.0 <= opacity <= 1.0:
         raise VideoPipelineError(f"opacity {opacity} must lie between 0 and 1")
@@ -266,8 +270,6 @@ def write_overlay_video(video_path: str | Path,
 def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: ClassSet,
            out_path: Path, opacity: float, hidden: Iterable[int], rate: float, progress,
            cancel) -> OverlayVideo | None:
-    import cv2
-
     table = classes.color_table()
     # As on screen: every value is painted (void, and values past the class set, which are
     # data errors worth seeing) except the hidden classes.
@@ -287,12 +289,14 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
     except OSError as exc:
         raise VideoPipelineError(f"{out_path}: cannot write there ({exc.strerror or exc})") from None
     tmp = Path(tmp_name)
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), rate, (width, height))
+    out_w, out_h = even_size(width, height)
+    try:
+        writer = open_video_out(tmp, rate, (out_w, out_h))
+    except VideoOutError as exc:
+        tmp.unlink(missing_ok=True)
+        raise VideoPipelineError(str(exc)) from None
     labelled = 0
     try:
-        if not writer.isOpened():
-            raise VideoPipelineError(f"{out_path.name}: OpenCV cannot write mp4 ('mp4v') videos "
-                                     "here; its video backend lacks the encoder")
 
         def load(i: int):
             rgb = source.read(i)
@@ -313,14 +317,13 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
                 raise VideoPipelineError(f"{source.path.name}: frame {i} is "
                                          f"{rgb.shape[1]}×{rgb.shape[0]}, not {width}×{height}")
             labelled += labels is not None
-            return cv2.cvtColor(blend_overlay(rgb, labels, table, shown, opacity),
-                                cv2.COLOR_RGB2BGR)
+            return blend_overlay(rgb, labels, table, shown, opacity)[:out_h, :out_w]
 
         done = 0
 
-        def write(_i: int, bgr: np.ndarray) -> None:
+        def write(_i: int, rgb: np.ndarray) -> None:
             nonlocal done
-            writer.write(bgr)
+            writer.write(rgb)
             done += 1
             if progress is not None:
                 progress(done, len(frames))
@@ -329,17 +332,17 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
             stats = run_stages(frames, load, work, write, cancel)
         except VideoError as exc:
             raise VideoPipelineError(str(exc)) from None
-        writer.release()
+        writer.close()
         if stats.cancelled:
             return None
         os.replace(tmp, out_path)
     except OSError as exc:
         raise VideoPipelineError(f"{out_path}: cannot be written ({exc.strerror or exc})") from None
     finally:
-        writer.release()
+        writer.close()
         with contextlib.suppress(OSError):
             tmp.unlink()
-    return OverlayVideo(out_path, stats.frames, labelled, stats)
+    return OverlayVideo(out_path, stats.frames, labelled, stats, writer.codec)
 
 
 def workspace_overlay_video(ws, source: str | Path, out_path: str | Path, opacity: float = 0.5,

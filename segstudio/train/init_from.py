@@ -13,6 +13,7 @@ how much (1 for a score, 4 for a box regressor) say how to copy each class's sli
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,17 +44,28 @@ class InitReport:
 
 
 def _class_slices(key: str, old: torch.Size, grown: torch.Size, new: torch.Size,
-                  k_old: int, k_new: int) -> tuple[int, int]:
-    """(dimension, values per class) of a class-dependent tensor, checked against all three
-    shapes; an InitError if the tensor does not grow by a whole block per class."""
-    dims = [d for d in range(len(old)) if old[d] != grown[d]]
-    if len(dims) != 1:
-        raise InitError(f"weight {key!r} changes in {len(dims)} dimensions with the class count")
-    d = dims[0]
-    block = grown[d] - old[d]
-    if block <= 0 or old[d] != block * k_old or new[d] != block * k_new:
-        raise InitError(f"weight {key!r}: its size {old[d]} is not {k_old} classes × a block")
-    return d, block
+                  k_old: int, k_new: int) -> list[tuple[int, int]]:
+    """(dimension, values per class) for each class axis of a class-dependent tensor, checked
+    against all three shapes; an InitError if an axis does not grow by a whole block per class.
+
+    Most such tensors have one class axis; a transposed convolution that upsamples class scores
+    (FCN's ``upscore`` layers, C × C × k × k) has two, one for the classes it reads and one
+    for those it writes.
+    """
+    if len(old) != len(grown) or len(old) != len(new):
+        raise InitError(f"weight {key!r}: its rank changes with the class count")
+    axes = []
+    for d in range(len(old)):
+        if old[d] == grown[d]:
+            if new[d] != old[d]:
+                raise InitError(f"weight {key!r}: dimension {d} is {old[d]} in the checkpoint "
+                                f"but {new[d]} in the run")
+            continue
+        block = grown[d] - old[d]
+        if block <= 0 or old[d] != block * k_old or new[d] != block * k_new:
+            raise InitError(f"weight {key!r}: its size {old[d]} is not {k_old} classes × a block")
+        axes.append((d, block))
+    return axes
 
 
 def load_initial_weights(model: nn.Module, arch: str, config: str, classes: ClassSet,
@@ -90,10 +102,16 @@ def load_initial_weights(model: nn.Module, arch: str, config: str, classes: Clas
                 dest.copy_(value)
                 whole += 1
                 continue
-            d, block = _class_slices(key, value.shape, grown[key].shape, dest.shape,
-                                     len(old_names), len(new_names))
-            for j, i in pairs:
-                dest.narrow(d, j * block, block).copy_(value.narrow(d, i * block, block))
+            axes = _class_slices(key, value.shape, grown[key].shape, dest.shape,
+                                 len(old_names), len(new_names))
+            # Every combination of matched classes, one per class axis: a C × C upsampler keeps
+            # what class i's scores gave class i' wherever both classes carried over.
+            for combo in itertools.product(pairs, repeat=len(axes)):
+                to, src = dest, value
+                for (d, block), (j, i) in zip(axes, combo):
+                    to = to.narrow(d, j * block, block)
+                    src = src.narrow(d, i * block, block)
+                to.copy_(src)
             per_class += 1
     return InitReport(path.name, whole, per_class,
                       matched=[n for n in new_names if n in old_names],

@@ -36,6 +36,7 @@ from segstudio.train.dataset import (IGNORE_INDEX, Augment, DatasetError, VocIns
                                      median_frequency_weights, pad_collate)
 from segstudio.train.distributed import all_sum, average_buffers, init_distributed
 from segstudio.train.init_from import InitError, load_initial_weights
+from segstudio.train.resume import ResumeError, read_resume, restore
 
 AUX_WEIGHT = 0.4
 POLY_POWER = 0.9
@@ -248,9 +249,11 @@ def train(model_name: str, data_dir: str | Path, *, config: str = "lite", epochs
         start_epoch, history = 0, []
         best = {"epoch": 0, "miou": -1.0, "macc": float("nan")}
         if state:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            start_epoch, history, best = state["epoch"], state["history"], state["best"]
+            try:
+                start_epoch, history, best = restore(state, model, opt, _resume_file(resume, out),
+                                                     epochs)
+            except ResumeError as exc:
+                raise TrainError(str(exc)) from None
         net = model
         if d.world > 1:
             if dev.type == "cuda":
@@ -381,11 +384,20 @@ def _train_epoch(net, loader, opt, steps, base_lr, first_step, total_steps, inst
         if cancel is not None and cancel():
             return loss_sum, done, lr, True
         lr = _poly(opt, base_lr, first_step + done, total_steps)
-        if instance:
-            loss = _instance_loss(net, images, targets, dev)
-        else:
-            output = net(images.to(dev, non_blocking=True))
-            loss = _seg_loss(output, targets.to(dev, non_blocking=True), weight)
+        try:
+            if instance:
+                loss = _instance_loss(net, images, targets, dev)
+            else:
+                output = net(images.to(dev, non_blocking=True))
+                loss = _seg_loss(output, targets.to(dev, non_blocking=True), weight)
+        except ValueError as exc:
+            if "more than 1 value per channel" not in str(exc):
+                raise
+            # Batch norm after a global pooling (PSPNet's 1×1 bin, ASPP's image pooling) has
+            # one value per channel in a batch of one image, and nothing to normalise.
+            raise TrainError(f"a batch of {len(images)} image(s) is too small for this "
+                             "network's batch norm after global pooling; use --batch-size 2 "
+                             "or more (and at least 2 training images)") from None
         if not torch.isfinite(loss):
             raise TrainError(f"the loss became {loss.item()}; lower the learning rate "
                              f"(now {lr:g})")
@@ -413,20 +425,15 @@ def _save_resume(out: Path, model, opt, epoch, history, best, mean, std, arch, c
     atomic_write_with(resume_path(out), lambda f: torch.save(state, f))
 
 
+def _resume_file(resume, out: Path) -> str:
+    return (resume_path(out) if resume is True else Path(resume)).name
+
+
 def _load_resume(resume, out: Path, arch: str, config: str, classes: ClassSet) -> dict | None:
     if not resume:
         return None
-    path = resume_path(out) if resume is True else Path(resume)
-    if not path.is_file():
-        raise TrainError(f"{path.name}: no resume file (it is written after each epoch of a "
-                         "run with the same --out)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise TrainError(f"{path.name}: damaged resume file ({str(exc).splitlines()[0]})") \
-            from None
-    held = (state.get("arch"), state.get("config"), state.get("classes", {}).get("classes"))
-    if held != (arch, config, classes.to_dict()["classes"]):
-        raise TrainError(f"{path.name}: was written training {held[0]!r} ({held[1]}) on other "
-                         f"classes or settings; it cannot resume {arch!r} ({config}) here")
-    return state
+        return read_resume(resume_path(out) if resume is True else Path(resume), arch, config,
+                           classes)
+    except ResumeError as exc:
+        raise TrainError(str(exc)) from None

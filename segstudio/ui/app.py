@@ -71,6 +71,9 @@ def run_gui(args) -> int:
 
             QMessageBox.critical(None, "segstudio cannot start", str(exc))
         return 1
+    from segstudio.ui.theme import follow_color_scheme
+
+    scheme = follow_color_scheme(app)  # noqa: F841 - kept alive while the app runs
     app.setApplicationName("segstudio")
     app.setOrganizationName("segstudio")
     icon = resources_dir() / "icons" / "segstudio.svg"

@@ -171,6 +171,7 @@ class ExplainSession(QObject):
         self._queue: list[tuple[str, Callable, Callable]] = []
         self._task: BackgroundTask | None = None
         self.last_loaded: LoadedModel | None = None
+        self.generation = 0             # counts model changes: older results are not shown
         # Worker-side caches (only jobs touch them, one job at a time).
         self.fields: dict = {}          # (source, image size) -> {module path: ReceptiveField}
         self.twins: dict = {}           # random-weight twins for effective fields
@@ -198,6 +199,7 @@ class ExplainSession(QObject):
         self._source_changed()
 
     def _source_changed(self) -> None:
+        self.generation += 1
         self.sourceChanged.emit()
         source = self.current_source()
         if source is not None and not self.known_branches():
@@ -255,8 +257,9 @@ class ExplainSession(QObject):
         self.classes = self.window.classes
         self._queue = [q for q in self._queue if q[0] != name]
 
-        def deliver(result, doc=doc) -> None:
-            if self.window.doc is doc:       # a result for another image is of no use now
+        def deliver(result, doc=doc, generation=self.generation) -> None:
+            # A result for another image, or of the model chosen before, is of no use now.
+            if self.window.doc is doc and self.generation == generation:
                 done(result)
 
         self._queue.append((name, lambda cancelled: work(JobContext(self, source, rgb,
@@ -364,6 +367,7 @@ class ExplainDock(QWidget):
         buttons.addWidget(self.export_button)
         layout.addLayout(buttons)
         window.documentShown.connect(self._document_shown)
+        session.sourceChanged.connect(self._model_changed)
         self.tabs.currentChanged.connect(self._tab_changed)
 
     def _tab_changed(self, _index: int) -> None:
@@ -376,6 +380,13 @@ class ExplainDock(QWidget):
         self.heat.clear()
         self.session.pixel = None
         for view in (self.activations, self.branches, self.receptive, self.context):
+            view.reset()
+
+    def _model_changed(self) -> None:
+        # Views of the model chosen before (heat maps, branch grid, PSP cells, captions) would
+        # be read as views of the new one. The context view compares fixed models and stays.
+        self.heat.clear()
+        for view in (self.activations, self.branches, self.receptive):
             view.reset()
 
     def current_view(self) -> QWidget:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QSpinBox)
 
 from segstudio.core.workspace import ItemStatus
+from segstudio.ui.notice import Level
 from segstudio.ui.tasks import BackgroundTask
 
 PROTECTED = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
@@ -136,9 +137,13 @@ class FrameLabels:
         def finished(done) -> None:
             self.task.result = done
             win.reload_workspace_view()
-            win.statusBar().showMessage(f"Propagated to {done} frame(s); they are marked "
-                                        "predicted for review", 6000)
+            what = "cancelled" if self.task.was_cancelled else "finished"
+            win.notice.show_notice(
+                f"Propagation {what}: labels carried to {done} of {len(rows)} frame(s), marked "
+                "predicted for review; frames a person corrected keep their labels", Level.DONE)
 
+        self.task.progressed.connect(lambda k, n: win.statusBar().showMessage(
+            f"Propagating labels: frame {k} of {n}…", 3000))
         self.task.succeeded.connect(finished)
         self.task.failed.connect(win.show_error)
         self.task.finished.connect(self._finished)

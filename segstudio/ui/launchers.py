@@ -50,6 +50,13 @@ def published_dialog(window):
     return _shown(window, PublishedWeightsDialog(window))
 
 
+def shortcut_sheet(window):
+    """Help ▸ Keyboard shortcuts (F1)."""
+    from segstudio.ui.shortcut_sheet import ShortcutSheet
+
+    return _shown(window, ShortcutSheet(window))
+
+
 DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_unet_lite.pt",
                "shapes": "shapes_maskrcnn_lite.pt"}
 
@@ -58,6 +65,7 @@ def open_demo(window, kind: str) -> bool:
     """Help ▸ demos: the chest X-ray phantoms, the boat-or-car context scene, or the shapes
     scene for instance segmentation, each with its bundled model run at once (the shapes demo
     with its instances outlined)."""
+    from segstudio.core.classes import chest_xray
     from segstudio.train.synth_context import context_classes
     from segstudio.train.synth_shapes import shapes_classes
     from segstudio.ui.app import demo_paths
@@ -66,8 +74,9 @@ def open_demo(window, kind: str) -> bool:
     if not paths:
         window.show_error(f"The {kind} demo is not installed with this copy of segstudio.")
         return False
-    classes = {"context": context_classes, "shapes": shapes_classes}.get(kind)
-    if not window.open_paths(paths, classes=classes() if classes else None):
+    # Each demo with its own class set, whatever was open before.
+    classes = {"chest": chest_xray, "context": context_classes, "shapes": shapes_classes}[kind]
+    if not window.open_paths(paths, classes=classes()):
         return False
     window.models.prefer_checkpoint = DEMO_MODELS[kind]
     window.models.run_when_ready = True

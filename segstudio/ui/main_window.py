@@ -36,6 +36,7 @@ from segstudio.ui.review import Review
 from segstudio.ui.render import OverlayMode
 from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
+from segstudio.ui.notice import Level, NoticeBar
 from segstudio.ui.prediction_layers import PredictionLayers
 from segstudio.ui.smart_tools import SmartTools
 from segstudio.ui.window_level import WindowLevel
@@ -52,7 +53,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or QSettings("segstudio", "segstudio")
         self.recent = RecentFiles(self.settings)
-        self.setWindowTitle("segstudio")
+        self.setWindowTitle("segstudio[*]")
         self.setAcceptDrops(True)
         self.workspace: Workspace | None = None
         self.classes: ClassSet = chest_xray()
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
 
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
+        self.notice = NoticeBar(self.canvas)     # saved, failed, finished: until dismissed
         self.legend = LegendPanel(self)
         self.files = FileListPanel(self)
         self._dock(self.files, "Files", Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -74,8 +76,8 @@ class MainWindow(QMainWindow):
         self.layers = PredictionLayers(self)
         self.ws_writer = WorkspaceWriter(self)
         self.loader = DocumentLoader(self)
-        self.ws_writer.failed.connect(lambda m: self.statusBar().showMessage(
-            f"The workspace file could not be written: {m}", 10000))
+        self.ws_writer.failed.connect(lambda m: self.notice.show_notice(
+            f"The workspace file could not be written: {m}", Level.ERROR))
         self.metrics = MetricsPanel(self)
         model_dock = self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)
         scores_dock = self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea)
@@ -87,7 +89,10 @@ class MainWindow(QMainWindow):
         self.zoom_label = QLabel("", self)
         self.device_label = QLabel("no model", self)
         self.device_label.setToolTip("The device and precision the model actually runs with")
-        self.statusBar().addPermanentWidget(self.pixel_label, 1)
+        # A fixed width: a stretching readout would leave temporary messages no room.
+        self.pixel_label.setFixedWidth(self.pixel_label.fontMetrics().horizontalAdvance(
+            "x 0000, y 0000   value 00000   class 00 (background)"))
+        self.statusBar().addPermanentWidget(self.pixel_label)
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.statusBar().addPermanentWidget(self.device_label)
 
@@ -213,7 +218,7 @@ class MainWindow(QMainWindow):
         self.legend.set_classes(self.classes, self.hidden)
         self.paint_options.set_classes(self.classes)
         self.files.set_items(ws.items)
-        self.setWindowTitle(f"segstudio — {ws.root.name}")
+        self.setWindowTitle(f"segstudio — {ws.root.name}[*]")
         self.show_row(0)
 
     def show_row(self, row: int) -> bool:
@@ -277,6 +282,7 @@ class MainWindow(QMainWindow):
                                      + (f" — {notes}" if notes else ""), 8000)
         self._refresh_counts()
         self.paint_options.set_value_range(*doc.image.value_range)
+        self.update_modified()
         self.documentShown.emit(doc)
 
     def reload_workspace_view(self) -> None:
@@ -301,6 +307,10 @@ class MainWindow(QMainWindow):
         warn = "" if prediction.trained else " — UNTRAINED model: this is noise"
         self.statusBar().showMessage(f"Prediction on {prediction.device} ({prediction.precision})"
                                      + (f", {notes}" if notes else "") + warn, 8000)
+        if not prediction.trained:
+            self.notice.show_notice("This prediction comes from an UNTRAINED model (random "
+                                    "weights): it is noise. Pick a trained model in the Model "
+                                    "panel.", Level.WARNING)
 
     def step_item(self, delta: int) -> None:
         if self.workspace is not None and self.doc is not None:
@@ -315,6 +325,7 @@ class MainWindow(QMainWindow):
         self._counts_timer.start()
         self.autosave.changed()
         self.metrics.labels_changed()
+        self.update_modified()
 
     def _refresh_counts(self) -> None:
         self.legend.set_counts(self.doc.labels.class_counts() if self.doc else None)
@@ -411,7 +422,10 @@ class MainWindow(QMainWindow):
         label = doc.labels.at(x, y)
         name = ("void" if label == 255 else self.classes[label].name if label < len(self.classes)
                 else f"unknown class {label}")
-        self.pixel_label.setText(f"x {x}, y {y}   value {value}   class {label} ({name})")
+        text = f"x {x}, y {y}   value {value}   class {label} ({name})"
+        self.pixel_label.setText(self.pixel_label.fontMetrics().elidedText(
+            text, Qt.TextElideMode.ElideRight, self.pixel_label.width()))
+        self.pixel_label.setToolTip(text)
 
     def _update_status_class(self) -> None:
         c = self.current_class()
@@ -433,14 +447,19 @@ class MainWindow(QMainWindow):
         doc.mark_saved()
         self.autosave.saved(doc.item)
         self.files.model.item_changed(doc.row)
+        self.update_modified()
         return True
+
+    def update_modified(self) -> None:
+        """The title's [*] marker: shown while any open document has unsaved edits."""
+        self.setWindowModified(bool(self.dirty_documents()))
 
     def save_current(self) -> bool:
         if self.doc is None:
             return False
         ok = self.save_document(self.doc)
         if ok:
-            self.statusBar().showMessage(f"Saved the labels of {self.doc.item.id}", 3000)
+            self.notice.show_notice(f"Saved the labels of {self.doc.item.id}", Level.DONE)
         return ok
 
     def dirty_documents(self) -> list[Document]:
@@ -465,6 +484,7 @@ class MainWindow(QMainWindow):
                 closing and quit_keeping_autosave(self, self.dirty_documents()))
         for d in dirty:
             d.mark_saved()
+        self.update_modified()
         return True
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -500,6 +520,7 @@ class MainWindow(QMainWindow):
     # -- messages ----------------------------------------------------------------------------
     def show_error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
+        self.notice.show_notice(message, Level.ERROR)
         if self.interactive:
             QMessageBox.warning(self, "segstudio", message)
         else:

@@ -7,7 +7,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
 
 from segstudio.ui import launchers
-from segstudio.ui.dialogs import show_about, show_shortcuts
+from segstudio.ui.dialogs import show_about
 from segstudio.ui.label_import import build_import_menu
 from segstudio.ui.panels.paint_options import PaintOptions
 from segstudio.ui.prediction_layers import Uncertainty
@@ -117,8 +117,8 @@ def build_menus(window) -> None:
     window._action("Open the &shapes demo (Mask R-CNN instances)",
                    lambda: launchers.open_demo(window, "shapes"), None, window.help_menu)
     window.help_menu.addSeparator()
-    window._action("&Keyboard shortcuts", lambda: show_shortcuts(window, window.actions()), "F1",
-                 window.help_menu)
+    window._action("&Keyboard shortcuts", lambda: launchers.shortcut_sheet(window), "F1",
+                   window.help_menu)
     window._action("&About segstudio", lambda: show_about(window), None, window.help_menu)
 
 def build_toolbar(window) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject
 
+from segstudio.core.classes import chest_xray
 from segstudio.core.workspace import ItemStatus
 from segstudio.paths import user_data_dir, weights_dir
+from segstudio.ui.notice import Level
 from segstudio.ui.panels.model import ModelPanel
 from segstudio.ui.workers import Job, ModelRunner
 
@@ -25,9 +27,12 @@ class ModelRuns(QObject):
         self.model_info: dict | None = None
         self._overwrite: set[int] = set()      # rows whose corrected labels the user lets go
         self._queue_total = 0
+        self._failures = 0
         self.run_when_ready = False
         self.prefer_checkpoint = "chest_xray_unet_lite.pt"   # the demo's bundled model
         self._catalog_loaded = False
+        self._workspace_seen = None        # the workspace a model was last preselected for
+        window.documentShown.connect(self._document_shown)
         p, r = self.panel, self.runner
         p.runCurrent.connect(self.run_current)
         p.runAll.connect(self.run_all)
@@ -39,6 +44,7 @@ class ModelRuns(QObject):
         r.modelReady.connect(self.model_ready)
         r.result.connect(self.apply)
         r.progress.connect(p.show_progress)
+        r.progress.connect(self._status_progress)
         r.failed.connect(self._failed)
         r.finished.connect(self._finished)
 
@@ -52,9 +58,63 @@ class ModelRuns(QObject):
         self.runner.shutdown()
 
     # -- running -----------------------------------------------------------------------------
+    # -- which model fits --------------------------------------------------------------------
+    @staticmethod
+    def predicted_classes(entry) -> tuple[str, ...]:
+        """The class names ``entry``'s model predicts (an untrained one: the chest set)."""
+        return tuple(entry.classes) if entry.classes else tuple(chest_xray().names)
+
+    def refusal(self) -> str | None:
+        """Why the chosen model's results could not be applied to this workspace (None: they
+        can), known before anything runs. A workspace nobody has corrected takes the model's
+        class set, as ``apply`` does; one with corrected labels keeps its own."""
+        entry, ws = self.panel.current_entry(), self.window.workspace
+        if entry is None or ws is None:
+            return None
+        n, have = len(self.predicted_classes(entry)), len(self.window.classes)
+        if n == have or not any(i.status in PROTECTED for i in ws.items):
+            return None
+        fitting = [e.title for e in self.panel.entries
+                   if e.trained and len(self.predicted_classes(e)) == have]
+        return (f"{entry.title} predicts {n} classes but this workspace has {have} "
+                f"({self.window.classes.title}), so its result could not be applied. "
+                + (f"Pick a model with {have} classes, such as {fitting[0]}." if fitting else
+                   f"No model in the list predicts {have} classes: fine-tune one on this "
+                   "workspace (Model ▸ Fine-tune)."))
+
+    def _refused(self) -> bool:
+        why = self.refusal()
+        if why is not None:
+            self.window.show_error(why)
+        return why is not None
+
+    def preselect_for(self, classes) -> bool:
+        """Choose a trained model that predicts ``classes`` unless the chosen one does; by
+        name first, then by count. False if none fits."""
+        entries = self.panel.entries
+        current = self.panel.current_entry()
+        names = tuple(classes.names)
+        if current is not None and self.predicted_classes(current) == names:
+            return True
+        for same in (lambda e: self.predicted_classes(e) == names,
+                     lambda e: len(self.predicted_classes(e)) == len(names)):
+            for i, e in enumerate(entries):
+                if e.trained and same(e):
+                    if e is not current:
+                        self.panel.select_entry(i)
+                    return True
+        return False
+
+    def _document_shown(self, _doc) -> None:
+        ws = self.window.workspace
+        if ws is not None and ws is not self._workspace_seen and self._catalog_loaded:
+            self._workspace_seen = ws
+            self.preselect_for(ws.classes)
+
+    # -- running -----------------------------------------------------------------------------
     def run_current(self) -> bool:
         doc, choice = self.window.doc, self.panel.current_choice()
-        if doc is None or choice is None:
+        if doc is None or choice is None or self._refused():
             return False
         # The model sees the image through its default window, not the one the user is
         # dragging for display: a defined conversion, the same as in `segstudio predict`.
@@ -68,6 +128,8 @@ class ModelRuns(QObject):
         rows = self.window.files.selected_rows()
         if ws is None or choice is None or not rows:
             return self.run_current()
+        if self._refused():
+            return False
         overwrite = self.panel.overwrite_box.isChecked()
         jobs = [self._job(row, lambda item=ws.items[row]: ws.read_image(item).to_rgb8(), overwrite)
                 for row in rows if overwrite or ws.items[row].status not in PROTECTED]
@@ -79,7 +141,7 @@ class ModelRuns(QObject):
 
     def run_all(self) -> bool:
         ws, choice = self.window.workspace, self.panel.current_choice()
-        if ws is None or choice is None:
+        if ws is None or choice is None or self._refused():
             return False
         overwrite = self.panel.overwrite_box.isChecked()
         jobs = [self._job(row, lambda item=item: ws.read_image(item).to_rgb8(), overwrite)
@@ -110,6 +172,12 @@ class ModelRuns(QObject):
 
         return Job(row, load_rgb, store)
 
+    def _status_progress(self, done: int, total: int) -> None:
+        # Also in the status bar: the Model panel may sit behind another tab.
+        if total > 1 and done < total:
+            self.window.statusBar().showMessage(f"Running the model: {done} of {total} items "
+                                                "done…", 5000)
+
     def _pause(self, paused: bool) -> None:
         self.runner.set_paused(paused)
         self.panel.queue_label.setText("Paused after the current item" if paused else "")
@@ -123,6 +191,7 @@ class ModelRuns(QObject):
 
     def _start(self, jobs: list[Job], choice) -> None:
         self._queue_total = len(jobs)
+        self._failures = 0
         self.window.begin_busy()
         self.panel.set_running(True)
         self.panel.show_progress(0, len(jobs))
@@ -180,9 +249,13 @@ class ModelRuns(QObject):
         self._catalog_loaded = True
         for i, e in enumerate(entries):
             ckpt = e.choice.checkpoint
-            if ckpt is not None and ckpt.name == self.prefer_checkpoint:
+            if ckpt is not None and ckpt.name == self.prefer_checkpoint and not e.broken:
                 self.panel.select_entry(i)
                 break
+        ws = self.window.workspace
+        if ws is not None:
+            self._workspace_seen = ws
+            self.preselect_for(ws.classes)
 
     def model_ready(self, info: dict) -> None:
         """A model is loaded (here or by the video pipeline): show what it is and runs with."""
@@ -200,6 +273,7 @@ class ModelRuns(QObject):
                                "precision_note": note})
 
     def _failed(self, row: int, message: str) -> None:
+        self._failures += 1
         ws = self.window.workspace
         name = ws.items[row].id if ws is not None and 0 <= row < len(ws.items) else ""
         self.window.show_error(f"{name + ': ' if name else ''}{message}")
@@ -208,6 +282,12 @@ class ModelRuns(QObject):
         self.panel.set_running(False)
         if cancelled:
             self.window.statusBar().showMessage("Model run cancelled", 4000)
+        elif self._queue_total > 1:
+            failed = f"; {self._failures} failed (see above)" if self._failures else ""
+            self.window.notice.show_notice(
+                f"Model run finished: {self._queue_total - self._failures} of "
+                f"{self._queue_total} items segmented{failed}",
+                Level.WARNING if self._failures else Level.DONE)
         if self.run_when_ready and self._catalog_loaded and self.window.doc is not None:
             self.run_when_ready = False
             if self.panel.current_entry() is not None and self.panel.current_entry().trained:

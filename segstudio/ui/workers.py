@@ -55,6 +55,7 @@ class CatalogEntry:
     detail: str
     classes: tuple[str, ...] = ()          # a checkpoint's class names (empty: untrained)
     group: str = ""                        # the picker's heading this entry sits under
+    broken: str = ""                       # why the file cannot be used (listed, not choosable)
 
 
 def model_info(predictor, label: str) -> dict:
@@ -68,6 +69,15 @@ def model_info(predictor, label: str) -> dict:
 
 USER_GROUP = "Your fine-tuned models"
 UNTRAINED_GROUP = "Untrained: random weights"
+BROKEN_GROUP = "Unusable checkpoint files"
+
+
+def _mtime(path: Path) -> float:
+    """A file's modification time; 0 for one that vanished or is a dangling link."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _class_group(meta) -> str:
@@ -95,19 +105,27 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
         # The user's fine-tuned models newest first; bundled ones grouped by what they find
         # (their class set), in name order within a group.
         files = sorted(Path(folder).glob("*.pt"))
-        if folder == folders[0]:
-            files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        user = folder == folders[0]
+        if user:
+            files.sort(key=_mtime, reverse=True)
         found = []
         for path in files:
             try:
-                meta = read_meta(path)
-            except CheckpointError:
+                # The user's own files are checked weight by weight (a diverged fine-tune saves
+                # NaN); the bundled ones are checked by the test suite.
+                meta = read_meta(path, check_weights=user)
+            except CheckpointError as exc:
+                # One bad file is listed with its reason; it never hides the others.
+                found.append(CatalogEntry(ModelChoice("?", path), f"{path.stem} — broken, "
+                                          "cannot be used", False, str(exc),
+                                          group=USER_GROUP if user else BROKEN_GROUP,
+                                          broken=str(exc)))
                 continue
             summary = meta.training or {}
             score = summary.get("val_mIoU")
             detail = f"{meta.arch} ({meta.config}), {len(meta.classes)} classes: " + ", ".join(
                 meta.classes.names) + (f"; validation mIoU {score:.3f}" if isinstance(score, float) else "")
-            group = USER_GROUP if folder == folders[0] else _class_group(meta)
+            group = USER_GROUP if user else _class_group(meta)
             found.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),
                                       f"{path.stem} — trained", bool(meta.trained), detail,
                                       tuple(meta.classes.names), group))

@@ -48,3 +48,30 @@ def test_color_table_puts_void_at_255():
     assert table.shape == (256, 3) and table.dtype == np.uint8
     assert tuple(table[255]) == (224, 224, 192)
     assert tuple(table[2]) == chest_xray()[2].color
+
+
+@pytest.mark.parametrize("text, says", [
+    ('{"classes": [{"index": 0, "name": "a", "color": [Infinity, 0, 0]}]}', "colour"),
+    ('{"classes": [{"index": 0, "name": "a", "color": [NaN, 0, 0]}]}', "colour"),
+    ('{"classes": [{"index": Infinity, "name": "a", "color": [1, 0, 0]}]}', "class index inf"),
+    ('{"classes": [{"index": -Infinity, "name": "a", "color": [1, 0, 0]}]}', "class index -inf"),
+    ('{"classes": [{"index": 0.5, "name": "a", "color": [1, 0, 0]}]}', "class index 0.5"),
+    ('{"classes": [{"index": 0, "name": "a", "color": "abc"}]}', "colour"),
+    ('{"classes": [{"index": 0, "name": "a", "color": [1, 2]}]}', "colour"),
+    ('{"classes": [{"index": 0, "name": "a", "color": 7}]}', "colour"),
+    ('{"classes": [{"index": 0, "name": "a", "color": [1, 0, 0]}], "x": ' + "9" * 5000 + "}",
+     "cannot read class set"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_class_set_file_with_odd_numbers_is_a_class_set_error(tmp_path, text, says):
+    path = tmp_path / "classes.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ClassSetError) as err:
+        ClassSet.load(path)
+    assert says in str(err.value)
+
+
+def test_whole_float_indices_and_colours_still_load():
+    cs = ClassSet.from_dict({"classes": [{"index": 1.0, "name": "b", "color": [0.0, 2, 3]},
+                                         {"index": 0, "name": "a", "color": [np.int64(9), 8, 7]}]})
+    assert cs.names == ("a", "b") and cs.colors == ((9, 8, 7), (0, 2, 3))

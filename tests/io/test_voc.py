@@ -226,3 +226,27 @@ def test_export_progress_reports_the_known_total(tmp_path):
     write_voc(tmp_path / "out", _samples(3), CLASSES, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(1, 3), (2, 3), (3, 3)]
 
+
+
+def test_a_group_never_straddles_train_and_val():
+    ids = [f"clip_{i:06d}" for i in range(10)] + [f"img{i}" for i in range(10)]
+    groups = {f"clip_{i:06d}": "clip.mp4" for i in range(10)}
+    for seed in range(20):
+        train, val = split_ids(ids, 0.3, seed, groups)
+        clip_in_val = {i for i in val if i.startswith("clip")}
+        assert clip_in_val in (set(), set(groups))        # the whole video, or none of it
+        assert train and val and sorted(train + val) == sorted(ids)
+        assert split_ids(list(reversed(ids)), 0.3, seed, groups) == (train, val)
+
+
+def test_ungrouped_split_is_the_plain_draw_of_single_ids():
+    ids = [f"im{i:03d}" for i in range(37)]
+    train, val = split_ids(ids, 0.2, seed=3)
+    assert split_ids(ids, 0.2, 3, {i: i for i in ids}) == (train, val)
+    assert len(val) == round(37 * 0.2)
+
+
+def test_one_video_alone_stays_whole_in_train():
+    ids = [f"clip_{i:06d}" for i in range(8)]
+    train, val = split_ids(ids, 0.25, 0, {i: "clip.mp4" for i in ids})
+    assert (len(train), val) == (8, [])

@@ -24,7 +24,7 @@ def test_demo_data_refuses_to_overwrite_and_bad_sizes(tmp_path, capsys):
     assert main(args + ["--overwrite"]) == 0
     assert main(["demo-data", "--kind", "xray", "--n", "2", "--size", "5",
                  "--out", str(tmp_path / "b")]) == 2
-    assert "outside 32..2048" in capsys.readouterr().err
+    assert "--size: must be between 32 and 2048, not 5" in capsys.readouterr().err
 
 
 def test_train_command_prints_one_line_per_epoch_and_records_itself(tmp_path, capsys):

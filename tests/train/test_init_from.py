@@ -103,3 +103,51 @@ def test_fine_tuning_the_bundled_model_keeps_what_it_knows(tmp_path):
     assert tuple(meta.mean) == pytest.approx(tuple(bundled_meta.mean))    # its normalisation
     with pytest.raises(TrainError, match="'unet' network"):
         train("fcn8s", data, out=tmp_path / "x.pt", init=CHEST_UNET, **kwargs)
+
+
+CHEST_FCN8S = weights_dir() / "chest_xray_fcn8s_lite.pt"
+
+
+def test_fcn_upsamplers_with_two_class_axes_carry_over_class_by_class():
+    """FCN-8s's upscore layers are C × C × 4 × 4: both axes follow the classes by name."""
+    bundled, meta = load_checkpoint(CHEST_FCN8S)
+    names = ("background", "heart", "nodule", "lungs")
+    torch.manual_seed(3)
+    fresh = registry.build_model("fcn8s", 4, config="lite")
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    report = load_initial_weights(fresh, "fcn8s", "lite", _classes(*names), CHEST_FCN8S)
+    assert report.matched == ["background", "heart", "lungs"] and report.fresh == ["nodule"]
+    old, new = bundled.state_dict(), fresh.state_dict()
+    two_axes = [k for k in new if new[k].dim() == 4 and new[k].shape[:2] == (4, 4)]
+    assert "upscore2.weight" in two_axes
+    src = {n: meta.classes.names.index(n) for n in names if n != "nodule"}
+    for key in two_axes:
+        for j, a in enumerate(names):
+            for j2, b in enumerate(names):
+                if a in src and b in src:                  # matched on both axes: carried over
+                    assert torch.equal(new[key][j, j2], old[key][src[a], src[b]]), key
+                else:                                      # touches the new class: fresh
+                    assert torch.equal(new[key][j, j2], before[key][j, j2]), key
+    same = registry.build_model("fcn8s", len(meta.classes), config="lite")
+    load_initial_weights(same, "fcn8s", "lite", meta.classes, CHEST_FCN8S)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(same.eval()(x)["out"], bundled(x)["out"])
+
+
+def test_train_command_starts_from_the_bundled_fcn8s(tmp_path, capsys):
+    from segstudio.cli import main
+
+    assert main(["demo-data", "--kind", "xray", "--n", "6", "--size", "64",
+                 "--out", str(tmp_path / "d")]) == 0
+    out = tmp_path / "ft.pt"
+    code = main(["train", "--model", "fcn8s", "--data", str(tmp_path / "d" / "VOCdevkit" /
+                                                          "VOC2012"),
+                 "--epochs", "1", "--batch-size", "2", "--crop", "64", "--device", "cpu",
+                 "--init", str(CHEST_FCN8S), "--out", str(out)])
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    assert "started from chest_xray_fcn8s_lite.pt" in text.out
+    assert "classes carried over: background, lungs, heart, clavicles" in text.out
+    _, meta = load_checkpoint(out)
+    assert meta.training["started_from"] == CHEST_FCN8S.name

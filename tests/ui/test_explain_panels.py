@@ -307,3 +307,35 @@ def test_context_view_prefers_checkpoints_trained_for_the_images_classes(window,
     wait_done(qtbot, window, dock)
     titles = [r["model"] for r in dock.context.results]
     assert all("context_" in t for t in titles), titles      # not the chest X-ray models
+
+
+def test_choosing_another_model_clears_the_views_of_the_previous_one(window, dock, qtbot):
+    pick_model(dock, "pspnet")
+    panel = dock.activations
+    panel.branch_combo.setCurrentText("psp.bin2")
+    qtbot.mouseClick(panel.cam_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    assert dock.heat.image is not None and "pspnet" in panel.info.text()
+    rf = dock.receptive
+    rf.erf_check.setChecked(False)
+    rf.branch_combo.setCurrentText("psp.bin3")
+    window.tool_actions["Receptive field"].trigger()
+    click(window.canvas, 100, 20)
+    wait_done(qtbot, window, dock)
+    assert rf.result is not None and "bin" in rf.legend.text()
+    dock.show_view(dock.branches)
+    assert dock.branches.show_grid()
+    wait_done(qtbot, window, dock)
+    assert dock.branches.thumbnails
+
+    # A Grad-CAM asked for just before the switch must not arrive as the new model's.
+    dock.show_view(dock.activations)
+    qtbot.mouseClick(panel.cam_button, Qt.MouseButton.LeftButton)
+    pick_model(dock, "deeplabv3")
+    wait_done(qtbot, window, dock)
+    assert dock.heat.image is None and panel.result is None
+    assert "pspnet" not in panel.info.text() and "Grad-CAM" not in panel.info.text()
+    assert rf.result is None and rf.legend.text() == ""
+    assert dock.branches.thumbnails == [] and dock.branches.maps == []
+    assert "aspp.rate6" in [panel.branch_combo.itemText(i)
+                            for i in range(panel.branch_combo.count())]

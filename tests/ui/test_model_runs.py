@@ -200,3 +200,44 @@ def test_the_model_panel_says_which_precision_auto_settled_on_and_why(window, im
     assert f"Precision {note}" in window.models.panel.state_label.text()
     assert window.device_label.text() == f"cpu · {prediction.precision}"
     assert window.device_label.toolTip() == note
+
+
+def _reopened_context_workspace(window, tmp_path, qtbot):
+    """A 5-class workspace with one corrected item, opened afresh as a user would reopen it."""
+    from segstudio.core.workspace import Workspace
+    from segstudio.train.synth_context import context_classes
+
+    folder = tmp_path / "ctx"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((48, 64, 3), 60 * i, np.uint8)).save(folder / f"s{i}.png")
+    ws = Workspace.open(folder, classes=context_classes())
+    ws.save_labels(ws.items[0], np.full((48, 64), 3, np.uint8), status=ItemStatus.CORRECTED)
+    assert window.open_paths([folder])
+    assert len(window.classes) == 5
+    _start(window, qtbot)
+
+
+def test_a_reopened_workspace_gets_a_model_that_predicts_its_classes(window, tmp_path, qtbot):
+    _reopened_context_workspace(window, tmp_path, qtbot)
+    entry = window.models.panel.current_entry()
+    assert entry.trained and entry.classes == window.classes.names
+    assert window.models.refusal() is None
+
+
+def test_run_refuses_a_model_of_other_classes_before_running(window, tmp_path, qtbot):
+    _reopened_context_workspace(window, tmp_path, qtbot)
+    panel = window.models.panel
+    panel.select_entry(next(i for i, e in enumerate(panel.entries)
+                            if e.choice.checkpoint is not None
+                            and e.choice.checkpoint.name == "chest_xray_unet_lite.pt"))
+    started = []
+    window.models.runner.started.connect(started.append)
+    for run in (window.models.run_current, window.models.run_all, window.models.run_selected):
+        assert run() is False
+        assert window.is_idle() and not window.models.runner.busy
+        text = window.notice.text()
+        assert "predicts 4 classes but this workspace has 5" in text and "context_" in text
+    qtbot.wait(200)
+    assert started == [] and window.doc.prediction is None
+    assert window.workspace.items[0].status is ItemStatus.CORRECTED

@@ -40,3 +40,31 @@ def test_offline_says_so(window, qtbot, tmp_path, monkeypatch):
     dialog.use_button.click()
     qtbot.waitUntil(lambda: dialog.task is None, timeout=30_000)
     assert "Not installed" in dialog.status.text() and "offline" in dialog.status.text()
+
+
+def test_intro_wraps_and_offline_names_the_folder_for_a_file_copied_by_hand(window, qtbot,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(name, progress=None, fetch=None):
+        raise published.PublishedWeightsError(f"{name}: could not download (offline)")
+
+    monkeypatch.setattr(published, "download", offline)
+    dialog = published_dialog(window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    assert dialog.intro.wordWrap() and dialog.width() <= 800
+    name = dialog.names[dialog.list.currentRow()]
+    folder = str(tmp_path / "hub" / "checkpoints")
+    expected = published.cached_file(name).name
+    assert folder in dialog.where.text() and expected in dialog.where.text()
+    dialog.use_button.click()
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=30_000)
+    assert f"copy {expected} into {folder}" in dialog.status.text()
+    # A file put there by hand is found: the hint goes.
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / expected).write_bytes(b"x")
+    dialog.refresh()
+    assert dialog.where.text() == "" and "in the cache" in dialog.list.currentItem().text()

@@ -234,3 +234,21 @@ def test_moving_the_slider_while_playing_plays_on_from_there(window, panel, qtbo
     # of the old place to catch up.
     assert jumped < window.doc.item.frame <= jumped + 9
     panel.pause()
+
+
+def test_frames_only_looked_at_do_not_count_as_labelled_as_in_the_cli(window, panel, qtbot,
+                                                                      tmp_path, capsys):
+    from segstudio.cli import main
+
+    ws = window.workspace
+    for frame in (2, 5):
+        ws.save_labels(ws.items[_frame_row(window, frame)], np.ones((H, W), np.uint8))
+    for frame in range(12):                  # browsing: these frames stay open, unedited
+        window.show_row(_frame_row(window, frame))
+    assert panel.export_overlay(tmp_path / "gui.mp4")
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    assert "24 frames, 2 with labels" in panel.message.text()
+    assert "2 with labels" in window.notice.text() and window.notice.isVisible()
+    window.ws_writer.flush()
+    assert main(["overlay-video", str(ws.root), "--out", str(tmp_path / "cli.mp4")]) == 0
+    assert "(2 with labels)" in capsys.readouterr().out

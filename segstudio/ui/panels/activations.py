@@ -11,8 +11,8 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QGridLayout, QHBoxLayout,
-                               QLabel, QPushButton, QScrollArea, QSlider, QToolButton,
-                               QVBoxLayout, QWidget)
+                               QLabel, QPushButton, QSlider, QStyle, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from segstudio.ui.colormap import (COLORMAPS, ColorBar, blend, colorize, format_value,
                                    heat_qimage, value_range)
@@ -22,6 +22,7 @@ from segstudio.ui.render import rgb8_to_qimage
 REDUCTIONS = (("channel mean", "mean"), ("channel max", "max"), ("one channel", "channel"))
 THUMBNAIL = 128
 GRID_COLUMNS = 4            # branches per row of an exported grid figure
+MIN_CELL = 96               # narrowest thumbnail (icon) of the on-screen grid, pixels
 CHANGED_COLOUR = np.array([255, 0, 255], np.uint8)
 
 
@@ -238,11 +239,13 @@ class BranchGridPanel(QWidget):
         self.group.idClicked.connect(self.show_contribution)
         self.show_button = QPushButton("Show all branches", self)
         self.show_button.clicked.connect(self.show_grid)
+        # No scroll area of its own: the dock's tab scrolls the whole view, so the grid keeps
+        # its height when the contribution appears below it.
         self.grid_host = QWidget(self)
         self.grid = QGridLayout(self.grid_host)
-        scroll = QScrollArea(self)
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.grid_host)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(4)
+        self.columns = 1
         self.contribution_view = QLabel(self)
         self.contribution_view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.info = QLabel("Each thumbnail is a branch's channel mean, scaled to its own range. "
@@ -250,9 +253,37 @@ class BranchGridPanel(QWidget):
         self.info.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.show_button)
-        layout.addWidget(scroll, 1)
+        layout.addWidget(self.grid_host)
         layout.addWidget(self.contribution_view)
         layout.addWidget(self.info)
+        layout.addStretch(1)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        """As many thumbnails a row as the width holds, each as large as its cell allows."""
+        if not self.thumbnails:
+            return
+        # Room for a vertical scroll bar is kept: when one appears the width shrinks, and a
+        # grid planned for the full width would then need a horizontal one.
+        margins = self.layout().contentsMargins()
+        scroll_bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        width = self.width() - margins.left() - margins.right() - scroll_bar
+        gap = self.grid.spacing()
+        chrome = 8                   # a tool button's frame around its icon
+        columns = max(1, min(len(self.thumbnails), (width + gap) // (MIN_CELL + chrome + gap)))
+        cell = min(THUMBNAIL, (width + gap) // columns - gap - chrome)
+        for button in self.thumbnails:
+            self.grid.removeWidget(button)
+        for i, button in enumerate(self.thumbnails):
+            full = button.icon().availableSizes()
+            if full:
+                longest = max(full[0].width(), full[0].height())
+                button.setIconSize(full[0] * (min(cell, longest) / longest))
+            self.grid.addWidget(button, i // columns, i % columns)
+        self.columns = columns
 
     def reset(self) -> None:
         self.contribution = None
@@ -294,7 +325,6 @@ class BranchGridPanel(QWidget):
         self.thumbnails.clear()
         self.maps = result["maps"]
         self.model_title = result["model"]
-        columns = 3
         for i, entry in enumerate(self.maps):
             button = QToolButton(self.grid_host)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
@@ -312,8 +342,8 @@ class BranchGridPanel(QWidget):
                 button.setEnabled(False)
             button.setToolTip(entry.get("error", entry["path"]))
             self.group.addButton(button, i)
-            self.grid.addWidget(button, i // columns, i % columns)
             self.thumbnails.append(button)
+        self._arrange()
 
     def show_contribution(self, index: int) -> bool:
         entry = self.maps[index]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QFileDialog, QHBoxLayout,
                                QHeaderView, QInputDialog, QMenu, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -19,8 +19,12 @@ EYE, NAME, INDEX, SHARE = range(4)
 
 
 def swatch(color: tuple[int, int, int], size: int = 14) -> QIcon:
+    """A colour square with a mid-grey rim, so black or white classes show on either theme."""
     pm = QPixmap(size, size)
-    pm.fill(QColor(*color))
+    pm.fill(QColor(128, 128, 128))
+    painter = QPainter(pm)
+    painter.fillRect(1, 1, size - 2, size - 2, QColor(*color))
+    painter.end()
     return QIcon(pm)
 
 
@@ -35,6 +39,8 @@ class LegendPanel(QWidget):
         self.table = QTableWidget(0, 4, self)
         self.table.setHorizontalHeaderLabels(["", "Class", "#", "Share"])
         self.table.verticalHeader().setVisible(False)
+        # Compact rows, so a short screen still shows every class of a usual set.
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -94,8 +100,16 @@ class LegendPanel(QWidget):
             for col, item in ((EYE, eye), (NAME, name), (INDEX, idx), (SHARE, share)):
                 self.table.setItem(c.index, col, item)
         self._filling = False
+        self._fit_rows(min(len(classes), self.ROWS_KEPT))
         self.select_class(current if current is not None and current < len(classes)
                           else min(1, len(classes) - 1))
+
+    ROWS_KEPT = 6           # rows the table keeps visible however the docks are squeezed
+
+    def _fit_rows(self, rows: int) -> None:
+        t = self.table
+        t.setMinimumHeight(t.horizontalHeader().sizeHint().height() + 2 * t.frameWidth()
+                           + rows * t.verticalHeader().defaultSectionSize())
 
     def set_counts(self, counts: np.ndarray | None) -> None:
         """Show each class's share of the image's pixels (counts of values 0..255)."""

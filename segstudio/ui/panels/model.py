@@ -117,8 +117,9 @@ class ModelPanel(QWidget):
             self._add_row(combo.count(), i)
         combo.setEnabled(bool(self.entries))
         combo.blockSignals(False)
-        if self.entries:
-            self.select_entry(0)
+        usable = [i for i, e in enumerate(self.entries) if not e.broken]
+        if usable:
+            self.select_entry(usable[0])
             self._picked()
 
     def _add_heading(self, row: int, text: str) -> None:
@@ -133,6 +134,10 @@ class ModelPanel(QWidget):
         e = self.entries[index]
         self.model_combo.insertItem(row, e.title, index)
         self.model_combo.setItemData(row, e.detail, Qt.ItemDataRole.ToolTipRole)
+        if e.broken:                      # listed with its reason (tooltip), never chosen
+            item = self.model_combo.model().item(row)
+            item.setEnabled(False)
+            item.setForeground(Qt.GlobalColor.red)
 
     def add_entry(self, entry: CatalogEntry) -> None:
         """A checkpoint the user loaded from a file: first in the list, and chosen."""

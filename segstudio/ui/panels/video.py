@@ -21,6 +21,7 @@ from segstudio.core.workspace import WorkspaceError
 from segstudio.io.video import VideoError, VideoSource
 from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.model_runs import PROTECTED
+from segstudio.ui.notice import Level
 from segstudio.ui.tasks import BackgroundTask
 from segstudio.ui.workers import model_info
 
@@ -275,6 +276,9 @@ class VideoPanel(QWidget):
         if choice is None:
             win.show_error("Pick a model in the Model panel first.")
             return False
+        if (why := win.models.refusal()) is not None:
+            win.show_error(why)
+            return False
         first, last = self.first_spin.value(), self.last_spin.value()
         if first > last:
             win.show_error(f"Frames {first}–{last}: the first frame comes after the last.")
@@ -300,7 +304,8 @@ class VideoPanel(QWidget):
         what = "cancelled after" if stats.cancelled else "done:"
         self.message.setText(f"Frames {first}–{last} {what} {stats.frames} frame(s) in "
                              f"{stats.seconds:.1f} s ({stats.fps:.1f} frames/s)")
-        self.window.statusBar().showMessage(self.message.text(), 6000)
+        self.window.notice.show_notice(f"Model run on the video {self.message.text()}",
+                                       Level.DONE)
 
     # -- exporting the overlay video ---------------------------------------------------------
     def export_overlay(self, out_path: str | Path | None = None) -> bool:
@@ -325,9 +330,11 @@ class VideoPanel(QWidget):
         out_path = Path(out_path)
         if out_path.suffix.lower() != ".mp4":
             out_path = out_path.with_name(out_path.name + ".mp4")
-        # Labels on screen (saved or not) are taken as they are now; the rest from their files.
+        # Labels on screen are taken as they are now; the rest from their files. A frame that was
+        # only looked at has no labels (as in `segstudio overlay-video`), not an empty map.
         now = {f: doc.labels.array.copy() for f, row in self.rows.items()
-               if (doc := win.document_for(row)) is not None}
+               if (doc := win.document_for(row)) is not None
+               and (doc.dirty or ws.label_path(doc.item).is_file())}
         source, hidden, opacity = self.source, set(win.hidden), win.canvas.opacity
 
         def job(progress, cancelled):
@@ -346,8 +353,11 @@ class VideoPanel(QWidget):
         if result is None:
             self.message.setText("Export cancelled; no video was written.")
         else:
+            from segstudio.io.video_out import describe
+
             self.message.setText(f"Wrote {result.path.name}: {result.frames} frames, "
-                                 f"{result.labelled} with labels")
+                                 f"{result.labelled} with labels, in {describe(result.codec)}")
+            self.window.notice.show_notice(self.message.text(), Level.DONE)
         self.window.statusBar().showMessage(self.message.text(), 6000)
 
     # -- the running task --------------------------------------------------------------------
@@ -407,6 +417,10 @@ def install_video(window) -> VideoPanel:
     panel = VideoPanel(window)
     panel.dock = window._dock(panel, "Video", Qt.DockWidgetArea.BottomDockWidgetArea)
     panel.dock.hide()
+    # The side columns keep the full height: the Video dock sits under the canvas only, so
+    # opening it does not squeeze the class legend.
+    window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+    window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
     window.documentShown.connect(panel.document_shown)
     window.installEventFilter(_CloseWatcher(panel))
 

@@ -1,0 +1,91 @@
+"""A notice bar over the bottom of a widget: what matters (saved, failed, finished, untrained)
+stays on screen until the user dismisses it, unlike a status-bar message that fades.
+
+The bar floats over its host (the canvas) instead of taking a row of the layout, so showing or
+dismissing it never shifts the image. A newer notice replaces the one on screen.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+
+
+class Level(Enum):
+    INFO = "info"
+    DONE = "done"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+# (background, text): dark text on light colours and the reverse, readable in either theme.
+_COLOURS = {Level.INFO: ("#2d5a8c", "#ffffff"), Level.DONE: ("#2e6b3a", "#ffffff"),
+            Level.WARNING: ("#f0b429", "#1b1b1b"), Level.ERROR: ("#b3261e", "#ffffff")}
+MARGIN = 8          # pixels between the bar and the host's edges
+
+
+class NoticeBar(QFrame):
+    """One line (wrapping when long) with a ✕ button, kept at the bottom of ``host``."""
+
+    def __init__(self, host: QWidget) -> None:
+        super().__init__(host)
+        self.setObjectName("notice")
+        self.host = host
+        self.level = Level.INFO
+        self.label = QLabel("", self)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.close_button = QToolButton(self)
+        self.close_button.setText("✕")
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.setAutoRaise(True)
+        self.close_button.clicked.connect(self.dismiss)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 4, 4, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._follower = _ResizeFollower(self)
+        host.installEventFilter(self._follower)
+        self.hide()
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def show_notice(self, text: str, level: Level = Level.INFO) -> None:
+        """Show ``text`` until dismissed (or replaced by the next notice)."""
+        self.level = level
+        background, foreground = _COLOURS[level]
+        self.setStyleSheet(f"QFrame#notice {{ background: {background}; border-radius: 4px; }}"
+                           f"QFrame#notice QLabel, QFrame#notice QToolButton "
+                           f"{{ color: {foreground}; background: transparent; }}")
+        self.label.setText(text)
+        self.setAccessibleDescription(f"{level.value}: {text}")
+        self.show()
+        self.place()
+        self.raise_()
+
+    def dismiss(self) -> None:
+        self.hide()
+        self.label.setText("")
+
+    def place(self) -> None:
+        """Span the host's width less the margins, sized to the text, at its bottom."""
+        width = max(120, self.host.width() - 2 * MARGIN)
+        self.setFixedWidth(width)
+        height = self.layout().heightForWidth(width) if self.layout().hasHeightForWidth() else -1
+        height = max(height, self.sizeHint().height())
+        self.setFixedHeight(min(height, max(40, self.host.height() // 2)))
+        self.move(MARGIN, max(0, self.host.height() - self.height() - MARGIN))
+
+
+class _ResizeFollower(QObject):
+    def __init__(self, bar: NoticeBar) -> None:
+        super().__init__(bar)
+        self.bar = bar
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Resize and self.bar.isVisible():
+            self.bar.place()
+        return False
