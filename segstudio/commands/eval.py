@@ -40,8 +40,7 @@ def run(args) -> int:
     for folder in (args.pred, args.gt):
         if not folder.is_dir():
             raise CommandError(f"{folder} is not a folder")
-    gt_files = {p.stem: p for p in sorted(args.gt.glob("*.png"))}
-    pred_files = {p.stem: p for p in sorted(args.pred.glob("*.png"))}
+    gt_files, pred_files = _label_files(args.gt), _label_files(args.pred)
     common = sorted(gt_files.keys() & pred_files.keys())
     if not common:
         raise CommandError(f"no label PNG in {args.pred} has a namesake in {args.gt}")
@@ -102,6 +101,22 @@ def run(args) -> int:
             print(f"{name:<20} {fmt(row['precision']):>9} {fmt(row['recall'])} "
                   f"{row['TP']:>5} {row['FP']:>5} {row['FN']:>5}")
     return 0
+
+
+def _label_files(folder: Path) -> dict[str, Path]:
+    """The ``*.png`` files of ``folder`` by stem. Pipes, devices and sockets are never opened
+    (reading a pipe would wait for ever): each is skipped with a line on stderr."""
+    from segstudio.io.regular_files import check_regular
+
+    found = {}
+    for path in sorted(folder.glob("*.png")):
+        try:
+            check_regular(path)
+        except OSError as exc:
+            print(f"skipped {path}: {getattr(exc, 'reason', None) or exc}", file=sys.stderr)
+            continue
+        found[path.stem] = path
+    return found
 
 
 def unknown_truth(pairs, num_classes: int) -> dict | None:

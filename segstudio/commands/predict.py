@@ -54,8 +54,15 @@ def collect_inputs(items: list[str]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir()
-                                if p.is_file() and is_image_path(p)))
+            for p in sorted(path.iterdir()):
+                if is_image_path(p) and not p.is_dir():
+                    problem = _not_regular(p)
+                    if problem is None:
+                        found.append(p)
+                    else:                  # a pipe or device: never opened, said so
+                        print(f"skipped {p}: {problem}", file=sys.stderr)
+        elif path.exists() and _not_regular(path) is not None:
+            raise CommandError(f"{item}: {_not_regular(path)}")
         elif path.is_file():
             found.append(path)
         else:
@@ -69,6 +76,17 @@ def collect_inputs(items: list[str]) -> list[Path]:
                                f"{path.stem}.png; predict them into separate --out folders")
         stems[path.stem] = path
     return found
+
+
+def _not_regular(path: Path) -> str | None:
+    """Why ``path`` must not be opened (a pipe, device or socket), or None."""
+    from segstudio.io.regular_files import check_regular
+
+    try:
+        check_regular(path)
+    except OSError as exc:
+        return getattr(exc, "reason", None) or str(exc)
+    return None
 
 
 def shard(paths: list[Path]) -> tuple[list[Path], int, int]:

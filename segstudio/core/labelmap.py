@@ -109,10 +109,17 @@ class LabelMap:
 
     def class_counts(self) -> np.ndarray:
         """Pixel count of every value 0..255."""
-        if self._labels.size < 2**24:       # OpenCV's float32 histogram is exact below 2^24
-            hist = cv2.calcHist([self._labels], [0], None, [256], [0, 256])
-            return hist.ravel().astype(np.int64)
-        return np.bincount(self._labels.ravel(), minlength=256)
+        # OpenCV's float32 histogram is exact below 2^24 pixels, so large maps are counted in
+        # bands of rows (np.bincount would make an 8-byte copy of every pixel first).
+        counts = np.zeros(256, np.int64)
+        rows = max(1, (2**24 - 1) // max(1, self.width))
+        for y in range(0, self.height, rows):
+            band = self._labels[y:y + rows]
+            if band.size >= 2**24:          # one row wider than 2^24 pixels
+                counts += np.bincount(band.ravel(), minlength=256)
+                continue
+            counts += cv2.calcHist([band], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+        return counts
 
     # -- listening ---------------------------------------------------------------------------
     def add_listener(self, callback: Callable[[Rect], None]) -> None:

@@ -26,6 +26,7 @@ from segstudio.core.label_paths import (LABELS_DIR, PREDICTIONS_DIR, LabelPathEr
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.atomic import atomic_write_text, remove_stale_parts
 from segstudio.io.images import ImageData, is_image_path, read_image
+from segstudio.io.regular_files import check_regular
 from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 
@@ -102,8 +103,11 @@ class Workspace:
         if not root.is_dir():
             raise WorkspaceError(f"{root.name}: not a folder that can be opened as a workspace")
         stored = _read_file(root / cls.FILE_NAME)
-        sources = _scan(root)
-        return cls._assemble(root, sources, stored, classes, scan="folder")
+        skipped: list[str] = []
+        sources = _scan(root, skipped)
+        ws = cls._assemble(root, sources, stored, classes, scan="folder")
+        ws.problems[:0] = skipped
+        return ws
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path],
@@ -115,8 +119,12 @@ class Workspace:
         if len(files) == 1 and files[0].is_dir():
             return cls.open(files[0], classes=classes)
         for f in files:
-            if not f.is_file():
-                raise WorkspaceError(f"{f.name}: does not exist or is not a file")
+            try:
+                check_regular(f)
+            except FileNotFoundError:
+                raise WorkspaceError(f"{f.name}: does not exist") from None
+            except OSError as e:
+                raise WorkspaceError(f"{f.name}: {getattr(e, 'reason', None) or e}") from None
             if not (is_image_path(f) or is_video_path(f)):
                 raise WorkspaceError(f"{f.name}: not an image or video segstudio can open")
         root = Path(os.path.commonpath([str(f.parent) for f in files]))
@@ -438,8 +446,9 @@ def _too_deep(data: object) -> bool:
     return any(isinstance(x, (dict, list)) for x in level)
 
 
-def _scan(root: Path) -> list[str]:
-    """Relative posix paths of the images and videos under ``root``, sorted."""
+def _scan(root: Path, skipped: list[str]) -> list[str]:
+    """Relative posix paths of the images and videos under ``root``, sorted. Pipes, devices
+    and sockets with an image name are never opened: each adds a message to ``skipped``."""
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
@@ -448,6 +457,11 @@ def _scan(root: Path) -> list[str]:
             if name.startswith("."):
                 continue
             if is_image_path(name) or is_video_path(name):
+                try:
+                    check_regular(base / name)
+                except OSError as e:
+                    skipped.append(f"{name}: {getattr(e, 'reason', None) or e.strerror or e}")
+                    continue
                 found.append((base / name).relative_to(root).as_posix())
     return sorted(found)
 

@@ -16,9 +16,11 @@ import numpy as np
 from segstudio.io.images import (
     ImageData,
     ImageReadError,
+    check_memory,
     check_pixel_count,
     window_from_range,
 )
+from segstudio.io.regular_files import NotRegularFileError, open_regular
 from segstudio.io.windowing import ValueMapping, WindowPreset
 
 _PLUGIN_HINT = ("convert it to an uncompressed transfer syntax first, or install the decoder "
@@ -44,7 +46,16 @@ def _read(path: Path, max_pixels: int) -> ImageData:
     # pydicom signals a malformed file through many exception types (its own, struct, value,
     # key, index errors); any failure while parsing is a property of the file.
     try:
-        ds = pydicom.dcmread(path, force=True)
+        f = open_regular(path)
+    except FileNotFoundError:
+        raise ImageReadError(path, "the file does not exist") from None
+    except NotRegularFileError as e:
+        raise ImageReadError(path, e.reason) from None
+    except OSError as e:
+        raise ImageReadError(path, f"cannot open the file ({e.strerror or e})") from None
+    try:
+        with f:
+            ds = pydicom.dcmread(f, force=True)
     except InvalidDicomError as e:
         raise ImageReadError(path, f"not a valid DICOM file ({e})") from None
     except Exception as e:  # noqa: BLE001 - see comment above
@@ -72,6 +83,7 @@ def _decode(path: Path, ds, max_pixels: int) -> ImageData:
         raise ImageReadError(path, "the DICOM header lacks Rows/Columns, so the image size is "
                              "unknown")
     check_pixel_count(path, int(cols), int(rows), max_pixels)
+    check_memory(path, _decode_bytes(ds, int(rows) * int(cols)))
 
     meta = ds.file_meta if hasattr(ds, "file_meta") else None
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -115,6 +127,13 @@ def _decode(path: Path, ds, max_pixels: int) -> ImageData:
     return _grey(path, ds, arr, bits, photometric, notes)
 
 
+def _decode_bytes(ds, pixels: int) -> int:
+    """The peak of a decode: the stored frame, its float32 values, and a colour copy."""
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    stored = pixels * samples * max(1, (int(ds.get("BitsAllocated", 16) or 16) + 7) // 8)
+    return stored + pixels * max(4, samples * 4)
+
+
 def _new_file_meta():
     from pydicom.dataset import FileMetaDataset
 
@@ -138,10 +157,11 @@ def _grey(path: Path, ds, arr: np.ndarray, bits: int, photometric: str,
     intercept = _first_float(ds.get("RescaleIntercept"), 0.0)
     values = arr.astype(np.float32)
     if slope != 1.0 or intercept != 0.0:
-        values = values * np.float32(slope) + np.float32(intercept)
+        values *= np.float32(slope)       # in place: no second full-size array
+        values += np.float32(intercept)
         notes.append(f"rescale applied: value × {slope:g} + {intercept:g}")
     if not np.isfinite(values).all():
-        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+        np.nan_to_num(values, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         notes.append("non-finite pixel values replaced by 0")
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
 
@@ -161,7 +181,7 @@ def _grey(path: Path, ds, arr: np.ndarray, bits: int, photometric: str,
     if inverted:
         # Reflect about the middle of the value range: the range stays the same and the window
         # moves with the values it covered.
-        values = np.float32(lo + hi) - values
+        np.subtract(np.float32(lo + hi), values, out=values)   # in place: no copy
         notes.append("MONOCHROME1 inverted so that brighter means larger")
     return ImageData(np.ascontiguousarray(values, dtype=np.float32), path, "DICOM", bits,
                      window, (lo, hi), notes, windows=windows, mapping=mapping)

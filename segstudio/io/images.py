@@ -4,6 +4,10 @@ PNG, JPEG, TIFF and BMP go through Pillow (OpenCV only for 16-bit colour, which 
 to 8 bits); DICOM goes through :mod:`segstudio.io.dicom`. Every failure, whatever library it came
 from, surfaces as :class:`ImageReadError` naming the file and what to do about it.
 
+Before any pixel is decoded the reader knows it is a regular file (a pipe would block for ever),
+that the header's size is within ``max_pixels`` and that the decode fits in the memory that is
+free; the decode itself peaks near twice the decoded array (see :mod:`.pillow_pixels`).
+
 The one conversion to 8 bits for display and for the models is :func:`apply_window`: a window
 ``(centre, width)`` maps ``centre - width/2 … centre + width/2`` linearly onto ``0 … 255``,
 clipping outside it.
@@ -11,13 +15,24 @@ clipping outside it.
 
 from __future__ import annotations
 
-import threading
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from segstudio.io.decode_memory import memory_problem
+from segstudio.io.pillow_pixels import (
+    decode_bytes,
+    needs_transpose,
+    open_header,
+    orientation_of,
+    pixels_of,
+)
+from segstudio.io.regular_files import NotRegularFileError, open_regular
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -27,8 +42,6 @@ DEFAULT_MAX_PIXELS = 20_000 * 20_000
 
 _FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "TIFF": "TIFF", "BMP": "BMP",
                  "DIB": "BMP"}
-# Pillow's bomb limit is a module global; it is lifted only while a header is read.
-_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 class ImageReadError(Exception):
@@ -109,11 +122,29 @@ def apply_window(pixels: np.ndarray, centre: float, width: float) -> np.ndarray:
     width = float(width)
     if not np.isfinite(width) or width <= 0:
         raise ValueError(f"window width must be positive, got {width}")
-    lo = float(centre) - width / 2.0
+    lo = np.float32(float(centre) - width / 2.0)
     scale = np.float32(255.0 / width)
-    out = (pixels.astype(np.float32) - np.float32(lo)) * scale
-    np.clip(out, 0.0, 255.0, out=out)
-    return np.rint(out).astype(np.uint8)
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 0:
+        pixels = pixels.reshape(1)
+        return _window_part(pixels, lo, scale).reshape(())
+    # In bands of rows: the float32 working copy of a big 16-bit picture would be 4× its size.
+    out = np.empty(pixels.shape, np.uint8)
+    rows = max(1, _WINDOW_BAND // max(1, pixels[0].size))
+    for y in range(0, pixels.shape[0], rows):
+        out[y:y + rows] = _window_part(pixels[y:y + rows], lo, scale)
+    return out
+
+
+_WINDOW_BAND = 4_000_000   # values windowed at a time
+
+
+def _window_part(pixels: np.ndarray, lo: np.float32, scale: np.float32) -> np.ndarray:
+    part = pixels.astype(np.float32)
+    part -= lo
+    part *= scale
+    np.clip(part, 0.0, 255.0, out=part)
+    return np.rint(part).astype(np.uint8)
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -122,33 +153,51 @@ def is_image_path(path: str | Path) -> bool:
 
 
 def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageData:
-    """Read an image file; refuse one whose header claims more than ``max_pixels`` pixels."""
+    """Read an image file; refuse one whose header claims more than ``max_pixels`` pixels, or
+    more memory than the machine has free, and anything but a regular file (a pipe named
+    ``a.png`` would block forever)."""
     path = Path(path)
     try:
-        if not path.exists():
-            raise ImageReadError(path, "the file does not exist")
-        if path.is_dir():
-            raise ImageReadError(path, "this is a folder, not an image file")
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(132)
-    except ImageReadError:
-        raise
+        f = open_regular(path)
+    except FileNotFoundError:
+        raise ImageReadError(path, "the file does not exist") from None
+    except NotRegularFileError as e:
+        raise ImageReadError(path, e.reason) from None
     except OSError as e:
         raise ImageReadError(path, f"cannot open the file ({e.strerror or e})") from None
-    if size == 0:
-        raise ImageReadError(path, "the file is empty (0 bytes); it was probably not saved "
-                             "completely")
-    if _looks_like_dicom(path, head):
-        from segstudio.io.dicom import read_dicom
+    with f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(132)
+        except OSError as e:
+            raise ImageReadError(path, f"cannot read the file ({e.strerror or e})") from None
+        if size == 0:
+            raise ImageReadError(path, "the file is empty (0 bytes); it was probably not saved "
+                                 "completely")
+        if _looks_like_dicom(path, head):
+            from segstudio.io.dicom import read_dicom
 
-        return read_dicom(path, max_pixels=max_pixels)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        image = _read_with_pillow(path, head, max_pixels)
+            return read_dicom(path, max_pixels=max_pixels)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image = _read_with_pillow(path, f, head, size, max_pixels)
     # Pillow warns about tolerable defects (corrupt EXIF, odd chunks); they become notes.
     image.notes.extend(str(w.message).strip() for w in caught[:3])
     return image
+
+
+def picture_size(path: str | Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the header of a regular image file, decoding nothing; None
+    when the file cannot tell (DICOM, unreadable, not a regular file)."""
+    try:
+        with open_regular(path) as f:
+            head = f.read(132)
+            if _looks_like_dicom(Path(path), head):
+                return None
+            with open_header(f) as im:
+                return im.width, im.height
+    except Exception:  # noqa: BLE001 - any failure means "unknown"; read_image says why
+        return None
 
 
 def _looks_like_dicom(path: Path, head: bytes) -> bool:
@@ -170,21 +219,17 @@ def check_pixel_count(path: Path, width: int, height: int, max_pixels: int) -> N
         )
 
 
-def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> ImageData:
+def check_memory(path: Path, needed: int) -> None:
+    """Refuse a decode that needs more memory than the machine has free (see decode_memory)."""
+    problem = memory_problem(needed)
+    if problem is not None:
+        raise ImageReadError(path, problem)
+
+
+def _read_with_pillow(path: Path, f: BinaryIO, head: bytes, size: int,
+                      max_pixels: int) -> ImageData:
     try:
-        # Pillow's own limit is lifted only while the header is parsed (nothing is decoded
-        # yet); check_pixel_count below applies ours, with a message that names the size.
-        with _PILLOW_LIMIT_LOCK:
-            old_limit = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                im = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_limit
-    except Image.DecompressionBombError:
-        raise ImageReadError(
-            path, f"the header claims more than {max_pixels:,} pixels; crop or downscale it first"
-        ) from None
+        im = open_header(f)
     except UnidentifiedImageError:
         raise ImageReadError(path, _unidentified_reason(head)) from None
     except Exception as e:  # noqa: BLE001 - see _decode_reason
@@ -199,19 +244,31 @@ def _read_with_pillow(path: Path, head: bytes, max_pixels: int) -> ImageData:
                 im.seek(0)
                 notes.append(f"multi-page {fmt}: showing page 1 of {frames}")
             if fmt in ("PNG", "TIFF") and _is_16bit_colour(im, head):
-                return _read_16bit_colour(path, fmt, notes, max_pixels)
+                return _read_16bit_colour(path, f, im, size, fmt, notes)
+            turn = needs_transpose(orientation_of(im, loaded=False))
+            check_memory(path, decode_bytes(im, transpose=turn))
             im.load()
-            oriented = ImageOps.exif_transpose(im)
-            if oriented is not None and oriented is not im:
-                orientation = im.getexif().get(0x0112)
-                notes.append(f"EXIF orientation {orientation} applied")
-                im = oriented
-            pixels, bit_depth = _to_array(im, notes)
+            im = _apply_orientation(im, notes)
+            pixels, bit_depth = pixels_of(im, notes)
         except ImageReadError:
             raise
         except Exception as e:  # noqa: BLE001 - see _decode_reason
             raise ImageReadError(path, _decode_reason(e)) from None
     return _image_data(pixels, path, fmt, bit_depth, notes)
+
+
+def _apply_orientation(im: Image.Image, notes: list[str]) -> Image.Image:
+    """Turn the picture the way its EXIF orientation says; only a tag other than 1 costs a copy."""
+    orientation = orientation_of(im, loaded=True)
+    if orientation is None or orientation == 1:
+        return im
+    if not needs_transpose(orientation):
+        notes.append(f"EXIF orientation {orientation} is not a valid value and was ignored")
+        return im
+    turned = ImageOps.exif_transpose(im)
+    notes.append(f"EXIF orientation {orientation} applied")
+    im.close()   # the unturned pixels are no longer needed
+    return turned
 
 
 def _image_data(pixels: np.ndarray, path: Path | None, fmt: str, bit_depth: int,
@@ -220,66 +277,6 @@ def _image_data(pixels: np.ndarray, path: Path | None, fmt: str, bit_depth: int,
     lo, hi = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
     window = None if pixels.dtype == np.uint8 else window_from_range(lo, hi)
     return ImageData(pixels, path, fmt, bit_depth, window, (lo, hi), notes)
-
-
-def _to_array(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, int]:
-    """Pillow image → (H×W or H×W×3 array, bit depth); alpha is composited on black."""
-    mode = im.mode
-    if mode == "P":
-        has_alpha = "transparency" in im.info or (
-            im.palette is not None and im.palette.mode == "RGBA")
-        im = im.convert("RGBA" if has_alpha else "RGB")
-        mode = im.mode
-        notes.append("palette image expanded to RGB")
-    if mode == "PA":
-        im = im.convert("RGBA")
-        mode = "RGBA"
-    if mode == "1":
-        return np.asarray(im.convert("L")), 8
-    if mode == "L":
-        return np.asarray(im), 8
-    if mode in ("LA", "La", "RGBA", "RGBa"):
-        arr = np.asarray(im.convert("LA" if mode.startswith("L") else "RGBA")).astype(np.uint16)
-        colour, alpha = arr[..., :-1], arr[..., -1:]
-        out = ((colour * alpha + 127) // 255).astype(np.uint8)
-        if (alpha < 255).any():
-            notes.append("alpha channel composited on black")
-        else:
-            notes.append("alpha channel dropped (fully opaque)")
-        return (out[..., 0] if out.shape[-1] == 1 else out), 8
-    if mode.startswith("I;16"):
-        return np.asarray(im).astype(np.uint16), 16
-    if mode == "I":
-        arr = np.asarray(im)
-        if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            notes.append("32-bit integer pixels shown as floating point")
-            return arr.astype(np.float32), 32
-        return arr.astype(np.uint16), 16
-    if mode == "F":
-        arr = np.asarray(im).astype(np.float32)
-        if not np.isfinite(arr).all():
-            notes.append("non-finite pixel values replaced by 0")
-            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
-        return arr, 32
-    if mode != "RGB":
-        im = im.convert("RGB")
-        notes.append(f"{mode} colour converted to RGB")
-    return _rgb_array(im), 8
-
-
-_STRIP_PIXELS = 4_000_000  # larger pictures are copied to numpy in strips of about this size
-
-
-def _rgb_array(im: Image.Image) -> np.ndarray:
-    """H×W×3 uint8 from an RGB image; large ones strip by strip, because ``np.asarray`` goes
-    through a full ``tobytes`` copy that doubles the peak memory of a big picture."""
-    if im.width * im.height <= _STRIP_PIXELS:
-        return np.asarray(im)
-    out = np.empty((im.height, im.width, 3), np.uint8)
-    rows = max(1, _STRIP_PIXELS // im.width)
-    for y in range(0, im.height, rows):
-        out[y:y + rows] = np.asarray(im.crop((0, y, im.width, min(im.height, y + rows))))
-    return out
 
 
 def _is_16bit_colour(im: Image.Image, head: bytes) -> bool:
@@ -295,26 +292,63 @@ def _is_16bit_colour(im: Image.Image, head: bytes) -> bool:
     return False
 
 
-def _read_16bit_colour(path: Path, fmt: str, notes: list[str], max_pixels: int) -> ImageData:
+_STRIP_16 = 250_000  # pixels per strip of the 16-bit compositing (float64 temporaries)
+
+
+def _read_16bit_colour(path: Path, f: BinaryIO, im: Image.Image, size: int, fmt: str,
+                       notes: list[str]) -> ImageData:
+    """16-bit RGB(A) through OpenCV; the peak is the decoded BGR(A) array plus one strip."""
     import cv2  # only this rare case needs OpenCV
 
-    data = np.fromfile(path, dtype=np.uint8)
+    px = im.width * im.height
+    channels = 4 if "A" in im.mode or len(im.getbands()) >= 4 else 3
+    # OpenCV's PNG decoder itself peaks near twice its output (it converts internally).
+    check_memory(path, size + 2 * px * channels * 2 + _STRIP_16 * 64)
+    f.seek(0)
+    data = np.frombuffer(f.read(), dtype=np.uint8)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
-    if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4):
+    del data
+    if arr is None or arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint16:
         raise ImageReadError(path, "the 16-bit colour data could not be decoded; the file may "
                              "be damaged")
-    check_pixel_count(path, arr.shape[1], arr.shape[0], max_pixels)
-    if arr.shape[2] == 4:
-        colour = arr[..., 2::-1].astype(np.float64)
-        alpha = arr[..., 3:].astype(np.float64) / 65535.0
-        if (alpha < 1).any():
-            notes.append("alpha channel composited on black")
+    if arr.shape[:2] != (im.height, im.width):
+        raise ImageReadError(path, f"the pixel data ({arr.shape[1]}×{arr.shape[0]}) does not "
+                             f"match the header ({im.width}×{im.height}); the file is damaged")
+    with_alpha = arr.shape[2] == 4
+    rgb, translucent = _bgr16_to_rgb_in_place(arr)
+    if with_alpha:
+        notes.append("alpha channel composited on black" if translucent
+                     else "alpha channel dropped (fully opaque)")
+    del arr
+    return _image_data(rgb, path, fmt, 16, notes)
+
+
+def _bgr16_to_rgb_in_place(arr: np.ndarray) -> tuple[np.ndarray, bool]:
+    """OpenCV's H×W×3|4 BGR(A) uint16 → H×W×3 RGB (alpha composited on black), in the same
+    memory: strip by strip the packed RGB is written over pixels already converted, then the
+    buffer is shrunk, so the peak is the decoded array plus one strip. Also says whether any
+    alpha was below opaque."""
+    h, w, channels = arr.shape
+    flat = arr.reshape(-1)
+    rows = max(1, _STRIP_16 // w)
+    translucent = False
+    for y in range(0, h, rows):
+        part = arr[y:y + rows]
+        if channels == 4:
+            alpha = part[..., 3:] / 65535.0
+            translucent = translucent or bool((alpha < 1).any())
+            done = np.rint(part[..., 2::-1] * alpha).astype(np.uint16)
         else:
-            notes.append("alpha channel dropped (fully opaque)")
-        rgb = np.rint(colour * alpha).astype(np.uint16)
-    else:
-        rgb = arr[..., ::-1]
-    return _image_data(rgb.astype(np.uint16), path, fmt, 16, notes)
+            done = part[..., ::-1].copy()
+        # The packed strip ends where this strip's source began or earlier: nothing unread
+        # is overwritten.
+        flat[y * w * 3:y * w * 3 + done.size] = done.reshape(-1)
+    del flat, part
+    try:
+        arr.resize((h * w * 3,), refcheck=False)   # frees the alpha's share of the buffer
+    except ValueError:                              # not its own buffer: copy out instead
+        return arr.reshape(-1)[:h * w * 3].reshape(h, w, 3).copy(), translucent
+    return arr.reshape(h, w, 3), translucent
 
 
 def _unidentified_reason(head: bytes) -> str:

@@ -21,6 +21,7 @@ from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOID_INDEX
 from segstudio.core.workspace import Item, ItemStatus, Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError
+from segstudio.io.regular_files import NotRegularFileError, read_regular_text
 from segstudio.io.voc import VocError, find_voc_dir, load_label_png, read_voc
 
 # labelme's own conventions for the background and for "do not learn from this region".
@@ -197,9 +198,11 @@ def _describe(number: int, shape) -> str:
 
 def _load_json(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))
     except FileNotFoundError:
         raise LabelImportError(f"{path.name}: the file does not exist") from None
+    except NotRegularFileError as e:
+        raise LabelImportError(f"{path.name}: {e.reason}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise LabelImportError(f"{path.name}: not readable labelme JSON ({e})") from None
     if not isinstance(data, dict):

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from segstudio.io.mp4_samples import missing_frames
+from segstudio.io.regular_files import check_regular
+
 VIDEO_SUFFIXES: frozenset[str] = frozenset(
     {".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"}
 )
@@ -39,8 +42,12 @@ class VideoSource:
         import cv2
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise VideoError(f"{self.path.name}: the file does not exist")
+        try:
+            check_regular(self.path)
+        except FileNotFoundError:
+            raise VideoError(f"{self.path.name}: the file does not exist") from None
+        except OSError as e:
+            raise VideoError(f"{self.path.name}: {getattr(e, 'reason', None) or e}") from None
         self._cap = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():
             self._cap.release()
@@ -60,6 +67,9 @@ class VideoSource:
         if self.frame_count <= 0:
             self.close()
             raise VideoError(f"{self.path.name}: the video holds no readable frames")
+        # Frames the index lists but whose data is not in the file (a file cut short).
+        lost = missing_frames(self.path)
+        self._lost = lost if lost is not None else np.empty(0, np.int64)
 
     def _count_by_grabbing(self) -> int:
         # Some containers do not store a frame count; walking them once is the only way.
@@ -94,23 +104,37 @@ class VideoSource:
                 return cached
             if self._cap is None:
                 raise VideoError(f"{self.path.name}: the video has been closed")
+            if self.is_lost(index):
+                raise VideoError(
+                    f"{self.path.name}: frame {index} cannot be decoded: its data is missing, "
+                    f"the file is cut short ({len(self._lost)} of {self.frame_count} frames are "
+                    "lost); copy the video again from its source")
             frame = self._decode(index)
             self._cache[index] = frame
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
             return frame
 
+    def is_lost(self, index: int) -> bool:
+        """True when frame ``index`` is listed by the file but its data is not in it."""
+        i = int(np.searchsorted(self._lost, index))
+        return i < len(self._lost) and int(self._lost[i]) == index
+
     def _decode(self, index: int) -> np.ndarray:
         import cv2
 
         if not 0 <= index - self._next <= _READ_AHEAD:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-            self._next = index
-        while self._next < index:
+            # A seek into a damaged stretch lands elsewhere (the last frame that decodes);
+            # reading on from there would return that frame's picture for this one.
+            self._next = index if self._position() == index else -1
+        while 0 <= self._next < index:
             if not self._cap.grab():
                 break
             self._next += 1
         ok, bgr = self._cap.read() if self._next == index else (False, None)
+        if ok and self._position() not in (index + 1, None):
+            ok = False
         if not ok or bgr is None:
             # The stream position is now unknown; the next read must seek.
             self._next = -(_READ_AHEAD + 2)
@@ -127,6 +151,13 @@ class VideoSource:
             self.height, self.width = rgb.shape[:2]
         rgb.setflags(write=False)
         return rgb
+
+    def _position(self) -> int | None:
+        """The index of the frame a plain read() would return now, or None if not reported."""
+        import cv2
+
+        pos = self._cap.get(cv2.CAP_PROP_POS_FRAMES)
+        return int(round(pos)) if pos is not None and pos >= 0 else None
 
     def close(self) -> None:
         """Release the file; later reads of uncached frames raise :class:`VideoError`."""

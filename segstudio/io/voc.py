@@ -27,7 +27,10 @@ from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOC_COLORMAP, VOID_INDEX
 from segstudio.io import originals as keep_originals
 from segstudio.io.atomic import atomic_write_with, follow_umask
+from segstudio.io.decode_memory import memory_problem
 from segstudio.io.images import DEFAULT_MAX_PIXELS
+from segstudio.io.pillow_pixels import copy_in_strips, decode_bytes, open_header
+from segstudio.io.regular_files import NotRegularFileError, open_regular, read_regular_text
 
 VOC_YEAR_DIR = Path("VOCdevkit") / "VOC2012"
 SPLITS_DIR = Path("ImageSets") / "Segmentation"
@@ -102,40 +105,59 @@ def _save_indexed_png(path: Path, labels: np.ndarray, palette: list[int]) -> Non
 
 
 def load_label_png(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read a label PNG as H×W uint8 class indices (palette index, or plain 8-bit value)."""
+    """Read a label PNG as H×W uint8 class indices (palette index, or plain 8-bit value).
+
+    The size limit is the app's own ``max_pixels`` (the one images are opened under), not
+    Pillow's smaller default, so the labels of every image the app opens can be read back.
+    Only regular files are opened, and a decode that cannot fit in free memory is refused.
+    """
     path = Path(path)
     try:
-        im = Image.open(path)
+        f = open_regular(path)
     except FileNotFoundError:
         raise VocError(f"{path.name}: the label file does not exist") from None
-    except IsADirectoryError:
-        raise VocError(f"{path.name}: this is a folder, not a label image") from None
-    except UnidentifiedImageError:
-        raise VocError(f"{path.name}: not a readable label image; expected a PNG of class "
-                       "indices") from None
-    except Exception as e:  # noqa: BLE001 - Pillow reports damaged headers in many ways
-        raise VocError(f"{path.name}: the label image is damaged ({e})") from None
-    with im:
-        if im.width * im.height > max_pixels:
-            raise VocError(f"{path.name}: the header claims {im.width}×{im.height} pixels, more "
-                           f"than the limit of {max_pixels:,}")
+    except NotRegularFileError as e:
+        raise VocError(f"{path.name}: {e.reason}") from None
+    except OSError as e:
+        raise VocError(f"{path.name}: cannot open the label file ({e.strerror or e})") from None
+    with f:
         try:
-            im.load()
-            return _label_array(path, im)
-        except VocError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any decoder failure means a damaged file
-            raise VocError(f"{path.name}: the label image is damaged and cannot be decoded "
-                           f"({e})") from None
+            im = open_header(f)
+        except UnidentifiedImageError:
+            raise VocError(f"{path.name}: not a readable label image; expected a PNG of class "
+                           "indices") from None
+        except Exception as e:  # noqa: BLE001 - Pillow reports damaged headers in many ways
+            raise VocError(f"{path.name}: the label image is damaged ({e})") from None
+        with im:
+            return _decode_labels(path, im, max_pixels)
+
+
+def _decode_labels(path: Path, im: Image.Image, max_pixels: int) -> np.ndarray:
+    if im.width * im.height > max_pixels:
+        raise VocError(f"{path.name}: the header claims {im.width}×{im.height} pixels, more "
+                       f"than the limit of {max_pixels:,}")
+    per_pixel = 1 if im.mode in ("P", "L", "1") else 5      # int32 first, then uint8
+    problem = memory_problem(decode_bytes(im, array_bytes=per_pixel))
+    if problem is not None:
+        raise VocError(f"{path.name}: {problem}")
+    try:
+        im.load()
+        return _label_array(path, im)
+    except VocError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure means a damaged file
+        raise VocError(f"{path.name}: the label image is damaged and cannot be decoded "
+                       f"({e})") from None
 
 
 def _label_array(path: Path, im: Image.Image) -> np.ndarray:
+    shape = (im.height, im.width)
     if im.mode in ("P", "L"):
-        return np.array(im, dtype=np.uint8)
+        return copy_in_strips(im, shape, np.uint8)
     if im.mode == "1":
-        return np.array(im.convert("L"), dtype=np.uint8) // 255
+        return copy_in_strips(im, shape, np.uint8, lambda p: np.asarray(p.convert("L")) // 255)
     if im.mode.startswith("I"):
-        arr = np.asarray(im)
+        arr = copy_in_strips(im, shape, np.int32)
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise VocError(f"{path.name}: label values reach {int(arr.max())}; class indices "
                            "must lie in 0..255")
@@ -337,7 +359,7 @@ def read_voc(root: str | Path, split: str = "train") -> list[tuple[str, Path, Pa
     voc = find_voc_dir(root)
     listing = voc / SPLITS_DIR / f"{split}.txt"
     try:
-        text = listing.read_text(encoding="utf-8")
+        text = read_regular_text(listing)
     except FileNotFoundError:
         raise VocError(f"{listing.name}: the VOC tree has no '{split}' split") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from PySide6.QtGui import QImage
 
 from segstudio.core.classes import ClassSet
 from segstudio.core.labelmap import LabelMap
 from segstudio.io.images import ImageData
-from segstudio.ui.render import OverlayRenderer
+from segstudio.ui.render import OverlayRenderer, rgb8_to_qimage
 
 
 @dataclass
@@ -53,6 +54,13 @@ class Document:
 
     def display_rgb8(self) -> np.ndarray:
         return self.image.to_rgb8(self.window)
+
+    def display_qimage(self) -> QImage:
+        """The picture as the canvas shows it; a grey one stays one byte per pixel (a third of
+        an RGB copy, which matters for a 19,000² scan)."""
+        if self.image.is_grey:
+            return rgb8_to_qimage(self.image.to_grey8(self.window))
+        return rgb8_to_qimage(self.display_rgb8())
 
 
 class KeptDocuments:

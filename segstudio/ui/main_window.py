@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow,
                                QMessageBox, QWidget)
 
@@ -24,6 +24,7 @@ from segstudio.paths import user_data_dir
 from segstudio.ui.autosave import Autosave, quit_keeping_autosave
 from segstudio.ui.canvas import Canvas
 from segstudio.ui.document import Document, KeptDocuments
+from segstudio.ui.document_loader import DocumentLoader
 from segstudio.ui.explain_session import install_explain
 from segstudio.ui.frame_labels import install_frame_labels
 from segstudio.ui.panels.video import install_video
@@ -32,7 +33,7 @@ from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
 from segstudio.ui.recent import RecentFiles
 from segstudio.ui.review import Review
-from segstudio.ui.render import OverlayMode, rgb8_to_qimage
+from segstudio.ui.render import OverlayMode
 from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.notice import Level, NoticeBar
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         self.autosave = Autosave(self, RecoveryStore(user_data_dir() / "recovery"))
         self.layers = PredictionLayers(self)
         self.ws_writer = WorkspaceWriter(self)
+        self.loader = DocumentLoader(self)
         self.ws_writer.failed.connect(lambda m: self.notice.show_notice(
             f"The workspace file could not be written: {m}", Level.ERROR))
         self.metrics = MetricsPanel(self)
@@ -205,6 +207,7 @@ class MainWindow(QMainWindow):
     def set_workspace(self, ws: Workspace) -> None:
         if self.workspace is not None:
             self.ws_writer.flush()
+        self.loader.forget()
         self.workspace = ws
         self.ws_writer.attach(ws)
         self.autosave.reset(str(ws.root))
@@ -223,11 +226,14 @@ class MainWindow(QMainWindow):
         if ws is None or not 0 <= row < len(ws.items):
             return False
         if self.doc is not None and self.doc.row == row:
+            self.loader.forget()                        # stay here, whatever was loading
             return True
         self.autosave.flush()
         doc = self._kept.take(row)
         if doc is None:
             item = ws.items[row]
+            if self.loader.wants_background(item):      # a large picture: decode off-thread
+                return self.loader.load(row)
             try:
                 image = ws.read_image(item)
                 labels = ws.load_labels(item)
@@ -235,10 +241,15 @@ class MainWindow(QMainWindow):
             except (ImageReadError, WorkspaceError, OSError, ValueError) as exc:
                 self.show_error(str(exc))
                 return False
-        self._keep_current()
-        self._set_document(doc)
-        self.files.select_row(row)
+        self.show_document(doc)
         return True
+
+    def show_document(self, doc: Document, display: QImage | None = None) -> None:
+        """Put ``doc`` on screen (``display``: its picture, when already made off-thread)."""
+        self.loader.forget()
+        self._keep_current()
+        self._set_document(doc, display)
+        self.files.select_row(doc.row)
 
     def _keep_current(self) -> None:
         if self.doc is None:
@@ -253,7 +264,7 @@ class MainWindow(QMainWindow):
         old.labels.remove_listener(self._labels_changed)
         return True
 
-    def _set_document(self, doc: Document) -> None:
+    def _set_document(self, doc: Document, display: QImage | None = None) -> None:
         if self.doc is not None:
             self.doc.labels.remove_listener(self._labels_changed)
         self.doc = doc
@@ -263,7 +274,7 @@ class MainWindow(QMainWindow):
             doc.overlay.set_hidden(self.hidden)
         if doc.overlay.mode != self.mode_combo.currentData():
             doc.overlay.set_mode(self.mode_combo.currentData())
-        self.canvas.set_image(rgb8_to_qimage(doc.display_rgb8()))
+        self.canvas.set_image(display if display is not None else doc.display_qimage())
         self.canvas.set_overlay(doc.overlay.image)
         notes = "; ".join(doc.image.notes)
         self.statusBar().showMessage(f"{doc.item.id}: {doc.image.width}×{doc.image.height} "
@@ -477,6 +488,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.maybe_save(closing=True):
+            self.loader.shutdown()
             self.models.shutdown()
             self.video.shutdown()
             self.explain.session.shutdown() if hasattr(self.explain, "session") else None

@@ -98,3 +98,13 @@ def test_array_view_is_read_only():
 def test_replace_with_wrong_size_is_refused():
     with pytest.raises(LabelMapError):
         LabelMap.blank(4, 4).replace(np.zeros((5, 4), np.uint8))
+
+
+def test_class_counts_of_a_map_past_two_to_the_24_pixels_are_exact():
+    # Counted in bands (OpenCV's float32 histogram is exact only below 2^24 per call).
+    labels = np.zeros((4100, 4100), np.uint8)            # 16.8 M pixels > 2^24
+    labels[:3, :7] = 5
+    labels[-1, -1] = 255
+    counts = LabelMap(labels).class_counts()
+    assert counts[5] == 21 and counts[255] == 1 and counts[0] == labels.size - 22
+    assert counts.sum() == labels.size

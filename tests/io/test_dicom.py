@@ -150,3 +150,13 @@ def test_signed_ct_values_keep_their_sign(tmp_path):
     np.testing.assert_array_equal(img.pixels, raw.astype(np.float32))
     assert img.value_range == (-1000.0, 1500.0)
     np.testing.assert_array_equal(img.to_grey8(), [[0, 0], [102, 255]])
+
+
+def test_dicom_that_cannot_fit_in_free_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    from segstudio.io import decode_memory
+
+    raw = np.zeros((400, 500), np.uint16)
+    _dataset(raw).save_as(tmp_path / "big.dcm", enforce_file_format=True)
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: 1_000_000)
+    with pytest.raises(ImageReadError, match=r"needs about 1\.2 MB of memory but only 1\.0 MB"):
+        read_image(tmp_path / "big.dcm")

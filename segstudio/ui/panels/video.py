@@ -243,6 +243,8 @@ class VideoPanel(QWidget):
     def _tick(self) -> None:
         # The frame is taken from the clock, not counted in ticks: when showing a frame takes
         # longer than a frame's time, playback skips frames instead of falling behind.
+        if self._ticking:           # the message about a frame that failed is still open
+            return
         t0, f0 = self._play_origin
         target = f0 + int((time.monotonic() - t0) * self.fps)
         if target >= self.frame_count - 1:
@@ -252,9 +254,11 @@ class VideoPanel(QWidget):
             self.skipped += target - self.frame - 1
             self._ticking = True
             try:
-                self.go_to(target)
+                shown = self.go_to(target)
             finally:
                 self._ticking = False
+            if not shown:
+                self.pause()        # stop at the frame that cannot be decoded, once
 
     # -- running the model on a frame range --------------------------------------------------
     def predictor_for(self, choice):
