@@ -224,6 +224,7 @@ class SamNetwork:
     def __init__(self, sam: torch.nn.Module) -> None:
         self.sam = sam.eval()
         self.img_size = int(sam.image_encoder.img_size)
+        self._dense_pe: torch.Tensor | None = None      # constant: made once, not per click
 
     @torch.inference_mode()
     def encode(self, image, on_block):
@@ -240,8 +241,10 @@ class SamNetwork:
     def decode(self, features, coords, labels, box, mask_input, multimask):
         points = (coords, labels) if coords is not None else None
         sparse, dense = self.sam.prompt_encoder(points=points, boxes=box, masks=mask_input)
+        if self._dense_pe is None or self._dense_pe.device != features.device:
+            self._dense_pe = self.sam.prompt_encoder.get_dense_pe().to(features.device)
         return self.sam.mask_decoder(
-            image_embeddings=features, image_pe=self.sam.prompt_encoder.get_dense_pe(),
+            image_embeddings=features, image_pe=self._dense_pe,
             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
             multimask_output=multimask)
 
