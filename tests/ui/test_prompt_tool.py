@@ -214,3 +214,35 @@ def test_a_small_sam_file_works_end_to_end(prompt_window, qtbot, tmp_path):
     qtbot.waitUntil(window.is_idle, timeout=60_000)
     click(window.canvas, 60, 45)
     assert window.prompt.tool.prediction.mask(0).shape == (90, 130)
+
+
+def test_clicks_during_the_embedding_get_their_mask_when_it_is_ready(prompt_window, qtbot,
+                                                                      tmp_path):
+    window = prompt_window
+    net = DiskNetwork()
+    net.gate = threading.Event()
+    _use_double(window, tmp_path, net)
+    window.open_paths([window._test_folder])
+    window.show_row(1)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
+    click(window.canvas, 60, 45)
+    tool = window.prompt.tool
+    assert tool.points == [(60, 45, 1)] and tool.prediction is None
+    net.gate.set()
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    assert tool.prediction is not None and tool.prediction.mask(0)[45, 60]
+
+
+def test_switching_images_during_an_embedding_embeds_the_new_one(prompt_window, qtbot, tmp_path):
+    window = prompt_window
+    net = DiskNetwork()
+    net.gate = threading.Event()
+    _use_double(window, tmp_path, net)
+    window.open_paths([window._test_folder])
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
+    window.show_row(1)                       # the first image's embedding is cancelled
+    net.gate.set()
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    session = window.prompt
+    assert session.embedding is not None and session._embedded[0] is window.doc
+    assert session.embedding.original_size == (90, 130)
