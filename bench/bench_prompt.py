@@ -90,7 +90,8 @@ def main() -> int:
         coords = torch.as_tensor(seg.to_input_frame(np.asarray(points, float), emb),
                                  dtype=torch.float32, device=device)[None]
         lab = torch.as_tensor(labels, dtype=torch.int32, device=device)[None]
-        masks = None if mask_input is None else torch.as_tensor(mask_input, device=device)[None, None]
+        masks = (None if mask_input is None
+                 else torch.as_tensor(mask_input, device=device)[None, None])
         sparse, dense = sam.prompt_encoder(points=(coords, lab), boxes=None, masks=masks)
         low, iou = sam.mask_decoder(image_embeddings=emb.features,
                                     image_pe=sam.prompt_encoder.get_dense_pe(),
@@ -140,7 +141,8 @@ def main() -> int:
 
     print(f"torch {torch.__version__}, {device}, "
           f"{platform.processor() or platform.machine()} with {os.cpu_count()} cores, load average "
-          f"{load_at_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; image {width}×{height}; {args.clicks} clicks per kind\n")
+          f"{load_at_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; image "
+          f"{width}×{height}; {args.clicks} clicks per kind\n")
     print(f"random ViT-B built in {build_s:.1f} s; image embedding (once per image, "
           f"{max(args.threads)} threads): "
           f"{embed_s:.1f} s; revisit from the disk cache: {statistics.median(reads):.0f} ms "

@@ -215,7 +215,8 @@ class PromptNetwork(Protocol):
     def decode(self, features: torch.Tensor, coords: torch.Tensor | None,
                labels: torch.Tensor | None, box: torch.Tensor | None,
                mask_input: torch.Tensor | None, multimask: bool):
-        """(low-resolution mask logits 1×C×h×w, predicted IoU 1×C); prompts in the input frame."""
+        """(mask logits 1×C×h×w at low resolution, predicted IoU 1×C), prompts in the input
+        frame."""
 
 
 class SamNetwork:
@@ -313,7 +314,8 @@ class PromptedSegmenter:
               cancelled: Callable[[], bool] | None = None) -> ImageEmbedding:
         """Encode an H×W×3 uint8 image; ``cancelled()`` is asked before each encoder block."""
         rgb8 = np.asarray(rgb8)
-        if rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8 or min(rgb8.shape[:2]) < 1:
+        if (rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8
+                or min(rgb8.shape[:2]) < 1):
             raise PromptedError(f"the image must be H×W×3 uint8, not {rgb8.dtype} {rgb8.shape}")
         height, width = rgb8.shape[:2]
         h, w = resized_shape(height, width, self.img_size)
@@ -362,7 +364,8 @@ class PromptedSegmenter:
         height, width = embedding.original_size
         for x, y in points:
             if not (0 <= x < width and 0 <= y < height):
-                raise PromptedError(f"point ({x:g}, {y:g}) lies outside the {width}×{height} image")
+                raise PromptedError(f"point ({x:g}, {y:g}) lies outside the "
+                                    f"{width}×{height} image")
         if multimask is None:
             multimask = len(points) == 1 and box is None
         dev = self.device

@@ -175,3 +175,22 @@ def test_cache_prunes_the_oldest_files_beyond_its_size(tmp_path):
     files = list((tmp_path / "cache").glob("*/*.pt"))
     assert 1 <= len(files) < 4
     assert sum(f.stat().st_size for f in files) <= 3000
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_weights_file_whose_pickle_would_run_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    evil = tmp_path / "sam_vit_b_01ec64.pth"
+    torch.save({"model": _RunsCode(str(marker))}, evil)
+    with pytest.raises(PromptedError, match="sam_vit_b_01ec64.pth"):
+        load_weights_file(evil)
+    assert not marker.exists()
