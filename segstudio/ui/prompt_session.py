@@ -237,6 +237,8 @@ class PromptSession(QObject):
             self.task.cancel()
 
     def _document_shown(self, doc) -> None:
+        if self._embedded is not None and self._embedded[0] is not doc:
+            self.embedding, self._embedded = None, None     # the cache still has it
         if self.window.canvas.tool is self.tool:
             self.tool.clear()
             self.prepare()
