@@ -255,8 +255,8 @@ class PromptSession(QObject):
         target = self._target()
         if self.segmenter is None or self.embedding is None or not self._same(self._embedded,
                                                                               target):
-            if self.weights_path() is None:
-                self.explain_missing()
+            if self.weights_path() is None:         # the dialog came when the tool was chosen
+                self.say("Prompt tool: no weights file yet — Model ▸ Prompted segmenter…", 5000)
             else:
                 self.prepare()
             return None
