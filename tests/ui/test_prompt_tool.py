@@ -74,9 +74,11 @@ def test_background_point_box_and_esc(prompt_window, qtbot, tmp_path):
     _use_double(window, tmp_path, DiskNetwork(radius=60.0))
     doc = _ready(window, qtbot)
     tool = window.prompt.tool
+    window_before = doc.window
     click(window.canvas, 60, 45)
     right_click(window.canvas, 70, 45)
     assert [p[2] for p in tool.points] == [1, 0]
+    assert doc.window == window_before and window.canvas._window_from is None
     mask = tool.prediction.mask(tool.choice)
     assert mask[45, 55] and not mask[45, 70]
     qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
