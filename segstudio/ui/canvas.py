@@ -173,6 +173,10 @@ class Canvas(QWidget):
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
             return
+        if (event.button() == Qt.MouseButton.RightButton and self._image is not None
+                and getattr(self.tool, "takes_right_button", False)):
+            self.tool.press(self.to_image(event.position()), event)     # e.g. background points
+            return
         if event.button() == Qt.MouseButton.RightButton:
             self._window_from = event.position()
             self.setCursor(Qt.CursorShape.SizeAllCursor)

@@ -38,6 +38,7 @@ from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.notice import Level, NoticeBar
 from segstudio.ui.prediction_layers import PredictionLayers
+from segstudio.ui.prompt_session import PromptSession
 from segstudio.ui.smart_tools import SmartTools
 from segstudio.ui.window_level import WindowLevel
 from segstudio.ui.workspace_writer import WorkspaceWriter
@@ -98,6 +99,7 @@ class MainWindow(QMainWindow):
 
         self.tools = {cls.name: cls(self) for cls in (BrushTool, EraserTool, FillTool, PolygonTool)}
         self.smart = SmartTools(self)            # adds the GrabCut box tool
+        self.prompt = PromptSession(self)        # adds the Prompt tool (Segment Anything)
         self.review = Review(self)
         build_menus(self)
         build_toolbar(self)
@@ -337,6 +339,8 @@ class MainWindow(QMainWindow):
         self.tool_actions[name].setChecked(True)
         self.statusBar().showMessage(f"{name} tool", 2000)
         self.canvas.update()
+        if hasattr(self.canvas.tool, "activate"):
+            self.canvas.tool.activate()
 
     def _grow_brush(self, notches: int) -> None:
         tool = self.canvas.tool
@@ -345,7 +349,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{tool.name} size: {tool.size} px", 2000)
 
     def _close_polygon(self) -> None:
-        if isinstance(self.canvas.tool, PolygonTool):
+        if isinstance(self.canvas.tool, PolygonTool) or self.canvas.tool is self.prompt.tool:
             self.canvas.tool.close()
 
     def _cancel_tool(self) -> None:
@@ -493,6 +497,7 @@ class MainWindow(QMainWindow):
             self.video.shutdown()
             self.explain.session.shutdown() if hasattr(self.explain, "session") else None
             self.smart.close()
+            self.prompt.shutdown()
             self.layers.shutdown()
             self.ws_writer.flush()
             # Edits that are neither saved nor discarded keep their autosave for the next start.

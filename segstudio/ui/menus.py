@@ -41,6 +41,9 @@ def build_menus(window) -> None:
         act = window._action(f"{name} tool", lambda _=False, n=name: window.set_tool(n),
                            tool.shortcut, m)
         act.setCheckable(True)
+        if getattr(tool, "tip", ""):
+            act.setToolTip(tool.tip)
+            act.setStatusTip(tool.tip)
         window.tool_group.addAction(act)
         window.tool_actions[name] = act
     eight = window._action("Fill through diagonal neighbours (8-connected)",
@@ -67,6 +70,8 @@ def build_menus(window) -> None:
     window._action("&Fine-tune on this workspace…", lambda: launchers.finetune_dialog(window), None,
                    m)
     window._action("&Published torchvision weights…", lambda: launchers.published_dialog(window), None, m)
+    window._action("Prompted &segmenter…", lambda: window.prompt.choose_weights(), None, m,
+                   tip="Choose a Segment Anything or MedSAM weights file for the Prompt tool (Q)")
 
     m = mb.addMenu("&View")
     window._action("&Fit to window", window.canvas.fit_to_window, "Ctrl+0", m)

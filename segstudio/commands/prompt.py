@@ -1,0 +1,109 @@
+"""``segstudio prompt``: one object's mask from clicks or a box, with SAM or MedSAM weights."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+from segstudio.cli import CommandError
+
+HELP = ("segment one object of an image from object/background points or a box with a Segment "
+        "Anything or MedSAM weights file; write its mask as a 0/1 palette PNG")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", required=True, metavar="FILE",
+                        help="a Segment Anything (ViT-B/L/H) or MedSAM checkpoint (.pth); "
+                             "nothing is downloaded")
+    parser.add_argument("--image", required=True, metavar="IMAGE", help="the image (any format "
+                        "segstudio reads; 16-bit and DICOM go in through their display window)")
+    prompt = parser.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--point", nargs=2, type=float, action="append", metavar=("X", "Y"),
+                        help="a point on the object, in image pixels (repeat for more)")
+    prompt.add_argument("--box", nargs=4, type=float, metavar=("X0", "Y0", "X1", "Y1"),
+                        help="a box around the object, in image pixels")
+    parser.add_argument("--negative", nargs=2, type=float, action="append", metavar=("X", "Y"),
+                        help="a background point, with --point (repeat for more)")
+    parser.add_argument("--out", required=True, metavar="MASK.png",
+                        help="where to write the mask (0 = background, 1 = object)")
+    parser.add_argument("--mask", type=int, metavar="N",
+                        help="write candidate N (1 = the best by predicted IoU, the default)")
+    parser.add_argument("--window", nargs=2, type=float, metavar=("CENTRE", "WIDTH"),
+                        help="display window the network sees a 16-bit or DICOM image through "
+                             "(default: the image's own, as the GUI first shows it)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--cache", action="store_true",
+                        help="keep the image embedding in the user data folder, so prompting the "
+                             "same image again skips the encoder")
+
+
+def _finite(values, flag: str) -> None:
+    if not all(math.isfinite(v) for v in values):
+        raise CommandError(f"{flag}: coordinates must be finite numbers")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.negative and not args.point:
+        raise CommandError("--negative needs at least one --point on the object")
+    points = [tuple(p) for p in args.point or []]
+    negatives = [tuple(p) for p in args.negative or []]
+    for p in points + negatives:
+        _finite(p, "--point/--negative")
+    if args.box is not None:
+        _finite(args.box, "--box")
+    if args.mask is not None and args.mask < 1:
+        raise CommandError(f"--mask {args.mask}: candidates are numbered from 1")
+    if args.window is not None and not (math.isfinite(args.window[1]) and args.window[1] > 0):
+        raise CommandError("--window: WIDTH must be a positive number")
+    out = Path(args.out)
+    if out.is_dir():
+        raise CommandError(f"--out {out}: is a folder; give the mask file's name")
+
+    from segstudio.io.images import ImageReadError, read_image
+
+    try:
+        image = read_image(args.image)
+    except ImageReadError as exc:
+        raise CommandError(str(exc)) from None
+    rgb = image.to_rgb8(tuple(args.window) if args.window else None)
+
+    from segstudio.models.device import DeviceError, choose_device
+    from segstudio.models.prompted import PromptedError, PromptedSegmenter
+
+    try:
+        device = choose_device(args.device)
+        segmenter = PromptedSegmenter.from_file(args.weights, device)
+        if args.cache:
+            from segstudio.models.prompt_cache import EmbeddingCache, weights_key
+            from segstudio.paths import user_data_dir
+
+            cache = EmbeddingCache(user_data_dir() / "prompt-embeddings")
+            embedding = cache.get_or_compute(weights_key(args.weights), rgb,
+                                             lambda: segmenter.embed(rgb))
+        else:
+            embedding = segmenter.embed(rgb)
+        prediction = segmenter.predict(embedding, points + negatives,
+                                       [1] * len(points) + [0] * len(negatives), args.box)
+    except (PromptedError, DeviceError) as exc:
+        raise CommandError(str(exc)) from None
+    chosen = (args.mask or 1) - 1
+    if chosen >= len(prediction):
+        raise CommandError(f"--mask {args.mask}: this prompt gives {len(prediction)} "
+                           f"candidate{'s' if len(prediction) > 1 else ''}")
+    for i, score in enumerate(prediction.scores):
+        print(f"candidate {i + 1}: predicted IoU {score:.3f}" + ("  (written)" if i == chosen
+                                                                 else ""))
+    mask = prediction.mask(chosen)
+
+    from segstudio.io.voc import VocError, save_object_png
+
+    try:
+        save_object_png(out, mask.astype(np.uint8))
+    except VocError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"wrote {out} ({image.width}×{image.height}, {int(mask.sum())} object pixels; "
+          f"{segmenter.name} on {device.type})")
+    return 0

@@ -1,0 +1,123 @@
+"""Image embeddings kept for reuse: the last few in memory, more on disk, per image and weights.
+
+An embedding depends on the exact 8-bit image the network saw (so on the display window of a
+16-bit image too) and on the weights file. The key is a hash of those pixels and of the weights
+file's path, size and modification time, so an edited or replaced weights file never reuses an
+old embedding. Disk files are written atomically and a damaged one is dropped and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from segstudio.io.atomic import atomic_write_bytes
+from segstudio.models.prompted import ImageEmbedding
+
+MEMORY_ITEMS = 8
+DISK_BYTES = 1 << 30            # embeddings kept on disk: about 250 of ViT-B's 4 MB ones
+
+
+def weights_key(path: str | Path) -> str:
+    """Identity of a weights file: its resolved path, size and modification time."""
+    path = Path(path).resolve()
+    st = path.stat()
+    return hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
+
+
+def image_key(rgb8: np.ndarray) -> str:
+    """Hash of the pixels the network sees (and their shape)."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr(rgb8.shape).encode())
+    h.update(np.ascontiguousarray(rgb8).data)
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    """Memory LRU in front of a folder of ``<weights key>/<image key>.pt`` files."""
+
+    def __init__(self, folder: Path | None, memory_items: int = MEMORY_ITEMS,
+                 disk_bytes: int = DISK_BYTES) -> None:
+        self.folder = folder
+        self.memory_items = memory_items
+        self.disk_bytes = disk_bytes
+        self._memory: OrderedDict[tuple[str, str], ImageEmbedding] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = {"memory": 0, "disk": 0, "computed": 0}
+
+    def get_or_compute(self, weights: str, rgb8: np.ndarray,
+                       compute: Callable[[], ImageEmbedding]) -> ImageEmbedding:
+        """The embedding of ``rgb8`` under ``weights``: from memory, from disk, or computed."""
+        key = (weights, image_key(rgb8))
+        with self._lock:
+            found = self._memory.get(key)
+            if found is not None:
+                self._memory.move_to_end(key)
+                self.hits["memory"] += 1
+                return found
+        found = self._read(key)
+        if found is not None:
+            self.hits["disk"] += 1
+        else:
+            found = compute()
+            self.hits["computed"] += 1
+            self._write(key, found)
+        with self._lock:
+            self._memory[key] = found
+            while len(self._memory) > self.memory_items:
+                self._memory.popitem(last=False)
+        return found
+
+    def forget_memory(self) -> None:
+        with self._lock:
+            self._memory.clear()
+
+    # -- disk ----------------------------------------------------------------------------------
+    def _path(self, key: tuple[str, str]) -> Path | None:
+        return None if self.folder is None else self.folder / key[0] / f"{key[1]}.pt"
+
+    def _read(self, key) -> ImageEmbedding | None:
+        path = self._path(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            emb = ImageEmbedding(data["features"], tuple(int(v) for v in data["original_size"]),
+                                 tuple(int(v) for v in data["input_size"]))
+            if emb.features.ndim != 4:
+                raise ValueError("not a feature map")
+        except Exception:   # noqa: BLE001 - a damaged cache file is dropped and recomputed
+            path.unlink(missing_ok=True)
+            return None
+        path.touch()                      # recently used: pruned last
+        return emb
+
+    def _write(self, key, emb: ImageEmbedding) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        buffer = io.BytesIO()
+        torch.save({"features": emb.features.detach().cpu().contiguous(),
+                    "original_size": list(emb.original_size),
+                    "input_size": list(emb.input_size)}, buffer)
+        try:
+            atomic_write_bytes(path, buffer.getvalue())
+            self._prune()
+        except OSError:
+            pass                          # a cache that cannot be written is only slower
+
+    def _prune(self) -> None:
+        files = sorted(self.folder.glob("*/*.pt"), key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for p in files:
+            if total <= self.disk_bytes:
+                break
+            total -= p.stat().st_size
+            p.unlink(missing_ok=True)
