@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 
 HELP = ("write a procedural demo dataset as a Pascal VOC tree: 'xray' (synthetic chest "
         "radiograph phantoms, not patient data), 'context' (boat vs car by surroundings) or "

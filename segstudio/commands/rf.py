@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 
 HELP = ("print the theoretical receptive field (size and jump in input pixels) of every probed "
         "branch and backbone stage of a model; the model is built on the meta device, so even "

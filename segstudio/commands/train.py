@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 
 HELP = ("train a segmentation network on a Pascal VOC tree (best val-mIoU checkpoint kept; "
         "run under torchrun for several processes)")

@@ -110,7 +110,7 @@ def restore_session(window, session) -> int:
     """
     from pathlib import Path
 
-    from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
+    from segstudio.io.workspace import ItemStatus, Workspace, WorkspaceError
 
     root = Path(session.workspace)
     try:

@@ -17,7 +17,7 @@ from segstudio.ui.render import OverlayRenderer
 @dataclass
 class Document:
     row: int                         # index of the item in the workspace
-    item: object                     # segstudio.core.workspace.Item
+    item: object                     # segstudio.io.workspace.Item
     image: ImageData
     labels: LabelMap
     overlay: OverlayRenderer

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from segstudio.core.workspace import ItemStatus, Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 from segstudio.ui.tasks import BackgroundTask
 
 
@@ -85,7 +85,7 @@ class ExportVocDialog(QDialog):
     def start(self) -> None:
         from segstudio.io.images import ImageReadError
         from segstudio.io.voc import VocError, write_voc
-        from segstudio.core.workspace import WorkspaceError
+        from segstudio.io.workspace import WorkspaceError
 
         total = self._count()
         if total == 0 or self.task is not None:

@@ -22,7 +22,7 @@ from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 from segstudio.paths import user_data_dir
 
 TRAINABLE = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
                                QSpinBox)
 
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 from segstudio.ui.notice import Level
 from segstudio.ui.tasks import BackgroundTask
 

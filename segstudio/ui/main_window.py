@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow,
 from segstudio.core.classes import ClassSet, chest_xray
 from segstudio.core.geometry import Rect
 from segstudio.core.labelmap import LabelMap, PaintGuard
-from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
+from segstudio.io.workspace import ItemStatus, Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError
 from segstudio.io.recovery import RecoveryStore
 from segstudio.paths import user_data_dir

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from segstudio.core.classes import chest_xray
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 from segstudio.paths import user_data_dir, weights_dir
 from segstudio.ui.notice import Level
 from segstudio.ui.panels.model import ModelPanel

@@ -8,7 +8,7 @@ next item not yet reviewed.
 
 from __future__ import annotations
 
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 
 
 class Review:

@@ -3,7 +3,7 @@ step that says how many pixels it changed.
 
 GrabCut and the clean-ups are OpenCV calls that release the GIL, so they run in a background
 thread. The dense CRF holds the GIL for its whole run, so it runs in a separate process
-(:class:`segstudio.refine.crf.CrfProcess`) that Cancel can stop at once.
+(:class:`segstudio.refine.crf_process.CrfProcess`) that Cancel can stop at once.
 """
 
 from __future__ import annotations
@@ -298,7 +298,8 @@ class SmartTools(QObject):
             self.crf_params = dialog.params()
 
     def run_crf(self, kind: str) -> bool:
-        from segstudio.refine.crf import CrfError, CrfProcess
+        from segstudio.refine.crf import CrfError
+        from segstudio.refine.crf_process import CrfProcess
 
         ctx = self._context()
         if ctx is None:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QHeaderView, QLabel, QPushButton, QTableWidget, Q
                                QTabWidget, QVBoxLayout, QWidget)
 
 from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 from segstudio.ui.tasks import BackgroundTask
 
 

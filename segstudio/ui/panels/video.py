@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
-from segstudio.core.workspace import WorkspaceError
+from segstudio.io.workspace import WorkspaceError
 from segstudio.io.video import VideoError, VideoSource
 from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.model_runs import PROTECTED

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from segstudio.core.classes import chest_xray, voc21
-from segstudio.core.workspace import Item, ItemStatus, Workspace, WorkspaceError
+from segstudio.io.workspace import Item, ItemStatus, Workspace, WorkspaceError
 from segstudio.io import atomic
 
 
