@@ -108,7 +108,6 @@ def _score_objects(args, pairs, names) -> dict | None:
     """Instance precision and recall where both predicted and true object maps exist."""
     from segstudio.commands import CommandError
     from segstudio.core.instance_metrics import InstanceCounts, match_instances
-    from segstudio.io.class_files import load_class_set
     from segstudio.io.voc import VocError, load_label_png
 
     pred_dir = _objects_folder(args.pred_objects, args.pred / "SegmentationObject")
