@@ -21,25 +21,25 @@ from segstudio.io.workspace import ItemStatus, Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError
 from segstudio.io.recovery import RecoveryStore
 from segstudio.paths import user_data_dir
-from segstudio.ui.autosave import Autosave, quit_keeping_autosave
-from segstudio.ui.canvas import Canvas
-from segstudio.ui.document import Document, KeptDocuments
-from segstudio.ui.explain_session import install_explain
-from segstudio.ui.frame_labels import install_frame_labels
-from segstudio.ui.panels.video import install_video
+from segstudio.ui.background.autosave import Autosave, quit_keeping_autosave
+from segstudio.ui.canvas.view import Canvas
+from segstudio.ui.canvas.document import Document, KeptDocuments
+from segstudio.ui.explain.dock import install_explain
+from segstudio.ui.video.frame_labels import install_frame_labels
+from segstudio.ui.video.panel import install_video
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
-from segstudio.ui.recent import RecentFiles
-from segstudio.ui.review import Review
-from segstudio.ui.render import OverlayMode, rgb8_to_qimage
+from segstudio.ui.controllers.recent import RecentFiles
+from segstudio.ui.controllers.review import Review
+from segstudio.ui.canvas.render import OverlayMode, rgb8_to_qimage
 from segstudio.ui.menus import build_menus, build_toolbar
-from segstudio.ui.model_runs import ModelRuns
+from segstudio.ui.controllers.model_runs import ModelRuns
 from segstudio.ui.notice import Level, NoticeBar
-from segstudio.ui.prediction_layers import PredictionLayers
-from segstudio.ui.smart_tools import SmartTools
-from segstudio.ui.window_level import WindowLevel
-from segstudio.ui.workspace_writer import WorkspaceWriter
+from segstudio.ui.canvas.prediction_layers import PredictionLayers
+from segstudio.ui.controllers.smart_tools import SmartTools
+from segstudio.ui.canvas.window_level import WindowLevel
+from segstudio.ui.background.workspace_writer import WorkspaceWriter
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
 
 KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items

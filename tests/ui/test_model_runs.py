@@ -145,7 +145,7 @@ def test_run_on_the_items_selected_in_the_file_list(window, tmp_path, qtbot):
 
 def test_the_picker_groups_models_under_headings_by_what_they_find(window, qtbot):
     from segstudio.paths import weights_dir
-    from segstudio.ui.workers import UNTRAINED_GROUP
+    from segstudio.ui.background.workers import UNTRAINED_GROUP
 
     _start(window, qtbot)
     panel, combo = window.models.panel, window.models.panel.model_combo

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QHeaderView, QLabel, QPushButton, QTableWidget, Q
 
 from segstudio.core.metrics import ConfusionMatrix
 from segstudio.io.workspace import ItemStatus
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.background.tasks import BackgroundTask
 
 
 def _pct(v: float) -> str:

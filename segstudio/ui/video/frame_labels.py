@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from segstudio.io.workspace import ItemStatus
 from segstudio.ui.notice import Level
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.background.tasks import BackgroundTask
 
 PROTECTED = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
 

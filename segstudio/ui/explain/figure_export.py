@@ -15,8 +15,8 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
 
 from segstudio.io.atomic import atomic_write_bytes
-from segstudio.ui.colormap import draw_color_bar
-from segstudio.ui.render import rgb8_to_qimage
+from segstudio.ui.explain.colormap import draw_color_bar
+from segstudio.ui.canvas.render import rgb8_to_qimage
 
 MARGIN = 16
 GAP = 12

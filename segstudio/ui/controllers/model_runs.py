@@ -13,7 +13,7 @@ from segstudio.io.workspace import ItemStatus
 from segstudio.paths import user_data_dir, weights_dir
 from segstudio.ui.notice import Level
 from segstudio.ui.panels.model import ModelPanel
-from segstudio.ui.workers import Job, ModelRunner
+from segstudio.ui.background.workers import Job, ModelRunner
 
 PROTECTED = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
 

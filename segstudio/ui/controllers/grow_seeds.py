@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QToolBar
 from segstudio.core.labelmap import LabelMap
 from segstudio.refine.grow import DEFAULT_SMOOTHING, NO_SEED, GrowError, grow_from_seeds
 from segstudio.refine.grow import seed_classes
-from segstudio.ui.render import OverlayRenderer
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.canvas.render import OverlayRenderer
+from segstudio.ui.background.tasks import BackgroundTask
 from segstudio.ui.tools.seeds import SeedTool
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QTimer
 
-from segstudio.ui.render import rgb8_to_qimage
+from segstudio.ui.canvas.render import rgb8_to_qimage
 
 
 class WindowLevel:

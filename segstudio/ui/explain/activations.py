@@ -14,10 +14,10 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QGridLayout
                                QLabel, QPushButton, QSlider, QStyle, QToolButton, QVBoxLayout,
                                QWidget)
 
-from segstudio.ui.colormap import (COLORMAPS, ColorBar, blend, colorize, format_value,
+from segstudio.ui.explain.colormap import (COLORMAPS, ColorBar, blend, colorize, format_value,
                                    heat_qimage, value_range)
-from segstudio.ui.figure_export import ColorBarSpec, Figure, Panel
-from segstudio.ui.render import rgb8_to_qimage
+from segstudio.ui.explain.figure_export import ColorBarSpec, Figure, Panel
+from segstudio.ui.canvas.render import rgb8_to_qimage
 
 REDUCTIONS = (("channel mean", "mean"), ("channel max", "max"), ("one channel", "channel"))
 THUMBNAIL = 128

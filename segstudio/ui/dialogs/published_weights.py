@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QListWidget, QPushB
                                QVBoxLayout)
 
 from segstudio.paths import user_data_dir
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.background.tasks import BackgroundTask
 
 
 class PublishedWeightsDialog(QDialog):

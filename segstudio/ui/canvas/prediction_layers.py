@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 
-from segstudio.ui.render import OverlayRenderer
+from segstudio.ui.canvas.render import OverlayRenderer
 
 
 class Uncertainty(str, Enum):
@@ -218,7 +218,7 @@ class PredictionLayers:
     def _compute_outlines(self, pred) -> None:
         """The outline image and tag anchors of ``pred``, made in a background thread (passes
         over a map that can be 4096² would stall the window); the canvas repaints when ready."""
-        from segstudio.ui.tasks import BackgroundTask
+        from segstudio.ui.background.tasks import BackgroundTask
 
         key, instances, labels = id(pred), pred.instances, pred.labels
         self._outline_key, self._outline = key, None

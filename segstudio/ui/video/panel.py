@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
 from segstudio.io.workspace import WorkspaceError
 from segstudio.io.video import VideoError, VideoSource
 from segstudio.models.video_pipeline import VideoPipelineError
-from segstudio.ui.model_runs import PROTECTED
+from segstudio.ui.controllers.model_runs import PROTECTED
 from segstudio.ui.notice import Level
-from segstudio.ui.tasks import BackgroundTask
-from segstudio.ui.workers import model_info
+from segstudio.ui.background.tasks import BackgroundTask
+from segstudio.ui.background.workers import model_info
 
 EXPECTED = (VideoPipelineError, VideoError, WorkspaceError)   # errors shown as their message
 

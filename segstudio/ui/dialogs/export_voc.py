@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from segstudio.io.workspace import ItemStatus, Workspace
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.background.tasks import BackgroundTask
 
 
 class ExportVocDialog(QDialog):

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QFormLayout, QInputDialog, QSpinBox)
 
 from segstudio.core.labelmap import NO_GUARD
-from segstudio.ui.grow_seeds import GrowFromSeeds
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.controllers.grow_seeds import GrowFromSeeds
+from segstudio.ui.background.tasks import BackgroundTask
 from segstudio.ui.tools.grabcut_box import GrabCutBoxTool
 
 

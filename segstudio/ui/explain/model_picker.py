@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
-from segstudio.ui.explain_session import FOLLOW_PANEL, ExplainSession, ModelSource
+from segstudio.ui.explain.session import FOLLOW_PANEL, ExplainSession, ModelSource
 
 
 class ModelPicker(QWidget):

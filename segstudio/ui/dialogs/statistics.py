@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QDialog, QHeaderView, QLabel, QTableWidget, QTabl
                                QTabWidget, QVBoxLayout)
 
 from segstudio.core.statistics import class_statistics
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.ui.background.tasks import BackgroundTask
 
 
 class StatisticsDialog(QDialog):

@@ -15,11 +15,11 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QLabel,
                                QPushButton, QVBoxLayout, QWidget)
 
-from segstudio.ui.colormap import BRANCH_COLORS, blend, colorize
-from segstudio.ui.explain_session import ModelSource, bin_of, random_twin, rate_of
-from segstudio.ui.figure_export import ColorBarSpec, Figure, Panel
-from segstudio.ui.panels.activations import _fill_branches, _resize_rgb, _thumbnail_size
-from segstudio.ui.render import rgb8_to_qimage
+from segstudio.ui.explain.colormap import BRANCH_COLORS, blend, colorize
+from segstudio.ui.explain.session import ModelSource, bin_of, random_twin, rate_of
+from segstudio.ui.explain.figure_export import ColorBarSpec, Figure, Panel
+from segstudio.ui.explain.activations import _fill_branches, _resize_rgb, _thumbnail_size
+from segstudio.ui.canvas.render import rgb8_to_qimage
 from segstudio.ui.tools.base import Tool
 
 CONTEXT_MODELS = (("FCN-8s", ("fcn8s", "fcn16s", "fcn32s")), ("PSPNet", ("pspnet",)),

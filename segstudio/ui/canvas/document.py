@@ -11,7 +11,7 @@ import numpy as np
 from segstudio.core.classes import ClassSet
 from segstudio.core.labelmap import LabelMap
 from segstudio.io.images import ImageData
-from segstudio.ui.render import OverlayRenderer
+from segstudio.ui.canvas.render import OverlayRenderer
 
 
 @dataclass
