@@ -119,7 +119,7 @@ def test_legend_hides_renames_and_shows_shares(window, image_folder, qtbot):
     window.legend.select_class(1)
     window.tools["Brush"].set_size(40)
     drag(window.canvas, [(80, 60), (81, 60)])
-    window._refresh_counts()
+    window.refresh_counts()
     share = float(window.legend.share_text(1).rstrip("%"))
     expected = 100.0 * doc.labels.class_counts()[1] / doc.labels.array.size
     assert share == pytest.approx(expected, abs=0.06)
@@ -177,7 +177,7 @@ def test_an_item_pushed_out_of_the_kept_documents_is_saved_not_lost(window, imag
     for i in range(3, 6):                        # six items, room for two kept documents
         Image.fromarray(np.full((40, 50), 30 * i, np.uint8)).save(image_folder / f"d{i}.png")
     first = _open(window, image_folder, qtbot)
-    window._kept.limit = 2
+    window.documents.kept.limit = 2
     window.legend.select_class(1)
     drag(window.canvas, [(10, 10), (30, 10)])
     edited = first.labels.array.copy()
