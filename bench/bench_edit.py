@@ -23,8 +23,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from segstudio.core.classes import chest_xray  # noqa: E402
 from segstudio.core.labelmap import LabelMap  # noqa: E402
-from segstudio.ui.canvas import Canvas  # noqa: E402
-from segstudio.ui.render import OverlayRenderer, rgb8_to_qimage  # noqa: E402
+from segstudio.ui.canvas.view import Canvas  # noqa: E402
+from segstudio.ui.canvas.render import OverlayRenderer, rgb8_to_qimage  # noqa: E402
 
 
 def run(size: int, dabs: int, diameter: int, full: bool) -> float:

@@ -116,7 +116,7 @@ def main() -> int:
                         help="also time a stroke to its preview in the real main window")
     args = parser.parse_args()
     cv2.setNumThreads(args.threads)
-    from segstudio.ui.render import OverlayRenderer   # QImage only; no window is opened
+    from segstudio.ui.canvas.render import OverlayRenderer   # QImage only; no window is opened
 
     window = (32768.0, 65536.0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -61,7 +61,7 @@ def part_many(n: int, folder: Path) -> dict:
     from PySide6.QtWidgets import QApplication
 
     from segstudio.core.classes import voc21
-    from segstudio.core.workspace import ItemStatus, Workspace
+    from segstudio.io.workspace import ItemStatus, Workspace
     from segstudio.io.voc import write_voc
     from segstudio.ui.panels.files import ItemListModel, StatusFilter
 
@@ -105,7 +105,7 @@ def part_big(side: int, folder: Path) -> dict:
 
     from segstudio.core.classes import voc21
     from segstudio.core.labelmap import LabelMap
-    from segstudio.core.workspace import Workspace
+    from segstudio.io.workspace import Workspace
     from segstudio.io.images import read_image
     from segstudio.io.voc import write_voc
 

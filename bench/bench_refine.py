@@ -19,7 +19,8 @@ import time
 import cv2
 import numpy as np
 
-from segstudio.refine.crf import CrfParams, CrfProcess, refine_labels, refine_probabilities
+from segstudio.refine.crf import CrfParams, refine_labels, refine_probabilities
+from segstudio.refine.crf_process import CrfProcess
 from segstudio.refine.grabcut import WORK_PIXELS, grabcut_box, grabcut_refine
 from segstudio.refine.morphology import fill_holes, remove_islands
 from segstudio.train.synth import make_sample

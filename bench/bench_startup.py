@@ -22,7 +22,7 @@ SEGSTUDIO = r"""
 import sys, time, json
 t0 = float(sys.argv[1])
 from PySide6.QtWidgets import QApplication
-from segstudio.ui.app import demo_paths
+from segstudio.ui.launchers import demo_paths
 from segstudio.ui.main_window import MainWindow
 app = QApplication([])
 win = MainWindow()
@@ -45,14 +45,14 @@ import sys, time, json
 t0 = float(sys.argv[1])
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
-from segstudio.ui.app import demo_paths
+from segstudio.ui.launchers import demo_paths
 from pathlib import Path
 app = QApplication([])
 win = QMainWindow()
 label = QLabel()
 first = sorted(p for p in demo_paths()[0].iterdir() if p.suffix.lower() == ".png")[0]
 from segstudio.io.images import read_image
-from segstudio.ui.render import rgb8_to_qimage
+from segstudio.ui.canvas.render import rgb8_to_qimage
 label.setPixmap(QPixmap.fromImage(rgb8_to_qimage(read_image(first).to_rgb8())))
 win.setCentralWidget(label)
 win.resize(1280, 800)

@@ -15,10 +15,7 @@ import sys
 from typing import Sequence
 
 from segstudio import __version__
-
-
-class CommandError(Exception):
-    """A failure the user can act on: printed as ``segstudio: error: …`` with exit code 2."""
+from segstudio.commands import CommandError
 
 
 def _command_modules() -> dict[str, str]:

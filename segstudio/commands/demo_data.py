@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 from segstudio.commands._args import FRACTION, SEED, whole
 
 HELP = ("write a procedural demo dataset as a Pascal VOC tree: 'xray' (synthetic chest "

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 
 HELP = ("measure the effective receptive field (Luo et al., 2016) of the prediction at one "
         "pixel: the gradient of the predicted class's logit there, averaged over the images; "

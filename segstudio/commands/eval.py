@@ -32,9 +32,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from segstudio.cli import CommandError
-    from segstudio.core.classes import PRESETS, ClassSet, ClassSetError, preset
+    from segstudio.commands import CommandError
+    from segstudio.core.classes import PRESETS, ClassSetError, preset
     from segstudio.core.metrics import ConfusionMatrix
+    from segstudio.io.class_files import load_class_set
     from segstudio.io.voc import VocError, load_label_png
 
     for folder in (args.pred, args.gt):
@@ -56,7 +57,7 @@ def run(args) -> int:
     if args.classes:
         try:
             classes = (preset(args.classes) if args.classes in PRESETS
-                       else ClassSet.load(args.classes))
+                       else load_class_set(args.classes))
         except ClassSetError as exc:
             raise CommandError(str(exc)) from None
     if classes is not None:
@@ -146,7 +147,7 @@ def _warn_unscored(unscored: dict, num_classes: int) -> None:
 
 
 def _objects_folder(given: Path | None, default: Path) -> Path | None:
-    from segstudio.cli import CommandError
+    from segstudio.commands import CommandError
 
     if given is not None and not given.is_dir():
         raise CommandError(f"{given} is not a folder")
@@ -155,7 +156,7 @@ def _objects_folder(given: Path | None, default: Path) -> Path | None:
 
 def _score_objects(args, pairs, names) -> dict | None:
     """Instance precision and recall where both predicted and true object maps exist."""
-    from segstudio.cli import CommandError
+    from segstudio.commands import CommandError
     from segstudio.core.instance_metrics import InstanceCounts, match_instances
     from segstudio.io.voc import VocError, load_label_png
 

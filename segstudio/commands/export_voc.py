@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 from segstudio.commands._args import FRACTION, SEED
 
 HELP = "export a workspace's labelled items as a Pascal VOC 2012 tree (OUT/VOCdevkit/VOC2012)"
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
+    from segstudio.io.workspace import ItemStatus, Workspace, WorkspaceError
     from segstudio.io.images import ImageReadError
     from segstudio.io.voc import VocError, write_voc
 

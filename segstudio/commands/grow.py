@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 
 HELP = ("grow a label PNG from seeds over an image, along its edges, with no trained model "
         "(seeds: a label PNG where 255 means no seed and any other value seeds that class)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 from segstudio.commands._args import number
 
 HELP = "write a workspace's video as an mp4 with its saved labels blended over each frame"
@@ -60,7 +60,7 @@ def parse_frames(text: str | None, count: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segstudio.core.workspace import Workspace, WorkspaceError
+    from segstudio.io.workspace import Workspace, WorkspaceError
     from segstudio.models.video_pipeline import VideoPipelineError, workspace_overlay_video
 
     if not 0.0 <= args.opacity <= 1.0:

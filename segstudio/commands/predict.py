@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 from segstudio.commands._args import THREADS, whole
 
 HELP = ("segment images with a network and write palette label PNGs (and overlays; an instance "
@@ -136,10 +136,11 @@ def overlay_image(rgb: np.ndarray, labels: np.ndarray, classes):
 
 
 def _load_classes(spec: str):
-    from segstudio.core.classes import PRESETS, ClassSet, ClassSetError, preset
+    from segstudio.core.classes import PRESETS, ClassSetError, preset
+    from segstudio.io.class_files import load_class_set
 
     try:
-        return preset(spec) if spec in PRESETS else ClassSet.load(spec)
+        return preset(spec) if spec in PRESETS else load_class_set(spec)
     except ClassSetError as exc:
         raise CommandError(f"--classes {spec}: {exc}") from None
 

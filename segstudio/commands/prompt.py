@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 
 HELP = ("segment one object of an image from object/background points or a box with a Segment "
         "Anything or MedSAM weights file; write its mask as a 0/1 palette PNG")

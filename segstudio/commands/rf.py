@@ -6,7 +6,7 @@ import argparse
 import json
 import re
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 from segstudio.commands._args import whole
 
 HELP = ("print the theoretical receptive field (size and jump in input pixels, and its smallest "

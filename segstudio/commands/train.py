@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from segstudio.cli import CommandError
+from segstudio.commands import CommandError
 from segstudio.commands._args import SEED, THREADS, number, whole
 
 HELP = ("train a segmentation network on a Pascal VOC tree (best val-mIoU checkpoint kept; "

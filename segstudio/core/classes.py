@@ -6,12 +6,10 @@ metrics), as in Pascal VOC. A :class:`ClassSet` says what each index means and h
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 from collections import abc
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -159,26 +157,6 @@ class ClassSet:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ClassSetError(f"not a class set: {exc!r}") from None
-
-    def save(self, path: str | Path) -> None:
-        from segstudio.io.atomic import atomic_write_text
-
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ClassSet":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            # ValueError: bad JSON, or an integer longer than Python converts (4300 digits).
-            raise ClassSetError(f"{path.name}: cannot read class set ({exc})") from None
-        except RecursionError:
-            raise ClassSetError(f"{path.name}: not a class set (nested too deeply)") from None
-        if not isinstance(data, dict):
-            raise ClassSetError(f"{path.name}: not a class set (expected a JSON object)")
-        return cls.from_dict(data)
-
 
 def _whole(value: object) -> int | None:
     """``value`` as an int when it is a whole number (``12`` or ``12.0``), else None: strings,

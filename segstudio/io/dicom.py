@@ -1,4 +1,4 @@
-"""Read a DICOM image through pydicom into :class:`~segstudio.io.images.ImageData`.
+"""Read a DICOM image through pydicom into :class:`~segstudio.io.image_data.ImageData`.
 
 Grey images follow the DICOM display pipeline up to the window: the Modality LUT's linear form
 (RescaleSlope, RescaleIntercept) gives float32 values in the modality's units, MONOCHROME1 is
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.io.images import (
+from segstudio.io.image_data import (
     ImageData,
     ImageReadError,
     check_memory,

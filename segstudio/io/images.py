@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from segstudio.io.decode_memory import memory_problem
+from segstudio.io.image_data import (ImageData, ImageReadError, apply_window,  # noqa: F401
+                                    check_memory, check_pixel_count, window_from_range)
 from segstudio.io.pillow_pixels import (
     decode_bytes,
     needs_transpose,
@@ -42,109 +42,6 @@ DEFAULT_MAX_PIXELS = 20_000 * 20_000
 
 _FORMAT_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "TIFF": "TIFF", "BMP": "BMP",
                  "DIB": "BMP"}
-
-
-class ImageReadError(Exception):
-    """An image that cannot be read; ``str(e)`` is ``"<file name>: <reason>"``."""
-
-    def __init__(self, path: str | Path | None, reason: str) -> None:
-        self.path = Path(path) if path is not None else None
-        self.reason = reason
-        name = self.path.name if self.path is not None else "image"
-        super().__init__(f"{name}: {reason}")
-
-
-@dataclass
-class ImageData:
-    """Decoded pixels and what the viewer needs to know about them."""
-
-    pixels: np.ndarray
-    path: Path | None
-    format: str
-    bit_depth: int
-    window: tuple[float, float] | None
-    value_range: tuple[float, float]
-    notes: list[str] = field(default_factory=list)
-    # DICOM only: the file's windows (windowing.WindowPreset, in pixel space) and how stored
-    # values became pixels (windowing.ValueMapping), for presets and the pixel readout.
-    windows: list = field(default_factory=list)
-    mapping: object | None = None
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.pixels.shape[1])
-
-    @property
-    def is_grey(self) -> bool:
-        return self.pixels.ndim == 2
-
-    def _effective_window(self, window: tuple[float, float] | None) -> tuple[float, float] | None:
-        if window is not None:
-            return window
-        if self.window is not None:
-            return self.window
-        if self.pixels.dtype == np.uint8:
-            return None
-        return window_from_range(*self.value_range)
-
-    def to_grey8(self, window: tuple[float, float] | None = None) -> np.ndarray:
-        """H×W uint8: the pixels windowed to 8 bits, colour reduced by ITU-R 601 luma."""
-        win = self._effective_window(window)
-        px = self.pixels
-        if not self.is_grey:
-            px = px.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-            if win is None:
-                return np.clip(np.rint(px), 0, 255).astype(np.uint8)
-        if win is None:
-            return px
-        return apply_window(px, *win)
-
-    def to_rgb8(self, window: tuple[float, float] | None = None) -> np.ndarray:
-        """H×W×3 uint8 for display and for the model (the same conversion for both)."""
-        win = self._effective_window(window)
-        px = self.pixels if win is None else apply_window(self.pixels, *win)
-        if px.ndim == 2:
-            px = np.repeat(px[:, :, None], 3, axis=2)
-        return np.ascontiguousarray(px)
-
-
-def window_from_range(lo: float, hi: float) -> tuple[float, float]:
-    """The window that spans ``lo … hi`` exactly (width at least 1)."""
-    return ((float(lo) + float(hi)) / 2.0, max(float(hi) - float(lo), 1.0))
-
-
-def apply_window(pixels: np.ndarray, centre: float, width: float) -> np.ndarray:
-    """Map ``centre ± width/2`` linearly onto 0…255 (clipped) and return uint8."""
-    width = float(width)
-    if not np.isfinite(width) or width <= 0:
-        raise ValueError(f"window width must be positive, got {width}")
-    lo = np.float32(float(centre) - width / 2.0)
-    scale = np.float32(255.0 / width)
-    pixels = np.asarray(pixels)
-    if pixels.ndim == 0:
-        pixels = pixels.reshape(1)
-        return _window_part(pixels, lo, scale).reshape(())
-    # In bands of rows: the float32 working copy of a big 16-bit picture would be 4× its size.
-    out = np.empty(pixels.shape, np.uint8)
-    rows = max(1, _WINDOW_BAND // max(1, pixels[0].size))
-    for y in range(0, pixels.shape[0], rows):
-        out[y:y + rows] = _window_part(pixels[y:y + rows], lo, scale)
-    return out
-
-
-_WINDOW_BAND = 4_000_000   # values windowed at a time
-
-
-def _window_part(pixels: np.ndarray, lo: np.float32, scale: np.float32) -> np.ndarray:
-    part = pixels.astype(np.float32)
-    part -= lo
-    part *= scale
-    np.clip(part, 0.0, 255.0, out=part)
-    return np.rint(part).astype(np.uint8)
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -205,25 +102,6 @@ def _looks_like_dicom(path: Path, head: bytes) -> bool:
         return True
     # Raw DICOM without the 128-byte preamble starts with a group 0x0002 or 0x0008 tag.
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00") and head[3:4] == b"\x00"
-
-
-def check_pixel_count(path: Path, width: int, height: int, max_pixels: int) -> None:
-    """Refuse a picture too large to decode safely, before any pixel is decoded."""
-    if width <= 0 or height <= 0:
-        raise ImageReadError(path, f"the header claims an empty image ({width}×{height})")
-    if width * height > max_pixels:
-        raise ImageReadError(
-            path,
-            f"the header claims {width}×{height} pixels, more than the limit of {max_pixels:,}; "
-            "crop or downscale it first (or raise the limit if the size is genuine)",
-        )
-
-
-def check_memory(path: Path, needed: int) -> None:
-    """Refuse a decode that needs more memory than the machine has free (see decode_memory)."""
-    problem = memory_problem(needed)
-    if problem is not None:
-        raise ImageReadError(path, problem)
 
 
 def _read_with_pillow(path: Path, f: BinaryIO, head: bytes, size: int,

@@ -19,7 +19,7 @@ import numpy as np
 
 from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOID_INDEX
-from segstudio.core.workspace import Item, ItemStatus, Workspace, WorkspaceError
+from segstudio.io.workspace import Item, ItemStatus, Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError
 from segstudio.io.regular_files import NotRegularFileError, read_regular_text
 from segstudio.io.voc import VocError, find_voc_dir, load_label_png, read_voc

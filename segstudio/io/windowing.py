@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from segstudio.io.images import ImageData
+    from segstudio.io.image_data import ImageData
 
 AUTO_PERCENTILES = (0.5, 99.5)
 _SAMPLE_PIXELS = 1_000_000        # the automatic window looks at about this many pixels

@@ -354,7 +354,7 @@ def workspace_overlay_video(ws, source: str | Path, out_path: str | Path, opacit
     from each frame's saved labels; ``labels_now`` (frame -> labels) overrides them, as the GUI
     does with the frames open on screen. Raises ``VideoPipelineError`` for a source that is not
     one of the workspace's videos."""
-    from segstudio.core.workspace import WorkspaceError
+    from segstudio.io.workspace import WorkspaceError
 
     source, rows = _video_items(ws, source)
     labels_now = labels_now or {}

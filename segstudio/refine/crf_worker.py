@@ -1,4 +1,4 @@
-"""The process side of :class:`segstudio.refine.crf.CrfProcess`.
+"""The process side of :class:`segstudio.refine.crf_process.CrfProcess`.
 
 A job's arrays (image, probabilities or labels, and room for the result) live in shared memory
 blocks created by the parent; only their names, shapes and the options travel through the pipe,

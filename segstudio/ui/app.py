@@ -6,7 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from segstudio.paths import demo_dir, resources_dir
+from segstudio.paths import resources_dir
+from segstudio.ui.launchers import demo_paths, open_demo
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -17,27 +18,6 @@ def _parse_size(text: str) -> tuple[int, int]:
         return w, h
     except ValueError:
         raise SystemExit(f"segstudio: error: --size expects WxH like 1280x800, got {text!r}") from None
-
-
-def demo_paths(kind: str = "chest") -> list[Path]:
-    """The demo as a workspace of its own in the user's data folder (the bundled files may sit
-    in a read-only install): ``chest`` — the synthetic chest X-ray phantoms; ``context`` — the
-    boat-or-car scene of the receptive-field lesson; ``shapes`` — overlapping shapes for
-    instance segmentation."""
-    import shutil
-
-    from segstudio.paths import user_data_dir
-
-    src = demo_dir()
-    files = sorted(src.glob(f"{kind}_*.png")) if src.is_dir() else []
-    if not files:
-        return []
-    dest = user_data_dir() / f"demo-{kind}"
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        if not (dest / f.name).exists():
-            shutil.copyfile(f, dest / f.name)
-    return [dest]
 
 
 def run_gui(args) -> int:
@@ -90,8 +70,6 @@ def run_gui(args) -> int:
     # a prediction; on the user's own files, models run when asked.
     win.models.run_when_ready = not args.paths and bool(paths)
     if demo:
-        from segstudio.ui.launchers import open_demo
-
         QTimer.singleShot(0, lambda: open_demo(win, demo))
     else:
         QTimer.singleShot(0, win.models.start)
@@ -100,7 +78,7 @@ def run_gui(args) -> int:
     if not args.screenshot:
         # After the paths above, so that restored work is what stays on screen.
         from segstudio.paths import user_data_dir
-        from segstudio.ui.autosave import offer_recovery
+        from segstudio.ui.background.autosave import offer_recovery
 
         QTimer.singleShot(0, lambda: offer_recovery(win, user_data_dir() / "recovery"))
     if args.screenshot:

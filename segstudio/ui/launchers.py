@@ -3,6 +3,10 @@ dialog modally, or just returns it when the window is not interactive (tests, --
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from segstudio.paths import demo_dir
+
 
 def _shown(window, dialog):
     if window.interactive:
@@ -19,7 +23,7 @@ def _needs_workspace(window, message: str) -> bool:
 
 def export_voc_dialog(window):
     """Save pending edits, then File ▸ Export VOC…"""
-    from segstudio.ui.export_dialog import ExportVocDialog
+    from segstudio.ui.dialogs.export_voc import ExportVocDialog
 
     if not _needs_workspace(window, "Open a folder first: the export takes a workspace's "
                                     "labelled items.") or not window.maybe_save():
@@ -28,7 +32,7 @@ def export_voc_dialog(window):
 
 
 def statistics_dialog(window):
-    from segstudio.ui.statistics_dialog import StatisticsDialog
+    from segstudio.ui.dialogs.statistics import StatisticsDialog
 
     if not _needs_workspace(window, "Open a folder first."):
         return None
@@ -37,7 +41,7 @@ def statistics_dialog(window):
 
 
 def finetune_dialog(window):
-    from segstudio.ui.finetune_dialog import FineTuneDialog
+    from segstudio.ui.dialogs.finetune import FineTuneDialog
 
     if not _needs_workspace(window, "Open a folder with corrected labels first."):
         return None
@@ -45,16 +49,37 @@ def finetune_dialog(window):
 
 
 def published_dialog(window):
-    from segstudio.ui.published_dialog import PublishedWeightsDialog
+    from segstudio.ui.dialogs.published_weights import PublishedWeightsDialog
 
     return _shown(window, PublishedWeightsDialog(window))
 
 
 def shortcut_sheet(window):
     """Help ▸ Keyboard shortcuts (F1)."""
-    from segstudio.ui.shortcut_sheet import ShortcutSheet
+    from segstudio.ui.dialogs.shortcut_sheet import ShortcutSheet
 
     return _shown(window, ShortcutSheet(window))
+
+
+def demo_paths(kind: str = "chest") -> list[Path]:
+    """The demo as a workspace of its own in the user's data folder (the bundled files may sit
+    in a read-only install): ``chest`` — the synthetic chest X-ray phantoms; ``context`` — the
+    boat-or-car scene of the receptive-field lesson; ``shapes`` — overlapping shapes for
+    instance segmentation."""
+    import shutil
+
+    from segstudio.paths import user_data_dir
+
+    src = demo_dir()
+    files = sorted(src.glob(f"{kind}_*.png")) if src.is_dir() else []
+    if not files:
+        return []
+    dest = user_data_dir() / f"demo-{kind}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if not (dest / f.name).exists():
+            shutil.copyfile(f, dest / f.name)
+    return [dest]
 
 
 DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_unet_lite.pt",
@@ -68,7 +93,6 @@ def open_demo(window, kind: str) -> bool:
     from segstudio.core.classes import chest_xray
     from segstudio.train.synth_context import context_classes
     from segstudio.train.synth_shapes import shapes_classes
-    from segstudio.ui.app import demo_paths
 
     paths = demo_paths(kind)
     if not paths:

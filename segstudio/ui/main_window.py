@@ -1,6 +1,8 @@
 """The main window: it wires the canvas, panels, tools and workspace together.
 
-Behaviour lives in those parts; this module connects them and owns the menus.
+Behaviour lives in those parts (opening and showing items in ``controllers/documents.py``,
+saving labels in ``controllers/saving.py``); this module creates and connects them, and keeps
+the window's methods that the rest of the interface calls.
 """
 
 from __future__ import annotations
@@ -11,40 +13,38 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow,
-                               QMessageBox, QWidget)
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
 from segstudio.core.classes import ClassSet, chest_xray
 from segstudio.core.geometry import Rect
 from segstudio.core.labelmap import LabelMap, PaintGuard
-from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
-from segstudio.io.images import ImageReadError
 from segstudio.io.recovery import RecoveryStore
+from segstudio.io.workspace import ItemStatus, Workspace, WorkspaceError
 from segstudio.paths import user_data_dir
-from segstudio.ui.autosave import Autosave, quit_keeping_autosave
-from segstudio.ui.canvas import Canvas
-from segstudio.ui.document import Document, KeptDocuments
-from segstudio.ui.document_loader import DocumentLoader
-from segstudio.ui.explain_session import install_explain
-from segstudio.ui.frame_labels import install_frame_labels
-from segstudio.ui.panels.video import install_video
+from segstudio.ui.background.autosave import Autosave
+from segstudio.ui.background.workspace_writer import WorkspaceWriter
+from segstudio.ui.canvas.document import Document
+from segstudio.ui.canvas.prediction_layers import PredictionLayers
+from segstudio.ui.canvas.render import OverlayMode
+from segstudio.ui.canvas.view import Canvas
+from segstudio.ui.canvas.window_level import WindowLevel
+from segstudio.ui.controllers.documents import Documents
+from segstudio.ui.controllers.document_loader import DocumentLoader
+from segstudio.ui.controllers.model_runs import ModelRuns
+from segstudio.ui.controllers.recent import RecentFiles
+from segstudio.ui.controllers.review import Review
+from segstudio.ui.controllers.saving import LabelSaving
+from segstudio.ui.controllers.smart_tools import SmartTools
+from segstudio.ui.explain.dock import install_explain
+from segstudio.ui.menus import build_menus, build_toolbar
+from segstudio.ui.notice import Level, NoticeBar
+from segstudio.ui.controllers.prompt_session import PromptSession
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
-from segstudio.ui.recent import RecentFiles
-from segstudio.ui.review import Review
-from segstudio.ui.render import OverlayMode
-from segstudio.ui.menus import build_menus, build_toolbar
-from segstudio.ui.model_runs import ModelRuns
-from segstudio.ui.notice import Level, NoticeBar
-from segstudio.ui.prediction_layers import PredictionLayers
-from segstudio.ui.prompt_session import PromptSession
-from segstudio.ui.smart_tools import SmartTools
-from segstudio.ui.window_level import WindowLevel
-from segstudio.ui.workspace_writer import WorkspaceWriter
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
-
-KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items
+from segstudio.ui.video.frame_labels import install_frame_labels
+from segstudio.ui.video.panel import install_video
 
 
 class MainWindow(QMainWindow):
@@ -60,7 +60,8 @@ class MainWindow(QMainWindow):
         self.classes: ClassSet = chest_xray()
         self.hidden: set[int] = {0}
         self.doc: Document | None = None
-        self._kept = KeptDocuments(KEPT_DOCUMENTS, self._evict)
+        self.documents = Documents(self)      # the item on screen and the kept ones
+        self.saving = LabelSaving(self)
         self._busy = 0
         self.interactive = True          # False in --screenshot mode: no modal dialogs
         self.discard_changes_on_close = False
@@ -116,7 +117,7 @@ class MainWindow(QMainWindow):
         self.canvas.wheelWithCtrl.connect(self._grow_brush)
         self.levels = WindowLevel(self)
         self._counts_timer = QTimer(self, singleShot=True, interval=150)
-        self._counts_timer.timeout.connect(self._refresh_counts)
+        self._counts_timer.timeout.connect(self.refresh_counts)
         self.set_tool("Brush")
         self.video = install_video(self)
         self.frame_labels = install_frame_labels(self)
@@ -160,149 +161,50 @@ class MainWindow(QMainWindow):
     def request_repaint(self) -> None:
         self.canvas.update()
 
-    # -- opening -----------------------------------------------------------------------------
+    # -- opening, showing and saving (controllers/documents.py, controllers/saving.py) --------
     def open_images_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(
-            self, "Open images", self._last_dir(),
-            "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.dcm *.dicom);;All files (*)")
-        if paths:
-            self.open_paths([Path(p) for p in paths])
+        self.documents.open_images_dialog()
 
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open folder", self._last_dir())
-        if path:
-            self.open_paths([Path(path)])
-
-    def _last_dir(self) -> str:
-        recent = self.recent_paths()
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
+        self.documents.open_folder_dialog()
 
     def open_paths(self, paths: list[Path], classes: ClassSet | None = None) -> bool:
-        """Open a folder as a workspace, or loose files together; False (and a message) if not.
-
-        A folder's own saved class set wins; a new workspace starts with ``classes`` or the
-        current one.
-        """
-        paths = [Path(p) for p in paths]
-        classes = classes or self.classes
-        if not self.maybe_save():
-            return False
-        try:
-            if len(paths) == 1 and paths[0].is_dir():
-                ws = Workspace.open(paths[0], classes=classes)
-            else:
-                ws = Workspace.from_paths(paths, classes=classes)
-        except (WorkspaceError, OSError) as exc:
-            self.show_error(str(exc))
-            return False
-        if not ws.items:
-            self.show_error(f"Nothing to open in {', '.join(p.name for p in paths)}: no images found.")
-            return False
-        self.set_workspace(ws)
-        for p in paths:
-            self.recent.add(p)
-        if ws.problems:
-            self.show_error(f"{len(ws.problems)} file(s) could not be added: "
-                            + "; ".join(ws.problems[:3]) + (" …" if len(ws.problems) > 3 else ""))
-        return True
+        return self.documents.open_paths(paths, classes)
 
     def set_workspace(self, ws: Workspace) -> None:
-        if self.workspace is not None:
-            self.ws_writer.flush()
-        self.loader.forget()
-        self.workspace = ws
-        self.ws_writer.attach(ws)
-        self.autosave.reset(str(ws.root))
-        for doc in self._kept.clear() + ([self.doc] if self.doc is not None else []):
-            doc.labels.remove_listener(self._labels_changed)
-        self.doc = None
-        self.classes = ws.classes
-        self.legend.set_classes(self.classes, self.hidden)
-        self.paint_options.set_classes(self.classes)
-        self.files.set_items(ws.items)
-        self.setWindowTitle(f"segstudio — {ws.root.name}[*]")
-        self.show_row(0)
+        self.documents.set_workspace(ws)
 
     def show_row(self, row: int) -> bool:
-        ws = self.workspace
-        if ws is None or not 0 <= row < len(ws.items):
-            return False
-        if self.doc is not None and self.doc.row == row:
-            self.loader.forget()                        # stay here, whatever was loading
-            return True
-        self.autosave.flush()
-        doc = self._kept.take(row)
-        if doc is None:
-            item = ws.items[row]
-            if self.loader.wants_background(item):      # a large picture: decode off-thread
-                return self.loader.load(row)
-            try:
-                image = ws.read_image(item)
-                labels = ws.load_labels(item)
-                doc = Document.create(row, item, image, labels, self.classes, self.hidden)
-            except (ImageReadError, WorkspaceError, OSError, ValueError) as exc:
-                self.show_error(str(exc))
-                return False
-        self.show_document(doc)
-        return True
+        return self.documents.show_row(row)
 
     def show_document(self, doc: Document, display: QImage | None = None) -> None:
         """Put ``doc`` on screen (``display``: its picture, when already made off-thread)."""
-        self.loader.forget()
-        self._keep_current()
-        self._set_document(doc, display)
-        self.files.select_row(doc.row)
+        self.documents.show_document(doc, display)
 
-    def _keep_current(self) -> None:
-        if self.doc is None:
-            return
-        self._kept.keep(self.doc)
-
-    def _evict(self, old: Document) -> bool:
-        """Save ``old`` if it was edited; False keeps it in memory, because its save failed."""
-        if old.dirty and (old.save_failed or not self.save_document(
-                old, then="They stay open, and in the autosave, until they can be saved.")):
-            return False
-        old.labels.remove_listener(self._labels_changed)
-        return True
-
-    def _set_document(self, doc: Document, display: QImage | None = None) -> None:
-        if self.doc is not None:
-            self.doc.labels.remove_listener(self._labels_changed)
-        self.doc = doc
-        doc.labels.add_listener(self._labels_changed)
-        doc.overlay.set_classes(self.classes) if doc.overlay.classes != self.classes else None
-        if doc.overlay.hidden != self.hidden:
-            doc.overlay.set_hidden(self.hidden)
-        if doc.overlay.mode != self.mode_combo.currentData():
-            doc.overlay.set_mode(self.mode_combo.currentData())
-        self.canvas.set_image(display if display is not None else doc.display_qimage())
-        self.canvas.set_overlay(doc.overlay.image)
-        notes = "; ".join(doc.image.notes)
-        self.statusBar().showMessage(f"{doc.item.id}: {doc.image.width}×{doc.image.height} "
-                                     f"{doc.image.format}, {doc.image.bit_depth}-bit"
-                                     + (f" — {notes}" if notes else ""), 8000)
-        self._refresh_counts()
-        self.paint_options.set_value_range(*doc.image.value_range)
-        self.update_modified()
-        self.documentShown.emit(doc)
+    def step_item(self, delta: int) -> None:
+        self.documents.step(delta)
 
     def reload_workspace_view(self) -> None:
-        """Label files changed under the window (an import): show them afresh."""
-        row = self.doc.row if self.doc is not None else 0
-        for doc in self._kept.clear():
-            doc.labels.remove_listener(self._labels_changed)
-        if self.doc is not None:
-            self.doc.labels.remove_listener(self._labels_changed)
-        self.doc = None
-        self.files.set_items(self.workspace.items)
-        self.show_row(row)
+        self.documents.reload_workspace_view()
 
     def document_for(self, row: int) -> Document | None:
-        """The open document of workspace row ``row`` (on screen or kept), if any."""
-        if self.doc is not None and self.doc.row == row:
-            return self.doc
-        return self._kept.get(row)
+        return self.documents.document_for(row)
+
+    def dirty_documents(self) -> list[Document]:
+        return self.documents.dirty()
+
+    def save_document(self, doc: Document, *, status: ItemStatus = ItemStatus.CORRECTED,
+                      by: str = "hand", then: str = "") -> bool:
+        return self.saving.save_document(doc, status=status, by=by, then=then)
+
+    def save_current(self) -> bool:
+        return self.saving.save_current()
+
+    def maybe_save(self, *, closing: bool = False) -> bool:
+        return self.saving.maybe_save(closing=closing)
+
+    def update_modified(self) -> None:
+        self.saving.update_modified()
 
     def prediction_shown(self, prediction) -> None:
         notes = "; ".join(prediction.notes)
@@ -314,12 +216,8 @@ class MainWindow(QMainWindow):
                                     "weights): it is noise. Pick a trained model in the Model "
                                     "panel.", Level.WARNING)
 
-    def step_item(self, delta: int) -> None:
-        if self.workspace is not None and self.doc is not None:
-            self.show_row(max(0, min(len(self.workspace.items) - 1, self.doc.row + delta)))
-
     # -- editing -----------------------------------------------------------------------------
-    def _labels_changed(self, rect: Rect) -> None:
+    def labels_changed(self, rect: Rect) -> None:
         if self.doc is None:
             return
         self.doc.overlay.update(rect)
@@ -329,7 +227,7 @@ class MainWindow(QMainWindow):
         self.metrics.labels_changed()
         self.update_modified()
 
-    def _refresh_counts(self) -> None:
+    def refresh_counts(self) -> None:
         self.legend.set_counts(self.doc.labels.class_counts() if self.doc else None)
 
     def set_tool(self, name: str) -> None:
@@ -434,61 +332,6 @@ class MainWindow(QMainWindow):
         c = self.current_class()
         if c < len(self.classes):
             self.statusBar().showMessage(f"Painting with class {c}: {self.classes[c].name}", 2000)
-
-    # -- saving ------------------------------------------------------------------------------
-    def save_document(self, doc: Document, *, status: ItemStatus = ItemStatus.CORRECTED,
-                      by: str = "hand", then: str = "") -> bool:
-        if self.workspace is None:
-            return False
-        try:
-            self.workspace.save_labels(doc.item, np.array(doc.labels.array), status=status, by=by)
-        except (WorkspaceError, OSError) as exc:
-            doc.failed_revision = doc.labels.revision
-            self.show_error(f"Could not save the labels of {doc.item.id}: {exc}"
-                            + (f"\n\n{then}" if then else ""))
-            return False
-        doc.mark_saved()
-        self.autosave.saved(doc.item)
-        self.files.model.item_changed(doc.row)
-        self.update_modified()
-        return True
-
-    def update_modified(self) -> None:
-        """The title's [*] marker: shown while any open document has unsaved edits."""
-        self.setWindowModified(bool(self.dirty_documents()))
-
-    def save_current(self) -> bool:
-        if self.doc is None:
-            return False
-        ok = self.save_document(self.doc)
-        if ok:
-            self.notice.show_notice(f"Saved the labels of {self.doc.item.id}", Level.DONE)
-        return ok
-
-    def dirty_documents(self) -> list[Document]:
-        docs = list(self._kept) + ([self.doc] if self.doc is not None else [])
-        return [d for d in docs if d.dirty]
-
-    def maybe_save(self, *, closing: bool = False) -> bool:
-        """Ask before unsaved edits could be dropped; False means the user cancelled (or a save
-        failed and, when ``closing``, the user chose not to quit with the autosave kept)."""
-        dirty = self.dirty_documents()
-        if not dirty or self.discard_changes_on_close:
-            return True
-        names = ", ".join(d.item.id for d in dirty[:5]) + (" …" if len(dirty) > 5 else "")
-        answer = QMessageBox.question(
-            self, "Unsaved labels", f"Save the changed labels of {names}?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
-        if answer == QMessageBox.StandardButton.Cancel:
-            return False
-        if answer == QMessageBox.StandardButton.Save:
-            return all(self.save_document(d) for d in dirty) or (
-                closing and quit_keeping_autosave(self, self.dirty_documents()))
-        for d in dirty:
-            d.mark_saved()
-        self.update_modified()
-        return True
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.maybe_save(closing=True):

@@ -6,12 +6,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
 
-from segstudio.ui import launchers, window_level
-from segstudio.ui.dialogs import show_about
-from segstudio.ui.label_import import build_import_menu
+from segstudio.ui import launchers
+from segstudio.ui.canvas import window_level
+from segstudio.ui.dialogs.about import show_about
+from segstudio.ui.dialogs.label_import import build_import_menu
 from segstudio.ui.panels.paint_options import PaintOptions
-from segstudio.ui.prediction_layers import Uncertainty
-from segstudio.ui.render import OverlayMode
+from segstudio.ui.canvas.prediction_layers import Uncertainty
+from segstudio.ui.canvas.render import OverlayMode
 
 
 def build_menus(window) -> None:

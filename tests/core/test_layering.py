@@ -19,7 +19,8 @@ def test_core_and_io_import_neither_qt_nor_torch():
 
 
 def test_import_contracts_hold():
-    """import-linter's contracts in pyproject.toml (Qt only in ui; no torch in core/io)."""
+    """import-linter's contracts in pyproject.toml: Qt only in ui; no torch in core/io; core
+    imports only core; no import cycles between the packages, modules and rooms of any package."""
     import pathlib
     import shutil
 

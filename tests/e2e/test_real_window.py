@@ -77,7 +77,7 @@ def test_screenshot_of_missing_path_is_a_clean_error(xvfb_display, tmp_path):
 
 @pytest.mark.xvfb
 def test_shapes_demo_shows_mask_rcnn_instances_outlined(xvfb_display, tmp_path):
-    from segstudio.ui.prediction_layers import instance_colours
+    from segstudio.ui.canvas.prediction_layers import instance_colours
 
     shot = tmp_path / "shapes.png"
     out = _run_gui(xvfb_display, ["--demo", "shapes", "--screenshot", str(shot),

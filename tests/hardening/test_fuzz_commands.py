@@ -31,7 +31,7 @@ from PIL import Image
 
 from segstudio.cli import _command_modules, build_parser, main
 from segstudio.core.classes import chest_xray
-from segstudio.core.workspace import Workspace
+from segstudio.io.workspace import Workspace
 from segstudio.io.voc import save_label_png
 from segstudio.models import registry
 from segstudio.paths import weights_dir

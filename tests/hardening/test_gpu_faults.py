@@ -73,7 +73,7 @@ def test_device_lost_mid_run_is_a_predictor_error_naming_the_device():
 
 
 def test_device_lost_mid_run_reaches_the_user_as_one_line_of_text():
-    from segstudio.ui.workers import _message
+    from segstudio.ui.background.workers import _message
 
     p = Predictor(FaultyNet(lost_after=2), _meta(), device="cpu", precision="fp32",
                   tile_size=64, tile_overlap=8, num_threads=1)

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from segstudio.core.classes import ClassSet
-from segstudio.core.workspace import Workspace
+from segstudio.io.workspace import Workspace
 from segstudio.io.voc import VocSample, read_voc, sanitize_id, write_voc
 
 HOSTILE_IDS = ["../../escape", "/etc/passwd", "C:\\Windows\\evil", "CON", "nul.txt", "com1",

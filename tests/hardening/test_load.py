@@ -9,7 +9,7 @@ from PIL import Image
 
 from segstudio.core.classes import ClassSet
 from segstudio.core.labelmap import LabelMap
-from segstudio.core.workspace import ItemStatus, Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 from segstudio.io.images import read_image
 from segstudio.io.voc import write_voc
 

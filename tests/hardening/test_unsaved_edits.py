@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from segstudio.io.recovery import RecoveryStore, orphans
 from segstudio.paths import user_data_dir
-from segstudio.ui.autosave import restore_session
+from segstudio.ui.background.autosave import restore_session
 from tests.ui.helpers import drag
 
 Button = QMessageBox.StandardButton

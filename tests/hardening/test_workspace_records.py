@@ -10,7 +10,7 @@ from PIL import Image
 
 from segstudio.cli import main
 from segstudio.core.classes import ClassSet
-from segstudio.core.workspace import Workspace, WorkspaceError
+from segstudio.io.workspace import Workspace, WorkspaceError
 from segstudio.io.voc import load_label_png
 
 CLASSES = ClassSet(["bg", "fg", "edge"])

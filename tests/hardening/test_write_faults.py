@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from segstudio.core.classes import ClassSet
-from segstudio.core.workspace import Workspace, WorkspaceError
+from segstudio.io.workspace import Workspace, WorkspaceError
 from segstudio.io import atomic
 from segstudio.io.voc import VocError, VocSample, load_label_png, write_voc
 
@@ -98,7 +98,7 @@ def test_killed_during_save_labels_leaves_the_old_labels_and_workspace_file(tmp_
     _run_and_kill(f"""
         import os, signal, numpy as np
         from segstudio.io import atomic
-        from segstudio.core.workspace import Workspace
+        from segstudio.io.workspace import Workspace
         ws = Workspace.open({str(tmp_path)!r})
         def die(fd):
             os.kill(os.getpid(), signal.SIGKILL)
@@ -119,7 +119,7 @@ def test_the_hidden_part_files_of_killed_saves_are_removed_when_the_workspace_op
         _run_and_kill(f"""
             import os, signal, numpy as np
             from segstudio.io import atomic
-            from segstudio.core.workspace import Workspace
+            from segstudio.io.workspace import Workspace
             ws = Workspace.open({str(tmp_path)!r})
             labels = np.full((6, 7), 2, np.uint8)
             atomic.os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
@@ -128,7 +128,7 @@ def test_the_hidden_part_files_of_killed_saves_are_removed_when_the_workspace_op
         # each child's own open removed the previous child's leftover: one is left each time
         left = list(tmp_path.rglob(".*.part"))
         assert len(left) == 1 and left[0].name.startswith((".segstudio", ".img")), left
-    subprocess.run([sys.executable, "-c", "import sys; from segstudio.core.workspace import "
+    subprocess.run([sys.executable, "-c", "import sys; from segstudio.io.workspace import "
                     "Workspace; Workspace.open(sys.argv[1])", str(tmp_path)], check=True,
                    timeout=60)                              # the next start
     assert not list(tmp_path.rglob("*.part"))
@@ -172,7 +172,7 @@ def test_killed_during_workspace_save_leaves_the_previous_workspace_file(tmp_pat
     _run_and_kill(f"""
         import os, signal
         from segstudio.io import atomic
-        from segstudio.core.workspace import Workspace
+        from segstudio.io.workspace import Workspace
         ws = Workspace.open({str(tmp_path)!r})
         ws.items[0].updated_by = "second"
         real = atomic.os.fsync

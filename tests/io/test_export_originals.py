@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 
 from segstudio.cli import main
 from segstudio.core.classes import chest_xray
-from segstudio.core.workspace import ItemStatus, Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 from segstudio.io.voc import read_voc
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from segstudio.cli import main
 from segstudio.core.classes import chest_xray
-from segstudio.core.workspace import ItemStatus, Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 from segstudio.io.voc import load_label_png, read_voc
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from segstudio.core.classes import ClassSet
-from segstudio.core.workspace import ItemStatus, Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 from segstudio.io.labels import (
     LabelImportError,
     import_label_folder,

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from segstudio.core.classes import chest_xray
-from segstudio.core.workspace import Workspace, WorkspaceError
+from segstudio.io.workspace import Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError, read_image
 from segstudio.io.labels import import_label_folder, import_labelme_folder
 from segstudio.io.regular_files import NotRegularFileError, open_regular
@@ -126,7 +126,7 @@ def test_eval_skips_a_pipe_in_pred_with_a_message(tmp_path):
 
 
 def test_predict_inputs_skip_a_pipe_in_a_folder_and_refuse_one_named_directly(tmp_path, capsys):
-    from segstudio.cli import CommandError
+    from segstudio.commands import CommandError
     from segstudio.commands.predict import collect_inputs
 
     Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / "b.png")

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageOps, PngImagePlugin
 
 from segstudio.core.classes import chest_xray
-from segstudio.core.workspace import Workspace
+from segstudio.io.workspace import Workspace
 from segstudio.io import decode_memory
 from segstudio.io.images import DEFAULT_MAX_PIXELS, ImageReadError, read_image
 from segstudio.io.voc import VocError, load_label_png, save_label_png

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from truncated_mp4 import cut, write_mp4
 
-from segstudio.core.workspace import Workspace
+from segstudio.io.workspace import Workspace
 from segstudio.io.mp4_samples import missing_frames
 from segstudio.io.video import VideoError, VideoSource
 

@@ -240,7 +240,7 @@ def test_overlay_export_refuses_bad_arguments_with_the_reason(tmp_path):
 
 def test_overlay_video_command_writes_the_saved_labels_of_a_workspace(tmp_path, capsys):
     from segstudio.cli import main
-    from segstudio.core.workspace import Workspace
+    from segstudio.io.workspace import Workspace
 
     folder = tmp_path / "ws"
     folder.mkdir()
@@ -281,7 +281,7 @@ def test_overlay_video_command_names_the_problem(tmp_path, capsys):
 
 
 def test_workspace_frames_keep_predictions_and_write_labels_only_where_allowed(tmp_path):
-    from segstudio.core.workspace import Workspace
+    from segstudio.io.workspace import Workspace
 
     folder = tmp_path / "ws"
     folder.mkdir()

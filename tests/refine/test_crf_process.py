@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segstudio.refine.crf import (CrfCancelled, CrfError, CrfParams, CrfProcess, refine_labels,
+from segstudio.refine.crf import (CrfCancelled, CrfError, CrfParams, refine_labels,
                                   refine_probabilities)
+from segstudio.refine.crf_process import CrfProcess
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="checks POSIX process ids")
 
@@ -271,7 +272,7 @@ def test_a_process_that_forgets_close_leaves_no_shared_memory_behind(tmp_path):
     script = tmp_path / "forgetful.py"
     script.write_text(
         "import numpy as np\n"
-        "from segstudio.refine.crf import CrfProcess\n"
+        "from segstudio.refine.crf_process import CrfProcess\n"
         "if __name__ == '__main__':\n"
         "    proc = CrfProcess()\n"
         "    proc.submit(np.zeros((16, 16, 3), np.uint8), np.full((2, 16, 16), 0.5, np.float32))\n"

@@ -11,7 +11,7 @@ from PIL import Image
 from helpers import drag
 from segstudio.io.recovery import orphans
 from segstudio.paths import user_data_dir
-from segstudio.ui.autosave import restore_session
+from segstudio.ui.background.autosave import restore_session
 
 CRASHING_APP = textwrap.dedent("""
     import sys, time

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QTimer
 
-import segstudio.ui.document_loader as loader_module
-from segstudio.core.workspace import Workspace
+import segstudio.ui.controllers.document_loader as loader_module
+from segstudio.io.workspace import Workspace
 from segstudio.io import decode_memory
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 from segstudio.ui.launchers import open_demo
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
 
-from segstudio.ui import domain_notice
+from segstudio.ui.canvas import domain_notice
 from segstudio.ui.launchers import open_demo
 
 

@@ -109,7 +109,7 @@ def test_branch_grid_has_one_thumbnail_per_branch_and_ablation_counts_changes(wi
     assert not grid.contribution_view.pixmap().isNull()
 
     # Exported, the eleven pictures (ten branches and the ablation) wrap into rows of four.
-    from segstudio.ui import figure_export as fe
+    from segstudio.ui.explain import figure_export as fe
     written = dock.export_figure(tmp_path / "grid")
     assert written == tmp_path / "grid.png"
     thumb_h = round(H * 128 / W)        # thumbnails are 128 px on their long side
@@ -179,7 +179,7 @@ def test_context_view_compares_three_models_each_labelled_trained_or_not(window,
 
 def test_export_figure_writes_a_png_of_the_layout_size(window, dock, qtbot, tmp_path,
                                                        monkeypatch):
-    from segstudio.ui import figure_export as fe
+    from segstudio.ui.explain import figure_export as fe
 
     pick_model(dock, "deeplabv2")
     dock.activations.branch_combo.setCurrentText("aspp.rate24")
@@ -390,7 +390,7 @@ def test_effective_field_averages_same_size_images_and_shows_its_centre(window, 
 
 def test_a_detector_has_fields_but_no_effective_field_of_a_prediction(window, dock, qtbot):
     from segstudio.paths import weights_dir
-    from segstudio.ui.explain_session import ModelSource
+    from segstudio.ui.explain.session import ModelSource
 
     # Detectors are not in the picker, but the Model panel may run the bundled Mask R-CNN.
     dock.session.pick(ModelSource("maskrcnn", "lite", weights_dir() / "shapes_maskrcnn_lite.pt"))

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 from PySide6.QtCore import Qt
 
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 
 
 def _moving_square_clip(path, frames=6, step=3):

@@ -138,7 +138,7 @@ def test_outline_clean_ups_are_one_undo_step_each_and_say_what_they_changed(
 
 
 def test_smoothing_dialog_gives_an_odd_kernel(window, qtbot):
-    from segstudio.ui.smart_tools import SmoothDialog
+    from segstudio.ui.controllers.smart_tools import SmoothDialog
 
     dialog = SmoothDialog("closing", 7, window)
     qtbot.addWidget(dialog)

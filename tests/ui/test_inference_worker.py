@@ -6,7 +6,7 @@ import numpy as np
 
 from segstudio.io.images import ImageReadError
 from segstudio.paths import weights_dir
-from segstudio.ui.workers import Job, ModelChoice, _InferenceWorker
+from segstudio.ui.background.workers import Job, ModelChoice, _InferenceWorker
 
 
 def _run(jobs, order=None):

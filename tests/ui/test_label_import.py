@@ -4,7 +4,7 @@ import numpy as np
 
 from segstudio.core.classes import chest_xray
 from segstudio.io.voc import save_label_png
-from segstudio.ui.label_import import import_labels
+from segstudio.ui.dialogs.label_import import import_labels
 
 
 def _run(window, qtbot, kind, folder):

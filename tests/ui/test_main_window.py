@@ -4,7 +4,7 @@ from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 
 from helpers import click, drag, move, wheel, widget_pos
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 
 
 def _open(window, folder, qtbot):
@@ -119,7 +119,7 @@ def test_legend_hides_renames_and_shows_shares(window, image_folder, qtbot):
     window.legend.select_class(1)
     window.tools["Brush"].set_size(40)
     drag(window.canvas, [(80, 60), (81, 60)])
-    window._refresh_counts()
+    window.refresh_counts()
     share = float(window.legend.share_text(1).rstrip("%"))
     expected = 100.0 * doc.labels.class_counts()[1] / doc.labels.array.size
     assert share == pytest.approx(expected, abs=0.06)
@@ -177,7 +177,7 @@ def test_an_item_pushed_out_of_the_kept_documents_is_saved_not_lost(window, imag
     for i in range(3, 6):                        # six items, room for two kept documents
         Image.fromarray(np.full((40, 50), 30 * i, np.uint8)).save(image_folder / f"d{i}.png")
     first = _open(window, image_folder, qtbot)
-    window._kept.limit = 2
+    window.documents.kept.limit = 2
     window.legend.select_class(1)
     drag(window.canvas, [(10, 10), (30, 10)])
     edited = first.labels.array.copy()
@@ -259,8 +259,9 @@ def test_paint_options_preserve_other_classes_and_threshold(window, image_folder
 
 
 def test_class_sets_load_save_add_and_persist(window, image_folder, qtbot, tmp_path):
-    from segstudio.core.classes import ClassSet, voc21
-    from segstudio.core.workspace import Workspace
+    from segstudio.core.classes import voc21
+    from segstudio.io.class_files import load_class_set
+    from segstudio.io.workspace import Workspace
 
     _open(window, image_folder, qtbot)
     assert window.legend.add_button.isVisible()
@@ -268,7 +269,7 @@ def test_class_sets_load_save_add_and_persist(window, image_folder, qtbot, tmp_p
     assert window.classes.names[-1] == "nodule" and window.current_class() == 4
     path = tmp_path / "set.json"
     assert window.legend.save_classes(str(path))
-    assert ClassSet.load(path) == window.classes
+    assert load_class_set(path) == window.classes
     window.legend.replace_classes(voc21())
     assert window.classes == voc21() and window.legend.table.rowCount() == 21
     window.ws_writer.flush()

@@ -10,7 +10,7 @@ import torch
 
 from segstudio.paths import weights_dir
 from segstudio.ui.panels.model import ModelPanel
-from segstudio.ui.workers import USER_GROUP, build_catalog
+from segstudio.ui.background.workers import USER_GROUP, build_catalog
 
 
 def _bad_copies(folder):

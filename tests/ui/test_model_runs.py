@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 
 
 def _start(window, qtbot):
@@ -145,7 +145,7 @@ def test_run_on_the_items_selected_in_the_file_list(window, tmp_path, qtbot):
 
 def test_the_picker_groups_models_under_headings_by_what_they_find(window, qtbot):
     from segstudio.paths import weights_dir
-    from segstudio.ui.workers import UNTRAINED_GROUP
+    from segstudio.ui.background.workers import UNTRAINED_GROUP
 
     _start(window, qtbot)
     panel, combo = window.models.panel, window.models.panel.model_combo
@@ -204,7 +204,7 @@ def test_the_model_panel_says_which_precision_auto_settled_on_and_why(window, im
 
 def _reopened_context_workspace(window, tmp_path, qtbot):
     """A 5-class workspace with one corrected item, opened afresh as a user would reopen it."""
-    from segstudio.core.workspace import Workspace
+    from segstudio.io.workspace import Workspace
     from segstudio.train.synth_context import context_classes
 
     folder = tmp_path / "ctx"

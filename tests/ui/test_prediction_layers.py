@@ -3,7 +3,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from helpers import move, widget_pos
-from segstudio.ui.prediction_layers import Uncertainty, uncertainty_map
+from segstudio.ui.canvas.prediction_layers import Uncertainty, uncertainty_map
 
 
 class FakePrediction:
@@ -71,7 +71,7 @@ def _two_touching_squares(h, w):
 
 
 def test_instance_outlines_separate_touching_objects_of_one_class():
-    from segstudio.ui.prediction_layers import instance_anchors, instance_outlines
+    from segstudio.ui.canvas.prediction_layers import instance_anchors, instance_outlines
 
     ids = _two_touching_squares(90, 100)
     edge = instance_outlines(ids)
@@ -84,7 +84,7 @@ def test_instance_outlines_separate_touching_objects_of_one_class():
 
 def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, image_folder,
                                                                       qtbot, monkeypatch):
-    from segstudio.ui.prediction_layers import instance_colours
+    from segstudio.ui.canvas.prediction_layers import instance_colours
 
     doc = _with_prediction(window, image_folder, qtbot)
     h, w = doc.labels.shape
@@ -117,7 +117,7 @@ def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, im
     # Closing while outlines are still being made waits for them: no thread outlives the window.
     import time
 
-    from segstudio.ui import prediction_layers
+    from segstudio.ui.canvas import prediction_layers
 
     draw = prediction_layers.outline_image
     monkeypatch.setattr(prediction_layers, "outline_image",
@@ -134,7 +134,7 @@ def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, im
 def test_instance_tags_never_cover_each_other():
     from PySide6.QtCore import QRectF
 
-    from segstudio.ui.prediction_layers import free_spot
+    from segstudio.ui.canvas.prediction_layers import free_spot
 
     placed = []
     for x in (10, 14, 10, 200):                      # three tags where they would overlap

@@ -2,7 +2,7 @@ import numpy as np
 
 from segstudio.core.classes import chest_xray
 from segstudio.core.labelmap import LabelMap
-from segstudio.ui.render import OverlayMode, OverlayRenderer
+from segstudio.ui.canvas.render import OverlayMode, OverlayRenderer
 
 
 def _argb(renderer):

@@ -1,7 +1,7 @@
 from PySide6.QtCore import Qt
 
 from helpers import drag
-from segstudio.core.workspace import ItemStatus, Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 
 
 def test_review_mode_accepts_and_rejects_with_keys(window, image_folder, qtbot):

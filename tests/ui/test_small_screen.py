@@ -85,7 +85,7 @@ def test_legend_keeps_its_rows_with_the_video_dock_open(window, tmp_path, qtbot)
 
 
 def test_f1_sheet_is_grouped_with_gestures_and_fits_the_screen(window, qtbot):
-    from segstudio.ui.shortcut_sheet import ShortcutSheet
+    from segstudio.ui.dialogs.shortcut_sheet import ShortcutSheet
 
     _at_720(window, qtbot)
     sheet = ShortcutSheet(window)

@@ -80,7 +80,7 @@ def test_dense_crf_runs_in_its_own_process_and_snaps_to_edges(window, image_fold
 
 def test_crf_settings_round_trip(window, qtbot):
     from segstudio.refine.crf import CrfParams
-    from segstudio.ui.smart_tools import CrfSettingsDialog
+    from segstudio.ui.controllers.smart_tools import CrfSettingsDialog
 
     dialog = CrfSettingsDialog(CrfParams(iterations=7), window)
     qtbot.addWidget(dialog)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from segstudio.core.workspace import ItemStatus
+from segstudio.io.workspace import ItemStatus
 
 W, H, FRAMES = 96, 64, 24
 

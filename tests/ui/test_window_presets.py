@@ -59,7 +59,7 @@ def test_presets_menu_offers_the_files_windows_and_applies_one(window, dicom_fol
 
 
 def test_typed_centre_and_width_set_the_window(window, dicom_folder, qtbot, monkeypatch):
-    from segstudio.ui import window_level
+    from segstudio.ui.canvas import window_level
 
     assert window.open_paths([dicom_folder])
     qtbot.waitUntil(lambda: window.doc is not None)
@@ -91,7 +91,7 @@ def test_pixel_readout_names_stored_modality_and_shown_values(window, dicom_fold
 
 def test_typed_window_is_in_the_files_values_for_monochrome1(window, qtbot, tmp_path,
                                                              monkeypatch):
-    from segstudio.ui import window_level
+    from segstudio.ui.canvas import window_level
 
     path = get_testdata_file("MR_small.dcm", download=False)
     if path is None:

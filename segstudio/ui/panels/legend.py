@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QColorDialog, QFileDialog, QHB
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from segstudio.core.classes import PRESETS, ClassSet, ClassSetError, preset
+from segstudio.io.class_files import load_class_set, save_class_set
 
 EYE, NAME, INDEX, SHARE = range(4)
 
@@ -195,7 +196,7 @@ class LegendPanel(QWidget):
 
     def load_classes(self, path: str) -> bool:
         try:
-            classes = ClassSet.load(path)
+            classes = load_class_set(path)
         except ClassSetError as exc:
             self.error.emit(str(exc))
             return False
@@ -205,7 +206,7 @@ class LegendPanel(QWidget):
     def save_classes(self, path: str) -> bool:
         assert self.classes is not None
         try:
-            self.classes.save(path)
+            save_class_set(self.classes, path)
         except OSError as exc:
             self.error.emit(f"Could not save the class set to {path}: {exc}")
             return False

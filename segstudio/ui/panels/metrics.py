@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (QHeaderView, QLabel, QPushButton, QTableWidget, Q
                                QTabWidget, QVBoxLayout, QWidget)
 
 from segstudio.core.metrics import ConfusionMatrix
-from segstudio.core.workspace import ItemStatus
-from segstudio.ui.tasks import BackgroundTask
+from segstudio.io.workspace import ItemStatus
+from segstudio.ui.background.tasks import BackgroundTask
 
 
 def _pct(v: float) -> str:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
-from segstudio.ui.workers import CatalogEntry, ModelChoice
+from segstudio.ui.background.workers import CatalogEntry, ModelChoice
 
 
 class ModelPanel(QWidget):

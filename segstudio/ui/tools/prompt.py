@@ -1,7 +1,7 @@
 """Prompt tool: click an object, click the background, or drag a box; the mask follows at once.
 
 Left click adds an object point, right click (or Alt+click) a background point, a left drag sets
-the box. Each prompt asks the prompted segmenter (:mod:`segstudio.ui.prompt_session`) for masks
+the box. Each prompt asks the prompted segmenter (:mod:`segstudio.ui.controllers.prompt_session`) for masks
 over the image's embedding and shows the chosen one; Enter (:meth:`close`) paints it with the
 current class through the Paint options' guard as one undo step, Esc (:meth:`cancel`) drops it.
 """

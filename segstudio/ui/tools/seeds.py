@@ -23,7 +23,7 @@ class SeedTool(BrushTool):
 
     def __init__(self, context, session) -> None:
         super().__init__(context, size=9)
-        self.session = session          # segstudio.ui.grow_seeds.GrowFromSeeds
+        self.session = session          # segstudio.ui.controllers.grow_seeds.GrowFromSeeds
 
     def activate(self) -> None:
         """Chosen as the tool: open a session on the image on screen."""

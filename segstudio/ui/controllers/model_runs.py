@@ -1,0 +1,297 @@
+"""Running models from the window: the model panel, the worker thread, and applying results.
+
+A prediction replaces the labels of an item only while nobody has corrected them; corrected and
+reviewed items keep their labels and get the prediction beside them (for scores and comparison).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from segstudio.core.classes import chest_xray
+from segstudio.io.workspace import ItemStatus
+from segstudio.paths import user_data_dir, weights_dir
+from segstudio.ui.canvas import domain_notice
+from segstudio.ui.notice import Level
+from segstudio.ui.panels.model import ModelPanel
+from segstudio.ui.background.workers import Job, ModelRunner
+
+PROTECTED = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
+
+
+class ModelRuns(QObject):
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.window = window
+        self.panel = ModelPanel(window)
+        self.runner = ModelRunner(self)
+        self.model_info: dict | None = None
+        self._overwrite: set[int] = set()      # rows whose corrected labels the user lets go
+        self._queue_total = 0
+        self._failures = 0
+        self.run_when_ready = False
+        self.prefer_checkpoint = "chest_xray_unet_lite.pt"   # the demo's bundled model
+        self._catalog_loaded = False
+        self._workspace_seen = None        # the workspace a model was last preselected for
+        window.documentShown.connect(self._document_shown)
+        p, r = self.panel, self.runner
+        p.runCurrent.connect(self.run_current)
+        p.runAll.connect(self.run_all)
+        p.runSelected.connect(self.run_selected)
+        p.cancel.connect(r.cancel)
+        p.pause.connect(self._pause)
+        r.started.connect(self._started)
+        r.catalogReady.connect(self._catalog_ready)
+        r.modelReady.connect(self.model_ready)
+        r.result.connect(self.apply)
+        r.progress.connect(p.show_progress)
+        r.progress.connect(self._status_progress)
+        r.failed.connect(self._failed)
+        r.finished.connect(self._finished)
+        domain_notice.install(window)
+
+    def start(self) -> None:
+        """List bundled and user checkpoints in the worker (it imports torch, not the GUI)."""
+        self.window.begin_busy()
+        # The user's own fine-tuned models first (newest first), then the bundled ones.
+        self.runner.list_models([user_data_dir() / "models", weights_dir()])
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+
+    # -- running -----------------------------------------------------------------------------
+    # -- which model fits --------------------------------------------------------------------
+    @staticmethod
+    def predicted_classes(entry) -> tuple[str, ...]:
+        """The class names ``entry``'s model predicts (an untrained one: the chest set)."""
+        return tuple(entry.classes) if entry.classes else tuple(chest_xray().names)
+
+    def refusal(self) -> str | None:
+        """Why the chosen model's results could not be applied to this workspace (None: they
+        can), known before anything runs. A workspace nobody has corrected takes the model's
+        class set, as ``apply`` does; one with corrected labels keeps its own."""
+        entry, ws = self.panel.current_entry(), self.window.workspace
+        if entry is None or ws is None:
+            return None
+        n, have = len(self.predicted_classes(entry)), len(self.window.classes)
+        if n == have or not any(i.status in PROTECTED for i in ws.items):
+            return None
+        fitting = [e.title for e in self.panel.entries
+                   if e.trained and len(self.predicted_classes(e)) == have]
+        return (f"{entry.title} predicts {n} classes but this workspace has {have} "
+                f"({self.window.classes.title}), so its result could not be applied. "
+                + (f"Pick a model with {have} classes, such as {fitting[0]}." if fitting else
+                   f"No model in the list predicts {have} classes: fine-tune one on this "
+                   "workspace (Model ▸ Fine-tune)."))
+
+    def _refused(self) -> bool:
+        why = self.refusal()
+        if why is not None:
+            self.window.show_error(why)
+        return why is not None
+
+    def preselect_for(self, classes) -> bool:
+        """Choose a trained model that predicts ``classes`` unless the chosen one does; by
+        name first, then by count. False if none fits."""
+        entries = self.panel.entries
+        current = self.panel.current_entry()
+        names = tuple(classes.names)
+        if current is not None and self.predicted_classes(current) == names:
+            return True
+        for same in (lambda e: self.predicted_classes(e) == names,
+                     lambda e: len(self.predicted_classes(e)) == len(names)):
+            for i, e in enumerate(entries):
+                if e.trained and same(e):
+                    if e is not current:
+                        self.panel.select_entry(i)
+                    return True
+        return False
+
+    def _document_shown(self, _doc) -> None:
+        ws = self.window.workspace
+        if ws is not None and ws is not self._workspace_seen and self._catalog_loaded:
+            self._workspace_seen = ws
+            self.preselect_for(ws.classes)
+
+    # -- running -----------------------------------------------------------------------------
+    def run_current(self) -> bool:
+        doc, choice = self.window.doc, self.panel.current_choice()
+        if doc is None or choice is None or self._refused():
+            return False
+        # The model sees the image through its default window, not the one the user is
+        # dragging for display: a defined conversion, the same as in `segstudio predict`.
+        rgb = doc.image.to_rgb8()
+        self._start([self._job(doc.row, lambda: rgb)], choice)
+        return True
+
+    def run_selected(self) -> bool:
+        """The items selected in the file list (the shown one if none is)."""
+        ws, choice = self.window.workspace, self.panel.current_choice()
+        rows = self.window.files.selected_rows()
+        if ws is None or choice is None or not rows:
+            return self.run_current()
+        if self._refused():
+            return False
+        overwrite = self.panel.overwrite_box.isChecked()
+        jobs = [self._job(row, lambda item=ws.items[row]: ws.read_image(item).to_rgb8(), overwrite)
+                for row in rows if overwrite or ws.items[row].status not in PROTECTED]
+        if not jobs:
+            self.window.statusBar().showMessage("The selected items have corrected labels", 4000)
+            return False
+        self._start(jobs, choice)
+        return True
+
+    def run_all(self) -> bool:
+        ws, choice = self.window.workspace, self.panel.current_choice()
+        if ws is None or choice is None or self._refused():
+            return False
+        overwrite = self.panel.overwrite_box.isChecked()
+        jobs = [self._job(row, lambda item=item: ws.read_image(item).to_rgb8(), overwrite)
+                for row, item in enumerate(ws.items)
+                if overwrite or item.status not in PROTECTED]
+        if not jobs:
+            self.window.statusBar().showMessage("Every item has corrected labels already", 4000)
+            return False
+        self._start(jobs, choice)
+        return True
+
+    def _job(self, row: int, load_rgb, overwrite: bool = False) -> Job:
+        """A job whose files (the raw prediction always; the labels of an item nobody has
+        corrected) are written in the worker thread, so no PNG is encoded on the GUI thread."""
+        ws = self.window.workspace
+        item = ws.items[row]
+        write_labels = overwrite or item.status not in PROTECTED
+        self._overwrite.discard(row)
+        if overwrite:
+            self._overwrite.add(row)
+
+        def store(prediction) -> None:
+            if prediction.probabilities.shape[0] != len(ws.classes):
+                return                     # the GUI thread decides about a class mismatch
+            ws.save_prediction(item, prediction.labels)
+            if write_labels:
+                ws.write_label_file(item, prediction.labels)
+
+        return Job(row, load_rgb, store)
+
+    def _status_progress(self, done: int, total: int) -> None:
+        # Also in the status bar: the Model panel may sit behind another tab.
+        if total > 1 and done < total:
+            self.window.statusBar().showMessage(f"Running the model: {done} of {total} items "
+                                                "done…", 5000)
+
+    def _pause(self, paused: bool) -> None:
+        self.runner.set_paused(paused)
+        self.panel.queue_label.setText("Paused after the current item" if paused else "")
+
+    def _started(self, row: int) -> None:
+        ws = self.window.workspace
+        if ws is not None and 0 <= row < len(ws.items) and not self.runner.paused:
+            done = self.panel.progress.value()
+            self.panel.queue_label.setText(f"Now: {ws.items[row].id} · "
+                                           f"{self._queue_total - done} left in the queue")
+
+    def _start(self, jobs: list[Job], choice) -> None:
+        self._queue_total = len(jobs)
+        self._failures = 0
+        self.window.begin_busy()
+        self.panel.set_running(True)
+        self.panel.show_progress(0, len(jobs))
+        self.runner.run(choice, jobs)
+
+    # -- results -----------------------------------------------------------------------------
+    def apply(self, row: int, prediction) -> None:
+        win = self.window
+        self._precision_settled(prediction)
+        ws = win.workspace
+        if ws is None or not 0 <= row < len(ws.items):
+            return
+        item = ws.items[row]
+        adopted = False
+        if prediction.probabilities.shape[0] != len(win.classes):
+            model_classes = self.model_info["classes"] if self.model_info else None
+            if model_classes is not None and not any(i.status in PROTECTED for i in ws.items):
+                win.set_classes(model_classes)
+                adopted = True
+                ws.save_prediction(item, prediction.labels)
+            else:
+                win.show_error(f"The model predicts {prediction.probabilities.shape[0]} classes but "
+                               f"this workspace has {len(win.classes)}; its result was not applied.")
+                return
+        doc = win.document_for(row)
+        by = self.model_info["label"] if self.model_info else "model"
+        replace = item.status not in PROTECTED or row in self._overwrite
+        self._overwrite.discard(row)
+        if doc is not None:
+            doc.prediction = prediction
+            if replace and not doc.dirty:
+                doc.labels.replace(prediction.labels, name="prediction")
+                if ws.label_path(item).exists() and not adopted:    # written by the worker
+                    doc.mark_saved()
+                    win.autosave.saved(item)
+                    ws.set_status(item, ItemStatus.PREDICTED, by=by)
+                else:
+                    win.save_document(doc, status=ItemStatus.PREDICTED, by=by)
+            else:
+                win.statusBar().showMessage(
+                    f"{item.id}: your corrected labels were kept; the prediction is shown for "
+                    "comparison only", 6000)
+        elif replace:
+            if ws.label_path(item).exists() and not adopted:     # written by the worker
+                ws.set_status(item, ItemStatus.PREDICTED, by=by)
+            else:
+                ws.save_labels(item, prediction.labels, status=ItemStatus.PREDICTED, by=by)
+        win.files.model.item_changed(row)
+        if doc is win.doc:
+            win.prediction_shown(prediction)
+            win.metrics.labels_changed()        # re-scored on the panel's timer, not here
+
+    def _catalog_ready(self, entries) -> None:
+        self.panel.set_catalog(entries)
+        self._catalog_loaded = True
+        for i, e in enumerate(entries):
+            ckpt = e.choice.checkpoint
+            if ckpt is not None and ckpt.name == self.prefer_checkpoint and not e.broken:
+                self.panel.select_entry(i)
+                break
+        ws = self.window.workspace
+        if ws is not None:
+            self._workspace_seen = ws
+            self.preselect_for(ws.classes)
+
+    def model_ready(self, info: dict) -> None:
+        """A model is loaded (here or by the video pipeline): show what it is and runs with."""
+        self.model_info = info
+        self.panel.show_model(info)
+        self.window.device_label.setText(f"{info['device']} · {info['precision']}")
+        self.window.device_label.setToolTip(info.get("precision_note", ""))
+
+    def _precision_settled(self, prediction) -> None:
+        """``auto`` precision is measured on the model's first image: show what it chose."""
+        info = self.model_info
+        note = getattr(prediction, "precision_note", "")
+        if info is not None and note and note != info.get("precision_note"):
+            self.model_ready({**info, "precision": prediction.precision,
+                               "precision_note": note})
+
+    def _failed(self, row: int, message: str) -> None:
+        self._failures += 1
+        ws = self.window.workspace
+        name = ws.items[row].id if ws is not None and 0 <= row < len(ws.items) else ""
+        self.window.show_error(f"{name + ': ' if name else ''}{message}")
+
+    def _finished(self, cancelled: bool) -> None:
+        self.panel.set_running(False)
+        if cancelled:
+            self.window.statusBar().showMessage("Model run cancelled", 4000)
+        elif self._queue_total > 1:
+            failed = f"; {self._failures} failed (see above)" if self._failures else ""
+            self.window.notice.show_notice(
+                f"Model run finished: {self._queue_total - self._failures} of "
+                f"{self._queue_total} items segmented{failed}",
+                Level.WARNING if self._failures else Level.DONE)
+        if self.run_when_ready and self._catalog_loaded and self.window.doc is not None:
+            self.run_when_ready = False
+            if self.panel.current_entry() is not None and self.panel.current_entry().trained:
+                self.run_current()
+        self.window.end_busy()

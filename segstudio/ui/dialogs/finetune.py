@@ -1,0 +1,262 @@
+"""Model ▸ Fine-tune on this workspace…: train on the labels people corrected, watch it learn.
+
+The corrected and reviewed items are exported as a VOC tree under the user's data folder, a
+registry model is trained on it in a background thread (live loss and validation mIoU), and the
+best checkpoint joins the model picker. Training happens only when the user starts it.
+
+By default the run starts from a trained model of the chosen architecture (the one picked in the
+Model panel when it fits, else one trained on the workspace's classes), at a tenth of the
+from-scratch learning rate, so a few corrected images adapt what the model knows instead of
+starting over; "random weights" trains from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QPointF, QRectF, Qt, QThread, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from segstudio.io.workspace import ItemStatus
+from segstudio.paths import user_data_dir
+
+TRAINABLE = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
+FROM_SCRATCH_LR = 1e-3          # AdamW, the training default
+FINE_TUNE_LR = 1e-4             # starting from trained weights
+
+
+class CurvePlot(QWidget):
+    """Training loss per step and validation mIoU per epoch, drawn with QPainter."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumSize(360, 160)
+        self.loss: list[float] = []
+        self.miou: list[float] = []
+
+    def add_loss(self, v: float) -> None:
+        self.loss.append(v)
+        self.update()
+
+    def add_miou(self, v: float) -> None:
+        self.miou.append(v)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(30, 30, 34))
+        r = QRectF(self.rect()).adjusted(34, 10, -10, -20)
+        p.setPen(QColor(90, 90, 96))
+        p.drawRect(r)
+        p.setPen(QColor(200, 200, 200))
+        p.drawText(QRectF(4, r.top() - 2, 30, 14), Qt.AlignmentFlag.AlignLeft, "1.0")
+        p.drawText(QRectF(4, r.bottom() - 12, 30, 14), Qt.AlignmentFlag.AlignLeft, "0")
+        for values, colour, top in ((self.loss, QColor(240, 150, 60), max(self.loss or [1.0])),
+                                    (self.miou, QColor(90, 200, 120), 1.0)):
+            if len(values) < 1:
+                continue
+            p.setPen(QPen(colour, 1.6))
+            n = max(len(values) - 1, 1)
+            pts = [QPointF(r.left() + r.width() * i / n,
+                           r.bottom() - r.height() * min(v / max(top, 1e-9), 1.0))
+                   for i, v in enumerate(values)]
+            for a, b in zip(pts, pts[1:]):
+                p.drawLine(a, b)
+            for pt in pts if values is self.miou else []:
+                p.drawEllipse(pt, 2.5, 2.5)
+        p.setPen(QColor(240, 150, 60))
+        p.drawText(QRectF(r.left(), r.bottom() + 4, 150, 14), Qt.AlignmentFlag.AlignLeft,
+                   "training loss (scaled)")
+        p.setPen(QColor(90, 200, 120))
+        p.drawText(QRectF(r.left() + 160, r.bottom() + 4, 160, 14), Qt.AlignmentFlag.AlignLeft,
+                   "validation mIoU")
+
+
+class TrainingThread(QThread):
+    progressed = Signal(object)      # TrainProgress
+    message = Signal(str)
+    succeeded = Signal(object)       # TrainResult
+    failed = Signal(str)
+
+    def __init__(self, workspace, arch: str, config: str, epochs: int, crop: int, out: Path,
+                 data_dir: Path, init: Path | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.args = (workspace, arch, config, epochs, crop, out, data_dir, init)
+        self.cancel_flag = threading.Event()
+
+    def run(self) -> None:
+        from segstudio.io.voc import VocError, write_voc
+        from segstudio.train.loop import TrainError, train
+
+        ws, arch, config, epochs, crop, out, data_dir, init = self.args
+        lr = FINE_TUNE_LR if init is not None else FROM_SCRATCH_LR
+        try:
+            self.message.emit("Exporting the corrected labels…")
+            items = ws.labelled_items(TRAINABLE)
+            write_voc(data_dir, ws.samples(TRAINABLE), ws.classes, val_fraction=0.2, seed=0,
+                      total=len(items), cancel=self.cancel_flag.is_set)
+            self.message.emit(f"Training {arch} ({config}) on {len(items)} item(s)…")
+            result = train(arch, data_dir, config=config, epochs=epochs, crop=crop, out=out,
+                           batch_size=4, lr=lr, init=init, progress=self.progressed.emit,
+                           notice=self.message.emit, cancel=self.cancel_flag.is_set,
+                           device="auto",
+                           command=f"segstudio train --model {arch} --config {config} "
+                                   f"--data {data_dir} --epochs {epochs} --crop {crop} "
+                                   f"--lr {lr:g}" + (f" --init {init}" if init else ""))
+            record = {"workspace": str(ws.root), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                      "items": [{"id": i.id, "source": str(i.source), "frame": i.frame,
+                                 "label_updated": i.updated} for i in items]}
+            (out.with_suffix(".labels.json")).write_text(json.dumps(record, indent=1))
+        except (TrainError, VocError, OSError, ValueError) as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:   # noqa: BLE001
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        self.succeeded.emit(result)
+
+
+class FineTuneDialog(QDialog):
+    def __init__(self, window) -> None:
+        super().__init__(window)
+        self.setWindowTitle("Fine-tune on this workspace")
+        self.window = window
+        self.thread: TrainingThread | None = None
+        self.result = None
+        from segstudio.models.registry import REGISTRY
+
+        self.arch = QComboBox(self)
+        for spec in REGISTRY.values():
+            if not spec.instance and "lite" in spec.configs:
+                self.arch.addItem(spec.title, spec.name)
+        current = window.models.panel.current_choice()
+        if current is not None:
+            i = self.arch.findData(current.arch)
+            if i >= 0:
+                self.arch.setCurrentIndex(i)
+        self.config = QComboBox(self)
+        self.config.addItems(["lite", "paper"])
+        self.start_from = QComboBox(self)
+        self.start_from.setToolTip("Trained weights to adapt (classes matched by name; a class "
+                                   "the model does not know starts fresh), or random weights")
+        self.arch.currentIndexChanged.connect(self._fill_start_from)
+        self.config.currentIndexChanged.connect(self._fill_start_from)
+        self._fill_start_from()
+        self.epochs = QSpinBox(self)
+        self.epochs.setRange(1, 500)
+        self.epochs.setValue(10)
+        self.crop = QSpinBox(self)
+        self.crop.setRange(32, 1024)
+        self.crop.setSingleStep(32)
+        self.crop.setValue(128)
+        n = len(window.workspace.labelled_items(TRAINABLE)) if window.workspace else 0
+        self.count = QLabel(f"{n} corrected or reviewed item(s) to learn from "
+                            "(80% train, 20% validation)", self)
+        self.progress = QProgressBar(self)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.plot = CurvePlot(self)
+        self.start_button = QPushButton("Start training", self)
+        self.start_button.setEnabled(n >= 2)
+        self.cancel_button = QPushButton("Close", self)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self._cancel)
+        form = QFormLayout()
+        form.addRow("Architecture", self.arch)
+        form.addRow("Configuration", self.config)
+        form.addRow("Start from", self.start_from)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Crop (px)", self.crop)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.count)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.status)
+        layout.addLayout(buttons)
+
+    def _fill_start_from(self, *_) -> None:
+        """The trained checkpoints of the chosen architecture and configuration: the one picked
+        in the Model panel first, then those trained on this workspace's classes; random last."""
+        arch, config = self.arch.currentData(), self.config.currentText()
+        ws = self.window.workspace
+        names = tuple(ws.classes.names) if ws is not None else ()
+        panel = self.window.models.panel
+        picked = panel.current_choice()
+        fits = [e for e in panel.entries if e.trained and e.choice.checkpoint is not None
+                and e.choice.arch == arch and e.choice.config == config]
+        fits.sort(key=lambda e: (picked is None or e.choice.checkpoint != picked.checkpoint,
+                                 e.classes != names))
+        self.start_from.clear()
+        for e in fits:
+            same = "same classes" if e.classes == names else "classes matched by name"
+            self.start_from.addItem(f"{e.choice.checkpoint.stem} ({same})", e.choice.checkpoint)
+        self.start_from.addItem("random weights (train from scratch)", None)
+
+    def start(self) -> None:
+        ws = self.window.workspace
+        if ws is None or self.thread is not None:
+            return
+        if not self.window.maybe_save():
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        arch, config = self.arch.currentData(), self.config.currentText()
+        root = user_data_dir()
+        out = root / "models" / f"{ws.root.name}-{arch}-{config}-{stamp}.pt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data_dir = root / "finetune" / f"{ws.root.name}-{stamp}"
+        self.thread = TrainingThread(ws, arch, config, self.epochs.value(), self.crop.value(),
+                                     out, data_dir, self.start_from.currentData(), self)
+        self.thread.progressed.connect(self._progress)
+        self.thread.message.connect(self.status.setText)
+        self.thread.succeeded.connect(self._done)
+        self.thread.failed.connect(lambda m: self.status.setText(f"Training failed: {m}"))
+        self.thread.finished.connect(self._finished)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setText("Cancel")
+        self.window.begin_busy()
+        self.thread.start()
+
+    def _progress(self, p) -> None:
+        total = p.epochs * max(p.steps, 1)
+        self.progress.setMaximum(total)
+        self.progress.setValue((p.epoch - 1) * max(p.steps, 1) + p.step)
+        if p.val is None:
+            self.plot.add_loss(p.loss)
+        else:
+            self.plot.add_miou(p.val.miou)
+            self.status.setText(f"Epoch {p.epoch}/{p.epochs}: loss {p.loss:.3f}, validation mIoU "
+                                f"{100 * p.val.miou:.1f}%" + (" (best so far)" if p.best else ""))
+
+    def _done(self, result) -> None:
+        self.result = result
+        verb = "Stopped" if result.cancelled else "Finished"
+        self.status.setText(f"{verb} after {result.epochs_done} epoch(s); best validation mIoU "
+                            f"{100 * result.best_miou:.1f}% (epoch {result.best_epoch}). The "
+                            f"model is in the picker: {result.out.name}")
+        self.window.models.start()        # re-list: the new checkpoint appears first
+
+    def _finished(self) -> None:
+        self.thread = None
+        self.cancel_button.setText("Close")
+        self.start_button.setEnabled(True)
+        self.window.end_busy()
+
+    def _cancel(self) -> None:
+        if self.thread is not None:
+            self.thread.cancel_flag.set()
+            self.status.setText("Stopping after this step…")
+        else:
+            self.accept()
+
+    def is_running(self) -> bool:
+        return self.thread is not None

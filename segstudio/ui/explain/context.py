@@ -1,0 +1,163 @@
+"""The context comparison: FCN vs PSPNet vs DeepLab v3 on the image on screen, each with its
+theoretical field and the effective field of its prediction at the pixel last clicked."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from segstudio.ui.explain.colormap import blend
+from segstudio.ui.explain.session import ModelSource
+from segstudio.ui.explain.figure_export import ColorBarSpec, Figure, Panel
+from segstudio.ui.explain.activations import _resize_rgb, _thumbnail_size
+from segstudio.ui.explain.field_marks import draw_marks
+from segstudio.ui.explain.receptive_field import (ERF_QUANTITY, ReceptiveFieldPanel, _fields,
+                                                 _unit_fields)
+from segstudio.ui.canvas.render import rgb8_to_qimage
+
+CONTEXT_MODELS = (("FCN-8s", ("fcn8s", "fcn16s", "fcn32s")), ("PSPNet", ("pspnet",)),
+                  ("DeepLab v3", ("deeplabv3",)))
+
+
+class ContextPanel(QWidget):
+    """FCN vs PSPNet vs DeepLab v3 on the image on screen, with their fields at one pixel."""
+
+    def __init__(self, window, session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window, self.session = window, session
+        self.results: list[dict] = []
+        self.compare_button = QPushButton("Compare FCN, PSPNet and DeepLab v3", self)
+        self.compare_button.clicked.connect(self.compare)
+        self.views = [QLabel(self) for _ in CONTEXT_MODELS]
+        self.erf_views = [QLabel(self) for _ in CONTEXT_MODELS]
+        self.texts = [QLabel(self) for _ in CONTEXT_MODELS]
+        grid = QGridLayout()
+        for i, widgets in enumerate(zip(self.views, self.erf_views, self.texts)):
+            for row, widget in enumerate(widgets):
+                widget.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                grid.addWidget(widget, row, i)
+        for text in self.texts:
+            text.setWordWrap(True)      # only text wraps: a wrapping picture label gets squashed
+        info = QLabel("Each model's prediction with its theoretical field at the pixel last "
+                      "clicked with the receptive-field tool (white box), and below it the "
+                      f"effective field there ({ERF_QUANTITY}): where the prediction really "
+                      "looks. Shares are of the whole, unclipped field.", self)
+        info.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.compare_button)
+        layout.addWidget(info)
+        layout.addLayout(grid)
+        layout.addStretch(1)
+
+    def reset(self) -> None:
+        self.results = []
+        for label in self.views + self.erf_views + self.texts:
+            label.clear()
+
+    def compare(self) -> bool:
+        doc = self.window.doc
+        if doc is None:
+            return False
+        y, x = self.session.pixel or (doc.image.height // 2, doc.image.width // 2)
+        n = len(self.window.classes)
+        class_names = self.window.classes.names
+        current = self.session.current_source()
+        device = current.device if current is not None else "auto"
+
+        def work(ctx):
+            from segstudio.explain.effective_rf import prediction_erf
+            from segstudio.explain.probes import predict_labels
+            from segstudio.models.checkpoint import CheckpointError, read_meta
+            from segstudio.paths import user_data_dir, weights_dir
+
+            # Per architecture, a trained checkpoint for this image's classes (the chest
+            # models must not be asked about boats); any trained one only if none matches.
+            found, fallback = {}, {}
+            for folder in (weights_dir(), user_data_dir() / "models"):
+                for path in sorted(folder.glob("*.pt")) if folder.is_dir() else ():
+                    try:
+                        meta = read_meta(path)
+                    except CheckpointError:
+                        continue
+                    if meta.trained:
+                        fits = meta.classes.names == class_names
+                        (found if fits else fallback).setdefault(meta.arch, path)
+            found = {**fallback, **found}
+            size = ctx.rgb.shape[:2]
+            results = []
+            for title, archs in CONTEXT_MODELS:
+                path = next((found[a] for a in archs if a in found), None)
+                source = ModelSource(archs[0], "lite", path, n, device)
+                loaded = ctx.load(source)
+                image = ctx.input(loaded)
+                labels = predict_labels(loaded.model, image)
+                rf = _fields(ctx, loaded, size)[""]
+                erf = prediction_erf(loaded.model, image, y, x,
+                                     field=_unit_fields(ctx, loaded, size)[""])
+                x0, y0, x1, y1 = erf.box
+                results.append({"title": title, "model": loaded.title, "trained": loaded.trained,
+                                "labels": labels, "colours": loaded.classes.color_table(),
+                                "field": rf, "marks": [], "pixel": (y, x), "erf": erf,
+                                "box": (max(y0, 0), max(x0, 0), min(y1 + 1, size[0]),
+                                        min(x1 + 1, size[1])), "center": erf.center,
+                                "share": erf.mass95_share, "heat": erf.heat})
+            return results
+
+        return self.session.submit("Context comparison", work, self._ready)
+
+    def _ready(self, results: list[dict]) -> None:
+        doc = self.window.doc
+        if doc is None:
+            return
+        self.results = results
+        for view, erf_view, text, r in zip(self.views, self.erf_views, self.texts, results):
+            rgb = self.panel_rgb(doc.display_rgb8(), r)
+            h, w = _thumbnail_size(*rgb.shape[:2], longest=150)
+            view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
+            heat = ReceptiveFieldPanel.erf_rgb(r)
+            erf_view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(heat, (h, w)))))
+            view.setMinimumSize(w, h)
+            erf_view.setMinimumSize(w, h)
+            state = "trained" if r["trained"] else "UNTRAINED: random weights, noise"
+            erf = r["erf"]
+            x0, _, x1, _ = erf.box
+            text.setText(f"<b>{r['title']}</b> — {state}<br>field {x1 - x0 + 1} px wide at "
+                         f"the pixel ({erf.inside_share:.0%} of it inside the image); 95 % of "
+                         f"the effective field in {erf.mass95_share:.1%} of it; centre of mass "
+                         f"{erf.offset[1]:+.1f}, {erf.offset[0]:+.1f} px from the pixel")
+
+    @staticmethod
+    def panel_rgb(rgb: np.ndarray, r: dict) -> np.ndarray:
+        """The prediction over the image with the field box burnt in (for thumbnails)."""
+        labels = np.asarray(r["labels"]).astype(np.intp).clip(0, 255)
+        out = blend(rgb, r["colours"][labels], 0.5)
+        t, left, b, right = r["box"]
+        out[t:b, [left, right - 1]] = 255
+        out[[t, b - 1], left:right] = 255
+        return out
+
+    def figure(self) -> Figure | None:
+        doc = self.window.doc
+        if not self.results or doc is None:
+            return None
+        rgb = doc.display_rgb8()
+        panels = []
+        for r in self.results:
+            state = "trained" if r["trained"] else "untrained"
+            out = blend(rgb, r["colours"][np.asarray(r["labels"]).astype(np.intp)], 0.5)
+            panels.append(Panel(out, f"{r['title']} ({state})",
+                                lambda p, s, r=r: draw_marks(p, r, s)))
+        panels += [Panel(ReceptiveFieldPanel.erf_rgb(r), f"{r['title']}: effective field")
+                   for r in self.results]
+        y, x = self.results[0]["pixel"]
+        return Figure("Context: FCN vs PSPNet vs DeepLab v3", panels,
+                      ["Models: " + "; ".join(r["model"] for r in self.results),
+                       "Layer: model output (white box: theoretical field at the red dot)",
+                       f"Settings: pixel x {x}, y {y}; effective field: {ERF_QUANTITY}; "
+                       + "; ".join(f"{r['title']} field {r['erf'].box[2] - r['erf'].box[0] + 1}"
+                                   f" px, 95 % ERF mass in {r['share']:.1%} of it"
+                                   for r in self.results)],
+                      ColorBarSpec("inferno", 0.0, 1.0, "|gradient| / max"), panel_height=240,
+                      columns=len(CONTEXT_MODELS))
