@@ -92,13 +92,14 @@ def grow_from_seeds(image: np.ndarray, seeds: np.ndarray, *,
 def _assign_lines(markers: np.ndarray, feature: np.ndarray) -> None:
     """Give each watershed-line pixel (−1) inside the frame the region of the neighbour it
     differs least from; lines are a pixel wide, so one round reaches nearly all of them and a
-    second the few where lines cross."""
+    second the few where lines cross. A pixel the flooding never reached (0: OpenCV leaves one
+    now and then where two regions meet in a corner on a flat image) is treated the same way."""
     h, w = markers.shape
     frame = np.zeros((h, w), bool)
     frame[1:-1, 1:-1] = True
     values = feature.astype(np.int16)
     while True:
-        ys, xs = np.nonzero((markers == -1) & frame)
+        ys, xs = np.nonzero((markers <= 0) & frame)
         if ys.size == 0:
             return
         best_label = np.zeros(ys.size, np.int32)
