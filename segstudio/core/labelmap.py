@@ -77,6 +77,10 @@ class LabelMap:
         self._listeners: list[Callable[[Rect], None]] = []
         self._depth = 0
         self.revision = 0
+        # Called with each written rectangle inside its undo step (the object map keeps itself
+        # consistent there); ``objects`` is the item's ObjectMap once it has one.
+        self.write_hooks: list[Callable[[Rect], None]] = []
+        self.objects = None
 
     @classmethod
     def blank(cls, height: int, width: int, value: int = 0) -> "LabelMap":
@@ -128,6 +132,10 @@ class LabelMap:
     def remove_listener(self, callback: Callable[[Rect], None]) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(callback)
+
+    def mark_changed(self, rect: Rect) -> None:
+        """Tell listeners that ``rect`` changed through a plane of the history (the objects)."""
+        self._changed(rect)
 
     def _changed(self, rect: Rect) -> None:
         if rect.is_empty():
@@ -204,6 +212,8 @@ class LabelMap:
         with self.step(name):
             self.history.before_write(self._labels, dirty)
             region[mask] = value
+            for hook in list(self.write_hooks):
+                hook(dirty)
         self._changed(dirty)
         return dirty
 
@@ -290,5 +300,7 @@ class LabelMap:
         with self.step(name):
             self.history.before_write(self._labels, dirty)
             self._labels[dirty.slices] = labels[dirty.slices]
+            for hook in list(self.write_hooks):
+                hook(dirty)
         self._changed(dirty)
         return dirty

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject
 from segstudio.core.workspace import WorkspaceError
 from segstudio.io.decode_memory import format_bytes, memory_problem
 from segstudio.io.images import ImageReadError, picture_size
+from segstudio.io.object_store import load_objects
 from segstudio.ui.document import Document
 from segstudio.ui.tasks import BackgroundTask
 
@@ -81,7 +82,8 @@ class DocumentLoader(QObject):
             try:
                 image = ws.read_image(item)
                 labels = ws.load_labels(item)
-                doc = Document.create(row, item, image, labels, classes, hidden)
+                doc = Document.create(row, item, image, labels, classes, hidden,
+                                       objects=load_objects(ws, item))
                 return doc, doc.display_qimage()
             except MemoryError:
                 raise WorkspaceError(f"{Path(item.source).name}: not enough memory to open this "

@@ -19,6 +19,7 @@ from segstudio.core.geometry import Rect
 from segstudio.core.labelmap import LabelMap, PaintGuard
 from segstudio.core.workspace import ItemStatus, Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError
+from segstudio.io.object_store import load_objects, save_objects
 from segstudio.io.recovery import RecoveryStore
 from segstudio.paths import user_data_dir
 from segstudio.ui.autosave import Autosave, quit_keeping_autosave
@@ -239,7 +240,8 @@ class MainWindow(QMainWindow):
             try:
                 image = ws.read_image(item)
                 labels = ws.load_labels(item)
-                doc = Document.create(row, item, image, labels, self.classes, self.hidden)
+                doc = Document.create(row, item, image, labels, self.classes, self.hidden,
+                                      objects=load_objects(ws, item))
             except (ImageReadError, WorkspaceError, OSError, ValueError) as exc:
                 self.show_error(str(exc))
                 return False
@@ -441,6 +443,9 @@ class MainWindow(QMainWindow):
         if self.workspace is None:
             return False
         try:
+            objects = doc.labels.objects            # written first: the status comes last
+            save_objects(self.workspace, doc.item,
+                         None if objects is None else np.array(objects.array))
             self.workspace.save_labels(doc.item, np.array(doc.labels.array), status=status, by=by)
         except (WorkspaceError, OSError) as exc:
             doc.failed_revision = doc.labels.revision
