@@ -309,3 +309,13 @@ def _clip(mask: np.ndarray, rect: Rect, shape: tuple[int, int]) -> tuple[Rect, n
         return clipped, np.zeros((0, 0), bool)
     return clipped, mask[clipped.y0 - rect.y0:clipped.y1 - rect.y0,
                          clipped.x0 - rect.x0:clipped.x1 - rect.x0]
+
+
+def take_prediction(labels: LabelMap, instances: np.ndarray | None) -> None:
+    """Make a prediction's objects the label map's (call it inside the step that replaces the
+    labels, so both are one undo step); a prediction without instances clears them."""
+    if instances is None:
+        if labels.objects is not None and labels.objects.has_objects():
+            labels.objects.replace(np.zeros(labels.shape, np.uint8), name="prediction")
+        return
+    ObjectMap.of(labels).replace(objects_from_instances(instances), name="prediction")

@@ -2,6 +2,8 @@
 
 A prediction replaces the labels of an item only while nobody has corrected them; corrected and
 reviewed items keep their labels and get the prediction beside them (for scores and comparison).
+An instance model's objects follow the same rule: they replace the item's object map with its
+labels, or not at all.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from segstudio.core.classes import chest_xray
+from segstudio.core.objectmap import objects_from_instances, take_prediction
 from segstudio.core.workspace import ItemStatus
+from segstudio.io.object_store import save_objects
 from segstudio.paths import user_data_dir, weights_dir
 from segstudio.ui import domain_notice
 from segstudio.ui.notice import Level
@@ -170,6 +174,7 @@ class ModelRuns(QObject):
                 return                     # the GUI thread decides about a class mismatch
             ws.save_prediction(item, prediction.labels)
             if write_labels:
+                save_objects(ws, item, _objects(prediction))
                 ws.write_label_file(item, prediction.labels)
 
         return Job(row, load_rgb, store)
@@ -225,7 +230,9 @@ class ModelRuns(QObject):
         if doc is not None:
             doc.prediction = prediction
             if replace and not doc.dirty:
-                doc.labels.replace(prediction.labels, name="prediction")
+                with doc.labels.step("prediction"):      # classes and objects: one undo step
+                    doc.labels.replace(prediction.labels, name="prediction")
+                    take_prediction(doc.labels, getattr(prediction, "instances", None))
                 if ws.label_path(item).exists() and not adopted:    # written by the worker
                     doc.mark_saved()
                     win.autosave.saved(item)
@@ -240,6 +247,7 @@ class ModelRuns(QObject):
             if ws.label_path(item).exists() and not adopted:     # written by the worker
                 ws.set_status(item, ItemStatus.PREDICTED, by=by)
             else:
+                save_objects(ws, item, _objects(prediction))
                 ws.save_labels(item, prediction.labels, status=ItemStatus.PREDICTED, by=by)
         win.files.model.item_changed(row)
         if doc is win.doc:
@@ -295,3 +303,9 @@ class ModelRuns(QObject):
             if self.panel.current_entry() is not None and self.panel.current_entry().trained:
                 self.run_current()
         self.window.end_busy()
+
+
+def _objects(prediction):
+    """The prediction's object map (None for a model without instances)."""
+    instances = getattr(prediction, "instances", None)
+    return None if instances is None else objects_from_instances(instances)

@@ -1,0 +1,62 @@
+"""An instance model's objects fill the object map beside the classes, and are stored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.core.workspace import ItemStatus
+from segstudio.io.object_store import load_objects
+from segstudio.models.engine import Prediction
+from segstudio.train.synth_shapes import shapes_classes
+
+
+@pytest.fixture
+def shapes_window(window, qtbot, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("one.png", "two.png"):
+        Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(folder / name)
+    assert window.open_paths([folder], classes=shapes_classes())
+    qtbot.waitUntil(lambda: window.doc is not None)
+    return window
+
+
+def _prediction(h=40, w=60):
+    instances = np.zeros((h, w), np.uint16)
+    instances[5:15, 5:20] = 1
+    instances[20:35, 30:50] = 2
+    labels = np.zeros((h, w), np.uint8)
+    labels[instances == 1] = 1
+    labels[instances == 2] = 2
+    probs = np.stack([(labels == c).astype(np.float32) for c in range(4)])
+    return Prediction(probs, labels, instances, "cpu", "fp32", True,
+                      objects=[(1, 0.9), (2, 0.8)])
+
+
+def test_a_prediction_fills_both_maps_saves_them_and_undoes_as_one_step(shapes_window):
+    win = shapes_window
+    win.models.apply(0, _prediction())
+    doc = win.doc
+    objects = doc.labels.objects
+    assert objects is not None and objects.classes() == {1: 1, 2: 2}
+    assert win.workspace.items[0].status is ItemStatus.PREDICTED
+    stored = load_objects(win.workspace, win.workspace.items[0])
+    assert np.array_equal(stored, objects.array)
+    doc.labels.undo()
+    assert not objects.has_objects() and not doc.labels.array.any()
+
+
+def test_corrected_objects_are_not_replaced_by_a_later_prediction(shapes_window):
+    win = shapes_window
+    win.models.apply(0, _prediction())
+    objects = win.doc.labels.objects
+    objects.delete(2)
+    assert win.save_document(win.doc)                       # corrected by hand
+    again = _prediction()
+    again.instances[again.instances == 1] = 0
+    win.models.apply(0, again)
+    assert objects.classes() == {1: 1}
+    assert set(np.unique(load_objects(win.workspace, win.workspace.items[0]))) == {0, 1}
+    assert win.workspace.items[0].status is ItemStatus.CORRECTED
