@@ -75,3 +75,63 @@ def test_export_writes_segmentation_object_with_compact_ids(ws, tmp_path):
     assert sorted(p.name for p in objects.iterdir()) == ["a.png"]
     got = np.array(Image.open(objects / "a.png"))
     assert got[2, 2] == 1 and got[7, 7] == 2 and got[0, 0] == 0
+
+
+def test_voc_import_reads_segmentation_object_and_labelme_group_ids(ws, tmp_path):
+    import json
+
+    from segstudio.io.labels import import_labelme_folder, import_voc_tree
+
+    labels, ids = _maps()
+    src = Workspace.open(ws.root)
+    save_objects(src, src.items[0], ids)
+    src.save_labels(src.items[0], labels)
+    tree = write_voc(tmp_path / "voc", src.samples(), src.classes, val_fraction=0.0)
+    save_objects(ws, ws.items[0], None)
+    ws.save_labels(ws.items[0], np.zeros((12, 16), np.uint8))
+    report = import_voc_tree(tree.root, ws)
+    assert report.imported == ["a"] and not report.problems
+    got = load_objects(ws, ws.items[0])
+    assert got[2, 2] == 1 and got[7, 7] == 2 and got[0, 0] == 0
+
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    square = lambda x0, y0, label, g: {"label": label, "group_id": g, "shape_type": "polygon",  # noqa: E731
+                                       "points": [[x0, y0], [x0 + 2, y0], [x0 + 2, y0 + 2],
+                                                  [x0, y0 + 2]]}
+    (folder / "b.json").write_text(json.dumps({
+        "shapes": [square(1, 1, "cat", 7), square(5, 1, "cat", 7), square(9, 1, "cat", None),
+                   square(1, 6, "dog", 7)],
+        "imageHeight": 12, "imageWidth": 16}))
+    report = import_labelme_folder(folder, ws)
+    assert report.imported == ["b"], report.problems
+    got = load_objects(ws, ws.items[1])
+    assert got[2, 2] == got[2, 6] == 1                  # one cat in two parts (group 7)
+    assert got[2, 10] == 2 and got[7, 2] == 3           # an ungrouped cat; the dog of group 7
+    (folder / "b.json").write_text(json.dumps({"shapes": [square(1, 1, "cat", None)],
+                                               "imageHeight": 12, "imageWidth": 16}))
+    import_labelme_folder(folder, ws)
+    assert load_objects(ws, ws.items[1]) is None        # no group ids: classes only
+
+
+def test_import_labels_command(ws, tmp_path_factory, capsys):
+    from segstudio.cli import main
+
+    labels, ids = _maps()
+    src = Workspace.open(ws.root)
+    save_objects(src, src.items[0], ids)
+    src.save_labels(src.items[0], labels)
+    tmp_path = tmp_path_factory.mktemp("elsewhere")       # outside the workspace
+    tree = write_voc(tmp_path / "voc", src.samples(), src.classes, val_fraction=0.0)
+    save_objects(ws, ws.items[0], None)
+    assert main(["import-labels", str(ws.root), str(tree.root)]) == 0
+    out = capsys.readouterr().out
+    assert "imported the labels of 1 item(s)" in out and "Pascal VOC" in out
+    assert load_objects(Workspace.open(ws.root), ws.items[0])[7, 7] == 2
+    (tmp_path / "stray").mkdir()
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "stray" / "zzz.png")
+    assert main(["import-labels", str(ws.root), str(tmp_path / "stray")]) == 2
+    captured = capsys.readouterr()
+    assert "zzz.png" in captured.out and "nothing was imported" in captured.err
+    assert main(["import-labels", str(ws.root), str(tmp_path / "missing")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
