@@ -172,6 +172,7 @@ class ObjectMap:
         rect, mask = _clip(mask, rect, self._ids.shape)
         if not mask.any():
             raise ObjectMapError("the new object covers no pixel of the image")
+        _object_class(cls)
         k = self.next_id()
         with self.labels.step("new object"):
             self._classes[k] = int(cls)
@@ -216,6 +217,7 @@ class ObjectMap:
     def set_class(self, k: int, cls: int) -> Rect:
         """Give object ``k`` the class ``cls`` (all its pixels)."""
         self.class_of(k)
+        _object_class(cls)
         rect = self.bounds(k)
         mine = self._ids[rect.slices] == k
         with self.labels.step("object class"):
@@ -298,6 +300,12 @@ class ObjectMap:
             self._ids[...] = ids.astype(np.uint8)
             self._classes = object_classes(self._ids, self.labels.array)
         return self._done(full)
+
+
+def _object_class(cls: int) -> None:
+    if int(cls) in (BACKGROUND, VOID_OBJECT):
+        raise ObjectMapError("an object cannot be background or void; pick a class for it (or "
+                             "delete the object)")
 
 
 def _clip(mask: np.ndarray, rect: Rect, shape: tuple[int, int]) -> tuple[Rect, np.ndarray]:

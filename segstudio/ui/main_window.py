@@ -36,6 +36,7 @@ from segstudio.ui.recent import RecentFiles
 from segstudio.ui.review import Review
 from segstudio.ui.render import OverlayMode
 from segstudio.ui.menus import build_menus, build_toolbar
+from segstudio.ui.objects import ObjectEditing
 from segstudio.ui.model_runs import ModelRuns
 from segstudio.ui.notice import Level, NoticeBar
 from segstudio.ui.prediction_layers import PredictionLayers
@@ -101,6 +102,8 @@ class MainWindow(QMainWindow):
         self.tools = {cls.name: cls(self) for cls in (BrushTool, EraserTool, FillTool, PolygonTool)}
         self.smart = SmartTools(self)            # adds the GrabCut box tool
         self.prompt = PromptSession(self)        # adds the Prompt tool (Segment Anything)
+        self.objects = ObjectEditing(self)       # adds the object tools, menu and panel
+        self.objects.install_panel()
         self.review = Review(self)
         build_menus(self)
         build_toolbar(self)
