@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from segstudio.core.geometry import Rect
 from segstudio.core.objectmap import ObjectMap, ObjectMapError
+from segstudio.ui.object_scores import ObjectScores
 from segstudio.ui.tools.object_tools import (ObjectBrushTool, ObjectEraserTool, ObjectPolygonTool,
                                              ObjectSelectTool, ObjectSplitTool)
 
@@ -87,6 +88,7 @@ class ObjectEditing(QObject):
                      ObjectPolygonTool(window, self)):
             window.tools[tool.name] = tool
         self.panel = ObjectsPanel(self)
+        self.scores = ObjectScores(window)            # the Scores panel's object line
         self._refresh = QTimer(self, singleShot=True, interval=150)
         self._refresh.timeout.connect(self.refresh_panel)
         window.canvas.decorations.append(self.draw)

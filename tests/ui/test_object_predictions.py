@@ -60,3 +60,25 @@ def test_corrected_objects_are_not_replaced_by_a_later_prediction(shapes_window)
     assert objects.classes() == {1: 1}
     assert set(np.unique(load_objects(win.workspace, win.workspace.items[0]))) == {0, 1}
     assert win.workspace.items[0].status is ItemStatus.CORRECTED
+
+
+def test_scores_and_statistics_count_objects(shapes_window, qtbot):
+    from segstudio.ui.launchers import statistics_dialog
+
+    win = shapes_window
+    win.models.apply(0, _prediction())
+    objects = win.doc.labels.objects
+    line = win.objects.scores.label
+    qtbot.waitUntil(lambda: line.isVisible(), timeout=5_000)
+    assert "precision 100.0%" in line.text() and "recall 100.0%" in line.text()
+    objects.delete(2)                                  # a false detection, by the corrector
+    qtbot.waitUntil(lambda: "1 false" in line.text(), timeout=5_000)
+    assert "precision 50.0%" in line.text() and "recall 100.0%" in line.text()
+    assert win.save_document(win.doc)
+    dialog = statistics_dialog(win)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=30_000)
+    assert dialog.objects.per_item == {"one": 1} and dialog.objects.total == 1
+    assert dialog.classes.item(1, 4).text() == "1" and dialog.classes.item(2, 4).text() == "0"
+    assert dialog.items.item(0, 4).text() == "1"
+    assert "1 object(s)" in dialog.summary.text()
