@@ -30,11 +30,15 @@ def load_objects(workspace, item) -> np.ndarray | None:
     try:
         if not path.is_file():
             return None
-        return load_label_png(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError):        # a name the system cannot hold: no file there
         return None
-    except VocError as e:
-        raise WorkspaceError(f"{item.id}: {e}") from None
+    try:
+        return load_label_png(path)
+    except VocError as e:                # never dropped: a save would then delete the file
+        raise WorkspaceError(f"{item.id}: the object map could not be read ({e})") from None
+    except OSError as e:
+        raise WorkspaceError(f"{item.id}: its object map cannot be read "
+                             f"({e.strerror or e})") from None
 
 
 def has_objects(ids: np.ndarray | None) -> bool:

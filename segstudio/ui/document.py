@@ -36,8 +36,12 @@ class Document:
         if labels is None:
             labels = np.zeros((image.height, image.width), np.uint8)
         lm = LabelMap(labels)
-        if objects is not None and objects.shape == lm.shape:
-            ObjectMap.attach(lm, objects)
+        if objects is not None and objects.shape != lm.shape:
+            # Refused rather than dropped: saving without them would delete the file.
+            raise ValueError(f"{item.id}: its object map is {objects.shape[1]}×"
+                             f"{objects.shape[0]} but its labels {lm.width}×{lm.height}; "
+                             "correct or remove the file under objects/ to open the item")
+        ObjectMap.attach(lm, objects)
         doc = cls(row, item, image, lm, OverlayRenderer(lm.array, classes, hidden=hidden),
                   window=image.window)
         doc.saved_revision = lm.revision

@@ -82,3 +82,20 @@ def test_scores_and_statistics_count_objects(shapes_window, qtbot):
     assert dialog.classes.item(1, 4).text() == "1" and dialog.classes.item(2, 4).text() == "0"
     assert dialog.items.item(0, 4).text() == "1"
     assert "1 object(s)" in dialog.summary.text()
+
+
+def test_a_damaged_object_map_is_reported_and_never_deleted(shapes_window, qtbot):
+    win = shapes_window
+    win.models.apply(0, _prediction())
+    root = win.workspace.root
+    path = root / "objects" / "one.png"
+    for damage in (b"not a png", None):
+        if damage is None:                                 # readable, but of the wrong size
+            Image.fromarray(np.zeros((5, 5), np.uint8)).save(path)
+        else:
+            path.write_bytes(damage)
+        before = path.read_bytes()
+        win.open_paths([root], classes=shapes_classes())
+        assert win.doc is None or win.doc.item.id != "one"
+        assert "one: " in win.statusBar().currentMessage(), win.statusBar().currentMessage()
+        assert path.read_bytes() == before                 # still there, untouched
