@@ -48,20 +48,26 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.io import labels as importers
 
     source = Path(args.source)
-    if not source.is_dir():
-        raise CommandError(f"{source.name or args.source}: not a folder (give a VOC tree, a "
-                           "folder of labelme files or a folder of label PNGs)")
+    try:
+        is_folder = source.is_dir()
+    except (OSError, ValueError):        # a name too long for the system, a NUL
+        is_folder = False
+    if not is_folder:
+        raise CommandError(f"{source.name[:80] or args.source[:80]}: not a folder (give a VOC "
+                           "tree, a folder of labelme files or a folder of label PNGs)")
     try:
         ws = Workspace.open(args.workspace)
     except WorkspaceError as exc:
         raise CommandError(str(exc)) from None
-    kind = detect_kind(source) if args.kind == "auto" else args.kind
     function = {"voc": importers.import_voc_tree, "labelme": importers.import_labelme_folder,
-                "png": importers.import_label_folder}[kind]
+                "png": importers.import_label_folder}
     try:
-        report = function(source, ws)
+        kind = detect_kind(source) if args.kind == "auto" else args.kind
+        report = function[kind](source, ws)
     except (importers.LabelImportError, WorkspaceError) as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"{source.name}: cannot be read ({exc.strerror or exc})") from None
     finally:
         ws.close()
     what = {"voc": "Pascal VOC tree", "labelme": "labelme files", "png": "label PNGs"}[kind]
