@@ -24,6 +24,7 @@ from typing import Iterable
 LABELS_DIR = "labels"
 PREDICTIONS_DIR = "predictions"     # the model's own output, kept apart for scoring
 OBJECTS_DIR = "objects"             # object maps (VOC SegmentationObject) of items with objects
+PREDICTED_OBJECTS_DIR = "predicted-objects"   # an instance model's last objects, for scoring
 NAME_MAX_BYTES = 240                # below the 255 bytes of common file systems
 _PATH_MAX_CHARS = 1024
 
@@ -113,6 +114,13 @@ def prediction_of(label: str) -> str:
 def objects_of(label: str) -> str:
     """The object-map path that mirrors a label path under ``objects/``."""
     return PurePosixPath(OBJECTS_DIR, PurePosixPath(label).relative_to(LABELS_DIR)).as_posix()
+
+
+def predicted_objects_of(label: str) -> str:
+    """The path of the model's last object map, mirroring a label path under
+    ``predicted-objects/``."""
+    return PurePosixPath(PREDICTED_OBJECTS_DIR,
+                         PurePosixPath(label).relative_to(LABELS_DIR)).as_posix()
 
 
 def checked_file(root: Path, rel: str) -> Path:

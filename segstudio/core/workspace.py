@@ -21,8 +21,9 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from segstudio.core.classes import ClassSet, ClassSetError, voc21
-from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTIONS_DIR, LabelPathError,
-                                        assign_labels, checked_file, prediction_of)
+from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR,
+                                        PREDICTIONS_DIR, LabelPathError, assign_labels,
+                                        checked_file, prediction_of)
 from segstudio.core.objectmap import compact_ids
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.atomic import atomic_write_text, remove_stale_parts
@@ -37,7 +38,8 @@ FORMAT_VERSION = 1
 _MAX_KNOWN_VERSION = 1000           # past this a "version" is damage, not a newer segstudio
 _MAX_NESTING = 64                   # deeper JSON than this is damage (the format needs 5 levels)
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
-_SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, "VOCdevkit", "__pycache__"}
+_SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR, "VOCdevkit",
+                 "__pycache__"}
 _OPEN_VIDEOS = 4
 
 
@@ -189,7 +191,7 @@ class Workspace:
         """Delete the hidden ``.part`` files that saves killed midway left in the workspace's
         own files (``labels/``, ``predictions/``, the workspace file); returns how many."""
         removed = remove_stale_parts(self.root, recursive=False)
-        for folder in (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR):
+        for folder in (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR):
             removed += remove_stale_parts(self.root / folder)
         return len(removed)
 

@@ -1,4 +1,6 @@
-"""An item's object map in its workspace: ``objects/<folder>/<id>.png``, beside its labels.
+"""An item's object map in its workspace: ``objects/<folder>/<id>.png``, beside its labels,
+and the instance model's last objects for it under ``predicted-objects/`` (kept, as
+``predictions/`` is, to score the model against the corrected objects).
 
 The path is derived from the item's checked label path (``labels/…`` → ``objects/…``, see
 :mod:`segstudio.core.label_paths`), never taken from the workspace file, and no folder on the
@@ -13,20 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core.label_paths import objects_of
+from segstudio.core.label_paths import objects_of, predicted_objects_of
 from segstudio.io.voc import VocError, load_label_png, save_object_png
 
 
-def object_path(workspace, item) -> Path:
-    """Where the item's object map is kept (checked: no link on the way)."""
-    return workspace.checked(item, objects_of(str(item.label)))
+def object_path(workspace, item, *, predicted: bool = False) -> Path:
+    """Where the item's object map (or the model's, ``predicted``) is kept (checked: no link on
+    the way)."""
+    rel = (predicted_objects_of if predicted else objects_of)(str(item.label))
+    return workspace.checked(item, rel)
 
 
-def load_objects(workspace, item) -> np.ndarray | None:
+def load_objects(workspace, item, *, predicted: bool = False) -> np.ndarray | None:
     """The item's saved object map (H×W uint8), or None when it has no objects."""
     from segstudio.core.workspace import WorkspaceError
 
-    path = object_path(workspace, item)
+    path = object_path(workspace, item, predicted=predicted)
     try:
         if not path.is_file():
             return None
@@ -48,11 +52,11 @@ def has_objects(ids: np.ndarray | None) -> bool:
     return bool(((ids > 0) & (ids < 255)).any())
 
 
-def save_objects(workspace, item, ids: np.ndarray | None) -> None:
+def save_objects(workspace, item, ids: np.ndarray | None, *, predicted: bool = False) -> None:
     """Write the item's object map atomically, or remove its file when it has no objects."""
     from segstudio.core.workspace import WorkspaceError
 
-    path = object_path(workspace, item)
+    path = object_path(workspace, item, predicted=predicted)
     try:
         if not has_objects(ids):
             if path.is_file() or path.is_symlink():

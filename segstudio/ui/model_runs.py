@@ -173,6 +173,7 @@ class ModelRuns(QObject):
             if prediction.probabilities.shape[0] != len(ws.classes):
                 return                     # the GUI thread decides about a class mismatch
             ws.save_prediction(item, prediction.labels)
+            save_objects(ws, item, _objects(prediction), predicted=True)
             if write_labels:
                 save_objects(ws, item, _objects(prediction))
                 ws.write_label_file(item, prediction.labels)
@@ -219,6 +220,7 @@ class ModelRuns(QObject):
                 win.set_classes(model_classes)
                 adopted = True
                 ws.save_prediction(item, prediction.labels)
+                save_objects(ws, item, _objects(prediction), predicted=True)
             else:
                 win.show_error(f"The model predicts {prediction.probabilities.shape[0]} classes but "
                                f"this workspace has {len(win.classes)}; its result was not applied.")

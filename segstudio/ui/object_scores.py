@@ -1,9 +1,11 @@
-"""The Scores panel's object line: the prediction's objects against the item's corrected ones.
+"""The Scores panel's object lines: the prediction's objects against the corrected ones.
 
 Shown under the class scores when both sides have objects (an instance model's prediction, and
 an object map on the item): precision and recall of the predicted objects at mask IoU ≥ 0.5,
 matched one to one within a class, as ``segstudio eval`` does
-(:mod:`segstudio.core.instance_metrics`).
+(:mod:`segstudio.core.instance_metrics`). One line for the item on screen; with "Score the
+workspace", one more over the corrected and reviewed items whose model objects were kept
+(``predicted-objects/``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel
 
-from segstudio.core.instance_metrics import DEFAULT_IOU, match_instances
+from segstudio.core.instance_metrics import DEFAULT_IOU, InstanceCounts, match_instances
+from segstudio.core.workspace import ItemStatus
 
 
 def object_score_text(doc) -> str | None:
@@ -24,6 +27,10 @@ def object_score_text(doc) -> str | None:
     if instances.shape != objects.array.shape:
         return None
     counts = match_instances(objects.array, doc.labels.array, instances, prediction.labels)
+    return _line(counts)
+
+
+def _line(counts: InstanceCounts) -> str:
     ratios = counts.to_dict()
     shown = {k: "–" if ratios[k] is None else f"{100 * ratios[k]:.1f}%"
              for k in ("precision", "recall")}
@@ -48,6 +55,12 @@ class ObjectScores(QObject):
         # A prediction that leaves corrected labels alone changes no pixel: follow the panel's
         # own re-scoring too.
         window.metrics._timer.timeout.connect(self.refresh)
+        self.workspace_label = QLabel("", window.metrics)
+        self.workspace_label.setWordWrap(True)
+        self.workspace_label.hide()
+        window.metrics.layout().addWidget(self.workspace_label)
+        self.task = None
+        window.metrics.score_button.clicked.connect(self.score_workspace)
 
     def _shown(self, doc) -> None:
         if self._labels is not None:
@@ -64,3 +77,47 @@ class ObjectScores(QObject):
         text = object_score_text(self.window.doc)
         self.label.setText(text or "")
         self.label.setVisible(text is not None)
+
+    def score_workspace(self) -> None:
+        """Objects over the workspace, in a background thread (a line; hidden when no item has
+        objects on both sides)."""
+        from segstudio.io.object_store import load_objects
+        from segstudio.ui.tasks import BackgroundTask
+
+        ws = self.window.workspace
+        if ws is None or self.task is not None:
+            return
+        items = [i for i in ws.items if i.status in (ItemStatus.CORRECTED, ItemStatus.REVIEWED)]
+
+        def job(progress, cancelled):
+            total, used = InstanceCounts(), 0
+            for n, item in enumerate(items):
+                if cancelled():
+                    break
+                pred_ids = load_objects(ws, item, predicted=True)
+                gt_ids = load_objects(ws, item) if pred_ids is not None else None
+                if gt_ids is not None:
+                    gt, pred = ws.load_labels(item), ws.load_prediction(item)
+                    if gt is not None and pred is not None and \
+                            gt.shape == pred.shape == gt_ids.shape == pred_ids.shape:
+                        total.add(match_instances(gt_ids, gt, pred_ids, pred))
+                        used += 1
+                progress(n + 1, len(items))
+            return total, used
+
+        self.task = BackgroundTask(job, (Exception,), self)
+        self.task.succeeded.connect(self._workspace_scored)
+        self.task.failed.connect(self.window.show_error)
+        self.task.finished.connect(self._task_done)
+        self.window.begin_busy()
+        self.task.start()
+
+    def _workspace_scored(self, result) -> None:
+        counts, used = result
+        text = f"Workspace, {used} item(s) — {_line(counts)}" if used else ""
+        self.workspace_label.setText(text)
+        self.workspace_label.setVisible(bool(used))
+
+    def _task_done(self) -> None:
+        self.task = None
+        self.window.end_busy()

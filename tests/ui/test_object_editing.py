@@ -59,6 +59,10 @@ def test_fix_split_delete_and_export_what_the_canvas_shows(window, photos, qtbot
     objects = doc.labels.objects
     assert objects is not None and len(objects.classes()) >= 4
     assert doc.item.status is ItemStatus.PREDICTED
+    from segstudio.io.object_store import load_objects
+    stored = load_objects(window.workspace, doc.item)
+    assert np.array_equal(stored, objects.array)                  # written by the model worker
+    assert np.array_equal(load_objects(window.workspace, doc.item, predicted=True), stored)
     canvas = window.canvas
     window.set_tool("Select object")
 

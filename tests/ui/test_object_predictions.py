@@ -99,3 +99,21 @@ def test_a_damaged_object_map_is_reported_and_never_deleted(shapes_window, qtbot
         assert win.doc is None or win.doc.item.id != "one"
         assert "one: " in win.statusBar().currentMessage(), win.statusBar().currentMessage()
         assert path.read_bytes() == before                 # still there, untouched
+
+
+def test_score_the_workspace_counts_objects_of_corrected_items(shapes_window, qtbot):
+    win = shapes_window
+    win.models.apply(0, _prediction())
+    from segstudio.io.object_store import save_objects
+
+    ws = win.workspace                              # what the model worker keeps beside them
+    pred = _prediction()
+    ws.save_prediction(ws.items[0], pred.labels)
+    save_objects(ws, ws.items[0], pred.instances.astype(np.uint8), predicted=True)
+    win.doc.labels.objects.delete(2)                # a false detection, removed by hand
+    assert win.save_document(win.doc)
+    assert (ws.root / "predicted-objects" / "one.png").is_file()
+    win.metrics.score_button.click()
+    line = win.objects.scores.workspace_label
+    qtbot.waitUntil(lambda: line.isVisible(), timeout=10_000)
+    assert "1 item(s)" in line.text() and "precision 50.0%" in line.text()
