@@ -48,7 +48,8 @@ def object_classes(ids: np.ndarray, labels: np.ndarray) -> dict[int, int]:
 def compact_ids(ids: np.ndarray) -> np.ndarray:
     """``ids`` renumbered 1..N without gaps, keeping their order (255 stays void)."""
     ids = np.asarray(ids, np.uint8)
-    present = [int(k) for k in np.unique(ids) if 0 < k < VOID_OBJECT]
+    counts = np.bincount(ids.ravel(), minlength=256)
+    present = [k for k in range(1, VOID_OBJECT) if counts[k]]
     lut = np.arange(256, dtype=np.uint8)
     lut[1:VOID_OBJECT] = 0
     for new, old in enumerate(present, start=1):
@@ -144,22 +145,28 @@ class ObjectMap:
         expected = lut[ids]
         leave = (expected >= 0) & (labels.astype(np.int16) != expected)
         if leave.any():
-            self.labels.history.before_write(self._ids, rect, PLANE)
-            ids[leave] = 0
-            self._forget_missing()
+            self._write(leave, rect, 0)
 
     def _after_change(self, _rect: Rect) -> None:
         if self.labels.revision != self._expected_revision:    # undo, redo: read them anew
             self._classes = object_classes(self._ids, self.labels.array)
         self._expected_revision = None
 
-    def _forget_missing(self) -> None:
-        present = set(np.unique(self._ids).tolist())
-        self._classes = {k: c for k, c in self._classes.items() if k in present}
-
     def _write(self, mask: np.ndarray, rect: Rect, value: int) -> None:
+        """Set ``value`` where ``mask`` (over ``rect``) is true, recorded for undo; an object
+        that loses its last pixel is forgotten. Costs the rectangle, not the map, unless an
+        object has left the rectangle entirely (then one pass over the map to see if it is
+        gone)."""
+        if rect.is_empty():
+            return
+        region = self._ids[rect.slices]
+        touched = np.bincount(region[mask], minlength=256)
         self.labels.history.before_write(self._ids, rect, PLANE)
-        self._ids[rect.slices][mask] = value
+        region[mask] = value
+        for k in np.flatnonzero(touched[1:VOID_OBJECT]) + 1:
+            if k != value and int(k) in self._classes and not (region == k).any() \
+                    and not (self._ids == k).any():
+                del self._classes[int(k)]
 
     def _done(self, rect: Rect) -> Rect:
         self._expected_revision = self.labels.revision + 1
@@ -178,7 +185,6 @@ class ObjectMap:
             self._classes[k] = int(cls)
             self.labels.paint_mask(mask, int(cls), rect, name="new object")
             self._write(mask, rect, k)
-            self._forget_missing()
         self._done(rect)
         return k
 
@@ -189,7 +195,6 @@ class ObjectMap:
         with self.labels.step("grow object"):
             self.labels.paint_mask(mask, cls, rect, name="grow object")
             self._write(mask, rect, k)
-            self._forget_missing()
         return self._done(rect)
 
     def shrink(self, k: int, mask: np.ndarray, rect: Rect) -> Rect:
@@ -200,7 +205,6 @@ class ObjectMap:
         with self.labels.step("shrink object"):
             self._write(mine, rect, 0)
             self.labels.paint_mask(mine, BACKGROUND, rect, name="shrink object")
-            self._forget_missing()
         return self._done(rect)
 
     def delete(self, k: int) -> Rect:

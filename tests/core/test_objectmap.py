@@ -86,3 +86,17 @@ def test_compact_ids_keeps_order_and_void():
     ids = np.array([[0, 3, 7, 255]], np.uint8)
     assert compact_ids(ids).tolist() == [[0, 1, 2, 255]]
     assert object_classes(ids, np.array([[0, 1, 2, 255]], np.uint8)) == {3: 1, 7: 2}
+
+
+def test_an_object_painted_over_entirely_is_gone_and_comes_back_with_undo():
+    lm, om = _two_squares()
+    lm.begin_step("brush")
+    for y in range(2, 8):
+        lm.paint_segment(1, y + 0.5, 9, y + 0.5, 1, 0)
+    lm.end_step()
+    assert om.classes() == {2: 2} and om.next_id() == 3
+    lm.paint_segment(13, 11.5, 14, 11.5, 1, 2)            # the other object's own class: kept
+    assert om.counts()[2] == 72
+    lm.undo()
+    lm.undo()
+    assert om.classes() == {1: 1, 2: 2}
