@@ -264,19 +264,27 @@ class ObjectEditing(QObject):
         return rect
 
     # -- drawing -----------------------------------------------------------------------------
-    def _outline(self, objects: ObjectMap) -> None:
-        key = (id(objects), objects.labels.revision)
+    def _outline(self, objects: ObjectMap, shown: list[int]) -> None:
+        """Outlines and tag anchors of the ``shown`` objects, made once per edit: one pass over
+        the map finds the object pixels, then each object is traced inside its own box."""
+        key = (id(objects), objects.labels.revision, tuple(shown))
         if key == self._outlines_key:
             return
         self._outlines_key, self._outlines, self._anchors = key, {}, {}
         ids = objects.array
-        for k in objects.classes():
-            box = objects.bounds(k)
+        ys, xs = np.nonzero(np.isin(ids, shown))
+        values = ids[ys, xs]
+        for k in shown:
+            at = values == k
+            if not at.any():
+                continue
+            x0, y0 = int(xs[at].min()), int(ys[at].min())
+            box = Rect(x0, y0, int(xs[at].max()) + 1, int(ys[at].max()) + 1)
             mine = (ids[box.slices] == k).astype(np.uint8)
             contours, _ = cv2.findContours(mine, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            self._outlines[k] = [QPolygonF([QPointF(box.x0 + x, box.y0 + y) for x, y in c[:, 0]])
+            self._outlines[k] = [QPolygonF([QPointF(x0 + x, y0 + y) for x, y in c[:, 0]])
                                  for c in contours if len(c) >= 2]
-            self._anchors[k] = (box.x0, box.y0)
+            self._anchors[k] = (x0, y0)
 
     def draw(self, painter: QPainter, canvas) -> None:
         objects = self.objects()
@@ -285,18 +293,19 @@ class ObjectEditing(QObject):
         every = bool(getattr(self.window.layers, "instances", False))
         if not every and not self.selected:
             return
-        self._outline(objects)
+        classes = objects.classes()
+        shown = sorted(classes) if every else [k for k in self.selected if k in classes]
+        self._outline(objects, shown)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         names = self.window.classes.names
-        shown = list(self._outlines) if every else [k for k in self.selected if k in self._outlines]
-        for k in shown:
+        for k in [k for k in shown if k in self._outlines]:
             chosen = k in self.selected
             painter.setPen(QPen(SELECTED if chosen else OUTLINE, 3 if chosen else 1.2))
             for poly in self._outlines[k]:
                 painter.drawPolygon(QPolygonF([canvas.to_widget(p) for p in poly]))
-            cls = objects.classes().get(k, 0)
+            cls = classes.get(k, 0)
             text = f"{k} {names[cls] if cls < len(names) else cls}"
             at = canvas.to_widget(QPointF(*self._anchors[k]))
             box = QRectF(at.x(), at.y() - 15, painter.fontMetrics().horizontalAdvance(text) + 6, 14)

@@ -140,6 +140,10 @@ def test_object_brush_paints_a_new_object_and_grows_it_eraser_shrinks_it(window,
     drag(window.canvas, [(20, 20), (40, 20)])
     objects = window.doc.labels.objects
     assert objects.classes() == {1: 2} and window.objects.selected == [1]
+    shot = window.canvas.grab().toImage()                   # the selection is outlined
+    yellow = sum(shot.pixelColor(x, y).getRgb()[:3] == (255, 230, 0)
+                 for x in range(0, shot.width(), 2) for y in range(0, shot.height(), 2))
+    assert yellow > 10
     size = objects.counts()[1]
     drag(window.canvas, [(20, 30), (40, 30)])             # the selected object grows
     assert objects.classes() == {1: 2} and objects.counts()[1] > size
