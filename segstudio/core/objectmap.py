@@ -31,7 +31,8 @@ BACKGROUND = 0
 
 
 class ObjectMapError(ValueError):
-    """An object edit that cannot be made (unknown id, too many objects, a cut that cuts nothing)."""
+    """An object edit that cannot be made (unknown id, too many objects, a cut that cuts
+    nothing)."""
 
 
 def object_classes(ids: np.ndarray, labels: np.ndarray) -> dict[int, int]:

@@ -96,9 +96,9 @@ def test_voc_import_reads_segmentation_object_and_labelme_group_ids(ws, tmp_path
 
     folder = tmp_path / "lm"
     folder.mkdir()
-    square = lambda x0, y0, label, g: {"label": label, "group_id": g, "shape_type": "polygon",  # noqa: E731
-                                       "points": [[x0, y0], [x0 + 2, y0], [x0 + 2, y0 + 2],
-                                                  [x0, y0 + 2]]}
+    def square(x0, y0, label, group):
+        return {"label": label, "group_id": group, "shape_type": "polygon",
+                "points": [[x0, y0], [x0 + 2, y0], [x0 + 2, y0 + 2], [x0, y0 + 2]]}
     (folder / "b.json").write_text(json.dumps({
         "shapes": [square(1, 1, "cat", 7), square(5, 1, "cat", 7), square(9, 1, "cat", None),
                    square(1, 6, "dog", 7)],

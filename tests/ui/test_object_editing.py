@@ -87,7 +87,7 @@ def test_fix_split_delete_and_export_what_the_canvas_shows(window, photos, qtbot
     qtbot.keyClick(window, Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)
     assert b not in objects.classes() and (objects.array[pixels_b] == a).all()
     window.set_tool("Split object")
-    (xa, ya), (xb, yb) = _centre(pixels_a.astype(np.uint8), 1), _centre(pixels_b.astype(np.uint8), 1)
+    (xa, ya), (xb, yb) = (_centre(p.astype(np.uint8), 1) for p in (pixels_a, pixels_b))
     mx, my, dx, dy = (xa + xb) / 2, (ya + yb) / 2, xb - xa, yb - ya
     drag(canvas, [(mx - dy * 2, my + dx * 2), (mx + dy * 2, my - dx * 2)])   # across the join
     pieces = window.objects.selected
