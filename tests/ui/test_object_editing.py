@@ -127,7 +127,15 @@ def test_fix_split_delete_and_export_what_the_canvas_shows(window, photos, qtbot
     assert np.array_equal(exported, compact_ids(objects.array))
     assert np.array_equal(np.array(Image.open(voc / "SegmentationClass" / f"{doc.item.id}.png")),
                           doc.labels.array)
-    window.grab().save(str(tmp_path / "objects.png"))
+    # The command line exports the same objects as the window.
+    from segstudio.cli import main
+
+    assert main(["export-voc", str(window.workspace.root), "--out", str(tmp_path / "cli"),
+                 "--val-fraction", "0"]) == 0
+    cli = tmp_path / "cli" / "VOCdevkit" / "VOC2012"
+    assert sorted(p.name for p in (cli / "SegmentationObject").iterdir()) == [f"{doc.item.id}.png"]
+    assert np.array_equal(np.array(Image.open(cli / "SegmentationObject" / f"{doc.item.id}.png")),
+                          exported)
 
 
 def test_object_brush_paints_a_new_object_and_grows_it_eraser_shrinks_it(window, photos, qtbot):
