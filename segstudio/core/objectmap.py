@@ -79,6 +79,7 @@ class ObjectMap:
         self._ids = np.ascontiguousarray(ids, dtype=np.uint8).copy()
         self._classes = object_classes(self._ids, labels.array)
         self._expected_revision: int | None = None
+        self.prediction_revision: int | None = None     # the labels' revision when predicted
         labels.objects = self
         labels.history.planes[PLANE] = self._ids
         labels.write_hooks.append(self._reconcile)
@@ -121,6 +122,11 @@ class ObjectMap:
 
     def has_objects(self) -> bool:
         return bool(self._classes)
+
+    @property
+    def as_predicted(self) -> bool:
+        """Nothing has changed since the objects came from a prediction."""
+        return self.prediction_revision == self.labels.revision
 
     def next_id(self) -> int:
         """The id a new object gets: one past the largest (a gap once 254 is used)."""
@@ -331,4 +337,6 @@ def take_prediction(labels: LabelMap, instances: np.ndarray | None) -> None:
         if labels.objects is not None and labels.objects.has_objects():
             labels.objects.replace(np.zeros(labels.shape, np.uint8), name="prediction")
         return
-    ObjectMap.of(labels).replace(objects_from_instances(instances), name="prediction")
+    objects = ObjectMap.of(labels)
+    objects.replace(objects_from_instances(instances), name="prediction")
+    objects.prediction_revision = labels.revision

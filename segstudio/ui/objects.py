@@ -1,7 +1,8 @@
 """Editing objects (instances) on the canvas: selection, the Objects menu and panel, outlines.
 
 The selected object is outlined (thick, with its id and class); with View ▸ Instance outlines on,
-every object of the item is outlined and tagged. The Objects panel lists the objects under their
+every object of the item is outlined and tagged (objects just as the model gave them are drawn
+by the prediction layer, with the model's scores). The Objects panel lists the objects under their
 class with pixel counts; clicking one selects it. Every edit is one undo step of the item's
 label map, which carries the object map as a second plane (:mod:`segstudio.core.objectmap`).
 """
@@ -95,8 +96,15 @@ class ObjectEditing(QObject):
         window.documentShown.connect(self._document_shown)
 
     def install_panel(self) -> None:
-        """Dock the Objects panel beside the class legend (after the window's own docks)."""
-        self.window._dock(self.panel, "Objects", Qt.DockWidgetArea.RightDockWidgetArea)
+        """Dock the Objects panel as a tab behind the class legend, so the window needs no more
+        height than before (it must fit a 1280×720 screen)."""
+        from PySide6.QtWidgets import QDockWidget
+
+        dock = self.window._dock(self.panel, "Objects", Qt.DockWidgetArea.RightDockWidgetArea)
+        legend = self.window.legend.parentWidget()
+        if isinstance(legend, QDockWidget):
+            self.window.tabifyDockWidget(legend, dock)
+            legend.raise_()
 
     def build_menu(self, menu) -> None:
         w = self.window
@@ -290,7 +298,8 @@ class ObjectEditing(QObject):
         objects = self.objects()
         if objects is None or not objects.has_objects():
             return
-        every = bool(getattr(self.window.layers, "instances", False))
+        # Objects as the model gave them are outlined by the prediction layer (with scores).
+        every = bool(getattr(self.window.layers, "instances", False)) and not objects.as_predicted
         if not every and not self.selected:
             return
         classes = objects.classes()

@@ -160,10 +160,11 @@ class PredictionLayers:
                 or self._stored_objects())
 
     def _stored_objects(self) -> bool:
-        """The item has objects of its own: they are outlined (ui.objects), not the prediction's."""
+        """The item has objects of its own, other than the prediction's as it came: they are
+        outlined (ui.objects) instead of the prediction's."""
         doc = self.window.doc
         objects = None if doc is None else doc.labels.objects
-        return objects is not None and objects.has_objects()
+        return objects is not None and objects.has_objects() and not objects.as_predicted
 
     def _follow(self, fx: float, fy: float) -> None:
         if self.compare:
