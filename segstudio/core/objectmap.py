@@ -46,6 +46,25 @@ def object_classes(ids: np.ndarray, labels: np.ndarray) -> dict[int, int]:
     return {int(k): int(table[k].argmax()) for k in np.flatnonzero(table.sum(axis=1))}
 
 
+def consistent_ids(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``ids`` with every object pixel whose class is not its object's class (see
+    :func:`object_classes`) taken out of the object, so that each object has one class; an
+    object map written by another tool, or beside labels changed elsewhere, obeys the rule."""
+    ids, labels = np.asarray(ids, np.uint8), np.asarray(labels)
+    classes = object_classes(ids, labels)
+    lut = np.full(256, -1, np.int16)
+    for k, c in classes.items():
+        lut[k] = c
+    expected = lut[ids]
+    inside = (ids > 0) & (ids < VOID_OBJECT)
+    leave = inside & (labels.astype(np.int16) != expected)
+    if not leave.any():
+        return ids
+    out = ids.copy()
+    out[leave] = 0
+    return out
+
+
 def compact_ids(ids: np.ndarray) -> np.ndarray:
     """``ids`` renumbered 1..N without gaps, keeping their order (255 stays void)."""
     ids = np.asarray(ids, np.uint8)
@@ -76,7 +95,7 @@ class ObjectMap:
             raise ObjectMapError(f"an object map of {ids.shape} does not fit labels of "
                                  f"{labels.shape}")
         self.labels = labels
-        self._ids = np.ascontiguousarray(ids, dtype=np.uint8).copy()
+        self._ids = np.ascontiguousarray(consistent_ids(ids, labels.array), dtype=np.uint8).copy()
         self._classes = object_classes(self._ids, labels.array)
         self._expected_revision: int | None = None
         self.prediction_revision: int | None = None     # the labels' revision when predicted

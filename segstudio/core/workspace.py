@@ -24,7 +24,7 @@ from segstudio.core.classes import ClassSet, ClassSetError, voc21
 from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR,
                                         PREDICTIONS_DIR, LabelPathError, assign_labels,
                                         checked_file, prediction_of)
-from segstudio.core.objectmap import compact_ids
+from segstudio.core.objectmap import compact_ids, consistent_ids
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.atomic import atomic_write_text, remove_stale_parts
 from segstudio.io.images import ImageData, is_image_path, read_image
@@ -319,8 +319,13 @@ class Workspace:
             # The frames of one video share a split: neighbours are near duplicates.
             group = None if item.frame is None else Path(item.source).as_posix()
             objects = load_objects(self, item)       # SegmentationObject/ for items with objects
+            if objects is not None and objects.shape != labels.shape:
+                raise WorkspaceError(
+                    f"{item.id}: its object map is {objects.shape[1]}×{objects.shape[0]} but its "
+                    f"labels {labels.shape[1]}×{labels.shape[0]}")
             yield VocSample(item.id, image.to_rgb8(), labels, group=group, original=image,
-                            instances=None if objects is None else compact_ids(objects))
+                            instances=None if objects is None
+                            else compact_ids(consistent_ids(objects, labels)))
 
     # -- the workspace file ------------------------------------------------------------------
     def file_path(self) -> Path:

@@ -100,3 +100,15 @@ def test_an_object_painted_over_entirely_is_gone_and_comes_back_with_undo():
     lm.undo()
     lm.undo()
     assert om.classes() == {1: 1, 2: 2}
+
+
+def test_an_object_map_from_elsewhere_is_made_consistent_with_the_classes():
+    from segstudio.core.objectmap import consistent_ids
+
+    labels = np.zeros((4, 6), np.uint8)
+    ids = np.zeros((4, 6), np.uint8)
+    labels[:, :3], ids[:, :4] = 1, 1            # one column of object 1 lies on background
+    fixed = consistent_ids(ids, labels)
+    assert (fixed[:, 3] == 0).all() and (fixed[:, :3] == 1).all()
+    om = ObjectMap(LabelMap(labels), ids)
+    assert om.counts() == {1: 12}
