@@ -190,9 +190,10 @@ class ObjectEditing(QObject):
 
     def _need(self, n: int) -> ObjectMap | None:
         objects = self.objects()
-        if objects is None or len(self.selected) < n:
-            self.window.show_error("Select an object first (Select object tool, J)" if n == 1 else
-                                   "Select two objects: click one, Shift+click the other")
+        if objects is None or len(self.selected) < n:       # a hint, not an error dialog
+            self.window.statusBar().showMessage(
+                "Select an object first (Select object tool, J)" if n == 1 else
+                "Select two objects: click one, Shift+click the other", 5000)
             return None
         return objects
 

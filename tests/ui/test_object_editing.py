@@ -169,3 +169,14 @@ def test_object_brush_paints_a_new_object_and_grows_it_eraser_shrinks_it(window,
     assert window.save_current()
     from segstudio.io.object_store import load_objects
     assert np.array_equal(load_objects(window.workspace, window.doc.item), objects.array)
+
+
+def test_object_actions_without_a_selection_only_say_what_to_do(window, photos, qtbot):
+    assert window.open_paths([photos], classes=shapes_classes())
+    qtbot.waitUntil(lambda: window.doc is not None)
+    before = window.doc.labels.revision
+    qtbot.keyClick(window, Qt.Key.Key_Delete)
+    assert "Select an object first" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_M, Qt.KeyboardModifier.ShiftModifier)
+    assert "Select two objects" in window.statusBar().currentMessage()
+    assert window.doc.labels.revision == before and not window.doc.dirty
