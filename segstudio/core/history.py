@@ -1,5 +1,9 @@
 """Undo/redo as tile diffs: a step keeps only the tiles an edit changed, before and after.
 
+Besides the label map the history can hold further planes of the same size (the object map of
+:mod:`segstudio.core.objectmap`): their tiles are keyed ``(plane, row, col)`` and live in the
+same steps, so an edit that changes the classes and the objects is undone in one go.
+
 Memory therefore grows with the area edited, not with image size × steps: a 5-pixel brush dab on
 a 4096 × 4096 map costs a few 64 × 64 tiles, not 16 MB. The history is bounded both in steps and
 in bytes; the oldest steps go first.
@@ -22,7 +26,7 @@ class Step:
     """One undoable edit: the tiles it changed, as (row, col) → (before, after)."""
 
     name: str
-    tiles: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    tiles: dict[tuple, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
@@ -30,7 +34,8 @@ class Step:
 
     def rect(self, tile: int = TILE) -> Rect:
         r = Rect.empty()
-        for (ty, tx), (before, _) in self.tiles.items():
+        for key, (before, _) in self.tiles.items():
+            ty, tx = key[-2:]
             h, w = before.shape
             r = r.union(Rect(tx * tile, ty * tile, tx * tile + w, ty * tile + h))
         return r
@@ -54,6 +59,7 @@ class History:
         self._open: dict[tuple[int, int], np.ndarray] | None = None
         self._open_name = ""
         self._bytes = 0
+        self.planes: dict[str, np.ndarray] = {}     # further arrays recorded with the labels
 
     # -- recording ---------------------------------------------------------------------------
     def open_step(self, name: str) -> None:
@@ -65,15 +71,19 @@ class History:
     def step_is_open(self) -> bool:
         return self._open is not None
 
-    def before_write(self, labels: np.ndarray, rect: Rect) -> None:
-        """Remember the tiles under ``rect`` as they are before the first write of this step."""
+    def before_write(self, labels: np.ndarray, rect: Rect, plane: str | None = None) -> None:
+        """Remember the tiles under ``rect`` as they are before the first write of this step;
+        ``plane`` names one of :attr:`planes` (None: the label map itself)."""
         if self._open is None or rect.is_empty():
             return
         t = self.tile
+        if plane is not None:
+            labels = self.planes[plane]
         for ty in range(rect.y0 // t, (rect.y1 - 1) // t + 1):
             for tx in range(rect.x0 // t, (rect.x1 - 1) // t + 1):
-                if (ty, tx) not in self._open:
-                    self._open[(ty, tx)] = labels[ty * t:(ty + 1) * t, tx * t:(tx + 1) * t].copy()
+                key = (ty, tx) if plane is None else (plane, ty, tx)
+                if key not in self._open:
+                    self._open[key] = labels[ty * t:(ty + 1) * t, tx * t:(tx + 1) * t].copy()
 
     def commit(self, labels: np.ndarray) -> Step | None:
         """Close the open step; return it, or None if it changed nothing."""
@@ -81,10 +91,12 @@ class History:
             return None
         t = self.tile
         step = Step(self._open_name)
-        for (ty, tx), before in self._open.items():
-            after = labels[ty * t:(ty + 1) * t, tx * t:(tx + 1) * t]
+        for key, before in self._open.items():
+            ty, tx = key[-2:]
+            source = labels if len(key) == 2 else self.planes[key[0]]
+            after = source[ty * t:(ty + 1) * t, tx * t:(tx + 1) * t]
             if not np.array_equal(before, after):
-                step.tiles[(ty, tx)] = (before, after.copy())
+                step.tiles[key] = (before, after.copy())
         self._open = None
         if not step.tiles:
             return None
@@ -146,10 +158,13 @@ class History:
 
     def _apply(self, labels: np.ndarray, step: Step, which: int) -> None:
         t = self.tile
-        for (ty, tx), pair in step.tiles.items():
+        for key, pair in step.tiles.items():
+            ty, tx = key[-2:]
             tile = pair[which]
             h, w = tile.shape
-            labels[ty * t:ty * t + h, tx * t:tx * t + w] = tile
+            target = labels if len(key) == 2 else self.planes.get(key[0])
+            if target is not None:
+                target[ty * t:ty * t + h, tx * t:tx * t + w] = tile
 
     def _drop_redo(self) -> None:
         for step in self._redo:

@@ -1,7 +1,8 @@
 """Where an item's label and prediction files live, so that a save never writes anything else.
 
 Every label file is ``labels/<source folder>/<name>.png`` inside the workspace, and its
-prediction is the same name under ``predictions/``. A path recorded in the workspace file is
+prediction is the same name under ``predictions/`` and its object map (only when it has objects)
+the same name under ``objects/``. A path recorded in the workspace file is
 honoured (read and written) only when it has that form: relative, with ``/`` separators, first
 folder ``labels``, a visible ``.png`` name, no empty, ``.`` or ``..`` parts, no control
 characters, every part short enough for a file system, and taken by no source file and no other
@@ -22,6 +23,8 @@ from typing import Iterable
 
 LABELS_DIR = "labels"
 PREDICTIONS_DIR = "predictions"     # the model's own output, kept apart for scoring
+OBJECTS_DIR = "objects"             # object maps (VOC SegmentationObject) of items with objects
+PREDICTED_OBJECTS_DIR = "predicted-objects"   # an instance model's last objects, for scoring
 NAME_MAX_BYTES = 240                # below the 255 bytes of common file systems
 _PATH_MAX_CHARS = 1024
 
@@ -106,6 +109,18 @@ def assign_labels(entries: Iterable[tuple[str, str, object]], sources: Iterable[
 def prediction_of(label: str) -> str:
     """The prediction path that mirrors a label path under ``predictions/``."""
     return PurePosixPath(PREDICTIONS_DIR, PurePosixPath(label).relative_to(LABELS_DIR)).as_posix()
+
+
+def objects_of(label: str) -> str:
+    """The object-map path that mirrors a label path under ``objects/``."""
+    return PurePosixPath(OBJECTS_DIR, PurePosixPath(label).relative_to(LABELS_DIR)).as_posix()
+
+
+def predicted_objects_of(label: str) -> str:
+    """The path of the model's last object map, mirroring a label path under
+    ``predicted-objects/``."""
+    return PurePosixPath(PREDICTED_OBJECTS_DIR,
+                         PurePosixPath(label).relative_to(LABELS_DIR)).as_posix()
 
 
 def checked_file(root: Path, rel: str) -> Path:

@@ -61,6 +61,44 @@ def _snap(v: float, diameter: float) -> float:
     return float(np.round(v))
 
 
+def segment_mask(x0: float, y0: float, x1: float, y1: float, diameter: float,
+                 shape: tuple[int, int]) -> tuple[np.ndarray, Rect]:
+    """The pixels a brush of ``diameter`` covers along a segment (see
+    :meth:`LabelMap.paint_segment`), as a mask over the returned rectangle of a map of
+    ``shape``; an empty rectangle when the segment lies outside."""
+    diameter = max(float(diameter), 1.0)
+    r = diameter / 2.0
+    x0, y0, x1, y1 = (_snap(v, diameter) for v in (x0, y0, x1, y1))
+    box = Rect(int(np.floor(min(x0, x1) - r)), int(np.floor(min(y0, y1) - r)),
+               int(np.ceil(max(x0, x1) + r)) + 1, int(np.ceil(max(y0, y1) + r)) + 1)
+    box = box.clip(*shape)
+    if box.is_empty():
+        return np.zeros((0, 0), bool), Rect.empty()
+    cy = np.arange(box.y0, box.y1, dtype=np.float32)[:, None] + 0.5
+    cx = np.arange(box.x0, box.x1, dtype=np.float32)[None, :] + 0.5
+    dx, dy = x1 - x0, y1 - y0
+    length2 = dx * dx + dy * dy
+    if length2 == 0:
+        d2 = (cx - x0) ** 2 + (cy - y0) ** 2
+    else:
+        t = np.clip(((cx - x0) * dx + (cy - y0) * dy) / length2, 0.0, 1.0)
+        d2 = (cx - (x0 + t * dx)) ** 2 + (cy - (y0 + t * dy)) ** 2
+    return d2 <= r * r + 1e-6, box
+
+
+def polygon_mask(points: Sequence[tuple[float, float]]) -> tuple[np.ndarray, Rect]:
+    """The pixels of a closed polygon with its outline (see :meth:`LabelMap.fill_polygon`), as
+    a mask over its bounding rectangle (not clipped to any map)."""
+    if len(points) < 3:
+        raise LabelMapError(f"a polygon needs at least 3 points; got {len(points)}")
+    pts = np.floor(np.asarray(points, dtype=np.float64)).astype(np.int64)
+    box = Rect(int(pts[:, 0].min()), int(pts[:, 1].min()),
+               int(pts[:, 0].max()) + 1, int(pts[:, 1].max()) + 1)
+    mask = np.zeros((box.height, box.width), np.uint8)
+    cv2.fillPoly(mask, [(pts - [box.x0, box.y0]).astype(np.int32)], 1, lineType=cv2.LINE_8)
+    return mask.astype(bool), box
+
+
 class LabelMap:
     """An H×W uint8 label map (255 = void) with undo history and change listeners."""
 
@@ -77,6 +115,10 @@ class LabelMap:
         self._listeners: list[Callable[[Rect], None]] = []
         self._depth = 0
         self.revision = 0
+        # Called with each written rectangle inside its undo step (the object map keeps itself
+        # consistent there); ``objects`` is the item's ObjectMap once it has one.
+        self.write_hooks: list[Callable[[Rect], None]] = []
+        self.objects = None
 
     @classmethod
     def blank(cls, height: int, width: int, value: int = 0) -> "LabelMap":
@@ -128,6 +170,10 @@ class LabelMap:
     def remove_listener(self, callback: Callable[[Rect], None]) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(callback)
+
+    def mark_changed(self, rect: Rect) -> None:
+        """Tell listeners that ``rect`` changed through a plane of the history (the objects)."""
+        self._changed(rect)
 
     def _changed(self, rect: Rect) -> None:
         if rect.is_empty():
@@ -204,6 +250,8 @@ class LabelMap:
         with self.step(name):
             self.history.before_write(self._labels, dirty)
             region[mask] = value
+            for hook in list(self.write_hooks):
+                hook(dirty)
         self._changed(dirty)
         return dirty
 
@@ -225,24 +273,10 @@ class LabelMap:
         fast the mouse moves. Ends snap to the pixel grid as paint programs do: an odd diameter
         centres on a pixel, an even one on a pixel corner, so every dab is symmetric.
         """
-        diameter = max(float(diameter), 1.0)
-        r = diameter / 2.0
-        x0, y0, x1, y1 = (_snap(v, diameter) for v in (x0, y0, x1, y1))
-        box = Rect(int(np.floor(min(x0, x1) - r)), int(np.floor(min(y0, y1) - r)),
-                   int(np.ceil(max(x0, x1) + r)) + 1, int(np.ceil(max(y0, y1) + r)) + 1)
-        box = box.clip(self.height, self.width)
+        mask, box = segment_mask(x0, y0, x1, y1, diameter, self.shape)
         if box.is_empty():
             return Rect.empty()
-        cy = np.arange(box.y0, box.y1, dtype=np.float32)[:, None] + 0.5
-        cx = np.arange(box.x0, box.x1, dtype=np.float32)[None, :] + 0.5
-        dx, dy = x1 - x0, y1 - y0
-        length2 = dx * dx + dy * dy
-        if length2 == 0:
-            d2 = (cx - x0) ** 2 + (cy - y0) ** 2
-        else:
-            t = np.clip(((cx - x0) * dx + (cy - y0) * dy) / length2, 0.0, 1.0)
-            d2 = (cx - (x0 + t * dx)) ** 2 + (cy - (y0 + t * dy)) ** 2
-        return self.paint_mask(d2 <= r * r + 1e-6, value, box, guard, name=name)
+        return self.paint_mask(mask, value, box, guard, name=name)
 
     def fill(self, x: int, y: int, value: int, *, connectivity: int = 4,
              guard: PaintGuard = NO_GUARD) -> Rect:
@@ -266,16 +300,10 @@ class LabelMap:
         Each vertex stands for the pixel it lies in; the pixels on the outline are filled too,
         as in labelme, so a polygon clicked around an object's edge pixels keeps them.
         """
-        if len(points) < 3:
-            raise LabelMapError(f"a polygon needs at least 3 points; got {len(points)}")
-        pts = np.floor(np.asarray(points, dtype=np.float64)).astype(np.int64)
-        box = Rect(int(pts[:, 0].min()), int(pts[:, 1].min()),
-                   int(pts[:, 0].max()) + 1, int(pts[:, 1].max()) + 1)
+        mask, box = polygon_mask(points)
         if box.clip(self.height, self.width).is_empty():
             return Rect.empty()
-        mask = np.zeros((box.height, box.width), np.uint8)
-        cv2.fillPoly(mask, [(pts - [box.x0, box.y0]).astype(np.int32)], 1, lineType=cv2.LINE_8)
-        return self.paint_mask(mask.astype(bool), value, box, guard, name="polygon")
+        return self.paint_mask(mask, value, box, guard, name="polygon")
 
     def replace(self, labels: np.ndarray, *, name: str = "replace") -> Rect:
         """Replace the whole map (a pasted prediction, a smart tool's result): one undo step."""
@@ -290,5 +318,7 @@ class LabelMap:
         with self.step(name):
             self.history.before_write(self._labels, dirty)
             self._labels[dirty.slices] = labels[dirty.slices]
+            for hook in list(self.write_hooks):
+                hook(dirty)
         self._changed(dirty)
         return dirty

@@ -33,3 +33,33 @@ def class_statistics(label_maps: Iterable[np.ndarray],
         images += counts > 0
         n += 1
     return ClassStatistics(pixels, images, n)
+
+
+@dataclass
+class ObjectStatistics:
+    """Objects (instances) per class and per item."""
+
+    per_class: np.ndarray            # per class index 0..255: objects of the class
+    per_item: dict[str, int]         # item id → objects
+
+    @property
+    def total(self) -> int:
+        return int(self.per_class.sum())
+
+
+def object_statistics(maps: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+                      cancelled: Callable[[], bool] | None = None) -> ObjectStatistics:
+    """Count objects from ``(item id, class map, object map or None)``; an object's class is
+    the one under its pixels (see :func:`segstudio.core.objectmap.object_classes`)."""
+    from segstudio.core.objectmap import object_classes
+
+    per_class = np.zeros(256, np.int64)
+    per_item: dict[str, int] = {}
+    for ident, labels, ids in maps:
+        if cancelled is not None and cancelled():
+            break
+        found = {} if ids is None else object_classes(ids, labels)
+        for cls in found.values():
+            per_class[cls] += 1
+        per_item[ident] = len(found)
+    return ObjectStatistics(per_class, per_item)

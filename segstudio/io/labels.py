@@ -4,6 +4,10 @@ Each importer matches label files to workspace items by id (the image's file ste
 sizes agree and that every value is a class of the workspace, and saves the labels through the
 workspace (atomic palette PNG + status). A file that does not fit is reported and skipped; the
 rest are still imported.
+
+Objects come along where the source has them: a VOC tree's ``SegmentationObject/<id>.png``, and
+in labelme files the ``group_id`` of shapes (see :func:`read_labelme`). An imported item without
+objects loses any object map it had, since the new labels replace what it described.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.workspace import Item, ItemStatus, Workspace, WorkspaceError
 from segstudio.io.images import ImageReadError
+from segstudio.io.object_store import save_objects
 from segstudio.io.regular_files import NotRegularFileError, read_regular_text
 from segstudio.io.voc import VocError, find_voc_dir, load_label_png, read_voc
 
@@ -72,11 +77,13 @@ def import_voc_tree(root: str | Path, workspace: Workspace, *, by: str = "import
             continue
     if not files:
         files = {p.stem: p for p in sorted((voc / "SegmentationClass").glob("*.png"))}
-    return _import_pngs(files, workspace, by=by, status=status)
+    objects = {p.stem: p for p in sorted((voc / "SegmentationObject").glob("*.png"))
+               if not p.name.startswith(".")}
+    return _import_pngs(files, workspace, by=by, status=status, objects=objects)
 
 
 def _import_pngs(files: dict[str, Path], workspace: Workspace, *, by: str,
-                 status) -> ImportReport:
+                 status, objects: dict[str, Path] | None = None) -> ImportReport:
     report = ImportReport()
     by_id = _items_by_id(workspace)
     for ident, path in files.items():
@@ -84,13 +91,21 @@ def _import_pngs(files: dict[str, Path], workspace: Workspace, *, by: str,
         if item is None:
             report.unmatched.append(path.name)
             continue
+        ids = None
         try:
             labels = load_label_png(path)
             _check_fits(path, labels, workspace, item)
+            if objects and ident in objects:
+                ids = load_label_png(objects[ident])
+                if ids.shape != labels.shape:
+                    raise LabelImportError(
+                        f"{objects[ident].name} (SegmentationObject): the objects are "
+                        f"{ids.shape[1]}×{ids.shape[0]} but the labels {labels.shape[1]}×"
+                        f"{labels.shape[0]}")
         except (VocError, LabelImportError) as e:
             report.problems.append(str(e))
             continue
-        _save(workspace, item, labels, by, status, report)
+        _save(workspace, item, labels, by, status, report, ids)
     return report
 
 
@@ -126,8 +141,9 @@ def _check_values(path: Path, labels: np.ndarray, classes: ClassSet) -> None:
 
 
 def _save(workspace: Workspace, item: Item, labels: np.ndarray, by: str, status,
-          report: ImportReport) -> None:
+          report: ImportReport, objects: np.ndarray | None = None) -> None:
     try:
+        save_objects(workspace, item, objects)          # before the labels and the status
         workspace.save_labels(item, labels, status=status, by=by)
     except WorkspaceError as e:
         report.problems.append(str(e))
@@ -150,7 +166,7 @@ def import_labelme_folder(folder: str | Path, workspace: Workspace, *, by: str =
             report.unmatched.append(path.name)
             continue
         try:
-            labels, new = read_labelme_json(path, workspace.classes)
+            labels, ids, new = read_labelme(path, workspace.classes)
             _check_size(path, labels, workspace, item)
         except LabelImportError as e:
             report.problems.append(str(e))
@@ -158,7 +174,7 @@ def import_labelme_folder(folder: str | Path, workspace: Workspace, *, by: str =
         for name in new:
             workspace.classes = workspace.classes.with_class(name)
             report.new_classes.append(name)
-        _save(workspace, item, labels, by, status, report)
+        _save(workspace, item, labels, by, status, report, ids)
     return report
 
 
@@ -169,6 +185,16 @@ def read_labelme_json(path: str | Path, classes: ClassSet) -> tuple[np.ndarray, 
     returned as new class names for the caller to add. ``_background_`` is class 0 and
     ``__ignore__`` is void (255), as in labelme's own conversion scripts.
     """
+    labels, _ids, new = read_labelme(path, classes)
+    return labels, new
+
+
+def read_labelme(path: str | Path, classes: ClassSet
+                 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """As :func:`read_labelme_json`, with the file's objects: None when no shape has a
+    ``group_id`` (a file of classes only). Otherwise shapes sharing a label and a ``group_id``
+    are one object, a shape without one is an object of its own, ids follow first appearance,
+    and background and ``__ignore__`` shapes are no object (0) and void (255)."""
     path = Path(path)
     data = _load_json(path)
     height, width = _size(path, data)
@@ -178,6 +204,9 @@ def read_labelme_json(path: str | Path, classes: ClassSet) -> tuple[np.ndarray, 
     shapes = data.get("shapes", [])
     if not isinstance(shapes, list):
         raise LabelImportError(f"{path.name}: 'shapes' must be a list")
+    grouped = any(isinstance(s, dict) and s.get("group_id") is not None for s in shapes)
+    ids = np.zeros((height, width), np.uint8) if grouped else None
+    keys: dict[tuple, int] = {}
     for number, shape in enumerate(shapes, start=1):
         what = _describe(number, shape)
         if not isinstance(shape, dict):
@@ -187,7 +216,18 @@ def read_labelme_json(path: str | Path, classes: ClassSet) -> tuple[np.ndarray, 
             raise LabelImportError(f"{path.name}: {what} has no label")
         value = _class_value(name, names, new, path)
         _draw(labels, shape, value, f"{path.name}: {what}")
-    return labels, new
+        if ids is not None:
+            group = shape.get("group_id")
+            key = (name, str(group)) if group is not None else (number,)
+            if value in (0, VOID_INDEX):
+                obj = value
+            else:
+                obj = keys.setdefault(key, len(keys) + 1)
+                if obj > 254:
+                    raise LabelImportError(f"{path.name}: more than 254 objects; a VOC object "
+                                           "map cannot hold them")
+            _draw(ids, shape, obj, f"{path.name}: {what}")
+    return labels, ids, new
 
 
 def _describe(number: int, shape) -> str:

@@ -1,7 +1,8 @@
 """Crash recovery: autosaved label maps kept apart from the user's own files.
 
 Each running segstudio has a session folder under ``<user data>/recovery/<session>/`` holding a
-``manifest.json`` and one PNG per changed item. A clean exit deletes the folder; a crash (even
+``manifest.json`` and one PNG per changed item (and one more, ``<n>.objects.png``, holding the
+object map of an item that has one). A clean exit deletes the folder; a crash (even
 ``kill -9``) leaves it, and the next start offers to restore it. Every file is written atomically,
 so a crash during an autosave leaves the previous autosave intact.
 """
@@ -32,9 +33,17 @@ class RecoveredItem:
     frame: int | None
     labels_file: Path
     saved_at: float
+    objects_recorded: bool = False      # autosaved by a segstudio that keeps objects
+    objects_file: Path | None = None    # None with objects_recorded: the item had no objects
 
     def load(self) -> np.ndarray:
         with Image.open(self.labels_file) as im:
+            return np.array(im)
+
+    def load_objects(self) -> np.ndarray | None:
+        if self.objects_file is None:
+            return None
+        with Image.open(self.objects_file) as im:
             return np.array(im)
 
 
@@ -69,8 +78,10 @@ class RecoveryStore:
         """Items are told apart by source file and frame (two folders may hold ``x.png``)."""
         return f"{source}#{'' if frame is None else frame}"
 
-    def save(self, item_id: str, source: str, frame: int | None, labels: np.ndarray) -> None:
-        """Autosave one item's labels (PNG at fast compression), then the manifest."""
+    def save(self, item_id: str, source: str, frame: int | None, labels: np.ndarray,
+             objects: np.ndarray | None = None) -> None:
+        """Autosave one item's labels (and object map, if it has one; PNG at fast
+        compression), then the manifest."""
         self.folder.mkdir(parents=True, exist_ok=True)
         key = self.key(source, frame)
         name = self._items[key]["labels"] if key in self._items else f"{len(self._items):05d}.png"
@@ -80,8 +91,15 @@ class RecoveryStore:
         Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8)).save(
             buf, format="PNG", compress_level=1)
         atomic_write_bytes(self.folder / name, buf.getvalue())
+        objects_name = None
+        if objects is not None:
+            objects_name = name[:-4] + ".objects.png"
+            buf = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(objects, dtype=np.uint8)).save(
+                buf, format="PNG", compress_level=1)
+            atomic_write_bytes(self.folder / objects_name, buf.getvalue())
         self._items[key] = {"id": item_id, "labels": name, "source": source, "frame": frame,
-                            "saved_at": time.time()}
+                            "saved_at": time.time(), "objects": objects_name}
         self._write_manifest()
 
     def forget(self, source: str, frame: int | None) -> None:
@@ -90,10 +108,12 @@ class RecoveryStore:
         if entry is None:
             return
         self._write_manifest()
-        try:
-            (self.folder / entry["labels"]).unlink()
-        except OSError:
-            pass
+        for name in (entry["labels"], entry.get("objects")):
+            try:
+                if name:
+                    (self.folder / name).unlink()
+            except OSError:
+                pass
 
     def clear(self) -> None:
         self._items.clear()
@@ -132,7 +152,8 @@ def orphans(root: Path, *, exclude: Path | None = None) -> list[RecoverableSessi
                 continue
             items = tuple(
                 RecoveredItem(str(v.get("id", k)), str(v["source"]), v.get("frame"),
-                              folder / v["labels"], float(v.get("saved_at", 0)))
+                              folder / v["labels"], float(v.get("saved_at", 0)),
+                              "objects" in v, _objects_file(folder, v.get("objects")))
                 for k, v in data.get("items", {}).items() if (folder / v["labels"]).exists())
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
@@ -140,3 +161,10 @@ def orphans(root: Path, *, exclude: Path | None = None) -> list[RecoverableSessi
             found.append(RecoverableSession(folder, str(data.get("workspace", "")),
                                             float(data.get("started", 0)), items))
     return sorted(found, key=lambda s: s.started, reverse=True)
+
+
+def _objects_file(folder: Path, name) -> Path | None:
+    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    path = folder / name
+    return path if path.is_file() else None

@@ -21,11 +21,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from segstudio.core.classes import ClassSet, ClassSetError, voc21
-from segstudio.core.label_paths import (LABELS_DIR, PREDICTIONS_DIR, LabelPathError, assign_labels,
+from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR,
+                                        PREDICTIONS_DIR, LabelPathError, assign_labels,
                                         checked_file, prediction_of)
+from segstudio.core.objectmap import compact_ids, consistent_ids
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.atomic import atomic_write_text, remove_stale_parts
 from segstudio.io.images import ImageData, is_image_path, read_image
+from segstudio.io.object_store import load_objects
+from segstudio.io.workspace_error import WorkspaceError
 from segstudio.io.regular_files import check_regular
 from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
@@ -35,7 +39,8 @@ FORMAT_VERSION = 1
 _MAX_KNOWN_VERSION = 1000           # past this a "version" is damage, not a newer segstudio
 _MAX_NESTING = 64                   # deeper JSON than this is damage (the format needs 5 levels)
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
-_SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, "VOCdevkit", "__pycache__"}
+_SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR, "VOCdevkit",
+                 "__pycache__"}
 _OPEN_VIDEOS = 4
 
 
@@ -46,10 +51,6 @@ class ItemStatus(str, Enum):
     PREDICTED = "predicted"
     CORRECTED = "corrected"
     REVIEWED = "reviewed"
-
-
-class WorkspaceError(Exception):
-    """A workspace that cannot be opened or saved, or an item whose files are unusable."""
 
 
 @dataclass(eq=False)
@@ -187,7 +188,7 @@ class Workspace:
         """Delete the hidden ``.part`` files that saves killed midway left in the workspace's
         own files (``labels/``, ``predictions/``, the workspace file); returns how many."""
         removed = remove_stale_parts(self.root, recursive=False)
-        for folder in (LABELS_DIR, PREDICTIONS_DIR):
+        for folder in (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR):
             removed += remove_stale_parts(self.root / folder)
         return len(removed)
 
@@ -198,6 +199,10 @@ class Workspace:
     def label_path(self, item: Item) -> Path:
         """Where the item's labels are kept (``labels/…``, never anywhere else)."""
         return self.root.joinpath(*str(item.label).split("/"))
+
+    def checked(self, item: Item, rel: str) -> Path:
+        """``root/rel`` for a file of the workspace's own folders, checked for links."""
+        return self._checked(item, rel)
 
     def _checked(self, item: Item, rel: str) -> Path:
         try:
@@ -310,7 +315,14 @@ class Workspace:
                     f"{image.width}×{image.height}")
             # The frames of one video share a split: neighbours are near duplicates.
             group = None if item.frame is None else Path(item.source).as_posix()
-            yield VocSample(item.id, image.to_rgb8(), labels, group=group, original=image)
+            objects = load_objects(self, item)       # SegmentationObject/ for items with objects
+            if objects is not None and objects.shape != labels.shape:
+                raise WorkspaceError(
+                    f"{item.id}: its object map is {objects.shape[1]}×{objects.shape[0]} but its "
+                    f"labels {labels.shape[1]}×{labels.shape[0]}")
+            yield VocSample(item.id, image.to_rgb8(), labels, group=group, original=image,
+                            instances=None if objects is None
+                            else compact_ids(consistent_ids(objects, labels)))
 
     # -- the workspace file ------------------------------------------------------------------
     def file_path(self) -> Path:

@@ -31,6 +31,8 @@ from segstudio.ui.canvas.window_level import WindowLevel
 from segstudio.ui.controllers.documents import Documents
 from segstudio.ui.controllers.document_loader import DocumentLoader
 from segstudio.ui.controllers.model_runs import ModelRuns
+from segstudio.ui.controllers.objects import ObjectEditing
+from segstudio.ui.controllers.prompt_session import PromptSession
 from segstudio.ui.controllers.recent import RecentFiles
 from segstudio.ui.controllers.review import Review
 from segstudio.ui.controllers.saving import LabelSaving
@@ -38,7 +40,6 @@ from segstudio.ui.controllers.smart_tools import SmartTools
 from segstudio.ui.explain.dock import install_explain
 from segstudio.ui.menus import build_menus, build_toolbar
 from segstudio.ui.notice import Level, NoticeBar
-from segstudio.ui.controllers.prompt_session import PromptSession
 from segstudio.ui.panels.files import FileListPanel
 from segstudio.ui.panels.legend import LegendPanel
 from segstudio.ui.panels.metrics import MetricsPanel
@@ -101,6 +102,8 @@ class MainWindow(QMainWindow):
         self.tools = {cls.name: cls(self) for cls in (BrushTool, EraserTool, FillTool, PolygonTool)}
         self.smart = SmartTools(self)            # adds the GrabCut box tool
         self.prompt = PromptSession(self)        # adds the Prompt tool (Segment Anything)
+        self.objects = ObjectEditing(self)       # adds the object tools, menu and panel
+        self.objects.install_panel()
         self.review = Review(self)
         build_menus(self)
         build_toolbar(self)

@@ -61,6 +61,7 @@ def build_menus(window) -> None:
                      str(key))
 
     window.smart.build_menu(mb.addMenu("&Smart"))
+    window.objects.build_menu(mb.addMenu("O&bjects"))
 
     m = mb.addMenu("&Model")
     window._action("&Run on this image", lambda: window.models.run_current(), "Ctrl+R", m)

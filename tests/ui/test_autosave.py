@@ -79,3 +79,25 @@ def test_a_killed_app_offers_back_every_autosaved_stroke(window, image_folder, q
     np.testing.assert_array_equal(ws.load_labels(ws.items[1]), expected["b"])
     assert (expected["a"] == 2).sum() > 80 * 5 and (expected["b"] == 2).sum() > 40 * 5
     assert not sessions[0].folder.exists()
+
+
+def test_autosaved_objects_come_back_with_their_labels(window, image_folder, qtbot, monkeypatch):
+    from segstudio.io import recovery
+    from segstudio.io.object_store import load_objects
+
+    window.open_paths([image_folder])
+    window.legend.select_class(2)
+    window.objects.clear_selection()
+    window.set_tool("Object brush")
+    drag(window.canvas, [(10, 10), (40, 10)])
+    expected_labels = np.array(window.doc.labels.array)
+    expected_objects = np.array(window.doc.labels.objects.array)
+    assert expected_objects.max() == 1
+    assert window.autosave.flush() == 1 and window.autosave.wait()
+    monkeypatch.setattr(recovery, "_alive", lambda pid: False)     # as if this one had crashed
+    sessions = orphans(user_data_dir() / "recovery")
+    assert len(sessions) == 1 and sessions[0].items[0].objects_recorded
+    assert restore_session(window, sessions[0]) == 1
+    ws = window.workspace
+    np.testing.assert_array_equal(ws.load_labels(ws.items[0]), expected_labels)
+    np.testing.assert_array_equal(load_objects(ws, ws.items[0]), expected_objects)

@@ -73,3 +73,43 @@ def test_finetune_starts_from_the_picked_trained_model_by_default(window, tmp_pa
     assert meta.training["started_from"] == "chest_xray_unet_lite.pt"
     assert "--init" in meta.training["command"] and meta.training["lr"] == 1e-4
     assert dialog.result.best_miou > 0.5              # it kept what the bundled model knew
+
+
+def test_finetune_trains_mask_rcnn_on_the_items_with_objects(window, tmp_path, qtbot):
+    from segstudio.io.object_store import save_objects
+    from segstudio.train.synth_shapes import shapes_classes
+
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    samples = [synth.make_sample("shapes", i, size=64, seed=3) for i in range(5)]
+    for s in samples:
+        Image.fromarray(s.image).save(folder / f"{s.id}.png")
+    window.open_paths([folder], classes=shapes_classes())
+    ws = window.workspace
+    for item, s in zip(ws.items, samples):
+        if item is not ws.items[-1]:                   # the last one: classes only
+            save_objects(ws, item, s.instances)
+        ws.save_labels(item, s.labels)
+    window.models.start()
+    qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=120_000)
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    dialog = finetune_dialog(window)
+    qtbot.addWidget(dialog)
+    dialog.arch.setCurrentIndex(dialog.arch.findData("unet"))
+    assert "5 corrected or reviewed item(s) to learn" in dialog.count.text()
+    dialog.arch.setCurrentIndex(dialog.arch.findData("maskrcnn"))
+    assert "4 corrected or reviewed item(s) with objects" in dialog.count.text()
+    dialog.epochs.setValue(1)
+    dialog.crop.setValue(64)
+    dialog.start_from.setCurrentIndex(0)               # the bundled shapes Mask R-CNN
+    assert "shapes_maskrcnn" in dialog.start_from.currentText()
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=300_000)
+    assert dialog.result is not None, dialog.status.text()
+    assert read_meta(dialog.result.out).arch == "maskrcnn"
+    from segstudio.paths import user_data_dir
+
+    trees = list((user_data_dir() / "finetune").glob("shapes-*/VOCdevkit/VOC2012"))
+    assert len(trees) == 1
+    assert len(list((trees[0] / "SegmentationObject").glob("*.png"))) == 4
+    assert len(list((trees[0] / "SegmentationClass").glob("*.png"))) == 4

@@ -44,3 +44,22 @@ def test_labelme_json_polygons_become_labels_and_new_classes(window, image_folde
     assert window.classes.names[-1] == "nodule"
     idx = window.classes.index_of("nodule")
     assert (window.doc.labels.array[15:35, 15:45] == idx).all()
+
+
+def test_a_voc_tree_brings_its_objects_onto_the_canvas(window, image_folder, qtbot, tmp_path):
+    from segstudio.io.voc import VocSample, write_voc
+
+    window.open_paths([image_folder])
+    labels = np.zeros((120, 160), np.uint8)
+    ids = np.zeros((120, 160), np.uint8)
+    labels[10:40, 10:50], ids[10:40, 10:50] = 1, 1
+    labels[60:90, 70:120], ids[60:90, 70:120] = 1, 2
+    rgb = np.zeros((120, 160, 3), np.uint8)
+    tree = write_voc(tmp_path / "voc", [VocSample("a_gradient", rgb, labels, instances=ids)],
+                     window.classes, val_fraction=0.0)
+    report = _run(window, qtbot, "voc", tree.root)
+    assert report.imported == ["a_gradient"] and not report.problems
+    qtbot.waitUntil(lambda: window.doc is not None and window.doc.labels.objects is not None)
+    objects = window.doc.labels.objects
+    assert objects.classes() == {1: 1, 2: 1} and objects.counts() == {1: 1200, 2: 1500}
+    qtbot.waitUntil(lambda: len(window.objects.panel.rows()) == 2, timeout=5_000)

@@ -13,9 +13,10 @@ from segstudio.io.recovery import RecoveryStore
 
 
 class _Write(QRunnable):
-    def __init__(self, store: RecoveryStore, item_id: str, source: str, frame, labels, done):
+    def __init__(self, store: RecoveryStore, item_id: str, source: str, frame, labels, done,
+                 objects=None):
         super().__init__()
-        self.args = (item_id, source, frame, labels)
+        self.args = (item_id, source, frame, labels, objects)
         self.store = store
         self.done = done
 
@@ -55,8 +56,10 @@ class Autosave(QObject):
                 continue
             self._seen[key] = doc.labels.revision
             labels = np.array(doc.labels.array)         # the only work on the GUI thread
+            objects = doc.labels.objects
+            objects = None if objects is None else np.array(objects.array)
             self.pool.start(_Write(self.store, doc.item.id, str(doc.item.source), doc.item.frame,
-                                   labels, self.written.emit))
+                                   labels, self.written.emit, objects))
             queued += 1
         return queued
 
@@ -125,6 +128,10 @@ def restore_session(window, session) -> int:
         if item is None:
             continue
         try:
+            if rec.objects_recorded:             # an older autosave leaves objects alone
+                from segstudio.io.object_store import save_objects
+
+                save_objects(ws, item, rec.load_objects())
             ws.save_labels(item, rec.load(), status=ItemStatus.CORRECTED, by="recovered autosave")
             restored += 1
         except (OSError, ValueError, WorkspaceError) as exc:

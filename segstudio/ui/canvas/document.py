@@ -11,6 +11,7 @@ from PySide6.QtGui import QImage
 
 from segstudio.core.classes import ClassSet
 from segstudio.core.labelmap import LabelMap
+from segstudio.core.objectmap import ObjectMap
 from segstudio.io.images import ImageData
 from segstudio.ui.canvas.render import OverlayRenderer, rgb8_to_qimage
 
@@ -30,10 +31,17 @@ class Document:
 
     @classmethod
     def create(cls, row: int, item, image: ImageData, labels: np.ndarray | None,
-               classes: ClassSet, hidden: set[int]) -> "Document":
+               classes: ClassSet, hidden: set[int],
+               objects: np.ndarray | None = None) -> "Document":
         if labels is None:
             labels = np.zeros((image.height, image.width), np.uint8)
         lm = LabelMap(labels)
+        if objects is not None and objects.shape != lm.shape:
+            # Refused rather than dropped: saving without them would delete the file.
+            raise ValueError(f"{item.id}: its object map is {objects.shape[1]}×"
+                             f"{objects.shape[0]} but its labels {lm.width}×{lm.height}; "
+                             "correct or remove the file under objects/ to open the item")
+        ObjectMap.attach(lm, objects)
         doc = cls(row, item, image, lm, OverlayRenderer(lm.array, classes, hidden=hidden),
                   window=image.window)
         doc.saved_revision = lm.revision

@@ -156,7 +156,15 @@ class PredictionLayers:
         self.instances = bool(on)
         self.window.canvas.update()
         pred = self.prediction()
-        return pred is not None and getattr(pred, "instances", None) is not None
+        return (pred is not None and getattr(pred, "instances", None) is not None
+                or self._stored_objects())
+
+    def _stored_objects(self) -> bool:
+        """The item has objects of its own, other than the prediction's as it came: they are
+        outlined (ui.controllers.objects) instead of the prediction's."""
+        doc = self.window.doc
+        objects = None if doc is None else doc.labels.objects
+        return objects is not None and objects.has_objects() and not objects.as_predicted
 
     def _follow(self, fx: float, fy: float) -> None:
         if self.compare:
@@ -180,7 +188,8 @@ class PredictionLayers:
             self._draw_swipe(painter, canvas, pred, target)
         else:
             canvas.overlay_clip_left = None
-        if self.instances and getattr(pred, "instances", None) is not None:
+        if self.instances and getattr(pred, "instances", None) is not None \
+                and not self._stored_objects():
             self._draw_instances(painter, canvas, pred, target)
 
     def _draw_instances(self, painter: QPainter, canvas, pred, target: QRectF) -> None:

@@ -17,8 +17,9 @@ from PySide6.QtCore import QObject
 from segstudio.io.workspace import WorkspaceError
 from segstudio.io.decode_memory import format_bytes, memory_problem
 from segstudio.io.images import ImageReadError, picture_size
-from segstudio.ui.canvas.document import Document
+from segstudio.io.object_store import load_objects
 from segstudio.ui.background.tasks import BackgroundTask
+from segstudio.ui.canvas.document import Document
 
 BACKGROUND_PIXELS = 12_000_000   # about 0.2 s of decoding and more: off the GUI thread
 # Beside the picture itself: labels 1, overlay 4, display RGB array 3 and its QImage 3, the
@@ -81,7 +82,8 @@ class DocumentLoader(QObject):
             try:
                 image = ws.read_image(item)
                 labels = ws.load_labels(item)
-                doc = Document.create(row, item, image, labels, classes, hidden)
+                doc = Document.create(row, item, image, labels, classes, hidden,
+                                       objects=load_objects(ws, item))
                 return doc, doc.display_qimage()
             except MemoryError:
                 raise WorkspaceError(f"{Path(item.source).name}: not enough memory to open this "

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.classes import ClassSet
 from segstudio.io.images import ImageReadError
+from segstudio.io.object_store import load_objects
 from segstudio.io.workspace import Workspace, WorkspaceError
 from segstudio.ui.canvas.document import Document, KeptDocuments
 
@@ -109,7 +110,8 @@ class Documents:
             try:
                 image = ws.read_image(item)
                 labels = ws.load_labels(item)
-                doc = Document.create(row, item, image, labels, window.classes, window.hidden)
+                doc = Document.create(row, item, image, labels, window.classes, window.hidden,
+                                      objects=load_objects(ws, item))
             except (ImageReadError, WorkspaceError, OSError, ValueError) as exc:
                 window.show_error(str(exc))
                 return False

@@ -2,6 +2,8 @@
 
 A prediction replaces the labels of an item only while nobody has corrected them; corrected and
 reviewed items keep their labels and get the prediction beside them (for scores and comparison).
+An instance model's objects follow the same rule: they replace the item's object map with its
+labels, or not at all.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from segstudio.core.classes import chest_xray
+from segstudio.core.objectmap import objects_from_instances, take_prediction
+from segstudio.io.object_store import save_objects
 from segstudio.io.workspace import ItemStatus
 from segstudio.paths import user_data_dir, weights_dir
 from segstudio.ui.canvas import domain_notice
@@ -169,7 +173,9 @@ class ModelRuns(QObject):
             if prediction.probabilities.shape[0] != len(ws.classes):
                 return                     # the GUI thread decides about a class mismatch
             ws.save_prediction(item, prediction.labels)
+            save_objects(ws, item, _objects(prediction), predicted=True)
             if write_labels:
+                save_objects(ws, item, _objects(prediction))
                 ws.write_label_file(item, prediction.labels)
 
         return Job(row, load_rgb, store)
@@ -214,6 +220,7 @@ class ModelRuns(QObject):
                 win.set_classes(model_classes)
                 adopted = True
                 ws.save_prediction(item, prediction.labels)
+                save_objects(ws, item, _objects(prediction), predicted=True)
             else:
                 win.show_error(f"The model predicts {prediction.probabilities.shape[0]} classes but "
                                f"this workspace has {len(win.classes)}; its result was not applied.")
@@ -225,7 +232,9 @@ class ModelRuns(QObject):
         if doc is not None:
             doc.prediction = prediction
             if replace and not doc.dirty:
-                doc.labels.replace(prediction.labels, name="prediction")
+                with doc.labels.step("prediction"):      # classes and objects: one undo step
+                    doc.labels.replace(prediction.labels, name="prediction")
+                    take_prediction(doc.labels, getattr(prediction, "instances", None))
                 if ws.label_path(item).exists() and not adopted:    # written by the worker
                     doc.mark_saved()
                     win.autosave.saved(item)
@@ -240,6 +249,7 @@ class ModelRuns(QObject):
             if ws.label_path(item).exists() and not adopted:     # written by the worker
                 ws.set_status(item, ItemStatus.PREDICTED, by=by)
             else:
+                save_objects(ws, item, _objects(prediction))
                 ws.save_labels(item, prediction.labels, status=ItemStatus.PREDICTED, by=by)
         win.files.model.item_changed(row)
         if doc is win.doc:
@@ -295,3 +305,9 @@ class ModelRuns(QObject):
             if self.panel.current_entry() is not None and self.panel.current_entry().trained:
                 self.run_current()
         self.window.end_busy()
+
+
+def _objects(prediction):
+    """The prediction's object map (None for a model without instances)."""
+    instances = getattr(prediction, "instances", None)
+    return None if instances is None else objects_from_instances(instances)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QMessageBox
 
+from segstudio.io.object_store import save_objects
 from segstudio.io.workspace import ItemStatus, WorkspaceError
 from segstudio.ui.background.autosave import quit_keeping_autosave
 from segstudio.ui.canvas.document import Document
@@ -25,6 +26,9 @@ class LabelSaving:
         if window.workspace is None:
             return False
         try:
+            objects = doc.labels.objects            # written first: the status comes last
+            save_objects(window.workspace, doc.item,
+                         None if objects is None else np.array(objects.array))
             window.workspace.save_labels(doc.item, np.array(doc.labels.array), status=status,
                                          by=by)
         except (WorkspaceError, OSError) as exc:

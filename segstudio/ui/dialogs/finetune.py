@@ -8,6 +8,9 @@ By default the run starts from a trained model of the chosen architecture (the o
 Model panel when it fits, else one trained on the workspace's classes), at a tenth of the
 from-scratch learning rate, so a few corrected images adapt what the model knows instead of
 starting over; "random weights" trains from scratch.
+
+Mask R-CNN learns objects, so it trains on the corrected and reviewed items that have objects
+(their object maps go to the tree's ``SegmentationObject/``); the others are left out.
 """
 
 from __future__ import annotations
@@ -28,6 +31,32 @@ from segstudio.paths import user_data_dir
 TRAINABLE = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
 FROM_SCRATCH_LR = 1e-3          # AdamW, the training default
 FINE_TUNE_LR = 1e-4             # starting from trained weights
+
+
+def _is_instance(arch: str | None) -> bool:
+    from segstudio.models.registry import REGISTRY
+
+    spec = REGISTRY.get(arch or "")
+    return bool(getattr(spec, "instance", False))
+
+
+def trainable_items(ws, arch: str | None) -> list:
+    """The corrected and reviewed items ``arch`` learns from: for Mask R-CNN those with objects."""
+    from segstudio.io.object_store import load_objects
+
+    items = ws.labelled_items(TRAINABLE)
+    if _is_instance(arch):
+        items = [i for i in items if _has_objects(ws, i, load_objects)]
+    return items
+
+
+def _has_objects(ws, item, load_objects) -> bool:
+    from segstudio.io.workspace import WorkspaceError
+
+    try:
+        return load_objects(ws, item) is not None
+    except WorkspaceError:           # a damaged or linked object map: not trainable
+        return False
 
 
 class CurvePlot(QWidget):
@@ -97,8 +126,11 @@ class TrainingThread(QThread):
         lr = FINE_TUNE_LR if init is not None else FROM_SCRATCH_LR
         try:
             self.message.emit("Exporting the corrected labels…")
-            items = ws.labelled_items(TRAINABLE)
-            write_voc(data_dir, ws.samples(TRAINABLE), ws.classes, val_fraction=0.2, seed=0,
+            items = trainable_items(ws, arch)
+            samples = ws.samples(TRAINABLE)
+            if _is_instance(arch):                # Mask R-CNN: the items with objects only
+                samples = (s for s in samples if s.instances is not None)
+            write_voc(data_dir, samples, ws.classes, val_fraction=0.2, seed=0,
                       total=len(items), cancel=self.cancel_flag.is_set)
             self.message.emit(f"Training {arch} ({config}) on {len(items)} item(s)…")
             result = train(arch, data_dir, config=config, epochs=epochs, crop=crop, out=out,
@@ -132,7 +164,7 @@ class FineTuneDialog(QDialog):
 
         self.arch = QComboBox(self)
         for spec in REGISTRY.values():
-            if not spec.instance and "lite" in spec.configs:
+            if "lite" in spec.configs:
                 self.arch.addItem(spec.title, spec.name)
         current = window.models.panel.current_choice()
         if current is not None:
@@ -154,15 +186,14 @@ class FineTuneDialog(QDialog):
         self.crop.setRange(32, 1024)
         self.crop.setSingleStep(32)
         self.crop.setValue(128)
-        n = len(window.workspace.labelled_items(TRAINABLE)) if window.workspace else 0
-        self.count = QLabel(f"{n} corrected or reviewed item(s) to learn from "
-                            "(80% train, 20% validation)", self)
+        self.count = QLabel("", self)
         self.progress = QProgressBar(self)
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
         self.plot = CurvePlot(self)
         self.start_button = QPushButton("Start training", self)
-        self.start_button.setEnabled(n >= 2)
+        self.arch.currentIndexChanged.connect(self._count)
+        self._count()
         self.cancel_button = QPushButton("Close", self)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self._cancel)
@@ -183,6 +214,15 @@ class FineTuneDialog(QDialog):
         layout.addWidget(self.plot)
         layout.addWidget(self.status)
         layout.addLayout(buttons)
+
+    def _count(self, *_) -> None:
+        """How many items the chosen architecture can learn from (Mask R-CNN: with objects)."""
+        ws, arch = self.window.workspace, self.arch.currentData()
+        n = len(trainable_items(ws, arch)) if ws is not None else 0
+        what = "with objects " if _is_instance(arch) else ""
+        self.count.setText(f"{n} corrected or reviewed item(s) {what}to learn from "
+                           "(80% train, 20% validation)")
+        self.start_button.setEnabled(n >= 2 and self.thread is None)
 
     def _fill_start_from(self, *_) -> None:
         """The trained checkpoints of the chosen architecture and configuration: the one picked
@@ -248,7 +288,7 @@ class FineTuneDialog(QDialog):
     def _finished(self) -> None:
         self.thread = None
         self.cancel_button.setText("Close")
-        self.start_button.setEnabled(True)
+        self._count()
         self.window.end_busy()
 
     def _cancel(self) -> None:

@@ -1,0 +1,86 @@
+"""``segstudio import-labels``: bring existing labels into a workspace, as File ▸ Import labels.
+
+SOURCE is a Pascal VOC tree (``SegmentationClass/``, and ``SegmentationObject/`` for objects),
+a folder of labelme ``.json`` files (``group_id`` s become objects) or a folder of label PNGs;
+files are matched to the workspace's items by file stem. The command prints what it imported,
+which files matched no item and which could not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from segstudio.commands import CommandError
+
+HELP = ("import labels into a workspace from a Pascal VOC tree (with SegmentationObject), "
+        "labelme JSON files or a folder of label PNGs")
+KINDS = ("auto", "voc", "labelme", "png")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workspace", metavar="WORKSPACE", help="the workspace folder")
+    parser.add_argument("source", metavar="SOURCE",
+                        help="a VOC tree, a folder of labelme .json files or of <id>.png labels")
+    parser.add_argument("--kind", choices=KINDS, default="auto",
+                        help="what SOURCE holds (default: auto — a VOC tree when it has "
+                             "SegmentationClass/, labelme when it has .json files, else PNGs)")
+
+
+def detect_kind(source: Path) -> str:
+    """``voc``, ``labelme`` or ``png`` for the folder ``source``."""
+    from segstudio.io.voc import VocError, find_voc_dir
+
+    try:
+        find_voc_dir(source)
+        return "voc"
+    except VocError:
+        pass
+    if any(p.suffix.lower() == ".json" and not p.name.startswith(".")
+           for p in source.rglob("*.json")):
+        return "labelme"
+    return "png"
+
+
+def run(args: argparse.Namespace) -> int:
+    from segstudio.io.workspace import Workspace, WorkspaceError
+    from segstudio.io import labels as importers
+
+    source = Path(args.source)
+    try:
+        is_folder = source.is_dir()
+    except (OSError, ValueError):        # a name too long for the system, a NUL
+        is_folder = False
+    if not is_folder:
+        raise CommandError(f"{source.name[:80] or args.source[:80]}: not a folder (give a VOC "
+                           "tree, a folder of labelme files or a folder of label PNGs)")
+    try:
+        ws = Workspace.open(args.workspace)
+    except WorkspaceError as exc:
+        raise CommandError(str(exc)) from None
+    function = {"voc": importers.import_voc_tree, "labelme": importers.import_labelme_folder,
+                "png": importers.import_label_folder}
+    try:
+        kind = detect_kind(source) if args.kind == "auto" else args.kind
+        report = function[kind](source, ws)
+    except (importers.LabelImportError, WorkspaceError) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"{source.name}: cannot be read ({exc.strerror or exc})") from None
+    finally:
+        ws.close()
+    what = {"voc": "Pascal VOC tree", "labelme": "labelme files", "png": "label PNGs"}[kind]
+    print(f"imported the labels of {len(report.imported)} item(s) from {source.name} ({what})"
+          + (f": {', '.join(report.imported)}" if report.imported else ""))
+    if report.new_classes:
+        print(f"new classes: {', '.join(report.new_classes)}")
+    if report.unmatched:
+        print(f"{len(report.unmatched)} file(s) match no item: {', '.join(report.unmatched)}")
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if not report.imported and (report.problems or report.unmatched):
+        raise CommandError("nothing was imported" + (
+            f"; {len(report.problems)} file(s) could not be used" if report.problems else
+            "; no file matches an item of the workspace (files are matched by name)"))
+    return 0
