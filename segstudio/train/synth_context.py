@@ -22,9 +22,9 @@ BACKGROUND, WATER, ROAD, BOAT, CAR = 0, 1, 2, 3, 4
 _OBJECT_RGB = (205, 60, 40)
 _STRIPE_RGB = (245, 235, 220)
 #: The least distance between an object and the water or road, as a share of the image size.
-GAP = 0.3
-_BAND = (0.24, 0.3)        # width of the water or road band, share of the image size
-_LENGTH = (0.2, 0.27)      # object length, share of the image size
+GAP = 0.55
+_BAND = (0.16, 0.2)         # width of the water or road band, share of the image size
+_LENGTH = (0.12, 0.16)     # object length, share of the image size
 
 
 def context_classes() -> ClassSet:

@@ -57,7 +57,7 @@ def shortcut_sheet(window):
     return _shown(window, ShortcutSheet(window))
 
 
-DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_unet_lite.pt",
+DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_pspnet_lite.pt",
                "shapes": "shapes_maskrcnn_lite.pt"}
 
 
