@@ -53,7 +53,7 @@ def main() -> int:
     dock = win.explain
     idle = lambda: win.is_idle() and not dock.session.busy  # noqa: E731
 
-    # The context lesson: PSPNet's pyramid bins as a grid, then DeepLab v3's ASPP field at a boat.
+    # The context lesson: PSPNet's pyramid bins as a grid, then DeepLab v3's ASPP field at a car.
     assert open_demo(win, "context")
     wait(app, lambda: win.doc is not None and win.doc.prediction is not None and idle())
     dock.parentWidget().raise_()
@@ -77,7 +77,7 @@ def main() -> int:
     dock.receptive.branch_combo.setCurrentText("backbone.layer2")
     win.tool_actions["Receptive field"].trigger()
     h, w = win.doc.labels.shape
-    assert dock.receptive.pick_pixel(int(h * 0.4), int(w * 0.68))     # on the boat
+    assert dock.receptive.pick_pixel(int(h * 0.58), int(w * 0.78))    # on a car
     wait(app, lambda: idle() and dock.receptive.result is not None)
     settle(app)
     win.grab().save(str(HERE / "receptive-field.png"))

@@ -20,7 +20,7 @@ from segstudio.train.synth_xray import make_xray, to_rgb8, xray_classes
 KINDS = ("xray", "context", "shapes")
 DESCRIPTIONS = {
     "xray": "synthetic chest radiograph phantoms (not patient data): lungs, heart, clavicles",
-    "context": "boat-or-car scenes where only the surroundings (water or road) tell the class",
+    "context": "boat-or-car scenes where only water or road, far away, tells the class",
     "shapes": "overlapping circles, squares and triangles with instance ids (for Mask R-CNN)",
 }
 MIN_SIZE, MAX_SIZE = 32, 2048

@@ -1,10 +1,18 @@
-"""Scenes whose object class is decided by the surroundings alone (PSPNet, Zhao et al. 2017, §1).
+"""Scenes whose object class is decided by evidence far from the object (PSPNet, Zhao et al.
+2017, §1; DeepLab v3, Chen et al. 2017, §3.3).
 
-Every object is drawn from one distribution of shapes and colours; it is labelled *boat* when it
-lies in water and *car* when it lies on a road. Objects are large (a quarter of the image or so)
-and flat-coloured, so a pixel deep inside one sees only object within a small receptive field:
-only a network whose field reaches past the object's border to the water or asphalt around it can
-name it. Water and road are themselves easy to tell apart locally (colour and texture).
+Every object is drawn from one distribution of shapes and colours and lies on neutral ground
+(grass, labelled background). Each scene has one surface, water or road, as a band along one side
+of the image, always at least ``GAP`` of the image size away from every object: an object is a
+*boat* when the scene's surface is water (a hull drawn up on the bank) and a *car* when it is road
+(parked on the verge). Within a field that reaches less than that gap, boat and car pixels look
+exactly alike (the object and grass around it); only a branch that sees the whole image, such
+as PSPNet's global bin or DeepLab v3's image pooling, can name them. Water and road are themselves
+easy to tell apart locally (colour and texture).
+
+The geometry scales with the image, so the gap only exceeds what a fixed-field network can use
+in large enough scenes: at 256 px it is 141 px, beyond what FCN-8s learns to use; at 128 px
+(70 px) FCN-8s' 7 × 7 fc6 on its stride-32 pool5 map already covers the whole image.
 """
 
 from __future__ import annotations
@@ -17,6 +25,10 @@ from segstudio.core.classes import ClassSet
 BACKGROUND, WATER, ROAD, BOAT, CAR = 0, 1, 2, 3, 4
 _OBJECT_RGB = (205, 60, 40)
 _STRIPE_RGB = (245, 235, 220)
+#: The least distance between an object and the water or road, as a share of the image size.
+GAP = 0.55
+_BAND = (0.16, 0.2)        # width of the water or road band, share of the image size
+_LENGTH = (0.12, 0.16)     # object length, share of the image size
 
 
 def context_classes() -> ClassSet:
@@ -37,26 +49,14 @@ def _texture(rng: np.random.Generator, size: int, base: tuple[int, int, int], am
     return np.asarray(base, np.float32)[None, None, :] + amp * (n + fine)
 
 
-def _regions(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Region map: water and road as two bands cut by a wavy boundary, in random order and
-    orientation, with a strip of grass (background) between or beside them."""
+def _band(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Boolean map of the surface: a band along one side (turned by up to 20°), wavy edge."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    angle = rng.uniform(0, np.pi)
+    angle = rng.integers(0, 4) * np.pi / 2 + rng.uniform(-0.35, 0.35)
     u = (xx - 0.5) * np.cos(angle) + (yy - 0.5) * np.sin(angle)
     v = -(xx - 0.5) * np.sin(angle) + (yy - 0.5) * np.cos(angle)
-    u = u + 0.04 * np.sin(2 * np.pi * (v * rng.uniform(1, 2.5) + rng.uniform(0, 1)))
-    layout = rng.integers(0, 4)
-    regions = np.zeros((size, size), np.uint8)
-    if layout == 0:     # only water, grass around it
-        regions[np.abs(u) < rng.uniform(0.3, 0.45)] = WATER
-    elif layout == 1:   # only road
-        regions[np.abs(u) < rng.uniform(0.3, 0.45)] = ROAD
-    else:               # both, separated by a grass strip
-        gap = rng.uniform(0.04, 0.12)
-        first, second = (WATER, ROAD) if layout == 2 else (ROAD, WATER)
-        regions[u < -gap / 2] = first
-        regions[u > gap / 2] = second
-    return regions
+    edge = float(u.max()) - rng.uniform(*_BAND)
+    return u + 0.025 * np.sin(2 * np.pi * (v * rng.uniform(1, 2.5) + rng.uniform(0, 1))) > edge
 
 
 def _object_mask(rng: np.random.Generator, size: int, centre: tuple[float, float],
@@ -75,41 +75,40 @@ def _object_mask(rng: np.random.Generator, size: int, centre: tuple[float, float
 
 
 def make_context(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """One scene: ``(image H×W×3 uint8, labels H×W uint8)``; every boat lies wholly in water
-    and every car wholly on road, with a margin of that surface all round it."""
-    regions = _regions(rng, size)
+    """One scene: ``(image H×W×3 uint8, labels H×W uint8)``; one surface (water or road) along a
+    side, one or two objects on grass at least ``GAP · size`` from it, all boats or all cars."""
+    surface = WATER if rng.random() < 0.5 else ROAD
+    band = _band(rng, size)
     image = _texture(rng, size, (70, 120, 50), 14, size / 10)          # grass
     water = _texture(rng, size, (40, 90, 160), 12, size / 16)
     water += 10 * np.sin(np.arange(size, dtype=np.float32) * rng.uniform(0.5, 0.9))[:, None,
                                                                                        None]
     road = _texture(rng, size, (95, 95, 100), 6, size / 20)
-    image = np.where((regions == WATER)[:, :, None], water, image)
-    image = np.where((regions == ROAD)[:, :, None], road, image)
-    labels = regions.copy()
+    image = np.where(band[:, :, None], water if surface == WATER else road, image)
+    labels = np.where(band, surface, BACKGROUND).astype(np.uint8)
 
-    margin = max(3, size // 20)
+    # Distance of every pixel to the surface, and to the image border.
+    to_band = cv2.distanceTransform((~band).astype(np.uint8), cv2.DIST_L2, 5)
+    to_edge = cv2.distanceTransform(np.pad(np.ones((size, size), np.uint8), 1), cv2.DIST_L2,
+                                    5)[1:-1, 1:-1]
+    gap, border = GAP * size, max(2, size // 32)
+    cls = BOAT if surface == WATER else CAR
     taken = np.zeros((size, size), np.uint8)
     for _ in range(int(rng.integers(1, 3))):
-        length = size * rng.uniform(0.3, 0.42)
-        # Centres far enough inside one surface that the whole object (plus a margin) fits.
-        for surface in rng.permutation([WATER, ROAD]):
-            inside = ((regions == surface) & (taken == 0)).astype(np.uint8)
-            if not inside.any():
-                continue
-            dist = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
-            ys, xs = np.nonzero(dist > length / 2 + margin)
-            if len(ys) == 0:
-                continue
-            k = int(rng.integers(len(ys)))
-            mask = _object_mask(rng, size, (float(xs[k]), float(ys[k])), length)
-            cls = BOAT if surface == WATER else CAR
-            labels[mask > 0] = cls
-            stripe = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=max(1, size // 40))
-            colour = np.where(stripe[:, :, None] > 0, _STRIPE_RGB, _OBJECT_RGB)
-            shade = rng.uniform(0.9, 1.1)
-            image = np.where(mask[:, :, None] > 0, colour * shade, image)
-            taken |= cv2.dilate(mask, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
-            break
+        length = size * rng.uniform(*_LENGTH)
+        # Centres from which the whole object keeps the gap to the surface and stays inside.
+        ok = (to_band > gap + length / 2) & (to_edge > border + length / 2) & (taken == 0)
+        ys, xs = np.nonzero(ok)
+        if len(ys) == 0:
+            continue
+        k = int(rng.integers(len(ys)))
+        mask = _object_mask(rng, size, (float(xs[k]), float(ys[k])), length)
+        labels[mask > 0] = cls
+        stripe = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=max(1, size // 48))
+        colour = np.where(stripe[:, :, None] > 0, _STRIPE_RGB, _OBJECT_RGB)
+        shade = rng.uniform(0.9, 1.1)
+        image = np.where(mask[:, :, None] > 0, colour * shade, image)
+        taken |= cv2.dilate(mask, np.ones((3, 3), np.uint8), iterations=int(length * 0.6))
     image = cv2.GaussianBlur(image.astype(np.float32), (0, 0), 0.6)
     image += rng.normal(0, 3, image.shape).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8), labels

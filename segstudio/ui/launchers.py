@@ -76,13 +76,14 @@ def demo_paths(kind: str = "chest") -> list[Path]:
         return []
     dest = user_data_dir() / f"demo-{kind}"
     dest.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        if not (dest / f.name).exists():
-            shutil.copyfile(f, dest / f.name)
+    for f in files:           # a demo picture changed by an update replaces the old copy
+        copy = dest / f.name
+        if not copy.exists() or copy.read_bytes() != f.read_bytes():
+            shutil.copyfile(f, copy)
     return [dest]
 
 
-DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_unet_lite.pt",
+DEMO_MODELS = {"chest": "chest_xray_unet_lite.pt", "context": "context_pspnet_lite.pt",
                "shapes": "shapes_maskrcnn_lite.pt"}
 
 

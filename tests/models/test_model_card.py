@@ -22,7 +22,7 @@ from segstudio.models.model_card import (ModelCard, describe_images, histogram_s
 
 WEIGHTS = paths.resources_dir() / "weights"
 CHEST = WEIGHTS / "chest_xray_unet_lite.pt"
-CONTEXT = WEIGHTS / "context_unet_lite.pt"
+CONTEXT = WEIGHTS / "context_pspnet_lite.pt"      # the context demo's model
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +52,8 @@ def test_every_bundled_checkpoint_has_a_card_from_its_synthetic_training_set(pat
     assert card is not None, f"{path.name} has no model card"
     assert card.data_kind == "synthetic" and "generated" in card.data_description
     assert card.train_images == 320 and card.val_images == 80
-    assert card.size_min == card.size_max == (128, 128)
+    # 128 px sets, but the context lesson's three models need 256 px scenes (see the README).
+    assert card.size_min == card.size_max and card.size_min in ((128, 128), (256, 256))
     assert card.num_classes == len(meta.classes) == len(card.class_fractions) \
         == len(card.predicted_fractions)
     assert 0 < card.intensity["p1"] <= card.intensity["p50"] <= card.intensity["p99"] <= 255 \
@@ -124,16 +125,30 @@ DEMOS = {"chest_xray": "chest_phantom_01.png", "context": "context_01.png",
 # The chest SegNet draws the heart twice too large on the 160 px demo phantom (see below): the
 # one bundled model that is rightly not quiet there.
 WRONG_ON_DEMO = {"chest_xray_segnet_lite"}
+# Trained on the previous context scenes (water and road around the objects, little grass) and
+# not retrained when the scenes changed: on today's demo scene, mostly grass, they are out of
+# their domain, and the check says so (see resources/weights/README.md).
+OLD_CONTEXT_SCENES = {f"context_{m}_lite" for m in
+                      ("unet", "fcn16s", "segnet", "deeplabv1", "deeplabv2", "refinenet")}
 
 
 @pytest.mark.parametrize("path", [p for p in sorted(WEIGHTS.glob("*.pt"))
-                                  if p.stem not in WRONG_ON_DEMO], ids=lambda p: p.stem)
+                                  if p.stem not in WRONG_ON_DEMO | OLD_CONTEXT_SCENES],
+                         ids=lambda p: p.stem)
 def test_every_bundled_model_is_quiet_on_its_own_demo_image(path):
     demo = next(v for k, v in DEMOS.items() if path.name.startswith(k))
     rgb = read_image(paths.resources_dir() / "demo" / demo).to_rgb8()
     predictor = _predictor(path)
     finding = domain.check(predictor.meta, predictor.predict(rgb), rgb)
     assert finding is not None and not finding.out_of_domain, finding.reasons
+
+
+@pytest.mark.parametrize("name", sorted(OLD_CONTEXT_SCENES))
+def test_models_of_the_previous_context_scenes_are_flagged_on_the_new_demo(name):
+    rgb = read_image(paths.resources_dir() / "demo" / "context_01.png").to_rgb8()
+    predictor = _predictor(WEIGHTS / f"{name}.pt")
+    finding = domain.check(predictor.meta, predictor.predict(rgb), rgb)
+    assert finding.out_of_domain and finding.reasons
 
 
 def test_a_model_that_is_wrong_on_the_demo_is_flagged_for_what_it_gets_wrong():

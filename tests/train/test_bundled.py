@@ -13,7 +13,7 @@ from segstudio.train import synth
 # (checkpoint, demo image, how the demo image was generated, lowest acceptable mIoU)
 BUNDLED = [
     ("chest_xray_unet_lite.pt", "chest_phantom_01.png", ("xray", 0, 160), 0.8),
-    ("context_unet_lite.pt", "context_01.png", ("context", 3, 256), 0.9),
+    ("context_pspnet_lite.pt", "context_01.png", ("context", 3, 256), 0.9),
     ("shapes_maskrcnn_lite.pt", "shapes_01.png", ("shapes", 2, 256), 0.85),
 ]
 
@@ -45,7 +45,10 @@ def test_bundled_model_segments_its_demo_image(weights, image, made, floor):
     labels = predictor.predict(rgb).labels
     result = scores(truth.labels, labels, len(meta.classes))
     assert result.miou > floor
-    assert (result.iou > 0.5).all()      # every class, clavicles and boats included, is found
+    # Every class of the image, clavicles and cars included, is found (a context scene has one
+    # surface, water or road, so two of its five classes are absent: their IoU is NaN).
+    present = np.unique(truth.labels[truth.labels < len(meta.classes)])
+    assert len(present) >= 3 and (result.iou[present] > 0.5).all()
 
 
 def test_every_bundled_checkpoint_loads_trained_and_is_documented():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from segstudio.train import synth
-from segstudio.train.synth_context import BOAT, CAR, ROAD, WATER
+from segstudio.train.synth_context import BOAT, CAR, GAP, ROAD, WATER
 from segstudio.train.synth_xray import CLAVICLES, HEART, LUNGS
 
 
@@ -57,33 +57,40 @@ def test_xray_has_two_lung_fields_and_heart_on_the_image_right():
         assert xs.mean() > 64
 
 
-def test_context_boats_touch_only_water_and_cars_only_road():
+def test_context_scene_has_one_surface_far_from_every_object():
     seen = set()
-    kernel = np.ones((3, 3), np.uint8)
-    for s in synth.generate("context", 20, size=96, seed=7):
-        for obj, ground in ((BOAT, WATER), (CAR, ROAD)):
-            mask = (s.labels == obj).astype(np.uint8)
-            if not mask.any():
-                continue
-            seen.add(obj)
-            ring = cv2.dilate(mask, kernel, iterations=2).astype(bool) & ~mask.astype(bool)
-            assert set(np.unique(s.labels[ring]).tolist()) == {ground}
+    for s in synth.generate("context", 30, size=96, seed=7):
+        present = set(np.unique(s.labels).tolist())
+        # One surface per scene, and its objects all of the class it implies.
+        assert present in ({0, WATER, BOAT}, {0, ROAD, CAR})
+        seen |= present
+        surface = np.isin(s.labels, (WATER, ROAD))
+        obj = np.isin(s.labels, (BOAT, CAR))
+        to_surface = cv2.distanceTransform((~surface).astype(np.uint8), cv2.DIST_L2, 5)
+        assert to_surface[obj].min() >= GAP * 96 - 1
+        # Right around an object there is only grass.
+        ring = cv2.dilate(obj.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=4)
+        assert set(np.unique(s.labels[(ring > 0) & ~obj]).tolist()) == {0}
+    assert {BOAT, CAR} <= seen
 
 
-def test_context_objects_look_the_same_whatever_their_class():
-    boat_px, car_px = [], []
-    for s in synth.generate("context", 30, size=96, seed=8):
-        boat_px.append(s.image[s.labels == BOAT].reshape(-1, 3))
-        car_px.append(s.image[s.labels == CAR].reshape(-1, 3))
-    boat = np.concatenate(boat_px).astype(float)
-    car = np.concatenate(car_px).astype(float)
-    assert len(boat) > 1000 and len(car) > 1000
-    assert np.abs(boat.mean(0) - car.mean(0)).max() < 8
-    # The interiors of objects are wider than a small receptive field (a 9 px window).
-    for s in synth.generate("context", 5, size=128, seed=9):
-        obj = np.isin(s.labels, (BOAT, CAR)).astype(np.uint8)
-        if obj.any():
-            assert cv2.distanceTransform(obj, cv2.DIST_L2, 5).max() > 9
+def test_context_objects_and_their_surroundings_look_the_same_whatever_their_class():
+    near = {BOAT: [], CAR: []}
+    objects = {BOAT: [], CAR: []}
+    for s in synth.generate("context", 40, size=96, seed=8):
+        for cls in (BOAT, CAR):
+            mask = (s.labels == cls).astype(np.uint8)
+            if mask.any():
+                objects[cls].append(s.image[mask > 0].reshape(-1, 3))
+                # Everything a field reaching 20 px past the object sees besides the object.
+                ring = cv2.dilate(mask, np.ones((41, 41), np.uint8)) > mask
+                near[cls].append(s.image[ring].reshape(-1, 3))
+    for pixels in (objects, near):
+        boat = np.concatenate(pixels[BOAT]).astype(float)
+        car = np.concatenate(pixels[CAR]).astype(float)
+        assert len(boat) > 1000 and len(car) > 1000
+        assert np.abs(boat.mean(0) - car.mean(0)).max() < 6
+        assert np.abs(boat.std(0) - car.std(0)).max() < 6
 
 
 def test_shapes_instances_are_consecutive_and_each_has_one_class():

@@ -175,6 +175,9 @@ def test_context_view_compares_three_models_each_labelled_trained_or_not(window,
     assert all(r["trained"] for r in results)
     assert all(0 < r["share"] <= 1 for r in results)
     assert all(not v.pixmap().isNull() for v in dock.context.erf_views)
+    # The tab tells the lesson with the measured numbers of the bundled models.
+    lesson = dock.context.lesson.text()
+    assert "global bin zeroed" in lesson and "image pooling" in lesson and "FCN-8s" in lesson
 
 
 def test_export_figure_writes_a_png_of_the_layout_size(window, dock, qtbot, tmp_path,
