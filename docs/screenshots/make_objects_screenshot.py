@@ -16,21 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("SEGSTUDIO_DATA_DIR", tempfile.mkdtemp())
+from PySide6.QtWidgets import QApplication
 
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-
-
-def wait(app, cond, timeout=300):
-    end = time.monotonic() + timeout
-    while not cond():
-        app.processEvents()
-        time.sleep(0.005)
-        if time.monotonic() > end:
-            raise SystemExit("timed out")
+from make_screenshots import HERE, wait   # the same offscreen setup and waiting
 
 
 def main() -> int:
