@@ -15,7 +15,7 @@ import numpy as np
 from segstudio.core.classes import ClassSet
 from segstudio.train.synth_context import context_classes, make_context
 from segstudio.train.synth_shapes import make_shapes, shapes_classes
-from segstudio.train.synth_xray import make_xray, to_rgb8, xray_classes
+from segstudio.train.synth_xray import XrayShift, make_xray, to_rgb8, xray_classes
 
 KINDS = ("xray", "context", "shapes")
 DESCRIPTIONS = {
@@ -60,15 +60,19 @@ def _check_size(size: int) -> int:
     return int(size)
 
 
-def make_sample(kind: str, index: int, *, size: int = 128, seed: int = 0) -> SynthSample:
-    """Sample ``index`` of the ``kind`` set made with ``seed``."""
+def make_sample(kind: str, index: int, *, size: int = 128, seed: int = 0,
+                shift: XrayShift | None = None) -> SynthSample:
+    """Sample ``index`` of the ``kind`` set made with ``seed``; ``shift`` (``xray`` only) draws
+    the phantom in another domain, with the same anatomy before the shift moves it."""
     _check_kind(kind)
     size = _check_size(size)
+    if shift is not None and kind != "xray":
+        raise SynthError(f"a domain shift applies to xray phantoms, not to {kind!r}")
     # The kind's position in KINDS keeps sets of different kinds with one seed independent.
     rng = np.random.default_rng([int(seed), KINDS.index(kind), int(index)])
     sid = f"{kind}_{int(index):05d}"
     if kind == "xray":
-        grey16, labels = make_xray(rng, size)
+        grey16, labels = make_xray(rng, size, shift)
         return SynthSample(sid, to_rgb8(grey16), labels, grey16=grey16)
     if kind == "context":
         image, labels = make_context(rng, size)
@@ -78,7 +82,8 @@ def make_sample(kind: str, index: int, *, size: int = 128, seed: int = 0) -> Syn
 
 
 def generate(kind: str, n: int, *, size: int = 128, seed: int = 0,
-             cancel: Callable[[], bool] | None = None) -> Iterator[SynthSample]:
+             cancel: Callable[[], bool] | None = None,
+             shift: XrayShift | None = None) -> Iterator[SynthSample]:
     """Yield samples ``0..n-1`` of the ``kind`` set; stops early when ``cancel()`` is true."""
     _check_kind(kind)
     _check_size(size)
@@ -87,4 +92,4 @@ def generate(kind: str, n: int, *, size: int = 128, seed: int = 0,
     for i in range(n):
         if cancel is not None and cancel():
             return
-        yield make_sample(kind, i, size=size, seed=seed)
+        yield make_sample(kind, i, size=size, seed=seed, shift=shift)

@@ -8,6 +8,8 @@ network learn the task in minutes and to give the app something realistic-lookin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -20,6 +22,47 @@ _ONE = 1 << _SUB
 
 def xray_classes() -> ClassSet:
     return chest_xray()
+
+
+@dataclass(frozen=True)
+class XrayShift:
+    """A change of domain for the phantoms: another detector and another patient build.
+
+    ``contrast`` scales the grey values about mid grey and ``gamma`` bends the result (above 1
+    darkens the mid-tones); ``noise`` adds detector noise of that standard deviation (a fraction
+    of the full range); ``scale`` and ``offset`` (fractions of the image size, x and y) shrink
+    or grow and move the whole anatomy about the image centre. The identity (the defaults)
+    leaves every phantom exactly as without a shift. A shifted phantom is as deterministic as an
+    ordinary one: it depends only on the generator and the shift.
+    """
+
+    contrast: float = 1.0
+    gamma: float = 1.0
+    noise: float = 0.0
+    scale: float = 1.0
+    offset: tuple[float, float] = (0.0, 0.0)
+
+    def moves_anatomy(self) -> bool:
+        return self.scale != 1.0 or self.offset != (0.0, 0.0)
+
+
+# The shifted domain of ``bench/bench_adapt.py``: flatter and darker, three times the noise of
+# the noisiest training phantom, a smaller patient placed off centre.
+SHIFTED = XrayShift(contrast=0.6, gamma=1.8, noise=0.06, scale=0.82, offset=(0.05, 0.06))
+
+
+def _move_anatomy(shift: XrayShift, density: np.ndarray, labels: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and move the drawn anatomy about the image centre (air fills what it leaves)."""
+    size = labels.shape[0]
+    c = (size - 1) / 2.0
+    m = np.array([[shift.scale, 0, c * (1 - shift.scale) + shift.offset[0] * size],
+                  [0, shift.scale, c * (1 - shift.scale) + shift.offset[1] * size]], np.float32)
+    density = cv2.warpAffine(density, m, (size, size), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    labels = cv2.warpAffine(labels, m, (size, size), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=BACKGROUND)
+    return density, labels
 
 
 def _pts(xy: np.ndarray) -> np.ndarray:
@@ -64,10 +107,12 @@ def _smooth_noise(rng: np.random.Generator, size: int, scale: float) -> np.ndarr
     return cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-def make_xray(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def make_xray(rng: np.random.Generator, size: int = 256,
+              shift: XrayShift | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One phantom: ``(image, labels)``, image ``size × size`` uint16 grey (full 16-bit range
     used), labels uint8 with background 0, lungs 1, heart 2, clavicles 3 (heart and clavicles
-    drawn over the lungs they overlap)."""
+    drawn over the lungs they overlap). ``shift`` draws it in another domain (:class:`XrayShift`);
+    its extra random draws come after all the ordinary ones, so the anatomy stays the same."""
     s = float(size)
     labels = np.zeros((size, size), np.uint8)
     density = np.zeros((size, size), np.float32)   # X-ray attenuation: high = bright
@@ -143,6 +188,9 @@ def make_xray(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, np
     labels[clav > 0] = CLAVICLES
     density += clav * rng.uniform(0.2, 0.3)
 
+    if shift is not None and shift.moves_anatomy():
+        density, labels = _move_anatomy(shift, density, labels)
+
     # Texture, blur (unsharp anatomy), exposure and detector noise.
     density += _smooth_noise(rng, size, s / 6) * 0.03 * body
     density += _smooth_noise(rng, size, s / 24) * 0.015
@@ -150,7 +198,19 @@ def make_xray(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, np
     density += rng.normal(0, rng.uniform(0.01, 0.03), density.shape).astype(np.float32)
     lo, hi = rng.uniform(0.0, 0.06), rng.uniform(0.9, 1.05)
     img = np.clip((density + 0.05 - lo) / (hi - lo), 0, 1) ** rng.uniform(0.7, 1.4)
+    if shift is not None:
+        img = _other_detector(rng, img, shift)
     return np.round(img * 65535).astype(np.uint16), labels
+
+
+def _other_detector(rng: np.random.Generator, img: np.ndarray, shift: XrayShift) -> np.ndarray:
+    """The exposure of ``img`` (0..1) through the shift's contrast, gamma and extra noise."""
+    if shift.noise > 0:
+        img = img + rng.normal(0, shift.noise, img.shape).astype(np.float32)
+    if shift.contrast != 1.0:
+        img = 0.5 + (img - 0.5) * shift.contrast
+    img = np.clip(img, 0, 1)
+    return img ** shift.gamma if shift.gamma != 1.0 else img
 
 
 def to_rgb8(image16: np.ndarray) -> np.ndarray:

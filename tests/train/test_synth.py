@@ -111,3 +111,46 @@ def test_bad_requests_are_refused_with_a_reason():
         synth.make_sample("xray", 0, size=8)
     with pytest.raises(synth.SynthError, match="at least 1"):
         list(synth.generate("shapes", 0))
+
+
+def test_shifted_xray_is_deterministic_and_really_another_domain():
+    """The benchmark's shifted phantoms: same anatomy moved and shrunk by the stated amounts,
+    a darker, flatter and noisier picture, and the ordinary phantoms untouched."""
+    from dataclasses import replace
+
+    from segstudio.train.synth_xray import SHIFTED, XrayShift
+
+    for i in range(4):
+        plain = synth.make_sample("xray", i, size=128, seed=3)
+        shifted = synth.make_sample("xray", i, size=128, seed=3, shift=SHIFTED)
+        again = synth.make_sample("xray", i, size=128, seed=3, shift=SHIFTED)
+        assert np.array_equal(shifted.grey16, again.grey16)
+        assert np.array_equal(shifted.labels, again.labels)
+        identity = synth.make_sample("xray", i, size=128, seed=3, shift=XrayShift())
+        assert np.array_equal(identity.grey16, plain.grey16)
+        assert np.array_equal(identity.labels, plain.labels)
+
+        # Labels: still the four classes, each scaled by scale² in area and moved by the offset.
+        assert shifted.labels.dtype == np.uint8
+        assert set(np.unique(shifted.labels)) == {0, LUNGS, HEART, CLAVICLES}
+        for cls in (LUNGS, HEART):
+            ratio = (shifted.labels == cls).sum() / (plain.labels == cls).sum()
+            assert abs(ratio - SHIFTED.scale ** 2) < 0.05, (cls, ratio)
+        ys, xs = np.nonzero(plain.labels == LUNGS)
+        ys2, xs2 = np.nonzero(shifted.labels == LUNGS)
+        c = (128 - 1) / 2
+        for before, after, off in ((xs.mean(), xs2.mean(), SHIFTED.offset[0]),
+                                   (ys.mean(), ys2.mean(), SHIFTED.offset[1])):
+            assert abs(c + (before - c) * SHIFTED.scale + off * 128 - after) < 1.0
+
+        # Intensities: at most 60 % of the mean grey and 70 % of the heart-lung contrast of the
+        # ordinary phantom (about 46 % and 60 % measured), and the extra detector noise is there.
+        a, b = plain.grey16 / 65535.0, shifted.grey16 / 65535.0
+        assert b.mean() < 0.6 * a.mean()
+        contrast = [g[lab == HEART].mean() - g[lab == LUNGS].mean()
+                    for g, lab in ((a, plain.labels), (b, shifted.labels))]
+        assert contrast[1] < 0.7 * contrast[0]
+        quiet = synth.make_sample("xray", i, size=128, seed=3, shift=replace(SHIFTED, noise=0.0))
+        assert (b - quiet.grey16 / 65535.0).std() > 0.02
+    with pytest.raises(synth.SynthError, match="xray"):
+        synth.make_sample("context", 0, shift=SHIFTED)

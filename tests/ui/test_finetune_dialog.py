@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 from PIL import Image
 
 from segstudio.models.checkpoint import read_meta
 from segstudio.train import synth
+from segstudio.train.finetune_defaults import FINE_TUNE, FROM_SCRATCH
 from segstudio.ui.launchers import finetune_dialog
 
 
@@ -62,6 +64,10 @@ def test_finetune_starts_from_the_picked_trained_model_by_default(window, tmp_pa
     assert all(dialog.start_from.itemData(i) is None or "fcn8s" in dialog.start_from.itemText(i)
                for i in range(dialog.start_from.count()))
     dialog.arch.setCurrentIndex(dialog.arch.findData("unet"))
+    # The measured defaults of a fine-tune run (bench/bench_adapt.py), from their one constant.
+    assert dialog.lr.value() == pytest.approx(FINE_TUNE.lr)
+    assert (dialog.epochs.value(), dialog.batch.value(), dialog.crop.value()) == \
+        (FINE_TUNE.epochs, FINE_TUNE.batch_size, FINE_TUNE.crop)
     messages = []
     dialog.epochs.setValue(1)
     dialog.crop.setValue(96)
@@ -71,7 +77,9 @@ def test_finetune_starts_from_the_picked_trained_model_by_default(window, tmp_pa
     assert dialog.result is not None, dialog.status.text()
     meta = read_meta(dialog.result.out)
     assert meta.training["started_from"] == "chest_xray_unet_lite.pt"
-    assert "--init" in meta.training["command"] and meta.training["lr"] == 1e-4
+    assert "--init" in meta.training["command"]
+    assert meta.training["lr"] == pytest.approx(FINE_TUNE.lr)
+    assert meta.training["batch_size"] == FINE_TUNE.batch_size
     assert dialog.result.best_miou > 0.5              # it kept what the bundled model knew
 
 
@@ -113,3 +121,23 @@ def test_finetune_trains_mask_rcnn_on_the_items_with_objects(window, tmp_path, q
     assert len(trees) == 1
     assert len(list((trees[0] / "SegmentationObject").glob("*.png"))) == 4
     assert len(list((trees[0] / "SegmentationClass").glob("*.png"))) == 4
+
+
+def test_the_learning_rate_follows_the_start_and_typed_settings_stay(window, tmp_path, qtbot):
+    folder = tmp_path / "chest"
+    folder.mkdir()
+    for s in synth.generate("xray", 2, size=64, seed=11):
+        Image.fromarray(s.image).save(folder / f"{s.id}.png")
+    window.open_paths([folder])
+    window.models.start()
+    qtbot.waitUntil(lambda: window.is_idle() and bool(window.models.panel.entries), timeout=60_000)
+    dialog = finetune_dialog(window)
+    qtbot.addWidget(dialog)
+    assert dialog.start_from.currentData() is not None
+    assert dialog.lr.value() == pytest.approx(FINE_TUNE.lr)
+    dialog.epochs.setValue(3)
+    dialog.start_from.setCurrentIndex(dialog.start_from.count() - 1)     # random weights
+    assert dialog.lr.value() == pytest.approx(FROM_SCRATCH.lr)
+    assert dialog.epochs.value() == 3
+    dialog.start_from.setCurrentIndex(0)
+    assert dialog.lr.value() == pytest.approx(FINE_TUNE.lr)

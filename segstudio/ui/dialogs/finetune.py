@@ -5,9 +5,10 @@ registry model is trained on it in a background thread (live loss and validation
 best checkpoint joins the model picker. Training happens only when the user starts it.
 
 By default the run starts from a trained model of the chosen architecture (the one picked in the
-Model panel when it fits, else one trained on the workspace's classes), at a tenth of the
-from-scratch learning rate, so a few corrected images adapt what the model knows instead of
-starting over; "random weights" trains from scratch.
+Model panel when it fits, else one trained on the workspace's classes), so a few corrected images
+adapt what the model knows instead of starting over; "random weights" trains from scratch. The
+learning rate, epochs, batch size and crop it starts with are ``FINE_TUNE``, the setting that
+adapted fastest in ``bench/bench_adapt.py`` (BENCHMARKS.md, "Learning from corrections").
 
 Mask R-CNN learns objects, so it trains on the corrected and reviewed items that have objects
 (their object maps go to the tree's ``SegmentationObject/``); the others are left out.
@@ -22,15 +23,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QThread, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+                               QLabel, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from segstudio.io.workspace import ItemStatus
 from segstudio.paths import user_data_dir
+from segstudio.train.finetune_defaults import FINE_TUNE, FROM_SCRATCH
 
 TRAINABLE = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
-FROM_SCRATCH_LR = 1e-3          # AdamW, the training default
-FINE_TUNE_LR = 1e-4             # starting from trained weights
 
 
 def _is_instance(arch: str | None) -> bool:
@@ -113,8 +113,12 @@ class TrainingThread(QThread):
     failed = Signal(str)
 
     def __init__(self, workspace, arch: str, config: str, epochs: int, crop: int, out: Path,
-                 data_dir: Path, init: Path | None = None, parent=None) -> None:
+                 data_dir: Path, init: Path | None = None, lr: float | None = None,
+                 batch_size: int | None = None, parent=None) -> None:
         super().__init__(parent)
+        start = FINE_TUNE if init is not None else FROM_SCRATCH
+        self.lr = start.lr if lr is None else lr
+        self.batch_size = start.batch_size if batch_size is None else batch_size
         self.args = (workspace, arch, config, epochs, crop, out, data_dir, init)
         self.cancel_flag = threading.Event()
 
@@ -123,7 +127,7 @@ class TrainingThread(QThread):
         from segstudio.train.loop import TrainError, train
 
         ws, arch, config, epochs, crop, out, data_dir, init = self.args
-        lr = FINE_TUNE_LR if init is not None else FROM_SCRATCH_LR
+        lr, batch = self.lr, self.batch_size
         try:
             self.message.emit("Exporting the corrected labels…")
             items = trainable_items(ws, arch)
@@ -134,12 +138,13 @@ class TrainingThread(QThread):
                       total=len(items), cancel=self.cancel_flag.is_set)
             self.message.emit(f"Training {arch} ({config}) on {len(items)} item(s)…")
             result = train(arch, data_dir, config=config, epochs=epochs, crop=crop, out=out,
-                           batch_size=4, lr=lr, init=init, progress=self.progressed.emit,
+                           batch_size=batch, lr=lr, init=init, progress=self.progressed.emit,
                            notice=self.message.emit, cancel=self.cancel_flag.is_set,
                            device="auto",
                            command=f"segstudio train --model {arch} --config {config} "
                                    f"--data {data_dir} --epochs {epochs} --crop {crop} "
-                                   f"--lr {lr:g}" + (f" --init {init}" if init else ""))
+                                   f"--batch-size {batch} --lr {lr:g}"
+                                   + (f" --init {init}" if init else ""))
             record = {"workspace": str(ws.root), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
                       "items": [{"id": i.id, "source": str(i.source), "frame": i.frame,
                                  "label_updated": i.updated} for i in items]}
@@ -176,17 +181,28 @@ class FineTuneDialog(QDialog):
         self.start_from = QComboBox(self)
         self.start_from.setToolTip("Trained weights to adapt (classes matched by name; a class "
                                    "the model does not know starts fresh), or random weights")
-        self.arch.currentIndexChanged.connect(self._fill_start_from)
-        self.config.currentIndexChanged.connect(self._fill_start_from)
-        self._fill_start_from()
+        self.lr = QDoubleSpinBox(self)
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 0.1)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setToolTip("AdamW learning rate; set for the chosen start (trained weights or "
+                           "random), as measured in bench/bench_adapt.py")
         self.epochs = QSpinBox(self)
         self.epochs.setRange(1, 500)
-        self.epochs.setValue(10)
+        self.batch = QSpinBox(self)
+        self.batch.setRange(1, 64)
         self.crop = QSpinBox(self)
         self.crop.setRange(32, 1024)
         self.crop.setSingleStep(32)
-        self.crop.setValue(128)
-        self.count = QLabel("", self)
+        self.start_from.currentIndexChanged.connect(self._follow_start)
+        self.arch.currentIndexChanged.connect(self._fill_start_from)
+        self.config.currentIndexChanged.connect(self._fill_start_from)
+        self._fill_start_from()
+        start = self._start_settings()
+        self.epochs.setValue(start.epochs)
+        self.batch.setValue(start.batch_size)
+        self.crop.setValue(start.crop)
+        self.count = QLabel("", self)          # filled by _count for the chosen architecture
         self.progress = QProgressBar(self)
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
@@ -201,7 +217,9 @@ class FineTuneDialog(QDialog):
         form.addRow("Architecture", self.arch)
         form.addRow("Configuration", self.config)
         form.addRow("Start from", self.start_from)
+        form.addRow("Learning rate", self.lr)
         form.addRow("Epochs", self.epochs)
+        form.addRow("Batch size", self.batch)
         form.addRow("Crop (px)", self.crop)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -242,6 +260,15 @@ class FineTuneDialog(QDialog):
             self.start_from.addItem(f"{e.choice.checkpoint.stem} ({same})", e.choice.checkpoint)
         self.start_from.addItem("random weights (train from scratch)", None)
 
+    def _start_settings(self):
+        """The measured defaults for the chosen start: ``FINE_TUNE`` from trained weights,
+        ``FROM_SCRATCH`` from random ones."""
+        return FINE_TUNE if self.start_from.currentData() is not None else FROM_SCRATCH
+
+    def _follow_start(self, *_) -> None:
+        """The learning rate follows the start; epochs, batch and crop keep what was typed."""
+        self.lr.setValue(self._start_settings().lr)
+
     def start(self) -> None:
         ws = self.window.workspace
         if ws is None or self.thread is not None:
@@ -255,7 +282,8 @@ class FineTuneDialog(QDialog):
         out.parent.mkdir(parents=True, exist_ok=True)
         data_dir = root / "finetune" / f"{ws.root.name}-{stamp}"
         self.thread = TrainingThread(ws, arch, config, self.epochs.value(), self.crop.value(),
-                                     out, data_dir, self.start_from.currentData(), self)
+                                     out, data_dir, self.start_from.currentData(),
+                                     self.lr.value(), self.batch.value(), self)
         self.thread.progressed.connect(self._progress)
         self.thread.message.connect(self.status.setText)
         self.thread.succeeded.connect(self._done)
