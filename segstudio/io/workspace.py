@@ -8,7 +8,6 @@ file. No Qt and no torch here: the GUI and the command line share this code.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -30,14 +29,12 @@ from segstudio.io.atomic import atomic_write_text, remove_stale_parts
 from segstudio.io.images import ImageData, is_image_path, read_image
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace_error import WorkspaceError
+from segstudio.io.workspace_file import (FORMAT_NAME, FORMAT_VERSION, encode_workspace_file,
+                                         read_workspace_file)
 from segstudio.io.regular_files import check_regular
 from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 
-FORMAT_NAME = "segstudio-workspace"
-FORMAT_VERSION = 1
-_MAX_KNOWN_VERSION = 1000           # past this a "version" is damage, not a newer segstudio
-_MAX_NESTING = 64                   # deeper JSON than this is damage (the format needs 5 levels)
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
 _SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR, "VOCdevkit",
                  "__pycache__"}
@@ -103,7 +100,7 @@ class Workspace:
         root = Path(folder)
         if not root.is_dir():
             raise WorkspaceError(f"{root.name}: not a folder that can be opened as a workspace")
-        stored = _read_file(root / cls.FILE_NAME)
+        stored = read_workspace_file(root / cls.FILE_NAME)
         skipped: list[str] = []
         sources = _scan(root, skipped)
         ws = cls._assemble(root, sources, stored, classes, scan="folder")
@@ -129,7 +126,7 @@ class Workspace:
             if not (is_image_path(f) or is_video_path(f)):
                 raise WorkspaceError(f"{f.name}: not an image or video segstudio can open")
         root = Path(os.path.commonpath([str(f.parent) for f in files]))
-        stored = _read_file(root / cls.FILE_NAME)
+        stored = read_workspace_file(root / cls.FILE_NAME)
         rels = {f.relative_to(root).as_posix() for f in files}
         scan = "files"
         if stored is not None:
@@ -351,13 +348,8 @@ class Workspace:
         self.write_file(data)
 
     def write_file(self, data: dict) -> None:
-        text = json.dumps(data, indent=1, ensure_ascii=False)
         try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:   # a file name that is not UTF-8: keep its bytes as escapes
-            text = json.dumps(data, indent=1, ensure_ascii=True)
-        try:
-            atomic_write_text(self.file_path(), text + "\n")
+            atomic_write_text(self.file_path(), encode_workspace_file(data))
         except OSError as e:
             raise WorkspaceError(f"{self.FILE_NAME}: cannot be saved ({e.strerror or e})") from None
 
@@ -394,68 +386,6 @@ def _apply_record(item: Item, rec: dict) -> None:
     item.updated_by = rec.get("updated_by")
     label = rec.get("label")
     item.label = label if isinstance(label, str) else None   # checked when paths are assigned
-
-
-def _is_inside(rel: str) -> bool:
-    """True for a relative path that stays inside the workspace (no absolute, no '..', no
-    control characters)."""
-    if not rel.strip() or ":" in rel or any(ord(c) < 32 or ord(c) == 127 for c in rel):
-        return False
-    parts = rel.replace("\\", "/").split("/")
-    return not rel.startswith(("/", "\\")) and ".." not in parts
-
-
-def _read_file(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    damaged = (f"{path.name}: the workspace file is damaged ({{}}); repair it or move it aside "
-               "to start the workspace afresh")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:
-        raise WorkspaceError(damaged.format("its brackets are nested too deeply")) from None
-    except UnicodeDecodeError:
-        raise WorkspaceError(damaged.format("it is not UTF-8 text")) from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise WorkspaceError(damaged.format(str(e)[:200])) from None
-    except ValueError:                   # Python refuses numbers of more than 4,300 digits
-        raise WorkspaceError(damaged.format("it holds a number thousands of digits long")) from None
-    if _too_deep(data):
-        raise WorkspaceError(damaged.format(f"values are nested more than {_MAX_NESTING} deep"))
-    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise WorkspaceError(f"{path.name}: not a segstudio workspace file")
-    version = data.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise WorkspaceError(damaged.format(f"its format version must be a whole number from 1 "
-                                            f"on, not {json.dumps(version)[:40]}"))
-    if version > _MAX_KNOWN_VERSION:
-        raise WorkspaceError(damaged.format(f"its format version {str(version)[:20]}… is no "
-                                            "version a segstudio has written"))
-    if version > FORMAT_VERSION:
-        raise WorkspaceError(f"{path.name}: written by a newer segstudio (format version "
-                             f"{version}); update segstudio to open it")
-    items = data.get("items", [])
-    if not isinstance(items, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("source"), str) and _is_inside(r["source"])
-            and (r.get("frame") is None or isinstance(r.get("frame"), int)) for r in items):
-        raise WorkspaceError(f"{path.name}: the item list is damaged; each item needs a relative "
-                             "'source' and an integer or null 'frame'")
-    files = data.get("files", [])
-    if not isinstance(files, list) or not all(isinstance(f, str) and _is_inside(f) for f in files):
-        raise WorkspaceError(f"{path.name}: the file list is damaged")
-    return data
-
-
-def _too_deep(data: object) -> bool:
-    """True when lists and objects nest deeper than ``_MAX_NESTING`` (checked without recursion,
-    so saving such a file later cannot overflow the stack either)."""
-    level = [data]
-    for _ in range(_MAX_NESTING):
-        level = [v for x in level if isinstance(x, (dict, list))
-                 for v in (x.values() if isinstance(x, dict) else x)]
-        if not level:
-            return False
-    return any(isinstance(x, (dict, list)) for x in level)
 
 
 def _scan(root: Path, skipped: list[str]) -> list[str]:
