@@ -52,7 +52,7 @@ def test_every_bundled_checkpoint_has_a_card_from_its_synthetic_training_set(pat
     assert card is not None, f"{path.name} has no model card"
     assert card.data_kind == "synthetic" and "generated" in card.data_description
     assert card.train_images == 320 and card.val_images == 80
-    # 128 px sets, but the models trained on the current context scenes need 256 px (see the README).
+    # 128 px sets; the models trained on the current context scenes need 256 px (see README).
     assert card.size_min == card.size_max and card.size_min in ((128, 128), (256, 256))
     assert card.num_classes == len(meta.classes) == len(card.class_fractions) \
         == len(card.predicted_fractions)
