@@ -125,10 +125,9 @@ DEMOS = {"chest_xray": "chest_phantom_01.png", "context": "context_01.png",
 # The chest SegNet draws the heart twice too large on the 160 px demo phantom (see below): the
 # one bundled model that is rightly not quiet there.
 WRONG_ON_DEMO = {"chest_xray_segnet_lite"}
-# Every context model flagged on today's demo scene (mostly grass) was trained on the previous
-# scenes (water and road around the objects) and has been retrained on the current ones; the
-# one left from the previous design, FCN-32s, finds almost nothing and is not flagged, a limit
-# of the check (see resources/weights/README.md).
+# The context models once flagged on today's demo scene (mostly grass) were trained on the
+# previous scenes (water and road around the objects); all are now retrained on the current ones
+# and must be quiet there (see resources/weights/README.md).
 
 
 @pytest.mark.parametrize("path", [p for p in sorted(WEIGHTS.glob("*.pt"))
