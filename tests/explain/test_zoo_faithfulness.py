@@ -26,7 +26,7 @@ def test_fcn_and_largefov_drop_single_elements_as_caffe():
 
 
 def test_bundled_largefov_was_trained_without_pool5a_and_loads_so(tmp_path):
-    model, meta = load_checkpoint(weights_dir() / "context_deeplabv1_lite.pt")
+    model, meta = load_checkpoint(weights_dir() / "chest_xray_deeplabv1_lite.pt")
     assert model.pool5a is None and not bool(model.pool5a_on)
     assert receptive_field(model, "fc6", (256, 256)).size == (419, 419)
     x = torch.rand(1, 3, 64, 64)
@@ -41,3 +41,10 @@ def test_bundled_largefov_was_trained_without_pool5a_and_loads_so(tmp_path):
     fresh = build_model("deeplabv1", len(meta.classes), "lite")
     save_checkpoint(tmp_path / "fresh.pt", fresh, meta)
     assert isinstance(load_checkpoint(tmp_path / "fresh.pt")[0].pool5a, nn.AvgPool2d)
+
+
+def test_the_context_largefov_trained_since_has_pool5a():
+    # Retrained on the current 256 px context scenes after pool5a existed: it records the pool.
+    model, _ = load_checkpoint(weights_dir() / "context_deeplabv1_lite.pt")
+    assert isinstance(model.pool5a, nn.AvgPool2d) and bool(model.pool5a_on)
+    assert receptive_field(model, "fc6", (256, 256)).size == (435, 435)
