@@ -18,9 +18,9 @@ from segstudio.io.image_data import (
     ImageReadError,
     check_memory,
     check_pixel_count,
+    open_image_file,
     window_from_range,
 )
-from segstudio.io.regular_files import NotRegularFileError, open_regular
 from segstudio.io.windowing import ValueMapping, WindowPreset
 
 _PLUGIN_HINT = ("convert it to an uncompressed transfer syntax first, or install the decoder "
@@ -45,14 +45,7 @@ def _read(path: Path, max_pixels: int) -> ImageData:
 
     # pydicom signals a malformed file through many exception types (its own, struct, value,
     # key, index errors); any failure while parsing is a property of the file.
-    try:
-        f = open_regular(path)
-    except FileNotFoundError:
-        raise ImageReadError(path, "the file does not exist") from None
-    except NotRegularFileError as e:
-        raise ImageReadError(path, e.reason) from None
-    except OSError as e:
-        raise ImageReadError(path, f"cannot open the file ({e.strerror or e})") from None
+    f = open_image_file(path)
     try:
         with f:
             ds = pydicom.dcmread(f, force=True)

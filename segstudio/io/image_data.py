@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.io.decode_memory import memory_problem
+from segstudio.io.regular_files import NotRegularFileError, open_regular
 
 
 class ImageReadError(Exception):
@@ -135,3 +136,16 @@ def check_memory(path: Path, needed: int) -> None:
     problem = memory_problem(needed)
     if problem is not None:
         raise ImageReadError(path, problem)
+
+
+def open_image_file(path: Path):
+    """``path`` opened for reading as a binary file, refused by name unless it is a regular
+    file (a pipe would block for ever): the first step of every image reader."""
+    try:
+        return open_regular(path)
+    except FileNotFoundError:
+        raise ImageReadError(path, "the file does not exist") from None
+    except NotRegularFileError as e:
+        raise ImageReadError(path, e.reason) from None
+    except OSError as e:
+        raise ImageReadError(path, f"cannot open the file ({e.strerror or e})") from None

@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segstudio.io.image_data import (ImageData, ImageReadError, apply_window,  # noqa: F401
-                                    check_memory, check_pixel_count, window_from_range)
+                                    check_memory, check_pixel_count, open_image_file,
+                                    window_from_range)
 from segstudio.io.pillow_pixels import (
     decode_bytes,
     needs_transpose,
@@ -32,7 +33,7 @@ from segstudio.io.pillow_pixels import (
     orientation_of,
     pixels_of,
 )
-from segstudio.io.regular_files import NotRegularFileError, open_regular
+from segstudio.io.regular_files import open_regular
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -54,14 +55,7 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     more memory than the machine has free, and anything but a regular file (a pipe named
     ``a.png`` would block forever)."""
     path = Path(path)
-    try:
-        f = open_regular(path)
-    except FileNotFoundError:
-        raise ImageReadError(path, "the file does not exist") from None
-    except NotRegularFileError as e:
-        raise ImageReadError(path, e.reason) from None
-    except OSError as e:
-        raise ImageReadError(path, f"cannot open the file ({e.strerror or e})") from None
+    f = open_image_file(path)
     with f:
         try:
             size = os.fstat(f.fileno()).st_size
