@@ -368,9 +368,11 @@ class PromptedSegmenter:
         expect_equal(tuple(embedding.input_size), resized_shape(height, width, self.img_size),
                      "the resized input's size (h, w)")
         features = embedding.features
-        if not isinstance(features, torch.Tensor) or not features.is_floating_point():
+        if not isinstance(features, torch.Tensor) or features.dtype != torch.float32:
+            # The network runs in float32 (the weights are loaded as float32), and so must
+            # what its decoder is given.
             raise EntryMismatch(f"the features are {type(features).__name__} "
-                                f"{getattr(features, 'dtype', '')}, not a floating-point tensor")
+                                f"{getattr(features, 'dtype', '')}, not a float32 tensor")
         expect_equal(tuple(features.shape), tuple(self.network.embedding_shape),
                      "the feature map's shape")
         if not bool(torch.isfinite(features).all()):

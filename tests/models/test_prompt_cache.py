@@ -51,12 +51,13 @@ def _dropped(caplog):
 @pytest.mark.parametrize("change, reason", [
     (lambda f: {"features": f[:, :, :4, :4].clone()}, "the feature map's shape"),
     (lambda f: {"features": f[0]}, "the feature map's shape"),
-    (lambda f: {"features": f.to(torch.int32)}, "not a floating-point tensor"),
+    (lambda f: {"features": f.to(torch.int32)}, "not a float32 tensor"),
+    (lambda f: {"features": f.to(torch.float16)}, "not a float32 tensor"),
     (lambda f: {"original_size": [4800, 6400]}, "the image size (H, W) is (4800, 6400)"),
     (lambda f: {"input_size": [128, 128]}, "the resized input's size"),
     (lambda f: {"features": torch.full_like(f, float("nan"))}, "NaN"),
     (lambda f: {"key": ["another", "image"]}, "its key"),
-], ids=["smaller-grid", "three-dims", "integer", "forged-original-size", "forged-input-size",
+], ids=["smaller-grid", "three-dims", "integer", "half", "forged-original-size", "forged-input-size",
         "nan", "other-key"])
 def test_a_stored_embedding_that_is_not_this_images_is_dropped_and_computed_again(
         tmp_path, picture, caplog, change, reason):

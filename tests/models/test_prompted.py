@@ -228,3 +228,17 @@ def test_the_prompt_command_refuses_nan_weights_in_one_line(tmp_path, capsys):
     assert err.startswith("segstudio prompt: error: sam_nan.pth: weight "
                           "'image_encoder.patch_embed.proj.weight' holds")
     assert not out.exists()
+
+
+def test_an_encoder_giving_nan_features_is_an_error_not_an_empty_mask(tmp_path):
+    net = DiskNetwork(img_size=128)
+    net.encode = lambda image, on_block: torch.full(net.embedding_shape, float("nan"))
+    seg = PromptedSegmenter(net, name="double")
+    with pytest.raises(PromptedError, match="^double: the image embedding holds NaN"):
+        seg.embed(_image(40, 50))
+    # Nothing is cached: the next try computes again.
+    cache = EmbeddingCache(tmp_path / "cache")
+    with pytest.raises(PromptedError):
+        cache.get_or_compute("w", _image(40, 50), lambda: seg.embed(_image(40, 50)),
+                             seg.check_embedding)
+    assert list((tmp_path / "cache").glob("*/*.pt")) == []
