@@ -46,7 +46,7 @@ def take_entry(where: str, read: Callable[[], T], check: Callable[[T], None],
             drop()
         except OSError:
             pass                    # a cache that cannot be cleaned is only slower
-        log.warning("dropped cache entry %s: %s; it is %s again", where, reason, redo)
+        log.warning("warning: dropped cache entry %s: %s; it is %s again", where, reason, redo)
         return None
     return entry
 

@@ -271,7 +271,7 @@ def test_an_impossible_cached_verdict_is_dropped_and_measured_again(monkeypatch,
     assert pred.precision_note.startswith("bf16: ") and "× faster, 100.00 % agreement" in \
         pred.precision_note
     (line,) = [r.getMessage() for r in caplog.records if r.name == "segstudio.cache"]
-    assert line.startswith("dropped cache entry calibration.json [") and reason in line
+    assert line.startswith("warning: dropped cache entry calibration.json [") and reason in line
     assert line.endswith("it is measured again")
     entry = json.loads(cache.path.read_text())["entries"][key]
     assert entry["fp32_ms"] > entry["candidate_ms"] > 0 and entry["agreement"] == 1.0
