@@ -140,7 +140,9 @@ class CalibrationCache:
     """Verdicts keyed by model fingerprint and machine signature, in one small JSON file.
 
     A damaged or foreign file is treated as empty (calibration simply runs again); a failed
-    write is ignored for the same reason: the cache only saves time.
+    write is ignored for the same reason: the cache only saves time. Each entry is read
+    through :func:`segstudio.io.cache_entry.take_entry` and :func:`check_calibration`: one no
+    measurement can give is dropped from the file, said in one line, and measured again.
     """
 
     def __init__(self, path: Path | None = None) -> None:
