@@ -358,7 +358,7 @@ class PromptedSegmenter:
     def check_embedding(self, embedding: ImageEmbedding, image_shape: Sequence[int]) -> None:
         """Raise :class:`EntryMismatch` unless ``embedding`` is what :meth:`embed` makes of an
         image of ``image_shape`` (H, W, …) with these weights: the image's size, the resized
-        input's size, the network's feature shape, floating point and finite throughout.
+        input's size, the network's feature shape, float32 and finite throughout.
 
         A stored embedding is held against this before use: one for another image size writes
         a mask of the wrong size, one of another shape fails inside the decoder, and NaN
