@@ -131,12 +131,12 @@ def main() -> int:
             post.append((time.perf_counter() - t) * 1000)
 
     with tempfile.TemporaryDirectory() as tmp:
-        EmbeddingCache(Path(tmp)).get_or_compute("w", rgb, lambda: emb)
+        EmbeddingCache(Path(tmp)).get_or_compute("w", rgb, lambda: emb, seg.check_embedding)
         reads = []
         for _ in range(5):
             cache = EmbeddingCache(Path(tmp))
             t = time.perf_counter()
-            cache.get_or_compute("w", rgb, lambda: sys.exit("cache miss"))
+            cache.get_or_compute("w", rgb, lambda: sys.exit("cache miss"), seg.check_embedding)
             reads.append((time.perf_counter() - t) * 1000)
 
     print(f"torch {torch.__version__}, {device}, "

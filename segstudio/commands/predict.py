@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.models import domain
 
     predictor = _make_predictor(args)
+    if (unchecked := domain.unchecked_warning(predictor.meta)) is not None:
+        print(f"warning: {unchecked}", file=sys.stderr)
     if args.ablate:         # hooks that zero the branches for the rest of the command
         from segstudio.explain.probes import ProbeError, zero_branches
         from segstudio.models.registry import REGISTRY

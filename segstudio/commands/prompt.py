@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
             cache = EmbeddingCache(user_data_dir() / "prompt-embeddings")
             embedding = cache.get_or_compute(weights_key(args.weights), rgb,
-                                             lambda: segmenter.embed(rgb))
+                                             lambda: segmenter.embed(rgb),
+                                             segmenter.check_embedding)
         else:
             embedding = segmenter.embed(rgb)
         prediction = segmenter.predict(embedding, points + negatives,

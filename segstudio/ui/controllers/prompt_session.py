@@ -180,7 +180,8 @@ class PromptSession(QObject):
                 key = weights_key(path)
             except OSError as exc:
                 raise ValueError(f"{Path(path).name}: cannot be read ({exc})") from None
-            emb = self.cache.get_or_compute(key, rgb, lambda: seg.embed(rgb, progress, cancelled))
+            emb = self.cache.get_or_compute(key, rgb, lambda: seg.embed(rgb, progress, cancelled),
+                                            seg.check_embedding)
             return seg, emb, key
 
         # PromptedError is a ValueError; naming it here would import torch on the GUI thread.
