@@ -25,7 +25,7 @@ from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTED_OBJEC
                                         checked_file, prediction_of)
 from segstudio.core.objectmap import compact_ids, consistent_ids
 from segstudio.core.palette import VOID_INDEX
-from segstudio.io.atomic import atomic_write_text, remove_stale_parts
+from segstudio.io.atomic import atomic_write_text, old_style_parts, remove_stale_parts
 from segstudio.io.images import ImageData, is_image_path, read_image
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace_error import WorkspaceError
@@ -38,6 +38,7 @@ from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
 _SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR, "VOCdevkit",
                  "__pycache__"}
+_OWN_DIRS = (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR)
 _OPEN_VIDEOS = 4
 
 
@@ -169,6 +170,13 @@ class Workspace:
             if item.status is ItemStatus.UNLABELLED and _is_file(ws.label_path(item)):
                 item.status = ItemStatus.CORRECTED
         ws.remove_stale_temporary_files()
+        kept = ws.old_temporary_files()
+        if kept:
+            more = f" and {len(kept) - 1} more like it" if len(kept) > 1 else ""
+            ws.problems.append(
+                f"{kept[0].relative_to(root).as_posix()}{more}: kept, though named like the "
+                "temporary file of a save an older segstudio could not finish; nothing proves "
+                "it is not yours, so delete it by hand if you do not need it")
         return ws
 
     def _assign_label_paths(self) -> None:
@@ -182,12 +190,23 @@ class Workspace:
             item.label = path
 
     def remove_stale_temporary_files(self) -> int:
-        """Delete the hidden ``.part`` files that saves killed midway left in the workspace's
-        own files (``labels/``, ``predictions/``, the workspace file); returns how many."""
+        """Delete the hidden temporary files that saves killed midway left in the workspace's
+        own files (``labels/``, ``predictions/``, the object folders, the workspace file), only
+        those segstudio provably wrote on this machine (see :func:`remove_stale_parts`);
+        returns how many."""
         removed = remove_stale_parts(self.root, recursive=False)
-        for folder in (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR):
+        for folder in _OWN_DIRS:
             removed += remove_stale_parts(self.root / folder)
         return len(removed)
+
+    def old_temporary_files(self) -> list[Path]:
+        """Files in the workspace's own folders named like an older version's temporary files
+        (``.<name>.<pid>-<random>.part``): never removed, as a user's file can look the same."""
+        found = [p for p in old_style_parts(self.root, recursive=False)
+                 if p.name.startswith(f".{self.FILE_NAME}.")]
+        for folder in _OWN_DIRS:
+            found += old_style_parts(self.root / folder)
+        return found
 
     # -- labels ------------------------------------------------------------------------------
     def labels_dir(self) -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.classes import ClassSet
-from segstudio.io.atomic import follow_umask
+from segstudio.io.atomic import follow_umask, temp_prefix
 from segstudio.io.video import VideoError, VideoSource
 from segstudio.io.video_out import VideoOutError, even_size, open_video_out
 
@@ -282,7 +282,7 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
         raise VideoPipelineError(str(exc)) from None
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".part.mp4",
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(out_path.name), suffix=".part.mp4",
                                         dir=out_path.parent)
         os.close(fd)
         follow_umask(tmp_name)    # mkstemp makes it owner-only; the video is an ordinary file
