@@ -1,4 +1,5 @@
-"""A workspace: the images (and video frames) of one folder, their labels and their status.
+"""A workspace: the images (and the frames of videos and multi-frame DICOM files) of one folder,
+their labels and their status.
 
 Labels live beside the images as palette PNGs under ``<root>/labels/``, mirroring the folders
 of the sources; statuses, authors and the class set live in ``segstudio-workspace.json``
@@ -26,7 +27,8 @@ from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTED_OBJEC
 from segstudio.core.objectmap import compact_ids, consistent_ids
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.atomic import atomic_write_text, old_style_parts, remove_stale_parts
-from segstudio.io.images import ImageData, is_image_path, read_image
+from segstudio.io.dicom import frame_count as dicom_frame_count
+from segstudio.io.images import DICOM_SUFFIXES, ImageData, is_image_path, read_image
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace_error import WorkspaceError
 from segstudio.io.workspace_file import (FORMAT_NAME, FORMAT_VERSION, encode_workspace_file,
@@ -53,7 +55,7 @@ class ItemStatus(str, Enum):
 
 @dataclass(eq=False)
 class Item:
-    """One thing to label: an image file, or one frame of a video file."""
+    """One thing to label: an image file, or one frame of a video or multi-frame DICOM file."""
 
     source: Path
     frame: int | None = None
@@ -158,10 +160,16 @@ class Workspace:
                     problems.append(str(e))
                     continue
                 items.extend(Item(Path(rel), frame=i) for i in range(count))
+            elif path.suffix.lower() in DICOM_SUFFIXES and (count := dicom_frame_count(path)) > 1:
+                items.extend(Item(Path(rel), frame=i) for i in range(count))
             else:
                 items.append(Item(Path(rel)))
         for item in items:
             rec = records.pop(item.key, None)
+            if rec is None and item.frame == 0 and not is_video_path(item.source):
+                # Before its frames were items, a multi-frame DICOM was one item showing its
+                # first frame: that record, and the labels it names, now belong to frame 0.
+                rec = records.pop((item.key[0], None), None)
             if rec is not None:
                 _apply_record(item, rec)
         ws = cls(root, classes or voc21(), items, scan=scan, foreign=list(records.values()))
@@ -281,10 +289,13 @@ class Workspace:
 
     # -- pixels ------------------------------------------------------------------------------
     def read_image(self, item: Item) -> ImageData:
-        """The item's picture: the image file, or the video frame as 8-bit RGB."""
+        """The item's picture: the image file, the DICOM frame at full depth, or the video frame
+        as 8-bit RGB."""
         path = self.source_path(item)
         if item.frame is None:
             return read_image(path)
+        if not is_video_path(path):
+            return read_image(path, frame=item.frame)     # a frame of a multi-frame DICOM
         try:
             video = self._video(path)
             frame = video.read(item.frame)

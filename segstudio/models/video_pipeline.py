@@ -25,7 +25,7 @@ import numpy as np
 
 from segstudio.core.classes import ClassSet
 from segstudio.io.atomic import follow_umask, temp_prefix
-from segstudio.io.video import VideoError, VideoSource
+from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.video_out import VideoOutError, even_size, open_video_out
 
 QUEUE_FRAMES = 4          # decoded frames waiting for the model: enough to hide decode jitter
@@ -377,7 +377,8 @@ def _video_items(ws, source: str | Path) -> tuple[str, dict[int, int]]:
     """(posix path, frame -> workspace row) of the workspace video ``source``."""
     source = Path(source).as_posix()
     rows = {it.frame: row for row, it in enumerate(ws.items)
-            if it.frame is not None and Path(it.source).as_posix() == source}
+            if it.frame is not None and Path(it.source).as_posix() == source
+            and is_video_path(it.source)}     # not the frames of a multi-frame DICOM
     if not rows:
         raise VideoPipelineError(f"{source}: not a video of the workspace {ws.root.name}")
     return source, rows
