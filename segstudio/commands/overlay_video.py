@@ -60,6 +60,7 @@ def parse_frames(text: str | None, count: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segstudio.io.video import is_video_path
     from segstudio.io.workspace import Workspace, WorkspaceError
     from segstudio.models.video_pipeline import VideoPipelineError, workspace_overlay_video
 
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     except WorkspaceError as exc:
         raise CommandError(str(exc)) from None
     try:
-        sources = sorted({Path(it.source).as_posix() for it in ws.items if it.frame is not None})
+        sources = sorted({Path(it.source).as_posix() for it in ws.items
+                          if it.frame is not None and is_video_path(it.source)})
         source = choose_video(sources, args.video, ws.root.name)
         count = 1 + max(it.frame for it in ws.items
                         if it.frame is not None and Path(it.source).as_posix() == source)

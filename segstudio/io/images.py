@@ -50,10 +50,12 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageData:
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               frame: int | None = None) -> ImageData:
     """Read an image file; refuse one whose header claims more than ``max_pixels`` pixels, or
     more memory than the machine has free, and anything but a regular file (a pipe named
-    ``a.png`` would block forever)."""
+    ``a.png`` would block forever). ``frame`` picks one frame (from 0) of a multi-frame DICOM;
+    other files hold one picture, and only frame 0 of them can be asked for."""
     path = Path(path)
     f = open_image_file(path)
     with f:
@@ -68,7 +70,10 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         if _looks_like_dicom(path, head):
             from segstudio.io.dicom import read_dicom
 
-            return read_dicom(path, max_pixels=max_pixels)
+            return read_dicom(path, max_pixels=max_pixels, frame=frame)
+        if frame:
+            raise ImageReadError(path, f"frame {frame + 1} was asked for, but only a "
+                                 "multi-frame DICOM file holds frames")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             image = _read_with_pillow(path, f, head, size, max_pixels)

@@ -1,4 +1,5 @@
-"""A workspace: the images (and video frames) of one folder, their labels and their status.
+"""A workspace: the images (and the frames of videos and multi-frame DICOM files) of one folder,
+their labels and their status.
 
 Labels live beside the images as palette PNGs under ``<root>/labels/``, mirroring the folders
 of the sources; statuses, authors and the class set live in ``segstudio-workspace.json``
@@ -25,8 +26,9 @@ from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTED_OBJEC
                                         checked_file, prediction_of)
 from segstudio.core.objectmap import compact_ids, consistent_ids
 from segstudio.core.palette import VOID_INDEX
-from segstudio.io.atomic import atomic_write_text, remove_stale_parts
-from segstudio.io.images import ImageData, is_image_path, read_image
+from segstudio.io.atomic import atomic_write_text, old_style_parts, remove_stale_parts
+from segstudio.io.dicom import frame_count as dicom_frame_count
+from segstudio.io.images import DICOM_SUFFIXES, ImageData, is_image_path, read_image
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace_error import WorkspaceError
 from segstudio.io.workspace_file import (FORMAT_NAME, FORMAT_VERSION, encode_workspace_file,
@@ -38,6 +40,7 @@ from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
 _SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR, "VOCdevkit",
                  "__pycache__"}
+_OWN_DIRS = (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR)
 _OPEN_VIDEOS = 4
 
 
@@ -52,7 +55,7 @@ class ItemStatus(str, Enum):
 
 @dataclass(eq=False)
 class Item:
-    """One thing to label: an image file, or one frame of a video file."""
+    """One thing to label: an image file, or one frame of a video or multi-frame DICOM file."""
 
     source: Path
     frame: int | None = None
@@ -157,10 +160,16 @@ class Workspace:
                     problems.append(str(e))
                     continue
                 items.extend(Item(Path(rel), frame=i) for i in range(count))
+            elif path.suffix.lower() in DICOM_SUFFIXES and (count := dicom_frame_count(path)) > 1:
+                items.extend(Item(Path(rel), frame=i) for i in range(count))
             else:
                 items.append(Item(Path(rel)))
         for item in items:
             rec = records.pop(item.key, None)
+            if rec is None and item.frame == 0 and not is_video_path(item.source):
+                # Before its frames were items, a multi-frame DICOM was one item showing its
+                # first frame: that record, and the labels it names, now belong to frame 0.
+                rec = records.pop((item.key[0], None), None)
             if rec is not None:
                 _apply_record(item, rec)
         ws = cls(root, classes or voc21(), items, scan=scan, foreign=list(records.values()))
@@ -169,6 +178,13 @@ class Workspace:
             if item.status is ItemStatus.UNLABELLED and _is_file(ws.label_path(item)):
                 item.status = ItemStatus.CORRECTED
         ws.remove_stale_temporary_files()
+        kept = ws.old_temporary_files()
+        if kept:
+            more = f" and {len(kept) - 1} more like it" if len(kept) > 1 else ""
+            ws.problems.append(
+                f"{kept[0].relative_to(root).as_posix()}{more}: kept, though named like the "
+                "temporary file of a save an older segstudio could not finish; nothing proves "
+                "it is not yours, so delete it by hand if you do not need it")
         return ws
 
     def _assign_label_paths(self) -> None:
@@ -182,12 +198,23 @@ class Workspace:
             item.label = path
 
     def remove_stale_temporary_files(self) -> int:
-        """Delete the hidden ``.part`` files that saves killed midway left in the workspace's
-        own files (``labels/``, ``predictions/``, the workspace file); returns how many."""
+        """Delete the hidden temporary files that saves killed midway left in the workspace's
+        own files (``labels/``, ``predictions/``, the object folders, the workspace file), only
+        those segstudio provably wrote on this machine (see :func:`remove_stale_parts`);
+        returns how many."""
         removed = remove_stale_parts(self.root, recursive=False)
-        for folder in (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR):
+        for folder in _OWN_DIRS:
             removed += remove_stale_parts(self.root / folder)
         return len(removed)
+
+    def old_temporary_files(self) -> list[Path]:
+        """Files in the workspace's own folders named like an older version's temporary files
+        (``.<name>.<pid>-<random>.part``): never removed, as a user's file can look the same."""
+        found = [p for p in old_style_parts(self.root, recursive=False)
+                 if p.name.startswith(f".{self.FILE_NAME}.")]
+        for folder in _OWN_DIRS:
+            found += old_style_parts(self.root / folder)
+        return found
 
     # -- labels ------------------------------------------------------------------------------
     def labels_dir(self) -> Path:
@@ -262,10 +289,13 @@ class Workspace:
 
     # -- pixels ------------------------------------------------------------------------------
     def read_image(self, item: Item) -> ImageData:
-        """The item's picture: the image file, or the video frame as 8-bit RGB."""
+        """The item's picture: the image file, the DICOM frame at full depth, or the video frame
+        as 8-bit RGB."""
         path = self.source_path(item)
         if item.frame is None:
             return read_image(path)
+        if not is_video_path(path):
+            return read_image(path, frame=item.frame)     # a frame of a multi-frame DICOM
         try:
             video = self._video(path)
             frame = video.read(item.frame)

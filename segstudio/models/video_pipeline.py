@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.classes import ClassSet
-from segstudio.io.atomic import follow_umask
-from segstudio.io.video import VideoError, VideoSource
+from segstudio.io.atomic import follow_umask, temp_prefix
+from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.video_out import VideoOutError, even_size, open_video_out
 
 QUEUE_FRAMES = 4          # decoded frames waiting for the model: enough to hide decode jitter
@@ -282,7 +282,7 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
         raise VideoPipelineError(str(exc)) from None
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".part.mp4",
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(out_path.name), suffix=".part.mp4",
                                         dir=out_path.parent)
         os.close(fd)
         follow_umask(tmp_name)    # mkstemp makes it owner-only; the video is an ordinary file
@@ -377,7 +377,8 @@ def _video_items(ws, source: str | Path) -> tuple[str, dict[int, int]]:
     """(posix path, frame -> workspace row) of the workspace video ``source``."""
     source = Path(source).as_posix()
     rows = {it.frame: row for row, it in enumerate(ws.items)
-            if it.frame is not None and Path(it.source).as_posix() == source}
+            if it.frame is not None and Path(it.source).as_posix() == source
+            and is_video_path(it.source)}     # not the frames of a multi-frame DICOM
     if not rows:
         raise VideoPipelineError(f"{source}: not a video of the workspace {ws.root.name}")
     return source, rows

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
                                QVBoxLayout, QWidget)
 
 from segstudio.io.workspace import WorkspaceError
-from segstudio.io.video import VideoError, VideoSource
+from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.controllers.model_runs import PROTECTED
 from segstudio.ui.notice import Level
@@ -159,9 +159,10 @@ class VideoPanel(QWidget):
 
     # -- following the window ----------------------------------------------------------------
     def document_shown(self, doc) -> None:
-        """Show the timeline of the frame's video, or hide the dock for a still image."""
+        """Show the timeline of the frame's video, or hide the dock for a still image (and for
+        a frame of a multi-frame DICOM, which the file list steps through)."""
         frame = getattr(doc.item, "frame", None)
-        if frame is None:
+        if frame is None or not is_video_path(doc.item.source):
             self.pause()
             self.source = None
             self.dock.hide() if self.dock is not None else None
