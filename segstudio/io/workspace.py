@@ -169,6 +169,10 @@ class Workspace:
             if item.status is ItemStatus.UNLABELLED and _is_file(ws.label_path(item)):
                 item.status = ItemStatus.CORRECTED
         ws.remove_stale_temporary_files()
+        if stored is not None:
+            from segstudio.io.relabel import finish_interrupted_relabel
+
+            finish_interrupted_relabel(ws)       # a change of class set a crash cut short
         return ws
 
     def _assign_label_paths(self) -> None:
