@@ -185,6 +185,10 @@ class Workspace:
                 f"{kept[0].relative_to(root).as_posix()}{more}: kept, though named like the "
                 "temporary file of a save an older segstudio could not finish; nothing proves "
                 "it is not yours, so delete it by hand if you do not need it")
+        if stored is not None:
+            from segstudio.io.relabel import finish_interrupted_relabel
+
+            finish_interrupted_relabel(ws)       # a change of class set a crash cut short
         return ws
 
     def _assign_label_paths(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from segstudio.core.class_mapping import remap_prediction
 from segstudio.core.classes import ClassSet
 from segstudio.io.atomic import follow_umask, temp_prefix
 from segstudio.io.video import VideoError, VideoSource, is_video_path
@@ -387,19 +388,22 @@ def _video_items(ws, source: str | Path) -> tuple[str, dict[int, int]]:
 def predict_workspace_frames(ws, source: str | Path, predictor, frames: Iterable[int],
                              on_result: Callable[[int, Any], None],
                              cancel: Callable[[], bool] | None = None, *,
-                             write_labels: Iterable[int] = ()) -> PipelineStats:
+                             write_labels: Iterable[int] = (), mapping=None) -> PipelineStats:
     """``predict_frames`` over workspace ``ws``'s video ``source``, keeping each prediction as the
     frame's prediction file (and as its labels for frames in ``write_labels``) in the writer
     thread, then calling ``on_result(row, prediction)`` with the frame's workspace row.
 
-    A prediction whose class count differs from the workspace's is passed on unwritten: the
-    caller decides what to do about it.
+    ``mapping`` (a :class:`~segstudio.core.class_mapping.ClassMapping`) turns the model's class
+    indices into the workspace's, by name. A prediction whose class count still differs from
+    the workspace's is passed on unwritten: the caller decides what to do about it.
     """
     source, rows = _video_items(ws, source)
     writable = set(write_labels)
 
     def store(frame: int, prediction) -> None:
         item = ws.items[rows[frame]]
+        if mapping is not None:
+            remap_prediction(prediction, mapping)
         if prediction.probabilities.shape[0] == len(ws.classes):
             ws.save_prediction(item, prediction.labels)
             if frame in writable:

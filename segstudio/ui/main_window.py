@@ -28,6 +28,7 @@ from segstudio.ui.canvas.prediction_layers import PredictionLayers
 from segstudio.ui.canvas.render import OverlayMode
 from segstudio.ui.canvas.view import Canvas
 from segstudio.ui.canvas.window_level import WindowLevel
+from segstudio.ui.controllers.class_sets import ClassSetChange
 from segstudio.ui.controllers.documents import Documents
 from segstudio.ui.controllers.document_loader import DocumentLoader
 from segstudio.ui.controllers.model_runs import ModelRuns
@@ -112,6 +113,8 @@ class MainWindow(QMainWindow):
         self.legend.classSelected.connect(lambda _: self._update_status_class())
         self.legend.hiddenChanged.connect(self._set_hidden)
         self.legend.classesEdited.connect(self.set_classes)
+        self.class_sets = ClassSetChange(self)
+        self.legend.replaceRequested.connect(self.class_sets.replace)
         self.legend.error.connect(self.show_error)
         self.files.activated.connect(self.show_row)
         self.canvas.hovered.connect(self._show_pixel)
