@@ -80,7 +80,7 @@ class Documents:
             window.ws_writer.flush()
         window.loader.forget()
         window.workspace = ws
-        window.ws_writer.attach(ws)
+        window.ws_writer.attach(ws, self.took_in)
         window.autosave.reset(str(ws.root))
         for doc in self.kept.clear() + ([window.doc] if window.doc is not None else []):
             doc.labels.remove_listener(window.labels_changed)
@@ -91,6 +91,19 @@ class Documents:
         window.files.set_items(ws.items)
         window.setWindowTitle(f"segstudio — {ws.root.name}[*]")
         window.show_row(0)
+
+    def took_in(self, ws: Workspace, adoption) -> None:
+        """Another segstudio changed the workspace file and ``ws`` took its changes in: show
+        its class set and the statuses of the rows it changed."""
+        window = self.window
+        if ws is not window.workspace:
+            return
+        if adoption.classes and window.classes != ws.classes:
+            window.set_classes(ws.classes)
+        for row in adoption.rows:
+            window.files.model.item_changed(row)
+        window.statusBar().showMessage("Took in what another segstudio changed in this "
+                                       "workspace", 8000)
 
     # -- showing -----------------------------------------------------------------------------
     def show_row(self, row: int) -> bool:
