@@ -34,7 +34,8 @@ from segstudio.io.dicom import frame_count as dicom_frame_count
 from segstudio.io.images import DICOM_SUFFIXES, ImageData, is_image_path, read_image
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace_error import WorkspaceError
-from segstudio.io.workspace_file import FORMAT_NAME, FORMAT_VERSION, load_workspace_file
+from segstudio.io.workspace_file import (FORMAT_NAME, FORMAT_VERSION, load_workspace_file,
+                                         parse_workspace_file, read_workspace_bytes)
 from segstudio.io.workspace_lock import workspace_lock, write_merged
 from segstudio.io.workspace_merge import (Adoption, Base, Merge, Snapshot, merge_workspace_data,
                                           plan_adoption, settle)
@@ -426,10 +427,10 @@ class Workspace:
         is written.
         """
         base = data.base if isinstance(data, Snapshot) else self._base
-        path = self.file_path()
+        ours, path = dict(data), self.file_path()
         with workspace_lock(path):
-            written, raw, _theirs, _raw = write_merged(path, dict(data), base.raw, base.data)
-            return self._settle(base, data, written, written, raw)
+            written, raw = write_merged(path, ours, base.raw, base.data)
+            return self._settle(base, ours, written, written, raw)
 
     @contextlib.contextmanager
     def transaction(self, timeout: float | None = None) -> Iterator["Workspace"]:
@@ -437,9 +438,10 @@ class Workspace:
         processes wrote since, then every save in the block is written at once under the same
         hold, so no other segstudio changes the file in between."""
         with workspace_lock(self.file_path(), timeout):
-            raw, theirs = load_workspace_file(self.file_path())
+            raw = read_workspace_bytes(self.file_path())
             ours = self.snapshot()
-            if theirs is not None and raw != ours.base.raw:
+            if raw is not None and raw != ours.base.raw:
+                theirs = parse_workspace_file(self.FILE_NAME, raw)
                 merged = merge_workspace_data(ours.base.data, dict(ours), theirs)
                 merge = self._settle(ours.base, ours, merged, theirs, raw)
                 if merge is not None:

@@ -47,15 +47,20 @@ def read_workspace_file(path: Path) -> dict | None:
 def load_workspace_file(path: Path) -> tuple[bytes | None, dict | None]:
     """The file's bytes and its checked content, (None, None) when there is none. The bytes
     tell a later writer whether anyone changed the file since (see ``workspace_lock``)."""
+    raw = read_workspace_bytes(path)
+    return raw, None if raw is None else parse_workspace_file(path.name, raw)
+
+
+def read_workspace_bytes(path: Path) -> bytes | None:
+    """The file's bytes, unchecked; None when there is none."""
     if not path.is_file():
-        return None, None
+        return None
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:           # replaced or removed since the check
-        return None, None
+        return None
     except OSError as e:
         raise WorkspaceError(f"{path.name}: cannot be read ({e.strerror or e})") from None
-    return raw, parse_workspace_file(path.name, raw)
 
 
 def parse_workspace_file(name: str, raw: bytes) -> dict:

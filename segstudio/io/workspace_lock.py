@@ -22,7 +22,8 @@ from filelock import FileLock, Timeout
 
 from segstudio.io import atomic
 from segstudio.io.workspace_error import WorkspaceError
-from segstudio.io.workspace_file import encode_workspace_file, load_workspace_file
+from segstudio.io.workspace_file import (encode_workspace_file, parse_workspace_file,
+                                         read_workspace_bytes)
 from segstudio.io.workspace_merge import merge_workspace_data
 
 LOCK_TIMEOUT_S = 60.0            # how long a writer waits for another segstudio's change
@@ -82,26 +83,34 @@ def _lock_of(file: Path) -> FileLock:
 
 
 def _note_owner(file: Path) -> None:
-    """Write this process's id for writers that time out waiting (only informative)."""
+    """Write this process's id for writers that time out waiting (only informative; not
+    rewritten while it already names this process, since truncating a file is slow)."""
+    mine = f"{os.getpid()}\n"
+    if _read_owner(file) == mine.strip():
+        return
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     with contextlib.suppress(OSError):
         fd = os.open(owner_path(file), flags, 0o666)
         try:
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            os.write(fd, mine.encode("ascii"))
         finally:
             os.close(fd)
 
 
-def _holder(file: Path) -> str:
+def _read_owner(file: Path) -> str:
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(owner_path(file), flags)
         try:
-            text = os.read(fd, _OWNER_BYTES).decode("ascii").strip()
+            return os.read(fd, _OWNER_BYTES).decode("ascii").strip()
         finally:
             os.close(fd)
     except (OSError, UnicodeDecodeError):
-        text = ""
+        return ""
+
+
+def _holder(file: Path) -> str:
+    text = _read_owner(file)
     if not text.isdigit():
         return "process unknown"
     pid = int(text)
@@ -110,22 +119,22 @@ def _holder(file: Path) -> str:
 
 # -- writing under the lock --------------------------------------------------------------------
 def write_merged(file: Path, ours: dict, base_raw: bytes | None, base: dict | None, *,
-                 timeout: float | None = None) -> tuple[dict, bytes, dict | None, bytes | None]:
+                 timeout: float | None = None) -> tuple[dict, bytes]:
     """Write ``ours`` to the workspace file ``file`` under its lock, merged with whatever
     another process wrote there since the base (``base_raw``, its bytes, and ``base``, its
     content; None for both when there was no file).
 
-    Returns what was written, its bytes, and the file's content and bytes found before (None
-    when absent). Raises :class:`WorkspaceError` for a damaged file, a class-set conflict or a
-    failed write, leaving the file as it was.
+    Returns what was written (``ours`` itself when nothing was merged) and its bytes. A damaged
+    file, a class-set conflict or a failed write is a :class:`WorkspaceError`, and the file
+    stays as it was.
     """
     with workspace_lock(file, timeout):
-        raw, theirs = load_workspace_file(file)
-        result = ours if theirs is None or raw == base_raw else \
-            merge_workspace_data(base, ours, theirs)
+        raw = read_workspace_bytes(file)
+        theirs = None if raw is None or raw == base_raw else parse_workspace_file(file.name, raw)
+        result = ours if theirs is None else merge_workspace_data(base, ours, theirs)
         text = encode_workspace_file(result)
         try:
             atomic.atomic_write_text(file, text)
         except OSError as e:
             raise WorkspaceError(f"{file.name}: cannot be saved ({e.strerror or e})") from None
-        return result, text.encode("utf-8"), theirs, raw
+        return result, text.encode("utf-8")

@@ -186,6 +186,8 @@ def settle(base: Base, ours: dict, merged: dict, held: dict,
     does, the base of those records (and of the class set) stays the old one, so that a change
     made here meanwhile meets theirs as a change on both sides, never as an overwrite.
     """
+    if merged is ours:                              # written as it was: nothing to take in
+        return Base(raw, held), None
     mine, goal = records_by_key(ours), records_by_key(merged)
     keys = frozenset(k for k in set(mine) | set(goal)
                      if canonical(mine.get(k)) != canonical(goal.get(k)))
