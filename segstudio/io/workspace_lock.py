@@ -28,6 +28,7 @@ from segstudio.io.workspace_merge import merge_workspace_data
 
 LOCK_TIMEOUT_S = 60.0            # how long a writer waits for another segstudio's change
 _OWNER_BYTES = 64
+_NO_WAIT = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)   # no pipe, no link
 
 _locks: dict[str, FileLock] = {}
 _locks_guard = threading.Lock()
@@ -59,7 +60,7 @@ def workspace_lock(file: Path, timeout: float | None = None) -> Iterator[None]:
         lock.acquire(timeout=wait)
     except Timeout:
         raise WorkspaceError(
-            f"{file.name} in {file.parent.name or file.parent}: is being changed by another "
+            f"{file.name} in {file.parent.name or file.parent} is being changed by another "
             f"segstudio ({_holder(file)}); try again") from None
     except OSError as e:
         raise WorkspaceError(f"{file.name}: cannot be saved ({e.strerror or e})") from None
@@ -88,8 +89,8 @@ def _note_owner(file: Path) -> None:
     mine = f"{os.getpid()}\n"
     if _read_owner(file) == mine.strip():
         return
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    with contextlib.suppress(OSError):
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NO_WAIT
+    with contextlib.suppress(OSError):          # a pipe or link planted there: no note
         fd = os.open(owner_path(file), flags, 0o666)
         try:
             os.write(fd, mine.encode("ascii"))
@@ -98,7 +99,7 @@ def _note_owner(file: Path) -> None:
 
 
 def _read_owner(file: Path) -> str:
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+    flags = os.O_RDONLY | _NO_WAIT
     try:
         fd = os.open(owner_path(file), flags)
         try:

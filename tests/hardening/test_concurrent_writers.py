@@ -120,3 +120,50 @@ def test_the_window_saving_while_a_command_imports_keeps_both(window, qtbot, tmp
     again = Workspace.open(root)
     assert _meaning(again, again.items[1]) == {"tvmonitor"}
     assert all(_meaning(again, again.items[i]) == {"lynx"} for i in range(0, ITEMS, 2))
+
+
+def test_a_class_set_changed_by_both_is_reported_by_the_window_and_nothing_written(
+        window, qtbot, tmp_path):
+    root = _workspace(tmp_path / "ws")
+    assert window.open_paths([root])
+    other = Workspace.open(root)                       # another segstudio, meanwhile
+    other.classes = other.classes.with_class("otter")
+    other.save()
+    before = (root / Workspace.FILE_NAME).read_bytes()
+    with qtbot.waitSignal(window.ws_writer.failed, timeout=10000) as failed:
+        window.set_classes(window.classes.with_class("lynx"))
+    assert "changed by another segstudio" in failed.args[0]
+    assert "here: lynx; there: otter" in failed.args[0]
+    window.ws_writer.flush()
+    assert (root / Workspace.FILE_NAME).read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_lock_held_too_long_is_reported_by_the_window_not_a_hang(window, qtbot, tmp_path,
+                                                                    monkeypatch):
+    import segstudio.io.workspace_lock as workspace_lock
+
+    root = _workspace(tmp_path / "ws")
+    assert window.open_paths([root])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from pathlib import Path\n"
+         "from segstudio.io.workspace_lock import workspace_lock\n"
+         "with workspace_lock(Path(sys.argv[1])):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(60)\n", str(root / Workspace.FILE_NAME)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(workspace_lock, "LOCK_TIMEOUT_S", 0.5)
+        with qtbot.waitSignal(window.ws_writer.failed, timeout=10000) as failed:
+            window.workspace.set_status(window.workspace.items[0], ItemStatus.REVIEWED)
+        assert f"being changed by another segstudio (pid {holder.pid}); try again" in \
+            failed.args[0]
+    finally:
+        holder.kill()
+        holder.wait()
+    window.workspace.set_status(window.workspace.items[0], ItemStatus.REVIEWED)
+    assert window.ws_writer.flush()
+    records = json.loads((root / Workspace.FILE_NAME).read_text(encoding="utf-8"))["items"]
+    assert [r["status"] for r in records if r["source"] == "img00.png"] == ["reviewed"]

@@ -182,7 +182,7 @@ def test_a_lock_held_elsewhere_is_a_clear_error_after_the_timeout(folder, monkey
         assert holder.stdout.readline().strip() == "held"
         monkeypatch.setattr(workspace_lock, "LOCK_TIMEOUT_S", 0.5)
         start = time.monotonic()
-        with pytest.raises(WorkspaceError, match=rf"segstudio-workspace.json in ws: is being "
+        with pytest.raises(WorkspaceError, match=rf"segstudio-workspace.json in ws is being "
                                                  rf"changed by another segstudio \(pid "
                                                  rf"{holder.pid}\); try again"):
             ws.set_status(ws.items[0], ItemStatus.REVIEWED)
@@ -212,3 +212,13 @@ def test_the_lock_file_is_hidden_and_never_an_item_a_label_or_a_leftover(folder,
     out = write_voc(tmp_path / "out", again.samples(), again.classes, val_fraction=0.0)
     exported = [p.name for p in out.root.rglob("*")]
     assert not any(n.startswith(".segstudio") for n in exported)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_planted_as_the_lock_owner_note_never_holds_up_a_save(folder):
+    note = workspace_lock.owner_path(folder / Workspace.FILE_NAME)
+    note.unlink()
+    os.mkfifo(note)
+    ws = Workspace.open(folder)
+    ws.set_status(ws.items[0], ItemStatus.REVIEWED)
+    assert _records(folder)["a.png"]["status"] == "reviewed"

@@ -3,7 +3,8 @@
 Opens a folder as a workspace (or loose files together), shows a workspace row, keeps the
 documents of recently shown items in :class:`~segstudio.ui.canvas.document.KeptDocuments` (so
 their labels and undo history survive a switch), saves one with unsaved edits before it is
-dropped, and reloads after label files changed under the window.
+dropped, reloads after label files changed under the window, and shows the classes and
+statuses the workspace took in from another segstudio's writes.
 """
 
 from __future__ import annotations
