@@ -115,9 +115,8 @@ class Workspace:
         raw, stored = load_workspace_file(root / cls.FILE_NAME)
         skipped: list[str] = []
         sources = _scan(root, skipped)
-        ws = cls._assemble(root, sources, stored, classes, scan="folder")
+        ws = cls._assemble(root, sources, stored, classes, scan="folder", raw=raw)
         ws.problems[:0] = skipped
-        ws._base = Base(raw, stored)
         return ws
 
     @classmethod
@@ -159,13 +158,11 @@ class Workspace:
             if stored.get("scan") == "folder":
                 scan = "folder"
             rels |= {r for r in stored.get("files", []) if (root / r).is_file()}
-        ws = cls._assemble(root, sorted(rels), stored, classes, scan=scan)
-        ws._base = Base(raw, stored)
-        return ws
+        return cls._assemble(root, sorted(rels), stored, classes, scan=scan, raw=raw)
 
     @classmethod
     def _assemble(cls, root: Path, sources: list[str], stored: dict | None,
-                  classes: ClassSet | None, scan: str) -> "Workspace":
+                  classes: ClassSet | None, scan: str, raw: bytes | None = None) -> "Workspace":
         records = {}
         if stored is not None:
             try:
@@ -198,6 +195,7 @@ class Workspace:
             if rec is not None:
                 _apply_record(item, rec)
         ws = cls(root, classes or voc21(), items, scan=scan, foreign=list(records.values()))
+        ws._base = Base(raw, stored)        # before any write below (an unfinished relabel)
         ws.problems = problems
         for item in ws.items:  # labels written by hand or by another tool, without a record
             if item.status is ItemStatus.UNLABELLED and _is_file(ws.label_path(item)):
