@@ -222,3 +222,29 @@ def test_a_pipe_planted_as_the_lock_owner_note_never_holds_up_a_save(folder):
     ws = Workspace.open(folder)
     ws.set_status(ws.items[0], ItemStatus.REVIEWED)
     assert _records(folder)["a.png"]["status"] == "reviewed"
+
+
+def test_changing_the_class_set_by_name_holds_the_lock_throughout(folder):
+    import threading
+
+    from segstudio.io.relabel import relabel_by_name
+
+    ws = Workspace.open(folder)
+    ws.save_labels(ws.items[0], np.full((6, 7), 2, np.uint8))
+    refused = []
+
+    def another_writer(done, total):
+        def attempt():
+            try:
+                with workspace_lock.workspace_lock(ws.file_path(), timeout=0.2):
+                    refused.append(False)
+            except WorkspaceError:
+                refused.append(True)
+        thread = threading.Thread(target=attempt)
+        thread.start()
+        thread.join()
+
+    relabel_by_name(ws, ClassSet(["background", "heart", "lung"], title="chest"),
+                    progress=another_writer)
+    assert refused == [True]
+    assert (Workspace.open(folder).load_labels(ws.items[0]) == 1).all()
