@@ -167,3 +167,33 @@ def test_a_lock_held_too_long_is_reported_by_the_window_not_a_hang(window, qtbot
     assert window.ws_writer.flush()
     records = json.loads((root / Workspace.FILE_NAME).read_text(encoding="utf-8"))["items"]
     assert [r["status"] for r in records if r["source"] == "img00.png"] == ["reviewed"]
+
+
+def test_restoring_an_autosave_keeps_what_another_segstudio_wrote_meanwhile(
+        window, image_folder, qtbot, monkeypatch):
+    from segstudio.io import recovery
+    from segstudio.paths import user_data_dir
+    from segstudio.ui.background.autosave import restore_session
+    from tests.ui.helpers import drag
+
+    assert window.open_paths([image_folder])
+    window.legend.select_class(1)
+    drag(window.canvas, [(10, 10), (40, 10)])
+    assert window.autosave.flush() == 1 and window.autosave.wait()
+    monkeypatch.setattr(recovery, "_alive", lambda pid: False)     # as if this one had crashed
+    session = recovery.orphans(user_data_dir() / "recovery")[0]
+    load = recovery.RecoveredItem.load
+
+    def load_while_another_writes(item):
+        other = Workspace.open(image_folder)                      # between reading and saving
+        other.classes = other.classes.with_class("otter")
+        other.set_status(other.items[2], ItemStatus.REVIEWED, by="other")
+        return load(item)
+
+    monkeypatch.setattr(recovery.RecoveredItem, "load", load_while_another_writes)
+    assert restore_session(window, session) == 1
+    data = json.loads((image_folder / Workspace.FILE_NAME).read_text(encoding="utf-8"))
+    records = {r["source"]: r for r in data["items"]}
+    assert records["c_deep.png"]["updated_by"] == "other"
+    assert records["a_gradient.png"]["updated_by"] == "recovered autosave"
+    assert data["classes"]["classes"][-1]["name"] == "otter"
