@@ -60,21 +60,21 @@ def run(args: argparse.Namespace) -> int:
     if not is_folder:
         raise CommandError(f"{source.name[:80] or args.source[:80]}: not a folder (give a VOC "
                            "tree, a folder of labelme files or a folder of label PNGs)")
-    try:
-        ws = Workspace.open(args.workspace)
-    except WorkspaceError as exc:
-        raise CommandError(str(exc)) from None
     function = {"voc": importers.import_voc_tree, "labelme": importers.import_labelme_folder,
                 "png": importers.import_label_folder}
     try:
-        kind = detect_kind(source) if args.kind == "auto" else args.kind
-        report = function[kind](source, ws, replace=args.replace)
+        # Locked from reading the workspace to its last save: another segstudio waits, then
+        # sees this import's classes and statuses (and numbers its new classes after these).
+        with Workspace.locked(args.workspace) as ws:
+            try:
+                kind = detect_kind(source) if args.kind == "auto" else args.kind
+                report = function[kind](source, ws, replace=args.replace)
+            finally:
+                ws.close()
     except (importers.LabelImportError, WorkspaceError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"{source.name}: cannot be read ({exc.strerror or exc})") from None
-    finally:
-        ws.close()
     what = {"voc": "Pascal VOC tree", "labelme": "labelme files", "png": "label PNGs"}[kind]
     print(f"imported the labels of {len(report.imported)} item(s) from {source.name} ({what})"
           + (f": {', '.join(report.imported)}" if report.imported else ""))

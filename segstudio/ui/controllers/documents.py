@@ -3,7 +3,8 @@
 Opens a folder as a workspace (or loose files together), shows a workspace row, keeps the
 documents of recently shown items in :class:`~segstudio.ui.canvas.document.KeptDocuments` (so
 their labels and undo history survive a switch), saves one with unsaved edits before it is
-dropped, and reloads after label files changed under the window.
+dropped, reloads after label files changed under the window, and shows the classes and
+statuses the workspace took in from another segstudio's writes.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Documents:
             window.ws_writer.flush()
         window.loader.forget()
         window.workspace = ws
-        window.ws_writer.attach(ws)
+        window.ws_writer.attach(ws, self.took_in)
         window.autosave.reset(str(ws.root))
         for doc in self.kept.clear() + ([window.doc] if window.doc is not None else []):
             doc.labels.remove_listener(window.labels_changed)
@@ -91,6 +92,19 @@ class Documents:
         window.files.set_items(ws.items)
         window.setWindowTitle(f"segstudio — {ws.root.name}[*]")
         window.show_row(0)
+
+    def took_in(self, ws: Workspace, adoption) -> None:
+        """Another segstudio changed the workspace file and ``ws`` took its changes in: show
+        its class set and the statuses of the rows it changed."""
+        window = self.window
+        if ws is not window.workspace:
+            return
+        if adoption.classes and window.classes != ws.classes:
+            window.set_classes(ws.classes)
+        for row in adoption.rows:
+            window.files.model.item_changed(row)
+        window.statusBar().showMessage("Took in what another segstudio changed in this "
+                                       "workspace", 8000)
 
     # -- showing -----------------------------------------------------------------------------
     def show_row(self, row: int) -> bool:

@@ -45,6 +45,7 @@ def import_labels(window, kind: str, folder: Path, *,
     would be replaced."""
     from segstudio.io import labels as importers
     from segstudio.io.labels import LabelImportError
+    from segstudio.io.workspace import WorkspaceError
 
     ws = window.workspace
     if ws is None or not window.maybe_save():     # saved edits count as corrected: asked below
@@ -54,8 +55,12 @@ def import_labels(window, kind: str, folder: Path, *,
         if replace is None:
             return None
     function = getattr(importers, KINDS[kind][1])
-    task = BackgroundTask(lambda progress, cancelled: function(folder, ws, replace=replace),
-                          (LabelImportError,), window)
+
+    def job(progress, cancelled):
+        with ws.transaction():      # another segstudio's classes first, none of its in between
+            return function(folder, ws, replace=replace)
+
+    task = BackgroundTask(job, (LabelImportError, WorkspaceError), window)
     task.result = None
 
     def done(report) -> None:
