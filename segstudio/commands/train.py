@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=whole(0, 128), default=0, help="data loading processes")
     parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing FILE that is not a segstudio checkpoint (a "
+                             "checkpoint, from an earlier run, is replaced without asking)")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -62,7 +65,35 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _is_checkpoint(path) -> bool:
+    """Whether ``path`` is a segstudio checkpoint (what a run writes, so a rerun may replace it)."""
+    from segstudio.models.checkpoint import CheckpointError, read_meta
+
+    try:
+        read_meta(path)
+    except (CheckpointError, OSError, ValueError):
+        return False
+    return True
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """The checkpoint and its .resume file never replace the start checkpoint (--init), a
+    resume file being read, or anything else that is not a checkpoint without --overwrite."""
+    from segstudio.io.output_guard import OutputError, check_output
+    from segstudio.train.loop import resume_path
+
+    resume = args.resume if isinstance(args.resume, str) else None
+    try:
+        check_output(args.out, [("--init", args.init), ("--resume", resume)],
+                     overwrite=args.overwrite, ours=_is_checkpoint)
+        check_output(resume_path(args.out), [("--init", args.init)], flag="--out's resume file",
+                     overwrite=True)
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     import torch
 
     from segstudio.models.checkpoint import CheckpointError
