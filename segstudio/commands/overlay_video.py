@@ -80,16 +80,20 @@ def run(args: argparse.Namespace) -> int:
                         if it.frame is not None and Path(it.source).as_posix() == source)
         frames = parse_frames(args.frames, count)
         _check_out(args, ws, source)
+        shown: list[bool] = []
 
         def progress(done: int, total: int) -> None:
             end = "\n" if done == total else ""
             print(f"\rwriting {done}/{total}", end=end, file=sys.stderr, flush=True)
+            shown[:] = [done < total]          # a line left open for the next count
 
         result = workspace_overlay_video(ws, source, args.out, args.opacity, frames=frames,
                                          hidden=() if args.show_background else (0,),
                                          progress=progress)
     except (WorkspaceError, VideoPipelineError) as exc:
-        raise CommandError(f"{exc}; no video was written") from None
+        if shown and shown[0]:
+            print(file=sys.stderr)             # the error on its own line, not after a count
+        raise CommandError(f"{exc}; no new video was written") from None
     finally:
         ws.close()
     from segstudio.io.video_out import describe
