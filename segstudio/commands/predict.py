@@ -236,8 +236,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {out}: exists and is not a folder")
     _check_outputs(out, paths, everything, args.overlay, args.overwrite)
     from segstudio.io.decode_memory import NotEnoughMemory, require_memory
-    from segstudio.io.output_guard import OutputError, check_output, written_by
+    from segstudio.io.output_guard import Inputs, OutputError, check_output, written_by
     from segstudio.models import domain
+
+    known_inputs = Inputs(("the input", p) for p in everything)
 
     predictor = _make_predictor(args)
     if (unchecked := domain.unchecked_warning(predictor.meta)) is not None:
@@ -289,8 +291,8 @@ def run(args: argparse.Namespace) -> int:
             write_png(out / f"{path.stem}.png", label_png(labels, classes))
             if pred.instances is not None:        # instance models: the objects, VOC-style
                 objects = out / OBJECTS / f"{path.stem}.png"
-                check_output(objects, [("the input", p) for p in everything],
-                             overwrite=args.overwrite, ours=lambda p: written_by(p, COMMAND))
+                check_output(objects, known_inputs, overwrite=args.overwrite,
+                             ours=lambda p: written_by(p, COMMAND))
                 objects.parent.mkdir(parents=True, exist_ok=True)
                 write_png(objects, object_png(pred.instances))
             if args.overlay:

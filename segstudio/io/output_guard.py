@@ -61,15 +61,46 @@ def written_by(path: str | Path, command: str) -> bool:
 def same_file(a: str | Path, b: str | Path) -> bool:
     """Whether ``a`` and ``b`` name the same file: the same path once links are resolved, or
     the same inode (a hard link, or a link through another folder)."""
+    return Inputs([("", b)]).holding(a) is not None
+
+
+class Inputs:
+    """A command's inputs, each known by its resolved path and its file identity (device and
+    inode), so that many outputs are checked against many inputs in one look-up each."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str | Path | None]]) -> None:
+        self._by_path: dict[str, tuple[str, Path]] = {}
+        self._by_id: dict[tuple[int, int], tuple[str, Path]] = {}
+        for what, path in pairs:
+            if path is None:
+                continue
+            entry = (what, Path(path))
+            try:
+                self._by_path.setdefault(os.path.realpath(path), entry)
+            except (OSError, ValueError):
+                pass
+            ident = _identity(path)
+            if ident is not None:
+                self._by_id.setdefault(ident, entry)
+
+    def holding(self, out: str | Path) -> tuple[str, Path] | None:
+        """The input ``out`` names (through any link), or None."""
+        try:
+            found = self._by_path.get(os.path.realpath(out))
+        except (OSError, ValueError):
+            found = None
+        if found is None:
+            ident = _identity(out)
+            found = self._by_id.get(ident) if ident is not None else None
+        return found
+
+
+def _identity(path: str | Path) -> tuple[int, int] | None:
     try:
-        if os.path.realpath(a) == os.path.realpath(b):
-            return True
+        info = os.stat(path)
     except (OSError, ValueError):
-        pass
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -87,19 +118,20 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def check_output(out: str | Path, inputs: Iterable[tuple[str, str | Path | None]], *,
+def check_output(out: str | Path, inputs: Inputs | Iterable[tuple[str, str | Path | None]], *,
                  flag: str = "--out", overwrite: bool = False,
                  ours: Callable[[Path], bool] | None = None) -> Path:
     """Check the file ``out`` before anything is computed: it must not be a folder, nor one of
-    ``inputs`` (pairs of the flag that named an input and its path; None paths are skipped),
-    and an existing file is replaced only if ``ours(out)`` says the command wrote it, or with
-    ``overwrite``. Returns ``out`` as a Path."""
+    ``inputs`` (pairs of the flag that named an input and its path, None paths skipped; or an
+    :class:`Inputs`), and an existing file is replaced only if ``ours(out)`` says the command
+    wrote it, or with ``overwrite``. Returns ``out`` as a Path."""
     out = Path(out)
-    for what, path in inputs:
-        if path is not None and same_file(out, path):
-            shown = f"{what} {path}" if what else str(path)
-            raise OutputError(f"{flag} {out} is the same file as {shown}; writing there would "
-                              "destroy it, so choose another file")
+    found = (inputs if isinstance(inputs, Inputs) else Inputs(inputs)).holding(out)
+    if found is not None:
+        what, path = found
+        shown = f"{what} {path}" if what else str(path)
+        raise OutputError(f"{flag} {out} is the same file as {shown}; writing there would "
+                          "destroy it, so choose another file")
     if out.is_dir():
         raise OutputError(f"{flag} {out} is a folder; give the name of the file to write")
     if (out.exists() or out.is_symlink()) and not overwrite and not (ours and ours(out)):
@@ -113,10 +145,9 @@ def check_outputs(outs: Iterable[str | Path], inputs: Iterable[str | Path], *,
                   ours: Callable[[Path], bool] | None = None) -> None:
     """:func:`check_output` for each file a command will write into a folder (``flag`` names
     the folder), against every input file."""
-    inputs = [Path(p) for p in inputs]
+    known = Inputs(("the input", p) for p in inputs)
     for out in outs:
-        check_output(out, [("the input", p) for p in inputs], flag=flag, overwrite=overwrite,
-                     ours=ours)
+        check_output(out, known, flag=flag, overwrite=overwrite, ours=ours)
 
 
 def check_replaced_folder(folder: str | Path, inputs: Iterable[tuple[str, str | Path]], *,
