@@ -67,3 +67,29 @@ def test_the_prompt_embedding_without_room_says_so_and_never_encodes(window, ima
     assert message.startswith("Prompted segmenter: not enough memory for the image embedding "
                               "of 130×90 pixels: needs about ")
     assert network.seen == [] and window.prompt.embedding is None
+
+
+def test_a_growth_that_runs_out_of_memory_anyway_is_said_in_words(window, tmp_path, qtbot,
+                                                                  monkeypatch):
+    from segstudio.ui.controllers import grow_seeds
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((120, 160), 60, np.uint8)).save(folder / "flat.png")
+    window.open_paths([folder])
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+
+    def no_room(*_a, **_k):
+        raise MemoryError()
+
+    monkeypatch.setattr(grow_seeds, "grow_from_seeds", no_room)
+    grow = window.smart.grow
+    qtbot.keyClick(window.canvas, Qt.Key.Key_S, SHIFT)
+    window.legend.select_class(1)
+    drag(window.canvas, [(70, 60), (80, 60)])
+    window.legend.select_class(0)
+    drag(window.canvas, [(5, 110), (60, 112)])
+    qtbot.waitUntil(lambda: window.is_idle() and grow.task is None, timeout=30_000)
+    assert window.statusBar().currentMessage() == (
+        "Grow from seeds: not enough memory for growing 160×120 pixels")
+    assert grow.preview is None

@@ -264,9 +264,12 @@ class GrowFromSeeds(QObject):
         seeds, smoothing = np.array(self.seeds.array), self.smoothing
         def job(progress, cancelled):
             # The display copy and what growing allocates, checked before either is taken.
-            require_memory(3 * seeds.size + memory_needed(*seeds.shape),
-                           f"growing {seeds.shape[1]}×{seeds.shape[0]} pixels")
-            return grow_from_seeds(grow_input(image, window), seeds, smoothing=smoothing)
+            what = f"growing {seeds.shape[1]}×{seeds.shape[0]} pixels"
+            require_memory(3 * seeds.size + memory_needed(*seeds.shape), what)
+            try:
+                return grow_from_seeds(grow_input(image, window), seeds, smoothing=smoothing)
+            except MemoryError as exc:      # the estimate let it start, the machine did not
+                raise MemoryError(str(exc) or f"not enough memory for {what}") from None
 
         self.task = BackgroundTask(job, (GrowError, MemoryError), self)
         session = (self.doc, self.seeds)

@@ -188,9 +188,12 @@ class PromptSession(QObject):
 
             def embed():
                 height, width = rgb.shape[:2]
-                require_memory(embed_bytes(seg.network, height, width),
-                               f"the image embedding of {width}×{height} pixels")
-                return seg.embed(rgb, progress, cancelled)
+                what = f"the image embedding of {width}×{height} pixels"
+                require_memory(embed_bytes(seg.network, height, width), what)
+                try:
+                    return seg.embed(rgb, progress, cancelled)
+                except MemoryError as exc:  # the estimate let it start, the machine did not
+                    raise MemoryError(str(exc) or f"not enough memory for {what}") from None
 
             emb = self.cache.get_or_compute(key, rgb, embed, seg.check_embedding)
             return seg, emb, key
