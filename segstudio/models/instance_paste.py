@@ -104,28 +104,32 @@ def paint_instances(scores: torch.Tensor, labels: torch.Tensor, pieces: list[Pie
     h, w = size
     probs = torch.zeros((num_classes, h, w), dtype=torch.float32)
     ids = torch.zeros((h, w), dtype=torch.int64)
-    for i in reversed(range(len(pieces))):          # the most confident painted last, on top
-        (y0, y1, x0, x1), mask = pieces[i]
-        if y1 <= y0 or x1 <= x0:
-            continue
+    boxes = {i: region for i, (region, _) in enumerate(pieces)
+             if region[1] > region[0] and region[3] > region[2]}
+    for i in reversed(boxes):                       # the most confident painted last, on top
+        y0, y1, x0, x1 = boxes[i]
         plane = probs[int(labels[i]), y0:y1, x0:x1]
-        torch.maximum(plane, mask, out=plane)
-        ids[y0:y1, x0:x1][mask >= 0.5] = i + 1
-    seen = torch.bincount(ids.view(-1), minlength=len(pieces) + 1)[1:] > 0
-    shown = (seen.nonzero()[:, 0] + 1).tolist()
-    if len(shown) < len(pieces):                    # close the gaps of hidden detections
-        compact = torch.zeros(len(pieces) + 1, dtype=torch.int64)
-        compact[shown] = torch.arange(1, len(shown) + 1)
-        ids = compact[ids]
+        torch.maximum(plane, pieces[i][1], out=plane)
+        ids[y0:y1, x0:x1][pieces[i][1] >= 0.5] = i + 1
+    shown = [i + 1 for i, (y0, y1, x0, x1) in boxes.items()
+             if (ids[y0:y1, x0:x1] == i + 1).any()]
     objects = [(int(labels[k - 1]), float(scores[k - 1])) for k in shown]
     probs[0] = 1.0 - probs[1:].amax(dim=0) if num_classes > 1 else 1.0
     if objects:
-        cls = torch.tensor([0] + [c for c, _ in objects])[ids]      # the class of each pixel
-        best, top = _first_max(probs)
+        # Outside the pieces there is no instance and the background is 1: nothing to do there.
+        y0, y1 = min(b[0] for b in boxes.values()), max(b[1] for b in boxes.values())
+        x0, x1 = min(b[2] for b in boxes.values()), max(b[3] for b in boxes.values())
+        inside, near = ids[y0:y1, x0:x1], probs[:, y0:y1, x0:x1]
+        if len(shown) < len(pieces):                # close the gaps of hidden detections
+            compact = torch.zeros(len(pieces) + 1, dtype=torch.int64)
+            compact[shown] = torch.arange(1, len(shown) + 1)
+            inside.copy_(compact[inside])
+        cls = torch.tensor([0] + [c for c, _ in objects])[inside]   # the class of each pixel
+        best, top = _first_max(near)
         wrong = top != cls
         if wrong.any():
             ys, xs = wrong.nonzero(as_tuple=True)
-            probs[cls[ys, xs], ys, xs] = best[ys, xs] + 1e-3
+            near[cls[ys, xs], ys, xs] = best[ys, xs] + 1e-3
     probs.clamp_(min=1e-6)
     instances = ids.to(torch.int32).numpy().astype(np.uint16)
     return probs.div_(probs.sum(dim=0, keepdim=True)), instances, objects
