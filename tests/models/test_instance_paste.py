@@ -190,3 +190,22 @@ def test_bundled_mask_rcnn_prediction_equals_the_whole_image_paste():
         shown += len(objects)
         below += int((det["scores"] < INSTANCE_SCORE_THRESHOLD).sum())
     assert shown >= 5 and below >= 5
+
+
+@pytest.mark.slow
+def test_bundled_mask_rcnn_in_bf16_equals_the_whole_image_paste_under_autocast():
+    """Under autocast the pieces are resized in the same precision torchvision's paste ran in,
+    so a bf16 Predictor still gives what the whole-image paste gives under the same autocast."""
+    model, meta = load_checkpoint(SHAPES_MODEL, device="cpu")
+    predictor = Predictor(model.eval(), meta, device="cpu", precision="bf16")
+    rgb = _bundled_images()[0]
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        det = model([x])[0]
+    det = {k: v.float() if v.is_floating_point() else v for k, v in det.items()}
+    probs, ids, objects = reference(det, len(meta.classes), rgb.shape[:2])
+    pred = predictor.predict(rgb)
+    assert pred.precision == "bf16" and objects
+    np.testing.assert_array_equal(pred.probabilities, probs.numpy())
+    np.testing.assert_array_equal(pred.instances, ids)
+    assert pred.objects == objects
