@@ -15,10 +15,13 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.classes import ClassSet
+from segstudio.io.data_kind import DESCRIBED, data_kind
 from segstudio.io.images import ImageReadError
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace import Workspace, WorkspaceError
 from segstudio.ui.canvas.document import Document, KeptDocuments
+from segstudio.ui.controllers.class_memory import ClassMemory
+from segstudio.ui.notice import Level
 
 KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items
 
@@ -27,6 +30,7 @@ class Documents:
     def __init__(self, window, keep: int = KEPT_DOCUMENTS) -> None:
         self.window = window
         self.kept = KeptDocuments(keep, self._evict)
+        self.class_memory = ClassMemory(window)
 
     # -- opening -----------------------------------------------------------------------------
     def open_images_dialog(self) -> None:
@@ -53,6 +57,7 @@ class Documents:
         """
         window = self.window
         paths = [Path(p) for p in paths]
+        given = classes
         classes = classes or window.classes
         if not window.maybe_save():
             return False
@@ -67,7 +72,17 @@ class Documents:
         if not ws.items:
             window.show_error(f"Nothing to open in {', '.join(p.name for p in paths)}: no images found.")
             return False
+        new = not ws.file_path().exists()
+        kind = data_kind((it.source for it in ws.items), ws.root)
+        if new and given is None:
+            ws.classes = self.class_memory.starting_set(kind, classes)
+        window.data_kind = kind
         self.set_workspace(ws)
+        if new and given is None:
+            window.notice.show_notice(
+                f"New workspace of {DESCRIBED[kind]}: labelled with the {ws.classes.title} "
+                f"classes ({', '.join(ws.classes.names[:6])}{' …' if len(ws.classes) > 6 else ''}"
+                "). Change them with the legend's Class set button.", Level.INFO)
         for p in paths:
             window.recent.add(p)
         if ws.problems:
