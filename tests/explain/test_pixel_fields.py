@@ -2,8 +2,6 @@
 network whose weights are all positive (so no path can cancel another) and whose max-pools are
 average pools of the same geometry (so every pixel of a window counts, not just the largest)."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -12,40 +10,9 @@ from torch import nn
 
 from segstudio.explain.pixel_fields import pixel_fields
 from segstudio.models import registry
+from tests.explain.support import positive_copy, support_extent
 
 torch.set_num_threads(1)
-
-
-def positive_copy(model: nn.Module) -> nn.Module:
-    """``model`` with positive weights, zero biases, identity batch norm and average pools."""
-    model = copy.deepcopy(model).double().eval()
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.MaxPool2d) and not child.return_indices:
-                assert child.dilation in (1, (1, 1))
-                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride,
-                                                   child.padding, child.ceil_mode))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                m.weight.fill_(1.0 / m.weight[0].numel())
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                m.reset_parameters()
-                m.reset_running_stats()
-    return model
-
-
-def support_extent(model, size, y, x, axis):
-    """First and last input row (axis 0) or column (axis 1) whose gradient at output (y, x) is
-    not zero."""
-    image = torch.ones(1, 3, *size, dtype=torch.float64, requires_grad=True)
-    out = model(image)
-    out = out["out"] if isinstance(out, dict) else out
-    (grad,) = torch.autograd.grad(out[0, :, y, x].sum(), image)
-    hit = np.flatnonzero((grad[0].abs().sum(0) > 0).any(axis=1 - axis).numpy())
-    return int(hit[0]), int(hit[-1])
 
 
 def _lite(name):
