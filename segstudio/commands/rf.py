@@ -229,9 +229,11 @@ def _tap_curve(model, spec, size: int):
 
 
 def _print_curve(curve) -> None:
+    counts = curve.counts
     print(f"\nvalid {curve.kernel}×{curve.kernel} weights on a {curve.size}×{curve.size} "
-          "feature map (DeepLab v3, Fig. 4)")
-    print(f"{'rate':>5}  {'valid':>6}  {'only centre':>11}  {'all valid':>9}")
-    for rate, v, c, a in zip(curve.rates, curve.valid_fraction, curve.only_centre,
-                             curve.all_valid):
-        print(f"{rate:>5}  {v:>6.3f}  {c:>11.3f}  {a:>9.3f}")
+          "feature map (DeepLab v3, Fig. 4): the mean fraction, and the share of units with "
+          "each number of valid weights")
+    print(f"{'rate':>5}  {'valid':>6}  " + "  ".join(f"{f'{n} valid':>7}" for n in counts))
+    for i, (rate, v) in enumerate(zip(curve.rates, curve.valid_fraction)):
+        print(f"{rate:>5}  {v:>6.3f}  " + "  ".join(f"{curve.shares[n][i]:>7.3f}"
+                                                   for n in counts))

@@ -178,3 +178,13 @@ def test_weights_that_contradict_model_or_config_are_clean_errors(capsys, tmp_pa
     assert "junk.pt: not a segstudio checkpoint" in capsys.readouterr().err
     assert main(["rf"]) == 2
     assert "give --model NAME or --weights FILE" in capsys.readouterr().err
+
+
+def test_tap_curve_table_prints_a_column_per_valid_count(capsys):
+    assert main(["rf", "--model", "deeplabv3", "--layer", "output", "--tap-curve", "65"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("rate"))
+    assert header.split() == ["rate", "valid", "1", "valid", "2", "valid", "4", "valid", "6",
+                              "valid", "9", "valid"]
+    row = next(line.split() for line in lines if line.split()[:1] == ["33"])
+    assert row[2:] == ["0.000", "0.030", "0.969", "0.000", "0.000"]
