@@ -307,3 +307,14 @@ def build_model(name: str, num_classes: int, config: str = "lite", *,
             raise ModelConfigError(f"{name}: ImageNet backbone weights fit only the 'paper' "
                                    f"configuration, not {config!r} (its widths are reduced)")
     return _builder(name)(num_classes, config, pretrained_backbone)
+
+
+def parameter_count(name: str, config: str = "lite", num_classes: int = 21) -> int:
+    """Trainable and frozen parameters of ``name`` in ``config`` for ``num_classes`` classes,
+    counted on a meta-device build (shapes only: no memory, no arithmetic). Buffers (batch norm
+    statistics) are not parameters and are not counted."""
+    import torch
+
+    with torch.device("meta"):
+        model = build_model(name, num_classes, config)
+    return sum(p.numel() for p in model.parameters())

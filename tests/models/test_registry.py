@@ -147,17 +147,39 @@ def test_registry_facts_load_without_torch():
 def test_models_command_prints_a_table_row_per_model(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:6] == ["NAME", "TITLE", "YEAR", "FAMILY", "OS", "CRF"]
-    rows = {line.split()[0]: line for line in lines[1:]}
+    assert lines[0].split()[:8] == ["NAME", "TITLE", "YEAR", "FAMILY", "OS", "CRF", "LITE",
+                                    "PAPER"]
+    table = lines[1:lines.index("")]
+    rows = {line.split()[0]: line for line in table}
     assert set(rows) == EXPECTED_NAMES
     assert "aspp.rate24" in rows["deeplabv2"] and " yes " in rows["deeplabv2"]
     assert "2015" in rows["fcn8s"] and " fcn " in rows["fcn8s"]
+    assert "for 21 classes" in lines[lines.index("") + 1]
 
 
 def test_models_command_json_round_trips_the_registry(capsys):
     assert main(["models", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    for entry in data.values():
+        assert set(entry.pop("parameters")) == set(entry["configs"])
+        assert entry.pop("parameters_for_classes") == 21
     assert data == {name: spec.to_dict() for name, spec in REGISTRY.items()}
+
+
+@pytest.mark.parametrize("name", ["unet", "deeplabv1", "segnet", "fcn8s"])
+def test_parameter_counts_equal_the_parameters_of_a_real_build(capsys, name):
+    # Counted on the meta device, printed in the table and the JSON: the same number as the
+    # parameters of the network built normally, on the CPU.
+    torch.manual_seed(0)
+    real = sum(p.numel() for p in build_model(name, 21, "lite").parameters())
+    assert registry.parameter_count(name, "lite", 21) == real
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[name]["parameters"]["lite"] == real
+    assert main(["models"]) == 0
+    row = next(line.split() for line in capsys.readouterr().out.splitlines()
+               if line.startswith(name + " "))
+    assert f"{real / 1e6:.2f}M" in row
+    assert registry.parameter_count(name, "lite", 2) < real      # the classifier shrinks
 
 
 def test_fcn_imagenet_loading_reshapes_fc6_fc7_into_convolutions(tmp_path, monkeypatch):
