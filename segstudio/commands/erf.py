@@ -10,8 +10,9 @@ from segstudio.commands import CommandError
 
 HELP = ("measure the effective receptive field (Luo et al., 2016) of the prediction at one "
         "pixel: the gradient of the predicted class's logit there, averaged over the images; "
-        "prints its centre of mass, the pixels holding 95 percent of it, and the pixel's theoretical "
-        "field (unclipped, and the part inside the image)")
+        "prints its centre of mass, the pixels holding 95 percent of it (as a share of the "
+        "theoretical field inside the image, and of the whole unclipped field), and the "
+        "pixel's theoretical field")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{title}: effective field of the prediction at x {x}, y {y}, over {erf.images} "
           f"image(s) (gradient of the predicted class's logit)")
     print(f"centre of mass  x {cx:.1f}, y {cy:.1f} (offset {dx:+.1f}, {dy:+.1f} px)")
-    print(f"95 % of the gradient in {erf.mass95_px} px = {erf.mass95_share:.1%} of the "
-          f"theoretical field")
+    print(f"95 % of the gradient in {erf.mass95_px} px = {erf.shares_text()}")
     print(f"theoretical field {x1 - x0 + 1}×{y1 - y0 + 1} = {erf.theoretical_px} px (box x "
           f"{x0}…{x1}, y {y0}…{y1}, unclipped); {erf.inside_image_px} px "
           f"({erf.inside_share:.1%}) inside the image")

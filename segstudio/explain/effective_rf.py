@@ -165,8 +165,22 @@ class PredictionERF:
 
     @property
     def mass95_share(self) -> float:
-        """Pixels holding 95 % of the gradient, as a share of the unclipped field."""
+        """Pixels holding 95 % of the gradient, as a share of the unclipped field (mostly padding
+        when the field is larger than the image: it can never approach 1 there)."""
         return self.mass95_px / self.theoretical_px if self.theoretical_px else 0.0
+
+    @property
+    def mass95_in_image_share(self) -> float:
+        """Pixels holding 95 % of the gradient, as a share of the part of the field inside the
+        image: the pixels the prediction could use at all."""
+        return self.mass95_px / self.inside_image_px if self.inside_image_px else 0.0
+
+    def shares_text(self) -> str:
+        """Both shares in words, the one inside the image first."""
+        x0, y0, x1, y1 = self.box
+        return (f"{self.mass95_in_image_share:.1%} of the {self.inside_image_px} px of the "
+                f"field inside the image ({self.mass95_share:.1%} of the whole "
+                f"{x1 - x0 + 1}×{y1 - y0 + 1} px theoretical field, padding included)")
 
     @property
     def inside_share(self) -> float:
@@ -180,6 +194,7 @@ class PredictionERF:
                 "offset": [round(dx, 2), round(dy, 2)], "mass95_px": self.mass95_px,
                 "theoretical_px": self.theoretical_px, "inside_image_px": self.inside_image_px,
                 "box": list(self.box), "mass95_share": round(self.mass95_share, 4),
+                "mass95_in_image_share": round(self.mass95_in_image_share, 4),
                 "inside_share": round(self.inside_share, 4)}
 
 

@@ -56,3 +56,41 @@ def test_help_of_the_new_commands_prints(capsys):
         assert main(argv) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "95 percent of it" in out and "%%" not in out and "--tap-curve" in out and "--ablate" in out
+
+
+def test_erf_share_is_given_of_the_field_inside_the_image_first(capsys, scenes):
+    # Recomputed here from the network itself: the gradient of the predicted class's logit at
+    # the pixel, averaged over the two scenes, and the fewest pixels holding 95 % of it. FCN-8s'
+    # field (436 px or more) covers the whole 96 px scene, so the in-image part is the image.
+    import torch
+
+    from segstudio.models.checkpoint import load_checkpoint
+
+    weights = weights_dir() / "context_fcn8s_lite.pt"
+    model, meta = load_checkpoint(weights)
+    mean, std = torch.tensor(meta.mean).view(3, 1, 1), torch.tensor(meta.std).view(3, 1, 1)
+    heat = np.zeros((96, 96))
+    for path in scenes:
+        rgb = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+        image = ((rgb.float() / 255 - mean) / std)[None].requires_grad_(True)
+        logits = model(image)["out"]
+        cls = int(logits[0, :, 50, 40].argmax())
+        (grad,) = torch.autograd.grad(logits[0, cls, 50, 40], image)
+        heat += grad[0].abs().sum(0).double().numpy() / len(scenes)
+    ordered = np.sort(heat.ravel())[::-1]
+    needed = int(np.argmax(np.cumsum(ordered) >= 0.95 * ordered.sum() * (1 - 1e-9))) + 1
+
+    argv = ["erf", "--model", "fcn8s", "--weights", str(weights), "--at", "40", "50", *scenes]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert abs(report["mass95_px"] - needed) <= 2
+    assert report["mass95_in_image_share"] == pytest.approx(report["mass95_px"] / 96 ** 2,
+                                                            abs=1e-4)
+    assert report["mass95_share"] == pytest.approx(report["mass95_px"] /
+                                                   report["theoretical_px"], abs=1e-4)
+    assert main(argv) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("95 %"))
+    inside, whole = (f"{report['mass95_px'] / n:.1%}" for n in (96 ** 2,
+                                                                report["theoretical_px"]))
+    assert f"= {inside} of the 9216 px of the field inside the image ({whole} of the whole" \
+        in line

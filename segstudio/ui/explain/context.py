@@ -52,7 +52,9 @@ class ContextPanel(QWidget):
         info = QLabel("Each model's prediction with its theoretical field at the pixel last "
                       "clicked with the receptive-field tool (white box), and below it the "
                       f"effective field there ({ERF_QUANTITY}): where the prediction really "
-                      "looks. Shares are of the whole, unclipped field.", self)
+                      "looks. Shares are first of the part of the field inside the image (the pixels "
+                      "a prediction can use), then of the whole unclipped field, padding "
+                      "included.", self)
         info.setWordWrap(True)
         self.lesson = QLabel(LESSON, self)
         self.lesson.setWordWrap(True)
@@ -114,7 +116,8 @@ class ContextPanel(QWidget):
                                 "field": rf, "marks": [], "pixel": (y, x), "erf": erf,
                                 "box": (max(y0, 0), max(x0, 0), min(y1 + 1, size[0]),
                                         min(x1 + 1, size[1])), "center": erf.center,
-                                "share": erf.mass95_share, "heat": erf.heat})
+                                "share": erf.mass95_share,
+                                "image_share": erf.mass95_in_image_share, "heat": erf.heat})
             return results
 
         return self.session.submit("Context comparison", work, self._ready)
@@ -137,7 +140,8 @@ class ContextPanel(QWidget):
             x0, _, x1, _ = erf.box
             text.setText(f"<b>{r['title']}</b> — {state}<br>field {x1 - x0 + 1} px wide at "
                          f"the pixel ({erf.inside_share:.0%} of it inside the image); 95 % of "
-                         f"the effective field in {erf.mass95_share:.1%} of it; centre of mass "
+                         f"the effective field in {erf.mass95_in_image_share:.1%} of the part "
+                         f"inside the image ({erf.mass95_share:.1%} of the whole); centre of mass "
                          f"{erf.offset[1]:+.1f}, {erf.offset[0]:+.1f} px from the pixel")
 
     @staticmethod
@@ -169,7 +173,8 @@ class ContextPanel(QWidget):
                        "Layer: model output (white box: theoretical field at the red dot)",
                        f"Settings: pixel x {x}, y {y}; effective field: {ERF_QUANTITY}; "
                        + "; ".join(f"{r['title']} field {r['erf'].box[2] - r['erf'].box[0] + 1}"
-                                   f" px, 95 % ERF mass in {r['share']:.1%} of it"
+                                   f" px, 95 % ERF mass in {r['image_share']:.1%} of its part "
+                                   f"inside the image ({r['share']:.1%} of all of it)"
                                    for r in self.results)],
                       ColorBarSpec("inferno", 0.0, 1.0, "|gradient| / max"), panel_height=240,
                       columns=len(CONTEXT_MODELS))
