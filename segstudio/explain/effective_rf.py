@@ -25,7 +25,7 @@ from segstudio.explain.probes import (
 from segstudio.explain.receptive_field import (
     MODEL_OUTPUT, ReceptiveField, ReceptiveFieldError, box_at, receptive_field, unit_at)
 
-__all__ = ["ERF", "EffectiveFieldError", "effective_rf", "mass_share", "mass_pixels",
+__all__ = ["ERF", "EffectiveFieldError", "effective_rf", "mass_share", "mass_pixels", "region_share",
            "PredictionERF", "prediction_erf"]
 
 
@@ -59,6 +59,16 @@ def mass_pixels(heat: np.ndarray, fraction: float = 0.95) -> int:
     ordered = np.sort(heat, axis=None)[::-1].astype(np.float64)
     needed = int(np.searchsorted(np.cumsum(ordered), fraction * total * (1 - 1e-9))) + 1
     return min(needed, ordered.size)
+
+
+def region_share(heat: np.ndarray, region: np.ndarray) -> float:
+    """The share of ``heat``'s total inside the boolean map ``region`` of the same size."""
+    region = np.asarray(region, bool)
+    if region.shape != heat.shape:
+        raise EffectiveFieldError(f"the region is {region.shape[1]}×{region.shape[0]} but the "
+                                  f"field is {heat.shape[1]}×{heat.shape[0]}")
+    total = float(np.sum(heat, dtype=np.float64))
+    return float(np.sum(heat[region], dtype=np.float64)) / total if total > 0 else 0.0
 
 
 def mass_share(heat: np.ndarray, area: int, fraction: float = 0.95) -> float:
@@ -186,6 +196,11 @@ class PredictionERF:
     def inside_share(self) -> float:
         """The share of the unclipped field that lies inside the image."""
         return self.inside_image_px / self.theoretical_px if self.theoretical_px else 0.0
+
+    def region_share(self, region: np.ndarray) -> float:
+        """The share of the gradient mass that falls inside ``region`` (a boolean H×W map):
+        how much of what moves the prediction comes from there (0 for no gradient at all)."""
+        return region_share(self.heat, region)
 
     def to_dict(self) -> dict:
         (cy, cx), (dy, dx) = self.center, self.offset
