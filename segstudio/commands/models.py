@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 
 HELP = ("list the segmentation architectures, their papers, probe-able branches and parameter "
         "counts (lite and paper configuration, for 21 classes)")
@@ -63,4 +64,10 @@ def run(args: argparse.Namespace) -> int:
         print("  ".join(cells + [row[-1]]))
     print(f"\nLITE, PAPER: parameters of each configuration for {COUNT_CLASSES} classes "
           "(— where a model has no such configuration)")
+    differing = [spec for spec in REGISTRY.values() if spec.paper_differences]
+    if differing:
+        print("\nWhere the zoo differs from the papers:")
+        for spec in differing:
+            print(textwrap.fill(" ".join(spec.paper_differences), width=100,
+                                initial_indent=f"  {spec.name}: ", subsequent_indent="    "))
     return 0
