@@ -25,8 +25,8 @@ from segstudio.explain.probes import (
 from segstudio.explain.receptive_field import (
     MODEL_OUTPUT, ReceptiveField, ReceptiveFieldError, box_at, receptive_field, unit_at)
 
-__all__ = ["ERF", "EffectiveFieldError", "effective_rf", "mass_share", "mass_pixels", "region_share",
-           "PredictionERF", "prediction_erf"]
+__all__ = ["ERF", "EffectiveFieldError", "effective_rf", "mass_share", "mass_pixels",
+           "region_share", "PredictionERF", "prediction_erf"]
 
 
 class EffectiveFieldError(ValueError):

@@ -76,8 +76,8 @@ class ContextPanel(QWidget):
         info = QLabel("Each model's prediction with its theoretical field at the pixel last "
                       "clicked with the receptive-field tool (white box), and below it the "
                       f"effective field there ({ERF_QUANTITY}): where the prediction really "
-                      "looks. Shares are first of the part of the field inside the image (the pixels "
-                      "a prediction can use), then of the whole unclipped field, padding "
+                      "looks. Shares are first of the part of the field inside the image (the "
+                      "pixels a prediction can use), then of the whole unclipped field, padding "
                       "included.", self)
         info.setWordWrap(True)
         self.lesson = QLabel(LESSON, self)
