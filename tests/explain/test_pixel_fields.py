@@ -191,6 +191,8 @@ def _clipped(box, size):
     (_Bins(), (20, 26)),
     ("pspnet", (64, 48)),
     ("deeplabv3", (48, 64)),
+    ("deeplabv2", (64, 48)),
+    ("refinenet", (64, 48)),
 ])
 def test_clipped_boxes_equal_the_gradient_support_at_every_pixel(model, size):
     # Bilinear resizing with align_corners=False clamps its source coordinate to the map, and
