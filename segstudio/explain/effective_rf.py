@@ -41,7 +41,8 @@ class ERF:
     (row, column) that was differentiated; ``box`` its theoretical field (top, left, bottom, right),
     clipped to the image; ``mass95_share`` the fewest pixels holding 95 % of the gradient mass, as
     a share of the whole, unclipped field's area (1.0 would be a field as wide as theory allows;
-    a field larger than the image can never be filled).
+    a field larger than the image can never be filled), and ``mass95_in_image_share`` the same
+    pixels as a share of the part of the field inside the image.
     """
 
     heat: np.ndarray
@@ -49,6 +50,7 @@ class ERF:
     unit: tuple[int, int]
     box: tuple[int, int, int, int]
     field: ReceptiveField
+    mass95_in_image_share: float = 0.0
 
 
 def mass_pixels(heat: np.ndarray, fraction: float = 0.95) -> int:
@@ -142,7 +144,9 @@ def effective_rf(model: nn.Module, image: torch.Tensor, y: int, x: int, *,
     box = box_at(field, fy, fx, image_size=(h, w))
     whole = box_at(field, fy, fx)
     area = (whole[2] - whole[0]) * (whole[3] - whole[1])
-    return ERF(heat=heat, mass95_share=mass_share(heat, area), unit=(fy, fx), box=box, field=field)
+    inside = (box[2] - box[0]) * (box[3] - box[1])
+    return ERF(heat=heat, mass95_share=mass_share(heat, area), unit=(fy, fx), box=box, field=field,
+               mass95_in_image_share=mass_share(heat, inside))
 
 
 @dataclass(frozen=True)

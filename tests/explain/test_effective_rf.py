@@ -174,6 +174,11 @@ def test_unit_field_share_is_of_the_unclipped_field():
     erf = effective_rf(Logits(*layers), torch.rand(1, 12, 12), 0, 0)
     assert erf.box == (0, 0, 5, 5)                     # clipped, for drawing
     assert erf.mass95_share == mass_pixels(erf.heat) / 81
+    # The gradient itself reaches the 25 pixels of the field inside the image.
+    image = torch.rand(1, 1, 12, 12, requires_grad=True)
+    (grad,) = torch.autograd.grad(Logits(*layers)(image)["out"][0, 0, 0, 0], image)
+    assert int((grad != 0).sum()) == 25
+    assert erf.mass95_in_image_share == mass_pixels(erf.heat) / 25
 
 
 def test_prediction_share_is_given_inside_the_image_first():
