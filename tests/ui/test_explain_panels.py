@@ -406,3 +406,44 @@ def test_a_detector_has_fields_but_no_effective_field_of_a_prediction(window, do
     assert panel.result is not None and panel.result["erf"] == []
     assert "predicts objects" in panel.erf_texts[0].text()
     assert "backbone.layer3" in panel.field_label.text()
+
+
+def test_context_view_measures_the_effective_field_on_the_water_or_road(window, qtbot):
+    # The region is the water or road of the labels on the canvas (here the demo model's run),
+    # the same for all three; at the most interior boat or car pixel the global models draw
+    # more of their gradient from it. Without labels, each model's own prediction is used.
+    import cv2
+
+    from segstudio.ui.launchers import open_demo
+
+    assert open_demo(window, "context")
+    qtbot.waitUntil(lambda: window.doc is not None and window.is_idle(), timeout=120_000)
+    dock = window.explain
+    dock.show_view(dock.context)
+    assert dock.context.compare()
+    wait_done(qtbot, window, dock)
+    objects = np.isin(dock.context.results[-1]["labels"], (3, 4)).astype(np.uint8)
+    depth = cv2.distanceTransform(objects, cv2.DIST_L2, 5)
+    dock.session.pixel = tuple(int(v) for v in np.unravel_index(int(np.argmax(depth)),
+                                                                 depth.shape))
+    assert dock.context.compare()
+    wait_done(qtbot, window, dock)
+    shares = {}
+    band = np.isin(window.doc.labels.array, (1, 2))
+    assert band.any()
+    for r, text in zip(dock.context.results, dock.context.texts):
+        heat = r["erf"].heat.astype(np.float64)
+        assert r["band"]["source"] == "as labelled on the canvas"
+        assert r["band"]["share"] == pytest.approx(heat[band].sum() / heat.sum(), rel=1e-4)
+        assert f"{r['band']['share']:.1%} of the effective field on the water or road" \
+            in text.text()
+        shares[r["title"]] = r["band"]["share"]
+    assert shares["FCN-8s"] < min(shares["PSPNet"], shares["DeepLab v3"]), shares
+    window.doc.labels.replace(np.zeros_like(window.doc.labels.array), name="clear")
+    assert dock.context.compare()
+    wait_done(qtbot, window, dock)
+    for r in dock.context.results:
+        band = np.isin(r["labels"], (1, 2))
+        heat = r["erf"].heat.astype(np.float64)
+        assert r["band"]["source"] == "as it predicts it"
+        assert r["band"]["share"] == pytest.approx(heat[band].sum() / heat.sum(), rel=1e-4)
