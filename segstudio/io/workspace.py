@@ -71,6 +71,12 @@ class Item:
         return (Path(self.source).as_posix(), self.frame)
 
 
+def frame_phrase(frame: int, count: int) -> str:
+    """How a video frame is named to people, everywhere: counted from 0, as in the item ids and
+    label files (``clip_000003`` is frame 3), the command line's ``--frames`` and the errors."""
+    return f"frame {frame} of 0–{count - 1}"
+
+
 class Workspace:
     """The items of one root folder with their labels, statuses and class set."""
 
@@ -274,7 +280,7 @@ class Workspace:
             raise WorkspaceError(str(e)) from None
         return ImageData(np.array(frame), path, "VIDEO", 8, None,
                          (float(frame.min()), float(frame.max())),
-                         [f"frame {item.frame + 1} of {count}"])
+                         [frame_phrase(item.frame, count)])
 
     def _video(self, path: Path) -> VideoSource:
         with self._videos_lock:

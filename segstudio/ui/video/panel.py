@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
-from segstudio.io.workspace import WorkspaceError
+from segstudio.io.workspace import WorkspaceError, frame_phrase
 from segstudio.io.video import VideoError, VideoSource
 from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.controllers.model_runs import PROTECTED
@@ -128,7 +128,8 @@ class VideoPanel(QWidget):
         self.next_button = _button(QToolButton, self, "frame ▶", "Next frame (.)",
                                    lambda: self.step(1))
         self.frame_spin = FrameSpinBox(self)
-        self.frame_spin.setToolTip("Jump to this frame (Enter)")
+        self.frame_spin.setToolTip("Jump to this frame (Enter). Frames are counted from 0, as "
+                                   "in the item names and label files (clip_000003 is frame 3)")
         self.frame_spin.setKeyboardTracking(False)
         self.frame_spin.editingFinished.connect(lambda: self.go_to(self.frame_spin.value()))
         self.first_spin, self.last_spin = QSpinBox(self), QSpinBox(self)
@@ -173,7 +174,7 @@ class VideoPanel(QWidget):
         if self.playing and not self._ticking:
             self._play_origin = (time.monotonic(), frame)   # the user moved: play on from here
         _quietly((self.slider, self.frame_spin), lambda w: w.setValue(frame))
-        self.title.setText(f"{Path(self.source).name}: frame {frame} of 0–{self.frame_count - 1}"
+        self.title.setText(f"{Path(self.source).name}: {frame_phrase(frame, self.frame_count)}"
                            f", {self.fps:g} frames/s")
         if self.dock is not None and not self.dock.isVisible():
             self.dock.show()
