@@ -54,6 +54,7 @@ class Canvas(QWidget):
         self._window_from: QPointF | None = None
         self._space_down = False
         self._fit_pending = True
+        self._fitted = False          # the view is as fit_to_window left it (no zoom or pan)
         self.decorations: list = []   # callables(painter, canvas) drawn last (RF boxes, …)
         self.overlay_clip_left: float | None = None   # swipe compare: overlay only right of x
 
@@ -86,6 +87,7 @@ class Canvas(QWidget):
         self.offset = QPointF((self.width() - iw * self.scale) / 2,
                               (self.height() - ih * self.scale) / 2)
         self._fit_pending = False
+        self._fitted = True
         self.zoomChanged.emit(self.scale)
         self.update()
 
@@ -94,6 +96,7 @@ class Canvas(QWidget):
         anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
         new = max(self.MIN_SCALE, min(self.MAX_SCALE, self.scale * factor))
         img_pt = self.to_image(anchor)
+        self._fitted = False
         self.scale = new
         self.offset = QPointF(anchor.x() - img_pt.x() * new, anchor.y() - img_pt.y() * new)
         self.zoomChanged.emit(self.scale)
@@ -151,7 +154,9 @@ class Canvas(QWidget):
             p.drawRect(self.rect().adjusted(0, 0, -1, -1))
 
     def resizeEvent(self, event) -> None:  # noqa: N802
-        if self._fit_pending:
+        # A fitted view stays fitted (a bar appearing above it, the window resized); one the
+        # user zoomed or panned is left alone.
+        if self._fit_pending or self._fitted:
             self.fit_to_window()
         super().resizeEvent(event)
 
@@ -189,6 +194,7 @@ class Canvas(QWidget):
         if self._pan_from is not None:
             self.offset += pos - self._pan_from
             self._pan_from = pos
+            self._fitted = False
             self.update()
             return
         if self._window_from is not None:
