@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
+
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent,
                            QPen, QWheelEvent)
@@ -83,9 +85,12 @@ class Canvas(QWidget):
             return
         iw, ih = self._image.width(), self._image.height()
         s = min(self.width() / iw, self.height() / ih) * 0.98
-        self.scale = max(self.MIN_SCALE, min(self.MAX_SCALE, s))
-        self.offset = QPointF((self.width() - iw * self.scale) / 2,
-                              (self.height() - ih * self.scale) / 2)
+        # A multiple of 1/256 and a whole-pixel offset: a pixel corner then maps to the widget
+        # and back exactly (binary fractions), so a click on it never lands in the pixel before.
+        s = np.floor(s * 256) / 256 if s >= 1 / 64 else s
+        self.scale = float(max(self.MIN_SCALE, min(self.MAX_SCALE, s)))
+        self.offset = QPointF(round((self.width() - iw * self.scale) / 2),
+                              round((self.height() - ih * self.scale) / 2))
         self._fit_pending = False
         self._fitted = True
         self.zoomChanged.emit(self.scale)
