@@ -29,6 +29,7 @@ from segstudio.ui.canvas.prediction_layers import PredictionLayers
 from segstudio.ui.canvas.render import OverlayMode
 from segstudio.ui.canvas.view import Canvas
 from segstudio.ui.canvas.window_level import PixelReadout, WindowLevel
+from segstudio.ui.controllers.class_sets import ClassSetChange
 from segstudio.ui.controllers.documents import Documents
 from segstudio.ui.controllers.document_loader import DocumentLoader
 from segstudio.ui.controllers.model_runs import ModelRuns
@@ -60,6 +61,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("segstudio[*]")
         self.setAcceptDrops(True)
         self.workspace: Workspace | None = None
+        self.data_kind = "grey"                # of the workspace's pictures (io.data_kind)
         self.classes: ClassSet = chest_xray()
         self.hidden: set[int] = {0}
         self.doc: Document | None = None
@@ -121,6 +123,8 @@ class MainWindow(QMainWindow):
         self.legend.classSelected.connect(lambda _: self._update_status_class())
         self.legend.hiddenChanged.connect(self._set_hidden)
         self.legend.classesEdited.connect(self.set_classes)
+        self.class_sets = ClassSetChange(self)
+        self.legend.replaceRequested.connect(self.class_sets.replace)
         self.legend.error.connect(self.show_error)
         self.files.activated.connect(self.show_row)
         self.canvas.hovered.connect(self._show_pixel)
@@ -325,6 +329,7 @@ class MainWindow(QMainWindow):
         self.classes = classes
         if self.workspace is not None:
             self.workspace.classes = classes
+            self.documents.class_memory.remember(self.data_kind, classes)
             try:
                 self.workspace.save()
             except (WorkspaceError, OSError) as exc:

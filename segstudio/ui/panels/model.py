@@ -216,13 +216,19 @@ class ModelPanel(QWidget):
 
     def show_card(self, training: dict | None, trained: bool) -> None:
         """What the loaded checkpoint says about its training data, scores and intended use."""
-        from segstudio.models.model_card import read_card
+        from segstudio.models.model_card import card_problem, read_card
 
+        self.card_label.setStyleSheet("")
         if not trained:
             self.card_label.setText("Random weights: trained on nothing, fit for nothing but "
                                     "trying the app.")
             return
         card = read_card(training)
+        problem = card_problem(training)
+        if card is None and problem is not None:      # a damaged card must not pass silently
+            self.card_label.setStyleSheet("color: #e0443e; font-weight: bold;")
+            self.card_label.setText(problem[0].upper() + problem[1:] + ".")
+            return
         if card is None:
             self.card_label.setText("This checkpoint carries no model card: nothing is recorded "
                                     "about its training data, so the app cannot tell when an "

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
                                QVBoxLayout, QWidget)
 
 from segstudio.io.workspace import WorkspaceError, frame_phrase
-from segstudio.io.video import VideoError, VideoSource
+from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.controllers.model_runs import PROTECTED
 from segstudio.ui.notice import Level
@@ -39,10 +39,10 @@ class FrameRun(BackgroundTask):
     result = Signal(int, object)       # workspace row, Prediction
 
     def __init__(self, panel: VideoPanel, choice, ws, frames: list[int],
-                 write_labels: list[int]) -> None:
+                 write_labels: list[int], mapping=None) -> None:
         super().__init__(self._predict, EXPECTED, panel)
         self.panel, self.choice, self.workspace, self.source = panel, choice, ws, panel.source
-        self.frames, self.write_labels = frames, write_labels
+        self.frames, self.write_labels, self.mapping = frames, write_labels, mapping
 
     def _predict(self, progress, cancelled):
         from segstudio.models.video_pipeline import predict_workspace_frames
@@ -57,7 +57,8 @@ class FrameRun(BackgroundTask):
             progress(done[0], len(self.frames))
 
         return predict_workspace_frames(self.workspace, self.source, predictor, self.frames,
-                                        on_result, cancelled, write_labels=self.write_labels)
+                                        on_result, cancelled, write_labels=self.write_labels,
+                                        mapping=self.mapping)
 
 
 def _button(kind, parent, text: str, tip: str, slot):
@@ -160,9 +161,10 @@ class VideoPanel(QWidget):
 
     # -- following the window ----------------------------------------------------------------
     def document_shown(self, doc) -> None:
-        """Show the timeline of the frame's video, or hide the dock for a still image."""
+        """Show the timeline of the frame's video, or hide the dock for a still image (and for
+        a frame of a multi-frame DICOM, which the file list steps through)."""
         frame = getattr(doc.item, "frame", None)
-        if frame is None:
+        if frame is None or not is_video_path(doc.item.source):
             self.pause()
             self.source = None
             self.dock.hide() if self.dock is not None else None
@@ -277,8 +279,7 @@ class VideoPanel(QWidget):
         if choice is None:
             win.show_error("Pick a model in the Model panel first.")
             return False
-        if (why := win.models.refusal()) is not None:
-            win.show_error(why)
+        if not win.models.prepare_classes():
             return False
         first, last = self.first_spin.value(), self.last_spin.value()
         if first > last:
@@ -288,7 +289,7 @@ class VideoPanel(QWidget):
         # As in the window's own runs: the labels of a frame nobody has corrected are written
         # by the worker, so no PNG is encoded on the GUI thread; corrected frames keep theirs.
         writable = [f for f in frames if ws.items[self.rows[f]].status not in PROTECTED]
-        task = FrameRun(self, choice, ws, frames, writable)
+        task = FrameRun(self, choice, ws, frames, writable, win.models.mapping)
         task.modelReady.connect(self.window.models.model_ready)
         task.result.connect(lambda row, p: self._apply(ws, row, p))
         task.succeeded.connect(lambda stats: self._ran(stats, first, last))
