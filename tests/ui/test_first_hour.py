@@ -15,10 +15,6 @@ from segstudio.io.workspace import ItemStatus
 from segstudio.ui.launchers import open_demo
 
 
-def _idle(window, qtbot, timeout=180_000):
-    qtbot.waitUntil(lambda: window.doc is not None and window.is_idle(), timeout=timeout)
-
-
 # -- 7: the title's [*] -------------------------------------------------------------------------
 def test_the_unsaved_marker_means_exactly_that_quitting_would_lose_something(window, qtbot,
                                                                               monkeypatch):
