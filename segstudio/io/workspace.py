@@ -81,9 +81,10 @@ class Item:
 
 
 def frame_phrase(frame: int, count: int) -> str:
-    """How a video frame is named to people, everywhere: counted from 0, as in the item ids and
-    label files (``clip_000003`` is frame 3), the command line's ``--frames`` and the errors."""
-    return f"frame {frame} of 0–{count - 1}"
+    """How the window names frame index ``frame`` (from 0) of ``count`` to people: counted from
+    1, as players and DICOM count them ("frame 4 of 250"). Item ids and label files keep the
+    index (``clip_000003`` is frame 4)."""
+    return f"frame {frame + 1} of {count}"
 
 
 class Workspace:

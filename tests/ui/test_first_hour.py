@@ -47,8 +47,8 @@ def test_the_unsaved_marker_means_exactly_that_quitting_would_lose_something(win
 
 
 # -- 9: one way of counting frames ---------------------------------------------------------------
-def test_a_video_frame_has_the_same_number_in_the_dock_status_bar_and_file_name(window, tmp_path,
-                                                                                qtbot):
+def test_a_video_frame_has_the_same_number_in_the_dock_status_bar_and_spin_boxes(window, tmp_path,
+                                                                                 qtbot):
     import cv2
 
     folder = tmp_path / "clip"
@@ -60,13 +60,22 @@ def test_a_video_frame_has_the_same_number_in_the_dock_status_bar_and_file_name(
     writer.release()
     assert window.open_paths([folder])
     panel = window.video
-    panel.go_to(3)
+    panel.go_to(3)                                            # the fourth frame (index 3)
     qtbot.waitUntil(lambda: window.doc.item.frame == 3)
-    assert window.doc.item.id == "walk_000003"               # its label file's name
-    assert "frame 3 of 0–11" in panel.title.text()
-    assert "frame 3 of 0–11" in window.statusBar().currentMessage()
-    assert panel.frame_spin.value() == 3 and panel.slider.value() == 3
-    assert (panel.frame_spin.minimum(), panel.frame_spin.maximum()) == (0, 11)
+    assert "frame 4 of 12" in panel.title.text()
+    assert "frame 4 of 12" in window.statusBar().currentMessage()
+    assert panel.frame_spin.text() == "4"
+    assert (panel.first_spin.text(), panel.last_spin.text()) == ("1", "12")
+    assert "(frame 4)" in window.files.model.data(window.files.model.index(3),
+                                                  Qt.ItemDataRole.ToolTipRole)
+    # Typing a frame number means the same frame.
+    panel.frame_spin.setFocus()
+    panel.frame_spin.selectAll()
+    qtbot.keyClicks(panel.frame_spin, "10")
+    qtbot.keyClick(panel.frame_spin, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.doc.item.frame == 9)
+    assert "frame 10 of 12" in panel.title.text()
+    assert window.doc.item.id == "walk_000009"               # the label file keeps the index
 
 
 # -- 11: a 720 px screen ---------------------------------------------------------------------------
