@@ -28,6 +28,7 @@ _COLOURS = {Level.INFO: ("#2d5a8c", "#ffffff"), Level.DONE: ("#2e6b3a", "#ffffff
 MARGIN = 8          # pixels between the bar and the host's edges
 PASSING = (Level.INFO, Level.DONE)      # these go by themselves; warnings and errors stay
 PASSING_MS = 6000
+READING_MS_PER_CHAR = 60        # a long passing notice stays long enough to be read
 
 
 class NoticeBar(QFrame):
@@ -75,7 +76,10 @@ class NoticeBar(QFrame):
         self.raise_()
         self._timeout.stop()
         if level in PASSING and not self.underMouse():
-            self._timeout.start(self.passing_ms)
+            self._timeout.start(self._lasting_ms())
+
+    def _lasting_ms(self) -> int:
+        return max(self.passing_ms, READING_MS_PER_CHAR * len(self.label.text()))
 
     @property
     def passing(self) -> bool:
@@ -93,7 +97,7 @@ class NoticeBar(QFrame):
 
     def leaveEvent(self, event) -> None:  # noqa: N802
         if self.isVisible() and self.passing:
-            self._timeout.start(self.passing_ms)
+            self._timeout.start(self._lasting_ms())
         super().leaveEvent(event)
 
     def place(self) -> None:
