@@ -135,6 +135,20 @@ def test_the_window_fits_a_720_px_screen_and_remembers_its_size(desktop_font, qt
     fourth = _new_window(qtbot, settings)
     fourth.place_on(screen, QSize(900, 560))
     assert (fourth.width(), fourth.height()) == (900, 560)
+    # With a video's timeline open under the canvas too.
+    import cv2
+
+    (tmp_path / "clip").mkdir()
+    writer = cv2.VideoWriter(str(tmp_path / "clip" / "c.avi"),
+                             cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 60 * i, np.uint8))
+    writer.release()
+    fourth.show()
+    assert fourth.open_paths([tmp_path / "clip"])
+    qtbot.waitUntil(fourth.video.dock.isVisible)
+    hint = fourth.minimumSizeHint()
+    assert hint.width() <= 1200 and hint.height() <= 680, hint
 
 
 # -- 12: the pixel readout, passing notices, seeds -------------------------------------------------
