@@ -375,7 +375,7 @@ def test_effective_field_averages_same_size_images_and_shows_its_centre(window, 
     panel.images_spin.setValue(3)
     panel.branch_combo.setCurrentText("fc7")
     window.tool_actions["Receptive field"].trigger()
-    click(window.canvas, 70, 50)
+    click(window.canvas, 70.5, 50.5)           # the pixel's centre, not its corner
     wait_done(qtbot, window, dock)
     trained = panel.result["erf"][0]
     assert trained.images == 2 and trained.pixel == (50, 70)      # b_picture differs in size

@@ -24,6 +24,10 @@ class ModelPicker(QWidget):
         for spec in REGISTRY.values():
             if not spec.instance:
                 self.combo.addItem(spec.title, spec.name)
+        # The registry's long titles must not set the dock's (and the window's) smallest width.
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(12)
         self.config_combo = QComboBox(self)
         self.config_combo.addItems(["lite", "paper"])
         self.file_button = QPushButton("Checkpoint…", self)
