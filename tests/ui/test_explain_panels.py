@@ -106,6 +106,12 @@ def test_branch_grid_has_one_thumbnail_per_branch_and_ablation_counts_changes(wi
                                      "head.ppm.stages.0")
     assert grid.contribution["count"] == int(changed.sum())
     assert f"{int(changed.sum())} pixels change" in grid.info.text()
+    # what the changed pixels became, class by class, adds up to the changed count
+    transitions = grid.contribution["transitions"]
+    assert sum(n for *_, n in transitions) == int(changed.sum())
+    if transitions:
+        a, b, n = transitions[0]
+        assert f"{a} → {b} {n:,} px" in grid.info.text()
     assert not grid.contribution_view.pixmap().isNull()
 
     # Exported, the eleven pictures (ten branches and the ablation) wrap into rows of four.
