@@ -453,3 +453,29 @@ def test_context_view_measures_the_effective_field_on_the_water_or_road(window, 
         heat = r["erf"].heat.astype(np.float64)
         assert r["band"]["source"] == "as it predicts it"
         assert r["band"]["share"] == pytest.approx(heat[band].sum() / heat.sum(), rel=1e-4)
+
+
+def test_the_picker_offers_the_trained_models_and_names_untrained_ones(window, dock, qtbot):
+    """With the trained chest U-Net in the Model panel, Inside the model looks into it by
+    default, lists the trained models by name, and every random-weight entry says so."""
+    window.models.start()
+    qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=120_000)
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    panel = window.models.panel
+    entry = panel.current_entry()
+    assert entry.trained and entry.choice.checkpoint.name == "chest_xray_unet_lite.pt"
+    combo = dock.picker.combo
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts[0] == f"Model panel's choice: {entry.title}"
+    assert dock.session.current_source().checkpoint == entry.choice.checkpoint
+    assert not dock.picker.untrained.isVisibleTo(dock.picker)
+    trained = [t for t in texts[1:] if "untrained" not in t]
+    assert any("chest_xray_pspnet_lite.pt" in t for t in trained)
+    assert all(t.endswith("untrained (random weights)") for t in texts[1 + len(trained):])
+    # choosing a trained PSPNet by name looks into its checkpoint, not random weights
+    combo.setCurrentIndex(next(i for i, t in enumerate(texts) if "chest_xray_pspnet_lite" in t))
+    assert dock.session.current_source().checkpoint.name == "chest_xray_pspnet_lite.pt"
+    assert not dock.picker.untrained.isVisibleTo(dock.picker)
+    # the registry's PSPNet is random weights, and the picker says so
+    pick_model(dock, "pspnet")
+    assert dock.picker.untrained.isVisibleTo(dock.picker)
