@@ -54,7 +54,7 @@ def test_the_phantom_demo_shows_its_card_and_stays_quiet(window, qtbot):
     assert "not a medical device" in card
 
 
-def test_a_real_ct_is_called_out_on_the_canvas_and_in_the_scores(window, qtbot, tmp_path):
+def test_a_real_ct_is_called_out_above_the_canvas_and_in_the_scores(window, qtbot, tmp_path):
     path = get_testdata_file("CT_small.dcm", download=False)
     if path is None:
         pytest.skip("pydicom does not ship CT_small.dcm here")
