@@ -1,0 +1,201 @@
+"""export-nifti: label volumes for 3D Slicer and ITK-SNAP, read back with nibabel and pynrrd.
+
+Geometry is checked against the DICOM attributes directly: the pixel at row j, column i lies at
+IPP + i·PixelSpacing[1]·X + j·PixelSpacing[0]·Y in LPS, which NIfTI states in RAS (x and y
+negated). The DICOMs are pydicom's own CT and MR, one cropped to a non-square size and given an
+oblique orientation and unequal spacings, so that swapped axes or spacings cannot pass.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from segstudio.cli import main
+from segstudio.core.classes import chest_xray
+from segstudio.io.workspace import ItemStatus, Workspace
+
+nib = pytest.importorskip("nibabel", reason="the [nifti] extra (nibabel) is not installed")
+nrrd = pytest.importorskip("nrrd", reason="the [nifti] extra (pynrrd) is not installed")
+
+X_DIR = np.array([0.8, 0.6, 0.0])
+Y_DIR = np.array([0.0, 0.0, -1.0])
+
+
+def _dicom(name):
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom does not ship {name} here")
+    return path
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """The CT as shipped, the MR cropped to 64×40 with an oblique orientation and unequal
+    spacings, and a grey PNG; every item labelled with a pattern that shows any transposition."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(_dicom("CT_small.dcm"), root / "ct.dcm")
+    ds = pydicom.dcmread(_dicom("MR_small.dcm"))
+    arr = ds.pixel_array[:, :40].copy()
+    ds.PixelData = arr.tobytes()
+    ds.Columns = 40
+    ds.PixelSpacing = [0.5, 0.8]                 # between rows, between columns
+    ds.ImageOrientationPatient = [*X_DIR, *Y_DIR]
+    ds.ImagePositionPatient = [10.0, -20.0, 30.0]
+    ds.save_as(root / "oblique.dcm")
+    yy, xx = np.mgrid[0:20, 0:30]
+    Image.fromarray((xx * 8 + yy).astype(np.uint8)).save(root / "plain.png")
+    ws = Workspace.open(root, classes=chest_xray())
+    rng = np.random.default_rng(0)
+    for item in ws.items:
+        image = ws.read_image(item)
+        labels = rng.integers(0, len(ws.classes), (image.height, image.width)).astype(np.uint8)
+        labels[0, :3] = 255
+        ws.save_labels(item, labels, status=ItemStatus.CORRECTED)
+    ws.close()
+    return root
+
+
+def _labels(root, stem):
+    ws = Workspace.open(root)
+    item = next(it for it in ws.items if it.id == stem)
+    return ws.load_labels(item)
+
+
+def _expected_ras(ds, i, j):
+    ps = [float(v) for v in ds.PixelSpacing]
+    iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+    lps = (np.array([float(v) for v in ds.ImagePositionPatient])
+           + i * ps[1] * iop[:3] + j * ps[0] * iop[3:])
+    return np.array([-lps[0], -lps[1], lps[2]])
+
+
+def _export(root, out, *extra):
+    return main(["export-nifti", str(root), "--out", str(out), *extra])
+
+
+def test_nifti_holds_the_exact_labels_and_stored_values_with_the_dicom_geometry(
+        workspace, tmp_path):
+    out = tmp_path / "vol"
+    assert _export(workspace, out) == 0
+    for stem in ("ct", "oblique"):
+        ds = pydicom.dcmread(workspace / f"{stem}.dcm")
+        labels = nib.load(out / f"{stem}_label.nii.gz")
+        image = nib.load(out / f"{stem}_image.nii.gz")
+        assert labels.shape == (ds.Columns, ds.Rows, 1)
+        assert labels.get_data_dtype() == np.uint8
+        np.testing.assert_array_equal(np.asanyarray(labels.dataobj)[:, :, 0].T,
+                                      _labels(workspace, stem))
+        np.testing.assert_array_equal(image.dataobj.get_unscaled()[:, :, 0].T, ds.pixel_array)
+        for img in (labels, image):
+            assert int(img.header["qform_code"]) == 1 and int(img.header["sform_code"]) == 1
+            np.testing.assert_allclose(img.affine, img.get_qform(), atol=1e-4)
+            for i, j in ((0, 0), (ds.Columns - 1, 0), (0, ds.Rows - 1), (7, 5)):
+                np.testing.assert_allclose((img.affine @ [i, j, 0, 1])[:3],
+                                           _expected_ras(ds, i, j), atol=1e-4)
+    ct = pydicom.dcmread(workspace / "ct.dcm")
+    ct_image = nib.load(out / "ct_image.nii.gz")
+    # The CT's rescale goes into scl_slope/scl_inter: viewers show Hounsfield units.
+    np.testing.assert_allclose(ct_image.get_fdata()[:, :, 0].T,
+                               ct.pixel_array * float(ct.RescaleSlope) + float(ct.RescaleIntercept))
+    assert ct_image.header.get_zooms() == pytest.approx((0.661468, 0.661468, 5.0))
+    oblique = nib.load(out / "oblique_label.nii.gz")
+    assert oblique.header.get_zooms() == pytest.approx((0.8, 0.5, 0.8))   # col, row, thickness
+
+
+def test_nrrd_holds_the_same_volumes_in_lps(workspace, tmp_path):
+    out = tmp_path / "vol"
+    assert _export(workspace, out, "--format", "nrrd") == 0
+    ds = pydicom.dcmread(workspace / "oblique.dcm")
+    labels, header = nrrd.read(str(out / "oblique_label.nrrd"), index_order="F")
+    image, _ = nrrd.read(str(out / "oblique_image.nrrd"), index_order="F")
+    np.testing.assert_array_equal(labels[:, :, 0].T, _labels(workspace, "oblique"))
+    np.testing.assert_array_equal(image[:, :, 0].T, ds.pixel_array)
+    assert header["space"] == "left-posterior-superior"
+    np.testing.assert_allclose(header["space origin"], [10.0, -20.0, 30.0])
+    np.testing.assert_allclose(header["space directions"][0], 0.8 * X_DIR, atol=1e-6)
+    np.testing.assert_allclose(header["space directions"][1], 0.5 * Y_DIR, atol=1e-6)
+    np.testing.assert_allclose(header["space directions"][2],
+                               0.8 * np.cross(X_DIR, Y_DIR), atol=1e-6)
+
+
+def test_an_image_without_dicom_geometry_gets_1mm_identity_and_the_manifest_says_so(
+        workspace, tmp_path, capsys):
+    out = tmp_path / "vol"
+    assert _export(workspace, out) == 0
+    assert "1 item(s) have no DICOM geometry" in capsys.readouterr().out
+    img = nib.load(out / "plain_image.nii.gz")
+    np.testing.assert_allclose(img.affine, np.diag([-1.0, -1.0, 1.0, 1.0]))
+    pixels = np.asarray(Image.open(workspace / "plain.png"))
+    np.testing.assert_array_equal(np.asanyarray(img.dataobj)[:, :, 0].T, pixels)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["items"]["plain"]["geometry"]["assumed"] == [
+        "pixel spacing 1 mm", "orientation identity (LPS)", "origin 0"]
+    ct = manifest["items"]["ct"]["geometry"]
+    assert ct["from_file"] == ["PixelSpacing", "ImageOrientationPatient",
+                               "ImagePositionPatient", "SpacingBetweenSlices"]
+    assert ct["assumed"] == []
+
+
+def test_colour_tables_list_every_class_and_void_for_slicer_and_itksnap(workspace, tmp_path):
+    out = tmp_path / "vol"
+    assert _export(workspace, out) == 0
+    classes = chest_xray()
+    rows = [line.split() for line in (out / "segstudio-labels.ctbl").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert [int(r[0]) for r in rows] == [*range(len(classes)), 255]
+    for row, cls in zip(rows, classes):
+        assert row[1] == cls.name.replace(" ", "_")
+        assert tuple(int(v) for v in row[2:5]) == tuple(cls.color)
+        assert int(row[5]) == (0 if cls.index == 0 else 255)
+    snap = [line for line in (out / "itksnap-labels.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert len(snap) == len(classes) + 1
+    first = snap[1].split()
+    assert int(first[0]) == 1 and tuple(int(v) for v in first[1:4]) == tuple(classes[1].color)
+    assert snap[1].endswith(f'"{classes[1].name}"')
+
+
+def test_a_folder_of_other_files_is_refused_and_an_earlier_export_needs_overwrite(
+        workspace, tmp_path, capsys):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    assert _export(workspace, busy) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds other files" in err
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
+
+    out = tmp_path / "vol"
+    assert _export(workspace, out) == 0
+    before = (out / "ct_label.nii.gz").read_bytes()
+    assert _export(workspace, out, "--format", "nrrd") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "ct_label.nii.gz").read_bytes() == before
+    assert _export(workspace, out, "--format", "nrrd", "--overwrite") == 0
+    assert (out / "ct_label.nrrd").is_file() and not (out / "ct_label.nii.gz").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_export_folder_holding_the_workspace_is_refused(workspace, tmp_path, capsys):
+    assert _export(workspace, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("segstudio export-nifti: error:") and "lies inside it" in err
+    assert (workspace / "ct.dcm").is_file()
+
+
+def test_without_nibabel_the_export_says_what_to_install(workspace, tmp_path, capsys,
+                                                         monkeypatch):
+    monkeypatch.setitem(sys.modules, "nibabel", None)
+    assert _export(workspace, tmp_path / "vol") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "segstudio[nifti]" in err
+    assert not (tmp_path / "vol").exists()
