@@ -147,15 +147,26 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _export_segs(root: Path, out: Path) -> list[Path]:
-    """Run ``segstudio export-dicom-seg WORKSPACE --out DIR`` and return the files it wrote."""
-    from segstudio import cli
+    """Run ``export-dicom-seg WORKSPACE --out DIR`` (the command module, in this process) and
+    return the DICOM files it wrote."""
+    import importlib
+    import importlib.util
 
-    if _SEG_EXPORT not in cli._command_modules():
+    name = "segstudio.commands.export_dicom_seg"
+    if importlib.util.find_spec(name) is None:
         raise CommandError("this segstudio cannot write DICOM SEG yet (no export-dicom-seg "
                            "command); give the SEG files with --seg")
-    status = cli.main([_SEG_EXPORT, str(root), "--out", str(out)])
-    if status != 0:
-        raise CommandError(f"{_SEG_EXPORT} failed (see above); nothing was sent")
+    module = importlib.import_module(name)
+    parser = argparse.ArgumentParser(prog=f"segstudio {_SEG_EXPORT}")
+    module.add_arguments(parser)
+    try:
+        args = parser.parse_args([str(root), "--out", str(out)])
+    except SystemExit:
+        raise CommandError(f"{_SEG_EXPORT} does not take WORKSPACE --out DIR here; export "
+                           "the SEG files yourself and give them with --seg") from None
+    status = module.run(args)
+    if status:
+        raise CommandError(f"{_SEG_EXPORT} failed (status {status}); nothing was sent")
     files = sorted(p for p in out.rglob("*.dcm") if p.is_file())
     if not files:
         raise CommandError(f"{_SEG_EXPORT} wrote no DICOM SEG file; nothing was sent")

@@ -6,6 +6,7 @@ Then the PACS's refusals: wrong credentials, an unknown study, a file in the way
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -76,8 +77,10 @@ def _seg_masks(seg: pydicom.Dataset) -> dict[str, np.ndarray]:
     frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
     names = {int(s.SegmentNumber): str(s.SegmentLabel) for s in seg.SegmentSequence}
     masks = {}
+    shared = seg.SharedFunctionalGroupsSequence[0]
     for frame, groups in zip(frames, seg.PerFrameFunctionalGroupsSequence):
-        number = int(groups.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+        ident = groups if "SegmentIdentificationSequence" in groups else shared  # one segment
+        number = int(ident.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
         masks[names[number]] = frame.astype(bool)
     return masks
 
@@ -192,3 +195,60 @@ def test_a_pull_adds_only_the_instances_beside_the_files_already_there(signed_in
                  "--into", str(ws_dir)]) == 0
     assert sorted(p.name for p in ws_dir.iterdir()) == sorted(
         ["mine.dcm", f"{source.SOPInstanceUID}.dcm"])
+
+
+def test_push_without_files_sends_what_export_dicom_seg_writes(signed_in, tmp_path, capsys,
+                                                             monkeypatch):
+    """push WORKSPACE URL runs the export-dicom-seg command module as `WORKSPACE --out DIR` and
+    stores every DICOM file it wrote (here a stand-in module of that name, built on highdicom,
+    proves the wiring; the real command replaces it)."""
+    import importlib.machinery
+    import sys
+    import types
+
+    pacs = signed_in
+    source = _source("MR_small.dcm")
+    client = _client(pacs)
+    client.store_instances([source])
+    ws_dir = tmp_path / "ws"
+    assert main(["dicomweb", "pull", pacs.url, "--study", source.StudyInstanceUID,
+                 "--into", str(ws_dir)]) == 0
+    ws = Workspace.open(ws_dir, classes=chest_xray())
+    (item,) = ws.items
+    labels = np.zeros((source.Rows, source.Columns), np.uint8)
+    labels[8:40, 4:30] = 3
+    ws.save_labels(item, labels)
+    ws.close()
+    calls = []
+
+    def add_arguments(parser):
+        parser.add_argument("workspace")
+        parser.add_argument("--out", required=True)
+
+    def run(args):
+        calls.append((args.workspace, args.out))
+        opened = Workspace.open(args.workspace)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for it in opened.items:
+            seg = _seg_from_labels(pydicom.dcmread(opened.source_path(it)),
+                                   opened.load_labels(it), opened.classes)
+            seg.save_as(out / f"{it.id}-seg.dcm")
+        return 0
+
+    name = "segstudio.commands.export_dicom_seg"
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    module.add_arguments, module.run = add_arguments, run
+    monkeypatch.setitem(sys.modules, name, module)
+    capsys.readouterr()
+    assert main(["dicomweb", "push", str(ws_dir), pacs.url]) == 0
+    assert "stored 1 segmentation(s)" in capsys.readouterr().out
+    assert calls and calls[0][0] == str(ws_dir)
+    found = client.search_for_instances(study_instance_uid=source.StudyInstanceUID,
+                                        search_filters={"Modality": "SEG"})
+    assert len(found) == 1
+    back = client.retrieve_instance(source.StudyInstanceUID, found[0]["0020000E"]["Value"][0],
+                                    found[0]["00080018"]["Value"][0])
+    masks = _seg_masks(back)
+    np.testing.assert_array_equal(masks[chest_xray()[3].name], labels == 3)
