@@ -35,8 +35,19 @@ def _timeout(text: str) -> float:
     return value
 
 
+class _ActionParser(argparse.ArgumentParser):
+    """An action's parser whose refusals read ``segstudio dicomweb: error: ACTION: …``, the
+    one-line form of every other command."""
+
+    def error(self, message: str):
+        command, _, action = self.prog.rpartition(" ")
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{command}: error: {action}: {message}\n")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                    parser_class=_ActionParser)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--timeout", type=_timeout, default=30.0, metavar="S",
                         help="seconds to wait for each answer of the server (default 30)")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from segstudio.io.dicomweb_credentials import (PASSWORD_VAR, USER_VAR, CredentialError,
                                                Credentials, credentials_for)
+from segstudio.io.workspace_error import WorkspaceError
 
 DEFAULT_TIMEOUT_S = 30.0
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -181,8 +182,11 @@ def pull_study(url: str, study_uid: str, into: str | Path, *,
         staged = _download(client, url, study_uid, staging, result, progress, cancel)
         if not staged and not result.left_out:
             raise DicomWebError(f"study {study_uid}: the server returned no instances")
-        with (lock(folder) if lock is not None else contextlib.nullcontext()):
-            _move_into_place(staged, folder, result)
+        try:
+            with (lock(folder) if lock is not None else contextlib.nullcontext()):
+                _move_into_place(staged, folder, result)
+        except WorkspaceError as e:            # the lock: held too long by another segstudio
+            raise DicomWebError(f"{e}; nothing was written") from None
         return result
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -118,12 +118,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+
+def _contents(folder) -> list[str]:
+    """The names in ``folder`` a user sees, after checking that no pull's staging folder is
+    left; the workspace lock's own hidden files are not the pull's doing."""
+    names = sorted(p.name for p in folder.iterdir())
+    assert not [n for n in names if n.startswith(".segstudio-pull-")], names
+    return [n for n in names if not n.startswith(".")]
+
 def test_a_refused_connection_is_one_line_and_writes_nothing(tmp_path, capsys):
     ws = tmp_path / "ws"
     ws.mkdir()
     assert _pull(f"http://127.0.0.1:{_free_port()}/dicom-web", ws) == 2
     assert "cannot connect to 127.0.0.1" in _one_line(capsys)
-    assert list(ws.iterdir()) == []
+    assert _contents(ws) == []
 
 
 def test_a_server_that_never_answers_times_out_in_one_line(tmp_path, capsys):
@@ -158,7 +166,7 @@ def test_an_answer_cut_off_midway_leaves_nothing_in_the_workspace(server, tmp_pa
     (ws / "mine.png").write_bytes(b"not touched")
     assert _pull(s.url, ws) == 2
     _one_line(capsys)
-    assert sorted(p.name for p in ws.iterdir()) == ["mine.png"]
+    assert _contents(ws) == ["mine.png"]
 
 
 def test_a_whole_answer_lands_as_files_named_by_sop_instance_uid(server, tmp_path, capsys):
@@ -166,7 +174,7 @@ def test_a_whole_answer_lands_as_files_named_by_sop_instance_uid(server, tmp_pat
     s = server(_multipart([_dicom_bytes(sop) for sop in sops]))
     ws = tmp_path / "ws"
     assert _pull(s.url, ws) == 0
-    assert sorted(p.name for p in ws.iterdir()) == sorted(f"{sop}.dcm" for sop in sops)
+    assert _contents(ws) == sorted(f"{sop}.dcm" for sop in sops)
     for sop in sops:
         ds = pydicom.dcmread(ws / f"{sop}.dcm")
         assert ds.SOPInstanceUID == sop
@@ -260,3 +268,36 @@ def test_pixels_survive_a_pull_bit_for_bit(server, tmp_path):
     assert _pull(s.url, tmp_path / "ws") == 0
     pulled = pydicom.dcmread(tmp_path / "ws" / f"{STUDY}.7.dcm")
     np.testing.assert_array_equal(pulled.pixel_array, source.pixel_array)
+
+
+def test_a_pull_waits_for_the_workspace_lock_and_says_who_holds_it(server, tmp_path, capsys,
+                                                                   monkeypatch):
+    """While another segstudio holds the workspace's lock, the instances are not put in place:
+    after the lock's timeout the pull gives up in one line, leaving the folder as it was."""
+    workspace_lock = pytest.importorskip("segstudio.io.workspace_lock",
+                                         reason="this segstudio has no workspace lock")
+    from segstudio.io.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    s = server(_multipart([_dicom_bytes(f"{STUDY}.1")]))
+    monkeypatch.setattr(workspace_lock, "LOCK_TIMEOUT_S", 0.5)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with workspace_lock.workspace_lock(ws / Workspace.FILE_NAME):
+            held.set()
+            release.wait(30)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        assert _pull(s.url, ws) == 2
+        assert "another segstudio" in _one_line(capsys)
+        assert not [p for p in ws.iterdir() if p.suffix == ".dcm" or p.name.startswith(
+            ".segstudio-pull-")]
+    finally:
+        release.set()
+        holder.join(30)
+    assert _pull(s.url, ws) == 0
+    assert (ws / f"{STUDY}.1.dcm").is_file()

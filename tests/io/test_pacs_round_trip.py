@@ -85,6 +85,14 @@ def _seg_masks(seg: pydicom.Dataset) -> dict[str, np.ndarray]:
     return masks
 
 
+
+def _contents(folder) -> list[str]:
+    """The names in ``folder`` a user sees, after checking that no pull's staging folder is
+    left; the workspace lock's own hidden files are not the pull's doing."""
+    names = sorted(p.name for p in folder.iterdir())
+    assert not [n for n in names if n.startswith(".segstudio-pull-")], names
+    return [n for n in names if not n.startswith(".")]
+
 def test_a_study_goes_from_the_pacs_into_a_workspace_and_its_seg_comes_back(
         signed_in, tmp_path, capsys):
     pacs = signed_in
@@ -105,7 +113,7 @@ def test_a_study_goes_from_the_pacs_into_a_workspace_and_its_seg_comes_back(
                  "--into", str(ws_dir)]) == 0
     assert "wrote 1 new instance(s)" in capsys.readouterr().out
     pulled = ws_dir / f"{source.SOPInstanceUID}.dcm"
-    assert sorted(p.name for p in ws_dir.iterdir()) == [pulled.name]
+    assert _contents(ws_dir) == [pulled.name]
     np.testing.assert_array_equal(pydicom.dcmread(pulled).pixel_array, source.pixel_array)
 
     ws = Workspace.open(ws_dir, classes=chest_xray())
@@ -156,7 +164,7 @@ def test_pulling_again_keeps_identical_files_and_refuses_a_different_one(
     assert "segstudio dicomweb: error:" in err and "other content" in err
     assert "Traceback" not in err
     assert target.read_bytes() == b"someone else's file"
-    assert sorted(p.name for p in ws_dir.iterdir()) == [target.name]   # no staging left
+    assert _contents(ws_dir) == [target.name]   # no staging left
     assert first != target.read_bytes()
 
 
@@ -193,7 +201,7 @@ def test_a_pull_adds_only_the_instances_beside_the_files_already_there(signed_in
     shutil.copy(get_testdata_file("MR_small.dcm", download=False), ws_dir / "mine.dcm")
     assert main(["dicomweb", "pull", pacs.url, "--study", source.StudyInstanceUID,
                  "--into", str(ws_dir)]) == 0
-    assert sorted(p.name for p in ws_dir.iterdir()) == sorted(
+    assert _contents(ws_dir) == sorted(
         ["mine.dcm", f"{source.SOPInstanceUID}.dcm"])
 
 
