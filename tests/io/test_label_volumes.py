@@ -199,3 +199,25 @@ def test_without_nibabel_the_export_says_what_to_install(workspace, tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "segstudio[nifti]" in err
     assert not (tmp_path / "vol").exists()
+
+
+def test_a_colour_image_keeps_its_channels_in_both_formats(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    yy, xx = np.mgrid[0:12, 0:18]
+    rgb = np.stack([xx * 10, yy * 20, 255 - xx * 10], axis=-1).astype(np.uint8)
+    Image.fromarray(rgb).save(root / "colour.png")
+    ws = Workspace.open(root, classes=chest_xray())
+    labels = (xx % 3).astype(np.uint8)
+    ws.save_labels(ws.items[0], labels)
+    ws.close()
+    assert _export(root, tmp_path / "nii") == 0
+    img = nib.load(tmp_path / "nii" / "colour_image.nii.gz")
+    assert img.shape == (18, 12, 1, 3)
+    np.testing.assert_array_equal(np.asanyarray(img.dataobj)[:, :, 0, :].transpose(1, 0, 2), rgb)
+    assert _export(root, tmp_path / "nrrd", "--format", "nrrd") == 0
+    data, header = nrrd.read(str(tmp_path / "nrrd" / "colour_image.nrrd"), index_order="F")
+    assert header["kinds"][0] == "RGB-color" and data.shape == (3, 18, 12, 1)
+    np.testing.assert_array_equal(data[:, :, :, 0].transpose(2, 1, 0), rgb)
+    labels_back, _ = nrrd.read(str(tmp_path / "nrrd" / "colour_label.nrrd"), index_order="F")
+    np.testing.assert_array_equal(labels_back[:, :, 0].T, labels)
