@@ -215,6 +215,21 @@ def test_a_private_credentials_file_is_used_and_one_others_can_read_is_refused(
     assert s.seen[-1][1]["Authorization"] == "Basic " + base64.b64encode(b"ana:s3cret").decode()
 
 
+def test_a_token_from_the_environment_is_sent_as_a_bearer(server, capsys, monkeypatch):
+    def empty(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/dicom+json")
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"[]")
+    s = server(empty)
+    monkeypatch.setenv("SEGSTUDIO_DICOMWEB_TOKEN", "tok-123")
+    assert main(["dicomweb", "studies", s.url, "--modality", "CT"]) == 0
+    path, headers = s.seen[-1]
+    assert headers["Authorization"] == "Bearer tok-123"
+    assert "ModalitiesInStudy=CT" in path
+
+
 def test_credentials_never_come_from_the_command_line(tmp_path, capsys, monkeypatch):
     assert main(["dicomweb", "studies", "http://ana:pw@127.0.0.1:9/dicom-web"]) == 2
     line = _one_line(capsys)

@@ -221,3 +221,24 @@ def test_a_colour_image_keeps_its_channels_in_both_formats(tmp_path):
     np.testing.assert_array_equal(data[:, :, :, 0].transpose(2, 1, 0), rgb)
     labels_back, _ = nrrd.read(str(tmp_path / "nrrd" / "colour_label.nrrd"), index_order="F")
     np.testing.assert_array_equal(labels_back[:, :, 0].T, labels)
+
+
+def test_a_cancelled_export_leaves_nothing_and_keeps_the_earlier_one(workspace, tmp_path):
+    from segstudio.io.label_volumes import VolumeExportCancelled, write_label_volumes
+
+    out = tmp_path / "vol"
+    assert _export(workspace, out) == 0
+    before = sorted(p.name for p in out.iterdir())
+    ws = Workspace.open(workspace)
+    seen = []
+
+    def cancel():
+        seen.append(1)
+        return len(seen) > 1                       # after the first item
+
+    with pytest.raises(VolumeExportCancelled):
+        write_label_volumes(out, ws.samples([ItemStatus.CORRECTED]), ws.classes, fmt="nrrd",
+                            overwrite=True, cancel=cancel)
+    ws.close()
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
