@@ -316,3 +316,14 @@ def test_a_pull_waits_for_the_workspace_lock_and_says_who_holds_it(server, tmp_p
         holder.join(30)
     assert _pull(s.url, ws) == 0
     assert (ws / f"{STUDY}.1.dcm").is_file()
+
+
+@pytest.mark.parametrize("part", [b"", b"\x00" * 200, b"DICM" * 40, b"not dicom at all"])
+def test_a_part_that_is_not_dicom_is_one_line_and_writes_nothing(server, tmp_path, capsys,
+                                                                 part):
+    s = server(_multipart([_dicom_bytes(f"{STUDY}.1"), part]))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    assert _pull(s.url, ws) == 2
+    _one_line(capsys)
+    assert _contents(ws) == []
