@@ -242,3 +242,19 @@ def test_a_cancelled_export_leaves_nothing_and_keeps_the_earlier_one(workspace, 
     ws.close()
     assert sorted(p.name for p in out.iterdir()) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_radiograph_uses_imager_pixel_spacing_and_a_broken_orientation_is_assumed(tmp_path):
+    from segstudio.io.image_geometry import geometry_of
+
+    ds = pydicom.dcmread(_dicom("CT_small.dcm"))
+    del ds.PixelSpacing, ds.ImagePositionPatient, ds.SliceThickness, ds.SpacingBetweenSlices
+    ds.ImagerPixelSpacing = [0.2, 0.3]                 # between rows, between columns
+    ds.ImageOrientationPatient = [1, 0, 0, 1, 0, 0]    # not at right angles: unusable
+    path = tmp_path / "dx.dcm"
+    ds.save_as(path)
+    geo = geometry_of(path, "DICOM")
+    assert geo.spacing == (0.3, 0.2, 1.0)
+    assert geo.sources == ["ImagerPixelSpacing"]
+    assert geo.assumed == ["orientation identity (LPS)", "origin 0", "slice thickness 1 mm"]
+    np.testing.assert_allclose(geo.ras_affine(), np.diag([-0.3, -0.2, 1.0, 1.0]))
