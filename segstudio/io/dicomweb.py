@@ -276,11 +276,8 @@ def workspace_folder_lock(folder: Path) -> contextlib.AbstractContextManager:
     """The workspace lock of ``folder`` (the one every write of its workspace file takes), so
     that a pull never interleaves with another segstudio changing the same workspace."""
     from segstudio.io.workspace import Workspace
+    from segstudio.io.workspace_lock import workspace_lock
 
-    try:
-        from segstudio.io.workspace_lock import workspace_lock
-    except ImportError:            # a segstudio without the workspace lock
-        return contextlib.nullcontext()
     return workspace_lock(Path(folder) / Workspace.FILE_NAME)
 
 

@@ -68,11 +68,13 @@ def check_out_dir(out_dir: str | Path, *, inputs: Iterable[str | Path] = (),
     """Refuse an output folder before any work: a file, a folder that holds an input (the
     workspace), a non-empty folder that is not one of these exports, or an earlier export
     without ``overwrite``."""
+    from segstudio.io.output_guard import OutputError, check_replaced_folder
+
     out = Path(out_dir)
-    for path in inputs:
-        if _inside(Path(path), out):
-            raise VolumeExportError(f"{out}: writing there would replace {path}, which lies "
-                                    "inside it; choose another folder")
+    try:
+        check_replaced_folder(out, [("the workspace", p) for p in inputs])
+    except OutputError as e:
+        raise VolumeExportError(str(e)) from None
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise VolumeExportError(f"{out}: is not a folder; give a folder to write into")
     if out.is_dir():
@@ -225,14 +227,6 @@ def _is_export(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.get("format") == FORMAT_NAME
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        p, f = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
-    except (OSError, ValueError):
-        return False
-    return p == f or f in p.parents
 
 
 def _unique(ident: str, taken: set[str]) -> str:
