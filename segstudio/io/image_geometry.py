@@ -13,6 +13,11 @@ So the pixel at column ``i`` and row ``j`` lies at ``IPP + i·Δc·X + j·Δr·Y
 ``IPP``. NIfTI speaks RAS+ (Right, Anterior, Superior): its affine is ``diag(-1, -1, 1, 1)``
 times the LPS one. NRRD keeps LPS and says so (``space: left-posterior-superior``).
 
+A frame of a multi-frame file takes its attributes from the frame's own functional groups
+(``PerFrameFunctionalGroupsSequence``: PixelMeasures, PlaneOrientation, PlanePosition), then the
+shared ones, then the top level; a classic multi-frame file (an RT dose grid) places frame ``k``
+``GridFrameOffsetVector[k] - GridFrameOffsetVector[0]`` mm along the normal from the position.
+
 Where the file says nothing (not DICOM, or the attributes are absent or unusable), 1 mm pixels,
 the identity orientation in LPS (columns towards the patient's left, rows towards posterior:
 an axial slice seen from the feet, as radiologists view it) and the origin 0 are assumed, and
@@ -62,40 +67,91 @@ class Geometry:
                 "from_file": list(self.sources), "assumed": list(self.assumed)}
 
 
-def geometry_of(path: str | Path | None, file_format: str) -> Geometry:
-    """The geometry of the image at ``path``: read from its DICOM header, assumed otherwise."""
+def geometry_of(path: str | Path | None, file_format: str, frame: int | None = None) -> Geometry:
+    """The geometry of the image (or of frame ``frame`` of the file) at ``path``: read from its
+    DICOM header, assumed otherwise."""
     geo = Geometry()
     header = _dicom_header(path) if file_format == "DICOM" and path is not None else None
     if header is None:
         geo.assumed = ["pixel spacing 1 mm", "orientation identity (LPS)", "origin 0"]
         return geo
-    spacing, tag = _pixel_spacing(header)
+    get = _attributes(header, frame)
+    spacing, tag = _pixel_spacing(get)
     if spacing is not None:
         geo.spacing = (spacing[1], spacing[0], 1.0)
         geo.sources.append(tag)
     else:
         geo.assumed.append("pixel spacing 1 mm")
-    axes = _orientation(header.get("ImageOrientationPatient"))
+    axes = _orientation(get("ImageOrientationPatient"))
     if axes is not None:
         geo.axes = axes
         geo.sources.append("ImageOrientationPatient")
     else:
         geo.assumed.append("orientation identity (LPS)")
-    origin = _numbers(header.get("ImagePositionPatient"), 3)
+    origin = _numbers(get("ImagePositionPatient"), 3)
     if origin is not None:
         geo.origin = np.asarray(origin, float)
         geo.sources.append("ImagePositionPatient")
+        offset = _frame_offset(header, frame)
+        if offset is not None:
+            geo.origin = geo.origin + offset * geo.axes[:, 2]
+            geo.sources.append("GridFrameOffsetVector")
     else:
         geo.assumed.append("origin 0")
-    thickness = _numbers(header.get("SpacingBetweenSlices"), 1) or \
-        _numbers(header.get("SliceThickness"), 1)
-    if thickness is not None and thickness[0] > 0:
-        geo.spacing = (geo.spacing[0], geo.spacing[1], thickness[0])
-        geo.sources.append("SpacingBetweenSlices" if header.get("SpacingBetweenSlices")
-                           is not None else "SliceThickness")
+    for tag in ("SpacingBetweenSlices", "SliceThickness"):
+        thickness = _numbers(get(tag), 1)
+        if thickness is not None and thickness[0] > 0:
+            geo.spacing = (geo.spacing[0], geo.spacing[1], thickness[0])
+            geo.sources.append(tag)
+            break
     else:
         geo.assumed.append("slice thickness 1 mm")
     return geo
+
+
+# Where an enhanced multi-frame file keeps each attribute in its functional groups.
+_GROUPS = {"PixelSpacing": "PixelMeasuresSequence", "SliceThickness": "PixelMeasuresSequence",
+           "SpacingBetweenSlices": "PixelMeasuresSequence",
+           "ImageOrientationPatient": "PlaneOrientationSequence",
+           "ImagePositionPatient": "PlanePositionSequence"}
+
+
+def _attributes(header, frame: int | None):
+    """A lookup of an attribute for ``frame``: its own functional group, the shared one, then
+    the top level of the header."""
+    groups = []
+    per_frame = header.get("PerFrameFunctionalGroupsSequence")
+    if per_frame is not None and frame is not None and 0 <= frame < len(per_frame):
+        groups.append(per_frame[frame])
+    elif per_frame is not None and frame is None and len(per_frame) == 1:
+        groups.append(per_frame[0])
+    shared = header.get("SharedFunctionalGroupsSequence")
+    if shared:
+        groups.append(shared[0])
+
+    def get(name: str):
+        sequence = _GROUPS.get(name)
+        for group in groups:
+            items = group.get(sequence) if sequence else None
+            if items and name in items[0]:
+                return items[0].get(name)
+        return header.get(name)
+    return get
+
+
+def _frame_offset(header, frame: int | None) -> float | None:
+    """How far frame ``frame`` of a classic multi-frame grid lies from the first, along the
+    normal (GridFrameOffsetVector, PS3.3 C.8.8.3.2)."""
+    if not frame or "PerFrameFunctionalGroupsSequence" in header:
+        return None
+    offsets = header.get("GridFrameOffsetVector")
+    try:
+        values = [float(v) for v in offsets] if offsets is not None else []
+    except (TypeError, ValueError):
+        return None
+    if frame >= len(values) or not all(math.isfinite(v) for v in values):
+        return None
+    return values[frame] - values[0]
 
 
 def _dicom_header(path: str | Path):
@@ -107,11 +163,11 @@ def _dicom_header(path: str | Path):
         return None
 
 
-def _pixel_spacing(header) -> tuple[tuple[float, float] | None, str]:
+def _pixel_spacing(get) -> tuple[tuple[float, float] | None, str]:
     """(row step, column step) in mm: PixelSpacing, else ImagerPixelSpacing (a projection
     radiograph's spacing at the detector)."""
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
-        values = _numbers(header.get(tag), 2)
+        values = _numbers(get(tag), 2)
         if values is not None and min(values) > 0:
             return (values[0], values[1]), tag
     return None, ""

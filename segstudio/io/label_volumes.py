@@ -131,7 +131,7 @@ def _write_all(tmp: Path, samples: Iterable[VocSample], classes: ClassSet, fmt: 
             raise VolumeExportCancelled()
         ident = _unique(sanitize_id(sample.id), taken)
         image = sample.original
-        geo = geometry_of(image.path, image.format)
+        geo = geometry_of(image.path, image.format, image.frame)
         values, facts = stored_values(image)
         label_name, image_name = f"{ident}_label{suffix}", f"{ident}_image{suffix}"
         write = _write_nifti if fmt == "nifti" else _write_nrrd

@@ -258,3 +258,57 @@ def test_a_radiograph_uses_imager_pixel_spacing_and_a_broken_orientation_is_assu
     assert geo.sources == ["ImagerPixelSpacing"]
     assert geo.assumed == ["orientation identity (LPS)", "origin 0", "slice thickness 1 mm"]
     np.testing.assert_allclose(geo.ras_affine(), np.diag([-0.3, -0.2, 1.0, 1.0]))
+
+
+def test_each_frame_of_a_dose_grid_lies_at_its_own_offset_along_the_normal(tmp_path):
+    """pydicom's RT dose grid: 15 frames of 10×10, 5 mm apart by GridFrameOffsetVector."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(_dicom("rtdose.dcm"), root / "dose.dcm")
+    ds = pydicom.dcmread(root / "dose.dcm")
+    ws = Workspace.open(root, classes=chest_xray())
+    for item in (ws.items[0], ws.items[3]):
+        ws.save_labels(item, np.full((10, 10), 1 + item.frame % 2, np.uint8))
+    ws.close()
+    assert _export(root, tmp_path / "vol") == 0
+    ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+    for frame in (0, 3):
+        img = nib.load(tmp_path / "vol" / f"dose_{frame:06d}_image.nii.gz")
+        np.testing.assert_array_equal(img.dataobj.get_unscaled()[:, :, 0].T,
+                                      ds.pixel_array[frame])
+        lps = ipp + np.array([0.0, 0.0, float(ds.GridFrameOffsetVector[frame])])
+        np.testing.assert_allclose(img.affine[:3, 3], [-lps[0], -lps[1], lps[2]], atol=1e-4)
+
+
+def test_an_enhanced_frame_takes_its_geometry_from_its_functional_groups(tmp_path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from segstudio.io.image_geometry import geometry_of
+
+    ds = pydicom.dcmread(_dicom("CT_small.dcm"))
+    for tag in ("PixelSpacing", "ImageOrientationPatient", "ImagePositionPatient",
+                "SliceThickness", "SpacingBetweenSlices"):
+        delattr(ds, tag)
+    measures, orientation = Dataset(), Dataset()
+    measures.PixelSpacing, measures.SliceThickness = [0.4, 0.6], 2.5
+    orientation.ImageOrientationPatient = [*X_DIR, *Y_DIR]
+    shared = Dataset()
+    shared.PixelMeasuresSequence = Sequence([measures])
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    frames = []
+    for z in (7.0, 9.5):
+        position, group = Dataset(), Dataset()
+        position.ImagePositionPatient = [1.0, 2.0, z]
+        group.PlanePositionSequence = Sequence([position])
+        frames.append(group)
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    path = tmp_path / "enhanced.dcm"
+    ds.save_as(path)
+    geo = geometry_of(path, "DICOM", 1)
+    assert geo.assumed == []
+    assert geo.spacing == (0.6, 0.4, 2.5)
+    np.testing.assert_allclose(geo.origin, [1.0, 2.0, 9.5])
+    np.testing.assert_allclose(geo.axes[:, 0], X_DIR)
+    np.testing.assert_allclose(geo.axes[:, 1], Y_DIR)
