@@ -1,0 +1,290 @@
+"""DICOM SEG export and import with real DICOMs shipped in pydicom: segments named, coloured and
+coded by class, typed by where the labels came from, referencing their images, read back to
+exactly the labels; the files pass dciodvfy; import matches images by SOP Instance UID."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+highdicom = pytest.importorskip("highdicom")
+
+from segstudio.cli import main  # noqa: E402
+from segstudio.core.classes import ClassCode, ClassSet, ClassSetError, chest_xray  # noqa: E402
+from segstudio.io.dicom_seg import read_segmentation  # noqa: E402
+from segstudio.io.dicom_seg_export import export_dicom_seg  # noqa: E402
+from segstudio.io.workspace import ItemStatus, Workspace  # noqa: E402
+
+SOURCES = {"ct": "CT_small.dcm", "mr": "MR_small.dcm", "sc": "image_dfl.dcm"}
+ALL = [ItemStatus.CORRECTED, ItemStatus.REVIEWED, ItemStatus.PREDICTED]
+
+
+def _dicom(name):
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom does not ship {name} here")
+    return path
+
+
+def _labels(height, width, seed):
+    """Blocks of lungs, heart and clavicles at places that differ per image."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((height, width), np.uint8)
+    for value in (1, 2, 3):
+        y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        labels[y:y + height // 3, x:x + width // 4] = value
+    return labels
+
+
+def make_workspace(root, classes=None, statuses=("corrected", "reviewed", "predicted")):
+    """The pydicom CT, MR and secondary-capture images, labelled, one status each."""
+    root.mkdir()
+    for stem, name in SOURCES.items():
+        shutil.copy(_dicom(name), root / f"{stem}.dcm")
+    ws = Workspace.open(root, classes=classes or chest_xray())
+    for n, (item, status) in enumerate(zip(ws.items, statuses)):
+        image = ws.read_image(item)
+        by = "chest U-Net (bundled)" if status == "predicted" else ""
+        ws.save_labels(item, _labels(image.height, image.width, n), status=ItemStatus(status),
+                       by=by)
+    return ws
+
+
+def test_binary_segs_read_back_to_exactly_the_labels_named_coloured_and_coded(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    result = export_dicom_seg(ws, tmp_path / "out", ALL)
+    assert not result.left_out
+    for item in ws.items:
+        path = tmp_path / "out" / f"{item.id}_seg.dcm"
+        source = pydicom.dcmread(ws.source_path(item))
+        seg = highdicom.seg.segread(path)
+        assert seg.segmentation_type.value == "BINARY"
+        labels = ws.load_labels(item)
+        contents = read_segmentation(path)
+        assert list(contents.images) == [source.SOPInstanceUID]
+        numbers = contents.images[source.SOPInstanceUID]
+        names = {n: contents.labels[n] for n in contents.labels}
+        back = np.zeros_like(labels)
+        for number, name in names.items():
+            back[numbers == number] = ws.classes.index_of(name)
+        assert np.array_equal(back, labels)
+        # Segments: classes present only, coded in SNOMED CT, in the class colour.
+        assert sorted(names.values()) == ["clavicles", "heart", "lungs"]
+        for number in seg.segment_numbers:
+            desc = seg.get_segment_description(number)
+            expected = {"lungs": "39607008", "heart": "80891009", "clavicles": "51299004"}
+            assert desc.segmented_property_type.value == expected[desc.segment_label]
+            assert desc.segmented_property_type.scheme_designator == "SCT"
+            assert desc.segmented_property_category.value == "91723000"
+            colour = ws.classes[ws.classes.index_of(desc.segment_label)].color
+            assert np.allclose(contents.colors[number], colour, atol=2)
+        # The image it references, and its geometry.
+        assert seg.StudyInstanceUID == source.StudyInstanceUID
+        ref = seg.ReferencedSeriesSequence[0]
+        assert ref.SeriesInstanceUID == source.SeriesInstanceUID
+        assert ref.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+        if "FrameOfReferenceUID" in source:
+            assert seg.FrameOfReferenceUID == source.FrameOfReferenceUID
+        if "PixelSpacing" in source:
+            measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+            assert [float(v) for v in measures.PixelSpacing] == \
+                [float(v) for v in source.PixelSpacing]
+
+
+def test_algorithm_type_is_manual_for_a_person_and_automatic_with_the_model_for_a_prediction(
+        tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "out", ALL)
+    seen = {}
+    for item in ws.items:
+        seg = pydicom.dcmread(tmp_path / "out" / f"{item.id}_seg.dcm")
+        kinds = {s.SegmentAlgorithmType for s in seg.SegmentSequence}
+        assert len(kinds) == 1
+        seen[item.status.value] = (kinds.pop(), seg.SegmentSequence[0])
+    assert seen["corrected"][0] == seen["reviewed"][0] == "MANUAL"
+    kind, segment = seen["predicted"]
+    assert kind == "AUTOMATIC"
+    assert segment.SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == \
+        "chest U-Net (bundled)"
+
+
+def test_labelmap_segs_read_back_to_exactly_the_labels(tmp_path):
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "out", ALL, labelmap=True)
+    for item in ws.items:
+        path = tmp_path / "out" / f"{item.id}_seg.dcm"
+        assert highdicom.seg.segread(path).segmentation_type.value == "LABELMAP"
+        contents = read_segmentation(path)
+        (numbers,) = contents.images.values()
+        back = np.zeros(numbers.shape, np.uint8)
+        for number, name in contents.labels.items():
+            back[numbers == number] = ws.classes.index_of(name)
+        assert np.array_equal(back, ws.load_labels(item))
+
+
+def test_other_class_sets_say_tissue_and_a_code_in_the_class_set_file_wins(tmp_path):
+    classes = ClassSet.from_dict({"title": "liver study", "classes": [
+        {"index": 0, "name": "background", "color": [0, 0, 0]},
+        {"index": 1, "name": "tumour", "color": [250, 0, 0]},
+        {"index": 2, "name": "liver", "color": [0, 250, 0],
+         "code": {"scheme": "SCT", "value": "10200004", "meaning": "Liver",
+                  "category": {"scheme": "SCT", "value": "91723000",
+                               "meaning": "Anatomical Structure"}}},
+        {"index": 3, "name": "vessel", "color": [0, 0, 250]}]})
+    ws = make_workspace(tmp_path / "ws", classes=classes)
+    export_dicom_seg(ws, tmp_path / "out", ALL)
+    seg = pydicom.dcmread(tmp_path / "out" / "ct_seg.dcm")
+    by_label = {s.SegmentLabel: s for s in seg.SegmentSequence}
+    tumour = by_label["tumour"]
+    assert tumour.SegmentedPropertyCategoryCodeSequence[0].CodeMeaning == "Tissue"
+    assert tumour.SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "tumour"
+    assert tumour.SegmentedPropertyTypeCodeSequence[0].CodingSchemeDesignator.startswith("99")
+    liver = by_label["liver"].SegmentedPropertyTypeCodeSequence[0]
+    assert (liver.CodeValue, liver.CodingSchemeDesignator) == ("10200004", "SCT")
+    assert by_label["liver"].SegmentedPropertyCategoryCodeSequence[0].CodeValue == "91723000"
+
+
+@pytest.mark.parametrize("code", [
+    "SCT", ["SCT", "1", "x"], {"scheme": "SCT", "value": "1"},
+    {"scheme": "S C T", "value": "1", "meaning": "x"},
+    {"scheme": "SCT", "value": "1\\2", "meaning": "x"},
+    {"scheme": "SCT", "value": "1", "meaning": "x\ny"},
+    {"scheme": "SCT", "value": "1", "meaning": "m" * 65},
+    {"scheme": "SCT", "value": float("nan"), "meaning": "x"},
+    {"scheme": "SCT", "value": "1", "meaning": "x", "colour": 3},
+    {"scheme": "SCT", "value": "1", "meaning": "x", "category": {"scheme": "SCT"}},
+])
+def test_a_class_code_from_a_file_is_checked_like_any_untrusted_value(code):
+    data = {"classes": [{"index": 0, "name": "background", "color": [0, 0, 0]},
+                        {"index": 1, "name": "organ", "color": [1, 2, 3], "code": code}]}
+    with pytest.raises(ClassSetError):
+        ClassSet.from_dict(data)
+
+
+def test_class_codes_survive_the_class_set_file_and_the_derived_sets():
+    code = ClassCode("SCT", "10200004", "Liver", ClassCode("SCT", "91723000", "Anatomy"))
+    classes = ClassSet(["background", "liver"], codes=[None, code])
+    back = ClassSet.from_dict(classes.to_dict())
+    assert back.codes == (None, code)
+    assert back.renamed(1, "hepar").codes == (None, code)
+    assert back.with_class("x").codes == (None, code, None)
+    assert "code" not in ClassSet(["a", "b"]).to_dict()["classes"][0]
+
+
+def _dciodvfy(path):
+    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed")
+@pytest.mark.parametrize("deidentify", [False, True])
+def test_binary_segs_pass_dciodvfy_without_errors(tmp_path, deidentify):
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "out", ALL, deidentify=deidentify)
+    for item in ws.items:
+        assert _dciodvfy(tmp_path / "out" / f"{item.id}_seg.dcm") == []
+
+
+def test_export_then_import_into_a_fresh_copy_gives_identical_labels(tmp_path, capsys):
+    ws = make_workspace(tmp_path / "ws")
+    assert main(["export-dicom-seg", str(ws.root), "--out", str(tmp_path / "segs"),
+                 "--include-predicted"]) == 0
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for stem in SOURCES:
+        shutil.copy(ws.root / f"{stem}.dcm", fresh / f"{stem}.dcm")
+    Workspace.open(fresh, classes=chest_xray()).save()
+    assert main(["import-labels", str(fresh), str(tmp_path / "segs")]) == 0
+    assert "imported the labels of 3 item(s)" in capsys.readouterr().out
+    copy = Workspace.open(fresh)
+    for item, original in zip(copy.items, ws.items):
+        assert np.array_equal(copy.load_labels(item), ws.load_labels(original))
+        assert item.status is ItemStatus.CORRECTED
+    # Into a workspace of other classes, the segments' labels become new classes.
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(ws.root / "mr.dcm", other / "mr.dcm")
+    assert main(["import-labels", str(other), str(tmp_path / "segs" / "mr_seg.dcm")]) == 0
+    voc = Workspace.open(other)
+    assert voc.classes.names[-3:] == ("lungs", "heart", "clavicles")
+    assert voc.classes[voc.classes.index_of("heart")].color == pytest.approx((220, 0, 0), abs=2)
+    labels = voc.load_labels(voc.items[0])
+    for name in ("lungs", "heart", "clavicles"):
+        assert np.array_equal(labels == voc.classes.index_of(name),
+                              ws.load_labels(ws.items[1]) == ws.classes.index_of(name))
+
+
+def test_person_made_labels_are_kept_unless_replace(tmp_path, capsys):
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "segs", ALL)
+    target = make_workspace(tmp_path / "target", statuses=("corrected", "corrected", "predicted"))
+    before = [target.load_labels(it).copy() for it in target.items]
+    blank = np.zeros_like(before[0])
+    target.save_labels(target.items[0], blank, status=ItemStatus.CORRECTED)
+    assert main(["import-labels", str(target.root), str(tmp_path / "segs")]) == 0
+    out = capsys.readouterr().out
+    assert "kept 2 item(s)" in out
+    reopened = Workspace.open(target.root)
+    assert not reopened.load_labels(reopened.items[0]).any()
+    assert main(["import-labels", str(target.root), str(tmp_path / "segs"), "--replace"]) == 0
+    reopened = Workspace.open(target.root)
+    assert np.array_equal(reopened.load_labels(reopened.items[0]), ws.load_labels(ws.items[0]))
+
+
+def test_a_seg_of_an_image_not_in_the_workspace_is_refused_naming_the_image(tmp_path, capsys):
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "segs", ALL)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(ws.root / "mr.dcm", other / "mr.dcm")
+    uid = pydicom.dcmread(ws.root / "ct.dcm").SOPInstanceUID
+    assert main(["import-labels", str(other), str(tmp_path / "segs" / "ct_seg.dcm")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ct_seg.dcm" in err[0] and uid in err[0]
+    assert "not in the workspace" in err[0] and "Traceback" not in err[0]
+    assert Workspace.open(other).load_labels(Workspace.open(other).items[0]) is None
+
+
+@pytest.mark.parametrize("cut", [200, 1500, -40])
+def test_a_damaged_seg_is_one_line_naming_it(tmp_path, capsys, cut):
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "segs", ALL)
+    data = (tmp_path / "segs" / "mr_seg.dcm").read_bytes()
+    broken = tmp_path / "broken_seg.dcm"
+    broken.write_bytes(data[:cut])
+    assert main(["import-labels", str(ws.root), str(broken), "--replace"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "broken_seg.dcm" in lines[0]
+    assert lines[0].startswith("segstudio import-labels: error:")
+
+
+def test_outputs_never_land_in_the_workspace_nor_replace_a_file_they_did_not_write(tmp_path,
+                                                                                   capsys):
+    ws = make_workspace(tmp_path / "ws")
+    root = str(ws.root)
+    assert main(["export-dicom-seg", root, "--out", str(ws.root / "segs")]) == 2
+    assert "inside the workspace" in capsys.readouterr().err
+    assert not (ws.root / "segs").exists()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ct_seg.dcm").write_bytes(b"the user's own file")
+    assert main(["export-dicom-seg", root, "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "ct_seg.dcm").read_bytes() == b"the user's own file"
+    assert not (out / "mr_seg.dcm").exists()             # nothing written before the check
+    assert main(["export-dicom-seg", root, "--out", str(out), "--overwrite"]) == 0
+    assert main(["export-dicom-seg", root, "--out", str(out)]) == 0   # its own files: replaced
+    capsys.readouterr()
+
+
+def test_predictions_are_left_out_unless_asked(tmp_path, capsys):
+    ws = make_workspace(tmp_path / "ws")
+    assert main(["export-dicom-seg", str(ws.root), "--out", str(tmp_path / "a")]) == 0
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["ct_seg.dcm", "mr_seg.dcm"]
+    assert "--include-predicted" in capsys.readouterr().out
