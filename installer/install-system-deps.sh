@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a real Qt window needs under a virtual X server (Xvfb), which the
-# real-window tests use. As root it installs what is missing; otherwise it only says what to run.
+# real-window tests use, and dicom3tools, whose dciodvfy checks the DICOM SEG files segstudio
+# writes. As root it installs what is missing; otherwise it only says what to run.
 set -u
 pkgs=(xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
       libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1
-      libfontconfig1 libdbus-1-3)
+      libfontconfig1 libdbus-1-3 dicom3tools)
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "install-system-deps: not a Debian-style system; install Xvfb and Qt's xcb libraries by hand" >&2
     exit 0
@@ -15,7 +16,7 @@ for p in "${pkgs[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
-    echo "install-system-deps: the real-window tests need: ${missing[*]}" >&2
+    echo "install-system-deps: the real-window and DICOM SEG validation tests need: ${missing[*]}" >&2
     echo "  run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
     echo "  (without them those tests are skipped)" >&2
     exit 0
