@@ -29,6 +29,8 @@ def build_menus(window) -> None:
                                     QKeySequence.StandardKey.Save, m)
     build_import_menu(window, m.addMenu("&Import labels"))
     window._action("&Export VOC…", lambda: launchers.export_voc_dialog(window), "Ctrl+E", m)
+    window._action("&DICOM SEG…", lambda: launchers.export_dicom_seg_dialog(window), None,
+                   m.addMenu("E&xport"))
     m.addSeparator()
     window._action("&Quit", window.close, QKeySequence.StandardKey.Quit, m)
 
