@@ -58,6 +58,7 @@ def detect_kind(source: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from segstudio.io.workspace import Workspace, WorkspaceError
     from segstudio.io import labels as importers
+    from segstudio.io.seg_import import import_dicom_segs
 
     source = Path(args.source)
     try:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     except WorkspaceError as exc:
         raise CommandError(str(exc)) from None
     function = {"voc": importers.import_voc_tree, "labelme": importers.import_labelme_folder,
-                "png": importers.import_label_folder, "dicom-seg": importers.import_dicom_segs}
+                "png": importers.import_label_folder, "dicom-seg": import_dicom_segs}
     try:
         kind = ("dicom-seg" if is_file else detect_kind(source)) if args.kind == "auto" \
             else args.kind

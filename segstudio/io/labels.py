@@ -411,13 +411,3 @@ def _draw_mask(labels: np.ndarray, shape: dict, value: int, where: str) -> None:
     region[sub] = value
 
 
-
-# -- DICOM SEG -----------------------------------------------------------------------------------
-def import_dicom_segs(source: str | Path, workspace: Workspace, *, by: str = "import",
-                      status: ItemStatus = ItemStatus.CORRECTED,
-                      replace: bool = False) -> ImportReport:
-    """Import a DICOM SEG file, or the SEG files under a folder, by the images they reference
-    (see :mod:`segstudio.io.seg_import`)."""
-    from segstudio.io.seg_import import import_dicom_segs as run
-
-    return run(source, workspace, by=by, status=status, replace=replace)
