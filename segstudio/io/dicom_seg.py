@@ -145,11 +145,29 @@ def build_segmentation(source, labels: np.ndarray, classes: ClassSet, algorithm:
             manufacturer=MANUFACTURER, manufacturer_model_name="segstudio",
             software_versions=software_version, device_serial_number="0",
             content_description=f"{classes.title} labels"[:64].replace("\\", "/"),
-            content_label="SEGSTUDIO", omit_empty_frames=False)
+            content_label="SEGSTUDIO", omit_empty_frames=False,
+            pixel_measures=_projection_measures(highdicom, source))
     if "PatientOrientation" not in seg and "ImageOrientationPatient" not in source:
         # General Image wants Patient Orientation (type 2C) where no plane orientation is given.
         seg.PatientOrientation = source.get("PatientOrientation", "")
     return seg
+
+
+def _projection_measures(highdicom, source):
+    """For an image without a plane orientation (a radiograph, a secondary capture), its pixel
+    spacing as the segmentation's Pixel Measures: Pixel Spacing, or else the detector's Imager
+    Pixel Spacing, as a radiograph records it. None where highdicom takes the geometry from the
+    source's plane (CT, MR), or where the source gives no usable spacing."""
+    if "ImageOrientationPatient" in source:
+        return None
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            spacing = [float(v) for v in source.get(keyword) or ()]
+        except (TypeError, ValueError):
+            continue
+        if len(spacing) == 2 and all(np.isfinite(v) and v > 0 for v in spacing):
+            return highdicom.PixelMeasuresSequence(pixel_spacing=spacing, slice_thickness=None)
+    return None
 
 
 def save_dataset(ds, path: Path) -> None:

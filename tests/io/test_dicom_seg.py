@@ -288,3 +288,28 @@ def test_predictions_are_left_out_unless_asked(tmp_path, capsys):
     assert main(["export-dicom-seg", str(ws.root), "--out", str(tmp_path / "a")]) == 0
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["ct_seg.dcm", "mr_seg.dcm"]
     assert "--include-predicted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("keyword", ["ImagerPixelSpacing", "PixelSpacing"])
+def test_a_radiograph_keeps_its_pixel_spacing_and_passes_dciodvfy(tmp_path, keyword):
+    """A projection image (no plane orientation) as a chest radiograph records its spacing."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    ds = pydicom.dcmread(_dicom("CT_small.dcm"))
+    for name in ("ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing",
+                 "FrameOfReferenceUID", "SliceThickness", "SliceLocation"):
+        if name in ds:
+            delattr(ds, name)
+    setattr(ds, keyword, [0.143, 0.139])
+    ds.Modality, ds.PatientOrientation = "DX", ["A", "F"]
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    ds.save_as(root / "chest.dcm")
+    ws = Workspace.open(root, classes=chest_xray())
+    ws.save_labels(ws.items[0], _labels(128, 128, 7), status=ItemStatus.CORRECTED)
+    export_dicom_seg(ws, tmp_path / "out", ALL)
+    seg = pydicom.dcmread(tmp_path / "out" / "chest_seg.dcm")
+    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    assert [float(v) for v in measures.PixelSpacing] == [0.143, 0.139]
+    assert list(seg.PatientOrientation) == ["A", "F"]
+    if shutil.which("dciodvfy"):
+        assert _dciodvfy(tmp_path / "out" / "chest_seg.dcm") == []
