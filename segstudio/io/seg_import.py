@@ -69,6 +69,36 @@ def import_dicom_segs(source: str | Path, workspace: Workspace, *, by: str = "im
     return report
 
 
+def kept_by_seg_import(source: str | Path, workspace: Workspace) -> list[str]:
+    """Ids of the items a person corrected or reviewed that importing the SEG files of
+    ``source`` would replace if asked to; only the files' headers are read."""
+    by_uid = _items_by_uid(workspace)
+    kept: list[str] = []
+    for path in segmentation_files(Path(source)):
+        for uid in _referenced_uids(path):
+            item = by_uid.get(uid)
+            if item is not None and item.status in PERSON_MADE and item.id not in kept:
+                kept.append(item.id)
+    return kept
+
+
+def _referenced_uids(path: Path) -> list[str]:
+    """The SOP Instance UIDs a SEG's header references (Referenced Series Sequence)."""
+    import pydicom
+
+    from segstudio.io.regular_files import open_regular
+
+    try:
+        with open_regular(path) as f:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
+        return [str(ref.ReferencedSOPInstanceUID)
+                for series in ds.get("ReferencedSeriesSequence") or ()
+                for ref in series.get("ReferencedInstanceSequence") or ()
+                if "ReferencedSOPInstanceUID" in ref]
+    except Exception:  # noqa: BLE001 - the import itself reports a damaged file
+        return []
+
+
 def _items_by_uid(workspace: Workspace) -> dict[str, Item]:
     """SOP Instance UID → single-frame DICOM item, from the items' headers."""
     import pydicom

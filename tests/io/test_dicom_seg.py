@@ -313,3 +313,12 @@ def test_a_radiograph_keeps_its_pixel_spacing_and_passes_dciodvfy(tmp_path, keyw
     assert list(seg.PatientOrientation) == ["A", "F"]
     if shutil.which("dciodvfy"):
         assert _dciodvfy(tmp_path / "out" / "chest_seg.dcm") == []
+
+
+def test_the_items_a_seg_folder_would_replace_are_named_from_headers_alone(tmp_path):
+    from segstudio.io.seg_import import kept_by_seg_import
+
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "segs", ALL)
+    (tmp_path / "segs" / "notes.txt").write_text("not a segmentation")
+    assert kept_by_seg_import(tmp_path / "segs", ws) == ["ct", "mr"]   # corrected, reviewed

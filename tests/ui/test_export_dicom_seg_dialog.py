@@ -75,3 +75,37 @@ def test_an_export_into_the_workspace_is_a_message(window, qtbot, tmp_path):
     assert "inside the workspace" in dialog.message.text()
     assert "Traceback" not in dialog.message.text()
     assert not (folder / "segs").exists()
+
+
+def test_file_import_labels_dicom_seg_brings_a_seg_onto_the_canvas(window, qtbot, tmp_path):
+    """File ▸ Import labels ▸ DICOM SEG folder…: the SEG's segments land on the image it
+    references, with their class names."""
+    from segstudio.core.classes import chest_xray
+    from segstudio.io.dicom_seg_export import export_dicom_seg
+    from segstudio.io.workspace import ItemStatus, Workspace
+    from segstudio.ui.dialogs.label_import import import_labels
+
+    path = get_testdata_file("MR_small.dcm", download=False)
+    if path is None:
+        pytest.skip("pydicom does not ship MR_small.dcm here")
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(path, source / "mr.dcm")
+    ws = Workspace.open(source, classes=chest_xray())
+    labels = np.zeros((64, 64), np.uint8)
+    labels[10:30, 5:40], labels[40:60, 20:30] = 2, 3
+    ws.save_labels(ws.items[0], labels, status=ItemStatus.CORRECTED)
+    export_dicom_seg(ws, tmp_path / "segs", [ItemStatus.CORRECTED])
+    target = tmp_path / "target"
+    target.mkdir()
+    shutil.copy(path, target / "scan.dcm")          # another name: matched by UID, not name
+    assert window.open_paths([target])
+    qtbot.waitUntil(lambda: window.doc is not None)
+    task = import_labels(window, "dicom-seg", tmp_path / "segs")
+    qtbot.waitUntil(lambda: task.result is not None or task.isFinished(), timeout=30_000)
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    assert task.result.imported == ["scan"], task.result.problems
+    array = window.doc.labels.array
+    assert (array[labels == 2] == window.classes.index_of("heart")).all()
+    assert (array[labels == 3] == window.classes.index_of("clavicles")).all()
+    assert (array[labels == 0] == 0).all()
