@@ -118,10 +118,18 @@ class Deidentifier:
             elem.value = _dummy(elem)
 
     def cleaned_copy(self, ds: Dataset) -> Dataset:
-        """A de-identified deep copy of ``ds`` (the original is left as it was)."""
+        """A de-identified deep copy of ``ds``, ready to be saved (the original is left as it
+        was). A deflated data set is to be written back uncompressed: its pixel data is not
+        compressed, and the deflated encoding is one few readers take."""
         import copy
 
-        return self.apply(copy.deepcopy(ds))
+        from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+
+        clean = self.apply(copy.deepcopy(ds))
+        meta = getattr(clean, "file_meta", None)
+        if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        return clean
 
 
 def _dummy(elem):

@@ -103,7 +103,6 @@ def _export_one(workspace, job: _Planned, deid, series: dict[str, str], labelmap
                             "single-frame DICOM images)")
     if deid is not None:
         source = deid.cleaned_copy(source)
-        _inflate(source)
     key = str(source.get("SeriesInstanceUID", ""))
     if key not in series:
         series[key] = hd().UID()
@@ -130,15 +129,6 @@ def _export_one(workspace, job: _Planned, deid, series: dict[str, str], labelmap
         raise DicomSegError(f"{job.seg.name}: cannot be written ({e.strerror or e})") from None
     written.append(job.seg)
     return written
-
-
-def _inflate(ds) -> None:
-    """A deflated data set is written back uncompressed (its pixel data is not compressed)."""
-    from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
-
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
 
 
 def _read_source(path: Path, ident: str):

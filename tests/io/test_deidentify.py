@@ -170,3 +170,29 @@ def test_the_profile_table_names_known_attributes_with_known_actions():
     for keyword in ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID",
                     "InstitutionName", "OperatorsName", "AccessionNumber"):
         assert keyword in table
+
+
+def test_a_voc_export_asked_to_deidentify_keeps_no_identifying_value_in_originals(tmp_path):
+    import json
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    original = _identified("CT_small.dcm")
+    original.save_as(root / "chest.dcm")
+    ws = Workspace.open(root, classes=chest_xray())
+    labels = np.zeros((128, 128), np.uint8)
+    labels[10:50, 10:60] = 1
+    ws.save_labels(ws.items[0], labels, status=ItemStatus.CORRECTED)
+    out = tmp_path / "voc"
+    assert main(["export-voc", str(root), "--out", str(out), "--deidentify",
+                 "--val-fraction", "0"]) == 0
+    voc = out / "VOCdevkit" / "VOC2012"
+    (copy_path,) = (voc / "Originals").glob("*.dcm")
+    copy = pydicom.dcmread(copy_path)
+    after = _all_values(copy)
+    assert [(t, v) for t, v in _profile_values(original) if (t, v) in after] == []
+    assert not any(elem.tag.is_private for elem in copy.iterall())
+    assert copy.PatientIdentityRemoved == "YES"
+    assert np.array_equal(copy.pixel_array, original.pixel_array)
+    (entry,) = json.loads((voc / "manifest.json").read_text())["items"].values()
+    assert entry["deidentified"] is True and "source" not in entry

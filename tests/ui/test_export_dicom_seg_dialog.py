@@ -1,5 +1,7 @@
 """File ▸ Export ▸ DICOM SEG…: the labels drawn in the window, as a SEG of the image, with its
-de-identify checkbox; an export into the workspace is a message, never a traceback."""
+de-identify checkbox; an export into the workspace is a message, never a traceback. File ▸
+Import labels ▸ DICOM SEG folder… brings a SEG back, and File ▸ Export VOC… de-identifies the
+DICOM files it keeps when asked."""
 
 import shutil
 
@@ -109,3 +111,23 @@ def test_file_import_labels_dicom_seg_brings_a_seg_onto_the_canvas(window, qtbot
     assert (array[labels == 2] == window.classes.index_of("heart")).all()
     assert (array[labels == 3] == window.classes.index_of("clavicles")).all()
     assert (array[labels == 0] == 0).all()
+
+
+def test_the_voc_export_dialog_deidentifies_the_kept_dicom_when_asked(window, qtbot, tmp_path):
+    from segstudio.ui.launchers import export_voc_dialog
+
+    folder = _labelled_ct(window, qtbot, tmp_path)
+    dialog = export_voc_dialog(window)
+    qtbot.addWidget(dialog)
+    assert not dialog.deidentify.isChecked()             # the file as it was, unless asked
+    dialog.deidentify.setChecked(True)
+    dialog.out_edit.setText(str(tmp_path / "export"))
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=60_000)
+    assert dialog.result is not None, dialog.message.text()
+    kept = pydicom.dcmread(tmp_path / "export" / "VOCdevkit" / "VOC2012" / "Originals" / "ct.dcm")
+    original = pydicom.dcmread(folder / "ct.dcm")
+    assert kept.PatientIdentityRemoved == "YES"
+    assert kept.SOPInstanceUID != original.SOPInstanceUID and kept.PatientName == ""
+    dialog.originals.setChecked(False)
+    assert not dialog.deidentify.isEnabled()
