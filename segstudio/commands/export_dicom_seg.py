@@ -63,10 +63,9 @@ def run(args: argparse.Namespace) -> int:
           + (" with their de-identified images" if args.deidentify else ""))
     for line in result.left_out:
         print(f"left out: {line}", file=sys.stderr)
-    left = len(ws.labelled_items([ItemStatus.PREDICTED])) if not args.include_predicted else 0
-    if left:
-        print(f"left out {left} item(s) whose labels are unreviewed predictions "
-              "(--include-predicted adds them)")
+    if result.predictions_left_out:
+        print(f"left out {result.predictions_left_out} DICOM item(s) whose labels are unreviewed "
+              "predictions (--include-predicted adds them)")
     if not segs:
         raise CommandError("nothing was exported")
     return 0

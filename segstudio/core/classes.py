@@ -56,7 +56,8 @@ class ClassCode:
             raise ClassSetError(f"{where} must be an object with scheme, value and meaning")
         unknown = set(data) - {"scheme", "value", "meaning"} - (set() if nested else {"category"})
         if unknown:
-            raise ClassSetError(f"{where} has unknown field(s): {_shown(sorted(map(str, unknown)))}")
+            raise ClassSetError(
+                f"{where} has unknown field(s): {_shown(sorted(map(str, unknown)))}")
         scheme = _code_text(data.get("scheme"), f"{where}.scheme", 16)
         if not _SCHEME.fullmatch(scheme):
             raise ClassSetError(f"{where}.scheme {_shown(scheme)} must be letters, digits, '-', "

@@ -20,7 +20,6 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -49,7 +48,7 @@ class DicomSegError(Exception):
     """A segmentation that cannot be written or read; the message names the file."""
 
 
-def hd():
+def highdicom_module():
     """highdicom, or a :class:`DicomSegError` saying how to install it."""
     try:
         import highdicom
@@ -93,12 +92,12 @@ def algorithm_of(status: str, updated_by: str | None) -> Algorithm:
 
 
 def _coded(code: ClassCode):
-    return hd().sr.CodedConcept(code.value, code.scheme, code.meaning)
+    return highdicom_module().sr.CodedConcept(code.value, code.scheme, code.meaning)
 
 
 def segment_descriptions(classes: ClassSet, present: list[int], algorithm: Algorithm) -> list:
     """One SegmentDescription per class in ``present``, numbered 1, 2, … in that order."""
-    highdicom = hd()
+    highdicom = highdicom_module()
     ident = None
     if algorithm.kind != "MANUAL":
         family = highdicom.sr.CodedConcept("113112", "DCM", "Artificial Intelligence")
@@ -123,7 +122,7 @@ def build_segmentation(source, labels: np.ndarray, classes: ClassSet, algorithm:
                        instance_number: int = 1, software_version: str = "0"):
     """A highdicom Segmentation of ``labels`` (H×W class indices) on the single-frame image
     ``source`` (a pydicom dataset); None when no class but background is present."""
-    highdicom = hd()
+    highdicom = highdicom_module()
     labels = np.asarray(labels)
     if labels.shape != (int(source.Rows), int(source.Columns)):
         raise DicomSegError(f"the labels are {labels.shape[1]}×{labels.shape[0]} but the image "
@@ -221,7 +220,7 @@ def _header(path: Path):
 def read_segmentation(path: str | Path, *, max_pixels: int = 100_000_000) -> SegContents:
     """Read a BINARY or LABELMAP SEG; anything else, or a damaged file, is a
     :class:`DicomSegError` naming it."""
-    highdicom = hd()
+    highdicom = highdicom_module()
     path = Path(path)
     from segstudio.io.regular_files import open_regular
 
@@ -310,5 +309,3 @@ def is_inside(path: Path, folder: Path) -> bool:
         return False
     return p == f or f in p.parents
 
-
-ProgressFn = Callable[[int, int], None]

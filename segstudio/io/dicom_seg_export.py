@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from segstudio.io.dicom_seg import (Algorithm, DicomSegError, algorithm_of, build_segmentation,
-                                    hd, is_inside, output_is_ours, same_file, save_dataset)
+                                    highdicom_module, is_inside, output_is_ours, same_file,
+                                    save_dataset)
 
 SEG_SUFFIX = "_seg.dcm"
 IMAGE_SUFFIX = "_image.dcm"
@@ -31,6 +32,7 @@ class SegExportResult:
 
     written: list[Path] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
+    predictions_left_out: int = 0      # DICOM items holding an unreviewed prediction, not asked for
 
 
 @dataclass
@@ -49,13 +51,19 @@ def export_dicom_seg(workspace, out_dir: str | Path, statuses: Iterable, *,
     from segstudio import __version__
     from segstudio.io.deidentify import Deidentifier
     from segstudio.io.voc import sanitize_id, _unique
+    from segstudio.io.workspace import ItemStatus
 
-    hd()                                        # a clear error before anything else
+    highdicom_module()                          # a clear error before anything else
     out = Path(out_dir)
     result = SegExportResult()
     plan: list[_Planned] = []
     taken: set[str] = set()
-    for item in workspace.labelled_items(list(statuses)):
+    statuses = list(statuses)
+    if ItemStatus.PREDICTED not in statuses:
+        result.predictions_left_out = sum(
+            1 for item in workspace.labelled_items([ItemStatus.PREDICTED])
+            if item.frame is None and _is_dicom(workspace.source_path(item)))
+    for item in workspace.labelled_items(statuses):
         source = workspace.source_path(item)
         if item.frame is not None:
             result.left_out.append(f"{item.id}: a frame of a multi-frame or video file (DICOM "
@@ -105,7 +113,7 @@ def _export_one(workspace, job: _Planned, deid, series: dict[str, str], labelmap
         source = deid.cleaned_copy(source)
     key = str(source.get("SeriesInstanceUID", ""))
     if key not in series:
-        series[key] = hd().UID()
+        series[key] = highdicom_module().UID()
     algorithm: Algorithm = algorithm_of(item.status.value, item.updated_by)
     try:
         seg = build_segmentation(source, labels, workspace.classes, algorithm,

@@ -322,3 +322,38 @@ def test_the_items_a_seg_folder_would_replace_are_named_from_headers_alone(tmp_p
     export_dicom_seg(ws, tmp_path / "segs", ALL)
     (tmp_path / "segs" / "notes.txt").write_text("not a segmentation")
     assert kept_by_seg_import(tmp_path / "segs", ws) == ["ct", "mr"]   # corrected, reviewed
+
+
+def test_an_output_that_is_a_link_to_an_input_is_refused_even_with_overwrite(tmp_path, capsys):
+    import os
+
+    ws = make_workspace(tmp_path / "ws")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(ws.root / "ct.dcm", out / "ct_seg.dcm")            # a hard link to the CT itself
+    os.symlink(ws.root / "mr.dcm", out / "mr_seg.dcm")
+    before = (ws.root / "ct.dcm").read_bytes()
+    assert main(["export-dicom-seg", str(ws.root), "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "same file as the input" in err[0]
+    assert (ws.root / "ct.dcm").read_bytes() == before
+    assert pydicom.dcmread(ws.root / "mr.dcm").Modality == "MR"
+
+
+def test_no_dicom_item_or_no_highdicom_is_one_line(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    root = tmp_path / "pngs"
+    root.mkdir()
+    Image.new("L", (20, 10)).save(root / "a.png")
+    ws = Workspace.open(root, classes=chest_xray())
+    ws.save_labels(ws.items[0], np.ones((10, 20), np.uint8))
+    assert main(["export-dicom-seg", str(root), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no labelled single-frame DICOM item" in err[0]
+    dicoms = make_workspace(tmp_path / "ws")
+    monkeypatch.setitem(__import__("sys").modules, "highdicom", None)   # as if not installed
+    assert main(["export-dicom-seg", str(dicoms.root), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'segstudio[dicom]'" in err[0]
+    assert not (tmp_path / "o").exists()
