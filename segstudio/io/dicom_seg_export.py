@@ -127,16 +127,20 @@ def _export_one(workspace, job: _Planned, deid, series: dict[str, str], labelmap
     if seg is None:
         raise DicomSegError(f"{item.id}: its labels hold only background")
     written = []
-    try:
-        if deid is not None:
-            deid.apply(seg, uids=False)        # its dates and creator; its UIDs are new already
-            save_dataset(source, job.image)
-            written.append(job.image)
-        save_dataset(seg, job.seg)
-    except OSError as e:
-        raise DicomSegError(f"{job.seg.name}: cannot be written ({e.strerror or e})") from None
+    if deid is not None:
+        deid.apply(seg, uids=False)            # its dates and creator; its UIDs are new already
+        _save(source, job.image)
+        written.append(job.image)
+    _save(seg, job.seg)
     written.append(job.seg)
     return written
+
+
+def _save(ds, path: Path) -> None:
+    try:
+        save_dataset(ds, path)
+    except OSError as e:
+        raise DicomSegError(f"{path.name}: cannot be written ({e.strerror or e})") from None
 
 
 def _read_source(path: Path, ident: str):

@@ -357,3 +357,36 @@ def test_no_dicom_item_or_no_highdicom_is_one_line(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'segstudio[dicom]'" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_full_disk_leaves_no_part_of_a_seg_and_is_one_line_per_file(tmp_path, capsys,
+                                                                      monkeypatch):
+    import errno
+
+    import segstudio.io.atomic as atomic
+
+    ws = make_workspace(tmp_path / "ws")
+    real = atomic.atomic_open
+
+    def full(path):
+        handle = real(path)
+
+        class Full:
+            def __enter__(self):
+                stream = handle.__enter__()
+
+                def write(_data):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                stream.write = write
+                return stream
+
+            def __exit__(self, *exc):
+                return handle.__exit__(*exc)
+        return Full()
+
+    monkeypatch.setattr(atomic, "atomic_open", full)
+    assert main(["export-dicom-seg", str(ws.root), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "segstudio export-dicom-seg: error: nothing was exported"
+    assert list((tmp_path / "out").iterdir()) == []           # no half file, no temporary file
