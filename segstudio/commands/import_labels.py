@@ -72,22 +72,22 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{source.name[:80] or args.source[:80]}: not a folder or a file (give "
                            "a VOC tree, a folder of labelme files or of label PNGs, or a DICOM "
                            "SEG file or folder)")
-    try:
-        ws = Workspace.open(args.workspace)
-    except WorkspaceError as exc:
-        raise CommandError(str(exc)) from None
     function = {"voc": importers.import_voc_tree, "labelme": importers.import_labelme_folder,
                 "png": importers.import_label_folder, "dicom-seg": import_dicom_segs}
     try:
-        kind = ("dicom-seg" if is_file else detect_kind(source)) if args.kind == "auto" \
-            else args.kind
-        report = function[kind](source, ws, replace=args.replace)
+        # Locked from reading the workspace to its last save: another segstudio waits, then
+        # sees this import's classes and statuses (and numbers its new classes after these).
+        with Workspace.locked(args.workspace) as ws:
+            try:
+                kind = ("dicom-seg" if is_file else detect_kind(source)) \
+                    if args.kind == "auto" else args.kind
+                report = function[kind](source, ws, replace=args.replace)
+            finally:
+                ws.close()
     except (importers.LabelImportError, WorkspaceError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"{source.name}: cannot be read ({exc.strerror or exc})") from None
-    finally:
-        ws.close()
     if is_file and not report.imported and not report.kept and len(report.problems) == 1:
         # One file named, and it could not be used: one line saying why.
         raise CommandError(f"{report.problems[0]}; nothing was imported")

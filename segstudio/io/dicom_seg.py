@@ -291,16 +291,6 @@ def output_is_ours(path: Path) -> bool:
     return header.get("DeidentificationMethod") == METHOD
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """The same file once links are resolved, or the same inode."""
-    try:
-        if os.path.realpath(a) == os.path.realpath(b):
-            return True
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
-
-
 def is_inside(path: Path, folder: Path) -> bool:
     """Whether ``path`` is ``folder`` or lies under it, once links are resolved."""
     try:

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from segstudio.io.dicom_seg import (Algorithm, DicomSegError, algorithm_of, build_segmentation,
-                                    highdicom_module, is_inside, output_is_ours, same_file,
-                                    save_dataset)
+                                    highdicom_module, is_inside, output_is_ours, save_dataset)
 
 SEG_SUFFIX = "_seg.dcm"
 IMAGE_SUFFIX = "_image.dcm"
@@ -173,25 +172,26 @@ def _is_dicom(path: Path) -> bool:
 
 
 def check_outputs(out: Path, plan: list[_Planned], workspace, *, overwrite: bool) -> None:
-    """Refuse, before anything is written, an export that would replace one of its inputs, put
-    its files inside the workspace, or replace a file it did not write (without ``overwrite``)."""
+    """Refuse, before anything is written, an export that would replace one of its inputs (the
+    workspace file, an image, a label file, through any link), put its files inside the
+    workspace, or replace a file it did not write (without ``overwrite``); see
+    :mod:`segstudio.io.output_guard`."""
+    from segstudio.io.output_guard import Inputs, OutputError, check_output
+
     if out.exists() and not out.is_dir():
         raise DicomSegError(f"--out {out} is a file; give a folder to write the segmentations to")
     if is_inside(out, workspace.root):
         raise DicomSegError(f"--out {out} lies inside the workspace {workspace.root.name}; its "
                             "files would become items of the workspace, so choose a folder "
                             "outside it")
-    inputs = [workspace.file_path()] + [job.source for job in plan]
-    for job in plan:
-        for target in (job.seg, job.image):
-            if target is None:
-                continue
-            for path in inputs:
-                if same_file(target, path):
-                    raise DicomSegError(f"--out: {target} is the same file as the input {path}; "
-                                        "writing there would destroy it, so choose another "
-                                        "folder")
-            if (target.exists() or target.is_symlink()) and not overwrite \
-                    and not output_is_ours(target):
-                raise DicomSegError(f"--out: {target} already exists and was not written by "
-                                    "this export; give --overwrite to replace it")
+    inputs = Inputs([("the workspace file", workspace.file_path())]
+                    + [("the image", job.source) for job in plan]
+                    + [("the labels", workspace.label_path(job.item)) for job in plan])
+    try:
+        for job in plan:
+            for target in (job.seg, job.image):
+                if target is not None:
+                    check_output(target, inputs, flag="--out", overwrite=overwrite,
+                                 ours=output_is_ours)
+    except OutputError as e:
+        raise DicomSegError(str(e)) from None

@@ -52,18 +52,21 @@ def relabel_by_name(ws, new: ClassSet, *,
                     progress: Callable[[int, int], None] | None = None) -> ClassMapping:
     """Give workspace ``ws`` the class set ``new``, rewriting every label and prediction file
     so each pixel keeps its class name; the old set's names that ``new`` lacks are appended to
-    it. Returns the mapping used (its ``target`` is the workspace's set afterwards)."""
-    mapping = ClassMapping.by_name(ws.classes, new)
-    files = {rel: _identity(ws.root / rel) for rel in label_files(ws)}
-    journal = {"format": "segstudio-relabel", "version": 1, "from": ws.classes.to_dict(),
-               "to": mapping.target.to_dict(), "files": files}
-    try:
-        atomic_write_text(ws.root / JOURNAL, json.dumps(journal))
-    except OSError as e:
-        raise WorkspaceError(f"{JOURNAL}: cannot be written ({e.strerror or e}); the class set "
-                             "was not changed") from None
-    _rewrite(ws, mapping, files, progress)
-    _finish(ws, mapping.target)
+    it. Returns the mapping used (its ``target`` is the workspace's set afterwards). The
+    workspace file stays locked throughout, so no other segstudio writes labels or classes in
+    between (and classes it added before are mapped too)."""
+    with ws.transaction():
+        mapping = ClassMapping.by_name(ws.classes, new)
+        files = {rel: _identity(ws.root / rel) for rel in label_files(ws)}
+        journal = {"format": "segstudio-relabel", "version": 1, "from": ws.classes.to_dict(),
+                   "to": mapping.target.to_dict(), "files": files}
+        try:
+            atomic_write_text(ws.root / JOURNAL, json.dumps(journal))
+        except OSError as e:
+            raise WorkspaceError(f"{JOURNAL}: cannot be written ({e.strerror or e}); the class "
+                                 "set was not changed") from None
+        _rewrite(ws, mapping, files, progress)
+        _finish(ws, mapping.target)
     return mapping
 
 

@@ -27,7 +27,7 @@ from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOC_COLORMAP, VOID_INDEX
 from segstudio.io import originals as keep_originals
 from segstudio.io.atomic import atomic_write_with, follow_umask, temp_prefix
-from segstudio.io.decode_memory import memory_problem
+from segstudio.io.decode_memory import format_bytes, memory_problem
 from segstudio.io.images import DEFAULT_MAX_PIXELS
 from segstudio.io.pillow_pixels import copy_in_strips, decode_bytes, open_header
 from segstudio.io.regular_files import NotRegularFileError, open_regular, read_regular_text
@@ -138,7 +138,8 @@ def _decode_labels(path: Path, im: Image.Image, max_pixels: int) -> np.ndarray:
         raise VocError(f"{path.name}: the header claims {im.width}×{im.height} pixels, more "
                        f"than the limit of {max_pixels:,}")
     per_pixel = 1 if im.mode in ("P", "L", "1") else 5      # int32 first, then uint8
-    problem = memory_problem(decode_bytes(im, array_bytes=per_pixel))
+    needed = decode_bytes(im, array_bytes=per_pixel)
+    problem = memory_problem(needed)
     if problem is not None:
         raise VocError(f"{path.name}: {problem}")
     try:
@@ -146,6 +147,9 @@ def _decode_labels(path: Path, im: Image.Image, max_pixels: int) -> np.ndarray:
         return _label_array(path, im)
     except VocError:
         raise
+    except MemoryError:         # a valid file the machine could not hold: not a damaged one
+        raise VocError(f"{path.name}: not enough memory to decode the labels (needs about "
+                       f"{format_bytes(needed)})") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure means a damaged file
         raise VocError(f"{path.name}: the label image is damaged and cannot be decoded "
                        f"({e})") from None

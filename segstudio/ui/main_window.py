@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("segstudio[*]")
         self.setAcceptDrops(True)
         self.workspace: Workspace | None = None
+        self.data_kind = "grey"                # of the workspace's pictures (io.data_kind)
         self.classes: ClassSet = chest_xray()
         self.hidden: set[int] = {0}
         self.doc: Document | None = None
@@ -301,6 +302,7 @@ class MainWindow(QMainWindow):
         self.classes = classes
         if self.workspace is not None:
             self.workspace.classes = classes
+            self.documents.class_memory.remember(self.data_kind, classes)
             try:
                 self.workspace.save()
             except (WorkspaceError, OSError) as exc:

@@ -335,9 +335,17 @@ def test_an_output_that_is_a_link_to_an_input_is_refused_even_with_overwrite(tmp
     before = (ws.root / "ct.dcm").read_bytes()
     assert main(["export-dicom-seg", str(ws.root), "--out", str(out), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "same file as the input" in err[0]
+    assert len(err) == 1 and "is the same file as the image" in err[0]
     assert (ws.root / "ct.dcm").read_bytes() == before
     assert pydicom.dcmread(ws.root / "mr.dcm").Modality == "MR"
+    for name in ("ct_seg.dcm", "mr_seg.dcm"):
+        (out / name).unlink()
+    label = ws.label_path(ws.items[0])
+    os.link(label, out / "ct_seg.dcm")                          # a hard link to its labels
+    labels = label.read_bytes()
+    assert main(["export-dicom-seg", str(ws.root), "--out", str(out), "--overwrite"]) == 2
+    assert "is the same file as the labels" in capsys.readouterr().err
+    assert label.read_bytes() == labels
 
 
 def test_no_dicom_item_or_no_highdicom_is_one_line(tmp_path, capsys, monkeypatch):

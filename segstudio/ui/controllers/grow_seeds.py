@@ -16,7 +16,9 @@ from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QToolBar
 
 from segstudio.core.labelmap import LabelMap
-from segstudio.refine.grow import DEFAULT_SMOOTHING, NO_SEED, GrowError, grow_from_seeds
+from segstudio.io.decode_memory import require_memory
+from segstudio.refine.grow import (DEFAULT_SMOOTHING, NO_SEED, GrowError, grow_from_seeds,
+                                   memory_needed)
 from segstudio.refine.grow import seed_classes
 from segstudio.ui.canvas.render import OverlayRenderer
 from segstudio.ui.background.tasks import BackgroundTask
@@ -260,10 +262,16 @@ class GrowFromSeeds(QObject):
         self._again = False
         image, window = self.doc.image, self.doc.window
         seeds, smoothing = np.array(self.seeds.array), self.smoothing
-        self.task = BackgroundTask(
-            lambda progress, cancelled: grow_from_seeds(grow_input(image, window), seeds,
-                                                        smoothing=smoothing),
-            (GrowError,), self)
+        def job(progress, cancelled):
+            # The display copy and what growing allocates, checked before either is taken.
+            what = f"growing {seeds.shape[1]}×{seeds.shape[0]} pixels"
+            require_memory(3 * seeds.size + memory_needed(*seeds.shape), what)
+            try:
+                return grow_from_seeds(grow_input(image, window), seeds, smoothing=smoothing)
+            except MemoryError as exc:      # the estimate let it start, the machine did not
+                raise MemoryError(str(exc) or f"not enough memory for {what}") from None
+
+        self.task = BackgroundTask(job, (GrowError, MemoryError), self)
         session = (self.doc, self.seeds)
         self.task.succeeded.connect(lambda grown: self._grown(session, grown))
         self.task.failed.connect(lambda m: self._failed(session, m))

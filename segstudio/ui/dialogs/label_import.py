@@ -46,6 +46,7 @@ def import_labels(window, kind: str, folder: Path, *,
     would be replaced."""
     from segstudio.io import labels as importers
     from segstudio.io.labels import LabelImportError
+    from segstudio.io.workspace import WorkspaceError
 
     ws = window.workspace
     if ws is None or not window.maybe_save():     # saved edits count as corrected: asked below
@@ -57,8 +58,12 @@ def import_labels(window, kind: str, folder: Path, *,
     from segstudio.io import seg_import
 
     function = getattr(seg_import if kind == "dicom-seg" else importers, KINDS[kind][1])
-    task = BackgroundTask(lambda progress, cancelled: function(folder, ws, replace=replace),
-                          (LabelImportError,), window)
+
+    def job(progress, cancelled):
+        with ws.transaction():      # another segstudio's classes first, none of its in between
+            return function(folder, ws, replace=replace)
+
+    task = BackgroundTask(job, (LabelImportError, WorkspaceError), window)
     task.result = None
 
     def done(report) -> None:
