@@ -232,15 +232,13 @@ def read_segmentation(path: str | Path, *, max_pixels: int = 100_000_000) -> Seg
     try:
         with f, warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            _check_size(path, f, max_pixels)
+            f.seek(0)
             seg = highdicom.seg.segread(f)
             kind = seg.segmentation_type.value
             if kind not in ("BINARY", "LABELMAP"):
                 raise DicomSegError(f"{path.name}: a {kind} segmentation; only BINARY and "
                                     "LABELMAP ones can be imported as labels")
-            rows, cols = int(seg.Rows), int(seg.Columns)
-            if rows * cols > max_pixels:
-                raise DicomSegError(f"{path.name}: {cols}×{rows} pixels is more than the limit "
-                                    f"of {max_pixels:,}")
             out = SegContents(path)
             for number in seg.segment_numbers:
                 desc = seg.get_segment_description(number)
@@ -276,6 +274,28 @@ def _display_rgb(highdicom, desc) -> tuple[int, int, int] | None:
         return tuple(int(c) for c in rgb)  # type: ignore[return-value]
     except Exception:  # noqa: BLE001 - a bad colour loses only the colour
         return None
+
+
+def _check_size(path: Path, f, max_pixels: int) -> None:
+    """From the header alone: refuse a frame larger than ``max_pixels``, and a decode that would
+    not fit in memory (every frame unpacked to a byte per pixel, then one image's segments and
+    its labels), before the pixel data are read."""
+    import pydicom
+
+    from segstudio.io.decode_memory import NotEnoughMemory, require_memory
+
+    head = pydicom.dcmread(f, stop_before_pixels=True, force=True,
+                           specific_tags=["Rows", "Columns", "NumberOfFrames", "SegmentSequence"])
+    rows, cols = int(head.get("Rows") or 0), int(head.get("Columns") or 0)
+    frames = max(1, int(head.get("NumberOfFrames") or 1))
+    if rows * cols > max_pixels:
+        raise DicomSegError(f"{path.name}: {cols}×{rows} pixels is more than the limit of "
+                            f"{max_pixels:,}")
+    segments = len(head.get("SegmentSequence") or ())
+    try:
+        require_memory(rows * cols * (frames + segments + 4), "decoding the segmentation")
+    except NotEnoughMemory as e:
+        raise DicomSegError(f"{path.name}: {e}") from None
 
 
 def output_is_ours(path: Path) -> bool:

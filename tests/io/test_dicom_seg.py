@@ -398,3 +398,20 @@ def test_a_full_disk_leaves_no_part_of_a_seg_and_is_one_line_per_file(tmp_path, 
     assert "No space left on device" in err and "Traceback" not in err
     assert err.strip().splitlines()[-1] == "segstudio export-dicom-seg: error: nothing was exported"
     assert list((tmp_path / "out").iterdir()) == []           # no half file, no temporary file
+
+
+def test_a_seg_too_large_for_memory_is_refused_before_its_pixels_are_read(tmp_path,
+                                                                           monkeypatch):
+    import segstudio.io.decode_memory as decode_memory
+    from segstudio.io.dicom_seg import DicomSegError
+
+    ws = make_workspace(tmp_path / "ws")
+    export_dicom_seg(ws, tmp_path / "segs", ALL)
+    path = tmp_path / "segs" / "sc_seg.dcm"                  # 512×512, three segments
+    assert read_segmentation(path).images
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: 512 * 512)
+    with pytest.raises(DicomSegError, match=r"sc_seg\.dcm: not enough memory for decoding the "
+                                            r"segmentation: needs about"):
+        read_segmentation(path)
+    with pytest.raises(DicomSegError, match=r"more than the limit of 1,000"):
+        read_segmentation(tmp_path / "segs" / "ct_seg.dcm", max_pixels=1000)
