@@ -130,6 +130,12 @@ def build_segmentation(source, labels: np.ndarray, classes: ClassSet, algorithm:
     present = [int(v) for v in np.unique(labels) if 0 < v < len(classes) and v != VOID_INDEX]
     if not present:
         return None
+    from segstudio.io.decode_memory import NotEnoughMemory, require_memory
+
+    try:            # segment numbers, highdicom's frames (a byte per pixel and segment), masks
+        require_memory(labels.size * (len(present) + 4), "building the segmentation")
+    except NotEnoughMemory as e:
+        raise DicomSegError(str(e)) from None
     numbers = np.zeros(labels.shape, np.uint8)          # class index → segment number
     for number, index in enumerate(present, start=1):
         numbers[labels == index] = number

@@ -100,8 +100,13 @@ def export_dicom_seg(workspace, out_dir: str | Path, statuses: Iterable, *,
 
 def _export_one(workspace, job: _Planned, deid, series: dict[str, str], labelmap: bool,
                 version: str, number: int) -> list[Path]:
+    from segstudio.io.workspace import WorkspaceError
+
     item = job.item
-    labels = workspace.load_labels(item)
+    try:
+        labels = workspace.load_labels(item)
+    except WorkspaceError as e:                 # damaged labels: named, kept, the rest go on
+        raise DicomSegError(str(e)) from None
     if labels is None:
         raise DicomSegError(f"{item.id}: its labels are gone")
     source = _read_source(job.source, item.id)

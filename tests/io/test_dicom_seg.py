@@ -415,3 +415,25 @@ def test_a_seg_too_large_for_memory_is_refused_before_its_pixels_are_read(tmp_pa
         read_segmentation(path)
     with pytest.raises(DicomSegError, match=r"more than the limit of 1,000"):
         read_segmentation(tmp_path / "segs" / "ct_seg.dcm", max_pixels=1000)
+
+
+def test_an_export_that_would_not_fit_in_memory_names_the_item_and_writes_nothing(
+        tmp_path, capsys, monkeypatch):
+    import segstudio.io.decode_memory as decode_memory
+
+    ws = make_workspace(tmp_path / "ws")
+
+    def refuse(needed, what):
+        raise decode_memory.NotEnoughMemory(f"not enough memory for {what}: needs about "
+                                            f"{needed} bytes")
+
+    monkeypatch.setattr(decode_memory, "require_memory", refuse)
+    assert main(["export-dicom-seg", str(ws.root), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "left out: ct: not enough memory for building the segmentation" in err
+    assert "Traceback" not in err and list((tmp_path / "out").iterdir()) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: 1000)   # labels too
+    assert main(["export-dicom-seg", str(ws.root), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "left out: ct: " in err and "left out: mr: " in err and "Traceback" not in err
