@@ -16,6 +16,7 @@ SEG references, its pixels as segment numbers and the segments' labels and colou
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -69,8 +70,18 @@ def class_code(classes: ClassSet, index: int) -> ClassCode:
             cls.code.scheme, cls.code.value, cls.code.meaning, _SCT_TISSUE)
     if classes.names[:len(_CHEST_NAMES)] == _CHEST_NAMES and cls.name in CHEST_CODES:
         return CHEST_CODES[cls.name]
-    return ClassCode(_PRIVATE_SCHEME, f"C{index:03d}", cls.name[:64].replace("\\", "/"),
+    # A private code of the name itself, so one name has one code in every workspace.
+    digest = hashlib.sha1(cls.name.encode("utf-8")).hexdigest()[:16].upper()
+    return ClassCode(_PRIVATE_SCHEME, digest, long_string(cls.name, f"class {index}"),
                      _SCT_TISSUE)
+
+
+def long_string(text: str, fallback: str) -> str:
+    """``text`` as a DICOM LO value: no backslash (the value separator) nor control character,
+    at most 64 characters; ``fallback`` when nothing is left."""
+    cleaned = "".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in text)
+    cleaned = " ".join(cleaned.replace("\\", "/").split())[:64].strip()
+    return cleaned or fallback
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,7 @@ class Algorithm:
 def algorithm_of(status: str, updated_by: str | None) -> Algorithm:
     """The algorithm type of labels with ``status``, last saved by ``updated_by``."""
     if status == "predicted":
-        return Algorithm("AUTOMATIC", (updated_by or "unrecorded model")[:64],
+        return Algorithm("AUTOMATIC", long_string(updated_by or "", "unrecorded model"),
                          "not recorded by the workspace")
     return Algorithm("MANUAL")
 
@@ -108,7 +119,7 @@ def segment_descriptions(classes: ClassSet, present: list[int], algorithm: Algor
     for number, index in enumerate(present, start=1):
         cls, code = classes[index], class_code(classes, index)
         out.append(highdicom.seg.SegmentDescription(
-            segment_number=number, segment_label=cls.name[:64].replace("\\", "/"),
+            segment_number=number, segment_label=long_string(cls.name, f"class {index}"),
             segmented_property_category=_coded(code.category or _SCT_TISSUE),
             segmented_property_type=_coded(code),
             algorithm_type=algorithm.kind, algorithm_identification=ident,
@@ -149,9 +160,11 @@ def build_segmentation(source, labels: np.ndarray, classes: ClassSet, algorithm:
             sop_instance_uid=highdicom.UID(), instance_number=instance_number,
             manufacturer=MANUFACTURER, manufacturer_model_name="segstudio",
             software_versions=software_version, device_serial_number="0",
-            content_description=f"{classes.title} labels"[:64].replace("\\", "/"),
+            content_description=long_string(f"{classes.title} labels", "labels"),
             content_label="SEGSTUDIO", omit_empty_frames=False,
             pixel_measures=_projection_measures(highdicom, source))
+    if not all(desc.SegmentLabel.isascii() for desc in seg.SegmentSequence):
+        seg.SpecificCharacterSet = "ISO_IR 192"       # class names beyond ASCII: UTF-8
     if "PatientOrientation" not in seg and "ImageOrientationPatient" not in source:
         # General Image wants Patient Orientation (type 2C) where no plane orientation is given.
         seg.PatientOrientation = source.get("PatientOrientation", "")

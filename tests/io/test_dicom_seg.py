@@ -437,3 +437,31 @@ def test_an_export_that_would_not_fit_in_memory_names_the_item_and_writes_nothin
     assert main(["export-dicom-seg", str(ws.root), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "left out: ct: " in err and "left out: mr: " in err and "Traceback" not in err
+
+
+def test_hostile_class_names_make_valid_segments_and_come_back_as_classes(tmp_path):
+    names = ["background", "lung\nleft", "a\\b", "Lunge rechts ü", "\u202eevil", "x" * 300,
+             "肺"]
+    classes = ClassSet(names)
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copy(_dicom("MR_small.dcm"), root / "mr.dcm")
+    ws = Workspace.open(root, classes=classes)
+    labels = np.zeros((64, 64), np.uint8)
+    for value in range(1, len(names)):
+        labels[value * 8:value * 8 + 6, 4:60] = value
+    ws.save_labels(ws.items[0], labels)
+    export_dicom_seg(ws, tmp_path / "out", ALL)
+    path = tmp_path / "out" / "mr_seg.dcm"
+    if shutil.which("dciodvfy"):
+        assert _dciodvfy(path) == []
+    contents = read_segmentation(path)
+    shown = list(contents.labels.values())
+    assert shown[:4] == ["lung left", "a/b", "Lunge rechts ü", "\u202eevil"]
+    assert shown[4] == "x" * 64 and shown[5] == "肺"
+    (numbers,) = contents.images.values()
+    for number in contents.labels:                     # each segment where its class was
+        assert np.array_equal(numbers == number, labels == number)
+    seg = pydicom.dcmread(path)
+    codes = {s.SegmentedPropertyTypeCodeSequence[0].CodeValue for s in seg.SegmentSequence}
+    assert len(codes) == len(names) - 1                # one private code per name
