@@ -8,7 +8,7 @@ import sys
 from segstudio.commands import CommandError
 
 HELP = ("export the labels of a workspace's DICOM images as DICOM Segmentation objects "
-        "(OUT/<id>_seg.dcm), for PACS and radiology viewers")
+        "(DIR/<id>_seg.dcm), for PACS and radiology viewers")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deidentify", action="store_true",
                         help="apply DICOM's basic confidentiality profile: identifying attributes "
                              "are removed or replaced, and each image is written de-identified "
-                             "beside its segmentation (OUT/<id>_image.dcm), which the "
+                             "beside its segmentation (DIR/<id>_image.dcm), which the "
                              "segmentation references")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace files in DIR that this export did not write")
