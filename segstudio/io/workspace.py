@@ -80,6 +80,13 @@ class Item:
         return (Path(self.source).as_posix(), self.frame)
 
 
+def frame_phrase(frame: int, count: int) -> str:
+    """How the window names frame index ``frame`` (from 0) of ``count`` to people: counted from
+    1, as players and DICOM count them ("frame 4 of 250"). Item ids and label files keep the
+    index (``clip_000003`` is frame 4)."""
+    return f"frame {frame + 1} of {count}"
+
+
 class Workspace:
     """The items of one root folder with their labels, statuses and class set."""
 
@@ -332,7 +339,7 @@ class Workspace:
             raise WorkspaceError(str(e)) from None
         return ImageData(np.array(frame), path, "VIDEO", 8, None,
                          (float(frame.min()), float(frame.max())),
-                         [f"frame {item.frame + 1} of {count}"])
+                         [frame_phrase(item.frame, count)])
 
     def _video(self, path: Path) -> VideoSource:
         with self._videos_lock:

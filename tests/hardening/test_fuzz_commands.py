@@ -453,6 +453,9 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
         return [str(world.folder("gt" if dest.startswith("gt") else "pred", recipe, rng))]
     if dest in ("inputs", "image", "images"):
         return [str(world.folder("images", recipe, rng))]
+    if dest == "region_mask":                    # one label map of the images' size
+        folder = world.folder("gt", recipe, rng)
+        return [str(next(iter(sorted(folder.glob("*.png"))), folder))]
     if dest == "out":
         suffix = data.draw(st.sampled_from(OUT_SUFFIXES.get(command, ["", ".png"])),
                            label="out suffix")

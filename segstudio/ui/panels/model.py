@@ -30,6 +30,10 @@ class ModelPanel(QWidget):
         self.model_combo.addItem("Loading the model list…")
         self.model_combo.setEnabled(False)
         self.model_combo.currentIndexChanged.connect(self._picked)
+        # Long checkpoint names must not set the dock's (and so the window's) smallest width.
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(12)
         self.load_button = QPushButton("Load checkpoint…", self)
         self.load_button.clicked.connect(self._load_checkpoint)
         self.device_combo = QComboBox(self)
@@ -57,9 +61,9 @@ class ModelPanel(QWidget):
         self.pause_button.setCheckable(True)
         self.pause_button.setEnabled(False)
         self.pause_button.toggled.connect(self.pause)
-        self.overwrite_box = QCheckBox("Run on all: replace corrected labels too", self)
-        self.overwrite_box.setToolTip("Off (the default): items a person corrected or reviewed "
-                                      "keep their labels and are skipped")
+        self.overwrite_box = QCheckBox("Replace corrected labels too", self)
+        self.overwrite_box.setToolTip("For Run on all. Off (the default): items a person "
+                                      "corrected or reviewed keep their labels and are skipped")
         self.queue_label = QLabel("", self)
         self.run_button.clicked.connect(self.runCurrent)
         self.run_all_button.clicked.connect(self.runAll)
