@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a real Qt window needs under a virtual X server (Xvfb), which the
-# real-window tests use, and Orthanc with its DICOMweb plugin, the PACS the DICOMweb tests start
-# on a free port of 127.0.0.1 (never as a service). As root it installs what is missing;
-# otherwise it only says what to run.
+# real-window tests use, dicom3tools, whose dciodvfy checks the DICOM SEG files segstudio
+# writes, and Orthanc with its DICOMweb plugin, the PACS the DICOMweb tests start on a free port
+# of 127.0.0.1 (never as a service). As root it installs what is missing; otherwise it only says
+# what to run.
 set -u
 pkgs=(xvfb xauth libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
       libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libegl1 libgl1
-      libfontconfig1 libdbus-1-3 orthanc orthanc-dicomweb)
+      libfontconfig1 libdbus-1-3 dicom3tools orthanc orthanc-dicomweb)
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "install-system-deps: not a Debian-style system; install Xvfb and Qt's xcb libraries by hand" >&2
     exit 0
@@ -17,7 +18,7 @@ for p in "${pkgs[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
-    echo "install-system-deps: the real-window and PACS tests need: ${missing[*]}" >&2
+    echo "install-system-deps: the real-window, DICOM SEG validation and PACS tests need: ${missing[*]}" >&2
     echo "  run: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
     echo "  (without them those tests are skipped)" >&2
     exit 0

@@ -31,6 +31,16 @@ def export_voc_dialog(window):
     return _shown(window, ExportVocDialog(window.workspace, window))
 
 
+def export_dicom_seg_dialog(window):
+    """Save pending edits, then File ▸ Export ▸ DICOM SEG…"""
+    from segstudio.ui.dialogs.export_dicom_seg import ExportDicomSegDialog
+
+    if not _needs_workspace(window, "Open a folder first: the export takes a workspace's "
+                                    "labelled DICOM images.") or not window.maybe_save():
+        return None
+    return _shown(window, ExportDicomSegDialog(window.workspace, window))
+
+
 def export_volumes_dialog(window):
     """Save pending edits, then File ▸ Export ▸ Label volumes…"""
     from segstudio.ui.dialogs.export_volumes import ExportVolumesDialog

@@ -33,6 +33,8 @@ def build_menus(window) -> None:
     window.export_menu = m.addMenu("E&xport")
     window._action("&Label volumes (NIfTI/NRRD)…",
                    lambda: launchers.export_volumes_dialog(window), None, window.export_menu)
+    window._action("&DICOM SEG…", lambda: launchers.export_dicom_seg_dialog(window), None,
+                   window.export_menu)
     window._action("Send SEG to PA&CS…", lambda: launchers.send_seg_dialog(window), None, m)
     m.addSeparator()
     window._action("&Quit", window.close, QKeySequence.StandardKey.Quit, m)

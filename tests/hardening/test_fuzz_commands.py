@@ -36,7 +36,7 @@ from PIL import Image
 from segstudio.cli import _command_modules, build_parser, main
 from segstudio.core.classes import chest_xray
 from segstudio.io.object_store import save_objects
-from segstudio.io.workspace import Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 from segstudio.io.voc import save_label_png
 from segstudio.models import registry
 from segstudio.models.model_card import CARD_SUFFIX
@@ -155,6 +155,7 @@ class World:
             for name in ("a", "b"):
                 save_label_png(base / side / f"{name}.png",
                                rng.integers(0, 4, (24, 32)).astype(np.uint8), CLASSES)
+        self._dicom_segs(base)
         assert main(["demo-data", "--kind", "xray", "--n", "4", "--size", "32", "--out",
                      str(base / "demo")]) == 0
         self.voc = base / "demo" / "VOCdevkit" / "VOC2012"
@@ -182,6 +183,25 @@ class World:
                        "optimizer": opt.state_dict()}
         self.count = itertools.count()
         self.scratch = root
+
+    @staticmethod
+    def _dicom_segs(base: Path) -> None:
+        """``segs/``: a DICOM SEG of the CT that ``ws/`` holds too (empty without highdicom)."""
+        from segstudio.io.dicom_seg import DicomSegError
+        from segstudio.io.dicom_seg_export import export_dicom_seg
+
+        (base / "segs").mkdir()
+        source = base / "seg-source"
+        source.mkdir()
+        shutil.copyfile(pydicom_data.get_testdata_file("CT_small.dcm"), source / "ct.dcm")
+        space = Workspace.open(source, classes=CLASSES)
+        labels = np.zeros((128, 128), np.uint8)
+        labels[10:60, 20:90], labels[70:100, 30:50] = 1, 3
+        space.save_labels(space.items[0], labels)
+        try:
+            export_dicom_seg(space, base / "segs", [ItemStatus.CORRECTED], overwrite=True)
+        except DicomSegError:
+            pass
 
     def new_run(self) -> None:
         self.scratch = self.root / f"run{next(self.count)}"
@@ -292,14 +312,19 @@ class World:
 
     def label_source(self, recipe: str, rng: random.Random, data) -> Path:
         """What ``import-labels`` reads: a VOC tree, labelme files (some declaring a huge
-        image) or label PNGs."""
-        kind = data.draw(st.sampled_from(["voc", "labelme", "labelme", "gt"]), label="source")
+        image), label PNGs, or DICOM SEG files (a folder, or one file)."""
+        kind = data.draw(st.sampled_from(["voc", "labelme", "labelme", "gt", "segs"]),
+                         label="source")
         path = self.folder(kind, recipe, rng)
+        if kind == "segs" and path.is_dir() and rng.random() < 0.5:
+            files = sorted(path.glob("*.dcm"))
+            return files[0] if files else path
         if kind == "labelme" and path.is_dir() and recipe == "mutated" and rng.random() < 0.4:
             victim = path / "a.json"
             doc = json.loads(victim.read_text())
-            doc["imageWidth"] = doc["imageHeight"] = 50_000
-            victim.write_text(json.dumps(doc))
+            if isinstance(doc, dict):                # the spoilt file may be no object at all
+                doc["imageWidth"] = doc["imageHeight"] = 50_000
+                victim.write_text(json.dumps(doc))
         return path
 
     def spoil_caches(self, rng: random.Random) -> None:
