@@ -1,0 +1,79 @@
+"""ONNX models, run with ONNX Runtime (the optional extra ``segstudio[onnx]``).
+
+An ONNX file is a graph of standard operators and weights, no code; ONNX Runtime refuses
+operators it does not know. It runs here on the CPU, in fp32 (the precision the graph was
+exported in; reduced-precision graphs are a separate export, not a switch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from segstudio.io.model_sidecar import ModelFacts, read_sidecar
+from segstudio.models.formats import LoadedModel, ModelFormatError, finish, first_line
+
+FLOAT_INPUTS = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+                "tensor(double)": np.float64}
+
+
+class OnnxNet(nn.Module):
+    """An ONNX Runtime session as a module: a float batch in, the first output back."""
+
+    def __init__(self, session, input_name: str, dtype) -> None:
+        super().__init__()
+        self.session = session
+        self.input_name = input_name
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feed = x.detach().to("cpu", torch.float32).contiguous().numpy().astype(self.dtype,
+                                                                                copy=False)
+        out = self.session.run(None, {self.input_name: feed})[0]
+        out = np.asarray(out)
+        return torch.from_numpy(out.astype(np.float32) if out.dtype.kind == "f" else out)
+
+
+def load(path: Path, overrides: ModelFacts) -> LoadedModel:
+    name = path.name
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelFormatError(f"{name}: ONNX models need ONNX Runtime: pip install "
+                               "'segstudio[onnx]'") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3                       # errors reach the user as text
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+    except Exception as exc:   # noqa: BLE001 - onnxruntime raises its own unexported types
+        raise ModelFormatError(f"{name}: not a readable ONNX model ({first_line(exc)})") \
+            from None
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelFormatError(f"{name}: the graph takes {len(inputs)} inputs; expected one "
+                               "image batch (N×3×H×W)")
+    spec = inputs[0]
+    if spec.type not in FLOAT_INPUTS:
+        raise ModelFormatError(f"{name}: the graph's input is {spec.type}; expected a float "
+                               "image batch (N×3×H×W)")
+    shape = list(spec.shape)
+    if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+        raise ModelFormatError(f"{name}: the graph's input has shape {shape}; expected "
+                               "N×3×H×W (RGB)")
+    fixed = tuple(shape[2:]) if all(isinstance(v, int) and v > 0 for v in shape[2:]) else None
+    facts = overrides.over(read_sidecar(path))
+    out_shape = list(session.get_outputs()[0].shape)
+    classes = facts.classes
+    if (classes is not None and (facts.output or "logits") != "labels" and len(out_shape) == 4
+            and isinstance(out_shape[1], int) and out_shape[1] != len(classes)):
+        raise ModelFormatError(f"{name}: the graph gives {out_shape[1]} output channel(s) but "
+                               f"its sidecar or --classes names {len(classes)} classes; "
+                               "expected one channel per class")
+    net = OnnxNet(session, spec.name, FLOAT_INPUTS[spec.type])
+    return finish(net, source=path, weights_file=path, fmt="onnx", facts=facts,
+                  input_size=fixed, precisions=("fp32",), cpu_only=True)
