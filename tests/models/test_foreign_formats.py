@@ -255,7 +255,7 @@ def test_files_that_are_no_model_are_refused_saying_what_was_expected(tmp_path):
     (tmp_path / "empty.onnx").write_bytes(b"")
     cases["empty.onnx"] = "the file is empty"
     (tmp_path / "folder").mkdir()
-    cases["folder"] = "a folder; expected"
+    cases["folder"] = "a folder without config.json"
     good = tmp_path / "good.pt"
     save_torchscript(good, sidecar=False)
     (tmp_path / "cut.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])

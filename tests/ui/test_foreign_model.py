@@ -136,3 +136,25 @@ def test_the_inside_views_say_a_model_file_is_not_probed(window, qtbot, monkeypa
     assert not session.has_branch("")
     assert window.statusBar().currentMessage().startswith(
         "roads.onnx is not one of segstudio's networks")
+
+
+def test_a_hugging_face_folder_joins_the_model_list_with_its_labels(window, qtbot, monkeypatch,
+                                                                   tmp_path):
+    import pytest
+    from PySide6.QtWidgets import QFileDialog
+
+    pytest.importorskip("transformers")
+    from foreign_models import save_segformer
+
+    folder = tmp_path / "tiny-segformer"
+    save_segformer(folder)
+    _start(window, qtbot)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(folder)))
+    action = next(a for a in window.findChildren(type(window.menuBar().actions()[0]))
+                  if a.text() == "Load model &folder…")
+    action.trigger()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    entry = window.models.panel.current_entry()
+    assert entry.title == "tiny-segformer — from file" and entry.classes == NAMES
+    assert "Hugging Face segformer model" in window.models.panel.state_label.text()

@@ -27,7 +27,8 @@ from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointM
 FORMATS = ("segstudio", "torchscript", "onnx", "huggingface", "smp")
 TITLES = {"segstudio": "segstudio", "torchscript": "TorchScript", "onnx": "ONNX",
           "huggingface": "Hugging Face", "smp": "segmentation-models-pytorch"}
-EXPECTED = "a segstudio checkpoint or TorchScript archive (.pt), or an ONNX model (.onnx)"
+EXPECTED = ("a segstudio checkpoint or TorchScript archive (.pt), an ONNX model (.onnx), or a "
+            "Hugging Face model folder (config.json with model.safetensors)")
 PROBE_SIDE = 64                 # the zero image every network is tried on while loading
 ODD_PROBE = (65, 67)            # ... and a size no stride divides
 # What a LoadedModel's ``views`` may hold: the named layers can be hooked (activations,
@@ -73,8 +74,10 @@ def load_any(path: str | Path, overrides: ModelFacts | None = None) -> LoadedMod
         from segstudio.models.formats import checkpoint as module
     elif kind == "torchscript":
         from segstudio.models.formats import torchscript as module
-    else:
+    elif kind == "onnx":
         from segstudio.models.formats import onnx as module
+    else:
+        from segstudio.models.formats import huggingface as module
     try:
         return module.load(path, overrides)
     except SidecarError as exc:
@@ -85,7 +88,12 @@ def detect(path: Path) -> str:
     """The format of ``path`` from its structure (never by running it)."""
     name = path.name
     if path.is_dir():
-        raise ModelFormatError(f"{name}: a folder; expected {EXPECTED}")
+        config = path / "config.json"
+        if not config.is_file():
+            raise ModelFormatError(f"{name}: a folder without config.json; expected {EXPECTED}")
+        from segstudio.models.formats.folders import folder_kind
+
+        return folder_kind(path)
     if not path.is_file():
         raise ModelFormatError(f"{name}: not a regular file; expected {EXPECTED}")
     try:

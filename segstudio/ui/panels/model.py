@@ -195,6 +195,12 @@ class ModelPanel(QWidget):
         if path:
             self.modelFileChosen.emit(Path(path))
 
+    def choose_model_folder(self) -> None:
+        """Model ▸ Load model folder…: a Hugging Face folder (config.json, model.safetensors)."""
+        path = QFileDialog.getExistingDirectory(self, "Load model folder", str(Path.home()))
+        if path:
+            self.modelFileChosen.emit(Path(path))
+
     def add_model_file(self, choice: ModelChoice, info: dict) -> None:
         """A model file that loaded: first in the list under its own heading, and chosen."""
         names = info["classes"].names
