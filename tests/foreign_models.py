@@ -103,3 +103,16 @@ def save_segformer(folder: Path):
         "do_rescale": True, "rescale_factor": 1 / 255, "image_mean": list(MEAN),
         "image_std": list(STD), "size": {"height": 512, "width": 512}}), encoding="utf-8")
     return model
+
+
+def save_smp_unet(folder: Path, **extra):
+    """A small random smp U-Net (depth 3, so inputs must be multiples of 8), saved as smp saves
+    it, with a sidecar naming its classes."""
+    import segmentation_models_pytorch as smp
+
+    torch.manual_seed(9)
+    model = smp.Unet(encoder_name="resnet18", encoder_weights=None, encoder_depth=3,
+                     decoder_channels=(16, 8, 4), classes=len(NAMES), **extra).eval()
+    model.save_pretrained(str(folder))
+    write_sidecar(folder, **class_facts())
+    return model

@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architecture name (not needed with --weights: the file says)")
     parser.add_argument("--weights", metavar="PATH",
                         help="a segstudio checkpoint, TorchScript archive (.pt), ONNX model "
-                             "(.onnx) or Hugging Face model folder; without it the network "
-                             "is UNTRAINED")
+                             "(.onnx), or a Hugging Face or smp model folder; without it the "
+                             "network is UNTRAINED")
     parser.add_argument("--config", choices=("lite", "paper"),
                         help="network size when building without --weights (default: lite "
                              "where the model has it)")

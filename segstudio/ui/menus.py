@@ -72,8 +72,8 @@ def build_menus(window) -> None:
     window._action("&Load model…", lambda: window.models.panel.choose_model_file(), None, m,
                    tip="A segstudio checkpoint, a TorchScript archive or an ONNX model")
     window._action("Load model &folder…", lambda: window.models.panel.choose_model_folder(), None,
-                   m, tip="A Hugging Face model folder saved with save_pretrained "
-                          "(config.json and model.safetensors)")
+                   m, tip="A Hugging Face or segmentation-models-pytorch folder saved with "
+                          "save_pretrained (config.json and model.safetensors)")
     window._action("&Fine-tune on this workspace…", lambda: launchers.finetune_dialog(window), None,
                    m)
     window._action("&Published torchvision weights…", lambda: launchers.published_dialog(window), None, m)

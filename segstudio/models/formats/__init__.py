@@ -28,7 +28,7 @@ FORMATS = ("segstudio", "torchscript", "onnx", "huggingface", "smp")
 TITLES = {"segstudio": "segstudio", "torchscript": "TorchScript", "onnx": "ONNX",
           "huggingface": "Hugging Face", "smp": "segmentation-models-pytorch"}
 EXPECTED = ("a segstudio checkpoint or TorchScript archive (.pt), an ONNX model (.onnx), or a "
-            "Hugging Face model folder (config.json with model.safetensors)")
+            "Hugging Face or smp model folder (config.json with model.safetensors)")
 PROBE_SIDE = 64                 # the zero image every network is tried on while loading
 ODD_PROBE = (65, 67)            # ... and a size no stride divides
 # What a LoadedModel's ``views`` may hold: the named layers can be hooked (activations,
@@ -76,8 +76,10 @@ def load_any(path: str | Path, overrides: ModelFacts | None = None) -> LoadedMod
         from segstudio.models.formats import torchscript as module
     elif kind == "onnx":
         from segstudio.models.formats import onnx as module
-    else:
+    elif kind == "huggingface":
         from segstudio.models.formats import huggingface as module
+    else:
+        from segstudio.models.formats import smp as module
     try:
         return module.load(path, overrides)
     except SidecarError as exc:

@@ -1,7 +1,8 @@
 """Model folders: which library saved one, read without running anything from it.
 
-Hugging Face transformers writes ``config.json`` (naming a ``model_type``) beside
-``model.safetensors``.
+Hugging Face transformers and segmentation-models-pytorch both write ``config.json`` beside
+``model.safetensors``; smp's config names the class it rebuilds (``_model_class``),
+transformers' a ``model_type``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def folder_kind(folder: Path) -> str:
                 "the model again with save_pretrained(..., safe_serialization=True)")
         raise ModelFormatError(f"{folder.name}: no {WEIGHTS} beside config.json; expected "
                                f"{EXPECTED}")
+    if "_model_class" in config:
+        return "smp"
     if "model_type" in config:
         return "huggingface"
-    raise ModelFormatError(f"{folder.name}/config.json: names no transformers model_type; "
-                           f"expected {EXPECTED}")
+    raise ModelFormatError(f"{folder.name}/config.json: names neither a transformers "
+                           f"model_type nor an smp _model_class; expected {EXPECTED}")

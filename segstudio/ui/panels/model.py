@@ -196,7 +196,8 @@ class ModelPanel(QWidget):
             self.modelFileChosen.emit(Path(path))
 
     def choose_model_folder(self) -> None:
-        """Model ▸ Load model folder…: a Hugging Face folder (config.json, model.safetensors)."""
+        """Model ▸ Load model folder…: a Hugging Face or smp folder (config.json and
+        model.safetensors)."""
         path = QFileDialog.getExistingDirectory(self, "Load model folder", str(Path.home()))
         if path:
             self.modelFileChosen.emit(Path(path))
