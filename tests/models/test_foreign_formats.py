@@ -336,3 +336,22 @@ def test_a_segstudio_checkpoint_loads_through_the_same_interface(tmp_path):
     assert predictor.pad_multiple == registry.get_spec("unet").output_stride
     assert predictor.predict(image(40, 52)).labels.shape == (40, 52)
     json.dumps(loaded.meta.to_dict())            # plain metadata, as every checkpoint's
+
+
+def test_a_traced_torchvision_network_with_a_dict_output_loads(tmp_path):
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3).eval()
+    path = tmp_path / "lraspp.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Its code names torchvision.ops.misc classes: module paths, not foreign operators.
+        torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3, 96, 96), strict=False), str(path))
+    rgb = image(96, 128, seed=15)
+    with torch.no_grad():
+        expected = net(normalised(rgb))["out"].argmax(1)[0].numpy().astype(np.uint8)
+    write_sidecar(path, **class_facts())
+    prediction = Predictor.from_model(load_any(path), device="cpu",
+                                      precision="fp32").predict(rgb)
+    assert _agreement(prediction.labels, expected) >= AGREEMENT

@@ -24,8 +24,11 @@ from segstudio.models.formats import (LoadedModel, ModelFormatError, check_finit
 
 # Operators that reach outside the process's memory: files, or tensors loaded from disk.
 FORBIDDEN_OPS = frozenset({"aten::save", "aten::from_file", "debugprims::load_tensor"})
+# Calls of operators outside torch's own namespaces read ``ops.NS.OP(`` (a class path such
+# as ``torchvision.ops.misc.Conv2dNormActivation`` has a dot before ``ops`` and is no call).
 FORBIDDEN_TEXT = re.compile(r"\b(?:torch|aten)\.(?:save|from_file)\b|\bload_tensor\b"
-                            r"|\bops\.(?!aten\.|prim\.|quantized\.)\w+\.")
+                            r"|(?<![\w.])ops\.(?!aten\.|prim\.|quantized\.|prepacked\.)"
+                            r"\w+\.\w+\(")
 ALLOWED_NAMESPACES = ("aten", "prim", "quantized", "prepacked")
 MAX_CODE_BYTES = 64 << 20
 
