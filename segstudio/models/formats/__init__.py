@@ -105,13 +105,17 @@ def detect(path: Path) -> str:
         raise ModelFormatError(f"{name}: cannot read ({exc.strerror or exc})") from None
     if not head:
         raise ModelFormatError(f"{name}: the file is empty (0 bytes); expected {EXPECTED}")
-    if zipfile.is_zipfile(path):
+    try:
+        archive = zipfile.is_zipfile(path)
+    except Exception:   # noqa: BLE001 - is_zipfile reads the end of the file; damage is "no"
+        archive = False
+    if archive:
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise ModelFormatError(f"{name}: damaged archive ({exc}); expected {EXPECTED}") \
-                from None
+        except Exception as exc:   # noqa: BLE001 - a damaged zip fails in a dozen ways
+            raise ModelFormatError(f"{name}: damaged archive ({first_line(exc)}); expected "
+                                   f"{EXPECTED}") from None
         # A TorchScript archive carries its compiled code; a torch.save file only data.
         if any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names):
             return "torchscript"

@@ -7,6 +7,8 @@ exported in; reduced-precision graphs are a separate export, not a switch).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +50,10 @@ def load(path: Path, overrides: ModelFacts) -> LoadedModel:
     options.log_severity_level = 3                       # errors reach the user as text
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     try:
-        session = ort.InferenceSession(str(path), sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+        # On a failure ONNX Runtime prints a banner and retries; the reason is said once, below.
+        with contextlib.redirect_stdout(io.StringIO()):
+            session = ort.InferenceSession(str(path), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
     except Exception as exc:   # noqa: BLE001 - onnxruntime raises its own unexported types
         raise ModelFormatError(f"{name}: not a readable ONNX model ({first_line(exc)})") \
             from None
