@@ -355,3 +355,35 @@ def test_a_traced_torchvision_network_with_a_dict_output_loads(tmp_path):
     prediction = Predictor.from_model(load_any(path), device="cpu",
                                       precision="fp32").predict(rgb)
     assert _agreement(prediction.labels, expected) >= AGREEMENT
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".onnx"])
+def test_weights_holding_nan_are_refused_naming_the_weight(tmp_path, suffix):
+    net = TinyNet().eval()
+    with torch.no_grad():
+        net.b.weight[0, 0, 0, 0] = float("nan")
+    path = tmp_path / f"diverged{suffix}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if suffix == ".pt":
+            torch.jit.save(torch.jit.trace(net, torch.zeros(1, 3, 64, 64)), str(path))
+        else:
+            torch.onnx.export(net, torch.zeros(1, 3, 64, 64), str(path), dynamo=False,
+                              input_names=["image"], dynamic_axes={"image": {2: "h", 3: "w"}})
+    with pytest.raises(ModelFormatError) as info:
+        load_any(path)
+    text = str(info.value)
+    assert text.startswith(f"diverged{suffix}: weight ") and "b.weight" in text
+    assert "holds 1 NaN or infinite value(s)" in text
+
+
+def test_a_model_that_would_not_fit_in_free_memory_is_refused_before_loading(tmp_path,
+                                                                            monkeypatch):
+    from segstudio.models import formats
+
+    path = tmp_path / "roads.onnx"
+    save_onnx(path)
+    monkeypatch.setattr(formats, "available_memory", lambda: 1000)
+    with pytest.raises(ModelFormatError, match=r"^roads.onnx: not enough memory: loading it "
+                                               r"needs about .* but only 1.0 kB is free"):
+        load_any(path)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from segstudio.core.classes import ClassSet, ClassSetError
+from segstudio.io.decode_memory import available_memory, format_bytes
 from segstudio.io.model_sidecar import ModelFacts, SidecarError, read_sidecar
 from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointMeta
 
@@ -29,6 +30,9 @@ TITLES = {"segstudio": "segstudio", "torchscript": "TorchScript", "onnx": "ONNX"
           "huggingface": "Hugging Face", "smp": "segmentation-models-pytorch"}
 EXPECTED = ("a segstudio checkpoint or TorchScript archive (.pt), an ONNX model (.onnx), or a "
             "Hugging Face or smp model folder (config.json with model.safetensors)")
+# Loading holds a model's bytes and the tensors built from them at once (ONNX Runtime and
+# transformers both keep a copy while they build), so twice the file's size must be free.
+LOAD_FACTOR = 2
 PROBE_SIDE = 64                 # the zero image every network is tried on while loading
 ODD_PROBE = (65, 67)            # ... and a size no stride divides
 # What a LoadedModel's ``views`` may hold: the named layers can be hooked (activations,
@@ -69,6 +73,7 @@ def load_any(path: str | Path, overrides: ModelFacts | None = None) -> LoadedMod
     if not path.exists():
         raise ModelFormatError(f"{name}: no such model file or folder")
     kind = detect(path)
+    check_memory(path)
     overrides = overrides or ModelFacts()
     if kind == "segstudio":
         from segstudio.models.formats import checkpoint as module
@@ -128,6 +133,22 @@ def detect(path: Path) -> str:
     if path.suffix.lower() == ".onnx":
         return "onnx"
     raise ModelFormatError(f"{name}: not a model file segstudio reads; expected {EXPECTED}")
+
+
+def check_memory(path: Path) -> None:
+    """Refuse a model whose loading would not fit in the memory free now."""
+    try:
+        if path.is_dir():
+            size = sum(p.stat().st_size for p in path.glob("*.safetensors"))
+        else:
+            size = path.stat().st_size
+    except OSError:
+        return                       # the format's loader says what is wrong with the file
+    needed, free = LOAD_FACTOR * size, available_memory()
+    if free is not None and needed > free:
+        raise ModelFormatError(f"{path.name}: not enough memory: loading it needs about "
+                               f"{format_bytes(needed)} but only {format_bytes(free)} is free; "
+                               "close other programs and load it again")
 
 
 # -- shared by the format modules -----------------------------------------------------------

@@ -78,6 +78,37 @@ def load(path: Path, overrides: ModelFacts) -> LoadedModel:
         raise ModelFormatError(f"{name}: the graph gives {out_shape[1]} output channel(s) but "
                                f"its sidecar or --classes names {len(classes)} classes; "
                                "expected one channel per class")
+    _check_finite(path)
     net = OnnxNet(session, spec.name, FLOAT_INPUTS[spec.type])
     return finish(net, source=path, weights_file=path, fmt="onnx", facts=facts,
                   input_size=fixed, precisions=("fp32",), cpu_only=True)
+
+
+def _check_finite(path: Path) -> None:
+    """Refuse weights (initializers and constant tensors) holding NaN or infinity, naming the
+    first; read with the onnx package, which the ``onnx`` extra installs beside the runtime."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return                # the test run on a zero image still refuses NaN scores
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:   # noqa: BLE001 - ONNX Runtime read it; onnx may still object
+        raise ModelFormatError(f"{path.name}: not a readable ONNX model ({first_line(exc)})") \
+            from None
+    tensors = list(graph.initializer) + [a.t for n in graph.node for a in n.attribute
+                                         if a.type == onnx.AttributeProto.TENSOR]
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            continue            # kept in a file beside the graph: left to the test run
+        try:
+            values = numpy_helper.to_array(tensor)
+        except Exception:   # noqa: BLE001 - a type numpy cannot hold is no float weight
+            continue
+        if values.dtype.kind in "fc":
+            bad = int((~np.isfinite(values)).sum())
+            if bad:
+                raise ModelFormatError(
+                    f"{path.name}: weight {tensor.name[:60]!r} holds {bad} NaN or infinite "
+                    f"value(s) of {values.size}; the file is damaged or its training diverged")
