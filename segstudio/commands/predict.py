@@ -158,7 +158,7 @@ def _load_classes(spec: str):
         raise CommandError(f"--classes {spec}: {exc}") from None
 
 
-def _overrides(args: argparse.Namespace):
+def model_overrides(args: argparse.Namespace):
     """What the command line says about a model file (over its sidecar), checked."""
     from segstudio.io.model_sidecar import ModelFacts, channels
 
@@ -209,7 +209,7 @@ def _make_predictor(args: argparse.Namespace):
               num_threads=threads)
     try:
         if args.weights:
-            loaded = load_any(args.weights, _overrides(args))
+            loaded = load_any(args.weights, model_overrides(args))
             if args.model and loaded.format != "segstudio":
                 raise CommandError(f"--model {args.model}: {loaded.title} "
                                    f"({loaded.meta.arch}) brings its own network; "

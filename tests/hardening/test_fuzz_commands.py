@@ -270,6 +270,8 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
     valid = data.draw(st.integers(0, 9), label=f"{dest} valid") not in (3, 6, 9)
     rng = random.Random(data.draw(st.integers(0, 2 ** 32 - 1), label=f"{dest} seed"))
     recipe = "valid" if valid else data.draw(st.sampled_from(BAD_FILES), label=f"{dest} file")
+    if command == "card" and dest == "model":
+        return [str(world.model_file(recipe, rng))]
     kind = getattr(action.type, "__name__", None)
     pool = POOLS.get(f"{command}.{dest}") or POOLS.get(dest)
     if pool is None and action.choices is not None:

@@ -24,6 +24,7 @@ from segstudio.core.classes import ClassSet, ClassSetError
 from segstudio.io.decode_memory import available_memory, format_bytes
 from segstudio.io.model_sidecar import ModelFacts, SidecarError, read_sidecar
 from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointMeta
+from segstudio.models.model_card import attach_sidecar
 
 FORMATS = ("segstudio", "torchscript", "onnx", "huggingface", "smp")
 TITLES = {"segstudio": "segstudio", "torchscript": "TorchScript", "onnx": "ONNX",
@@ -286,10 +287,12 @@ def finish(net: nn.Module, *, source: Path, weights_file: Path, fmt: str, facts:
     if not torch.isfinite(logits).all():
         raise ModelFormatError(f"{name}: the network returns NaN or infinite scores for a "
                                "plain test image; the file is damaged or its weights diverged")
+    summary = {"format": fmt, "file": name, **(training or {})}
+    attach_sidecar(summary, source)     # a card measured with `segstudio card`, if there is one
     meta = CheckpointMeta(arch=arch or TITLES[fmt], config=name, classes=classes,
                           mean=facts.mean or file_mean or IMAGENET_MEAN,
                           std=facts.std or file_std or IMAGENET_STD, trained=True,
-                          training={"format": fmt, "file": name, **(training or {})})
+                          training=summary)
     return LoadedModel(net=wrapped, meta=meta, format=fmt, source=source,
                        weights_file=weights_file, stride=stride, input_size=input_size,
                        precisions=precisions, cpu_only=cpu_only, views=views)
