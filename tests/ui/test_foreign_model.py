@@ -52,6 +52,7 @@ def test_a_torchscript_model_from_file_segments_the_image_with_its_own_classes(
     assert len(panel.entries) == before + 1
     assert entry.title == "roads.pt — from file" and entry.trained and entry.classes == NAMES
     assert "TorchScript model" in panel.state_label.text()
+    assert "segstudio card roads.pt --data VOC_DIR" in panel.card_label.text()
     panel.precision_combo.setCurrentText("fp32")
     qtbot.mouseClick(panel.run_button, _left())
     qtbot.waitUntil(window.is_idle, timeout=120_000)

@@ -228,9 +228,9 @@ class ModelPanel(QWidget):
             f"{info['label']}: {what} on {info['device']}, "
             f"{info['precision']}; classes: {', '.join(info['classes'].names)}"
             + (f"\nPrecision {info['precision_note']}" if info.get("precision_note") else ""))
-        self.show_card(info.get("training"), info["trained"])
+        self.show_card(info.get("training"), info["trained"], bool(info.get("foreign")))
 
-    def show_card(self, training: dict | None, trained: bool) -> None:
+    def show_card(self, training: dict | None, trained: bool, foreign: bool = False) -> None:
         """What the loaded checkpoint says about its training data, scores and intended use."""
         from segstudio.models.model_card import read_card
 
@@ -239,6 +239,12 @@ class ModelPanel(QWidget):
                                     "trying the app.")
             return
         card = read_card(training)
+        if card is None and foreign:
+            self.card_label.setText("This model file carries no model card, so the app cannot "
+                                    "tell when an image lies outside its training data. "
+                                    "Measure one on data like it: segstudio card "
+                                    f"{(training or {}).get('file', 'MODEL')} --data VOC_DIR")
+            return
         if card is None:
             self.card_label.setText("This checkpoint carries no model card: nothing is recorded "
                                     "about its training data, so the app cannot tell when an "
