@@ -387,3 +387,16 @@ def test_a_model_that_would_not_fit_in_free_memory_is_refused_before_loading(tmp
     with pytest.raises(ModelFormatError, match=r"^roads.onnx: not enough memory: loading it "
                                                r"needs about .* but only 1.0 kB is free"):
         load_any(path)
+
+
+def test_onnx_runtime_computes_with_the_threads_the_predictor_was_given(tmp_path):
+    path = tmp_path / "roads.onnx"
+    save_onnx(path)
+    torch.set_num_threads(2)
+    loaded = load_any(path)
+    session = loaded.net.net.session
+    assert session.get_session_options().intra_op_num_threads == 2
+    predictor = Predictor.from_model(loaded, device="cpu", precision="fp32", num_threads=1)
+    predictor.predict(image(40, 40))
+    assert loaded.net.net.session is not session
+    assert loaded.net.net.session.get_session_options().intra_op_num_threads == 1

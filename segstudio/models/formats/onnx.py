@@ -23,15 +23,25 @@ FLOAT_INPUTS = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
 
 
 class OnnxNet(nn.Module):
-    """An ONNX Runtime session as a module: a float batch in, the first output back."""
+    """An ONNX Runtime session as a module: a float batch in, the first output back.
 
-    def __init__(self, session, input_name: str, dtype) -> None:
+    The session computes with as many threads as torch is told to use (the GUI leaves a core
+    to itself, ``--threads`` sets them on the command line): its pool is fixed when it is
+    made, so a session is made again when that number has changed since.
+    """
+
+    def __init__(self, session, input_name: str, dtype, make_session) -> None:
         super().__init__()
         self.session = session
         self.input_name = input_name
         self.dtype = dtype
+        self.threads = torch.get_num_threads()
+        self._make_session = make_session
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.get_num_threads() != self.threads:
+            self.threads = torch.get_num_threads()
+            self.session = self._make_session(self.threads)
         feed = x.detach().to("cpu", torch.float32).contiguous().numpy().astype(self.dtype,
                                                                                 copy=False)
         out = self.session.run(None, {self.input_name: feed})[0]
@@ -46,14 +56,18 @@ def load(path: Path, overrides: ModelFacts) -> LoadedModel:
     except ImportError:
         raise ModelFormatError(f"{name}: ONNX models need ONNX Runtime: pip install "
                                "'segstudio[onnx]'") from None
-    options = ort.SessionOptions()
-    options.log_severity_level = 3                       # errors reach the user as text
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    try:
-        # On a failure ONNX Runtime prints a banner and retries; the reason is said once, below.
+
+    def make_session(threads: int):
+        options = ort.SessionOptions()
+        options.log_severity_level = 3                   # errors reach the user as text
+        options.intra_op_num_threads = max(1, threads)
+        # On a failure ONNX Runtime prints a banner and retries; the reason is said once.
         with contextlib.redirect_stdout(io.StringIO()):
-            session = ort.InferenceSession(str(path), sess_options=options,
-                                           providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(path), sess_options=options,
+                                        providers=["CPUExecutionProvider"])
+
+    try:
+        session = make_session(torch.get_num_threads())
     except Exception as exc:   # noqa: BLE001 - onnxruntime raises its own unexported types
         raise ModelFormatError(f"{name}: not a readable ONNX model ({first_line(exc)})") \
             from None
@@ -79,7 +93,7 @@ def load(path: Path, overrides: ModelFacts) -> LoadedModel:
                                f"its sidecar or --classes names {len(classes)} classes; "
                                "expected one channel per class")
     _check_finite(path)
-    net = OnnxNet(session, spec.name, FLOAT_INPUTS[spec.type])
+    net = OnnxNet(session, spec.name, FLOAT_INPUTS[spec.type], make_session)
     return finish(net, source=path, weights_file=path, fmt="onnx", facts=facts,
                   input_size=fixed, precisions=("fp32",), cpu_only=True)
 
