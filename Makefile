@@ -38,8 +38,9 @@ test-other-cpus: setup
 lint: setup
 	$(BIN)/lint-imports --no-cache
 
+# A short version of every benchmark in bench/ (start-up included), one table: a few minutes.
 bench: setup
-	$(BIN)/python bench/bench_startup.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

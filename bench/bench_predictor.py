@@ -103,6 +103,21 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device,
             "notes": "; ".join([p.precision_note] + p.notes)}
 
 
+def quick() -> list[dict]:
+    """A short run for ``bench/run_all.py``: the lite models and one torchvision model, fp32,
+    520², median of 3; one thread, which a machine shared with other work disturbs least."""
+    args = argparse.Namespace(config="lite", size=520, runs=3, warmup=1, precision="fp32",
+                              tile_size=1024, threads=1)
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name in ("fcn8s", "unet", "deeplabv3", "pspnet", "deeplabv3_mobilenet_v3_large"):
+        r = bench_model(name, args, torch.device("cpu"))
+        rows.append({"measure": f"Predictor {name} ({r['config']}), 520², fp32, 1 thread (ms)",
+                     "value": r["predictor"], "baseline": r["eager"], "goal": "≤ 1.10× bare",
+                     "met": r["predictor"] <= 1.10 * r["eager"]})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME",

@@ -38,27 +38,41 @@ def miou(gt, pred) -> float:
     return ConfusionMatrix(4).update(gt, pred).scores().miou
 
 
+def measure(frame_count: int, method: str) -> tuple[list[float], list[float]]:
+    """mIoU of propagation and of the model, for each frame after the key frame."""
+    from segstudio.models.engine import Predictor
+
+    predictor = Predictor.from_checkpoint(weights_dir() / "chest_xray_unet_lite.pt",
+                                          device="cpu", precision="fp32")
+    frames = list(clip(frame_count))
+    prop, model = [], []
+    labels = frames[0][1]
+    for k in range(1, len(frames)):
+        labels = warp_labels(frames[k - 1][0], frames[k][0], labels, method)
+        prop.append(miou(frames[k][1], labels))
+        model.append(miou(frames[k][1], predictor.predict(frames[k][0]).labels))
+    return prop, model
+
+
+def quick() -> list[dict]:
+    """A short run for ``bench/run_all.py``: 8 frames, DIS."""
+    prop, model = measure(8, "dis")
+    return [{"measure": "label propagation over 7 frames, mIoU (%)",
+             "value": 100 * float(np.mean(prop)), "baseline": 100 * float(np.mean(model)),
+             "goal": None, "met": None}]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--method", default="dis", choices=["dis", "farneback"])
     args = ap.parse_args()
-    from segstudio.models.engine import Predictor
-
-    predictor = Predictor.from_checkpoint(weights_dir() / "chest_xray_unet_lite.pt",
-                                          device="cpu", precision="fp32")
-    frames = list(clip(args.frames))
-    prop, model = [], []
-    labels = frames[0][1]
-    for k in range(1, len(frames)):
-        labels = warp_labels(frames[k - 1][0], frames[k][0], labels, args.method)
-        prop.append(miou(frames[k][1], labels))
-        model.append(miou(frames[k][1], predictor.predict(frames[k][0]).labels))
+    prop, model = measure(args.frames, args.method)
     print(f"Moving phantom, {args.frames} frames (160 px), propagation from frame 0's true "
           f"labels ({args.method}) vs the bundled chest U-Net per frame; mIoU against the truth\n")
     print("| frames after the key frame | propagation mIoU | model per-frame mIoU (baseline) |")
     print("| --- | ---: | ---: |")
-    for lo, hi in ((1, 3), (4, 7), (8, 11), (12, len(frames) - 1)):
+    for lo, hi in ((1, 3), (4, 7), (8, 11), (12, args.frames - 1)):
         if lo > len(prop):
             break
         sl = slice(lo - 1, min(hi, len(prop)))

@@ -74,6 +74,15 @@ def measure(code: str, platform: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def quick() -> list[dict]:
+    """A short run for ``bench/run_all.py``: two cold starts of each program."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "offscreen")
+    base, ours = (statistics.median(measure(code, platform)["seconds"] for _ in range(2))
+                  for code in (BARE_QT, SEGSTUDIO))
+    return [{"measure": "cold start to the demo window (s)", "value": ours, "baseline": base,
+             "goal": None, "met": None}]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)

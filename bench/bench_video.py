@@ -91,19 +91,9 @@ def time_pipeline(predictor: Predictor, clip: Path, count: int, out: Path):
     return stats
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="unet", help="registry model, lite (default unet)")
-    parser.add_argument("--size", type=int, default=256, help="frame side in pixels (256)")
-    parser.add_argument("--frames", type=int, default=12, help="frames in the clip (12)")
-    parser.add_argument("--runs", type=int, default=15,
-                        help="repeats of each timing, interleaved; the median counts (15)")
-    parser.add_argument("--threads", type=int,
-                        help="torch CPU threads (default: the GUI's, all cores but one)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cpu)")
-    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"))
-    args = parser.parse_args()
-
+def measure(args: argparse.Namespace):
+    """The Predictor, and per run the seconds of the model alone, one after another, and the
+    pipeline, with the pipeline's stage statistics."""
     predictor = Predictor.untrained(args.model, chest_xray(), "lite", device=args.device,
                                     precision=args.precision, num_threads=args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
@@ -125,6 +115,34 @@ def main() -> int:
             s = time_pipeline(predictor, clip, args.frames, out)
             piped.append(s.seconds)
             stats.append(s)
+    return predictor, alone, serial, piped, stats
+
+
+def quick() -> list[dict]:
+    """A short run for ``bench/run_all.py``: 8 frames, 3 runs, 1 torch thread."""
+    args = argparse.Namespace(model="unet", size=256, frames=8, runs=3, threads=1,
+                              device="cpu", precision="fp32")
+    _, alone, _, piped, _ = measure(args)
+    ratio = statistics.median(a / p for a, p in zip(alone, piped))
+    return [{"measure": "video pipeline, U-Net lite 256², 1 thread (frames/s)",
+             "value": args.frames / statistics.median(piped),
+             "baseline": args.frames / statistics.median(alone), "ratio": ratio,
+             "goal": "≥ 0.9× model alone", "met": ratio >= 0.9}]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="unet", help="registry model, lite (default unet)")
+    parser.add_argument("--size", type=int, default=256, help="frame side in pixels (256)")
+    parser.add_argument("--frames", type=int, default=12, help="frames in the clip (12)")
+    parser.add_argument("--runs", type=int, default=15,
+                        help="repeats of each timing, interleaved; the median counts (15)")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads (default: the GUI's, all cores but one)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cpu)")
+    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"))
+    args = parser.parse_args()
+    predictor, alone, serial, piped, stats = measure(args)
 
     n = args.frames
     fps_alone, fps_serial, fps_pipe = (n / statistics.median(t) for t in (alone, serial, piped))

@@ -63,8 +63,20 @@ def build_gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", choices=("chest", "context", "shapes"),
                         help="open a bundled demo with its trained model: chest X-ray phantoms, "
                              "the boat-or-car context scene, or shapes for Mask R-CNN instances")
-    parser.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    parser.add_argument("--size", default=None,
+                        help="window size WxH (default: the size it was left at, else 1280x800; "
+                             "never larger than the screen, except for --screenshot)")
     return parser
+
+
+def _out_of_memory_line(exc: BaseException) -> str:
+    """One line for an allocation that failed: a refusal's own message, else what failed."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if text.startswith("not enough memory"):
+        return text
+    detail = f" ({text[:200]})" if text else ""
+    return ("not enough memory: the work needed more than could be allocated" + detail
+            + "; close other programs or give it a smaller input")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,6 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+        except Exception as exc:
+            # An allocation that failed although the command's estimate let it start: one line,
+            # as for any refused command, never a traceback. Anything else is a bug: raise it.
+            from segstudio.io.decode_memory import is_out_of_memory
+
+            if not is_out_of_memory(exc):
+                raise
+            print(f"segstudio {first}: error: {_out_of_memory_line(exc)}", file=sys.stderr)
+            return 2
     if any(a in ("-h", "--help") for a in argv) and not any(
             not a.startswith("-") for a in argv):
         build_parser().print_help()

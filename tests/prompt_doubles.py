@@ -16,6 +16,7 @@ class DiskNetwork:
 
     def __init__(self, img_size: int = 1024, radius: float = 24.0) -> None:
         self.img_size = img_size
+        self.embedding_shape = (1, 1, img_size // 16, img_size // 16)
         self.radius = radius
         self.seen: list[torch.Tensor] = []
         self.gate: threading.Event | None = None     # set: encode waits for it (cancel tests)
@@ -26,7 +27,7 @@ class DiskNetwork:
             on_block(i, 4)
             if self.gate is not None:
                 self.gate.wait(5)
-        return torch.zeros(1, 1, self.img_size // 16, self.img_size // 16)
+        return torch.zeros(self.embedding_shape)
 
     def decode(self, features, coords, labels, box, mask_input, multimask):
         side = self.img_size // 4

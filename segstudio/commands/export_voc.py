@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{ws.root.name}: no item with status {', '.join(wanted)}"
                            f" has labels; nothing to export{hint}")
 
+    _check_out(args.out, ws)
+
     def progress(done: int, count: int) -> None:
         end = "\n" if done == count else ""
         print(f"\rexporting {done}/{count}", end=end, file=sys.stderr, flush=True)
@@ -78,3 +80,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"left out {left_out} item(s) whose labels are unreviewed predictions "
               "(--include-predicted adds them)")
     return 0
+
+
+def _check_out(out: str, ws) -> None:
+    """The tree the export replaces (``OUT/VOCdevkit/VOC2012``, with --overwrite) may not hold
+    the workspace or any of its images: replacing it would delete them. A tree with neither is
+    replaced only when asked, as before."""
+    from pathlib import Path
+
+    from segstudio.io.output_guard import OutputError, check_replaced_folder
+
+    inputs = [("the workspace", ws.root), ("the workspace file", ws.file_path())]
+    sources = sorted({it.source for it in ws.items})
+    inputs += [("the workspace's image", ws.root / source) for source in sources]
+    try:
+        check_replaced_folder(Path(out) / "VOCdevkit" / "VOC2012", inputs)
+    except OutputError as exc:
+        ws.close()
+        raise CommandError(str(exc)) from None

@@ -2,8 +2,9 @@
 
 SOURCE is a Pascal VOC tree (``SegmentationClass/``, and ``SegmentationObject/`` for objects),
 a folder of labelme ``.json`` files (``group_id`` s become objects) or a folder of label PNGs;
-files are matched to the workspace's items by file stem. The command prints what it imported,
-which files matched no item and which could not be used.
+files are matched to the workspace's items by file stem, never guessed when several share a
+name. Items a person corrected or reviewed are kept unless ``--replace`` is given. The command
+prints what it imported, what it kept, which files matched no item and which could not be used.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kind", choices=KINDS, default="auto",
                         help="what SOURCE holds (default: auto — a VOC tree when it has "
                              "SegmentationClass/, labelme when it has .json files, else PNGs)")
+    parser.add_argument("--replace", action="store_true",
+                        help="also replace the labels (and objects) of items a person corrected "
+                             "or reviewed; they become corrected, by the import (default: keep "
+                             "them and list them)")
 
 
 def detect_kind(source: Path) -> str:
@@ -55,31 +60,34 @@ def run(args: argparse.Namespace) -> int:
     if not is_folder:
         raise CommandError(f"{source.name[:80] or args.source[:80]}: not a folder (give a VOC "
                            "tree, a folder of labelme files or a folder of label PNGs)")
-    try:
-        ws = Workspace.open(args.workspace)
-    except WorkspaceError as exc:
-        raise CommandError(str(exc)) from None
     function = {"voc": importers.import_voc_tree, "labelme": importers.import_labelme_folder,
                 "png": importers.import_label_folder}
     try:
-        kind = detect_kind(source) if args.kind == "auto" else args.kind
-        report = function[kind](source, ws)
+        # Locked from reading the workspace to its last save: another segstudio waits, then
+        # sees this import's classes and statuses (and numbers its new classes after these).
+        with Workspace.locked(args.workspace) as ws:
+            try:
+                kind = detect_kind(source) if args.kind == "auto" else args.kind
+                report = function[kind](source, ws, replace=args.replace)
+            finally:
+                ws.close()
     except (importers.LabelImportError, WorkspaceError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"{source.name}: cannot be read ({exc.strerror or exc})") from None
-    finally:
-        ws.close()
     what = {"voc": "Pascal VOC tree", "labelme": "labelme files", "png": "label PNGs"}[kind]
     print(f"imported the labels of {len(report.imported)} item(s) from {source.name} ({what})"
           + (f": {', '.join(report.imported)}" if report.imported else ""))
     if report.new_classes:
         print(f"new classes: {', '.join(report.new_classes)}")
+    if report.kept:
+        print(f"kept {len(report.kept)} item(s) a person corrected or reviewed: "
+              f"{', '.join(report.kept)}; use --replace to overwrite them")
     if report.unmatched:
         print(f"{len(report.unmatched)} file(s) match no item: {', '.join(report.unmatched)}")
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)
-    if not report.imported and (report.problems or report.unmatched):
+    if not report.imported and (report.problems or (report.unmatched and not report.kept)):
         raise CommandError("nothing was imported" + (
             f"; {len(report.problems)} file(s) could not be used" if report.problems else
             "; no file matches an item of the workspace (files are matched by name)"))

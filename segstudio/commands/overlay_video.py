@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only frames A to B, inclusive (0-based; default: all)")
     parser.add_argument("--show-background", action="store_true",
                         help="paint class 0 too (by default it is left clear, as on screen)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing FILE.mp4 (never one of the workspace's files)")
 
 
 def choose_video(sources: list[str], wanted: str | None, root_name: str) -> str:
@@ -60,6 +62,7 @@ def parse_frames(text: str | None, count: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from segstudio.io.video import is_video_path
     from segstudio.io.workspace import Workspace, WorkspaceError
     from segstudio.models.video_pipeline import VideoPipelineError, workspace_overlay_video
 
@@ -70,21 +73,27 @@ def run(args: argparse.Namespace) -> int:
     except WorkspaceError as exc:
         raise CommandError(str(exc)) from None
     try:
-        sources = sorted({Path(it.source).as_posix() for it in ws.items if it.frame is not None})
+        sources = sorted({Path(it.source).as_posix() for it in ws.items
+                          if it.frame is not None and is_video_path(it.source)})
         source = choose_video(sources, args.video, ws.root.name)
         count = 1 + max(it.frame for it in ws.items
                         if it.frame is not None and Path(it.source).as_posix() == source)
         frames = parse_frames(args.frames, count)
+        _check_out(args, ws, source)
+        shown: list[bool] = []
 
         def progress(done: int, total: int) -> None:
             end = "\n" if done == total else ""
             print(f"\rwriting {done}/{total}", end=end, file=sys.stderr, flush=True)
+            shown[:] = [done < total]          # a line left open for the next count
 
         result = workspace_overlay_video(ws, source, args.out, args.opacity, frames=frames,
                                          hidden=() if args.show_background else (0,),
                                          progress=progress)
     except (WorkspaceError, VideoPipelineError) as exc:
-        raise CommandError(f"{exc}; no video was written") from None
+        if shown and shown[0]:
+            print(file=sys.stderr)             # the error on its own line, not after a count
+        raise CommandError(f"{exc}; no new video was written") from None
     finally:
         ws.close()
     from segstudio.io.video_out import describe
@@ -92,3 +101,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.frames} frames ({result.labelled} with labels) of {source} to "
           f"{result.path} at {result.stats.fps:.0f} frames/s; codec {describe(result.codec)}")
     return 0
+
+
+def _check_out(args: argparse.Namespace, ws, source: str) -> None:
+    """--out is never a file of the workspace (a video, the workspace file, a label file of the
+    video's frames), and an existing file is replaced only with --overwrite: a video carries no
+    mark saying this command wrote it."""
+    from segstudio.io.output_guard import OutputError, check_output
+
+    inputs = [("the workspace file", ws.file_path())]
+    inputs += [("the workspace's video", ws.root / s)
+               for s in sorted({it.source for it in ws.items if it.frame is not None})]
+    inputs += [(f"the labels of frame {it.frame}", ws.label_path(it)) for it in ws.items
+               if it.frame is not None and it.label and Path(it.source).as_posix() == source]
+    try:
+        check_output(args.out, inputs, overwrite=args.overwrite)
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None

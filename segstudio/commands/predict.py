@@ -17,6 +17,7 @@ HELP = ("segment images with a network and write palette label PNGs (and overlay
         "model also writes its objects under SegmentationObject/)")
 OVERLAY_ALPHA = 0.5
 OBJECTS = "SegmentationObject"      # where an instance model's object maps go, under --out
+COMMAND = "predict"                 # the mark its PNGs carry (segstudio.io.output_guard)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablate", action="append", default=[], metavar="BRANCH",
                         help="zero this probed branch's output (e.g. psp.bin1, "
                              "aspp.image_pool), as the Branches view does; repeatable")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files in DIR that an earlier 'segstudio predict' did not "
+                             "write (its own results are replaced without asking)")
 
 
 def collect_inputs(items: list[str]) -> list[Path]:
@@ -123,8 +127,44 @@ def read_rgb8(path: Path) -> np.ndarray:
 
 def write_png(path: Path, image) -> None:
     from segstudio.io.atomic import atomic_write_with
+    from segstudio.io.output_guard import png_mark
 
-    atomic_write_with(path, lambda f: image.save(f, format="PNG"))
+    atomic_write_with(path, lambda f: image.save(f, format="PNG", pnginfo=png_mark(COMMAND)))
+
+
+def object_png(instances: np.ndarray):
+    """An instance-id map as a ``SegmentationObject`` image in VOC colours (ids past 254 cannot
+    be stored, 255 being void, and are left out as no object)."""
+    from PIL import Image
+
+    from segstudio.core.palette import VOC_COLORMAP
+
+    ids = np.asarray(instances)
+    im = Image.fromarray(np.where(ids < 255, ids, 0).astype(np.uint8))
+    im.putpalette(VOC_COLORMAP.reshape(-1).tolist())
+    return im
+
+
+def predict_bytes(height: int, width: int, classes: int, crf: bool) -> int:
+    """About the peak bytes predicting one image holds beside the network: the class
+    probabilities with the tiles' blending sums and the softmax (three float32 copies of
+    classes × pixels), the labels, the RGB copy and the overlay; the CRF adds its own copy."""
+    return int(height) * int(width) * (4 * classes * (4 if crf else 3) + 16)
+
+
+def _check_outputs(out: Path, paths: list[Path], inputs: list[Path], overlay: bool,
+                   overwrite: bool) -> None:
+    """No result may replace an input, nor a file an earlier predict did not write."""
+    from segstudio.io.output_guard import OutputError, check_outputs, written_by
+
+    planned = [out / f"{p.stem}.png" for p in paths]
+    if overlay:
+        planned += [out / f"{p.stem}_overlay.png" for p in paths]
+    try:
+        check_outputs(planned, inputs, overwrite=overwrite,
+                      ours=lambda p: written_by(p, COMMAND))
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def label_png(labels: np.ndarray, classes):
@@ -231,14 +271,21 @@ def _make_predictor(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    paths, rank, world = shard(collect_inputs(args.inputs))
+    everything = collect_inputs(args.inputs)
+    paths, rank, world = shard(everything)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out}: exists and is not a folder")
-    from segstudio.io.voc import VocError, save_object_png
+    _check_outputs(out, paths, everything, args.overlay, args.overwrite)
+    from segstudio.io.decode_memory import NotEnoughMemory, require_memory
+    from segstudio.io.output_guard import Inputs, OutputError, check_output, written_by
     from segstudio.models import domain
 
+    known_inputs = Inputs(("the input", p) for p in everything)
+
     predictor = _make_predictor(args)
+    if (unchecked := domain.unchecked_warning(predictor.meta)) is not None:
+        print(f"warning: {unchecked}", file=sys.stderr)
     if args.ablate:         # hooks that zero the branches for the rest of the command
         from segstudio.explain.probes import ProbeError, zero_branches
         from segstudio.models.registry import REGISTRY
@@ -269,6 +316,11 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             print(f"{who}[{i}/{len(paths)}] {path}: skipped: {exc}", file=sys.stderr)
             continue
+        try:
+            require_memory(predict_bytes(*rgb.shape[:2], len(classes), args.crf),
+                           f"predicting {path.name} ({rgb.shape[1]}×{rgb.shape[0]})")
+        except NotEnoughMemory as exc:
+            raise CommandError(str(exc)) from None
         pred = predictor.predict(rgb)
         if pred.precision_note != said:          # "auto" settled on the first image
             said = pred.precision_note
@@ -285,14 +337,17 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_png(out / f"{path.stem}.png", label_png(labels, classes))
             if pred.instances is not None:        # instance models: the objects, VOC-style
-                (out / OBJECTS).mkdir(parents=True, exist_ok=True)
-                save_object_png(out / OBJECTS / f"{path.stem}.png", pred.instances)
+                objects = out / OBJECTS / f"{path.stem}.png"
+                check_output(objects, known_inputs, overwrite=args.overwrite,
+                             ours=lambda p: written_by(p, COMMAND))
+                objects.parent.mkdir(parents=True, exist_ok=True)
+                write_png(objects, object_png(pred.instances))
             if args.overlay:
                 write_png(out / f"{path.stem}_overlay.png", overlay_image(rgb, labels, classes))
+        except OutputError as exc:
+            raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"cannot write into {out}: {exc.strerror or exc}") from None
-        except VocError as exc:
-            raise CommandError(f"cannot write into {out}: {exc}") from None
         notes = f"; {', '.join(pred.notes)}" if pred.notes else ""
         print(f"{who}[{i}/{len(paths)}] {path.name} -> {path.stem}.png "
               f"({rgb.shape[1]}×{rgb.shape[0]}, {time.perf_counter() - start:.2f} s, "

@@ -12,6 +12,7 @@ from segstudio.commands import CommandError
 
 HELP = ("segment one object of an image from object/background points or a box with a Segment "
         "Anything or MedSAM weights file; write its mask as a 0/1 palette PNG")
+COMMAND = "prompt"                  # the mark its PNGs carry (segstudio.io.output_guard)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", action="store_true",
                         help="keep the image embedding in the user data folder, so prompting the "
                              "same image again skips the encoder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing MASK.png that an earlier 'segstudio prompt' "
+                             "did not write (its own masks are replaced without asking)")
 
 
 def _finite(values, flag: str) -> None:
@@ -58,9 +62,14 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--mask {args.mask}: candidates are numbered from 1")
     if args.window is not None and not (math.isfinite(args.window[1]) and args.window[1] > 0):
         raise CommandError("--window: WIDTH must be a positive number")
-    out = Path(args.out)
-    if out.is_dir():
-        raise CommandError(f"--out {out}: is a folder; give the mask file's name")
+    from segstudio.io.decode_memory import NotEnoughMemory, require_memory
+    from segstudio.io.output_guard import OutputError, check_output, written_by
+
+    try:
+        out = check_output(args.out, [("--image", args.image), ("--weights", args.weights)],
+                           overwrite=args.overwrite, ours=lambda p: written_by(p, COMMAND))
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
 
     from segstudio.io.images import ImageReadError, read_image
 
@@ -68,26 +77,34 @@ def run(args: argparse.Namespace) -> int:
         image = read_image(args.image)
     except ImageReadError as exc:
         raise CommandError(str(exc)) from None
+    _check_inside(points, negatives, args.box, image.width, image.height)
     rgb = image.to_rgb8(tuple(args.window) if args.window else None)
 
     from segstudio.models.device import DeviceError, choose_device
+    from segstudio.models.prompt_memory import embed_bytes, load_bytes
     from segstudio.models.prompted import PromptedError, PromptedSegmenter
+
+    def embed():
+        require_memory(embed_bytes(segmenter.network, image.height, image.width),
+                       f"the image embedding of {image.width}×{image.height} pixels")
+        return segmenter.embed(rgb)
 
     try:
         device = choose_device(args.device)
+        require_memory(load_bytes(args.weights), f"loading {Path(args.weights).name}")
         segmenter = PromptedSegmenter.from_file(args.weights, device)
         if args.cache:
             from segstudio.models.prompt_cache import EmbeddingCache, weights_key
             from segstudio.paths import user_data_dir
 
             cache = EmbeddingCache(user_data_dir() / "prompt-embeddings")
-            embedding = cache.get_or_compute(weights_key(args.weights), rgb,
-                                             lambda: segmenter.embed(rgb))
+            embedding = cache.get_or_compute(weights_key(args.weights), rgb, embed,
+                                             segmenter.check_embedding)
         else:
-            embedding = segmenter.embed(rgb)
+            embedding = embed()
         prediction = segmenter.predict(embedding, points + negatives,
                                        [1] * len(points) + [0] * len(negatives), args.box)
-    except (PromptedError, DeviceError) as exc:
+    except (PromptedError, DeviceError, NotEnoughMemory) as exc:
         raise CommandError(str(exc)) from None
     chosen = (args.mask or 1) - 1
     if chosen >= len(prediction):
@@ -98,12 +115,41 @@ def run(args: argparse.Namespace) -> int:
                                                                  else ""))
     mask = prediction.mask(chosen)
 
-    from segstudio.io.voc import VocError, save_object_png
-
-    try:
-        save_object_png(out, mask.astype(np.uint8))
-    except VocError as exc:
-        raise CommandError(str(exc)) from None
+    _write_mask(out, mask)
     print(f"wrote {out} ({image.width}×{image.height}, {int(mask.sum())} object pixels; "
           f"{segmenter.name} on {device.type})")
     return 0
+
+
+def _check_inside(points, negatives, box, width: int, height: int) -> None:
+    """Every point inside the image and the box a non-empty part of it, before the encoder
+    spends its seconds: coordinates are pixels, 0 ≤ X < W and 0 ≤ Y < H."""
+    for flag, group in (("--point", points), ("--negative", negatives)):
+        for x, y in group:
+            if not (0 <= x < width and 0 <= y < height):
+                raise CommandError(f"{flag} {x:g} {y:g}: outside the {width}×{height} image "
+                                   f"(0 ≤ X < {width}, 0 ≤ Y < {height})")
+    if box is not None:
+        x0, y0, x1, y1 = box
+        if not (x1 > x0 and y1 > y0):
+            raise CommandError(f"--box {x0:g} {y0:g} {x1:g} {y1:g}: empty; give X0 Y0 X1 Y1 "
+                               "with X1 > X0 and Y1 > Y0")
+        if not (0 <= x0 < width and 0 <= y0 < height and x1 <= width and y1 <= height):
+            raise CommandError(f"--box {x0:g} {y0:g} {x1:g} {y1:g}: not inside the "
+                               f"{width}×{height} image")
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    """The 0/1 mask as a palette PNG in VOC colours, marked as this command's, atomically."""
+    from PIL import Image
+
+    from segstudio.core.palette import VOC_COLORMAP
+    from segstudio.io.atomic import atomic_write_with
+    from segstudio.io.output_guard import png_mark
+
+    im = Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))
+    im.putpalette(VOC_COLORMAP.reshape(-1).tolist())
+    try:
+        atomic_write_with(path, lambda f: im.save(f, format="PNG", pnginfo=png_mark(COMMAND)))
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot be written ({exc.strerror or exc})") from None

@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from segstudio.commands import CommandError
 from segstudio.commands._args import SEED, THREADS, number, whole
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=whole(0, 128), default=0, help="data loading processes")
     parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing FILE that is not a segstudio checkpoint (a "
+                             "checkpoint, from an earlier run, is replaced without asking)")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -62,7 +66,89 @@ def command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _is_checkpoint(path) -> bool:
+    """Whether ``path`` is a segstudio checkpoint (what a run writes, so a rerun may replace it)."""
+    from segstudio.models.checkpoint import CheckpointError, read_meta
+
+    try:
+        read_meta(path)
+    except (CheckpointError, OSError, ValueError):
+        return False
+    return True
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """The checkpoint and its .resume file never replace the start checkpoint (--init), a
+    resume file being read, or anything else that is not a checkpoint without --overwrite."""
+    from segstudio.io.output_guard import OutputError, check_output
+    from segstudio.train.loop import resume_path
+
+    resume = args.resume if isinstance(args.resume, str) else None
+    try:
+        check_output(args.out, [("--init", args.init), ("--resume", resume)],
+                     overwrite=args.overwrite, ours=_is_checkpoint)
+        check_output(resume_path(args.out), [("--init", args.init)], flag="--out's resume file",
+                     overwrite=True)
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def training_bytes(model_name: str, config: str, num_classes: int, batch: int,
+                   crop: int) -> int | None:
+    """About the peak bytes one training step of this network holds: its weights four times
+    (the weights, their gradients, two optimiser moments) and every layer's output for a batch
+    of crops (kept for the backward pass, once more for its gradient). Worked out on the meta
+    device, where nothing is allocated or computed; None for a network that cannot run there
+    (the run itself then goes ahead unchecked)."""
+    import torch
+
+    from segstudio.models import registry
+
+    outputs = 0
+
+    def count(_module, _inputs, output) -> None:
+        nonlocal outputs
+        for t in (output if isinstance(output, (tuple, list)) else
+                  output.values() if isinstance(output, dict) else (output,)):
+            if isinstance(t, torch.Tensor):
+                outputs += t.numel() * t.element_size()
+
+    try:
+        with torch.device("meta"):
+            model = registry.build_model(model_name, num_classes, config=config)
+            weights = sum(p.numel() * p.element_size() for p in model.parameters())
+            leaves = [m for m in model.modules() if not list(m.children())]
+            hooks = [m.register_forward_hook(count) for m in leaves]
+            model.train()
+            model(torch.empty(batch, 3, crop, crop))
+        for h in hooks:
+            h.remove()
+    except Exception:  # noqa: BLE001 - an estimate that cannot be made is no reason to refuse
+        return None
+    return 4 * weights + 2 * outputs + batch * crop * crop * 3 * 4
+
+
+def _check_memory(args: argparse.Namespace) -> None:
+    from segstudio.io.decode_memory import NotEnoughMemory, require_memory
+    from segstudio.train.loop import TrainError, read_classes
+
+    try:
+        classes = read_classes(Path(args.data))
+    except TrainError:
+        return                                  # the run says what is wrong with the data
+    needed = training_bytes(args.model, args.config, len(classes), args.batch_size, args.crop)
+    if needed is None:
+        return
+    try:
+        require_memory(needed, f"training {args.model} ({args.config}) on batches of "
+                               f"{args.batch_size} crops of {args.crop} px")
+    except NotEnoughMemory as exc:
+        raise CommandError(f"{exc}; lower --batch-size or --crop") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
+    _check_memory(args)
     import torch
 
     from segstudio.models.checkpoint import CheckpointError

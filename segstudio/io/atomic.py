@@ -2,8 +2,13 @@
 
 Data goes to a temporary file in the same folder, is flushed and fsync'd, then renamed over the
 target. A crash at any point leaves either the old file or the new one, never half of either.
-A kill at the wrong moment leaves the hidden temporary file (``.<name>.<pid>-<random>.part``);
-:func:`remove_stale_parts` clears those of writers that are gone.
+A kill at the wrong moment leaves the hidden temporary file
+``.<name>.segstudio-tmp.<host>.<pid>.<random>.part``: the marker, the machine and the process
+prove who wrote it, so :func:`remove_stale_parts` clears only those of this machine's writers
+that are gone. A workspace on a network share used from two machines never loses another
+machine's live temporary file, and a user's own file that merely looks like one is never
+touched. Names of older versions (``.<name>.<pid>-<random>.part``) prove nothing and are only
+listed (:func:`old_style_parts`), never removed.
 
 New files get the mode a plain ``open()`` would give them (``0o666`` less the umask), as any
 other program's files do.
@@ -13,19 +18,43 @@ from __future__ import annotations
 
 import contextlib
 import os
+import hashlib
 import re
+import socket
 import stat
 import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-# Temporary names: ".<target name>.<writer pid>-<8 random>.part"; before the pid was added,
-# ".<target name>.<8 random>.part". mkstemp's random part uses these characters.
-_PART_NAME = re.compile(r"^\..+\.(?:(\d{1,10})-)?[a-z0-9_]{8}\.part$", re.DOTALL)
+TEMP_MARKER = "segstudio-tmp"     # in every temporary name segstudio makes, and nowhere else
+# Temporary names: ".<target name>.segstudio-tmp.<host>.<writer pid>.<8 random>.part" (folders
+# and videos end otherwise); mkstemp's random part uses these characters.
+_PART_NAME = re.compile(r"^\..+\.segstudio-tmp\.([a-z0-9_-]{0,24}-[0-9a-f]{8})\.(\d{1,10})"
+                        r"\.[a-z0-9_]{8}\.part$", re.DOTALL)
+# What older versions wrote: ".<target name>.<writer pid>-<8 random>.part", and before that
+# ".<target name>.<8 random>.part". A user's file can look the same.
+_OLD_PART_NAME = re.compile(r"^\..+\.(?:\d{1,10}-)?[a-z0-9_]{8}\.part$", re.DOTALL)
 _STARTED = time.time()            # no temporary file of this process is older than this
-_LEGACY_AGE_S = 3600.0            # a pid-less temporary file this old has no writer left
 _PREFIX_MAX_BYTES = 80            # of the target's name in the temporary name
+
+
+def host_tag(hostname: str | None = None) -> str:
+    """This machine (or ``hostname``) as it appears in temporary names: up to 24 characters of
+    the name, for people, and a hash of all of it, so that two machines never share a tag."""
+    name = (socket.gethostname() if hostname is None else hostname).strip().lower()
+    readable = re.sub(r"[^a-z0-9-]", "_", name)[:24]
+    return f"{readable}-{hashlib.sha1(name.encode('utf-8', 'replace')).hexdigest()[:8]}"
+
+
+_HOST = host_tag()
+
+
+def temp_prefix(name: str) -> str:
+    """The start of a temporary name for the target ``name``, up to the random part that
+    ``tempfile.mkstemp``/``mkdtemp`` add: hidden, marked as segstudio's, with this machine and
+    this process, so that a later start can prove whose it is."""
+    return f".{_short(name)}.{TEMP_MARKER}.{_HOST}.{os.getpid()}."
 
 
 @contextlib.contextmanager
@@ -33,8 +62,7 @@ def atomic_open(path: str | Path) -> Iterator[BinaryIO]:
     """Open a binary stream whose content replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{_short(path.name)}.{os.getpid()}-", suffix=".part",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".part", dir=path.parent)
     try:
         # mkstemp makes the file owner-only; give it the mode a plain open() would (or keep the
         # mode of the file it replaces), so saved labels stay readable by the user's group tools.
@@ -92,40 +120,59 @@ def follow_umask(path: str | Path, *, folder: bool = False) -> None:
 def remove_stale_parts(folder: str | Path, *, recursive: bool = True) -> list[Path]:
     """Delete the temporary files that writes into ``folder`` left when their process was killed.
 
-    Only names this module makes, only plain files (never links, never inside linked folders),
-    only files last changed before this process started (so it cannot have made them), and only
-    when no running process can still be writing them: the pid in the name is not running, or,
-    for names without a pid, the file is an hour older than this process. Returns what was
-    deleted; what cannot be deleted stays.
+    Only names this module makes (the marker, a host and a pid), only those made on this
+    machine (a process of another machine sharing the folder may still be writing its own),
+    only plain files (never links, never inside linked folders), only files last changed before
+    this process started (so it cannot have made them), and only when the process in the name
+    is no longer running. Returns what was deleted; what cannot be deleted stays.
     """
     removed: list[Path] = []
-    folder = Path(folder)
-    if folder.is_symlink() or not folder.is_dir():
-        return removed
-    walker = os.walk(folder) if recursive else [(str(folder), [], os.listdir(folder))]
-    for here, _dirs, files in walker:       # os.walk does not enter linked folders
-        for name in files:
-            match = _PART_NAME.match(name)
-            if match is None:
+    for path, name in _files(folder, recursive):
+        match = _PART_NAME.match(name)
+        if match is None:
+            continue
+        try:
+            if not _is_stale(os.lstat(path), match.group(1), int(match.group(2))):
                 continue
-            path = Path(here) / name
-            try:
-                info = os.lstat(path)
-                if not _is_stale(info, match.group(1)):
-                    continue
-                os.unlink(path)
-            except OSError:
-                continue
-            removed.append(path)
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
     return removed
 
 
-def _is_stale(info: os.stat_result, pid: str | None) -> bool:
-    if not stat.S_ISREG(info.st_mode) or info.st_mtime >= _STARTED:
+def old_style_parts(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Plain files in ``folder`` named like the temporary files of older versions
+    (``.<name>.<pid>-<random>.part``). They are kept, as nothing proves they are not a user's
+    own files, but they are worth naming to the user."""
+    found: list[Path] = []
+    for path, name in _files(folder, recursive):
+        if _OLD_PART_NAME.match(name) and not _PART_NAME.match(name):
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    found.append(path)
+    return found
+
+
+def _files(folder: str | Path, recursive: bool) -> Iterator[tuple[Path, str]]:
+    """(path, name) of the files in ``folder`` (and below it), never through a linked folder."""
+    folder = Path(folder)
+    try:
+        if folder.is_symlink() or not folder.is_dir():
+            return
+        walker = os.walk(folder) if recursive else [(str(folder), [], sorted(os.listdir(folder)))]
+    except OSError:
+        return
+    for here, dirs, files in walker:       # os.walk does not enter linked folders
+        dirs.sort()
+        for name in sorted(files):
+            yield Path(here) / name, name
+
+
+def _is_stale(info: os.stat_result, host: str, pid: int) -> bool:
+    if not stat.S_ISREG(info.st_mode) or info.st_mtime >= _STARTED or host != _HOST:
         return False
-    if pid is None:
-        return info.st_mtime < _STARTED - _LEGACY_AGE_S
-    return int(pid) != os.getpid() and not _running(int(pid))
+    return pid != os.getpid() and not _running(pid)
 
 
 def _running(pid: int) -> bool:

@@ -4,6 +4,10 @@ Grey images follow the DICOM display pipeline up to the window: the Modality LUT
 (RescaleSlope, RescaleIntercept) gives float32 values in the modality's units, MONOCHROME1 is
 inverted so that larger values are brighter like every other image, and the file's first
 WindowCenter/WindowWidth becomes the default window (PS3.3 C.11.2).
+
+A multi-frame file (a cine loop, an MR or ultrasound series in one file) is read one frame at a
+time: pydicom decodes only the frame asked for. A workspace makes each frame an item of its own,
+as it does for videos (:func:`frame_count`).
 """
 
 from __future__ import annotations
@@ -27,19 +31,51 @@ _PLUGIN_HINT = ("convert it to an uncompressed transfer syntax first, or install
                 "pydicom names for it (pylibjpeg or gdcm)")
 
 
-def read_dicom(path: str | Path, *, max_pixels: int) -> ImageData:
-    """Read the first frame of a DICOM file (with or without the 128-byte preamble)."""
+def read_dicom(path: str | Path, *, max_pixels: int, frame: int | None = None) -> ImageData:
+    """Read one frame of a DICOM file (with or without the 128-byte preamble): ``frame``
+    (from 0), or the first one with a note saying so when the file holds several."""
     path = Path(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image = _read(path, max_pixels)
+        image = _read(path, max_pixels, frame)
     # pydicom warns about tolerable defects (unknown character sets, odd lengths); the viewer
     # shows them as notes instead of printing them.
     image.notes.extend(f"DICOM: {w.message}" for w in caught[:3])
     return image
 
 
-def _read(path: Path, max_pixels: int) -> ImageData:
+def frame_count(path: str | Path) -> int:
+    """How many frames the DICOM file ``path`` holds, from its header alone (no pixel data is
+    read); 1 when the header does not say or cannot be read (reading the image will say why)."""
+    try:
+        with open_image_file(Path(path)) as f:
+            head = b""
+            while len(head) < _HEADER_PROBE_BYTES:
+                chunk = f.read(max(4096, len(head)))
+                head += chunk
+                if any(tag in head for tag in _FRAMES_TAGS) or not chunk:
+                    break
+                if any(tag in head for tag in _PIXEL_DATA_TAGS):
+                    return 1    # the whole header went by without a NumberOfFrames
+            import pydicom
+
+            f.seek(0)
+            ds = pydicom.dcmread(f, force=True, stop_before_pixels=True,
+                                 specific_tags=["NumberOfFrames"])
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except Exception:  # noqa: BLE001 - a damaged header is reported when the image is read
+        return 1
+
+
+# Opening a folder asks every DICOM file for its frame count: most headers are read as bytes,
+# and only those that mention NumberOfFrames (0028,0008), or whose pixel data (7FE0,0010) does
+# not begin within the first bytes (long or deflated headers), are parsed by pydicom.
+_HEADER_PROBE_BYTES = 64 * 1024
+_FRAMES_TAGS = (b"\x28\x00\x08\x00", b"\x00\x28\x00\x08")     # little- and big-endian
+_PIXEL_DATA_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
+
+
+def _read(path: Path, max_pixels: int, frame: int | None) -> ImageData:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -55,7 +91,7 @@ def _read(path: Path, max_pixels: int) -> ImageData:
         raise ImageReadError(path, f"the DICOM file is damaged and cannot be parsed ({e})") \
             from None
     try:
-        return _decode(path, ds, max_pixels)
+        return _decode(path, ds, max_pixels, frame)
     except ImageReadError:
         raise
     except MemoryError:
@@ -64,7 +100,7 @@ def _read(path: Path, max_pixels: int) -> ImageData:
         raise ImageReadError(path, f"the DICOM pixel data cannot be decoded ({e})") from None
 
 
-def _decode(path: Path, ds, max_pixels: int) -> ImageData:
+def _decode(path: Path, ds, max_pixels: int, frame: int | None) -> ImageData:
     import pydicom.pixels as pixels_api
     from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -101,10 +137,14 @@ def _decode(path: Path, ds, max_pixels: int) -> ImageData:
                 f"decoded without an extra plugin; {_PLUGIN_HINT}")
 
     notes: list[str] = []
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    if frame is not None and not 0 <= frame < frames:
+        raise ImageReadError(path, f"frame {frame + 1} was asked for, but the file holds "
+                             f"{frames} frame{'s' if frames > 1 else ''}")
     if frames > 1:
-        arr = pixels_api.pixel_array(ds, index=0)
-        notes.append(f"multi-frame DICOM: showing frame 1 of {frames}")
+        arr = pixels_api.pixel_array(ds, index=frame or 0)    # decodes that frame only
+        notes.append(f"frame {frame + 1} of {frames}" if frame is not None
+                     else f"multi-frame DICOM: showing frame 1 of {frames}")
     else:
         arr = ds.pixel_array
     bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
@@ -114,10 +154,13 @@ def _decode(path: Path, ds, max_pixels: int) -> ImageData:
         arr = pixels_api.apply_color_lut(arr, ds)
         photometric = "RGB"
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        return _colour(path, arr[..., :3], bits, notes)
-    if arr.ndim != 2:
+        image = _colour(path, arr[..., :3], bits, notes)
+    elif arr.ndim != 2:
         raise ImageReadError(path, f"unexpected DICOM pixel array of shape {arr.shape}")
-    return _grey(path, ds, arr, bits, photometric, notes)
+    else:
+        image = _grey(path, ds, arr, bits, photometric, notes)
+    image.frame = (frame or 0) if frames > 1 else None
+    return image
 
 
 def _decode_bytes(ds, pixels: int) -> int:
@@ -134,13 +177,16 @@ def _new_file_meta():
 
 
 def _colour(path: Path, arr: np.ndarray, bits: int, notes: list[str]) -> ImageData:
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     if arr.dtype == np.uint8:
         rgb = np.ascontiguousarray(arr)
         window = None
     else:
-        rgb = np.ascontiguousarray(arr.astype(np.uint16 if arr.min() >= 0 else np.float32))
-        window = window_from_range(float(rgb.min()), float(rgb.max()))
-    lo, hi = float(rgb.min()), float(rgb.max())
+        # uint16 where the values fit it; wider or signed values as float32 for the window
+        # (a cast to uint16 would wrap 32-bit values; the export keeps them from the file).
+        fits = lo >= 0 and hi <= 65535 and arr.dtype.kind in "iu"
+        rgb = np.ascontiguousarray(arr.astype(np.uint16 if fits else np.float32))
+        window = window_from_range(lo, hi)
     return ImageData(rgb, path, "DICOM", bits, window, (lo, hi), notes)
 
 

@@ -41,6 +41,8 @@ class ImageData:
     # values became pixels (windowing.ValueMapping), for presets and the pixel readout.
     windows: list = field(default_factory=list)
     mapping: object | None = None
+    # Which frame of a multi-frame file (a DICOM cine) these pixels are; None for a file of one.
+    frame: int | None = None
 
     @property
     def height(self) -> int:

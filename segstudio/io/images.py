@@ -23,6 +23,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segstudio.io.decode_memory import format_bytes
 from segstudio.io.image_data import (ImageData, ImageReadError, apply_window,  # noqa: F401
                                     check_memory, check_pixel_count, open_image_file,
                                     window_from_range)
@@ -50,10 +51,12 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageData:
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               frame: int | None = None) -> ImageData:
     """Read an image file; refuse one whose header claims more than ``max_pixels`` pixels, or
     more memory than the machine has free, and anything but a regular file (a pipe named
-    ``a.png`` would block forever)."""
+    ``a.png`` would block forever). ``frame`` picks one frame (from 0) of a multi-frame DICOM;
+    other files hold one picture, and only frame 0 of them can be asked for."""
     path = Path(path)
     f = open_image_file(path)
     with f:
@@ -68,7 +71,10 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         if _looks_like_dicom(path, head):
             from segstudio.io.dicom import read_dicom
 
-            return read_dicom(path, max_pixels=max_pixels)
+            return read_dicom(path, max_pixels=max_pixels, frame=frame)
+        if frame:
+            raise ImageReadError(path, f"frame {frame + 1} was asked for, but only a "
+                                 "multi-frame DICOM file holds frames")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             image = _read_with_pillow(path, f, head, size, max_pixels)
@@ -110,6 +116,7 @@ def _read_with_pillow(path: Path, f: BinaryIO, head: bytes, size: int,
         fmt = _FORMAT_NAMES.get(im.format or "", im.format or "unknown")
         check_pixel_count(path, im.width, im.height, max_pixels)
         notes: list[str] = []
+        needed = None
         try:
             frames = int(getattr(im, "n_frames", 1))
             if frames > 1:
@@ -118,14 +125,15 @@ def _read_with_pillow(path: Path, f: BinaryIO, head: bytes, size: int,
             if fmt in ("PNG", "TIFF") and _is_16bit_colour(im, head):
                 return _read_16bit_colour(path, f, im, size, fmt, notes)
             turn = needs_transpose(orientation_of(im, loaded=False))
-            check_memory(path, decode_bytes(im, transpose=turn))
+            needed = decode_bytes(im, transpose=turn)
+            check_memory(path, needed)
             im.load()
             im = _apply_orientation(im, notes)
             pixels, bit_depth = pixels_of(im, notes)
         except ImageReadError:
             raise
         except Exception as e:  # noqa: BLE001 - see _decode_reason
-            raise ImageReadError(path, _decode_reason(e)) from None
+            raise ImageReadError(path, _decode_reason(e, needed=needed)) from None
     return _image_data(pixels, path, fmt, bit_depth, notes)
 
 
@@ -231,7 +239,7 @@ def _unidentified_reason(head: bytes) -> str:
             "the file may be damaged or have the wrong extension")
 
 
-def _decode_reason(e: BaseException, *, header: bool = False) -> str:
+def _decode_reason(e: BaseException, *, header: bool = False, needed: int | None = None) -> str:
     """Explain a decoder failure. Pillow's format plugins report damaged files through many
     exception types (OSError, SyntaxError, struct.error, IndexError, ...), so every exception
     raised while decoding is treated as a property of the file."""
@@ -240,7 +248,8 @@ def _decode_reason(e: BaseException, *, header: bool = False) -> str:
         return f"the image is too large to decode safely ({msg})"
     if "truncated" in msg.lower() or isinstance(e, EOFError):
         return "the image data is cut short (truncated file); copy it again from the source"
-    if isinstance(e, MemoryError):
-        return "not enough memory to decode this image"
+    if isinstance(e, MemoryError):        # a valid file the machine could not hold: not damaged
+        about = f" (needs about {format_bytes(needed)})" if needed else ""
+        return f"not enough memory to decode this image{about}"
     part = "header" if header else "image data"
     return f"the {part} is damaged and cannot be decoded ({msg})"

@@ -1,13 +1,21 @@
 """Bring existing labels into a workspace: label PNG folders, Pascal VOC trees, labelme JSON.
 
-Each importer matches label files to workspace items by id (the image's file stem), checks that
+Each importer matches label files to workspace items by id (the image's file stem, see
+:mod:`.label_matching`: never guessed when several files or items share a name), checks that
 sizes agree and that every value is a class of the workspace, and saves the labels through the
 workspace (atomic palette PNG + status). A file that does not fit is reported and skipped; the
-rest are still imported.
+rest are still imported. Items a person corrected or reviewed are kept as they are and listed,
+unless the import is asked to ``replace`` them; replaced labels take the import's status.
+
+Sizes are compared before anything is allocated: a label PNG's header and a labelme file's
+``imageWidth``/``imageHeight`` against the item's picture (see :mod:`.label_sizes`), so a file
+claiming a huge image is refused for the claim alone.
 
 Objects come along where the source has them: a VOC tree's ``SegmentationObject/<id>.png``, and
 in labelme files the ``group_id`` of shapes (see :func:`read_labelme`). An imported item without
-objects loses any object map it had, since the new labels replace what it described.
+objects loses any object map it had, since the new labels replace what it described; an object
+map that cannot be read is never removed or replaced: that item is not imported, and the
+report names the map.
 """
 
 from __future__ import annotations
@@ -18,13 +26,16 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.workspace import Item, ItemStatus, Workspace, WorkspaceError
-from segstudio.io.images import ImageReadError
+from segstudio.io.label_matching import match_files
+from segstudio.io.label_sizes import (SizeUnknown, decoded_size, fits, header_size, picture_name,
+                                      png_size)
 from segstudio.io.object_store import save_objects
 from segstudio.io.regular_files import NotRegularFileError, read_regular_text
 from segstudio.io.voc import VocError, find_voc_dir, load_label_png, read_voc
@@ -43,28 +54,50 @@ class LabelImportError(Exception):
 
 @dataclass
 class ImportReport:
-    """What an import did: ids imported, label files matching no item, and problems."""
+    """What an import did: ids imported, label files matching no item, problems (files that
+    could not be used, ambiguous names, object maps kept because they cannot be read), classes
+    added, and the ids of items a person corrected or reviewed that were kept as they are."""
 
     imported: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     new_classes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def kept_by_import(kind: str, source: str | Path, workspace: Workspace) -> list[str]:
+    """Ids of the items a person corrected or reviewed that importing ``source`` (``png``,
+    ``voc`` or ``labelme``) would replace if asked to; nothing is read but file names."""
+    files, _ = _FINDERS[kind](Path(source))
+    return match_files(files, workspace, root=Path(source), replace=False).kept
 
 
 # -- label PNG folders and VOC trees -------------------------------------------------------------
 def import_label_folder(folder: str | Path, workspace: Workspace, *, by: str = "import",
-                        status: ItemStatus = ItemStatus.CORRECTED) -> ImportReport:
+                        status: ItemStatus = ItemStatus.CORRECTED,
+                        replace: bool = False) -> ImportReport:
     """Import ``<id>.png`` label files found anywhere under ``folder``."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise LabelImportError(f"{folder.name}: not a folder of label images")
-    files = {p.stem: p for p in sorted(folder.rglob("*.png")) if not p.name.startswith(".")}
-    return _import_pngs(files, workspace, by=by, status=status)
+    files, _ = _png_files(folder)
+    return _import_pngs(files, workspace, root=folder, by=by, status=status, replace=replace)
 
 
 def import_voc_tree(root: str | Path, workspace: Workspace, *, by: str = "import",
-                    status: ItemStatus = ItemStatus.CORRECTED) -> ImportReport:
+                    status: ItemStatus = ItemStatus.CORRECTED,
+                    replace: bool = False) -> ImportReport:
     """Import ``SegmentationClass`` labels of a Pascal VOC tree (every split) by id."""
+    files, objects = _voc_files(Path(root))
+    return _import_pngs(files, workspace, root=Path(root), by=by, status=status, replace=replace,
+                        objects=objects)
+
+
+def _png_files(folder: Path) -> tuple[list[Path], dict[str, Path]]:
+    if not folder.is_dir():
+        raise LabelImportError(f"{folder.name}: not a folder of label images")
+    return [p for p in sorted(folder.rglob("*.png")) if not p.name.startswith(".")], {}
+
+
+def _voc_files(root: Path) -> tuple[list[Path], dict[str, Path]]:
     try:
         voc = find_voc_dir(root)
     except VocError as e:
@@ -79,29 +112,23 @@ def import_voc_tree(root: str | Path, workspace: Workspace, *, by: str = "import
         files = {p.stem: p for p in sorted((voc / "SegmentationClass").glob("*.png"))}
     objects = {p.stem: p for p in sorted((voc / "SegmentationObject").glob("*.png"))
                if not p.name.startswith(".")}
-    return _import_pngs(files, workspace, by=by, status=status, objects=objects)
+    return list(files.values()), objects
 
 
-def _import_pngs(files: dict[str, Path], workspace: Workspace, *, by: str,
-                 status, objects: dict[str, Path] | None = None) -> ImportReport:
-    report = ImportReport()
-    by_id = _items_by_id(workspace)
-    for ident, path in files.items():
-        item = by_id.get(ident)
-        if item is None:
-            report.unmatched.append(path.name)
-            continue
+def _import_pngs(files: list[Path], workspace: Workspace, *, root: Path, by: str, status,
+                 replace: bool, objects: dict[str, Path] | None = None) -> ImportReport:
+    matches = match_files(files, workspace, root=root, replace=replace)
+    report = ImportReport(unmatched=matches.unmatched, problems=list(matches.ambiguous),
+                          kept=matches.kept)
+    for item, path in matches.pairs:
         ids = None
         try:
-            labels = load_label_png(path)
-            _check_fits(path, labels, workspace, item)
-            if objects and ident in objects:
-                ids = load_label_png(objects[ident])
-                if ids.shape != labels.shape:
-                    raise LabelImportError(
-                        f"{objects[ident].name} (SegmentationObject): the objects are "
-                        f"{ids.shape[1]}×{ids.shape[0]} but the labels {labels.shape[1]}×"
-                        f"{labels.shape[0]}")
+            size = _picture_size(path, png_size(path), workspace, item)
+            labels = load_label_png(path, max_pixels=size[0] * size[1])
+            _check_fits(path, labels, size, workspace, item)
+            object_file = (objects or {}).get(path.stem)
+            if object_file is not None:
+                ids = _load_objects(object_file, labels.shape)
         except (VocError, LabelImportError) as e:
             report.problems.append(str(e))
             continue
@@ -109,27 +136,48 @@ def _import_pngs(files: dict[str, Path], workspace: Workspace, *, by: str,
     return report
 
 
-def _items_by_id(workspace: Workspace) -> dict[str, Item]:
-    found: dict[str, Item] = {}
-    for item in workspace.items:
-        found.setdefault(item.id, item)
-    return found
+def _load_objects(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A ``SegmentationObject`` file beside labels of ``shape``, its size checked first."""
+    def mismatch(width: int, height: int) -> LabelImportError:
+        return LabelImportError(f"{path.name} (SegmentationObject): the objects are "
+                                f"{width}×{height} but the labels {shape[1]}×{shape[0]}")
+
+    declared = png_size(path)
+    if declared is not None and declared != (shape[1], shape[0]):
+        raise mismatch(*declared)
+    ids = load_label_png(path, max_pixels=shape[0] * shape[1])
+    if ids.shape != shape:
+        raise mismatch(ids.shape[1], ids.shape[0])
+    return ids
 
 
-def _check_fits(path: Path, labels: np.ndarray, workspace: Workspace, item: Item) -> None:
-    _check_size(path, labels, workspace, item)
-    _check_values(path, labels, workspace.classes)
-
-
-def _check_size(path: Path, labels: np.ndarray, workspace: Workspace, item: Item) -> None:
+def _picture_size(path: Path, declared: tuple[int, int] | None, workspace: Workspace,
+                  item: Item) -> tuple[int, int]:
+    """The (width, height) of the item's picture, once the size ``path`` declares (when its
+    header tells) is found to be it; a mismatch names the file and both sizes."""
     try:
-        image = workspace.read_image(item)
-    except (ImageReadError, WorkspaceError) as e:
+        if declared is None:        # the decoder reports the damaged header
+            return header_size(workspace, item) or decoded_size(workspace, item)
+        same, size = fits(workspace, item, declared)
+    except SizeUnknown as e:
         raise LabelImportError(f"{path.name}: its image cannot be read ({e})") from None
-    if labels.shape != (image.height, image.width):
-        raise LabelImportError(
-            f"{path.name}: the labels are {labels.shape[1]}×{labels.shape[0]} but the image "
-            f"{Path(item.source).name} is {image.width}×{image.height}")
+    if not same:
+        raise _size_mismatch(path, declared, size, workspace, item)
+    return size
+
+
+def _size_mismatch(path: Path, labels: tuple[int, int], image: tuple[int, int],
+                   workspace: Workspace, item: Item) -> LabelImportError:
+    return LabelImportError(
+        f"{path.name}: the labels are {labels[0]}×{labels[1]} but the image "
+        f"{picture_name(workspace, item)} is {image[0]}×{image[1]}")
+
+
+def _check_fits(path: Path, labels: np.ndarray, size: tuple[int, int], workspace: Workspace,
+                item: Item) -> None:
+    if labels.shape != (size[1], size[0]):         # the file changed since its header was read
+        raise _size_mismatch(path, (labels.shape[1], labels.shape[0]), size, workspace, item)
+    _check_values(path, labels, workspace.classes)
 
 
 def _check_values(path: Path, labels: np.ndarray, classes: ClassSet) -> None:
@@ -141,9 +189,14 @@ def _check_values(path: Path, labels: np.ndarray, classes: ClassSet) -> None:
 
 
 def _save(workspace: Workspace, item: Item, labels: np.ndarray, by: str, status,
-          report: ImportReport, objects: np.ndarray | None = None) -> None:
+          report: ImportReport, objects: np.ndarray | None = None,
+          new_classes: list[str] | None = None) -> None:
     try:
-        save_objects(workspace, item, objects)          # before the labels and the status
+        # Before the labels and the status; an object map that cannot be read stops it here.
+        save_objects(workspace, item, objects, shape=labels.shape)
+        for name in new_classes or ():
+            workspace.classes = workspace.classes.with_class(name)
+            report.new_classes.append(name)
         workspace.save_labels(item, labels, status=status, by=by)
     except WorkspaceError as e:
         report.problems.append(str(e))
@@ -153,29 +206,34 @@ def _save(workspace: Workspace, item: Item, labels: np.ndarray, by: str, status,
 
 # -- labelme -------------------------------------------------------------------------------------
 def import_labelme_folder(folder: str | Path, workspace: Workspace, *, by: str = "import",
-                          status: ItemStatus = ItemStatus.CORRECTED) -> ImportReport:
+                          status: ItemStatus = ItemStatus.CORRECTED,
+                          replace: bool = False) -> ImportReport:
     """Import labelme ``.json`` files under ``folder``; unknown labels become new classes."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise LabelImportError(f"{folder.name}: not a folder of labelme files")
-    report = ImportReport()
-    by_id = _items_by_id(workspace)
-    for path in sorted(folder.rglob("*.json")):
-        item = by_id.get(path.stem)
-        if item is None:
-            report.unmatched.append(path.name)
-            continue
+    files, _ = _labelme_files(folder)
+    matches = match_files(files, workspace, root=folder, replace=replace)
+    report = ImportReport(unmatched=matches.unmatched, problems=list(matches.ambiguous),
+                          kept=matches.kept)
+    for item, path in matches.pairs:
+        def check_size(width: int, height: int, path=path, item=item) -> None:
+            _picture_size(path, (width, height), workspace, item)
+
         try:
-            labels, ids, new = read_labelme(path, workspace.classes)
-            _check_size(path, labels, workspace, item)
+            labels, ids, new = read_labelme(path, workspace.classes, check_size=check_size)
         except LabelImportError as e:
             report.problems.append(str(e))
             continue
-        for name in new:
-            workspace.classes = workspace.classes.with_class(name)
-            report.new_classes.append(name)
-        _save(workspace, item, labels, by, status, report, ids)
+        _save(workspace, item, labels, by, status, report, ids, new)
     return report
+
+
+def _labelme_files(folder: Path) -> tuple[list[Path], dict[str, Path]]:
+    if not folder.is_dir():
+        raise LabelImportError(f"{folder.name}: not a folder of labelme files")
+    return sorted(folder.rglob("*.json")), {}
+
+
+_FINDERS = {"png": _png_files, "voc": _voc_files, "labelme": _labelme_files}
 
 
 def read_labelme_json(path: str | Path, classes: ClassSet) -> tuple[np.ndarray, list[str]]:
@@ -189,15 +247,21 @@ def read_labelme_json(path: str | Path, classes: ClassSet) -> tuple[np.ndarray, 
     return labels, new
 
 
-def read_labelme(path: str | Path, classes: ClassSet
+def read_labelme(path: str | Path, classes: ClassSet, *,
+                 check_size: Callable[[int, int], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """As :func:`read_labelme_json`, with the file's objects: None when no shape has a
     ``group_id`` (a file of classes only). Otherwise shapes sharing a label and a ``group_id``
     are one object, a shape without one is an object of its own, ids follow first appearance,
-    and background and ``__ignore__`` shapes are no object (0) and void (255)."""
+    and background and ``__ignore__`` shapes are no object (0) and void (255).
+
+    ``check_size(width, height)`` sees the declared size before anything of that size is
+    allocated, and raises LabelImportError to refuse it."""
     path = Path(path)
     data = _load_json(path)
     height, width = _size(path, data)
+    if check_size is not None:
+        check_size(width, height)
     names = list(classes.names)
     new: list[str] = []
     labels = np.zeros((height, width), np.uint8)

@@ -64,14 +64,15 @@ class _PyAvOut:
             self.container.mux(packet)
 
     def close(self) -> None:
-        if self.container is None:
+        """Flush and close; after a failure (a full disk) a second call does nothing."""
+        container, self.container = self.container, None
+        if container is None:
             return
         try:
             for packet in self.stream.encode():
-                self.container.mux(packet)
+                container.mux(packet)
         finally:
-            self.container.close()
-            self.container = None
+            container.close()
 
 
 class _OpenCvOut:

@@ -26,8 +26,8 @@ from PIL import Image, UnidentifiedImageError
 from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOC_COLORMAP, VOID_INDEX
 from segstudio.io import originals as keep_originals
-from segstudio.io.atomic import atomic_write_with, follow_umask
-from segstudio.io.decode_memory import memory_problem
+from segstudio.io.atomic import atomic_write_with, follow_umask, temp_prefix
+from segstudio.io.decode_memory import format_bytes, memory_problem
 from segstudio.io.images import DEFAULT_MAX_PIXELS
 from segstudio.io.pillow_pixels import copy_in_strips, decode_bytes, open_header
 from segstudio.io.regular_files import NotRegularFileError, open_regular, read_regular_text
@@ -35,6 +35,7 @@ from segstudio.io.regular_files import NotRegularFileError, open_regular, read_r
 VOC_YEAR_DIR = Path("VOCdevkit") / "VOC2012"
 SPLITS_DIR = Path("ImageSets") / "Segmentation"
 _JPEG_QUALITY = 95
+_PARTIAL = ".partial"    # the end of an unfinished export's hidden folder (see write_voc)
 _MAX_ID_LENGTH = 120
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
              *(f"lpt{i}" for i in range(10))}
@@ -137,7 +138,8 @@ def _decode_labels(path: Path, im: Image.Image, max_pixels: int) -> np.ndarray:
         raise VocError(f"{path.name}: the header claims {im.width}×{im.height} pixels, more "
                        f"than the limit of {max_pixels:,}")
     per_pixel = 1 if im.mode in ("P", "L", "1") else 5      # int32 first, then uint8
-    problem = memory_problem(decode_bytes(im, array_bytes=per_pixel))
+    needed = decode_bytes(im, array_bytes=per_pixel)
+    problem = memory_problem(needed)
     if problem is not None:
         raise VocError(f"{path.name}: {problem}")
     try:
@@ -145,6 +147,9 @@ def _decode_labels(path: Path, im: Image.Image, max_pixels: int) -> np.ndarray:
         return _label_array(path, im)
     except VocError:
         raise
+    except MemoryError:         # a valid file the machine could not hold: not a damaged one
+        raise VocError(f"{path.name}: not enough memory to decode the labels (needs about "
+                       f"{format_bytes(needed)})") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure means a damaged file
         raise VocError(f"{path.name}: the label image is damaged and cannot be decoded "
                        f"({e})") from None
@@ -212,7 +217,8 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
     created = [p for p in (out_dir, out_dir / "VOCdevkit") if not p.exists()]
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".VOC2012.partial-", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=_PARTIAL,
+                                    dir=final.parent))
         follow_umask(tmp, folder=True)      # mkdtemp makes it owner-only; VOC2012 is not
     except OSError as e:
         raise VocError(f"{out_dir.name}: cannot create the export folder "
@@ -229,7 +235,7 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
         _write_splits(tmp, ids, train, val)
         _write_classes(tmp, classes)
         if final.exists():
-            old = final.with_name(f".VOC2012.old-{tmp.name.rsplit('-', 1)[-1]}")
+            old = tmp.with_name(tmp.name[:-len(_PARTIAL)] + ".old")
             final.rename(old)
             tmp.rename(final)
             shutil.rmtree(old, ignore_errors=True)

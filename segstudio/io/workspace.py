@@ -1,13 +1,17 @@
-"""A workspace: the images (and video frames) of one folder, their labels and their status.
+"""A workspace: the images (and the frames of videos and multi-frame DICOM files) of one folder,
+their labels and their status.
 
 Labels live beside the images as palette PNGs under ``<root>/labels/``, mirroring the folders
 of the sources; statuses, authors and the class set live in ``segstudio-workspace.json``
 (see ``docs/workspace-format.md``). Both are written atomically, so a crash never leaves half a
-file. No Qt and no torch here: the GUI and the command line share this code.
+file, and the workspace file only under its lock, merged with what another segstudio wrote
+since (``workspace_lock``). No Qt and no torch here: the GUI and the command line share this
+code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -25,12 +29,16 @@ from segstudio.core.label_paths import (LABELS_DIR, OBJECTS_DIR, PREDICTED_OBJEC
                                         checked_file, prediction_of)
 from segstudio.core.objectmap import compact_ids, consistent_ids
 from segstudio.core.palette import VOID_INDEX
-from segstudio.io.atomic import atomic_write_text, remove_stale_parts
-from segstudio.io.images import ImageData, is_image_path, read_image
+from segstudio.io.atomic import old_style_parts, remove_stale_parts
+from segstudio.io.dicom import frame_count as dicom_frame_count
+from segstudio.io.images import DICOM_SUFFIXES, ImageData, is_image_path, read_image
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace_error import WorkspaceError
-from segstudio.io.workspace_file import (FORMAT_NAME, FORMAT_VERSION, encode_workspace_file,
-                                         read_workspace_file)
+from segstudio.io.workspace_file import (FORMAT_NAME, FORMAT_VERSION, load_workspace_file,
+                                         parse_workspace_file, read_workspace_bytes)
+from segstudio.io.workspace_lock import workspace_lock, write_merged
+from segstudio.io.workspace_merge import (Adoption, Base, Merge, Snapshot, merge_workspace_data,
+                                          plan_adoption, settle)
 from segstudio.io.regular_files import check_regular
 from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
@@ -38,6 +46,7 @@ from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 # Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
 _SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR, "VOCdevkit",
                  "__pycache__"}
+_OWN_DIRS = (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR)
 _OPEN_VIDEOS = 4
 
 
@@ -52,7 +61,7 @@ class ItemStatus(str, Enum):
 
 @dataclass(eq=False)
 class Item:
-    """One thing to label: an image file, or one frame of a video file."""
+    """One thing to label: an image file, or one frame of a video or multi-frame DICOM file."""
 
     source: Path
     frame: int | None = None
@@ -71,6 +80,13 @@ class Item:
         return (Path(self.source).as_posix(), self.frame)
 
 
+def frame_phrase(frame: int, count: int) -> str:
+    """How the window names frame index ``frame`` (from 0) of ``count`` to people: counted from
+    1, as players and DICOM count them ("frame 4 of 250"). Item ids and label files keep the
+    index (``clip_000003`` is frame 4)."""
+    return f"frame {frame + 1} of {count}"
+
+
 class Workspace:
     """The items of one root folder with their labels, statuses and class set."""
 
@@ -87,6 +103,11 @@ class Workspace:
         self._videos: OrderedDict[Path, VideoSource] = OrderedDict()
         self._videos_lock = threading.Lock()
         self.deferred_save: Callable[[dict], None] | None = None
+        # Told (from the thread that took them in) what another segstudio changed; see adopt().
+        self.adopted: Callable[["Adoption"], None] | None = None
+        self._state = threading.RLock()     # items, classes, base: GUI thread against writer
+        self._base = Base(None, None)       # the workspace file as last read or written here
+        self._transaction_thread: int | None = None
         self._assign_label_paths()
 
     # -- opening -----------------------------------------------------------------------------
@@ -97,15 +118,26 @@ class Workspace:
         The class set stored in the file wins over ``classes``, so labels are never
         reinterpreted under another set; ``classes`` (default VOC 21) starts a new workspace.
         """
-        root = Path(folder)
-        if not root.is_dir():
-            raise WorkspaceError(f"{root.name}: not a folder that can be opened as a workspace")
-        stored = read_workspace_file(root / cls.FILE_NAME)
+        root = _folder(folder)
+        raw, stored = load_workspace_file(root / cls.FILE_NAME)
         skipped: list[str] = []
         sources = _scan(root, skipped)
-        ws = cls._assemble(root, sources, stored, classes, scan="folder")
+        ws = cls._assemble(root, sources, stored, classes, scan="folder", raw=raw)
         ws.problems[:0] = skipped
         return ws
+
+    @classmethod
+    @contextlib.contextmanager
+    def locked(cls, folder: str | Path, *, classes: ClassSet | None = None,
+               timeout: float | None = None) -> Iterator["Workspace"]:
+        """Open ``folder`` with its workspace file locked until the block ends: a command's
+        open, change and save is one step that no other segstudio can come between (the
+        second of two imports sees the first one's new class and numbers its own after it)."""
+        root = _folder(folder)
+        with workspace_lock(root / cls.FILE_NAME, timeout):
+            ws = cls.open(root, classes=classes)
+            with ws.transaction(timeout):
+                yield ws
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path],
@@ -126,18 +158,18 @@ class Workspace:
             if not (is_image_path(f) or is_video_path(f)):
                 raise WorkspaceError(f"{f.name}: not an image or video segstudio can open")
         root = Path(os.path.commonpath([str(f.parent) for f in files]))
-        stored = read_workspace_file(root / cls.FILE_NAME)
+        raw, stored = load_workspace_file(root / cls.FILE_NAME)
         rels = {f.relative_to(root).as_posix() for f in files}
         scan = "files"
         if stored is not None:
             if stored.get("scan") == "folder":
                 scan = "folder"
             rels |= {r for r in stored.get("files", []) if (root / r).is_file()}
-        return cls._assemble(root, sorted(rels), stored, classes, scan=scan)
+        return cls._assemble(root, sorted(rels), stored, classes, scan=scan, raw=raw)
 
     @classmethod
     def _assemble(cls, root: Path, sources: list[str], stored: dict | None,
-                  classes: ClassSet | None, scan: str) -> "Workspace":
+                  classes: ClassSet | None, scan: str, raw: bytes | None = None) -> "Workspace":
         records = {}
         if stored is not None:
             try:
@@ -157,18 +189,36 @@ class Workspace:
                     problems.append(str(e))
                     continue
                 items.extend(Item(Path(rel), frame=i) for i in range(count))
+            elif path.suffix.lower() in DICOM_SUFFIXES and (count := dicom_frame_count(path)) > 1:
+                items.extend(Item(Path(rel), frame=i) for i in range(count))
             else:
                 items.append(Item(Path(rel)))
         for item in items:
             rec = records.pop(item.key, None)
+            if rec is None and item.frame == 0 and not is_video_path(item.source):
+                # Before its frames were items, a multi-frame DICOM was one item showing its
+                # first frame: that record, and the labels it names, now belong to frame 0.
+                rec = records.pop((item.key[0], None), None)
             if rec is not None:
                 _apply_record(item, rec)
         ws = cls(root, classes or voc21(), items, scan=scan, foreign=list(records.values()))
+        ws._base = Base(raw, stored)        # before any write below (an unfinished relabel)
         ws.problems = problems
         for item in ws.items:  # labels written by hand or by another tool, without a record
             if item.status is ItemStatus.UNLABELLED and _is_file(ws.label_path(item)):
                 item.status = ItemStatus.CORRECTED
         ws.remove_stale_temporary_files()
+        kept = ws.old_temporary_files()
+        if kept:
+            more = f" and {len(kept) - 1} more like it" if len(kept) > 1 else ""
+            ws.problems.append(
+                f"{kept[0].relative_to(root).as_posix()}{more}: kept, though named like the "
+                "temporary file of a save an older segstudio could not finish; nothing proves "
+                "it is not yours, so delete it by hand if you do not need it")
+        if stored is not None:
+            from segstudio.io.relabel import finish_interrupted_relabel
+
+            finish_interrupted_relabel(ws)       # a change of class set a crash cut short
         return ws
 
     def _assign_label_paths(self) -> None:
@@ -182,12 +232,23 @@ class Workspace:
             item.label = path
 
     def remove_stale_temporary_files(self) -> int:
-        """Delete the hidden ``.part`` files that saves killed midway left in the workspace's
-        own files (``labels/``, ``predictions/``, the workspace file); returns how many."""
+        """Delete the hidden temporary files that saves killed midway left in the workspace's
+        own files (``labels/``, ``predictions/``, the object folders, the workspace file), only
+        those segstudio provably wrote on this machine (see :func:`remove_stale_parts`);
+        returns how many."""
         removed = remove_stale_parts(self.root, recursive=False)
-        for folder in (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR):
+        for folder in _OWN_DIRS:
             removed += remove_stale_parts(self.root / folder)
         return len(removed)
+
+    def old_temporary_files(self) -> list[Path]:
+        """Files in the workspace's own folders named like an older version's temporary files
+        (``.<name>.<pid>-<random>.part``): never removed, as a user's file can look the same."""
+        found = [p for p in old_style_parts(self.root, recursive=False)
+                 if p.name.startswith(f".{self.FILE_NAME}.")]
+        for folder in _OWN_DIRS:
+            found += old_style_parts(self.root / folder)
+        return found
 
     # -- labels ------------------------------------------------------------------------------
     def labels_dir(self) -> Path:
@@ -256,16 +317,20 @@ class Workspace:
         self.save()
 
     def _mark(self, item: Item, status: ItemStatus, by: str) -> None:
-        item.status = status
-        item.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        item.updated_by = by or None
+        with self._state:
+            item.status = status
+            item.updated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            item.updated_by = by or None
 
     # -- pixels ------------------------------------------------------------------------------
     def read_image(self, item: Item) -> ImageData:
-        """The item's picture: the image file, or the video frame as 8-bit RGB."""
+        """The item's picture: the image file, the DICOM frame at full depth, or the video frame
+        as 8-bit RGB."""
         path = self.source_path(item)
         if item.frame is None:
             return read_image(path)
+        if not is_video_path(path):
+            return read_image(path, frame=item.frame)     # a frame of a multi-frame DICOM
         try:
             video = self._video(path)
             frame = video.read(item.frame)
@@ -274,7 +339,7 @@ class Workspace:
             raise WorkspaceError(str(e)) from None
         return ImageData(np.array(frame), path, "VIDEO", 8, None,
                          (float(frame.min()), float(frame.max())),
-                         [f"frame {item.frame + 1} of {count}"])
+                         [frame_phrase(item.frame, count)])
 
     def _video(self, path: Path) -> VideoSource:
         with self._videos_lock:
@@ -326,32 +391,98 @@ class Workspace:
         return self.root / self.FILE_NAME
 
     def to_dict(self) -> dict:
-        records = [_record(it) for it in self.items
-                   if it.status is not ItemStatus.UNLABELLED or it.updated]
-        data: dict = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "scan": self.scan,
-                      "classes": self.classes.to_dict()}
-        if self.scan == "files":
-            data["files"] = sorted({Path(it.source).as_posix() for it in self.items})
-        data["items"] = records + self._foreign
-        return data
+        with self._state:
+            records = [r for r in map(_record_of, self.items) if r is not None]
+            data: dict = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "scan": self.scan,
+                          "classes": self.classes.to_dict()}
+            if self.scan == "files":
+                data["files"] = sorted({Path(it.source).as_posix() for it in self.items})
+            data["items"] = records + self._foreign
+            return data
+
+    def snapshot(self) -> Snapshot:
+        """The content to save now, with the base it changes (so a write that comes later, from
+        another thread, still knows which records this workspace changed)."""
+        with self._state:
+            return Snapshot(self.to_dict(), self._base)
 
     def save(self) -> None:
-        """Write the workspace file atomically, or hand a snapshot to ``deferred_save``.
+        """Write the workspace file, or hand a snapshot to ``deferred_save``.
 
         A GUI sets ``deferred_save`` to write from a background thread (the snapshot is taken
-        here, so later changes never tear it); scripts write at once.
+        here, so later changes never tear it); scripts, and saves inside a
+        :meth:`transaction`, write at once and take in what another segstudio changed.
         """
-        data = self.to_dict()
-        if self.deferred_save is not None:
+        data = self.snapshot()
+        if self.deferred_save is not None and \
+                self._transaction_thread != threading.get_ident():
             self.deferred_save(data)
             return
-        self.write_file(data)
+        merge = self.write_file(data)
+        if merge is not None:
+            self.adopt(merge)
 
-    def write_file(self, data: dict) -> None:
-        try:
-            atomic_write_text(self.file_path(), encode_workspace_file(data))
-        except OSError as e:
-            raise WorkspaceError(f"{self.FILE_NAME}: cannot be saved ({e.strerror or e})") from None
+    def write_file(self, data: dict) -> Merge | None:
+        """Write ``data`` (a :meth:`snapshot`, or any content for the file) under the workspace
+        lock, merged with what another segstudio wrote since this workspace's base.
+
+        Returns what this workspace still has to take in from the others (for :meth:`adopt`,
+        on the thread that changes the workspace), or None. A class set changed both here and
+        there, a damaged file or a lock held too long is a :class:`WorkspaceError`, and nothing
+        is written.
+        """
+        base = data.base if isinstance(data, Snapshot) else self._base
+        ours, path = dict(data), self.file_path()
+        with workspace_lock(path):
+            written, raw = write_merged(path, ours, base.raw, base.data)
+            return self._settle(base, ours, written, written, raw)
+
+    @contextlib.contextmanager
+    def transaction(self, timeout: float | None = None) -> Iterator["Workspace"]:
+        """Hold the workspace lock for a read, change and save: first take in what other
+        processes wrote since, then every save in the block is written at once under the same
+        hold, so no other segstudio changes the file in between."""
+        with workspace_lock(self.file_path(), timeout):
+            raw = read_workspace_bytes(self.file_path())
+            ours = self.snapshot()
+            if raw is not None and raw != ours.base.raw:
+                theirs = parse_workspace_file(self.FILE_NAME, raw)
+                merged = merge_workspace_data(ours.base.data, dict(ours), theirs)
+                merge = self._settle(ours.base, ours, merged, theirs, raw)
+                if merge is not None:
+                    self.adopt(merge)
+            outer, self._transaction_thread = self._transaction_thread, threading.get_ident()
+            try:
+                yield self
+            finally:
+                self._transaction_thread = outer
+
+    def _settle(self, base: Base, ours: dict, merged: dict, held: dict,
+                raw: bytes) -> Merge | None:
+        with self._state:
+            self._base, merge = settle(base, ours, merged, held, raw)
+        return merge
+
+    def adopt(self, merge: Merge) -> Adoption:
+        """Take in what another segstudio changed (records, class set) where this workspace
+        has not changed the same since the merge's snapshot. Call it on the thread that changes
+        the workspace (the GUI's); ``adopted`` is told what changed."""
+        with self._state:
+            where = {it.key: (row, it) for row, it in enumerate(self.items)}
+            plan = plan_adoption(merge, self._base,
+                                 {key: _record_of(it) for key, (_, it) in where.items()},
+                                 self.classes.to_dict(), self._foreign)
+            for key, record in plan.records.items():
+                _set_record(where[key][1], record)
+            if plan.classes is not None:
+                self.classes = ClassSet.from_dict(plan.classes)
+            self._foreign, self._base = plan.foreign, plan.base
+            if plan.records:
+                self._assign_label_paths()
+        adoption = Adoption(plan.classes is not None, sorted(where[k][0] for k in plan.records))
+        if self.adopted is not None and (adoption.rows or adoption.classes):
+            self.adopted(adoption)
+        return adoption
 
 
 def _is_file(path: Path) -> bool:
@@ -386,6 +517,27 @@ def _apply_record(item: Item, rec: dict) -> None:
     item.updated_by = rec.get("updated_by")
     label = rec.get("label")
     item.label = label if isinstance(label, str) else None   # checked when paths are assigned
+
+
+def _record_of(item: Item) -> dict | None:
+    """The item's record in the workspace file; None for an item never labelled."""
+    if item.status is ItemStatus.UNLABELLED and not item.updated:
+        return None
+    return _record(item)
+
+
+def _set_record(item: Item, record: dict | None) -> None:
+    if record is None:
+        item.status, item.updated, item.updated_by = ItemStatus.UNLABELLED, None, None
+    else:
+        _apply_record(item, record)
+
+
+def _folder(folder: str | Path) -> Path:
+    root = Path(folder)
+    if not root.is_dir():
+        raise WorkspaceError(f"{root.name}: not a folder that can be opened as a workspace")
+    return root
 
 
 def _scan(root: Path, skipped: list[str]) -> list[str]:

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segstudio.models.model_card import (ModelCard, class_fractions, colourfulness,
-                                         confidence_and_entropy, grey_histogram, grey_of,
-                                         histogram_distance, read_card)
+from segstudio.models.model_card import (ModelCard, card_problem, class_fractions,
+                                         colourfulness, confidence_and_entropy, grey_histogram,
+                                         grey_of, histogram_distance, read_card)
 
 CONFIDENCE_DROP = 0.10          # below the validation confidence by more than this
 ENTROPY_RISE = 0.25             # above the validation entropy by more than this (nats)
@@ -95,6 +95,13 @@ def check(meta, prediction, rgb: np.ndarray) -> DomainFinding | None:
     if card is None:
         return None
     return assess(card, prediction.probabilities, rgb, list(meta.classes.names))
+
+
+def unchecked_warning(meta) -> str | None:
+    """The sentence to show when a trained checkpoint has a model card that cannot be read:
+    its predictions go unchecked, which must not pass silently. None otherwise (also for a
+    checkpoint with no card at all, which the Model panel describes)."""
+    return card_problem(meta.training) if meta.trained else None
 
 
 def assess(card: ModelCard, probabilities: np.ndarray, rgb: np.ndarray,

@@ -23,7 +23,8 @@ from segstudio.models.checkpoint import (CheckpointMeta, IMAGENET_MEAN, IMAGENET
                                          build_model, load_checkpoint)
 from segstudio.models.device import (DTYPES, auto_candidate, choose_device, choose_precision,
                                      default_num_threads, describe)
-from segstudio.models.instance_paste import semantic_from_instances
+from segstudio.models.instance_paste import (detect_instances, paint_instances,
+                                             semantic_from_instances)
 from segstudio.models.precision import (Calibration, CalibrationCache, calibration_sample,
                                         checkpoint_fingerprint, decide, machine_signature)
 
@@ -409,7 +410,13 @@ class Predictor:
         autocast = (torch.autocast(self.device.type, dtype=DTYPES[self.precision])
                     if self.precision != "fp32" else contextlib.nullcontext())
         with autocast:
-            detections = self.model([x.to(self.device)])[0]
+            # Only the shown detections are pasted, each on its box; torchvision's forward
+            # would paste all of them onto whole-image masks first.
+            found = detect_instances(self.model, x.to(self.device), self.num_classes)
+            if found is None:
+                detections = self.model([x.to(self.device)])[0]
+        if found is not None:
+            return paint_instances(*found, self.num_classes, rgb.shape[:2])
         detections = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
                       for k, v in detections.items()}
         return semantic_from_instances(detections, self.num_classes, rgb.shape[:2])

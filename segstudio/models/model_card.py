@@ -12,6 +12,7 @@ that :mod:`segstudio.models.domain` holds every later prediction against.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,14 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from segstudio.io.cache_entry import EntryMismatch, expect_count, expect_number
+from segstudio.io.regular_files import NotRegularFileError, check_regular, open_regular
+from segstudio.models import card_values as values
+
 CARD_VERSION = 1
 CARD_SUFFIX = ".card.json"
+CARD_MAX_BYTES = 4 << 20    # a card is a few kB; a larger "card" is not read
+CARD_PROBLEM = "card_unreadable"  # in a loaded checkpoint's training summary: why no card
 PERCENTILES = (1, 5, 50, 95, 99)
 DATA_KINDS = ("synthetic", "real", "not recorded")
 # What demo-data writes beside its tree, so a model trained on it knows its data was generated.
@@ -79,32 +86,61 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: Any) -> "ModelCard":
-        """A card from its JSON form; a malformed one raises ValueError saying what is wrong."""
+        """A card from its JSON form; a malformed one, or one holding a value no training set
+        can give (a grey mean of -1e308, a confidence of 5, a negative count, NaN), raises
+        ValueError saying what is wrong."""
         if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
             raise ValueError("the model card is not a mapping with a 'data' section")
         d, v = data["data"], data.get("validation") or {}
         try:
-            kind = str(d.get("kind", "not recorded"))
+            if not isinstance(v, dict):
+                raise EntryMismatch("the validation section is not a mapping")
+            kind = values.text(d.get("kind", "not recorded"), "the data kind")
+            intensity = d["intensity"]
+            if not isinstance(intensity, dict):
+                raise EntryMismatch("the intensity statistics are not a mapping")
+            histogram = [expect_count(c, "a histogram count")
+                         for c in values.plain_list(d.get("histogram"), "the histogram")]
+            if histogram and len(histogram) != 256:
+                raise EntryMismatch(f"the histogram has {len(histogram)} bins, not 256")
+            extra = data.get("extra") or {}
+            if not isinstance(extra, dict):
+                raise EntryMismatch("the extra section is not a mapping")
+            grey_max = values.GREY_MAX
             return cls(
                 data_kind=kind if kind in DATA_KINDS else "not recorded",
-                data_description=str(d.get("description", "")),
-                train_images=int(d["train_images"]), val_images=int(d.get("val_images", 0)),
-                size_min=_pair(d["size_min"], int), size_max=_pair(d["size_max"], int),
-                intensity={str(k): float(x) for k, x in dict(d["intensity"]).items()},
-                image_means=_pair(d["image_means"], float),
-                image_stds=_pair(d["image_stds"], float),
-                colourfulness=float(d.get("colourfulness", 0.0)),
-                histogram=[int(v) for v in d.get("histogram") or []],
-                histogram_distance=float(d.get("histogram_distance", 0.0)),
-                class_fractions=[_pair(p, float) for p in d.get("class_fractions") or []],
-                val_scores={k: float(v[k]) for k in ("mIoU", "mAcc") if v.get(k) is not None},
-                val_confidence=_optional(v.get("confidence")),
-                val_entropy=_optional(v.get("entropy")),
-                num_classes=int(v.get("num_classes", 0)),
-                predicted_fractions=[_pair(p, float) for p in v.get("predicted_fractions") or []],
-                intended_use=str(data.get("intended_use", INTENDED_DEFAULT)),
-                extra=dict(data.get("extra") or {}),
+                data_description=values.text(d.get("description", ""), "the data description"),
+                train_images=expect_count(d["train_images"], "the training image count"),
+                val_images=expect_count(d.get("val_images", 0), "the validation image count"),
+                size_min=values.size(d["size_min"], "a side of the smallest image"),
+                size_max=values.size(d["size_max"], "a side of the largest image"),
+                intensity={str(k): values.grey(x, f"the grey {k}") for k, x in intensity.items()},
+                image_means=values.pair_range(d["image_means"], "an image grey mean", 0, grey_max),
+                image_stds=values.pair_range(d["image_stds"], "an image grey sd", 0, grey_max),
+                colourfulness=expect_number(d.get("colourfulness", 0.0), "the colourfulness",
+                                            low=0, high=510),
+                histogram=histogram,
+                histogram_distance=expect_number(d.get("histogram_distance", 0.0),
+                                                 "the histogram distance", low=0, high=255),
+                class_fractions=[values.pair_range(p, "a class's share of the labels", 0, 1)
+                                 for p in values.plain_list(d.get("class_fractions"),
+                                                            "the class shares")],
+                val_scores={k: expect_number(v[k], f"the validation {k}", low=0, high=1)
+                            for k in ("mIoU", "mAcc") if v.get(k) is not None},
+                val_confidence=values.optional(v.get("confidence"), "the validation confidence",
+                                               high=1),
+                val_entropy=values.optional(v.get("entropy"), "the validation entropy",
+                                            high=None),
+                num_classes=expect_count(v.get("num_classes", 0), "the class count"),
+                predicted_fractions=[values.pair_range(p, "a class's predicted share", 0, 1)
+                                     for p in values.plain_list(v.get("predicted_fractions"),
+                                                                "the predicted shares")],
+                intended_use=values.text(data.get("intended_use", INTENDED_DEFAULT),
+                                         "the intended use"),
+                extra=dict(extra),
             )
+        except EntryMismatch as exc:
+            raise ValueError(str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"the model card is malformed ({exc})") from None
 
@@ -129,18 +165,6 @@ class ModelCard:
                          f"entropy {self.val_entropy:.2f} nats")
         lines.append(f"Intended use: {self.intended_use}")
         return lines
-
-
-def _pair(value, kind) -> tuple:
-    a, b = value
-    return kind(a), kind(b)
-
-
-def _optional(value) -> float | None:
-    if value is None:
-        return None
-    result = float(value)
-    return result if np.isfinite(result) else None
 
 
 # -- statistics ---------------------------------------------------------------------------------
@@ -317,38 +341,103 @@ def sidecar_path(checkpoint: str | Path) -> Path:
     return path.with_name(path.stem + CARD_SUFFIX)
 
 
+class CardUnreadable(ValueError):
+    """A model card that exists but cannot be used; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def unreadable_message(name: str, reason: str) -> str:
+    """What the Model panel and ``segstudio predict`` say about a card they cannot use."""
+    return (f"model card {name} could not be read ({reason}); inputs are not checked against "
+            "its training data")
+
+
+def load_sidecar(path: str | Path) -> dict:
+    """The checked JSON data of a sidecar card; :class:`CardUnreadable` says why it cannot be
+    used (a folder or pipe in its place, not JSON, nested too deeply, impossible values)."""
+    path = Path(path)
+    try:
+        st = check_regular(path)
+        if st.st_size > CARD_MAX_BYTES:
+            raise CardUnreadable(f"{st.st_size} bytes, more than a card holds")
+        with open_regular(path) as f:
+            text = f.read(CARD_MAX_BYTES + 1).decode("utf-8")
+    except NotRegularFileError as exc:
+        raise CardUnreadable(exc.reason.replace(", so it is not opened", "")) from None
+    except OSError as exc:
+        raise CardUnreadable(f"cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CardUnreadable("not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise CardUnreadable("nested too deeply to be a card") from None
+    except ValueError as exc:
+        raise CardUnreadable(f"not JSON: {str(exc)[:120]}") from None
+    check_card(data)
+    return data
+
+
+def check_card(data: Any) -> ModelCard:
+    """``data`` as a card, or :class:`CardUnreadable` with the reason."""
+    try:
+        return ModelCard.from_dict(data)
+    except RecursionError:
+        raise CardUnreadable("nested too deeply to be a card") from None
+    except ValueError as exc:
+        raise CardUnreadable(str(exc)) from None
+
+
 def attach_sidecar(training: dict, checkpoint: str | Path) -> None:
     """Put the sidecar's card into a checkpoint's ``training`` summary when it holds none, so
-    that every reader of the metadata sees it; an unreadable sidecar is left out."""
-    if "card" in training:
-        return
-    side = sidecar_path(checkpoint)
-    if side.is_file():
+    that every reader of the metadata sees it. A card (in the file or beside it) that cannot be
+    used leaves a sentence under ``CARD_PROBLEM`` instead, which the Model panel and
+    ``segstudio predict`` show: without a card nothing checks the inputs."""
+    training.pop(CARD_PROBLEM, None)
+    name = Path(checkpoint).name
+    if training.get("card") is not None:
         try:
-            data = json.loads(side.read_text(encoding="utf-8"))
-            ModelCard.from_dict(data)
-        except (OSError, ValueError):
-            return
-        training["card"] = data
+            check_card(training["card"])
+        except CardUnreadable as exc:
+            del training["card"]
+            training[CARD_PROBLEM] = unreadable_message(f"in {name}", exc.reason)
+        return
+    training.pop("card", None)
+    side = sidecar_path(checkpoint)
+    if not os.path.lexists(side):
+        return
+    try:
+        training["card"] = load_sidecar(side)
+    except CardUnreadable as exc:
+        training[CARD_PROBLEM] = unreadable_message(side.name, exc.reason)
+
+
+def card_problem(training: dict | None) -> str | None:
+    """The sentence saying a checkpoint's card could not be read, or None."""
+    problem = (training or {}).get(CARD_PROBLEM)
+    return problem if isinstance(problem, str) else None
 
 
 def read_card(training: dict | None, checkpoint: str | Path | None = None) -> ModelCard | None:
     """The card stored in a checkpoint's training summary, else the sidecar beside the file;
-    None when neither exists or the one found is malformed (the card is a description; a
-    damaged one must not stop the model from loading)."""
+    None when neither exists or the one found cannot be used (the card is a description; a
+    damaged one must not stop the model from loading: :func:`card_problem` says why)."""
     data = (training or {}).get("card")
     if data is None and checkpoint is not None:
         side = sidecar_path(checkpoint)
-        if side.is_file():
+        if os.path.lexists(side):
             try:
-                data = json.loads(side.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                data = load_sidecar(side)
+            except CardUnreadable:
                 return None
     if data is None:
         return None
     try:
-        return ModelCard.from_dict(data)
-    except ValueError:
+        return check_card(data)
+    except CardUnreadable:
         return None
 
 

@@ -24,11 +24,14 @@ import numpy as np
 
 from segstudio.core.instance_metrics import match_instances
 from segstudio.io.atomic import atomic_write_text
+from segstudio.io.cache_entry import (EntryMismatch, expect_number, expect_one_of, shown,
+                                      take_entry)
 from segstudio.paths import user_data_dir
 
 AGREEMENT_FLOOR = 0.995        # share of pixels whose label must match fp32's
 MAX_TIME_RATIO = 0.85          # the candidate's time over fp32's: at least 15 % faster
 CACHE_NAME = "precision-calibration.json"
+CANDIDATES = ("bf16", "fp16")  # the reduced precisions a calibration compares with fp32
 CALIBRATION_SIDE = 512        # calibration runs on the first image, shrunk to fit this square
 _CACHE_VERSION = 1
 
@@ -137,7 +140,9 @@ class CalibrationCache:
     """Verdicts keyed by model fingerprint and machine signature, in one small JSON file.
 
     A damaged or foreign file is treated as empty (calibration simply runs again); a failed
-    write is ignored for the same reason: the cache only saves time.
+    write is ignored for the same reason: the cache only saves time. Each entry is read
+    through :func:`segstudio.io.cache_entry.take_entry` and :func:`check_calibration`: one no
+    measurement can give is dropped from the file, said in one line, and measured again.
     """
 
     def __init__(self, path: Path | None = None) -> None:
@@ -154,27 +159,44 @@ class CalibrationCache:
         return entries if isinstance(entries, dict) else {}
 
     def get(self, key: str) -> Calibration | None:
-        entry = self._load().get(key)
-        if not isinstance(entry, dict):
+        """The verdict stored under ``key``, once it is checked to be a possible measurement;
+        an impossible one (a time of 0 ms, 500 % agreement) is dropped, to be measured again."""
+        entries = self._load()
+        if key not in entries:
             return None
-        try:
-            found = Calibration(**entry)
-            values = (found.fp32_ms, found.candidate_ms, found.agreement)
-            if found.candidate not in ("bf16", "fp16") or not all(
-                    isinstance(v, (int, float)) and np.isfinite(v) for v in values):
-                return None
-        except TypeError:
-            return None
-        return found
+        return take_entry(f"{self.path.name} [{key}]", lambda: Calibration(**entries[key]),
+                          check_calibration, lambda: self._drop(key), redo="measured")
+
+    def _drop(self, key: str) -> None:
+        entries = self._load()
+        entries.pop(key, None)
+        self._write(entries)
 
     def put(self, key: str, calibration: Calibration) -> None:
         entries = self._load()
         entries[key] = asdict(calibration)
         try:
-            atomic_write_text(self.path, json.dumps({"version": _CACHE_VERSION,
-                                                     "entries": entries}, indent=1))
+            self._write(entries)
         except OSError:
             pass
+
+    def _write(self, entries: dict) -> None:
+        atomic_write_text(self.path, json.dumps({"version": _CACHE_VERSION,
+                                                 "entries": entries}, indent=1))
+
+
+def check_calibration(found: Calibration) -> None:
+    """Refuse a calibration no measurement can give: times that are not positive finite
+    milliseconds, agreement outside 0..1, an unknown precision, values of the wrong type."""
+    expect_one_of(found.candidate, CANDIDATES, "the candidate precision")
+    expect_number(found.fp32_ms, "the fp32 time (ms)", positive=True)
+    expect_number(found.candidate_ms, f"the {found.candidate} time (ms)", positive=True)
+    expect_number(found.agreement, "the agreement", low=0.0, high=1.0)
+    if found.same_objects is not None and not isinstance(found.same_objects, bool):
+        raise EntryMismatch(f"same objects is {shown(found.same_objects)}, not true, false or "
+                            "null")
+    if not isinstance(found.sample, str):
+        raise EntryMismatch(f"the sample is {shown(found.sample)}, not text")
 
 
 def calibration_sample(rgb: np.ndarray) -> np.ndarray:

@@ -3,7 +3,10 @@
 An embedding depends on the exact 8-bit image the network saw (so on the display window of a
 16-bit image too) and on the weights file. The key is a hash of those pixels and of the weights
 file's path, size and modification time, so an edited or replaced weights file never reuses an
-old embedding. Disk files are written atomically and a damaged one is dropped and recomputed.
+old embedding. Disk files are written atomically, record their own key, and are read through
+:func:`segstudio.io.cache_entry.take_entry`: a file that is damaged, or that is not the
+embedding the segmenter would compute for this image now (another key, image size, input size
+or feature shape, NaN values), is deleted with one line saying why, and computed again.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ import numpy as np
 import torch
 
 from segstudio.io.atomic import atomic_write_bytes
+from segstudio.io.cache_entry import EntryMismatch, expect_equal, take_entry
 from segstudio.models.prompted import ImageEmbedding
+
+# What a caller holds a stored embedding against: raises EntryMismatch (or any error) unless the
+# embedding is what it would compute for an image of the given (H, W, …) shape.
+EmbeddingCheck = Callable[[ImageEmbedding, tuple[int, ...]], None]
 
 MEMORY_ITEMS = 8
 DISK_BYTES = 1 << 30            # embeddings kept on disk: about 250 of ViT-B's 4 MB ones
@@ -53,8 +61,12 @@ class EmbeddingCache:
         self.hits = {"memory": 0, "disk": 0, "computed": 0}
 
     def get_or_compute(self, weights: str, rgb8: np.ndarray,
-                       compute: Callable[[], ImageEmbedding]) -> ImageEmbedding:
-        """The embedding of ``rgb8`` under ``weights``: from memory, from disk, or computed."""
+                       compute: Callable[[], ImageEmbedding],
+                       check: EmbeddingCheck) -> ImageEmbedding:
+        """The embedding of ``rgb8`` under ``weights``: from memory, from disk, or computed.
+
+        ``check`` is the segmenter's own (:meth:`PromptedSegmenter.check_embedding`): a file
+        read from disk is used only once it passes, so it must be given."""
         key = (weights, image_key(rgb8))
         with self._lock:
             found = self._memory.get(key)
@@ -62,7 +74,7 @@ class EmbeddingCache:
                 self._memory.move_to_end(key)
                 self.hits["memory"] += 1
                 return found
-        found = self._read(key)
+        found = self._read(key, rgb8.shape, check)
         if found is not None:
             self.hits["disk"] += 1
         else:
@@ -83,28 +95,33 @@ class EmbeddingCache:
     def _path(self, key: tuple[str, str]) -> Path | None:
         return None if self.folder is None else self.folder / key[0] / f"{key[1]}.pt"
 
-    def _read(self, key) -> ImageEmbedding | None:
+    def _read(self, key, image_shape: tuple[int, ...],
+              check: EmbeddingCheck) -> ImageEmbedding | None:
         path = self._path(key)
         if path is None or not path.is_file():
             return None
-        try:
+
+        def read() -> ImageEmbedding:
             data = torch.load(path, map_location="cpu", weights_only=True)
-            emb = ImageEmbedding(data["features"], tuple(int(v) for v in data["original_size"]),
-                                 tuple(int(v) for v in data["input_size"]))
-            if emb.features.ndim != 4:
-                raise ValueError("not a feature map")
-        except Exception:   # noqa: BLE001 - a damaged cache file is dropped and recomputed
-            path.unlink(missing_ok=True)
-            return None
-        path.touch()                      # recently used: pruned last
-        return emb
+            if not isinstance(data, dict):
+                raise EntryMismatch(f"it holds a {type(data).__name__}, not an embedding")
+            expect_equal(data.get("key"), list(key), "its key (weights, image)")
+            return ImageEmbedding(data["features"],
+                                  tuple(int(v) for v in data["original_size"]),
+                                  tuple(int(v) for v in data["input_size"]))
+
+        found = take_entry(str(path), read, lambda emb: check(emb, tuple(image_shape)),
+                           lambda: path.unlink(missing_ok=True))
+        if found is not None:
+            path.touch()                  # recently used: pruned last
+        return found
 
     def _write(self, key, emb: ImageEmbedding) -> None:
         path = self._path(key)
         if path is None:
             return
         buffer = io.BytesIO()
-        torch.save({"features": emb.features.detach().cpu().contiguous(),
+        torch.save({"key": list(key), "features": emb.features.detach().cpu().contiguous(),
                     "original_size": list(emb.original_size),
                     "input_size": list(emb.input_size)}, buffer)
         try:

@@ -29,6 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segstudio.io.cache_entry import EntryMismatch, expect_equal
+from segstudio.models.checkpoint import CheckpointError, check_finite
+
 PACKAGE_HINT = 'install the optional extra: pip install "segstudio[sam]"'
 ENCODER_KEY = "image_encoder.patch_embed.proj.weight"
 DECODER_HEADS = 8          # the official mask decoder's attention heads (not stored in weights)
@@ -180,7 +183,8 @@ def sam_from_state_dict(state: dict, name: str = "weights", *, meta: bool = Fals
 
 
 def load_weights_file(path: str | Path) -> dict:
-    """The state dict of a weights file, read with ``weights_only=True`` (no code runs)."""
+    """The state dict of a weights file, read with ``weights_only=True`` (no code runs);
+    weights holding NaN or infinity are refused, naming the first such weight."""
     path = Path(path)
     if not path.is_file():
         raise PromptedError(f"{path}: no such weights file")
@@ -193,7 +197,12 @@ def load_weights_file(path: str | Path) -> dict:
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile,
             AttributeError, ImportError, IndexError, KeyError) as exc:
         raise _damaged(path, exc) from None
-    return unwrap_state_dict(obj, path.name)
+    state = unwrap_state_dict(obj, path.name)
+    try:
+        check_finite(state, path.name)
+    except CheckpointError as exc:
+        raise PromptedError(str(exc)) from None
+    return state
 
 
 def _damaged(path: Path, exc: BaseException) -> PromptedError:
@@ -208,6 +217,7 @@ class PromptNetwork(Protocol):
     """What :class:`PromptedSegmenter` asks of a network (SAM, or a test double)."""
 
     img_size: int
+    embedding_shape: tuple[int, ...]      # the shape of ``encode``'s features, 1×C×g×g
 
     def encode(self, image: torch.Tensor, on_block: Callable[[int, int], None]) -> torch.Tensor:
         """Features of a 1×3×h×w float image (0…255, longest side ``img_size``, not padded)."""
@@ -225,6 +235,8 @@ class SamNetwork:
     def __init__(self, sam: torch.nn.Module) -> None:
         self.sam = sam.eval()
         self.img_size = int(sam.image_encoder.img_size)
+        prompt = sam.prompt_encoder
+        self.embedding_shape = (1, int(prompt.embed_dim), *map(int, prompt.image_embedding_size))
         self._dense_pe: torch.Tensor | None = None      # constant: made once, not per click
 
     @torch.inference_mode()
@@ -334,10 +346,37 @@ class PromptedSegmenter:
 
         if cancelled is not None and cancelled():
             raise EmbeddingCancelled("the image embedding was cancelled")
-        features = self.network.encode(x, on_block)
+        features = self.network.encode(x, on_block).detach()
+        if not bool(torch.isfinite(features).all()):
+            raise PromptedError(f"{self.name or 'the network'}: the image embedding holds NaN or "
+                                "infinite values; the weights or this device's arithmetic "
+                                "cannot be trusted for this image")
         if progress is not None:
             progress(1, 1)
-        return ImageEmbedding(features.detach(), (height, width), (h, w))
+        return ImageEmbedding(features, (height, width), (h, w))
+
+    def check_embedding(self, embedding: ImageEmbedding, image_shape: Sequence[int]) -> None:
+        """Raise :class:`EntryMismatch` unless ``embedding`` is what :meth:`embed` makes of an
+        image of ``image_shape`` (H, W, …) with these weights: the image's size, the resized
+        input's size, the network's feature shape, float32 and finite throughout.
+
+        A stored embedding is held against this before use: one for another image size writes
+        a mask of the wrong size, one of another shape fails inside the decoder, and NaN
+        features give an empty mask."""
+        height, width = int(image_shape[0]), int(image_shape[1])
+        expect_equal(tuple(embedding.original_size), (height, width), "the image size (H, W)")
+        expect_equal(tuple(embedding.input_size), resized_shape(height, width, self.img_size),
+                     "the resized input's size (h, w)")
+        features = embedding.features
+        if not isinstance(features, torch.Tensor) or features.dtype != torch.float32:
+            # The network runs in float32 (the weights are loaded as float32), and so must
+            # what its decoder is given.
+            raise EntryMismatch(f"the features are {type(features).__name__} "
+                                f"{getattr(features, 'dtype', '')}, not a float32 tensor")
+        expect_equal(tuple(features.shape), tuple(self.network.embedding_shape),
+                     "the feature map's shape")
+        if not bool(torch.isfinite(features).all()):
+            raise EntryMismatch("the features hold NaN or infinite values")
 
     def to_input_frame(self, xy: np.ndarray, embedding: ImageEmbedding) -> np.ndarray:
         """Image pixel coordinates (x, y) → the resized input's coordinates."""

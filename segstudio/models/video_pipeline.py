@@ -23,12 +23,17 @@ from typing import Any
 
 import numpy as np
 
+from segstudio.core.class_mapping import remap_prediction
 from segstudio.core.classes import ClassSet
-from segstudio.io.atomic import follow_umask
-from segstudio.io.video import VideoError, VideoSource
+from segstudio.io.atomic import follow_umask, temp_prefix
+from segstudio.io.decode_memory import NotEnoughMemory, require_memory
+from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.video_out import VideoOutError, even_size, open_video_out
 
 QUEUE_FRAMES = 4          # decoded frames waiting for the model: enough to hide decode jitter
+# Bytes per pixel of a frame that an overlay video holds at once: each queue (QUEUE_FRAMES, plus
+# the frame in each stage's hands) with RGB and labels, the blend's temporaries and the encoder's.
+_OVERLAY_BYTES_PER_PIXEL = 7 * (QUEUE_FRAMES + 2) + 16
 _END = object()           # marks the end of a stage's output
 
 
@@ -158,6 +163,11 @@ def run_stages(frames: Sequence[int], load: Callable[[int], Any], work: Callable
     return stats
 
 
+def overlay_memory(width: int, height: int) -> int:
+    """About the peak bytes writing an overlay video of ``width`` × ``height`` frames holds."""
+    return _OVERLAY_BYTES_PER_PIXEL * int(width) * int(height)
+
+
 def frame_range(first: int, last: int, frame_count: int) -> list[int]:
     """Frames ``first..last`` inclusive, checked against a video of ``frame_count`` frames."""
     if not 0 <= first <= last < frame_count:
@@ -281,8 +291,13 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
     except VideoError as exc:
         raise VideoPipelineError(str(exc)) from None
     try:
+        require_memory(overlay_memory(width, height),
+                       f"an overlay video of {width}×{height} frames")
+    except NotEnoughMemory as exc:
+        raise VideoPipelineError(str(exc)) from None
+    try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".part.mp4",
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(out_path.name), suffix=".part.mp4",
                                         dir=out_path.parent)
         os.close(fd)
         follow_umask(tmp_name)    # mkstemp makes it owner-only; the video is an ordinary file
@@ -323,7 +338,10 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
 
         def write(_i: int, rgb: np.ndarray) -> None:
             nonlocal done
-            writer.write(rgb)
+            try:
+                writer.write(rgb)
+            except Exception as exc:  # noqa: BLE001 - an encoder reports a full disk its own way
+                raise VideoPipelineError(_cannot_write(out_path, exc)) from None
             done += 1
             if progress is not None:
                 progress(done, len(frames))
@@ -332,17 +350,48 @@ def _write(source: VideoSource, frames: list[int], labels_for_frame, classes: Cl
             stats = run_stages(frames, load, work, write, cancel)
         except VideoError as exc:
             raise VideoPipelineError(str(exc)) from None
-        writer.close()
+        try:
+            writer.close()                  # the encoder's last frames and the index go now
+        except Exception as exc:  # noqa: BLE001 - as in write
+            raise VideoPipelineError(_cannot_write(out_path, exc)) from None
         if stats.cancelled:
             return None
+        _check_complete(tmp, out_path, stats.frames)
         os.replace(tmp, out_path)
     except OSError as exc:
-        raise VideoPipelineError(f"{out_path}: cannot be written ({exc.strerror or exc})") from None
+        raise VideoPipelineError(_cannot_write(out_path, exc)) from None
     finally:
-        writer.close()
+        # Whatever failed, the temporary goes and an earlier video at out_path stays: a second
+        # failure while closing must not skip the removal.
+        with contextlib.suppress(Exception):
+            writer.close()
         with contextlib.suppress(OSError):
             tmp.unlink()
     return OverlayVideo(out_path, stats.frames, labelled, stats, writer.codec)
+
+
+def _cannot_write(out_path: Path, exc: BaseException) -> str:
+    """One line for a write that failed (a full disk, a lost drive): the reason, and that the
+    earlier file, if any, is kept."""
+    reason = (getattr(exc, "strerror", None)
+              or (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+    kept = "; the earlier video there is kept" if out_path.exists() else ""
+    return f"{out_path}: cannot be written ({reason}){kept}"
+
+
+def _check_complete(tmp: Path, out_path: Path, frames: int) -> None:
+    """Refuse a written video that does not read back with every frame: OpenCV's writer says
+    nothing when the disk fills, and leaves a file without its index."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp))
+    try:
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    if count < frames:
+        raise VideoPipelineError(_cannot_write(out_path, OSError(
+            0, f"only {count} of {frames} frames could be read back; the disk may be full")))
 
 
 def workspace_overlay_video(ws, source: str | Path, out_path: str | Path, opacity: float = 0.5,
@@ -377,7 +426,8 @@ def _video_items(ws, source: str | Path) -> tuple[str, dict[int, int]]:
     """(posix path, frame -> workspace row) of the workspace video ``source``."""
     source = Path(source).as_posix()
     rows = {it.frame: row for row, it in enumerate(ws.items)
-            if it.frame is not None and Path(it.source).as_posix() == source}
+            if it.frame is not None and Path(it.source).as_posix() == source
+            and is_video_path(it.source)}     # not the frames of a multi-frame DICOM
     if not rows:
         raise VideoPipelineError(f"{source}: not a video of the workspace {ws.root.name}")
     return source, rows
@@ -386,19 +436,22 @@ def _video_items(ws, source: str | Path) -> tuple[str, dict[int, int]]:
 def predict_workspace_frames(ws, source: str | Path, predictor, frames: Iterable[int],
                              on_result: Callable[[int, Any], None],
                              cancel: Callable[[], bool] | None = None, *,
-                             write_labels: Iterable[int] = ()) -> PipelineStats:
+                             write_labels: Iterable[int] = (), mapping=None) -> PipelineStats:
     """``predict_frames`` over workspace ``ws``'s video ``source``, keeping each prediction as the
     frame's prediction file (and as its labels for frames in ``write_labels``) in the writer
     thread, then calling ``on_result(row, prediction)`` with the frame's workspace row.
 
-    A prediction whose class count differs from the workspace's is passed on unwritten: the
-    caller decides what to do about it.
+    ``mapping`` (a :class:`~segstudio.core.class_mapping.ClassMapping`) turns the model's class
+    indices into the workspace's, by name. A prediction whose class count still differs from
+    the workspace's is passed on unwritten: the caller decides what to do about it.
     """
     source, rows = _video_items(ws, source)
     writable = set(write_labels)
 
     def store(frame: int, prediction) -> None:
         item = ws.items[rows[frame]]
+        if mapping is not None:
+            remap_prediction(prediction, mapping)
         if prediction.probabilities.shape[0] == len(ws.classes):
             ws.save_prediction(item, prediction.labels)
             if frame in writable:

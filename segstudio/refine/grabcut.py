@@ -17,6 +17,13 @@ import numpy as np
 VOID = 255
 # The cut runs on at most this many pixels (a 256×256 crop): about half a second on one core.
 WORK_PIXELS = 256 * 256
+# A box's cut that keeps less than this share of the box has collapsed: on low-contrast grey
+# images (radiographs) a loose box teaches the object's model mostly surroundings, and the
+# graph cut gives everything to the background. It is tried again with probable foreground
+# only in the box's central ellipse (the object a person boxes sits in its middle), shrinking.
+COLLAPSED = 0.01
+FOREGROUND_CORES = (1.0, 0.6, 0.4)
+WHOLE_BOX = 0.97
 
 
 class GrabCutError(ValueError):
@@ -141,10 +148,46 @@ def grabcut_box(image_rgb8: np.ndarray, rect: tuple[int, int, int, int],
                            "around the object so that some background is outside it")
     # Enough background around the box for its colour model, but local to the object.
     crop = _grow(x0, y0, x1, y1, max(16, max(x1 - x0, y1 - y0) // 2), h, w)
+    box_pixels = (x1 - x0) * (y1 - y0)
+    for core in FOREGROUND_CORES:
+        mask = _cut(image, _box_seeds(crop, (x0, y0, x1, y1), core), crop, iterations,
+                    work_pixels)
+        if mask.sum() >= COLLAPSED * box_pixels:
+            return mask
+    raise GrabCutError(
+        f"GrabCut found no object in the box {tuple(rect)}: inside and around it the pixels "
+        "look alike (too little contrast for its grey-level models). Draw the box closer "
+        "around the object, or use Grow from seeds or the brush.")
+
+
+def _box_seeds(crop, box, core: float) -> np.ndarray:
+    """The GC_* seeds of a box in ``crop``: outside the box background for certain; inside it
+    probable foreground, or (``core`` < 1) probable foreground only in the ellipse of ``core``
+    times the box's half-axes and probable background in the rest of the box."""
     cx0, cy0, cx1, cy1 = crop
+    x0, y0, x1, y1 = box
     seeds = np.full((cy1 - cy0, cx1 - cx0), cv2.GC_BGD, np.uint8)
-    seeds[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0] = cv2.GC_PR_FGD
-    return _cut(image, seeds, crop, iterations, work_pixels)
+    inner = (slice(y0 - cy0, y1 - cy0), slice(x0 - cx0, x1 - cx0))
+    if core >= 1.0:
+        seeds[inner] = cv2.GC_PR_FGD
+        return seeds
+    seeds[inner] = cv2.GC_PR_BGD
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    ax, ay = (x1 - x0) / 2 * core, (y1 - y0) / 2 * core
+    ellipse = ((xx + 0.5 - (x0 + x1) / 2) / ax) ** 2 + ((yy + 0.5 - (y0 + y1) / 2) / ay) ** 2 <= 1
+    seeds[inner][ellipse] = cv2.GC_PR_FGD
+    return seeds
+
+
+def nearly_whole_box(mask: np.ndarray, rect) -> bool:
+    """True when a box's cut kept nearly all of the box (it found no edge inside it): worth
+    saying, since a box drawn loosely around the object should leave its corners out."""
+    x0, x1 = sorted(int(round(v)) for v in (rect[0], rect[2]))
+    y0, y1 = sorted(int(round(v)) for v in (rect[1], rect[3]))
+    h, w = mask.shape
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    area = max(1, (x1 - x0) * (y1 - y0))
+    return bool(mask[y0:y1, x0:x1].sum() >= WHOLE_BOX * area)
 
 
 def grabcut_refine(image_rgb8: np.ndarray, labels: np.ndarray, class_index: int,

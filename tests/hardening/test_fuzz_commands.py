@@ -5,8 +5,11 @@ missing: only the project's own outcomes come out. A run ends with exit status 0
 The arguments are drawn from each command's own argparse definition, so a new option or command
 is fuzzed too: numbers get values around their bounds and ones that are not numbers, choices get
 an unknown one, files come from the recipes below (valid, mutated, random bytes, empty, missing,
-a folder). The inputs are tiny and counts and epochs small, so a run that is allowed to succeed
-stays short.
+a folder). Every kind of file a command reads is drawn: checkpoints and their model cards, class
+sets, workspaces (with object maps), label PNGs, images and DICOMs, VOC trees, labelme JSON,
+Segment Anything weights, and the two caches in the user's data folder (the precision
+calibration and the prompt embeddings), which are spoilt between runs. The inputs are tiny and
+counts and epochs small, so a run that is allowed to succeed stays short.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from pydicom import data as pydicom_data
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -32,10 +36,13 @@ from PIL import Image
 from foreign_models import save_onnx, save_torchscript
 from segstudio.cli import _command_modules, build_parser, main
 from segstudio.core.classes import chest_xray
+from segstudio.io.object_store import save_objects
 from segstudio.io.workspace import Workspace
 from segstudio.io.voc import save_label_png
 from segstudio.models import registry
-from segstudio.paths import weights_dir
+from segstudio.models.model_card import CARD_SUFFIX
+from segstudio.paths import user_data_dir, weights_dir
+from prompt_doubles import save_small_sam
 
 COMMANDS = sorted(_command_modules())
 # No shrinking: a failing run is reported as drawn (its argv is in the assertion message), and
@@ -77,8 +84,12 @@ POOLS = {
     "video": (["clip.avi"], ["nope.avi", "", "../clip.avi"]),
     "frames": (["0-1", "2", "0-3"], ["3-1", "x", "-2", "0-99999", "1-", ""]),
     "layer": (["output", "backbone.layer1", "psp.bin1"], ["nope", ""]),
+    "point": (["1", "10", "20"], ["nan", "-1", "1e9", "x"]),
+    "negative": (["3", "22"], ["inf", "-5", "x"]),
+    "box": (["0", "4", "20", "23"], ["nan", "-1", "1e9"]),
 }
-ALWAYS = {"n", "epochs"}
+ALWAYS = {"n", "epochs", "point"}
+RARE = {"box", "negative"}       # options drawn one run in five (prompt's box excludes points)
 OUT_SUFFIXES = {"overlay-video": [".mp4", ".mp4", ".png"], "train": [".pt", ".pt", ""]}
 STRINGS = ["", "x", "../..", "-", "\x7f", "é" * 3, "a" * 300]
 
@@ -131,9 +142,13 @@ class World:
         for i in range(4):
             writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
         writer.release()
+        shutil.copyfile(pydicom_data.get_testdata_file("CT_small.dcm"), ws / "ct.dcm")
         space = Workspace.open(ws, classes=CLASSES)
         for item in space.items[:3]:
-            space.save_labels(item, rng.integers(0, 4, (24, 32)).astype(np.uint8))
+            labels = rng.integers(0, 4, (24, 32)).astype(np.uint8)
+            space.save_labels(item, labels)
+            if item.id == "a":                       # an object map beside its labels
+                save_objects(space, item, labels)
         space.save()
         space.close()
         for side in ("pred", "gt"):
@@ -147,6 +162,19 @@ class World:
         self.base = base
         self.checkpoint = weights_dir() / "chest_xray_unet_lite.pt"
         self.payload = torch.load(self.checkpoint, weights_only=True)
+        self.card = json.loads((weights_dir() / f"chest_xray_unet_lite{CARD_SUFFIX}").read_text())
+        self.sam = save_small_sam(base / "sam.pth")
+        self.sam_state = torch.load(self.sam, weights_only=True)
+        self.dicom = Path(pydicom_data.get_testdata_file("CT_small.dcm"))
+        labelme = base / "labelme"
+        labelme.mkdir()
+        for name in ("a", "b"):
+            (labelme / f"{name}.json").write_text(json.dumps({
+                "imageWidth": 32, "imageHeight": 24, "imagePath": f"{name}.png",
+                "shapes": [{"label": "lungs", "shape_type": "polygon", "group_id": 1,
+                            "points": [[2, 2], [20, 3], [12, 18]]},
+                           {"label": "a new class", "shape_type": "rectangle",
+                            "points": [[22, 4], [30, 20]]}]}))
         model = registry.build_model("unet", len(CLASSES), "lite")
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         self.resume = {"arch": "unet", "config": "lite", "classes": CLASSES.to_dict(),
@@ -185,6 +213,8 @@ class World:
         if recipe == "mutated":
             payload = _mutate(payload, rng, rng.randrange(1, 4))
         torch.save(payload, path)
+        if not resume:
+            self.card_file(path, rng)
         return path
 
     def model_file(self, recipe: str, rng: random.Random) -> Path:
@@ -204,7 +234,126 @@ class World:
                 data[rng.randrange(len(data))] = rng.randrange(256)
         path.write_bytes(bytes(data))
         path.with_name(path.name + ".segstudio.json").write_text(json.dumps(doc))
+        self.card_file(path, rng)
         return path
+
+    def card_file(self, checkpoint: Path, rng: random.Random) -> None:
+        """A model card beside ``checkpoint``: none, the real one, or a spoilt one."""
+        side = checkpoint.with_name(checkpoint.stem + CARD_SUFFIX)
+        recipe = rng.choice(["none", "none", "valid", "mutated", "mutated", "huge", "nested",
+                             "bytes", "folder"])
+        if recipe == "valid":
+            side.write_text(json.dumps(self.card))
+        elif recipe == "mutated":
+            side.write_text(json.dumps(_mutate(_plain_copy(self.card), rng, rng.randrange(1, 4))))
+        elif recipe == "huge":
+            card = _plain_copy(self.card)
+            card["data"]["intensity"]["mean"] = rng.choice([-1e308, 1e308, 2 ** 70])
+            side.write_text(json.dumps(card))
+        elif recipe == "nested":
+            side.write_text("[" * 100_000 + "]" * 100_000)
+        elif recipe == "bytes":
+            side.write_bytes(rng.randbytes(rng.randrange(1, 300)))
+        elif recipe == "folder":
+            side.mkdir()
+
+    def sam_file(self, recipe: str, rng: random.Random) -> Path:
+        """Segment Anything weights: the small real network's, mutated (NaN, missing or
+        odd entries) or spoilt."""
+        path = self._spoilt(recipe, rng, ".pth")
+        if path is not None:
+            return path
+        path = self.scratch / f"{next(self.count)}.pth"
+        state = _plain_copy(self.sam_state)
+        if recipe == "mutated":
+            state = _mutate(state, rng, rng.randrange(1, 3))
+        torch.save(state, path)
+        return path
+
+    def image_file(self, recipe: str, rng: random.Random) -> Path:
+        """One picture: a PNG or a real DICOM, valid, mutated (another size, 16-bit) or
+        spoilt."""
+        path = self._spoilt(recipe, rng, rng.choice([".png", ".dcm"]))
+        if path is not None:
+            return path
+        if rng.random() < 0.3:
+            path = self.scratch / f"{next(self.count)}.dcm"
+            data = self.dicom.read_bytes()
+            if recipe == "mutated":                  # cut short, or a stretch overwritten
+                cut = rng.randrange(100, len(data))
+                data = data[:cut] if rng.random() < 0.5 else \
+                    data[:cut] + rng.randbytes(64) + data[cut + 64:]
+            path.write_bytes(data)
+            return path
+        path = self.scratch / f"{next(self.count)}.png"
+        if recipe == "mutated":
+            shape = (rng.choice([24, 5, 1]), rng.choice([32, 7, 1]))
+            Image.fromarray(np.full(shape, rng.choice([0, 300, 65535]), np.uint16)).save(path)
+        else:
+            shutil.copyfile(self.base / "images" / "a.png", path)
+        return path
+
+    def seeds_file(self, recipe: str, rng: random.Random) -> Path:
+        """A seed map for ``grow``: 255 = no seed; mutated ones are 16-bit (values past 255),
+        of another size, or seedless."""
+        path = self._spoilt(recipe, rng, ".png")
+        if path is not None:
+            return path
+        path = self.scratch / f"{next(self.count)}.png"
+        seeds = np.full((24, 32), 255, np.uint8)
+        seeds[2:6, 2:6] = 0
+        seeds[15:20, 20:25] = 1
+        if recipe == "mutated":
+            choice = rng.randrange(3)
+            if choice == 0:
+                wide = seeds.astype(np.uint16)
+                wide[wide == 255] = rng.choice([300, 256, 65535])
+                Image.fromarray(wide).save(path)
+                return path
+            seeds = np.full((5, 7) if choice == 1 else (24, 32), 255, np.uint8)
+        save_label_png(path, seeds, CLASSES)
+        return path
+
+    def label_source(self, recipe: str, rng: random.Random, data) -> Path:
+        """What ``import-labels`` reads: a VOC tree, labelme files (some declaring a huge
+        image) or label PNGs."""
+        kind = data.draw(st.sampled_from(["voc", "labelme", "labelme", "gt"]), label="source")
+        path = self.folder(kind, recipe, rng)
+        if kind == "labelme" and path.is_dir() and recipe == "mutated" and rng.random() < 0.4:
+            victim = path / "a.json"
+            doc = json.loads(victim.read_text())
+            doc["imageWidth"] = doc["imageHeight"] = 50_000
+            victim.write_text(json.dumps(doc))
+        return path
+
+    def spoil_caches(self, rng: random.Random) -> None:
+        """Damage what earlier runs left in the user's caches: the precision calibration and
+        the prompt embeddings (values out of range, other shapes, NaN, bytes, a folder)."""
+        data_dir = user_data_dir()
+        calibration = data_dir / "precision-calibration.json"
+        choice = rng.randrange(6)
+        if choice == 1 and calibration.is_file():
+            try:
+                doc = json.loads(calibration.read_text(encoding="utf-8"))
+            except ValueError:
+                doc = {}
+            calibration.write_text(json.dumps(_mutate(doc, rng, rng.randrange(1, 4))))
+        elif choice == 2 and calibration.is_file():
+            calibration.write_bytes(rng.randbytes(rng.randrange(0, 200)))
+        elif choice == 3 and not calibration.exists():
+            calibration.mkdir(parents=True)
+        entries = sorted((data_dir / "prompt-embeddings").glob("*/*.pt"))
+        if entries and rng.random() < 0.6:
+            victim = rng.choice(entries)
+            try:
+                entry = torch.load(victim, weights_only=True)
+            except Exception:                        # noqa: BLE001 - spoilt by an earlier run
+                entry = {}
+            if isinstance(entry, dict) and rng.random() < 0.8:
+                victim.write_bytes(b"")
+                torch.save(_mutate(_plain_copy(entry), rng, rng.randrange(1, 3)), victim)
+            else:
+                victim.write_bytes(rng.randbytes(rng.randrange(0, 300)))
 
     def class_file(self, recipe: str, rng: random.Random) -> Path:
         path = self._spoilt(recipe, rng, ".json")
@@ -285,6 +434,14 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
     if dest == "weights" and command == "predict" and \
             data.draw(st.booleans(), label="weights of another format"):
         return [str(world.model_file(recipe, rng))]
+    if command == "prompt" and dest == "weights":
+        return [str(world.sam_file(recipe, rng))]
+    if command in ("grow", "prompt") and dest == "image":
+        return [str(world.image_file(recipe, rng))]
+    if dest == "seeds":
+        return [str(world.seeds_file(recipe, rng))]
+    if command == "import-labels" and dest == "source":
+        return [str(world.label_source(recipe, rng, data))]
     if dest in ("weights", "init"):
         return [str(world.checkpoint_file(recipe, rng))]
     if dest == "resume":
@@ -300,6 +457,9 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
         return [str(world.folder("gt" if dest.startswith("gt") else "pred", recipe, rng))]
     if dest in ("inputs", "image", "images"):
         return [str(world.folder("images", recipe, rng))]
+    if dest == "region_mask":                    # one label map of the images' size
+        folder = world.folder("gt", recipe, rng)
+        return [str(next(iter(sorted(folder.glob("*.png"))), folder))]
     if dest == "out":
         suffix = data.draw(st.sampled_from(OUT_SUFFIXES.get(command, ["", ".png"])),
                            label="out suffix")
@@ -325,7 +485,10 @@ def _argv(command: str, world: World, data) -> list[str]:
         if wanted and action.option_strings and \
                 data.draw(st.integers(0, 29), label=f"drop {action.dest}") == 17:
             continue                                          # a required option left out
-        if not wanted and not data.draw(st.booleans(), label=f"use {action.dest}"):
+        if not wanted and action.dest in RARE:
+            if data.draw(st.integers(0, 4), label=f"use {action.dest}") != 3:
+                continue
+        elif not wanted and not data.draw(st.booleans(), label=f"use {action.dest}"):
             continue
         option = list(action.option_strings[-1:])
         if action.nargs == 0:
@@ -360,6 +523,7 @@ def _alarm(*_):
 @given(data=st.data())
 def test_every_command_ends_in_success_or_one_error_line(world, capsys, command, data):
     world.new_run()
+    world.spoil_caches(random.Random(data.draw(st.integers(0, 2 ** 32 - 1), label="caches")))
     argv = _argv(command, world, data)
     threads = torch.get_num_threads()
     previous = signal.signal(signal.SIGALRM, _alarm)

@@ -11,6 +11,7 @@ from PIL import Image
 from segstudio.cli import main
 from segstudio.core.classes import ClassSet
 from segstudio.io.workspace import Workspace, WorkspaceError
+from segstudio.io.workspace_lock import lock_path, owner_path
 from segstudio.io.voc import load_label_png
 
 CLASSES = ClassSet(["bg", "fg", "edge"])
@@ -30,8 +31,10 @@ def _record(root, records):
 
 
 def _snapshot(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and "labels" not in p.parts}
+    """Every file but labels and the hidden lock files that any save of the workspace makes."""
+    lock = {f(root / Workspace.FILE_NAME) for f in (lock_path, owner_path)}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "labels" not in p.parts and p not in lock}
 
 
 HOSTILE_LABELS = ["b.png", "./b.png", "segstudio-workspace.json", "labels/b.png",

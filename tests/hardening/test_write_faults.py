@@ -157,7 +157,8 @@ def test_killed_during_voc_export_leaves_only_a_marked_partial_folder(tmp_path):
     # the finished export is the old one, whole; the unfinished one is hidden and named partial
     assert sorted(p.stem for p in (final / "JPEGImages").iterdir()) == ["s0", "s1"]
     leftovers = [p.name for p in devkit.iterdir() if p.name != "VOC2012"]
-    assert leftovers and all(n.startswith(".VOC2012.partial-") for n in leftovers)
+    assert leftovers and all(n.startswith(".VOC2012.segstudio-tmp.") and n.endswith(".partial")
+                             for n in leftovers)
     assert len(list((devkit / leftovers[0] / "JPEGImages").iterdir())) == 5
     # the next export still works and replaces the old one
     result = write_voc(out, _samples(4), CLASSES, overwrite=True, val_fraction=0.0)

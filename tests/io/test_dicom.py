@@ -99,15 +99,34 @@ def test_colour_dicom_stays_rgb8(tmp_path):
     np.testing.assert_array_equal(img.to_rgb8(), rgb)
 
 
+def _a_syntax_without_its_plugin():
+    """A compressed transfer syntax no installed plugin decodes (the optional extras bring
+    decoders for some: pyjpegls, OpenJPEG)."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import HTJ2KLossless, JPEG2000Lossless, JPEGLosslessSV1
+
+    for syntax in (JPEGLSLossless, JPEG2000Lossless, HTJ2KLossless, JPEGLosslessSV1):
+        try:
+            if not get_decoder(syntax).is_available:
+                return syntax
+        except NotImplementedError:
+            return syntax
+    pytest.skip("every compressed syntax tried has a decoder installed here")
+
+
 def test_compressed_syntax_without_plugin_names_the_syntax(tmp_path):
+    import re
+
     from pydicom.encaps import encapsulate
 
-    ds = _dataset(_ct_like(), syntax=JPEGLSLossless)
+    syntax = _a_syntax_without_its_plugin()
+    ds = _dataset(_ct_like(), syntax=syntax)
     ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7" + b"\x00" * 20])
     ds["PixelData"].VR = "OB"
-    ds.save_as(tmp_path / "jls.dcm", enforce_file_format=True)
-    with pytest.raises(ImageReadError, match=r"^jls\.dcm: .*JPEG-LS.*plugin"):
-        read_image(tmp_path / "jls.dcm")
+    ds.save_as(tmp_path / "packed.dcm", enforce_file_format=True)
+    with pytest.raises(ImageReadError,
+                       match=rf"^packed\.dcm: .*{re.escape(syntax.name)}.*plugin"):
+        read_image(tmp_path / "packed.dcm")
 
 
 def test_dicom_without_pixel_data_is_a_clean_error(tmp_path):
@@ -160,3 +179,61 @@ def test_dicom_that_cannot_fit_in_free_memory_is_refused_before_decoding(tmp_pat
     monkeypatch.setattr(decode_memory, "available_memory", lambda: 1_000_000)
     with pytest.raises(ImageReadError, match=r"needs about 1\.2 MB of memory but only 1\.0 MB"):
         read_image(tmp_path / "big.dcm")
+
+
+def _shipped(name):
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"pydicom does not ship {name} here")
+    return path
+
+
+def test_each_frame_of_a_multi_frame_dicom_can_be_read_on_its_own(tmp_path):
+    import pydicom
+
+    path = _shipped("rtdose.dcm")                 # 15 frames of 32-bit dose values
+    stored = pydicom.dcmread(path).pixel_array
+    for k in (0, 7, 14):
+        img = read_image(path, frame=k)
+        assert img.frame == k and f"frame {k + 1} of 15" in img.notes
+        np.testing.assert_array_equal(img.pixels, stored[k].astype(np.float32))
+    with pytest.raises(ImageReadError, match=r"^rtdose\.dcm: frame 16 was asked for, but the "
+                                             r"file holds 15 frames"):
+        read_image(path, frame=15)
+    from PIL import Image
+    Image.fromarray(np.zeros((3, 4), np.uint8)).save(tmp_path / "still.png")
+    assert read_image(tmp_path / "still.png", frame=0).frame is None
+    with pytest.raises(ImageReadError, match=r"^still\.png: frame 2 was asked for"):
+        read_image(tmp_path / "still.png", frame=1)
+
+
+def test_frame_count_reads_the_header_only(tmp_path):
+    from segstudio.io.dicom import frame_count
+
+    assert frame_count(_shipped("rtdose.dcm")) == 15
+    assert frame_count(_shipped("SC_rgb_rle_32bit_2frame.dcm")) == 2
+    assert frame_count(_shipped("CT_small.dcm")) == 1
+    (tmp_path / "junk.dcm").write_bytes(b"not dicom at all")
+    assert frame_count(tmp_path / "junk.dcm") == 1           # reading it will say why
+    # a header longer than the bytes first looked at is parsed in full
+    frames = np.stack([np.full((4, 6), v, np.uint16) for v in (100, 200, 300)])
+    ds = _dataset(frames[0])
+    ds.add_new(0x00091010, "OB", bytes(200_000))
+    ds.NumberOfFrames = 3
+    ds.PixelData = frames.tobytes()
+    ds.save_as(tmp_path / "long.dcm", enforce_file_format=True)
+    assert frame_count(tmp_path / "long.dcm") == 3
+
+
+def test_a_32_bit_rgb_dicom_is_shown_from_its_real_values_not_wrapped_ones():
+    import pydicom
+
+    path = _shipped("SC_rgb_rle_32bit.dcm")
+    stored = pydicom.dcmread(path).pixel_array.astype(np.float64)
+    img = read_image(path)
+    assert img.value_range == (0.0, float(2**32 - 1))
+    np.testing.assert_allclose(img.pixels, stored, rtol=1e-7)     # float32 of each value
+    shown = img.to_rgb8().astype(np.float64)
+    np.testing.assert_allclose(shown, stored * 255.0 / (2**32 - 1), atol=1.0)

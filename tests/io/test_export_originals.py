@@ -145,3 +145,108 @@ def test_cancelled_export_leaves_nothing_behind(workspace, tmp_path):
         write_voc(tmp_path / "out", ws.samples(), ws.classes, cancel=cancel, originals=True)
     ws.close()
     assert not (tmp_path / "out").exists()
+
+
+# -- deeper than 16 bits, and multi-frame files ------------------------------------------------
+_TIFF_TYPES = {(1, 8): "u1", (1, 16): "u2", (1, 32): "u4", (2, 8): "i1", (2, 16): "i2",
+               (2, 32): "i4", (3, 32): "f4", (3, 64): "f8"}
+
+
+def _read_tiff(path) -> tuple[np.ndarray, int]:
+    """(pixels, photometric) of an uncompressed little-endian TIFF, read by the TIFF 6.0 spec
+    with nothing but struct and NumPy: an independent check of what other programs will see."""
+    import struct
+
+    data = path.read_bytes()
+    assert data[:4] == b"II*\x00", "little-endian TIFF"
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (count,) = struct.unpack_from("<H", data, ifd)
+    sizes = {3: 2, 4: 4}
+    tags = {}
+    for i in range(count):
+        tag, kind, n, value = struct.unpack_from("<HHII", data, ifd + 2 + 12 * i)
+        if kind not in sizes:
+            continue
+        code = "<" + ("H" if kind == 3 else "I") * n
+        where = ifd + 10 + 12 * i if n * sizes[kind] <= 4 else value
+        tags[tag] = struct.unpack_from(code, data, where)
+    assert tags.get(259, (1,)) == (1,), "uncompressed"
+    width, height, spp = tags[256][0], tags[257][0], tags.get(277, (1,))[0]
+    bits, fmt = tags[258][0], tags.get(339, (1,))[0]
+    assert set(tags[258]) == {bits} and tags.get(284, (1,)) == (1,)   # one depth, interleaved
+    raw = b"".join(data[o:o + n] for o, n in zip(tags[273], tags[279]))
+    pixels = np.frombuffer(raw, "<" + _TIFF_TYPES[(fmt, bits)]).reshape(height, width, spp)
+    return (pixels[..., 0] if spp == 1 else pixels), tags[262][0]
+
+
+def _labelled_workspace(root, files: dict[str, str]):
+    root.mkdir()
+    for name, source in files.items():
+        shutil.copy(_dicom(source), root / name)
+    ws = Workspace.open(root, classes=chest_xray())
+    for item in ws.items:
+        image = ws.read_image(item)
+        ws.save_labels(item, np.full((image.height, image.width), 1, np.uint8),
+                       status=ItemStatus.CORRECTED)
+    ws.close()
+    return root
+
+
+def test_a_32_bit_rgb_dicom_original_is_a_tiff_of_exactly_the_stored_values(tmp_path):
+    root = _labelled_workspace(tmp_path / "ws", {"rgb32.dcm": "SC_rgb_rle_32bit.dcm"})
+    assert _export(root, tmp_path / "out") == 0
+    voc = tmp_path / "out" / "VOCdevkit" / "VOC2012"
+    stored = pydicom.dcmread(root / "rgb32.dcm").pixel_array
+    assert stored.dtype == np.uint32 and stored.max() > 65535       # truly past 16 bits
+    assert not (voc / "Originals" / "rgb32.png").exists()
+    written, photometric = _read_tiff(voc / "Originals" / "rgb32.tiff")
+    assert photometric == 2 and written.dtype == np.uint32            # RGB, unsigned 32 bits
+    np.testing.assert_array_equal(written, stored)
+    import cv2
+    again = cv2.imread(str(voc / "Originals" / "rgb32.tiff"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(again[..., ::-1], stored)           # OpenCV reads the same
+    entry = json.loads((voc / "manifest.json").read_text())["items"]["rgb32"]
+    assert entry["original"] == "Originals/rgb32.tiff" and entry["file_type"] == "TIFF"
+    assert (entry["dtype"], entry["channels"], entry["bits_stored"]) == ("uint32", 3, 32)
+    assert entry["values"] == "stored" and "value_offset" not in entry
+
+
+def test_grey_values_past_16_bits_and_floats_are_kept_exactly_in_tiffs(tmp_path):
+    from segstudio.io.image_data import ImageData
+    from segstudio.io.originals import write_original
+
+    wide = np.array([[0, 1, 65536, 2**31], [2**32 - 1, 7, 123456789, 40000]], np.uint32)
+    signed = np.array([[-(2**31), -40000, 0, 2**31 - 1]], np.int32)
+    floats = np.array([[0.5, -1e-7, 3.4e38, 1e-30]], np.float32)
+    for name, arr in (("wide", wide), ("signed", signed), ("floats", floats)):
+        image = ImageData(arr, None, "TIFF", arr.dtype.itemsize * 8, None, (0.0, 1.0))
+        entry = write_original(tmp_path, name, image)
+        assert entry["original"] == f"{name}.tiff" and entry["dtype"] == str(arr.dtype)
+        written, photometric = _read_tiff(tmp_path / f"{name}.tiff")
+        assert photometric == 1 and written.dtype == arr.dtype
+        np.testing.assert_array_equal(written, arr)
+    with Image.open(tmp_path / "floats.tiff") as im:                  # Pillow reads floats
+        assert im.mode == "F"
+        np.testing.assert_array_equal(np.asarray(im), floats)
+
+
+def test_each_frame_of_a_multi_frame_dicom_is_exported_with_its_own_stored_values(tmp_path):
+    root = _labelled_workspace(tmp_path / "ws", {"dose.dcm": "rtdose.dcm",
+                                                 "rgb2.dcm": "SC_rgb_rle_32bit_2frame.dcm"})
+    assert _export(root, tmp_path / "out") == 0
+    voc = tmp_path / "out" / "VOCdevkit" / "VOC2012"
+    items = json.loads((voc / "manifest.json").read_text())["items"]
+    for stem, frames in (("dose", 15), ("rgb2", 2)):
+        stored = pydicom.dcmread(root / f"{stem}.dcm").pixel_array
+        assert stored.shape[0] == frames
+        for k in range(frames):
+            ident = f"{stem}_{k:06d}"
+            written, _ = _read_tiff(voc / "Originals" / f"{ident}.tiff")
+            np.testing.assert_array_equal(written, stored[k])
+            entry = items[ident]
+            assert (entry["frame"], entry["frames"]) == (k, frames)
+            assert entry["dicom"] == f"Originals/{stem}_000000.dcm"   # one copy for all frames
+        assert not np.array_equal(stored[0], stored[1])                # frames really differ
+    copies = sorted(p.name for p in (voc / "Originals").glob("*.dcm"))
+    assert copies == ["dose_000000.dcm", "rgb2_000000.dcm"]
+    assert (voc / "Originals" / "dose_000000.dcm").read_bytes() == (root / "dose.dcm").read_bytes()

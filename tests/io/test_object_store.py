@@ -89,7 +89,7 @@ def test_voc_import_reads_segmentation_object_and_labelme_group_ids(ws, tmp_path
     tree = write_voc(tmp_path / "voc", src.samples(), src.classes, val_fraction=0.0)
     save_objects(ws, ws.items[0], None)
     ws.save_labels(ws.items[0], np.zeros((12, 16), np.uint8))
-    report = import_voc_tree(tree.root, ws)
+    report = import_voc_tree(tree.root, ws, replace=True)        # a's labels were corrected
     assert report.imported == ["a"] and not report.problems
     got = load_objects(ws, ws.items[0])
     assert got[2, 2] == 1 and got[7, 7] == 2 and got[0, 0] == 0
@@ -110,7 +110,7 @@ def test_voc_import_reads_segmentation_object_and_labelme_group_ids(ws, tmp_path
     assert got[2, 10] == 2 and got[7, 2] == 3           # an ungrouped cat; the dog of group 7
     (folder / "b.json").write_text(json.dumps({"shapes": [square(1, 1, "cat", None)],
                                                "imageHeight": 12, "imageWidth": 16}))
-    import_labelme_folder(folder, ws)
+    import_labelme_folder(folder, ws, replace=True)
     assert load_objects(ws, ws.items[1]) is None        # no group ids: classes only
 
 
@@ -125,6 +125,8 @@ def test_import_labels_command(ws, tmp_path_factory, capsys):
     tree = write_voc(tmp_path / "voc", src.samples(), src.classes, val_fraction=0.0)
     save_objects(ws, ws.items[0], None)
     assert main(["import-labels", str(ws.root), str(tree.root)]) == 0
+    assert "kept 1 item(s) a person corrected or reviewed: a" in capsys.readouterr().out
+    assert main(["import-labels", str(ws.root), str(tree.root), "--replace"]) == 0
     out = capsys.readouterr().out
     assert "imported the labels of 1 item(s)" in out and "Pascal VOC" in out
     assert load_objects(Workspace.open(ws.root), ws.items[0])[7, 7] == 2

@@ -203,3 +203,108 @@ def test_predict_warns_by_name_about_out_of_domain_images_only(tmp_path, capsys)
     assert warnings[0].startswith("warning: ct.dcm: trained on synthetic images")
     assert "treat as a rough start" in warnings[0]
     assert (tmp_path / "out" / "ct.png").is_file() and (tmp_path / "out" / "phantom.png").is_file()
+
+
+# -- a card that cannot be read is said, not silently dropped ----------------------------------
+def _every_number(data, value):
+    if isinstance(data, dict):
+        return {k: _every_number(v, value) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_every_number(v, value) for v in data]
+    return value if isinstance(data, (int, float)) and not isinstance(data, bool) else data
+
+
+def _card_with(section, key, value):
+    data = json.loads(sidecar_path(CHEST).read_text())
+    data[section][key] = value
+    return json.dumps(data)
+
+
+UNREADABLE = {
+    "not-json": ("{oops", "not JSON: "),
+    "all-nan": (lambda: json.dumps(_every_number(json.loads(sidecar_path(CHEST).read_text()),
+                                                 float("nan"))),
+                "a histogram count is nan, not a finite number"),
+    "folder": (None, "this is a folder, not a regular file"),
+    "nested-100000-deep": ("[" * 100_000 + "]" * 100_000, "nested too deeply to be a card"),
+    "huge-negative-mean": (lambda: _card_with("data", "image_means", [-1e308, 149.3]),
+                           "an image grey mean is -1e+308, outside 0–65535"),
+    "confidence-5": (lambda: _card_with("validation", "confidence", 5.0),
+                     "the validation confidence is 5, outside 0–1"),
+    "negative-sd": (lambda: _card_with("data", "image_stds", [-4.0, 70.0]),
+                    "an image grey sd is -4, outside 0–65535"),
+    "negative-count": (lambda: _card_with("data", "train_images", -320),
+                       "the training image count is -320, below 0"),
+    "infinite-mean": (lambda: _card_with("data", "intensity", {"mean": float("inf"),
+                                                               "std": 61.1}),
+                      "the grey mean is inf, not a finite number"),
+}
+
+
+def _checkpoint_with_unreadable_card(tmp_path, kind):
+    weights = tmp_path / "chest.pt"
+    weights.write_bytes(CHEST.read_bytes())
+    content, reason = UNREADABLE[kind]
+    side = sidecar_path(weights)
+    if content is None:
+        side.mkdir()
+    else:
+        side.write_text(content() if callable(content) else content)
+    sentence = (f"model card chest.card.json could not be read ({reason}")
+    return weights, sentence
+
+
+@pytest.mark.parametrize("kind", list(UNREADABLE))
+def test_an_unreadable_card_is_a_warning_from_predict(tmp_path, capsys, kind):
+    weights, sentence = _checkpoint_with_unreadable_card(tmp_path, kind)
+    phantom = paths.resources_dir() / "demo" / "chest_phantom_01.png"
+    assert main(["predict", "--model", "unet", "--weights", str(weights), "--device", "cpu",
+                 "--precision", "fp32", "--threads", "1", "--out", str(tmp_path / "out"),
+                 str(phantom)]) == 0
+    err = capsys.readouterr().err
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warning.startswith(f"warning: {sentence}"), warning
+    assert warning.endswith("); inputs are not checked against its training data")
+    assert len(warning) < 300 and "Traceback" not in err
+    assert (tmp_path / "out" / "chest_phantom_01.png").is_file()
+
+
+@pytest.mark.parametrize("kind", list(UNREADABLE))
+def test_an_unreadable_card_is_said_in_the_model_panel(tmp_path, qtbot, kind):
+    from segstudio.ui.background.workers import model_info
+    from segstudio.ui.panels.model import ModelPanel
+
+    weights, sentence = _checkpoint_with_unreadable_card(tmp_path, kind)
+    panel = ModelPanel()
+    qtbot.addWidget(panel)
+    panel.show_model(model_info(_predictor(weights), "chest"))
+    text = panel.card_label.text()
+    assert text.startswith("M" + sentence[1:]) and text.endswith(
+        "inputs are not checked against its training data.")
+    assert "e0443e" in panel.card_label.styleSheet()
+    # A readable card afterwards is shown as usual, not in red.
+    panel.show_model(model_info(_predictor(CHEST), "chest"))
+    assert "320 train, 80 validation" in panel.card_label.text()
+    assert panel.card_label.styleSheet() == ""
+
+
+def test_an_unreadable_card_inside_the_checkpoint_is_named_by_the_file(tmp_path):
+    payload = torch.load(CHEST, weights_only=True)
+    card = json.loads(sidecar_path(CHEST).read_text())
+    card["validation"]["entropy"] = -1.0
+    payload["meta"]["training"]["card"] = card
+    weights = tmp_path / "inside.pt"
+    torch.save(payload, weights)
+    meta = read_meta(weights)
+    assert read_card(meta.training) is None
+    assert domain.unchecked_warning(meta) == (
+        "model card in inside.pt could not be read (the validation entropy is -1, outside "
+        "0–∞); inputs are not checked against its training data")
+
+
+def test_a_readable_card_gives_no_warning_and_no_card_is_not_a_problem(tmp_path):
+    assert domain.unchecked_warning(read_meta(CHEST)) is None
+    bare = tmp_path / "bare.pt"
+    bare.write_bytes(CHEST.read_bytes())
+    meta = read_meta(bare)
+    assert read_card(meta.training) is None and domain.unchecked_warning(meta) is None

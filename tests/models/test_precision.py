@@ -232,3 +232,58 @@ def test_untrained_networks_and_hand_picked_precisions_are_not_calibrated(monkey
     assert net.calls == 1
     p = Predictor(net, _meta(), device="cpu", precision="fp32")
     assert p.predict(_image()).precision_note == "fp32: chosen by hand"
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"fp32_ms": 0}, "the fp32 time (ms) is 0, not above 0"),
+    ({"fp32_ms": -12.5}, "the fp32 time (ms) is -12.5, not above 0"),
+    ({"candidate_ms": -1}, "the bf16 time (ms) is -1, not above 0"),
+    ({"candidate_ms": float("nan")}, "the bf16 time (ms) is nan, not a finite number"),
+    ({"fp32_ms": float("inf")}, "the fp32 time (ms) is inf, not a finite number"),
+    ({"agreement": 5.0}, "the agreement is 5, outside 0–1"),
+    ({"agreement": -0.1}, "the agreement is -0.1, outside 0–1"),
+    ({"agreement": "1.0"}, "the agreement is '1.0', not a number"),
+    ({"fp32_ms": True}, "the fp32 time (ms) is True, not a number"),
+    ({"candidate": "int4"}, "the candidate precision is 'int4', not one of bf16, fp16"),
+    ({"same_objects": "yes"}, "same objects is 'yes'"),
+    ({"speed": 3}, "unreadable (TypeError"),
+], ids=["zero", "negative-fp32", "negative-candidate", "nan", "infinite", "500-percent",
+        "below-zero", "text", "bool", "unknown-precision", "same-objects-text", "unknown-field"])
+def test_an_impossible_cached_verdict_is_dropped_and_measured_again(monkeypatch, tmp_path, caplog,
+                                                                   change, reason):
+    _native_bf16(monkeypatch, True)
+    cache = CalibrationCache(tmp_path / "calibration.json")
+    ckpt = tmp_path / "net.pt"
+    net = AutocastSensitiveNet(flip=False, fp32_delay=0.02, reduced_delay=0.002)
+    save_checkpoint(ckpt, net, _meta())
+    Predictor(net, _meta(), device="cpu", source=ckpt, calibration_cache=cache).predict(_image())
+    stored = json.loads(cache.path.read_text())
+    (key,) = stored["entries"]
+    stored["entries"][key].update(change)
+    cache.path.write_text(json.dumps(stored))
+    before = net.calls
+
+    again = Predictor(net, _meta(), device="cpu", source=ckpt, calibration_cache=cache)
+    with caplog.at_level("WARNING", logger="segstudio.cache"):
+        pred = again.predict(_image())          # no ZeroDivisionError, no "500 % agreement"
+    assert net.calls - before == 1 + 2 * 4       # measured again (fp32 and bf16 four times each)
+    assert pred.precision == "bf16" and "500" not in pred.precision_note
+    assert pred.precision_note.startswith("bf16: ") and "× faster, 100.00 % agreement" in \
+        pred.precision_note
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "segstudio.cache"]
+    assert line.startswith("warning: dropped cache entry calibration.json [") and reason in line
+    assert line.endswith("it is measured again")
+    entry = json.loads(cache.path.read_text())["entries"][key]
+    assert entry["fp32_ms"] > entry["candidate_ms"] > 0 and entry["agreement"] == 1.0
+
+
+def test_a_dropped_verdict_leaves_the_others_in_the_file(tmp_path, caplog):
+    cache = CalibrationCache(tmp_path / "calibration.json")
+    good = Calibration("fp16", 10.0, 5.0, 1.0, None, "64×64")
+    cache.put("good", good)
+    cache.put("bad", Calibration("bf16", 0.0, 5.0, 1.0, None, "64×64"))
+    with caplog.at_level("WARNING", logger="segstudio.cache"):
+        assert cache.get("bad") is None
+    assert cache.get("good") == good
+    assert set(json.loads(cache.path.read_text())["entries"]) == {"good"}
+    assert len(caplog.records) == 1

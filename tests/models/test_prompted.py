@@ -146,11 +146,13 @@ def test_cache_serves_memory_then_disk_and_keys_on_pixels_and_weights(tmp_path):
     rgb = _image(60, 80)
     cache = EmbeddingCache(tmp_path / "cache", memory_items=2)
     wkey = weights_key(weights)
-    first = cache.get_or_compute(wkey, rgb, lambda: seg.embed(rgb))
-    assert cache.get_or_compute(wkey, rgb, lambda: pytest.fail("recomputed")) is first
+    first = cache.get_or_compute(wkey, rgb, lambda: seg.embed(rgb), seg.check_embedding)
+    assert cache.get_or_compute(wkey, rgb, lambda: pytest.fail("recomputed"),
+                                seg.check_embedding) is first
     assert cache.hits == {"memory": 1, "disk": 0, "computed": 1}
     fresh = EmbeddingCache(tmp_path / "cache")
-    again = fresh.get_or_compute(wkey, rgb.copy(), lambda: pytest.fail("recomputed"))
+    again = fresh.get_or_compute(wkey, rgb.copy(), lambda: pytest.fail("recomputed"),
+                                 seg.check_embedding)
     assert fresh.hits["disk"] == 1
     assert again.original_size == (60, 80) and torch.equal(again.features, first.features)
     # Other pixels (another display window) and other weights are other embeddings.
@@ -162,7 +164,7 @@ def test_cache_serves_memory_then_disk_and_keys_on_pixels_and_weights(tmp_path):
     cached.write_bytes(b"garbage")
     calls = []
     EmbeddingCache(tmp_path / "cache").get_or_compute(
-        wkey, rgb, lambda: calls.append(1) or seg.embed(rgb))
+        wkey, rgb, lambda: calls.append(1) or seg.embed(rgb), seg.check_embedding)
     assert calls == [1]
 
 
@@ -171,7 +173,7 @@ def test_cache_prunes_the_oldest_files_beyond_its_size(tmp_path):
     cache = EmbeddingCache(tmp_path / "cache", disk_bytes=3000)
     for seed in range(4):
         rgb = _image(30, 30, seed)
-        cache.get_or_compute("w", rgb, lambda rgb=rgb: seg.embed(rgb))
+        cache.get_or_compute("w", rgb, lambda rgb=rgb: seg.embed(rgb), seg.check_embedding)
     files = list((tmp_path / "cache").glob("*/*.pt"))
     assert 1 <= len(files) < 4
     assert sum(f.stat().st_size for f in files) <= 3000
@@ -194,3 +196,49 @@ def test_a_weights_file_whose_pickle_would_run_code_is_refused_and_never_runs(tm
     with pytest.raises(PromptedError, match="sam_vit_b_01ec64.pth"):
         load_weights_file(evil)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_weights_holding_nan_or_infinity_are_refused_at_load_naming_the_weight(tmp_path, bad):
+    path = save_small_sam(tmp_path / "medsam_diverged.pth", wrap=True)
+    data = torch.load(path, weights_only=True)
+    data["model"]["mask_decoder.iou_token.weight"][0, 3] = bad
+    torch.save(data, path)
+    with pytest.raises(PromptedError, match=r"^medsam_diverged.pth: weight "
+                       r"'mask_decoder.iou_token.weight' holds 1 NaN or infinite value\(s\)"):
+        PromptedSegmenter.from_file(path)
+
+
+def test_the_prompt_command_refuses_nan_weights_in_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    from segstudio.cli import main
+
+    path = save_small_sam(tmp_path / "sam_nan.pth")
+    state = torch.load(path, weights_only=True)
+    state["image_encoder.patch_embed.proj.weight"].fill_(float("nan"))
+    torch.save(state, path)
+    picture = tmp_path / "picture.png"
+    Image.fromarray(_image(48, 64)).save(picture)
+    out = tmp_path / "mask.png"
+    code = main(["prompt", "--weights", str(path), "--image", str(picture), "--point", "10",
+                 "10", "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("segstudio prompt: error: sam_nan.pth: weight "
+                          "'image_encoder.patch_embed.proj.weight' holds")
+    assert not out.exists()
+
+
+def test_an_encoder_giving_nan_features_is_an_error_not_an_empty_mask(tmp_path):
+    net = DiskNetwork(img_size=128)
+    net.encode = lambda image, on_block: torch.full(net.embedding_shape, float("nan"))
+    seg = PromptedSegmenter(net, name="double")
+    with pytest.raises(PromptedError, match="^double: the image embedding holds NaN"):
+        seg.embed(_image(40, 50))
+    # Nothing is cached: the next try computes again.
+    cache = EmbeddingCache(tmp_path / "cache")
+    with pytest.raises(PromptedError):
+        cache.get_or_compute("w", _image(40, 50), lambda: seg.embed(_image(40, 50)),
+                             seg.check_embedding)
+    assert list((tmp_path / "cache").glob("*/*.pt")) == []

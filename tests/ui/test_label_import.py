@@ -63,3 +63,105 @@ def test_a_voc_tree_brings_its_objects_onto_the_canvas(window, image_folder, qtb
     objects = window.doc.labels.objects
     assert objects.classes() == {1: 1, 2: 1} and objects.counts() == {1: 1200, 2: 1500}
     qtbot.waitUntil(lambda: len(window.objects.panel.rows()) == 2, timeout=5_000)
+
+
+# -- items a person corrected or reviewed ---------------------------------------------------------
+def _answer(choice: str, seen: list[str], boxes: int) -> None:
+    """Click ``choice`` in the first message box that opens and close the ones after it (the
+    summary), recording each box's text, until ``boxes`` were seen."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    handled = []
+
+    def poll() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox) and box.isVisible() and box not in handled:
+            handled.append(box)
+            seen.append(box.text())
+            button = next((b for b in box.buttons() if b.text().replace("&", "") == choice),
+                          None)
+            if len(seen) == 1 and button is not None:
+                button.click()
+            else:
+                box.done(0)
+        if len(seen) < boxes:
+            QTimer.singleShot(20, poll)
+
+    QTimer.singleShot(0, poll)
+
+
+def _reviewed_workspace(image_folder, tmp_path):
+    """a_gradient reviewed by a person; a source with other labels for it and for b_picture."""
+    from segstudio.io.workspace import ItemStatus, Workspace
+
+    ws = Workspace.open(image_folder, classes=chest_xray())
+    person = np.zeros((120, 160), np.uint8)
+    person[60:100, 20:60] = 1
+    ws.save_labels(ws.items[0], person, status=ItemStatus.REVIEWED, by="hand")
+    src = tmp_path / "other-labels"
+    src.mkdir()
+    imported = np.zeros((120, 160), np.uint8)
+    imported[5:25, 100:150] = 2
+    save_label_png(src / "a_gradient.png", imported, chest_xray())
+    save_label_png(src / "b_picture.png", np.ones((90, 130), np.uint8), chest_xray())
+    return person, imported, src, ws.label_path(ws.items[0])
+
+
+def test_reviewed_labels_are_kept_when_the_confirmation_says_keep(window, image_folder, qtbot,
+                                                                  tmp_path):
+    from segstudio.io.workspace import ItemStatus
+
+    person, _, src, label_file = _reviewed_workspace(image_folder, tmp_path)
+    before = label_file.read_bytes()
+    window.open_paths([image_folder])
+    window.interactive = True
+    seen: list[str] = []
+    _answer("Keep them", seen, boxes=2)
+    report = _run(window, qtbot, "png", src)
+    assert "a_gradient" in seen[0] and "Replace" in seen[0]
+    assert report.kept == ["a_gradient"] and report.imported == ["b_picture"]
+    assert "Kept 1 item(s) a person corrected or reviewed: a_gradient." in seen[1]
+    assert label_file.read_bytes() == before
+    assert window.workspace.items[0].status is ItemStatus.REVIEWED
+    np.testing.assert_array_equal(window.doc.labels.array, person)
+
+
+def test_reviewed_labels_are_replaced_when_the_confirmation_says_replace(window, image_folder,
+                                                                         qtbot, tmp_path):
+    from segstudio.io.workspace import ItemStatus
+
+    _, imported, src, _ = _reviewed_workspace(image_folder, tmp_path)
+    window.open_paths([image_folder])
+    window.interactive = True
+    seen: list[str] = []
+    _answer("Replace", seen, boxes=2)
+    report = _run(window, qtbot, "png", src)
+    assert "a_gradient" in seen[0]
+    assert report.imported == ["a_gradient", "b_picture"] and report.kept == []
+    assert window.workspace.items[0].status is ItemStatus.CORRECTED
+    np.testing.assert_array_equal(window.doc.labels.array, imported)
+
+
+def test_cancelling_the_confirmation_imports_nothing_and_a_window_that_cannot_ask_keeps(
+        window, image_folder, qtbot, tmp_path):
+    from segstudio.io.workspace import ItemStatus
+
+    person, _, src, label_file = _reviewed_workspace(image_folder, tmp_path)
+    before = label_file.read_bytes()
+    window.open_paths([image_folder])
+    window.interactive = True
+    seen: list[str] = []
+    _answer("Cancel", seen, boxes=1)
+    task = import_labels(window, "png", src)
+    if task is not None:                  # an import that did not ask: let it end, then fail
+        qtbot.waitUntil(window.is_idle, timeout=30_000)
+    assert task is None
+    assert "a_gradient" in seen[0]
+    assert window.workspace.items[1].status is ItemStatus.UNLABELLED      # nothing imported
+
+    window.interactive = False                     # no dialog can be answered: keep
+    report = _run(window, qtbot, "png", src)
+    assert report.kept == ["a_gradient"] and report.imported == ["b_picture"]
+    assert label_file.read_bytes() == before
+    np.testing.assert_array_equal(window.doc.labels.array, person)

@@ -223,22 +223,111 @@ def test_a_reopened_workspace_gets_a_model_that_predicts_its_classes(window, tmp
     _reopened_context_workspace(window, tmp_path, qtbot)
     entry = window.models.panel.current_entry()
     assert entry.trained and entry.classes == window.classes.names
-    assert window.models.refusal() is None
+    assert window.models.prepare_classes() and window.models.mapping is None
 
 
-def test_run_refuses_a_model_of_other_classes_before_running(window, tmp_path, qtbot):
-    _reopened_context_workspace(window, tmp_path, qtbot)
+def _answer(button_text: str, seen: list[str]) -> None:
+    """Click the button whose text starts with ``button_text`` in the next modal box."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def poll() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.append(box.text())
+            for b in box.buttons():
+                if b.text().startswith(button_text):
+                    b.click()
+                    return
+        QTimer.singleShot(20, poll)
+
+    QTimer.singleShot(0, poll)
+
+
+def _select_checkpoint(window, name):
     panel = window.models.panel
     panel.select_entry(next(i for i, e in enumerate(panel.entries)
-                            if e.choice.checkpoint is not None
-                            and e.choice.checkpoint.name == "chest_xray_unet_lite.pt"))
+                            if e.choice.checkpoint is not None and e.choice.checkpoint.name == name))
+
+
+def test_a_model_of_other_classes_asks_first_and_cancel_runs_nothing(window, tmp_path, qtbot):
+    _reopened_context_workspace(window, tmp_path, qtbot)
+    _select_checkpoint(window, "chest_xray_unet_lite.pt")
+    window.interactive = True
+    before = window.classes
     started = []
     window.models.runner.started.connect(started.append)
     for run in (window.models.run_current, window.models.run_all, window.models.run_selected):
+        seen: list[str] = []
+        _answer("Cancel", seen)
         assert run() is False
+        assert "lungs" in seen[0] and "boat" in seen[0]       # both sets, by name
         assert window.is_idle() and not window.models.runner.busy
-        text = window.notice.text()
-        assert "predicts 4 classes but this workspace has 5" in text and "context_" in text
     qtbot.wait(200)
     assert started == [] and window.doc.prediction is None
+    assert window.classes == before
     assert window.workspace.items[0].status is ItemStatus.CORRECTED
+
+
+def test_mapping_by_name_adds_the_models_classes_and_keeps_the_labels_meaning(window, tmp_path,
+                                                                          qtbot):
+    from segstudio.io.workspace import Workspace
+
+    _reopened_context_workspace(window, tmp_path, qtbot)
+    _select_checkpoint(window, "chest_xray_unet_lite.pt")
+    window.interactive = True
+    old = window.classes
+    corrected = window.workspace.load_labels(window.workspace.items[0]).copy()
+    window.show_row(1)
+    seen: list[str] = []
+    _answer("Add", seen)
+    assert window.models.run_current()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    classes = window.classes
+    # the context classes keep their indices; the chest classes come after them
+    assert classes.names[:len(old)] == old.names
+    assert set(classes.names[len(old):]) == {"lungs", "heart", "clavicles"}
+    prediction = window.doc.prediction
+    assert prediction.probabilities.shape[0] == len(classes)
+    used = {classes[int(v)].name for v in np.unique(prediction.labels) if v != 255}
+    assert used <= {"background", "lungs", "heart", "clavicles"}
+    # what is on disk says the same, and the corrected item was not touched
+    ws = Workspace.open(window.workspace.root)
+    assert ws.classes.names == classes.names
+    np.testing.assert_array_equal(ws.load_prediction(ws.items[1]), prediction.labels)
+    np.testing.assert_array_equal(ws.load_labels(ws.items[0]), corrected)
+    # the next run of the same model maps by name without asking again
+    seen.clear()
+    assert window.models.run_current()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    assert seen == []
+
+
+def test_a_shapes_model_on_a_chest_workspace_never_writes_chest_names(window, image_folder,
+                                                                     qtbot):
+    """The count is the same (4 and 4), the names are not: the window asks, and taking the
+    model's classes labels the outlines circle/square/triangle, never lungs/heart."""
+    window.open_paths([image_folder])
+    assert window.classes.names == ("background", "lungs", "heart", "clavicles")
+    _start(window, qtbot)
+    _select_checkpoint(window, "shapes_maskrcnn_lite.pt")
+    window.interactive = True
+    seen: list[str] = []
+    _answer("Use the model", seen)
+    assert window.models.run_current()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    assert seen and "circle" in seen[0]
+    assert window.classes.names == ("background", "circle", "square", "triangle")
+    assert window.workspace.classes.names == window.classes.names
+    for cls, _score in window.doc.prediction.objects or []:
+        assert window.classes[cls].name in ("circle", "square", "triangle")
+
+
+def test_a_window_that_cannot_ask_maps_by_name_and_never_relabels(window, tmp_path, qtbot):
+    _reopened_context_workspace(window, tmp_path, qtbot)
+    _select_checkpoint(window, "chest_xray_unet_lite.pt")
+    assert window.interactive is False
+    old = window.classes
+    assert window.models.run_current()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    assert window.classes.names[:len(old)] == old.names and "lungs" in window.classes.names

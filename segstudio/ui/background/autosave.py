@@ -116,27 +116,32 @@ def restore_session(window, session) -> int:
     from segstudio.io.workspace import ItemStatus, Workspace, WorkspaceError
 
     root = Path(session.workspace)
+    restored, failed = 0, ""
     try:
-        ws = Workspace.open(root)
+        # Locked from reading to the last save, so another segstudio's changes are kept.
+        with Workspace.locked(root) as ws:
+            by_key = {(str(item.source), item.frame): item for item in ws.items}
+            for rec in session.items:
+                item = by_key.get((rec.source, rec.frame))
+                if item is None:
+                    continue
+                try:
+                    if rec.objects_recorded:             # an older autosave leaves objects alone
+                        from segstudio.io.object_store import save_objects
+
+                        save_objects(ws, item, rec.load_objects())
+                    ws.save_labels(item, rec.load(), status=ItemStatus.CORRECTED,
+                                   by="recovered autosave")
+                    restored += 1
+                except (OSError, ValueError, WorkspaceError) as exc:
+                    failed = f"Could not restore {rec.item_id}: {exc}"
+                    break
     except (WorkspaceError, OSError) as exc:
         window.show_error(f"Cannot restore into {root}: {exc}")
-        return 0
-    by_key = {(str(item.source), item.frame): item for item in ws.items}
-    restored = 0
-    for rec in session.items:
-        item = by_key.get((rec.source, rec.frame))
-        if item is None:
-            continue
-        try:
-            if rec.objects_recorded:             # an older autosave leaves objects alone
-                from segstudio.io.object_store import save_objects
-
-                save_objects(ws, item, rec.load_objects())
-            ws.save_labels(item, rec.load(), status=ItemStatus.CORRECTED, by="recovered autosave")
-            restored += 1
-        except (OSError, ValueError, WorkspaceError) as exc:
-            window.show_error(f"Could not restore {rec.item_id}: {exc}")
-            return restored
+        return restored
+    if failed:
+        window.show_error(failed)
+        return restored
     session.discard()
     window.open_paths([root])
     return restored

@@ -66,6 +66,7 @@ class CatalogEntry:
     classes: tuple[str, ...] = ()          # a checkpoint's class names (empty: untrained)
     group: str = ""                        # the picker's heading this entry sits under
     broken: str = ""                       # why the file cannot be used (listed, not choosable)
+    class_set: object = None               # a checkpoint's ClassSet (names and colours)
 
 
 def model_info(predictor, label: str) -> dict:
@@ -139,7 +140,8 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
             group = USER_GROUP if user else _class_group(meta)
             found.append(CatalogEntry(ModelChoice(meta.arch, path, meta.config),
                                       f"{path.stem} — trained", bool(meta.trained), detail,
-                                      tuple(meta.classes.names), group))
+                                      tuple(meta.classes.names), group,
+                                      class_set=meta.classes))
         if folder != folders[0]:
             first_seen = {}
             for e in found:

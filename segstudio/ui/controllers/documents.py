@@ -3,7 +3,8 @@
 Opens a folder as a workspace (or loose files together), shows a workspace row, keeps the
 documents of recently shown items in :class:`~segstudio.ui.canvas.document.KeptDocuments` (so
 their labels and undo history survive a switch), saves one with unsaved edits before it is
-dropped, and reloads after label files changed under the window.
+dropped, reloads after label files changed under the window, and shows the classes and
+statuses the workspace took in from another segstudio's writes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog
 
 from segstudio.core.classes import ClassSet
+from segstudio.io.data_kind import DESCRIBED, data_kind
 from segstudio.io.images import ImageReadError
 from segstudio.io.object_store import load_objects
 from segstudio.io.workspace import Workspace, WorkspaceError
 from segstudio.ui.canvas.document import Document, KeptDocuments
+from segstudio.ui.controllers.class_memory import ClassMemory
+from segstudio.ui.notice import Level
 
 KEPT_DOCUMENTS = 8      # label maps (with their undo history) kept for recently shown items
 
@@ -26,6 +30,7 @@ class Documents:
     def __init__(self, window, keep: int = KEPT_DOCUMENTS) -> None:
         self.window = window
         self.kept = KeptDocuments(keep, self._evict)
+        self.class_memory = ClassMemory(window)
 
     # -- opening -----------------------------------------------------------------------------
     def open_images_dialog(self) -> None:
@@ -52,6 +57,7 @@ class Documents:
         """
         window = self.window
         paths = [Path(p) for p in paths]
+        given = classes
         classes = classes or window.classes
         if not window.maybe_save():
             return False
@@ -66,7 +72,17 @@ class Documents:
         if not ws.items:
             window.show_error(f"Nothing to open in {', '.join(p.name for p in paths)}: no images found.")
             return False
+        new = not ws.file_path().exists()
+        kind = data_kind((it.source for it in ws.items), ws.root)
+        if new and given is None:
+            ws.classes = self.class_memory.starting_set(kind, classes)
+        window.data_kind = kind
         self.set_workspace(ws)
+        if new and given is None:
+            window.notice.show_notice(
+                f"New workspace of {DESCRIBED[kind]}: labelled with the {ws.classes.title} "
+                f"classes ({', '.join(ws.classes.names[:6])}{' …' if len(ws.classes) > 6 else ''}"
+                "). Change them with the legend's Class set button.", Level.INFO)
         for p in paths:
             window.recent.add(p)
         if ws.problems:
@@ -80,7 +96,7 @@ class Documents:
             window.ws_writer.flush()
         window.loader.forget()
         window.workspace = ws
-        window.ws_writer.attach(ws)
+        window.ws_writer.attach(ws, self.took_in)
         window.autosave.reset(str(ws.root))
         for doc in self.kept.clear() + ([window.doc] if window.doc is not None else []):
             doc.labels.remove_listener(window.labels_changed)
@@ -91,6 +107,19 @@ class Documents:
         window.files.set_items(ws.items)
         window.setWindowTitle(f"segstudio — {ws.root.name}[*]")
         window.show_row(0)
+
+    def took_in(self, ws: Workspace, adoption) -> None:
+        """Another segstudio changed the workspace file and ``ws`` took its changes in: show
+        its class set and the statuses of the rows it changed."""
+        window = self.window
+        if ws is not window.workspace:
+            return
+        if adoption.classes and window.classes != ws.classes:
+            window.set_classes(ws.classes)
+        for row in adoption.rows:
+            window.files.model.item_changed(row)
+        window.statusBar().showMessage("Took in what another segstudio changed in this "
+                                       "workspace", 8000)
 
     # -- showing -----------------------------------------------------------------------------
     def show_row(self, row: int) -> bool:

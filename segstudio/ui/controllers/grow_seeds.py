@@ -16,7 +16,9 @@ from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QToolBar
 
 from segstudio.core.labelmap import LabelMap
-from segstudio.refine.grow import DEFAULT_SMOOTHING, NO_SEED, GrowError, grow_from_seeds
+from segstudio.io.decode_memory import require_memory
+from segstudio.refine.grow import (DEFAULT_SMOOTHING, NO_SEED, GrowError, grow_from_seeds,
+                                   memory_needed)
 from segstudio.refine.grow import seed_classes
 from segstudio.ui.canvas.render import OverlayRenderer
 from segstudio.ui.background.tasks import BackgroundTask
@@ -29,14 +31,22 @@ def grow_input(image, window) -> np.ndarray:
 
 
 class SeedMask:
-    """Light where there is a seed, clear elsewhere. Drawn a screen pixel off in each direction
-    under the coloured seeds it outlines them, so seeds of a black class (the background of
-    the bundled class sets) show on a dark image."""
+    """The outline drawn around the seeds: where there is a seed, a colour that stands out
+    against that seed's class colour (near white around dark classes, such as the black
+    background of the bundled class sets; near black around light ones), clear elsewhere.
+    Drawn a few screen pixels off in every direction under the coloured seeds, it rings them,
+    so a seed shows on any image: its fill or its ring differs from what lies under it."""
 
-    WORD = np.uint32(0xE6E6E6E6)          # premultiplied ARGB32: light grey, alpha 230
+    LIGHT = np.uint32(0xF0F0F0F0)       # premultiplied ARGB32, alpha 240
+    DARK = np.uint32(0xF0101010)
+    RING_PX = 2                         # screen pixels of outline around each stroke
 
-    def __init__(self, seeds: np.ndarray) -> None:
+    def __init__(self, seeds: np.ndarray, classes) -> None:
         self._seeds = seeds
+        colours = classes.color_table()[:, :3].astype(np.float64)
+        luma = colours @ np.array([0.299, 0.587, 0.114])
+        self._table = np.where(luma < 128, self.LIGHT, self.DARK).astype(np.uint32)
+        self._table[NO_SEED] = 0
         h, w = seeds.shape
         self.image = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
         self.image.fill(0)
@@ -48,8 +58,13 @@ class SeedMask:
     def update(self, rect) -> None:
         rect = rect.clip(*self._seeds.shape)
         if not rect.is_empty():
-            self._words[rect.slices] = np.where(self._seeds[rect.slices] != NO_SEED,
-                                                self.WORD, np.uint32(0))
+            self._words[rect.slices] = self._table[self._seeds[rect.slices]]
+
+    @classmethod
+    def offsets(cls) -> list[tuple[int, int]]:
+        """Where the outline is drawn, in screen pixels: a ring ``RING_PX`` wide."""
+        r = cls.RING_PX
+        return [(dx, dy) for dx in (-r, 0, r) for dy in (-r, 0, r) if dx or dy]
 
 
 class GrowFromSeeds(QObject):
@@ -168,7 +183,7 @@ class GrowFromSeeds(QObject):
         self.seeds.add_listener(self._seeds_painted)
         self._seed_overlay = OverlayRenderer(self.seeds.array, self.window.classes,
                                              hidden={NO_SEED})
-        self._seed_mask = SeedMask(self.seeds.array)
+        self._seed_mask = SeedMask(self.seeds.array, self.window.classes)
         self.preview = None
         self._set_enabled(True)
         self.bar.show()
@@ -260,10 +275,16 @@ class GrowFromSeeds(QObject):
         self._again = False
         image, window = self.doc.image, self.doc.window
         seeds, smoothing = np.array(self.seeds.array), self.smoothing
-        self.task = BackgroundTask(
-            lambda progress, cancelled: grow_from_seeds(grow_input(image, window), seeds,
-                                                        smoothing=smoothing),
-            (GrowError,), self)
+        def job(progress, cancelled):
+            # The display copy and what growing allocates, checked before either is taken.
+            what = f"growing {seeds.shape[1]}×{seeds.shape[0]} pixels"
+            require_memory(3 * seeds.size + memory_needed(*seeds.shape), what)
+            try:
+                return grow_from_seeds(grow_input(image, window), seeds, smoothing=smoothing)
+            except MemoryError as exc:      # the estimate let it start, the machine did not
+                raise MemoryError(str(exc) or f"not enough memory for {what}") from None
+
+        self.task = BackgroundTask(job, (GrowError, MemoryError), self)
         session = (self.doc, self.seeds)
         self.task.succeeded.connect(lambda grown: self._grown(session, grown))
         self.task.failed.connect(lambda m: self._failed(session, m))
@@ -323,7 +344,7 @@ class GrowFromSeeds(QObject):
         src = QRectF(src.toAlignedRect()).intersected(QRectF(0, 0, image.width(),
                                                              image.height()))
         target = QRectF(canvas.to_widget(src.topLeft()), canvas.to_widget(src.bottomRight()))
-        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        for dx, dy in SeedMask.offsets():
             painter.drawImage(target.translated(dx, dy), self._seed_mask.image, src)
         painter.drawImage(target, image, src)
 

@@ -4,13 +4,19 @@ A prediction replaces the labels of an item only while nobody has corrected them
 reviewed items keep their labels and get the prediction beside them (for scores and comparison).
 An instance model's objects follow the same rule: they replace the item's object map with its
 labels, or not at all.
+
+A model's class names are the truth for its predictions. Before a run, names the workspace
+lacks are asked about (use the model's set while nothing is labelled, add them and map by name,
+or cancel); predictions are then mapped by name, never relabelled by index.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QMessageBox
 
-from segstudio.core.classes import chest_xray
+from segstudio.core.class_mapping import ClassMapping, remap_prediction, same_names
+from segstudio.core.classes import ClassSet, chest_xray
 from segstudio.core.objectmap import objects_from_instances, take_prediction
 from segstudio.io.object_store import save_objects
 from segstudio.io.workspace import ItemStatus
@@ -38,6 +44,7 @@ class ModelRuns(QObject):
         self._catalog_loaded = False
         self._workspace_seen = None        # the workspace a model was last preselected for
         self._loading_file = None          # the ModelChoice of a model file being checked
+        self.mapping: ClassMapping | None = None   # model → workspace classes for this run
         window.documentShown.connect(self._document_shown)
         p, r = self.panel, self.runner
         p.runCurrent.connect(self.run_current)
@@ -78,50 +85,83 @@ class ModelRuns(QObject):
         self.runner.load(choice)
 
     # -- which model fits --------------------------------------------------------------------
-    @staticmethod
-    def predicted_classes(entry) -> tuple[str, ...]:
-        """The class names ``entry``'s model predicts (an untrained one: the chest set)."""
-        return tuple(entry.classes) if entry.classes else tuple(chest_xray().names)
+    def model_classes(self, entry) -> ClassSet:
+        """The class set ``entry``'s model predicts, with the file's colours where it has them."""
+        if getattr(entry, "class_set", None) is not None:
+            return entry.class_set
+        return ClassSet(entry.classes, title=entry.title) if entry.classes else chest_xray()
 
-    def refusal(self) -> str | None:
-        """Why the chosen model's results could not be applied to this workspace (None: they
-        can), known before anything runs. A workspace nobody has corrected takes the model's
-        class set, as ``apply`` does; one with corrected labels keeps its own."""
-        entry, ws = self.panel.current_entry(), self.window.workspace
+    def prepare_classes(self) -> bool:
+        """Settle, before anything runs, how the chosen model's class names meet the
+        workspace's; False if the user cancelled.
+
+        The same names: run as is. Names the workspace has, at other indices: map by name.
+        Names it lacks: ask (:meth:`ask_classes`). A prediction is never relabelled by index.
+        """
+        self.mapping = None
+        entry, ws, current = self.panel.current_entry(), self.window.workspace, self.window.classes
         if entry is None or ws is None:
-            return None
-        n, have = len(self.predicted_classes(entry)), len(self.window.classes)
-        if n == have or not any(i.status in PROTECTED for i in ws.items):
-            return None
-        fitting = [e.title for e in self.panel.entries
-                   if e.trained and len(self.predicted_classes(e)) == have]
-        return (f"{entry.title} predicts {n} classes but this workspace has {have} "
-                f"({self.window.classes.title}), so its result could not be applied. "
-                + (f"Pick a model with {have} classes, such as {fitting[0]}." if fitting else
-                   f"No model in the list predicts {have} classes: fine-tune one on this "
-                   "workspace (Model ▸ Fine-tune)."))
+            return True
+        model = self.model_classes(entry)
+        if same_names(model, current):
+            return True
+        mapping = ClassMapping.by_name(model, current)
+        if mapping.added:
+            labelled = any(i.status is not ItemStatus.UNLABELLED for i in ws.items)
+            choice = self.ask_classes(entry.title, model, mapping, labelled)
+            if choice is None:
+                self.window.statusBar().showMessage("Model run cancelled: the classes were "
+                                                    "left as they are", 5000)
+                return False
+            if choice == "model":
+                self.window.set_classes(model)
+                return True
+            self.window.set_classes(mapping.target)
+            self.window.statusBar().showMessage(
+                f"Added the model's classes {', '.join(mapping.added)}; its predictions are "
+                "mapped by name", 6000)
+        self.mapping = mapping
+        return True
 
-    def _refused(self) -> bool:
-        why = self.refusal()
-        if why is not None:
-            self.window.show_error(why)
-        return why is not None
+    def ask_classes(self, title: str, model: ClassSet, mapping: ClassMapping,
+                    labelled: bool) -> str | None:
+        """``"model"`` (use the model's class set), ``"map"`` (add the names the workspace
+        lacks, map by name) or None (cancel). Replacing the set is offered only while nothing
+        is labelled. A window that cannot ask takes the model's set while nothing is labelled,
+        else maps by name: neither reinterprets a label."""
+        if not self.window.interactive:
+            return "map" if labelled else "model"
+        current = self.window.classes
+        text = (f"{title} predicts: {', '.join(model.names)}.\n"
+                f"This workspace's classes ({current.title}): {', '.join(current.names)}.\n\n"
+                "Labels are never relabelled by number: a prediction keeps its class names.")
+        if labelled:
+            text += ("\n\nThe workspace has labels, so its class set stays; the model's "
+                     f"classes {', '.join(mapping.added)} can be added to it.")
+        box = QMessageBox(QMessageBox.Icon.Question, "The model's classes", text,
+                          QMessageBox.StandardButton.NoButton, self.window)
+        use = None if labelled else box.addButton(
+            f"Use the model's classes ({len(model)})", QMessageBox.ButtonRole.AcceptRole)
+        add = box.addButton(f"Add {', '.join(mapping.added)} and map by name",
+                            QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(use or add)
+        box.exec()
+        clicked = box.clickedButton()
+        return "model" if use is not None and clicked is use else "map" if clicked is add \
+            else None
 
     def preselect_for(self, classes) -> bool:
-        """Choose a trained model that predicts ``classes`` unless the chosen one does; by
-        name first, then by count. False if none fits."""
-        entries = self.panel.entries
+        """Choose a trained model that predicts ``classes`` (by name) unless the chosen one
+        does. False if none does; a model of other classes is never chosen for its count."""
         current = self.panel.current_entry()
-        names = tuple(classes.names)
-        if current is not None and self.predicted_classes(current) == names:
+        if current is not None and same_names(self.model_classes(current), classes):
             return True
-        for same in (lambda e: self.predicted_classes(e) == names,
-                     lambda e: len(self.predicted_classes(e)) == len(names)):
-            for i, e in enumerate(entries):
-                if e.trained and same(e):
-                    if e is not current:
-                        self.panel.select_entry(i)
-                    return True
+        for i, e in enumerate(self.panel.entries):
+            if e.trained and not e.broken and same_names(self.model_classes(e), classes):
+                if e is not current:
+                    self.panel.select_entry(i)
+                return True
         return False
 
     def _document_shown(self, _doc) -> None:
@@ -133,7 +173,7 @@ class ModelRuns(QObject):
     # -- running -----------------------------------------------------------------------------
     def run_current(self) -> bool:
         doc, choice = self.window.doc, self.panel.current_choice()
-        if doc is None or choice is None or self._refused():
+        if doc is None or choice is None or not self.prepare_classes():
             return False
         # The model sees the image through its default window, not the one the user is
         # dragging for display: a defined conversion, the same as in `segstudio predict`.
@@ -147,7 +187,7 @@ class ModelRuns(QObject):
         rows = self.window.files.selected_rows()
         if ws is None or choice is None or not rows:
             return self.run_current()
-        if self._refused():
+        if not self.prepare_classes():
             return False
         overwrite = self.panel.overwrite_box.isChecked()
         jobs = [self._job(row, lambda item=ws.items[row]: ws.read_image(item).to_rgb8(), overwrite)
@@ -160,7 +200,7 @@ class ModelRuns(QObject):
 
     def run_all(self) -> bool:
         ws, choice = self.window.workspace, self.panel.current_choice()
-        if ws is None or choice is None or self._refused():
+        if ws is None or choice is None or not self.prepare_classes():
             return False
         overwrite = self.panel.overwrite_box.isChecked()
         jobs = [self._job(row, lambda item=item: ws.read_image(item).to_rgb8(), overwrite)
@@ -178,11 +218,14 @@ class ModelRuns(QObject):
         ws = self.window.workspace
         item = ws.items[row]
         write_labels = overwrite or item.status not in PROTECTED
+        mapping = self.mapping
         self._overwrite.discard(row)
         if overwrite:
             self._overwrite.add(row)
 
         def store(prediction) -> None:
+            if mapping is not None:             # the model's names → the workspace's indices
+                remap_prediction(prediction, mapping)
             if prediction.probabilities.shape[0] != len(ws.classes):
                 return                     # the GUI thread decides about a class mismatch
             ws.save_prediction(item, prediction.labels)
@@ -226,22 +269,11 @@ class ModelRuns(QObject):
         if ws is None or not 0 <= row < len(ws.items):
             return
         item = ws.items[row]
-        adopted = False
-        model_classes = self.model_info["classes"] if self.model_info else None
-        differs = prediction.probabilities.shape[0] != len(win.classes)
-        # A model file of another format names its own classes (its sidecar): a workspace
-        # nobody has corrected takes them even when only names or colours differ.
-        renamed = (not differs and model_classes is not None and self.model_info.get("foreign")
-                   and model_classes != win.classes)
-        if (differs or renamed) and model_classes is not None \
-                and not any(i.status in PROTECTED for i in ws.items):
-            win.set_classes(model_classes)
-            adopted = True
-            ws.save_prediction(item, prediction.labels)
-            save_objects(ws, item, _objects(prediction), predicted=True)
-        elif differs:
+        if prediction.probabilities.shape[0] != len(win.classes):
+            # Settled before the run (prepare_classes); the workspace's set changed since.
             win.show_error(f"The model predicts {prediction.probabilities.shape[0]} classes but "
-                           f"this workspace has {len(win.classes)}; its result was not applied.")
+                           f"this workspace now has {len(win.classes)}; its result was not "
+                           "applied.")
             return
         doc = win.document_for(row)
         by = self.model_info["label"] if self.model_info else "model"
@@ -253,7 +285,7 @@ class ModelRuns(QObject):
                 with doc.labels.step("prediction"):      # classes and objects: one undo step
                     doc.labels.replace(prediction.labels, name="prediction")
                     take_prediction(doc.labels, getattr(prediction, "instances", None))
-                if ws.label_path(item).exists() and not adopted:    # written by the worker
+                if ws.label_path(item).exists():        # written by the worker
                     doc.mark_saved()
                     win.autosave.saved(item)
                     ws.set_status(item, ItemStatus.PREDICTED, by=by)
@@ -264,7 +296,7 @@ class ModelRuns(QObject):
                     f"{item.id}: your corrected labels were kept; the prediction is shown for "
                     "comparison only", 6000)
         elif replace:
-            if ws.label_path(item).exists() and not adopted:     # written by the worker
+            if ws.label_path(item).exists():         # written by the worker
                 ws.set_status(item, ItemStatus.PREDICTED, by=by)
             else:
                 save_objects(ws, item, _objects(prediction))

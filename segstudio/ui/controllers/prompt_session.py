@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMessageBox, QToolButton, QWidget
 
+from segstudio.io.decode_memory import require_memory
 from segstudio.paths import user_data_dir
 from segstudio.ui.background.tasks import BackgroundTask
 from segstudio.ui.tools.prompt import PromptTool
@@ -171,6 +172,10 @@ class PromptSession(QObject):
 
             if torch.get_num_threads() > default_num_threads():
                 torch.set_num_threads(default_num_threads())
+            from segstudio.models.prompt_memory import embed_bytes, load_bytes
+
+            if cached is None:
+                require_memory(load_bytes(path), f"loading {Path(path).name}")
             seg = cached or PromptedSegmenter.from_file(path, choose_device("auto"))
             if rgb is None:
                 return seg, None, None
@@ -180,11 +185,21 @@ class PromptSession(QObject):
                 key = weights_key(path)
             except OSError as exc:
                 raise ValueError(f"{Path(path).name}: cannot be read ({exc})") from None
-            emb = self.cache.get_or_compute(key, rgb, lambda: seg.embed(rgb, progress, cancelled))
+
+            def embed():
+                height, width = rgb.shape[:2]
+                what = f"the image embedding of {width}×{height} pixels"
+                require_memory(embed_bytes(seg.network, height, width), what)
+                try:
+                    return seg.embed(rgb, progress, cancelled)
+                except MemoryError as exc:  # the estimate let it start, the machine did not
+                    raise MemoryError(str(exc) or f"not enough memory for {what}") from None
+
+            emb = self.cache.get_or_compute(key, rgb, embed, seg.check_embedding)
             return seg, emb, key
 
         # PromptedError is a ValueError; naming it here would import torch on the GUI thread.
-        self.task = BackgroundTask(job, (ValueError, OSError), self)
+        self.task = BackgroundTask(job, (ValueError, OSError, MemoryError), self)
         self._task_target = target
         self.task.progressed.connect(self._progress)
         self.task.succeeded.connect(lambda result, p=path, t=target: self._done(result, p, t))

@@ -114,6 +114,7 @@ class SmartTools(QObject):
         self.island_size = 50
         self.smooth_method, self.smooth_size, self.margin_px = "median", 5, 2
         self.last_changed: int | None = None     # pixels the last tool changed
+        self.last_caveat = ""                      # what the last tool said about its result
 
     def build_menu(self, menu) -> None:
         w = self.window
@@ -143,9 +144,10 @@ class SmartTools(QObject):
         return doc, doc.image.to_rgb8(doc.window), np.array(doc.labels.array), \
             self.window.current_class()
 
-    def _run(self, name: str, compute, apply, unchanged: str = "") -> bool:
+    def _run(self, name: str, compute, apply, unchanged: str = "", caveat=None) -> bool:
         """Run ``compute()`` off the GUI thread, then ``apply(result)`` as one undo step, and
-        say how many pixels it changed (with the hint ``unchanged`` when none)."""
+        say how many pixels it changed (with the hint ``unchanged`` when none, and what
+        ``caveat(result)`` says about a result that is doubtful)."""
         if self.task is not None:
             self.window.statusBar().showMessage("A smart tool is still running", 3000)
             return False
@@ -162,9 +164,12 @@ class SmartTools(QObject):
                 apply(doc, result)
                 changed = int((np.asarray(doc.labels.array) != before).sum())
                 self.last_changed = changed
+                doubt = caveat(result) if caveat is not None else ""
+                self.last_caveat = doubt
                 self.window.statusBar().showMessage(
-                    f"{name}: {changed:,} pixels changed (Ctrl+Z undoes it)" if changed else
-                    f"{name} changed no pixels" + (f": {unchanged}" if unchanged else ""), 8000)
+                    (f"{name}: {changed:,} pixels changed (Ctrl+Z undoes it)" if changed else
+                     f"{name} changed no pixels" + (f": {unchanged}" if unchanged else ""))
+                    + (f". {doubt}" if doubt else ""), 12000 if doubt else 8000)
 
         self.task.succeeded.connect(done)
         self.task.failed.connect(lambda m: self.window.show_error(f"{name}: {m}"))
@@ -179,7 +184,7 @@ class SmartTools(QObject):
 
     # -- GrabCut -----------------------------------------------------------------------------
     def grabcut_box(self, rect) -> bool:
-        from segstudio.refine.grabcut import grabcut_box
+        from segstudio.refine.grabcut import grabcut_box, nearly_whole_box
 
         ctx = self._context()
         if ctx is None:
@@ -192,7 +197,11 @@ class SmartTools(QObject):
                           if guard is not NO_GUARD else "")
                          + "nothing in the box stood apart from its surroundings in this window, "
                          "or the class already covers it; try a tighter box, or set the window "
-                         "(right-drag) so that the object shows clearly")
+                         "(right-drag) so that the object shows clearly",
+                         lambda mask: "It kept nearly the whole box: it found no edge between "
+                         "the object and its surroundings there; check the outline, or draw "
+                         "the box looser so its corners show background"
+                         if nearly_whole_box(mask, rect) else "")
 
     def grabcut_refine(self) -> bool:
         from segstudio.refine.grabcut import grabcut_refine

@@ -33,6 +33,7 @@ class LegendPanel(QWidget):
     classSelected = Signal(int)
     hiddenChanged = Signal(object)        # set[int]
     classesEdited = Signal(object)        # ClassSet
+    replaceRequested = Signal(object)     # ClassSet: another set (a preset, a file)
     error = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -190,9 +191,9 @@ class LegendPanel(QWidget):
         return True
 
     def replace_classes(self, classes: ClassSet) -> None:
-        """Use another class set (a preset or a file); labels keep their indices."""
-        self.set_classes(classes)
-        self.classesEdited.emit(classes)
+        """Ask for another class set (a preset or a file); the window decides how labels that
+        exist already meet it (see :mod:`segstudio.ui.controllers.class_sets`)."""
+        self.replaceRequested.emit(classes)
 
     def load_classes(self, path: str) -> bool:
         try:

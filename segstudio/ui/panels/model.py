@@ -32,6 +32,10 @@ class ModelPanel(QWidget):
         self.model_combo.addItem("Loading the model list…")
         self.model_combo.setEnabled(False)
         self.model_combo.currentIndexChanged.connect(self._picked)
+        # Long checkpoint names must not set the dock's (and so the window's) smallest width.
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(12)
         self.load_button = QPushButton("Load model…", self)
         self.load_button.setToolTip("A segstudio checkpoint, a TorchScript archive or an ONNX "
                                     "model; its classes come from the file or a "
@@ -62,9 +66,9 @@ class ModelPanel(QWidget):
         self.pause_button.setCheckable(True)
         self.pause_button.setEnabled(False)
         self.pause_button.toggled.connect(self.pause)
-        self.overwrite_box = QCheckBox("Run on all: replace corrected labels too", self)
-        self.overwrite_box.setToolTip("Off (the default): items a person corrected or reviewed "
-                                      "keep their labels and are skipped")
+        self.overwrite_box = QCheckBox("Replace corrected labels too", self)
+        self.overwrite_box.setToolTip("For Run on all. Off (the default): items a person "
+                                      "corrected or reviewed keep their labels and are skipped")
         self.queue_label = QLabel("", self)
         self.run_button.clicked.connect(self.runCurrent)
         self.run_all_button.clicked.connect(self.runAll)
@@ -208,7 +212,7 @@ class ModelPanel(QWidget):
         detail = (f"{info['arch']} model from {choice.model_file}, {len(names)} classes: "
                   + ", ".join(names))
         self.add_entry(CatalogEntry(choice, f"{choice.model_file.name} — from file", True,
-                                    detail, tuple(names)))
+                                    detail, tuple(names), class_set=info["classes"]))
 
     # -- state -------------------------------------------------------------------------------
     def show_trained(self, trained: bool, title: str = "") -> None:
@@ -232,13 +236,19 @@ class ModelPanel(QWidget):
 
     def show_card(self, training: dict | None, trained: bool, foreign: bool = False) -> None:
         """What the loaded checkpoint says about its training data, scores and intended use."""
-        from segstudio.models.model_card import read_card
+        from segstudio.models.model_card import card_problem, read_card
 
+        self.card_label.setStyleSheet("")
         if not trained:
             self.card_label.setText("Random weights: trained on nothing, fit for nothing but "
                                     "trying the app.")
             return
         card = read_card(training)
+        problem = card_problem(training)
+        if card is None and problem is not None:      # a damaged card must not pass silently
+            self.card_label.setStyleSheet("color: #e0443e; font-weight: bold;")
+            self.card_label.setText(problem[0].upper() + problem[1:] + ".")
+            return
         if card is None and foreign:
             self.card_label.setText("This model file carries no model card, so the app cannot "
                                     "tell when an image lies outside its training data. "

@@ -1,0 +1,211 @@
+"""Pasting Mask R-CNN detections on their boxes gives exactly what pasting every detection onto
+a whole-image mask gave: the same class probabilities, instance ids, classes and scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.models.detection.transform import resize_boxes
+
+from segstudio.models.checkpoint import load_checkpoint
+from segstudio.models.engine import Predictor
+from segstudio.models.instance_paste import (INSTANCE_SCORE_THRESHOLD, pieces_on_boxes,
+                                             paint_instances, semantic_from_instances)
+
+ROOT = Path(__file__).resolve().parents[2]
+SHAPES_MODEL = ROOT / "resources" / "weights" / "shapes_maskrcnn_lite.pt"
+
+
+def reference(detections: dict, num_classes: int, size: tuple[int, int]):
+    """The whole-image algorithm, one full plane per detection: what the maps must equal."""
+    h, w = size
+    keep = (detections["scores"] >= INSTANCE_SCORE_THRESHOLD) & \
+        (detections["labels"] > 0) & (detections["labels"] < num_classes)
+    scores, labels = detections["scores"][keep], detections["labels"][keep]
+    order = torch.argsort(scores, descending=True, stable=True)
+    scores, labels = scores[order], labels[order]
+    masks = detections["masks"][keep][order].reshape(-1, h, w)
+    probs = torch.zeros((num_classes, h, w), dtype=torch.float32)
+    ids = torch.zeros((h, w), dtype=torch.int64)
+    for i in reversed(range(len(scores))):
+        c = int(labels[i])
+        torch.maximum(probs[c], masks[i], out=probs[c])
+        ids[masks[i] >= 0.5] = i + 1
+    shown = [int(k) for k in torch.unique(ids).tolist() if k > 0]
+    compact = torch.zeros(len(scores) + 1, dtype=torch.int64)
+    compact[shown] = torch.arange(1, len(shown) + 1)
+    ids = compact[ids]
+    objects = [(int(labels[k - 1]), float(scores[k - 1])) for k in shown]
+    probs[0] = 1.0 - probs[1:].amax(dim=0) if num_classes > 1 else 1.0
+    if objects:
+        cls = torch.tensor([0] + [c for c, _ in objects])[ids]
+        wrong = probs.argmax(dim=0) != cls
+        if wrong.any():
+            raised = torch.where(wrong, probs.amax(dim=0) + 1e-3,
+                                 probs.gather(0, cls[None])[0])
+            probs.scatter_(0, cls[None], raised[None])
+    probs.clamp_(min=1e-6)
+    instances = ids.to(torch.int32).numpy().astype(np.uint16)
+    return probs.div_(probs.sum(dim=0, keepdim=True)), instances, objects
+
+
+def assert_same(got, want):
+    (probs, ids, objects), (ref_probs, ref_ids, ref_objects) = got, want
+    assert torch.equal(probs, ref_probs)               # bit for bit, not merely close
+    assert ids.dtype == ref_ids.dtype == np.uint16
+    np.testing.assert_array_equal(ids, ref_ids)
+    assert objects == ref_objects
+
+
+def _random_detections(seed: int, n: int, num_classes: int, size: tuple[int, int]) -> dict:
+    """Overlapping rectangles and blobs, scores with ties and at the threshold, labels out of
+    range, boxes that say nothing about where the masks are."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = size
+    masks = torch.zeros(n, 1, h, w)
+    for i in range(n):
+        y0 = int(torch.randint(0, h, (1,), generator=g))
+        x0 = int(torch.randint(0, w, (1,), generator=g))
+        y1 = y0 + int(torch.randint(1, h, (1,), generator=g))
+        x1 = x0 + int(torch.randint(1, w, (1,), generator=g))
+        kind = i % 3
+        if kind == 0:      # a flat mask, often exactly 0.5
+            masks[i, 0, y0:y1, x0:x1] = float(torch.tensor([0.5, 0.7, 0.3, 1.0])[i % 4])
+        elif kind == 1:    # a soft blob
+            masks[i, 0, y0:y1, x0:x1] = torch.rand(min(y1, h) - y0, min(x1, w) - x0,
+                                                   generator=g)
+        else:              # two separate pieces, one touching the border
+            masks[i, 0, y0:y1, x0:x1] = 0.8
+            masks[i, 0, -2:, :3] = 0.6
+    levels = torch.tensor([0.3, 0.49, 0.5, 0.5, 0.7, 0.7, 0.9, 0.99])
+    scores = levels[torch.randint(0, len(levels), (n,), generator=g)]
+    labels = torch.randint(0, num_classes + 1, (n,), generator=g)
+    boxes = torch.rand(n, 4, generator=g) * 5           # unrelated to the masks
+    return {"boxes": boxes, "labels": labels, "scores": scores, "masks": masks}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_whole_image_masks_give_the_reference_maps_exactly(seed):
+    size = (37, 53)
+    det = _random_detections(seed, n=3 + 2 * seed, num_classes=4, size=size)
+    assert_same(semantic_from_instances(det, 4, size), reference(det, 4, size))
+
+
+def test_masks_outside_their_boxes_still_count():
+    masks = torch.zeros(2, 1, 20, 30)
+    masks[0, 0, 15:20, 20:30] = 0.9
+    masks[1, 0, 0:3, 0:3] = 0.4                        # below 0.5: probability only
+    det = {"boxes": torch.tensor([[0.0, 0.0, 4.0, 4.0]] * 2), "labels": torch.tensor([1, 2]),
+           "scores": torch.tensor([0.9, 0.8]), "masks": masks}
+    got = semantic_from_instances(det, 3, (20, 30))
+    assert_same(got, reference(det, 3, (20, 30)))
+    assert got[1][17, 25] == 1 and got[1][1, 1] == 0 and got[0][2, 1, 1] > got[0][2, 10, 10]
+
+
+@pytest.mark.parametrize("scores, labels", [([], []), ([0.2, 0.49], [1, 2]),
+                                            ([0.9, 0.8], [0, 3])])
+def test_no_shown_detection_gives_background_everywhere(scores, labels):
+    n = len(scores)
+    det = {"boxes": torch.zeros(n, 4), "labels": torch.tensor(labels, dtype=torch.int64),
+           "scores": torch.tensor(scores, dtype=torch.float32),
+           "masks": torch.full((n, 1, 12, 9), 0.9)}
+    got = semantic_from_instances(det, 3, (12, 9))
+    assert_same(got, reference(det, 3, (12, 9)))
+    assert got[2] == [] and not got[1].any() and (got[0].argmax(0) == 0).all()
+
+
+def test_a_detection_hidden_everywhere_leaves_no_gap_in_the_ids():
+    masks = torch.zeros(3, 1, 10, 10)
+    masks[0, 0, 0:6, 0:6] = 0.9
+    masks[1, 0, 1:3, 1:3] = 0.9                        # under detection 0 everywhere
+    masks[2, 0, 7:10, 7:10] = 0.9
+    det = {"boxes": torch.zeros(3, 4), "labels": torch.tensor([1, 2, 2]),
+           "scores": torch.tensor([0.9, 0.8, 0.7]), "masks": masks}
+    got = semantic_from_instances(det, 3, (10, 10))
+    assert_same(got, reference(det, 3, (10, 10)))
+    assert set(np.unique(got[1]).tolist()) == {0, 1, 2} and got[2] == [(1, 0.8999999761581421),
+                                                                       (2, 0.699999988079071)]
+
+
+def _pasted(found: dict, input_size, size) -> dict:
+    """What torchvision's forward returns: boxes in the image, every mask on a whole image."""
+    boxes = resize_boxes(found["boxes"], input_size, size)
+    return {"boxes": boxes, "labels": found["labels"], "scores": found["scores"],
+            "masks": paste_masks_in_image(found["masks"], boxes, size)}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pasting_on_boxes_equals_torchvisions_whole_image_paste(seed):
+    """Boxes of every size, across the image border, ties and scores at the threshold."""
+    g = torch.Generator().manual_seed(seed)
+    n, input_size, size = 6 + 3 * seed, (64, 80), (83, 101)
+    corner = torch.rand(n, 2, generator=g) * torch.tensor([80.0, 64.0]) - 4
+    extent = torch.rand(n, 2, generator=g) * 40 + torch.rand(n, 1, generator=g) * 2
+    boxes = torch.cat([corner, corner + extent], dim=1)
+    boxes = torch.minimum(boxes.clamp(min=0), torch.tensor([80.0, 64.0, 80.0, 64.0]))
+    levels = torch.tensor([0.2, 0.5, 0.5, 0.6, 0.8, 0.8, 0.97])
+    found = {"boxes": boxes,
+             "scores": levels[torch.randint(0, len(levels), (n,), generator=g)],
+             "labels": torch.randint(0, 4, (n,), generator=g),
+             "masks": torch.rand(n, 1, 28, 28, generator=g) ** 2}
+    got = paint_instances(*pieces_on_boxes(found, 4, input_size, size), 4, size)
+    want = reference(_pasted(found, input_size, size), 4, size)
+    assert_same(got, want)
+    assert got[2]                                       # something was shown
+
+
+def _bundled_images() -> list[np.ndarray]:
+    from PIL import Image
+
+    from segstudio.train.synth import generate
+
+    demo = np.asarray(Image.open(ROOT / "resources" / "demo" / "shapes_01.png").convert("RGB"))
+    scenes = [s.image for s in generate("shapes", 3, size=200, seed=5)]
+    noise = np.random.default_rng(0).integers(0, 256, (150, 170, 3), dtype=np.uint8)
+    return [demo, *scenes, noise]
+
+
+@pytest.mark.slow
+def test_bundled_mask_rcnn_prediction_equals_the_whole_image_paste():
+    """The Predictor's maps, objects and probabilities are those of torchvision's own output
+    run through the whole-image algorithm, on real detections of the bundled model."""
+    torch.manual_seed(0)
+    model, meta = load_checkpoint(SHAPES_MODEL, device="cpu")
+    predictor = Predictor(model.eval(), meta, device="cpu", precision="fp32")
+    shown = below = 0
+    for rgb in _bundled_images():
+        x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
+        with torch.inference_mode():
+            det = model([x])[0]
+        probs, ids, objects = reference(det, len(meta.classes), rgb.shape[:2])
+        pred = predictor.predict(rgb)
+        np.testing.assert_array_equal(pred.probabilities, probs.numpy())
+        np.testing.assert_array_equal(pred.instances, ids)
+        assert pred.objects == objects
+        np.testing.assert_array_equal(pred.labels, probs.numpy().argmax(0))
+        shown += len(objects)
+        below += int((det["scores"] < INSTANCE_SCORE_THRESHOLD).sum())
+    assert shown >= 5 and below >= 5
+
+
+@pytest.mark.slow
+def test_bundled_mask_rcnn_in_bf16_equals_the_whole_image_paste_under_autocast():
+    """Under autocast the pieces are resized in the same precision torchvision's paste ran in,
+    so a bf16 Predictor still gives what the whole-image paste gives under the same autocast."""
+    model, meta = load_checkpoint(SHAPES_MODEL, device="cpu")
+    predictor = Predictor(model.eval(), meta, device="cpu", precision="bf16")
+    rgb = _bundled_images()[0]
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        det = model([x])[0]
+    det = {k: v.float() if v.is_floating_point() else v for k, v in det.items()}
+    probs, ids, objects = reference(det, len(meta.classes), rgb.shape[:2])
+    pred = predictor.predict(rgb)
+    assert pred.precision == "bf16" and objects
+    np.testing.assert_array_equal(pred.probabilities, probs.numpy())
+    np.testing.assert_array_equal(pred.instances, ids)
+    assert pred.objects == objects
