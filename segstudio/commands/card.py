@@ -7,6 +7,7 @@ from pathlib import Path
 
 from segstudio.commands import CommandError
 
+COMMAND = "segstudio card"     # what its cards say wrote them (see ``written_by_card``)
 HELP = ("measure a model card (what the model saw, how well it scores, how sure it is) for a "
         "model file of any format on a VOC dataset, and write it beside the file as "
         "NAME.card.json: the app then warns when an image lies outside that data")
@@ -26,12 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--std", nargs=3, type=float, metavar=("R", "G", "B"),
                         help="the model's input standard deviation in 0..1 units")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a card already beside the model")
+                        help="replace a card beside the model that this command did not write "
+                             "(its own earlier cards are replaced without asking)")
+
+
+def written_by_card(path: Path) -> bool:
+    """Whether the card at ``path`` is one this command wrote (it says so in ``extra``)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data["extra"]["written_by"] == COMMAND
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError):
+        return False
 
 
 def run(args: argparse.Namespace) -> int:
     from segstudio.commands.predict import model_overrides
     from segstudio.io.atomic import atomic_write_text
+    from segstudio.io.output_guard import OutputError, check_output
     from segstudio.models.engine import PredictorError
     from segstudio.models.formats import ModelFormatError
     from segstudio.models.model_card import card_json, sidecar_path
@@ -42,10 +56,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.model or not model.exists():
         raise CommandError(f"{args.model or repr(args.model)}: no such model file or folder")
     out = sidecar_path(model.resolve())
-    if out.exists() and not args.overwrite:
-        raise CommandError(f"{out.name} exists beside the model; give --overwrite to replace it")
     try:
-        card = card_for_model(args.model, args.data, model_overrides(args))
+        check_output(out, [("MODEL", model), ("--data", args.data)], flag="the card",
+                     overwrite=args.overwrite, ours=written_by_card)
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        card = card_for_model(args.model, args.data, model_overrides(args), written_by=COMMAND)
     except (ModelFormatError, DatasetError, PredictorError) as exc:
         raise CommandError(str(exc)) from None
     try:

@@ -74,13 +74,15 @@ def card_for_run(data_dir: Path, train_summary: dict, val_count: int, scores: di
                       predicted=predicted).to_dict()
 
 
-def card_for_model(model: str | Path, voc_dir: str | Path, overrides=None) -> ModelCard:
+def card_for_model(model: str | Path, voc_dir: str | Path, overrides=None,
+                   written_by: str | None = None) -> ModelCard:
     """Measure a card for a model file (any format :func:`segstudio.models.formats.load_any`
     reads, ``overrides`` over its sidecar) on the train and val splits of ``voc_dir``: the data
     it was trained on, or data like the images it is meant for.
 
     The validation confidence comes from the Predictor (fp32, CPU), exactly as the app will
-    compute it for the images a user opens."""
+    compute it for the images a user opens. ``written_by`` names the command in the card, so
+    that it knows its own cards again."""
     from segstudio.core.metrics import ConfusionMatrix
     from segstudio.models.engine import Predictor
     from segstudio.models.formats import load_any
@@ -115,7 +117,8 @@ def card_for_model(model: str | Path, voc_dir: str | Path, overrides=None) -> Mo
                       confidence=conf_sum / pixels, entropy=ent_sum / pixels,
                       num_classes=n_cls, predicted=fraction_ranges(shares),
                       extra={"measured_on": "the stored weights, fp32, with the validation "
-                                            "split of the data it was measured on"})
+                                            "split of the data it was measured on",
+                             **({"written_by": written_by} if written_by else {})})
 
 
 def main(argv: list[str]) -> int:

@@ -58,17 +58,23 @@ def test_card_writes_a_sidecar_the_model_then_carries(tmp_path, xray, capsys, su
     assert domain.check(loaded.meta, prediction, rgb) is not None
 
 
-def test_an_existing_card_is_replaced_only_with_overwrite(tmp_path, xray, capsys):
+def test_a_card_this_command_did_not_write_is_replaced_only_with_overwrite(tmp_path, xray,
+                                                                          capsys):
     path = _model(tmp_path, ".pt")
     card = tmp_path / "chest.card.json"
     card.write_text("{}")
     assert main(["card", str(path), "--data", str(xray)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("segstudio card: error: chest.card.json exists beside the model; give "
-                   "--overwrite to replace it")
+    assert err == (f"segstudio card: error: the card {card} already exists and was not "
+                   "written by this command; give --overwrite to replace it")
     assert card.read_text() == "{}"
     assert main(["card", str(path), "--data", str(xray), "--overwrite"]) == 0
-    assert json.loads(card.read_text())["data"]["val_images"] >= 1
+    first = json.loads(card.read_text())
+    assert first["extra"]["written_by"] == "segstudio card"
+    # Its own card is measured again without asking.
+    card.write_text(json.dumps({**first, "intended_use": "edited"}))
+    assert main(["card", str(path), "--data", str(xray)]) == 0
+    assert json.loads(card.read_text())["intended_use"] != "edited"
 
 
 def test_data_with_more_classes_than_the_model_is_one_error_line(tmp_path, xray, capsys):

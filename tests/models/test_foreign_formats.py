@@ -379,13 +379,13 @@ def test_weights_holding_nan_are_refused_naming_the_weight(tmp_path, suffix):
 
 def test_a_model_that_would_not_fit_in_free_memory_is_refused_before_loading(tmp_path,
                                                                             monkeypatch):
-    from segstudio.models import formats
+    from segstudio.io import decode_memory
 
     path = tmp_path / "roads.onnx"
     save_onnx(path)
-    monkeypatch.setattr(formats, "available_memory", lambda: 1000)
-    with pytest.raises(ModelFormatError, match=r"^roads.onnx: not enough memory: loading it "
-                                               r"needs about .* but only 1.0 kB is free"):
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: 1000)
+    with pytest.raises(ModelFormatError, match=r"^roads.onnx: not enough memory for loading "
+                                               r"it: needs about .*, 1.0 kB available"):
         load_any(path)
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from segstudio.core.classes import ClassSet, ClassSetError
-from segstudio.io.decode_memory import available_memory, format_bytes
+from segstudio.io.decode_memory import NotEnoughMemory, require_memory
 from segstudio.io.model_sidecar import ModelFacts, SidecarError, read_sidecar
 from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointMeta
 from segstudio.models.model_card import attach_sidecar
@@ -145,11 +145,11 @@ def check_memory(path: Path) -> None:
             size = path.stat().st_size
     except OSError:
         return                       # the format's loader says what is wrong with the file
-    needed, free = LOAD_FACTOR * size, available_memory()
-    if free is not None and needed > free:
-        raise ModelFormatError(f"{path.name}: not enough memory: loading it needs about "
-                               f"{format_bytes(needed)} but only {format_bytes(free)} is free; "
-                               "close other programs and load it again")
+    try:
+        require_memory(LOAD_FACTOR * size, "loading it")
+    except NotEnoughMemory as exc:
+        raise ModelFormatError(f"{path.name}: {exc}; close other programs and load it "
+                               "again") from None
 
 
 # -- shared by the format modules -----------------------------------------------------------
