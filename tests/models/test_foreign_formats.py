@@ -400,3 +400,38 @@ def test_onnx_runtime_computes_with_the_threads_the_predictor_was_given(tmp_path
     predictor.predict(image(40, 40))
     assert loaded.net.net.session is not session
     assert loaded.net.net.session.get_session_options().intra_op_num_threads == 1
+
+
+class _WithState(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 2, 1)
+        self.n = 0
+
+    def forward(self, x):
+        return self.c(x)
+
+    @torch.jit.export
+    def __getstate__(self):
+        return (self.c.weight, self.n, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[torch.Tensor, int, bool]):
+        self.n = state[1]
+        self.training = state[2]
+
+
+def test_a_torchscript_archive_with_code_that_runs_while_loading_is_refused(tmp_path,
+                                                                            monkeypatch):
+    path = tmp_path / "stateful.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(_WithState()), str(path))
+
+    def never(*_a, **_k):
+        raise AssertionError("torch.jit.load ran on a refused archive")
+
+    monkeypatch.setattr(torch.jit, "load", never)
+    with pytest.raises(ModelFormatError, match=r"^stateful.pt: refused: its code defines "
+                                               r"__setstate__"):
+        load_any(path)

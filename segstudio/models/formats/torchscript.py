@@ -4,9 +4,11 @@
 unpickler that rebuilds only tensors and TorchScript types, and its code is TorchScript, which
 cannot import modules or call Python. It is still a program, though, and runs with the
 operators torch registers — among them ``aten::save`` and ``aten::from_file``, which write and
-read files — and a class's ``__setstate__`` runs while the archive loads. So the archive's code
-is read before loading and refused when it names a file operator, and the loaded graph is
-checked again, operator by operator, before it ever runs.
+read files — and a class's ``__setstate__`` runs while the archive loads, before anything could
+look at the graph. So the archive's code is read before loading and refused when it names a
+file operator or defines a ``__setstate__`` (a float segmentation network has none; quantized
+ones do, and are refused), and the loaded graph is checked again, operator by operator, before
+it ever runs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ FORBIDDEN_OPS = frozenset({"aten::save", "aten::from_file", "debugprims::load_te
 FORBIDDEN_TEXT = re.compile(r"\b(?:torch|aten)\.(?:save|from_file)\b|\bload_tensor\b"
                             r"|(?<![\w.])ops\.(?!aten\.|prim\.|quantized\.|prepacked\.)"
                             r"\w+\.\w+\(")
+SETSTATE = re.compile(r"\bdef __setstate__\b")
 ALLOWED_NAMESPACES = ("aten", "prim", "quantized", "prepacked")
 MAX_CODE_BYTES = 64 << 20
 
@@ -62,6 +65,10 @@ def _check_code(path: Path) -> None:
                     raise ModelFormatError(f"{path.name}: more than {MAX_CODE_BYTES >> 20} MB "
                                            "of TorchScript code; not a segmentation network")
                 text = z.read(info).decode("utf-8", "replace")
+                if SETSTATE.search(text):
+                    raise ModelFormatError(
+                        f"{path.name}: refused: its code defines __setstate__, which would run "
+                        "while the archive loads; a network's code may run only in forward")
                 found = FORBIDDEN_TEXT.search(text)
                 if found:
                     raise ModelFormatError(
