@@ -76,6 +76,11 @@ def build_menus(window) -> None:
     window._action("Run on &all items", lambda: window.models.run_all(), "Ctrl+Shift+R", m)
     window._action("&Cancel run", lambda: window.models.runner.cancel(), None, m)
     m.addSeparator()
+    window._action("&Load model…", lambda: window.models.panel.choose_model_file(), None, m,
+                   tip="A segstudio checkpoint, a TorchScript archive or an ONNX model")
+    window._action("Load model &folder…", lambda: window.models.panel.choose_model_folder(), None,
+                   m, tip="A Hugging Face or segmentation-models-pytorch folder saved with "
+                          "save_pretrained (config.json and model.safetensors)")
     window._action("&Fine-tune on this workspace…", lambda: launchers.finetune_dialog(window), None,
                    m)
     window._action("&Published torchvision weights…", lambda: launchers.published_dialog(window), None, m)

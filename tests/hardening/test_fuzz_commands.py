@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from foreign_models import save_onnx, save_torchscript
 from segstudio.cli import _command_modules, build_parser, main
 from segstudio.core.classes import chest_xray
 from segstudio.io.object_store import save_objects
@@ -181,6 +182,9 @@ class World:
                        "epoch": 1, "history": [], "best": {"epoch": 1, "miou": 0.1, "macc": 0.2},
                        "mean": [0.4] * 3, "std": [0.2] * 3, "model": model.state_dict(),
                        "optimizer": opt.state_dict()}
+        # Model files of other formats (predict --weights), four classes like CLASSES.
+        save_torchscript(base / "foreign.pt", classes=len(CLASSES), sidecar=False)
+        save_onnx(base / "foreign.onnx", classes=len(CLASSES), sidecar=False)
         self.count = itertools.count()
         self.scratch = root
 
@@ -231,6 +235,26 @@ class World:
         torch.save(payload, path)
         if not resume:
             self.card_file(path, rng)
+        return path
+
+    def model_file(self, recipe: str, rng: random.Random) -> Path:
+        """A TorchScript or ONNX model with its sidecar: valid, its bytes or its sidecar
+        mutated, or one of the recipes that do not depend on the kind of file."""
+        suffix = rng.choice([".pt", ".onnx"])
+        path = self._spoilt(recipe, rng, suffix)
+        if path is not None:
+            return path
+        path = self.scratch / f"{next(self.count)}{suffix}"
+        data = bytearray((self.base / f"foreign{suffix}").read_bytes())
+        doc = {"classes": list(CLASSES.names), "mean": [0.5] * 3, "std": [0.25] * 3}
+        if recipe == "mutated" and rng.random() < 0.5:
+            doc = _mutate(doc, rng, rng.randrange(1, 4))
+        elif recipe == "mutated":
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        path.with_name(path.name + ".segstudio.json").write_text(json.dumps(doc))
+        self.card_file(path, rng)
         return path
 
     def card_file(self, checkpoint: Path, rng: random.Random) -> None:
@@ -420,6 +444,8 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
     valid = data.draw(st.integers(0, 9), label=f"{dest} valid") not in (3, 6, 9)
     rng = random.Random(data.draw(st.integers(0, 2 ** 32 - 1), label=f"{dest} seed"))
     recipe = "valid" if valid else data.draw(st.sampled_from(BAD_FILES), label=f"{dest} file")
+    if command == "card" and dest == "model":
+        return [str(world.model_file(recipe, rng))]
     kind = getattr(action.type, "__name__", None)
     pool = POOLS.get(f"{command}.{dest}") or POOLS.get(dest)
     if pool is None and action.choices is not None:
@@ -430,6 +456,9 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
         pool = FLOATS
     if pool is not None:
         return [data.draw(st.sampled_from(pool[0] if valid else pool[1]), label=dest)]
+    if dest == "weights" and command == "predict" and \
+            data.draw(st.booleans(), label="weights of another format"):
+        return [str(world.model_file(recipe, rng))]
     if command == "prompt" and dest == "weights":
         return [str(world.sam_file(recipe, rng))]
     if command in ("grow", "prompt") and dest == "image":
