@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     parser.add_argument("--model", metavar="NAME",
-                        help="architecture name (not needed with --weights: the file says)")
+                        help="an architecture, or a trained model by the name the Model panel "
+                             "and `segstudio models` show (chest_xray_unet_lite); not needed "
+                             "with --weights: the file says")
     parser.add_argument("--weights", metavar="PATH",
                         help="a segstudio checkpoint, TorchScript archive (.pt), ONNX model "
                              "(.onnx), or a Hugging Face or smp model folder; without it the "
@@ -228,6 +230,22 @@ def _config(args: argparse.Namespace) -> str:
     return "lite" if "lite" in configs else configs[0]
 
 
+def _trained_model_by_name(args: argparse.Namespace) -> None:
+    """``--model`` naming a trained model of the Model panel's list (not an architecture):
+    its checkpoint becomes ``--weights``; a name that is neither is one line listing both."""
+    from segstudio.models.named_models import find_named_model, named_models
+    from segstudio.models.registry import REGISTRY
+
+    if args.model in REGISTRY:
+        return
+    found = find_named_model(args.model)
+    if found is None:
+        trained = ", ".join(m.name for m in named_models()[:8])
+        raise CommandError(f"--model {args.model}: neither an architecture ({', '.join(REGISTRY)})"
+                           f" nor a trained model ({trained} …; `segstudio models` lists all)")
+    args.weights, args.model = str(found.path), None
+
+
 def _make_predictor(args: argparse.Namespace):
     from segstudio.models.checkpoint import CheckpointError
     from segstudio.models.device import DeviceError
@@ -248,6 +266,8 @@ def _make_predictor(args: argparse.Namespace):
     kw = dict(device=device, precision=args.precision, tile_size=args.tile_size,
               num_threads=threads)
     try:
+        if args.model and not args.weights:
+            _trained_model_by_name(args)
         if args.weights:
             loaded = load_any(args.weights, model_overrides(args))
             if args.model and loaded.format != "segstudio":
