@@ -193,7 +193,8 @@ class Predictor:
         if not meta.trained:
             return "fp32", "fp32: an untrained network has no answer worth calibrating against"
         self._pending_candidate = candidate
-        return "fp32", f"fp32 until {candidate} is measured against it on the first image"
+        when = "after" if self.defer_calibration else "on"
+        return "fp32", f"fp32 until {candidate} is measured against it {when} the first image"
 
     def _calibration_key(self, candidate: str) -> str | None:
         """The cache key of this checkpoint, candidate and machine (None: not cacheable)."""

@@ -5,10 +5,11 @@ CPU in fp32. Its reduced precision follows the Predictor's rules (:mod:`.precisi
 candidate only where the device computes it natively (:func:`.device.auto_candidate`), kept only
 when at least 15 % faster and when it agrees with fp32 on at least 99.5 % of what the user gets:
 the mask pixels the decoder gives from the two embeddings for a few standard prompts. The
-measurement runs on the first image the segmenter embeds (each precision twice: a warm-up,
-then timed), whose fp32 embedding is the one returned, so the first image is always fp32. The
-verdict goes into the Predictor's calibration cache under its own key, checked on reading like
-every entry there.
+measurement runs on the first image the segmenter embeds: one pass in each precision, fp32
+first, with no warm-up pass (setting up kernels is lost in an encoder pass of seconds), so it
+costs one bf16 pass more than the embedding itself. The fp32 embedding is the one returned:
+the first image is always fp32. The verdict goes into the Predictor's calibration cache under
+its own key, checked on reading like every entry there.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from segstudio.models.prompted import ImageEmbedding, PromptedSegmenter
 # as single object points (three candidates each), and the middle half as a box.
 STANDARD_POINTS = ((0.5, 0.5), (0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75))
 STANDARD_BOX = (0.25, 0.25, 0.75, 0.75)
-REPEATS = 1            # timed runs per precision after the warm-up: each is a whole encoder pass
 
 
 def calibration_key(segmenter: PromptedSegmenter, weights: str | Path,
@@ -68,19 +68,25 @@ def measure_on(segmenter: PromptedSegmenter, weights: str | Path, rgb8: np.ndarr
                cancelled: Callable[[], bool] | None = None,
                cache: CalibrationCache | None = None) -> ImageEmbedding:
     """Measure ``candidate`` against fp32 on ``rgb8``, keep and cache the verdict, and return
-    the image's fp32 embedding (the first pass, reported to ``progress``). A cancel stops it
+    the image's fp32 embedding. ``progress`` sees both passes as one task. A cancel stops it
     with nothing stored: it is measured again next time."""
     first: list[ImageEmbedding] = []
 
     def run(precision: str) -> tuple[np.ndarray, None]:
-        emb = segmenter.embed(rgb8, None if first else progress, cancelled, precision)
-        if precision == "fp32" and not first:
+        done = len(first)                # passes before this one: 0 (fp32) or 1
+
+        def step(i: int, n: int) -> None:
+            if progress is not None:
+                progress(done * n + i, 2 * n)
+
+        emb = segmenter.embed(rgb8, step, cancelled, precision)
+        if precision == "fp32":
             first.append(emb)
         return standard_masks(segmenter, emb), None
 
     height, width = rgb8.shape[:2]
     sync = torch.cuda.synchronize if segmenter.device.type == "cuda" else (lambda: None)
-    found = decide(candidate, run, f"{width}×{height}", repeats=REPEATS, sync=sync)
+    found = decide(candidate, run, f"{width}×{height}", repeats=1, sync=sync, warm_up=False)
     key = calibration_key(segmenter, weights, candidate)
     if key:
         (cache or CalibrationCache()).put(key, found)

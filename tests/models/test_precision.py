@@ -138,6 +138,22 @@ def test_calibration_times_each_precision_with_a_warm_up_and_compares_labels(mon
     assert c.agreement == pytest.approx(0.99) and c.chosen == "fp32"
 
 
+def test_calibration_without_warm_up_times_and_compares_the_first_runs(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(precision_mod.time, "perf_counter", lambda: clock[0])
+    runs = []
+
+    def run(p):
+        runs.append(p)
+        clock[0] += {"fp32": 10.0, "bf16": 4.0}[p]
+        return np.full((10, 10), len(runs), np.uint8), None
+
+    c = decide("bf16", run, "10×10", repeats=1, warm_up=False)
+    assert runs == ["fp32", "bf16"]
+    assert c.fp32_ms == pytest.approx(10_000) and c.candidate_ms == pytest.approx(4_000)
+    assert c.agreement == 0.0                   # labels 1 against 2: the timed runs' own
+
+
 def test_instance_calibration_demands_the_same_objects():
     ids = np.zeros((20, 20), np.uint16)
     ids[2:8, 2:8], ids[2:8, 10:16] = 1, 2
@@ -299,6 +315,7 @@ def test_deferred_auto_predicts_the_first_image_in_fp32_and_measures_after_it(mo
     save_checkpoint(ckpt, net, _meta())
     p = Predictor(net, _meta(), device="cpu", source=ckpt, calibration_cache=cache,
                   defer_calibration=True)
+    assert p.precision_note == "fp32 until bf16 is measured against it after the first image"
     first = p.predict(_image())
     assert first.precision == "fp32" and net.calls == 1 and p.calibration is None
     assert first.precision_note == ("fp32 on the first image, shown at once; bf16 is measured "
