@@ -1,0 +1,393 @@
+"""Tracking objects through a video with SAM 2, through the Hugging Face ``transformers`` code.
+
+The network and its video session are the library's own (``Sam2VideoModel``,
+``Sam2VideoProcessor``, an optional extra); this module loads the user's own local model folder
+into them and drives the session so that a long video costs no more memory than a short one:
+
+- Only a local folder is read: a SAM 2 ``config.json`` and ``.safetensors`` weights, opened with
+  ``local_files_only`` and never with remote code. Pickled weights (``.bin``, ``.pt``) are
+  refused, and so are weights that leave parts of the network unset or hold NaN.
+- Frames are handed to the session one at a time, in the library's streaming mode, as they come
+  from the decoder. The library keeps every frame it was given and every frame's outputs; the
+  memory bank only ever reads the prompted frames and the last few tracked ones, so after each
+  frame the pixels and the outputs it can no longer reach are dropped. What stays is bounded by
+  the memory bank (``num_maskmem`` and ``max_object_pointers_in_encoder`` frames per object),
+  not by the length of the video.
+- Prompts for every frame are given first, each frame's followed by a model pass on it (as a
+  person clicking would), then the frames are tracked in order. The masks are the ones the
+  library's own whole-video loop (``propagate_in_video_iterator``) gives for the same calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from segstudio.models.checkpoint import CheckpointError, check_finite
+
+PACKAGE_HINT = 'install the optional extra: pip install "segstudio[sam2]"'
+MODEL_TYPES = ("sam2_video", "sam2")
+CONFIG_LIMIT = 1 << 20          # a config.json larger than this is not a SAM 2 config
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# Bytes per weights byte while loading: the tensors read, and the network they are copied into.
+LOAD_FACTOR = 2
+
+
+class Sam2Error(ValueError):
+    """A model folder, prompt or video that SAM 2 tracking cannot use; the message says why."""
+
+
+class TrackingCancelled(Exception):
+    """The caller asked tracking to stop."""
+
+
+# -- the model folder ------------------------------------------------------------------------
+def weights_files(folder: Path) -> list[Path]:
+    """The ``.safetensors`` files of a model folder, sorted."""
+    return sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+
+
+def check_folder(folder: str | Path) -> dict:
+    """Check that ``folder`` is a local SAM 2 model folder before anything is loaded, and return
+    its config. One clear sentence for anything else: not a folder, no or a foreign config,
+    pickled weights only, no weights."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise Sam2Error(f"{folder}: no such folder; give the folder holding the SAM 2 model's "
+                        "config.json and .safetensors weights")
+    if not folder.is_dir():
+        raise Sam2Error(f"{folder}: not a folder; SAM 2 models are folders holding config.json "
+                        "and .safetensors weights")
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise Sam2Error(f"{folder}: no config.json; this is not a SAM 2 model folder")
+    try:
+        if config_path.stat().st_size > CONFIG_LIMIT:
+            raise Sam2Error(f"{config_path}: too large for a SAM 2 config")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, Sam2Error):
+            raise
+        raise Sam2Error(f"{config_path}: cannot be read as JSON ({str(exc)[:120]})") from None
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    if kind not in MODEL_TYPES:
+        raise Sam2Error(f"{config_path}: not a SAM 2 config (model_type {kind!r}; expected "
+                        f"{' or '.join(MODEL_TYPES)})")
+    if not weights_files(folder):
+        pickled = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickled:
+            raise Sam2Error(f"{folder}: holds only pickled weights ({', '.join(pickled[:3])}); "
+                            "segstudio loads SAM 2 only from .safetensors files, which cannot "
+                            "run code")
+        raise Sam2Error(f"{folder}: no .safetensors weights beside config.json")
+    return config
+
+
+def load_bytes(folder: str | Path) -> int:
+    """About the peak bytes loading the folder's weights takes."""
+    try:
+        return LOAD_FACTOR * sum(p.stat().st_size for p in weights_files(Path(folder)))
+    except OSError:
+        return 0
+
+
+def _library():
+    try:
+        from transformers import Sam2VideoModel, Sam2VideoProcessor
+    except ImportError:
+        raise Sam2Error("SAM 2 tracking needs the transformers package; " + PACKAGE_HINT) \
+            from None
+    return Sam2VideoModel, Sam2VideoProcessor
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def load_model(folder: str | Path, device: torch.device):
+    """The network and processor of a checked model folder, in float32 on ``device``."""
+    folder = Path(folder)
+    check_folder(folder)
+    model_class, processor_class = _library()
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()          # no library progress bars on the user's stderr
+    try:
+        model, info = model_class.from_pretrained(
+            folder, local_files_only=True, use_safetensors=True, trust_remote_code=False,
+            dtype=torch.float32, output_loading_info=True)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError,
+            EnvironmentError) as exc:
+        raise Sam2Error(f"{folder}: the SAM 2 model cannot be loaded ({_first_line(exc)})") \
+            from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise Sam2Error(f"{folder}: the weights are damaged ({_first_line(exc)})") from None
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    missing = list(info.get("missing_keys") or [])
+    mismatched = list(info.get("mismatched_keys") or [])
+    if missing or mismatched:
+        some = ", ".join(str(k if isinstance(k, str) else k[0]) for k in (missing + mismatched)[:3])
+        raise Sam2Error(f"{folder}: the weights do not fill the network its config describes "
+                        f"({len(missing) + len(mismatched)} parts missing or of another shape, "
+                        f"e.g. {some})")
+    try:
+        check_finite(model.state_dict(), str(folder))
+    except CheckpointError as exc:
+        raise Sam2Error(str(exc)) from None
+    try:
+        processor = processor_class.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        processor = default_processor(int(model.config.image_size))
+    return model.to(device).eval(), processor
+
+
+def default_processor(image_size: int):
+    """The processor SAM 2 uses (the input square, ImageNet statistics), for a folder that
+    brings none of its own."""
+    _, processor_class = _library()
+    from transformers.models.sam2.image_processing_sam2 import Sam2ImageProcessor
+    from transformers.models.sam2_video.video_processing_sam2_video import \
+        Sam2VideoVideoProcessor
+
+    size = {"height": image_size, "width": image_size}
+    mask = {"height": image_size // 4, "width": image_size // 4}
+    return processor_class(image_processor=Sam2ImageProcessor(size=size, mask_size=mask),
+                           video_processor=Sam2VideoVideoProcessor(size=size))
+
+
+# -- prompts and results ---------------------------------------------------------------------
+@dataclass
+class TrackPrompt:
+    """What a person gave for one object on one frame: points (x, y in pixels; label 1 on the
+    object, 0 background) and at most one box (x0, y0, x1, y1)."""
+
+    frame: int
+    obj_id: int
+    points: list[tuple[float, float]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    box: tuple[float, float, float, float] | None = None
+
+
+@dataclass
+class TrackedFrame:
+    """One frame's result: per object its mask and the model's score that it is present."""
+
+    index: int
+    object_ids: tuple[int, ...]
+    logits: np.ndarray                # K × H × W float32, the masks' logits at full size
+    scores: tuple[float, ...]         # sigmoid of the object score logits
+
+    @property
+    def masks(self) -> np.ndarray:
+        return self.logits > 0
+
+    def object_map(self) -> np.ndarray:
+        """H × W uint8 object ids: each pixel goes to the object whose mask logit there is the
+        highest of those above 0 (SAM 2 masks may overlap); 0 where none is. Ids above 254
+        cannot be stored and stay 0."""
+        h, w = self.logits.shape[1:]
+        out = np.zeros((h, w), np.uint8)
+        if not self.object_ids:
+            return out
+        best = self.logits.argmax(axis=0)
+        present = self.logits.max(axis=0) > 0
+        ids = np.array([i if 0 < i < 255 else 0 for i in self.object_ids], np.uint8)
+        out[present] = ids[best[present]]
+        return out
+
+
+def group_by_frame(prompts: Sequence[TrackPrompt]) -> dict[int, list[TrackPrompt]]:
+    """The prompts of each frame, one entry per object (several entries for one object on one
+    frame merged: points appended, the box kept). On one frame either every object has a box or
+    none has: the library adds a frame's prompts in one call, and boxes cannot be padded."""
+    merged: dict[tuple[int, int], TrackPrompt] = {}
+    for p in prompts:
+        key = (p.frame, p.obj_id)
+        if key not in merged:
+            merged[key] = TrackPrompt(p.frame, p.obj_id, list(p.points), list(p.labels), p.box)
+            continue
+        m = merged[key]
+        if p.box is not None and m.box is not None:
+            raise Sam2Error(f"frame {p.frame}: object {p.obj_id} is given two boxes; give one")
+        m.points += list(p.points)
+        m.labels += list(p.labels)
+        m.box = m.box or p.box
+    frames: dict[int, list[TrackPrompt]] = {}
+    for (frame, _), p in sorted(merged.items()):
+        if not p.points and p.box is None:
+            raise Sam2Error(f"frame {frame}: object {p.obj_id} has no point and no box")
+        frames.setdefault(frame, []).append(p)
+    for frame, group in frames.items():
+        boxes = [p.box is not None for p in group]
+        if any(boxes) and not all(boxes):
+            raise Sam2Error(f"frame {frame}: give every object on this frame a box, or none "
+                            "(objects with and without a box go on different frames)")
+    return frames
+
+
+def library_inputs(group: Sequence[TrackPrompt]) -> dict:
+    """The keyword arguments of ``add_inputs_to_inference_session`` for one frame's prompts."""
+    kwargs: dict = {"obj_ids": [p.obj_id for p in group]}
+    if any(p.points for p in group):
+        kwargs["input_points"] = [[[[float(x), float(y)] for x, y in p.points] for p in group]]
+        kwargs["input_labels"] = [[[int(v) for v in p.labels] for p in group]]
+    if group[0].box is not None:
+        kwargs["input_boxes"] = [[[float(v) for v in p.box] for p in group]]
+    return kwargs
+
+
+def check_prompts(prompts: Sequence[TrackPrompt], width: int, height: int,
+                  frame_count: int) -> None:
+    """Every prompt on a frame of the video and inside it: 0 ≤ X < W, 0 ≤ Y < H, a box a
+    non-empty part of the frame."""
+    for p in prompts:
+        if not 0 <= p.frame < frame_count:
+            raise Sam2Error(f"frame {p.frame} is past the video's {frame_count} frames "
+                            f"(0..{frame_count - 1})")
+        for x, y in p.points:
+            if not (math.isfinite(x) and math.isfinite(y) and 0 <= x < width
+                    and 0 <= y < height):
+                raise Sam2Error(f"point {x:g} {y:g} on frame {p.frame}: outside the "
+                                f"{width}×{height} frame (0 ≤ X < {width}, 0 ≤ Y < {height})")
+        if p.box is not None:
+            x0, y0, x1, y1 = p.box
+            if not all(math.isfinite(v) for v in p.box) or not (x1 > x0 and y1 > y0):
+                raise Sam2Error(f"box {x0:g} {y0:g} {x1:g} {y1:g} on frame {p.frame}: empty; "
+                                "give X0 Y0 X1 Y1 with X1 > X0 and Y1 > Y0")
+            if not (0 <= x0 < width and 0 <= y0 < height and x1 <= width and y1 <= height):
+                raise Sam2Error(f"box {x0:g} {y0:g} {x1:g} {y1:g} on frame {p.frame}: not "
+                                f"inside the {width}×{height} frame")
+
+
+def tracking_order(prompts: Sequence[TrackPrompt], first: int, last: int,
+                   reverse: bool) -> range:
+    """The frames tracked, in order: from the first prompted frame in ``first..last`` forward
+    to ``last``, or with ``reverse`` from the last prompted frame in it back to ``first``.
+    Prompts outside the range still count: the network remembers them (a correction tracked
+    from its own frame on keeps the earlier clicks)."""
+    inside = sorted({p.frame for p in prompts if first <= p.frame <= last})
+    if not inside:
+        raise Sam2Error(f"no prompt lies in frames {first}..{last}; tracking starts at a "
+                        "prompted frame")
+    if reverse:
+        return range(inside[-1], first - 1, -1)
+    return range(inside[0], last + 1)
+
+
+# -- the tracker -----------------------------------------------------------------------------
+class Sam2VideoTracker:
+    """A loaded SAM 2 network that tracks prompted objects through frames read one at a time."""
+
+    def __init__(self, model, processor, device: torch.device, name: str = "SAM 2") -> None:
+        self.model = model
+        self.processor = processor
+        self.device = device
+        self.name = name
+        config = model.config
+        # How far back (or ahead, in reverse) the memory bank reads tracked frames.
+        self.reach = max(int(config.num_maskmem), int(config.max_object_pointers_in_encoder))
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: torch.device) -> "Sam2VideoTracker":
+        model, processor = load_model(folder, device)
+        return cls(model, processor, device, name=f"SAM 2 ({Path(folder).name})")
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.config.image_size)
+
+    def session_bytes(self, objects: int, prompted_frames: int, height: int, width: int) -> int:
+        """About the peak bytes tracking takes beside the network: per object the memory bank
+        (``reach`` tracked frames, every prompted frame with its full-size mask), one frame's
+        activations, and the frame and its masks at the video's size."""
+        s = self.image_size
+        cells = (s // 16) ** 2
+        mem_dim = int(self.model.config.memory_encoder_output_channels)
+        tracked = cells * mem_dim * 6 + 4 * 1024                   # bf16 features + fp32 pos
+        prompted = tracked + 4 * (s * s + (s // 4) ** 2 * 3)       # masks kept with the output
+        activations = 64 * s * s                                    # the encoder's, measured 1024²
+        frame = height * width * (3 + 4 * 3 * max(1, objects))
+        return objects * (self.reach * tracked + prompted_frames * prompted) + activations + frame
+
+    def _pixels(self, frame: np.ndarray) -> torch.Tensor:
+        """The frame as the network sees it: the library's video processor on one frame."""
+        processed = self.processor.video_processor(videos=[np.ascontiguousarray(frame)],
+                                                   return_tensors="pt")
+        return processed.pixel_values_videos[0][0]
+
+    def _result(self, output, height: int, width: int) -> TrackedFrame:
+        logits = self.processor.post_process_masks(
+            [output.pred_masks], original_sizes=[[height, width]], binarize=False)[0]
+        scores = torch.sigmoid(output.object_score_logits.float().reshape(-1))
+        return TrackedFrame(index=int(output.frame_idx), object_ids=tuple(output.object_ids),
+                            logits=logits[:, 0].float().cpu().numpy(),
+                            scores=tuple(float(s) for s in scores))
+
+    def track(self, read_frame: Callable[[int], np.ndarray], frame_count: int,
+              prompts: Sequence[TrackPrompt], first: int = 0, last: int | None = None,
+              reverse: bool = False,
+              cancelled: Callable[[], bool] | None = None) -> Iterator[TrackedFrame]:
+        """Track the prompted objects over ``first..last`` (see :func:`tracking_order`),
+        yielding each frame's result as soon as it is computed. ``read_frame(i)`` gives frame
+        ``i`` as H×W×3 uint8 RGB; only the prompted frames and the frame being tracked are held.
+        """
+        last = frame_count - 1 if last is None else last
+        if not prompts:
+            raise Sam2Error("nothing to track: give at least one point or box")
+        if not 0 <= first <= last < frame_count:
+            raise Sam2Error(f"frames {first}..{last} are not a range of the video's "
+                            f"{frame_count} frames (0..{frame_count - 1})")
+        by_frame = group_by_frame(prompts)
+        order = tracking_order(prompts, first, last, reverse)
+        probe = read_frame(order[0])
+        height, width = probe.shape[:2]
+        check_prompts(prompts, width, height, frame_count)
+        # The library's streaming session: no video up front, frames handed in one by one.
+        session = self.processor.init_video_session(inference_device=self.device,
+                                                    dtype=torch.float32)
+        with torch.inference_mode():
+            # The prompts first, frame by frame, each followed by a pass on its frame.
+            for index in sorted(by_frame):
+                self.processor.add_inputs_to_inference_session(
+                    session, frame_idx=index, original_size=(height, width),
+                    **library_inputs(by_frame[index]))
+                self.model(inference_session=session, frame=self._pixels(read_frame(index)),
+                           frame_idx=index)
+                session.processed_frames.pop(index, None)
+            for index in order:
+                if cancelled is not None and cancelled():
+                    raise TrackingCancelled
+                output = self.model(inference_session=session,
+                                    frame=self._pixels(read_frame(index)),
+                                    frame_idx=index, reverse=reverse)
+                result = self._result(output, height, width)
+                self._forget(session, index, reverse)
+                yield result
+
+    def _forget(self, session, index: int, reverse: bool) -> None:
+        """Drop what the memory bank can no longer reach once ``index`` is tracked: its pixels,
+        the tracked outputs more than ``reach`` frames behind, and the full-size masks of the
+        tracked frames (only prompted frames' masks are read again)."""
+        session.processed_frames.pop(index, None)
+        behind = index + self.reach if reverse else index - self.reach
+        for obj_idx, outputs in session.output_dict_per_obj.items():
+            tracked = outputs["non_cond_frame_outputs"]
+            for old in [i for i in tracked if (i > behind if reverse else i < behind)]:
+                del tracked[old]
+            done = tracked.get(index)
+            if done is not None:
+                done.pop("high_res_masks", None)
+                done.pop("pred_masks", None)
+            seen = session.frames_tracked_per_obj.get(obj_idx, {})
+            for old in [i for i in seen if (i > behind if reverse else i < behind)]:
+                del seen[old]
