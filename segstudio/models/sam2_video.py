@@ -118,19 +118,25 @@ def load_model(folder: str | Path, device: torch.device):
     model_class, processor_class = _library()
     from transformers.utils import logging as hf_logging
 
-    bar = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()          # no library progress bars on the user's stderr
+    # The library's progress bars and load reports stay off the user's stderr: what is wrong
+    # with a folder is said here, in one line.
+    bar, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         model, info = model_class.from_pretrained(
             folder, local_files_only=True, use_safetensors=True, trust_remote_code=False,
             dtype=torch.float32, output_loading_info=True)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError,
-            EnvironmentError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        if "mismatched" in str(exc) or "size mismatch" in str(exc):
+            raise Sam2Error(f"{folder}: the weights do not fit the network its config.json "
+                            "describes (weights of another shape)") from None
         raise Sam2Error(f"{folder}: the SAM 2 model cannot be loaded ({_first_line(exc)})") \
             from None
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise Sam2Error(f"{folder}: the weights are damaged ({_first_line(exc)})") from None
     finally:
+        hf_logging.set_verbosity(verbosity)
         if bar:
             hf_logging.enable_progress_bar()
     missing = list(info.get("missing_keys") or [])
@@ -138,7 +144,7 @@ def load_model(folder: str | Path, device: torch.device):
     if missing or mismatched:
         some = ", ".join(str(k if isinstance(k, str) else k[0]) for k in (missing + mismatched)[:3])
         raise Sam2Error(f"{folder}: the weights do not fill the network its config describes "
-                        f"({len(missing) + len(mismatched)} parts missing or of another shape, "
+                        f"({len(missing) + len(mismatched)} part(s) missing or of another shape, "
                         f"e.g. {some})")
     try:
         check_finite(model.state_dict(), str(folder))
@@ -148,6 +154,14 @@ def load_model(folder: str | Path, device: torch.device):
         processor = processor_class.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError):
         processor = default_processor(int(model.config.image_size))
+    side = int(model.config.image_size)
+    sizes = {(processor.video_processor.size.height, processor.video_processor.size.width),
+             (processor.image_processor.size.height, processor.image_processor.size.width),
+             (processor.target_size, processor.target_size)}
+    if sizes != {(side, side)}:
+        raise Sam2Error(f"{folder}: the processor files resize frames to "
+                        f"{sorted(sizes)[0][1]}×{sorted(sizes)[0][0]}, but the network takes "
+                        f"{side}×{side}; remove them or copy the model folder again")
     return model.to(device).eval(), processor
 
 

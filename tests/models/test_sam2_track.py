@@ -6,6 +6,7 @@ frame, then ``propagate_in_video_iterator``."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -160,6 +161,24 @@ def test_a_correction_on_a_later_frame_retracks_from_there(model_dir, video, tmp
     capsys.readouterr()
 
 
+def test_a_folder_without_processor_files_uses_sam2s_own_preprocessing(model_dir, video,
+                                                                      tmp_path):
+    from segstudio.models.sam2_video import Sam2VideoTracker
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((model_dir / name).read_bytes())
+    frames = decoded_frames(video)[:6]
+    prompts = [TrackPrompt(0, 1, [(12, 20)], [1])]
+    cpu = torch.device("cpu")
+    results = [[r.masks for r in Sam2VideoTracker.from_folder(d, cpu).track(
+        lambda i: frames[i], len(frames), prompts)] for d in (model_dir, bare)]
+    assert len(results[0]) == 6
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 # -- refusals ---------------------------------------------------------------------------------
 def _refused(capsys, argv) -> str:
     code = main(argv)
@@ -203,6 +222,35 @@ def test_bad_model_folders_are_one_line_and_exit_2(model_dir, video, tmp_path, c
     (damaged / "model.safetensors").write_bytes(
         (model_dir / "model.safetensors").read_bytes()[:5000])
     assert str(damaged) in _refused(capsys, ["track", "--weights", str(damaged), *args])
+
+    from safetensors.torch import load_file, save_file
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_bytes((model_dir / "config.json").read_bytes())
+    state = load_file(model_dir / "model.safetensors")
+    del state["mask_decoder.iou_prediction_head.proj_in.weight"]
+    save_file(state, partial / "model.safetensors", metadata={"format": "pt"})
+    err = _refused(capsys, ["track", "--weights", str(partial), *args])
+    assert "do not fill the network" in err and "iou_prediction_head.proj_in.weight" in err
+
+    other = tmp_path / "other"
+    other.mkdir()
+    config = json.loads((model_dir / "config.json").read_text())
+    config["mask_decoder_config"]["mlp_dim"] = 64
+    (other / "config.json").write_text(json.dumps(config))
+    (other / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    assert "weights of another shape" in _refused(capsys, ["track", "--weights", str(other),
+                                                           *args])
+
+    resized = tmp_path / "resized"
+    resized.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (resized / name).write_bytes((model_dir / name).read_bytes())
+    processor = (model_dir / "processor_config.json").read_text()
+    (resized / "processor_config.json").write_text(processor.replace("64", "4096"))
+    err = _refused(capsys, ["track", "--weights", str(resized), *args])
+    assert "the network takes 64×64" in err
     assert not (tmp_path / "o").exists()
 
 
