@@ -47,10 +47,7 @@ def save_tiny_sam2(folder: Path, size: int = 64, seed: int = 0, *, nan: bool = F
     model.safetensors, processor_config.json). The object-score head's bias is raised so that
     the random network calls its objects present (its masks are not blanked), which makes the
     masks worth comparing. ``nan`` spoils one weight."""
-    from transformers import Sam2VideoModel, Sam2VideoProcessor
-    from transformers.models.sam2.image_processing_sam2 import Sam2ImageProcessor
-    from transformers.models.sam2_video.video_processing_sam2_video import \
-        Sam2VideoVideoProcessor
+    from transformers import Sam2VideoModel
 
     torch.manual_seed(seed)
     model = Sam2VideoModel(tiny_config(size)).eval()
@@ -59,11 +56,21 @@ def save_tiny_sam2(folder: Path, size: int = 64, seed: int = 0, *, nan: bool = F
         if nan:
             model.memory_encoder.projection.weight[0, 0, 0, 0] = float("nan")
     model.save_pretrained(folder)
+    default_processor_files(folder, size)
+    return Path(folder)
+
+
+def default_processor_files(folder: Path, size: int) -> None:
+    """SAM 2's processor for a ``size``² input, saved beside the weights."""
+    from transformers import Sam2VideoProcessor
+    from transformers.models.sam2.image_processing_sam2 import Sam2ImageProcessor
+    from transformers.models.sam2_video.video_processing_sam2_video import \
+        Sam2VideoVideoProcessor
+
     image = {"height": size, "width": size}
     mask = {"height": size // 4, "width": size // 4}
     Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size=image, mask_size=mask),
                        video_processor=Sam2VideoVideoProcessor(size=image)).save_pretrained(folder)
-    return Path(folder)
 
 
 def moving_frames(count: int, width: int = 64, height: int = 64) -> list[np.ndarray]:

@@ -123,3 +123,49 @@ def test_track_without_a_folder_or_clicks_says_what_to_do(clip_window, qtbot):
     assert not panel.tracking.track()
     assert "click the object with the Prompt tool" in window.statusBar().currentMessage()
     assert panel.task is None
+
+
+def test_cancel_stops_tracking_and_keeps_the_frames_done(clip_window, qtbot, monkeypatch):
+    import threading
+    import time
+
+    window = clip_window
+    ws = window.workspace
+    panel = window.video
+    panel.tracking.set_folder(window._model_dir)
+    window.legend.select_class(1)
+    loaded = panel.tracking.tracker_for
+    holding = threading.Event()
+
+    class Held:
+        """The real tracker, holding after its third frame until the run is cancelled."""
+
+        def __init__(self, tracker):
+            self.tracker = tracker
+
+        def __getattr__(self, name):
+            return getattr(self.tracker, name)
+
+        def track(self, *args, **kwargs):
+            cancelled = args[-1]
+            for i, result in enumerate(self.tracker.track(*args, **kwargs)):
+                yield result
+                if i == 2:
+                    holding.set()
+                    deadline = time.monotonic() + 30
+                    while not cancelled() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+
+    monkeypatch.setattr(panel.tracking, "tracker_for", lambda folder: Held(loaded(folder)))
+    window.show_row(_row(window, 4))
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
+    click(window.canvas, 20.5, 20.5)
+    panel.tracking.track_button.click()
+    qtbot.waitUntil(holding.is_set, timeout=60_000)
+    assert panel.cancel_button.isEnabled()
+    panel.cancel_button.click()
+    qtbot.waitUntil(lambda: panel.task is None, timeout=60_000)
+    assert "cancelled after 3 frame(s)" in panel.message.text()
+    labelled = [f for f in range(FRAMES) if ws.label_path(ws.items[_row(window, f)]).exists()]
+    assert labelled == [4, 5, 6]
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
