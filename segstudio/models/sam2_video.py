@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -372,21 +373,38 @@ class Sam2VideoTracker:
         with torch.inference_mode():
             # The prompts first, frame by frame, each followed by a pass on its frame.
             for index in sorted(by_frame):
-                self.processor.add_inputs_to_inference_session(
-                    session, frame_idx=index, original_size=(height, width),
-                    **library_inputs(by_frame[index]))
-                self.model(inference_session=session, frame=self._pixels(read_frame(index)),
-                           frame_idx=index)
+                pixels = self._pixels(read_frame(index))
+                with self._failing(index):
+                    self.processor.add_inputs_to_inference_session(
+                        session, frame_idx=index, original_size=(height, width),
+                        **library_inputs(by_frame[index]))
+                    self.model(inference_session=session, frame=pixels, frame_idx=index)
                 session.processed_frames.pop(index, None)
             for index in order:
                 if cancelled is not None and cancelled():
                     raise TrackingCancelled
-                output = self.model(inference_session=session,
-                                    frame=self._pixels(read_frame(index)),
-                                    frame_idx=index, reverse=reverse)
-                result = self._result(output, height, width)
+                pixels = self._pixels(read_frame(index))
+                with self._failing(index):
+                    output = self.model(inference_session=session, frame=pixels,
+                                        frame_idx=index, reverse=reverse)
+                    result = self._result(output, height, width)
                 self._forget(session, index, reverse)
                 yield result
+
+    @contextmanager
+    def _failing(self, index: int):
+        """The library failing inside the network (a config.json whose sizes do not agree with
+        each other, say) is one sentence naming the frame; running out of memory stays what it
+        is, for the caller's own message."""
+        from segstudio.io.decode_memory import is_out_of_memory
+
+        try:
+            yield
+        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+            if is_out_of_memory(exc):
+                raise
+            raise Sam2Error(f"{self.name} failed on frame {index} ({_first_line(exc)}); the "
+                            "model folder's config.json may not match its weights") from None
 
     def _forget(self, session, index: int, reverse: bool) -> None:
         """Drop what the memory bank can no longer reach once ``index`` is tracked: its pixels,

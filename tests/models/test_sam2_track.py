@@ -254,6 +254,35 @@ def test_bad_model_folders_are_one_line_and_exit_2(model_dir, video, tmp_path, c
     assert not (tmp_path / "o").exists()
 
 
+def test_a_config_that_disagrees_with_itself_fails_in_one_line(model_dir, video, tmp_path,
+                                                              capsys):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    (odd / "processor_config.json").write_bytes((model_dir / "processor_config.json")
+                                                .read_bytes())
+    config = json.loads((model_dir / "config.json").read_text())
+    config["memory_attention_rope_feat_sizes"] = [3, 3]     # the features are 4×4
+    (odd / "config.json").write_text(json.dumps(config))
+    err = _refused(capsys, ["track", "--weights", str(odd), "--video", str(video), "--out",
+                            str(tmp_path / "o"), "--device", "cpu", "--frame", "0", "--point",
+                            "5", "5"])
+    assert "failed on frame 1" in err
+
+
+def test_a_frame_that_cannot_be_decoded_stops_with_one_line(model_dir, tmp_path, capsys):
+    from truncated_mp4 import cut, write_mp4
+
+    clip = cut(write_mp4(tmp_path / "whole.mp4", frames=40), tmp_path / "cut.mp4")
+    out = tmp_path / "o"
+    err = _refused(capsys, ["track", "--weights", str(model_dir), "--video", str(clip),
+                            "--out", str(out), "--device", "cpu", "--frame", "0", "--point",
+                            "5", "5"])
+    assert "cannot be decoded" in err and "frames tracked before it are written" in err
+    written = sorted(p.name for p in out.iterdir())
+    assert written and written == [f"frame_{i:06d}.png" for i in range(len(written))]
+
+
 def test_bad_prompts_and_frames_are_one_line_and_exit_2(model_dir, video, tmp_path, capsys):
     base = ["track", "--weights", str(model_dir), "--video", str(video),
             "--out", str(tmp_path / "o"), "--device", "cpu"]
