@@ -169,3 +169,29 @@ def test_cancel_stops_tracking_and_keeps_the_frames_done(clip_window, qtbot, mon
     labelled = [f for f in range(FRAMES) if ws.label_path(ws.items[_row(window, f)]).exists()]
     assert labelled == [4, 5, 6]
     assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+
+
+def test_a_second_object_keeps_each_objects_class(clip_window, qtbot):
+    from segstudio.io.object_store import load_objects
+    from segstudio.models.sam2_video import TrackPrompt
+
+    window = clip_window
+    ws = window.workspace
+    panel = window.video
+    panel.tracking.set_folder(window._model_dir)
+    window.legend.select_class(2)
+    _track_from(window, qtbot, 2, 12, 20)
+    panel.tracking.obj_spin.setValue(2)
+    window.legend.select_class(3)
+    _track_from(window, qtbot, 2, 44, 44)
+    expected = _reference(window, [TrackPrompt(2, 1, [(12.0, 20.0)], [1]),
+                                   TrackPrompt(2, 2, [(44.0, 44.0)], [1])], 2)
+    both = 0
+    for frame in range(2, FRAMES):
+        item = ws.items[_row(window, frame)]
+        ids = expected[frame]
+        np.testing.assert_array_equal(load_objects(ws, item), ids)
+        np.testing.assert_array_equal(ws.load_labels(item),
+                                      np.select([ids == 1, ids == 2], [2, 3], 0))
+        both += (ids == 1).any() and (ids == 2).any()
+    assert both > 0

@@ -6,7 +6,8 @@ folder chosen with Model ▸ SAM 2 tracking model…, remembered in the settings
 followed from this frame to the panel's "to" frame, or back to its first frame with
 "backwards". It runs as a background task with the panel's progress and Cancel; each frame's
 result is written as that frame's prediction, labels and object map, like a model run, except
-on frames a person corrected or reviewed, which keep theirs.
+on frames a person corrected or reviewed, which keep theirs. Each object's pixels get the class
+chosen in the legend when it was clicked.
 
 Correct anywhere: go to a frame where the mask went wrong, click again, Track again. The clicks
 of every earlier Track on this video stay in SAM 2's memory, and tracking starts again at the
@@ -49,12 +50,16 @@ class TrackRun(BackgroundTask):
     result = Signal(int, object, object)
 
     def __init__(self, tracking: "VideoTracking", ws, source: Path, rows: dict[int, int],
-                 prompts: list, first: int, last: int, reverse: bool, cls: int,
-                 writable: set[int]) -> None:
+                 prompts: list, first: int, last: int, reverse: bool,
+                 classes: dict[int, int], writable: set[int]) -> None:
         super().__init__(self._track, EXPECTED, tracking.panel)
         self.tracking, self.workspace, self.source, self.rows = tracking, ws, source, rows
         self.prompts, self.first, self.last, self.reverse = prompts, first, last, reverse
-        self.cls, self.writable = cls, writable
+        # object id → class index, as a look-up table over the object map (0 stays background)
+        self.lut = np.zeros(256, np.uint8)
+        for obj, cls in classes.items():
+            self.lut[obj] = cls
+        self.writable = writable
 
     def _track(self, progress, cancelled):
         from segstudio.io.object_store import save_objects
@@ -77,7 +82,7 @@ class TrackRun(BackgroundTask):
                     if row is None:
                         continue
                     objects = r.object_map()
-                    labels = np.where(objects > 0, self.cls, 0).astype(np.uint8)
+                    labels = self.lut[objects]
                     item = ws.items[row]
                     ws.save_prediction(item, labels)
                     save_objects(ws, item, objects, predicted=True)
@@ -99,6 +104,7 @@ class VideoTracking(QObject):
         super().__init__(panel)
         self.window, self.panel = window, panel
         self.prompts: dict[Path, list] = {}       # video → the clicks given so far
+        self.classes: dict[Path, dict[int, int]] = {}     # video → object id → class
         self._tracker = None
         self._tracker_folder: str | None = None
         self.obj_spin = QSpinBox(panel)
@@ -193,13 +199,15 @@ class VideoTracking(QObject):
                            "background).")
             return False
         self.prompts[panel.source] = prompts
+        classes = self.classes.setdefault(panel.source, {})
+        classes[obj] = cls
         tool.clear()
         # The range starts (or, backwards, ends) at the clicked frame: the frames beyond it keep
         # what they have, and earlier clicks stay in SAM 2's memory.
         writable = {f for f, row in panel.rows.items()
                     if ws.items[row].status not in PROTECTED}
         task = TrackRun(self, ws, panel.source, dict(panel.rows), prompts, first, last,
-                        reverse, cls, writable)
+                        reverse, dict(classes), writable)
         task.result.connect(lambda row, labels, objects: self._apply(ws, row, labels, objects,
                                                                      writable))
         task.succeeded.connect(lambda outcome: self._tracked(outcome, frame))
