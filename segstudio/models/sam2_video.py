@@ -38,6 +38,10 @@ CONFIG_LIMIT = 1 << 20          # a config.json larger than this is not a SAM 2 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # Bytes per weights byte while loading: the tensors read, and the network they are copied into.
 LOAD_FACTOR = 2
+# Peak bytes of one frame's pass per input pixel (the image encoder's activations and what the
+# library keeps around them), fitted to SAM 2.1 tiny's shape on the CPU: about 0.6 GB above the
+# weights at its 1024² input (bench/bench_sam2_track.py --shape hiera-tiny).
+ACTIVATION_BYTES = 640
 
 
 class Sam2Error(ValueError):
@@ -330,9 +334,18 @@ class Sam2VideoTracker:
         mem_dim = int(self.model.config.memory_encoder_output_channels)
         tracked = cells * mem_dim * 6 + 4 * 1024                   # bf16 features + fp32 pos
         prompted = tracked + 4 * (s * s + (s // 4) ** 2 * 3)       # masks kept with the output
-        activations = 64 * s * s                                    # the encoder's, measured 1024²
+        activations = ACTIVATION_BYTES * s * s * self._width_factor()
         frame = height * width * (3 + 4 * 3 * max(1, objects))
-        return objects * (self.reach * tracked + prompted_frames * prompted) + activations + frame
+        return int(objects * (self.reach * tracked + prompted_frames * prompted) + activations
+                   + frame)
+
+    def _width_factor(self) -> float:
+        """How much wider the image encoder is than SAM 2.1 tiny's (whose peak was measured)."""
+        try:
+            width = int(self.model.config.vision_config.backbone_config.hidden_size)
+        except (AttributeError, TypeError, ValueError):
+            return 1.0
+        return max(1.0, width / 96)
 
     def _pixels(self, frame: np.ndarray) -> torch.Tensor:
         """The frame as the network sees it: the library's video processor on one frame."""

@@ -317,3 +317,26 @@ def test_existing_pngs_it_did_not_write_need_overwrite(model_dir, video, tmp_pat
     assert main(argv + ["--overwrite"]) == 0
     assert read_png(theirs).shape == (64, 64)
     assert main(argv) == 0                          # its own PNGs are replaced without asking
+
+
+def test_work_that_cannot_fit_in_memory_is_refused_before_it_starts(model_dir, video, tmp_path,
+                                                                    monkeypatch, capsys):
+    from segstudio.io import decode_memory
+    from segstudio.models import sam2_video
+
+    argv = ["track", "--weights", str(model_dir), "--video", str(video), "--out",
+            str(tmp_path / "o"), "--device", "cpu", "--frame", "0", "--point", "5", "5"]
+    loaded = []
+    real = sam2_video.load_model
+    monkeypatch.setattr(sam2_video, "load_model", lambda *a: loaded.append(a) or real(*a))
+    weights = (model_dir / "model.safetensors").stat().st_size
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: weights)
+    err = _refused(capsys, argv)
+    assert "not enough memory for loading sam2.1-tiny-random" in err
+    assert not loaded                               # refused before the weights were read
+    # Room for the weights, then none left for a frame's pass through the network.
+    free = iter([3 * weights, 1_000_000])
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: next(free))
+    err = _refused(capsys, argv)
+    assert "not enough memory for tracking 64×64 frames" in err
+    assert loaded and not (tmp_path / "o").exists()
