@@ -63,7 +63,9 @@ def build_gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", choices=("chest", "context", "shapes"),
                         help="open a bundled demo with its trained model: chest X-ray phantoms, "
                              "the boat-or-car context scene, or shapes for Mask R-CNN instances")
-    parser.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
+    parser.add_argument("--size", default=None,
+                        help="window size WxH (default: the size it was left at, else 1280x800; "
+                             "never larger than the screen, except for --screenshot)")
     return parser
 
 

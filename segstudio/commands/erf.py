@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from segstudio.commands import CommandError
 
 HELP = ("measure the effective receptive field (Luo et al., 2016) of the prediction at one "
         "pixel: the gradient of the predicted class's logit there, averaged over the images; "
-        "prints its centre of mass, the pixels holding 95 percent of it, and the pixel's theoretical "
-        "field (unclipped, and the part inside the image)")
+        "prints its centre of mass, the pixels holding 95 percent of it (as a share of the "
+        "theoretical field inside the image, and of the whole unclipped field), and the "
+        "pixel's theoretical field")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="network size without --weights (default lite where there is one)")
     parser.add_argument("--at", nargs=2, type=int, required=True, metavar=("X", "Y"),
                         help="the pixel whose prediction is differentiated")
+    region = parser.add_mutually_exclusive_group()
+    region.add_argument("--region", nargs=4, type=int, metavar=("X0", "Y0", "X1", "Y1"),
+                        help="also give the share of the effective field (its gradient mass) "
+                             "inside this box of pixels, corners included")
+    region.add_argument("--region-mask", metavar="PNG",
+                        help="also give the share of the effective field inside a region: the "
+                             "pixels of this image (the size of the inputs) that are not black")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N, mps")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -62,6 +71,36 @@ def _model(args: argparse.Namespace):
     return model, IMAGENET_MEAN, IMAGENET_STD, f"{args.model} ({config}, random weights)"
 
 
+def _region(args: argparse.Namespace, h: int, w: int):
+    """(boolean H×W map, description) of --region or --region-mask, or (None, None)."""
+    import numpy as np
+
+    from segstudio.commands.predict import read_rgb8
+
+    if args.region is not None:
+        x0, y0, x1, y1 = args.region
+        if not (0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h):
+            raise CommandError(f"--region {x0} {y0} {x1} {y1}: needs 0 ≤ X0 ≤ X1 < {w} and "
+                               f"0 ≤ Y0 ≤ Y1 < {h} (the images are {w}×{h})")
+        region = np.zeros((h, w), bool)
+        region[y0:y1 + 1, x0:x1 + 1] = True
+        return region, f"box x {x0}…{x1}, y {y0}…{y1}"
+    if args.region_mask is not None:
+        try:
+            rgb = read_rgb8(Path(args.region_mask))
+        except (ValueError, OSError) as exc:
+            raise CommandError(f"--region-mask {args.region_mask}: {exc}") from None
+        if rgb.shape[:2] != (h, w):
+            raise CommandError(f"--region-mask {args.region_mask} is {rgb.shape[1]}×"
+                               f"{rgb.shape[0]} but the images are {w}×{h}")
+        region = rgb.any(axis=2)
+        if not region.any():
+            raise CommandError(f"--region-mask {args.region_mask}: every pixel is black, so "
+                               "the region is empty")
+        return region, f"mask {args.region_mask}"
+    return None, None
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -85,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     x, y = args.at
     if not (0 <= x < w and 0 <= y < h):
         raise CommandError(f"--at {x} {y}: outside the {w}×{h} images (x < W, y < H)")
+    region, region_name = _region(args, h, w)
     model, mean, std, title = _model(args)
     mean_t, std_t = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
     tensors = [(torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255 - mean_t) / std_t
@@ -95,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     report = {"model": title, "quantity": "logit of the class predicted at the pixel",
               **erf.to_dict()}
+    if region is not None:
+        report["region"] = {"source": region_name, "pixels": int(region.sum()),
+                            "share": round(erf.region_share(region), 6)}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -103,9 +146,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{title}: effective field of the prediction at x {x}, y {y}, over {erf.images} "
           f"image(s) (gradient of the predicted class's logit)")
     print(f"centre of mass  x {cx:.1f}, y {cy:.1f} (offset {dx:+.1f}, {dy:+.1f} px)")
-    print(f"95 % of the gradient in {erf.mass95_px} px = {erf.mass95_share:.1%} of the "
-          f"theoretical field")
+    print(f"95 % of the gradient in {erf.mass95_px} px = {erf.shares_text()}")
     print(f"theoretical field {x1 - x0 + 1}×{y1 - y0 + 1} = {erf.theoretical_px} px (box x "
           f"{x0}…{x1}, y {y0}…{y1}, unclipped); {erf.inside_image_px} px "
           f"({erf.inside_share:.1%}) inside the image")
+    if region is not None:
+        print(f"region ({region_name}, {int(region.sum())} px): "
+              f"{report['region']['share']:.2%} of the gradient mass")
     return 0

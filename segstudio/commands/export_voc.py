@@ -33,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-originals", dest="originals", action="store_false",
                         help="leave out VOC2012/Originals (the images at full depth, and DICOM "
                              "files as they were) and the manifest")
+    parser.add_argument("--deidentify", action="store_true",
+                        help="de-identify the DICOM files kept in Originals (DICOM's basic "
+                             "confidentiality profile) and leave source file names out of the "
+                             "manifest")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         result = write_voc(args.out, ws.samples(statuses), ws.classes,
                            val_fraction=args.val_fraction, seed=args.seed, total=total,
                            progress=progress, overwrite=args.overwrite,
-                           originals=args.originals)
+                           originals=args.originals, deidentify=args.deidentify)
     except (WorkspaceError, VocError, ImageReadError) as exc:
         print(file=sys.stderr)
         raise CommandError(f"{exc}; nothing was exported") from None

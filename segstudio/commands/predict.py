@@ -23,15 +23,26 @@ COMMAND = "predict"                 # the mark its PNGs carry (segstudio.io.outp
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
-    parser.add_argument("--model", required=True, metavar="NAME", help="architecture name")
-    parser.add_argument("--weights", metavar="FILE",
-                        help="segstudio checkpoint; without it the network is UNTRAINED")
+    parser.add_argument("--model", metavar="NAME",
+                        help="an architecture, or a trained model by the name the Model panel "
+                             "and `segstudio models` show (chest_xray_unet_lite); not needed "
+                             "with --weights: the file says")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="a segstudio checkpoint, TorchScript archive (.pt), ONNX model "
+                             "(.onnx), or a Hugging Face or smp model folder; without it the "
+                             "network is UNTRAINED")
     parser.add_argument("--config", choices=("lite", "paper"),
                         help="network size when building without --weights (default: lite "
                              "where the model has it)")
-    parser.add_argument("--classes", default="voc21", metavar="PRESET|FILE",
-                        help="class set for an untrained network: a preset name or a JSON "
-                             "class-set file (default voc21); a checkpoint brings its own")
+    parser.add_argument("--classes", metavar="PRESET|FILE|NAMES",
+                        help="class set for an untrained network (default voc21) or a model "
+                             "file of another format: a preset name, a JSON class-set file or "
+                             "comma-separated names; a segstudio checkpoint brings its own")
+    parser.add_argument("--mean", nargs=3, type=float, metavar=("R", "G", "B"),
+                        help="a model file's input mean per channel in 0..1 units (overrides "
+                             "its sidecar)")
+    parser.add_argument("--std", nargs=3, type=float, metavar=("R", "G", "B"),
+                        help="a model file's input standard deviation in 0..1 units")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--tile-size", default=1024, metavar="PX",
@@ -176,13 +187,34 @@ def overlay_image(rgb: np.ndarray, labels: np.ndarray, classes):
 
 
 def _load_classes(spec: str):
-    from segstudio.core.classes import PRESETS, ClassSetError, preset
+    from segstudio.core.classes import PRESETS, ClassSet, ClassSetError, preset
     from segstudio.io.class_files import load_class_set
 
     try:
-        return preset(spec) if spec in PRESETS else load_class_set(spec)
+        if spec in PRESETS:
+            return preset(spec)
+        if "," in spec and not Path(spec).exists():
+            return ClassSet(spec.split(","))
+        return load_class_set(spec)
     except ClassSetError as exc:
         raise CommandError(f"--classes {spec}: {exc}") from None
+
+
+def model_overrides(args: argparse.Namespace):
+    """What the command line says about a model file (over its sidecar), checked."""
+    from segstudio.io.model_sidecar import ModelFacts, channels
+
+    facts = {}
+    for what in ("mean", "std"):
+        values = getattr(args, what, None)
+        if values is not None:
+            try:
+                facts[what] = channels(values, f"--{what}", positive=what == "std")
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+    if args.classes:
+        facts["classes"] = _load_classes(args.classes)
+    return ModelFacts(**facts)
 
 
 def _config(args: argparse.Namespace) -> str:
@@ -198,10 +230,27 @@ def _config(args: argparse.Namespace) -> str:
     return "lite" if "lite" in configs else configs[0]
 
 
+def _trained_model_by_name(args: argparse.Namespace) -> None:
+    """``--model`` naming a trained model of the Model panel's list (not an architecture):
+    its checkpoint becomes ``--weights``; a name that is neither is one line listing both."""
+    from segstudio.models.named_models import find_named_model, named_models
+    from segstudio.models.registry import REGISTRY
+
+    if args.model in REGISTRY:
+        return
+    found = find_named_model(args.model)
+    if found is None:
+        trained = ", ".join(m.name for m in named_models()[:8])
+        raise CommandError(f"--model {args.model}: neither an architecture ({', '.join(REGISTRY)})"
+                           f" nor a trained model ({trained} …; `segstudio models` lists all)")
+    args.weights, args.model = str(found.path), None
+
+
 def _make_predictor(args: argparse.Namespace):
-    from segstudio.models.checkpoint import CheckpointError, load_checkpoint
+    from segstudio.models.checkpoint import CheckpointError
     from segstudio.models.device import DeviceError
     from segstudio.models.engine import Predictor, PredictorError
+    from segstudio.models.formats import ModelFormatError, load_any
 
     device = args.device
     if device == "auto" and "LOCAL_RANK" in os.environ:
@@ -217,14 +266,27 @@ def _make_predictor(args: argparse.Namespace):
     kw = dict(device=device, precision=args.precision, tile_size=args.tile_size,
               num_threads=threads)
     try:
+        if args.model and not args.weights:
+            _trained_model_by_name(args)
         if args.weights:
-            model, meta = load_checkpoint(args.weights, expected_arch=args.model)
-            return Predictor(model, meta, source=args.weights, **kw)
-        classes = _load_classes(args.classes)
+            loaded = load_any(args.weights, model_overrides(args))
+            if args.model and loaded.format != "segstudio":
+                raise CommandError(f"--model {args.model}: {loaded.title} "
+                                   f"({loaded.meta.arch}) brings its own network; "
+                                   "leave --model out")
+            if args.model and loaded.meta.arch != args.model:
+                raise CommandError(f"{loaded.title}: holds a {loaded.meta.arch!r} network, "
+                                   f"but {args.model!r} was expected")
+            return Predictor.from_model(loaded, **kw)
+        if not args.model:
+            raise CommandError("--model NAME or --weights PATH is needed")
+        if args.mean or args.std:
+            raise CommandError("--mean and --std describe a model file: give --weights")
+        classes = _load_classes(args.classes or "voc21")
         print(f"WARNING: no --weights given: {args.model!r} has RANDOM, UNTRAINED weights; "
               "its labels are meaningless.", file=sys.stderr)
         return Predictor.untrained(args.model, classes, config=_config(args), **kw)
-    except (CheckpointError, DeviceError, PredictorError) as exc:
+    except (CheckpointError, DeviceError, PredictorError, ModelFormatError) as exc:
         raise CommandError(str(exc)) from None
 
 
@@ -248,6 +310,9 @@ def run(args: argparse.Namespace) -> int:
         from segstudio.explain.probes import ProbeError, zero_branches
         from segstudio.models.registry import REGISTRY
 
+        if predictor.foreign:
+            raise CommandError(f"--ablate: {predictor.meta.config} ({predictor.meta.arch}) has "
+                               "no named branches; only segstudio's own architectures have")
         try:
             spec = REGISTRY.get(predictor.meta.arch)
             zero_branches(predictor.model, spec.branches if spec else {}, args.ablate)
@@ -256,7 +321,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"zeroed branches: {', '.join(args.ablate)}")
     classes = predictor.meta.classes
     who = f"[rank {rank}/{world}] " if world > 1 else ""
-    print(f"{who}{args.model} ({predictor.meta.config}, "
+    name = f"{predictor.meta.config} ({predictor.meta.arch}" if predictor.foreign else \
+        f"{predictor.meta.arch} ({predictor.meta.config}"
+    print(f"{who}{name}, "
           f"{'trained' if predictor.trained else 'UNTRAINED'}) on {predictor.device}, "
           f"{predictor.precision_note}: {len(paths)} image(s) -> {out}")
     failures = 0

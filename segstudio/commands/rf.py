@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from pathlib import Path
 
 from segstudio.commands import CommandError
 from segstudio.commands._args import whole
@@ -17,11 +18,16 @@ OUTPUT_ROW = "output"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="NAME",
-                        help="a registry model, e.g. pspnet, deeplabv3, fcn8s, unet")
+    parser.add_argument("--model", metavar="NAME",
+                        help="a registry model, e.g. pspnet, deeplabv3, fcn8s, unet (optional "
+                             "with --weights, which names its own)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="a segstudio checkpoint: trace the network as the file builds it "
+                             "(its configuration, and layers it was trained without, such as "
+                             "DeepLab v1's pool5a in older files)")
     parser.add_argument("--config", choices=("lite", "paper"),
                         help="lite (reduced width/depth) or paper configuration (default lite, "
-                             "or the only one a model has)")
+                             "or the only one a model has; a checkpoint names its own)")
     parser.add_argument("--layer", metavar="NAME",
                         help="only this branch (a probe name such as psp.bin6) or module path")
     parser.add_argument("--input-size", nargs=2, type=whole(1, 100_000), default=(512, 512),
@@ -113,9 +119,11 @@ def _pair(values) -> str:
     return _number(a) if a == b else f"{_number(a)}×{_number(b)}"
 
 
-def _print_table(spec, config: str, input_size, table: list[dict]) -> None:
+def _print_table(spec, config: str, input_size, table: list[dict], weights=None) -> None:
     h, w = input_size
-    print(f"{spec.title} ({config}), input {h}×{w}, output stride {spec.output_stride}")
+    source = f", as built by {Path(weights).name}" if weights else ""
+    print(f"{spec.title} ({config}{source}), input {h}×{w}, output stride "
+          f"{spec.output_stride}")
     if spec.instance:
         print("fields are in the image the detector sees after its own resize")
     name_w = max(len("branch"), *(len(r["name"]) for r in table))
@@ -146,13 +154,18 @@ def run(args: argparse.Namespace) -> int:
 
     from segstudio.models import registry
 
-    try:
-        spec = registry.get_spec(args.model)
-        config = args.config or ("lite" if "lite" in spec.configs else spec.configs[0])
-        with torch.device("meta"):
-            model = registry.build_model(args.model, 21, config)
-    except (registry.UnknownModelError, registry.ModelConfigError) as exc:
-        raise CommandError(str(exc)) from None
+    if args.weights:
+        model, spec, config = _checkpoint_model(args)
+    else:
+        if args.model is None:
+            raise CommandError("give --model NAME or --weights FILE")
+        try:
+            spec = registry.get_spec(args.model)
+            config = args.config or ("lite" if "lite" in spec.configs else spec.configs[0])
+            with torch.device("meta"):
+                model = registry.build_model(args.model, 21, config)
+        except (registry.UnknownModelError, registry.ModelConfigError) as exc:
+            raise CommandError(str(exc)) from None
     input_size = tuple(args.input_size)
     if args.at is not None and not (0 <= args.at[0] < input_size[1] and
                                     0 <= args.at[1] < input_size[0]):
@@ -165,16 +178,39 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         report = {"model": spec.name, "config": config, "input_size": list(input_size),
                   "output_stride": spec.output_stride, "fields": table}
+        if args.weights:
+            report["weights"] = str(args.weights)
         if args.at is not None:
             report["at"] = list(args.at)
         if curve is not None:
             report["tap_curve"] = curve.to_dict()
         print(json.dumps(report, indent=2))
     else:
-        _print_table(spec, config, input_size, table)
+        _print_table(spec, config, input_size, table, args.weights)
         if curve is not None:
             _print_curve(curve)
     return 0
+
+
+def _checkpoint_model(args: argparse.Namespace):
+    """(model, spec, config) of a checkpoint, built and loaded as every other reader of the file
+    builds it, so that the traced network is the one the weights run in."""
+    from segstudio.models import registry
+    from segstudio.models.checkpoint import CheckpointError, load_checkpoint, read_meta
+
+    try:
+        meta = read_meta(args.weights)
+        if args.model is not None and args.model != meta.arch:
+            raise CommandError(f"{args.weights}: holds a {meta.arch!r} network, not "
+                               f"{args.model!r}")
+        if args.config is not None and args.config != meta.config:
+            raise CommandError(f"{args.weights}: holds the {meta.config!r} configuration, not "
+                               f"{args.config!r}")
+        model, meta = load_checkpoint(args.weights)
+        spec = registry.get_spec(meta.arch)
+    except (CheckpointError, registry.UnknownModelError) as exc:
+        raise CommandError(str(exc)) from None
+    return model, spec, meta.config
 
 
 def _tap_curve(model, spec, size: int):
@@ -193,9 +229,11 @@ def _tap_curve(model, spec, size: int):
 
 
 def _print_curve(curve) -> None:
+    counts = curve.counts
     print(f"\nvalid {curve.kernel}×{curve.kernel} weights on a {curve.size}×{curve.size} "
-          "feature map (DeepLab v3, Fig. 4)")
-    print(f"{'rate':>5}  {'valid':>6}  {'only centre':>11}  {'all valid':>9}")
-    for rate, v, c, a in zip(curve.rates, curve.valid_fraction, curve.only_centre,
-                             curve.all_valid):
-        print(f"{rate:>5}  {v:>6.3f}  {c:>11.3f}  {a:>9.3f}")
+          "feature map (DeepLab v3, Fig. 4): the mean fraction, and the share of units with "
+          "each number of valid weights")
+    print(f"{'rate':>5}  {'valid':>6}  " + "  ".join(f"{f'{n} valid':>7}" for n in counts))
+    for i, (rate, v) in enumerate(zip(curve.rates, curve.valid_fraction)):
+        print(f"{rate:>5}  {v:>6.3f}  " + "  ".join(f"{curve.shares[n][i]:>7.3f}"
+                                                   for n in counts))

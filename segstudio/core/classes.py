@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 from collections import abc
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -30,12 +31,53 @@ class ClassSetError(ValueError):
 
 
 @dataclass(frozen=True)
+class ClassCode:
+    """A coded concept naming what a class is, for formats that want codes (DICOM SEG's
+    segmented property type): coding scheme (``SCT`` for SNOMED CT, ``99…`` for private ones),
+    code value and meaning, optionally with the category it belongs to (another code)."""
+
+    scheme: str
+    value: str
+    meaning: str
+    category: "ClassCode | None" = None
+
+    def to_dict(self) -> dict:
+        data = {"scheme": self.scheme, "value": self.value, "meaning": self.meaning}
+        if self.category is not None:
+            data["category"] = self.category.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object, *, where: str = "code", nested: bool = False) -> "ClassCode":
+        """A code from a class-set file, every part checked: a dict of ``scheme`` (up to 16
+        letters, digits, ``-``, ``_`` or ``.``), ``value`` (up to 64 characters) and ``meaning``
+        (up to 64), none holding a backslash or a control character."""
+        if not isinstance(data, dict):
+            raise ClassSetError(f"{where} must be an object with scheme, value and meaning")
+        unknown = set(data) - {"scheme", "value", "meaning"} - (set() if nested else {"category"})
+        if unknown:
+            raise ClassSetError(
+                f"{where} has unknown field(s): {_shown(sorted(map(str, unknown)))}")
+        scheme = _code_text(data.get("scheme"), f"{where}.scheme", 16)
+        if not _SCHEME.fullmatch(scheme):
+            raise ClassSetError(f"{where}.scheme {_shown(scheme)} must be letters, digits, '-', "
+                                "'_' or '.'")
+        category = None
+        if not nested and data.get("category") is not None:
+            category = cls.from_dict(data["category"], where=f"{where}.category", nested=True)
+        return cls(scheme, _code_text(data.get("value"), f"{where}.value", 64),
+                   _code_text(data.get("meaning"), f"{where}.meaning", 64), category)
+
+
+@dataclass(frozen=True)
 class SegClass:
-    """One class: its index in the label map, its name and its display colour."""
+    """One class: its index in the label map, its name, its display colour and, when the class
+    set gives one, the code saying what it is."""
 
     index: int
     name: str
     color: Color
+    code: ClassCode | None = None
 
 
 class ClassSet:
@@ -49,7 +91,8 @@ class ClassSet:
     VOID_COLOR: Color = VOID_COLOR
 
     def __init__(self, names: Sequence[str], colors: Sequence[Sequence[int]] | None = None,
-                 *, title: str = "custom") -> None:
+                 *, title: str = "custom",
+                 codes: Sequence[ClassCode | None] | None = None) -> None:
         names = [str(n).strip() for n in names]
         if not names:
             raise ClassSetError("a class set needs at least one class")
@@ -70,8 +113,13 @@ class ClassSet:
             if rgb is None:
                 raise ClassSetError(f"colour {_shown(c)} is not an RGB triple of 0-255 values")
             cols.append(rgb)
+        codes = list(codes) if codes is not None else [None] * len(names)
+        if len(codes) != len(names) or not all(c is None or isinstance(c, ClassCode)
+                                                for c in codes):
+            raise ClassSetError(f"{len(names)} names but {len(codes)} codes")
         self._names = tuple(names)
         self._colors = tuple(cols)
+        self._codes = tuple(codes)
         self.title = title
 
     # -- reading -----------------------------------------------------------------------------
@@ -81,7 +129,7 @@ class ClassSet:
     def __getitem__(self, index: int) -> SegClass:
         if not 0 <= index < len(self._names):
             raise IndexError(f"class index {index} is outside 0..{len(self._names) - 1}")
-        return SegClass(index, self._names[index], self._colors[index])
+        return SegClass(index, self._names[index], self._colors[index], self._codes[index])
 
     def __iter__(self) -> Iterator[SegClass]:
         return (self[i] for i in range(len(self)))
@@ -104,6 +152,13 @@ class ClassSet:
     def colors(self) -> tuple[Color, ...]:
         return self._colors
 
+    @property
+    def codes(self) -> tuple[ClassCode | None, ...]:
+        """Each class's code, None where the class set gives none. Codes describe classes for
+        other formats; they are not part of a set's identity (equality compares names and
+        colours, what the label maps mean and show)."""
+        return self._codes
+
     def index_of(self, name: str) -> int:
         try:
             return self._names.index(name)
@@ -125,23 +180,26 @@ class ClassSet:
     def renamed(self, index: int, name: str) -> "ClassSet":
         names = list(self._names)
         names[self[index].index] = name
-        return ClassSet(names, self._colors, title=self.title)
+        return ClassSet(names, self._colors, title=self.title, codes=self._codes)
 
     def recolored(self, index: int, color: Sequence[int]) -> "ClassSet":
         colors = list(self._colors)
         colors[self[index].index] = tuple(color)  # type: ignore[arg-type]
-        return ClassSet(self._names, colors, title=self.title)
+        return ClassSet(self._names, colors, title=self.title, codes=self._codes)
 
     def with_class(self, name: str, color: Sequence[int] | None = None) -> "ClassSet":
         color = color if color is not None else tuple(int(c) for c in VOC_COLORMAP[len(self)])
-        return ClassSet([*self._names, name], [*self._colors, tuple(color)], title=self.title)
+        return ClassSet([*self._names, name], [*self._colors, tuple(color)], title=self.title,
+                        codes=[*self._codes, None])
 
     # -- files -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
             "title": self.title,
             "ignore_index": VOID_INDEX,
-            "classes": [{"index": c.index, "name": c.name, "color": list(c.color)} for c in self],
+            "classes": [{"index": c.index, "name": c.name, "color": list(c.color),
+                         **({"code": c.code.to_dict()} if c.code is not None else {})}
+                        for c in self],
         }
 
     @classmethod
@@ -151,12 +209,31 @@ class ClassSet:
             indices = [_index(e["index"]) for e in entries]
             if indices != list(range(len(entries))):
                 raise ClassSetError(f"class indices must run 0..{len(entries) - 1} without gaps")
+            codes = [None if e.get("code") is None
+                     else ClassCode.from_dict(e["code"], where=f"class {i} code")
+                     for i, e in enumerate(entries)]
             return cls([e["name"] for e in entries], [e["color"] for e in entries],
-                       title=str(data.get("title", "custom")))
+                       title=str(data.get("title", "custom")), codes=codes)
         except ClassSetError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise ClassSetError(f"not a class set: {exc!r}") from None
+
+_SCHEME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _code_text(value: object, where: str, limit: int) -> str:
+    """A code's text part: a non-empty string of at most ``limit`` characters with no backslash
+    (DICOM's value separator) and no control character."""
+    if not isinstance(value, str) or not value.strip():
+        raise ClassSetError(f"{where} must be a non-empty string, not {_shown(value)}")
+    value = value.strip()
+    if len(value) > limit:
+        raise ClassSetError(f"{where} is {len(value)} characters long; at most {limit} fit")
+    if "\\" in value or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        raise ClassSetError(f"{where} {_shown(value)} holds a backslash or a control character")
+    return value
+
 
 def _whole(value: object) -> int | None:
     """``value`` as an int when it is a whole number (``12`` or ``12.0``), else None: strings,

@@ -56,21 +56,42 @@ def atrous_conv(module: nn.Module) -> nn.Conv2d | None:
 @dataclass(frozen=True)
 class TapCurve:
     """DeepLab v3's Fig. 4 for one kernel: per rate, over all units of a ``size``×``size`` map,
-    the mean fraction of the k×k weights that read the map, and the share of units where only
-    the centre weight does, or all of them."""
+    the mean fraction of the k×k weights that read the map, and the share of units by how many
+    weights do (``shares[n][i]``: units with exactly ``n`` valid weights at ``rates[i]``). The
+    paper plots 1, 4 and 9; between a quarter and half of the map most units have 4 (a corner
+    2×2 of the 3×3), and near the border 2, 3 or 6 occur too."""
 
     size: int
     kernel: int
     rates: tuple[int, ...]
     valid_fraction: tuple[float, ...]
-    only_centre: tuple[float, ...]
-    all_valid: tuple[float, ...]
+    shares: dict[int, tuple[float, ...]]
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """The valid counts that occur at some rate, ascending."""
+        return tuple(sorted(self.shares))
+
+    def share(self, count: int) -> tuple[float, ...]:
+        """Share of units with exactly ``count`` valid weights, per rate (zeros if it never
+        occurs)."""
+        return self.shares.get(count, (0.0,) * len(self.rates))
+
+    @property
+    def only_centre(self) -> tuple[float, ...]:
+        return self.share(1)
+
+    @property
+    def all_valid(self) -> tuple[float, ...]:
+        return self.share(self.kernel ** 2)
 
     def to_dict(self) -> dict:
         return {"map_size": self.size, "kernel": self.kernel, "rates": list(self.rates),
                 "valid_fraction": [round(v, 4) for v in self.valid_fraction],
                 "only_centre": [round(v, 4) for v in self.only_centre],
-                "all_valid": [round(v, 4) for v in self.all_valid]}
+                "all_valid": [round(v, 4) for v in self.all_valid],
+                "valid_count_shares": {str(n): [round(v, 4) for v in self.shares[n]]
+                                       for n in self.counts}}
 
 
 def tap_curve(conv: nn.Conv2d, size: int = 65, rates=None) -> TapCurve:
@@ -80,11 +101,13 @@ def tap_curve(conv: nn.Conv2d, size: int = 65, rates=None) -> TapCurve:
     _, dilation, padding, _ = _geometry(conv, 0)
     pad_per_rate = padding / dilation
     rates = tuple(range(1, size + 6)) if rates is None else tuple(int(r) for r in rates)
-    fractions, centre, full = [], [], []
+    fractions, per_rate = [], []
     for rate in rates:
         per_axis = valid_counts(size, kernel, rate, int(round(pad_per_rate * rate)))
         counts = per_axis[:, None] * per_axis[None, :]
         fractions.append(float(counts.mean()) / kernel ** 2)
-        centre.append(float((counts == 1).mean()))
-        full.append(float((counts == kernel ** 2).mean()))
-    return TapCurve(size, kernel, rates, tuple(fractions), tuple(centre), tuple(full))
+        values, numbers = np.unique(counts, return_counts=True)
+        per_rate.append({int(v): n / counts.size for v, n in zip(values, numbers)})
+    occurring = sorted({n for shares in per_rate for n in shares})
+    shares = {n: tuple(float(shares.get(n, 0.0)) for shares in per_rate) for n in occurring}
+    return TapCurve(size, kernel, rates, tuple(fractions), shares)

@@ -26,7 +26,7 @@ from segstudio.explain.receptive_field import (
     MODEL_OUTPUT, ReceptiveField, ReceptiveFieldError, box_at, receptive_field, unit_at)
 
 __all__ = ["ERF", "EffectiveFieldError", "effective_rf", "mass_share", "mass_pixels",
-           "PredictionERF", "prediction_erf"]
+           "region_share", "PredictionERF", "prediction_erf"]
 
 
 class EffectiveFieldError(ValueError):
@@ -41,7 +41,8 @@ class ERF:
     (row, column) that was differentiated; ``box`` its theoretical field (top, left, bottom, right),
     clipped to the image; ``mass95_share`` the fewest pixels holding 95 % of the gradient mass, as
     a share of the whole, unclipped field's area (1.0 would be a field as wide as theory allows;
-    a field larger than the image can never be filled).
+    a field larger than the image can never be filled), and ``mass95_in_image_share`` the same
+    pixels as a share of the part of the field inside the image.
     """
 
     heat: np.ndarray
@@ -49,6 +50,7 @@ class ERF:
     unit: tuple[int, int]
     box: tuple[int, int, int, int]
     field: ReceptiveField
+    mass95_in_image_share: float = 0.0
 
 
 def mass_pixels(heat: np.ndarray, fraction: float = 0.95) -> int:
@@ -59,6 +61,16 @@ def mass_pixels(heat: np.ndarray, fraction: float = 0.95) -> int:
     ordered = np.sort(heat, axis=None)[::-1].astype(np.float64)
     needed = int(np.searchsorted(np.cumsum(ordered), fraction * total * (1 - 1e-9))) + 1
     return min(needed, ordered.size)
+
+
+def region_share(heat: np.ndarray, region: np.ndarray) -> float:
+    """The share of ``heat``'s total inside the boolean map ``region`` of the same size."""
+    region = np.asarray(region, bool)
+    if region.shape != heat.shape:
+        raise EffectiveFieldError(f"the region is {region.shape[1]}×{region.shape[0]} but the "
+                                  f"field is {heat.shape[1]}×{heat.shape[0]}")
+    total = float(np.sum(heat, dtype=np.float64))
+    return float(np.sum(heat[region], dtype=np.float64)) / total if total > 0 else 0.0
 
 
 def mass_share(heat: np.ndarray, area: int, fraction: float = 0.95) -> float:
@@ -132,7 +144,9 @@ def effective_rf(model: nn.Module, image: torch.Tensor, y: int, x: int, *,
     box = box_at(field, fy, fx, image_size=(h, w))
     whole = box_at(field, fy, fx)
     area = (whole[2] - whole[0]) * (whole[3] - whole[1])
-    return ERF(heat=heat, mass95_share=mass_share(heat, area), unit=(fy, fx), box=box, field=field)
+    inside = (box[2] - box[0]) * (box[3] - box[1])
+    return ERF(heat=heat, mass95_share=mass_share(heat, area), unit=(fy, fx), box=box, field=field,
+               mass95_in_image_share=mass_share(heat, inside))
 
 
 @dataclass(frozen=True)
@@ -165,13 +179,32 @@ class PredictionERF:
 
     @property
     def mass95_share(self) -> float:
-        """Pixels holding 95 % of the gradient, as a share of the unclipped field."""
+        """Pixels holding 95 % of the gradient, as a share of the unclipped field (mostly padding
+        when the field is larger than the image: it can never approach 1 there)."""
         return self.mass95_px / self.theoretical_px if self.theoretical_px else 0.0
+
+    @property
+    def mass95_in_image_share(self) -> float:
+        """Pixels holding 95 % of the gradient, as a share of the part of the field inside the
+        image: the pixels the prediction could use at all."""
+        return self.mass95_px / self.inside_image_px if self.inside_image_px else 0.0
+
+    def shares_text(self) -> str:
+        """Both shares in words, the one inside the image first."""
+        x0, y0, x1, y1 = self.box
+        return (f"{self.mass95_in_image_share:.1%} of the {self.inside_image_px} px of the "
+                f"field inside the image ({self.mass95_share:.1%} of the whole "
+                f"{x1 - x0 + 1}×{y1 - y0 + 1} px theoretical field, padding included)")
 
     @property
     def inside_share(self) -> float:
         """The share of the unclipped field that lies inside the image."""
         return self.inside_image_px / self.theoretical_px if self.theoretical_px else 0.0
+
+    def region_share(self, region: np.ndarray) -> float:
+        """The share of the gradient mass that falls inside ``region`` (a boolean H×W map):
+        how much of what moves the prediction comes from there (0 for no gradient at all)."""
+        return region_share(self.heat, region)
 
     def to_dict(self) -> dict:
         (cy, cx), (dy, dx) = self.center, self.offset
@@ -180,6 +213,7 @@ class PredictionERF:
                 "offset": [round(dx, 2), round(dy, 2)], "mass95_px": self.mass95_px,
                 "theoretical_px": self.theoretical_px, "inside_image_px": self.inside_image_px,
                 "box": list(self.box), "mass95_share": round(self.mass95_share, 4),
+                "mass95_in_image_share": round(self.mass95_in_image_share, 4),
                 "inside_share": round(self.inside_share, 4)}
 
 

@@ -7,12 +7,14 @@ input units (FCN-8s' output pixels see 436 or 468 pixels, not one "460"). This m
 every unit of a map and per axis, the first and last input pixel that can influence it, through
 the same forward pass on the meta device.
 
-The network is read as if the image went on forever: padding reads the pixels beyond the border,
-bilinear upsampling is not clamped at the edges, max unpooling may put a unit's value anywhere in its
+The network is read as if the image went on forever: padding reads the pixels beyond the border
+(so that a box says how far a unit's window reaches), but resampling reads only the real map, as
+PyTorch clamps its source indices to it; max unpooling may put a unit's value anywhere in its
 window (SegNet's decoder), and a pooled map (image-level pooling, a PSP bin)
 sees the whole real map. A box is therefore unclipped (it may start at -200); clipped to the
-image it equals the support of the input gradient wherever it lies inside the image, and contains
-it elsewhere (``tests/explain/test_pixel_fields.py`` checks both with positive weights).
+image it equals the support of the input gradient of a network with positive weights, at the
+borders too, and contains it where max unpooling's choice varies from image to image
+(``tests/explain/test_pixel_fields.py``).
 """
 
 from __future__ import annotations
@@ -127,8 +129,10 @@ def _unpool(axis: _Axis, k: int, s: int, p: int) -> _Axis:
 
 def _resample(axis: _Axis, n_in: int, n_out: int, mode: str, align: bool,
               scale_factor) -> _Axis:
-    """``F.interpolate`` along one axis, without clamping at the borders; a map of one unit
-    (a pooled vector spread over a map) gives every output unit that unit's span."""
+    """``F.interpolate`` along one axis, as PyTorch computes it: every source index is clamped
+    to the real map (``0 … n_in - 1``), and with ``align_corners=False`` a negative linear source
+    coordinate is first clamped to 0. A border output unit therefore reads only the border unit,
+    never a unit beyond the map (which would stand for pixels beyond the image)."""
     if axis.const:
         return axis
     if n_in == 1:
@@ -140,16 +144,22 @@ def _resample(axis: _Axis, n_in: int, n_out: int, mode: str, align: bool,
     else:
         scale = n_in / n_out
     out = np.arange(math.floor(axis.first / scale) - 2, math.ceil((axis.last + 1) / scale) + 2)
+
+    def bounded(src: np.ndarray) -> np.ndarray:
+        return np.clip(src, 0, n_in - 1).astype(np.int64)
+
     if mode in ("nearest", "nearest-exact"):
         src = np.floor((out + (0.5 if mode == "nearest-exact" else 0.0)) * scale)
-        return _gather(axis, out, [(src.astype(np.int64), True)])
+        return _gather(axis, out, [(bounded(src), True)])
     if mode == "area":
         return _adaptive(axis, n_in, n_out)
     centre = out * scale if align else (out + 0.5) * scale - 0.5
+    if mode == "linear" and not align:
+        centre = np.maximum(centre, 0.0)  # PyTorch clamps the linear source, not the cubic one
     base = np.floor(centre)
     exact = centre == base              # on a sample: the neighbours get weight zero
     reach = (-1, 0, 1, 2) if "cubic" in mode else (0, 1)
-    return _gather(axis, out, [((base + r).astype(np.int64), (r == 0) | ~exact) for r in reach])
+    return _gather(axis, out, [(bounded(base + r), (r == 0) | ~exact) for r in reach])
 
 
 def _adaptive(axis: _Axis, n_in: int, n_out: int) -> _Axis:

@@ -17,7 +17,7 @@ from torch import nn
 
 __all__ = ["ProbeError", "Probe", "activation_map", "ablate", "ablate_branches", "zero_branches",
            "predict_labels",
-           "branch_contribution", "find_module", "as_batch", "main_output", "feature_tensor"]
+           "branch_contribution", "branch_effect", "label_transitions", "find_module", "as_batch", "main_output", "feature_tensor"]
 
 
 class ProbeError(ValueError):
@@ -213,10 +213,27 @@ def predict_labels(model: nn.Module, image: torch.Tensor) -> np.ndarray:
     return logits[0].argmax(0).cpu().numpy()
 
 
-def branch_contribution(model: nn.Module, image: torch.Tensor,
-                        path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Labels predicted with the branch at ``path`` zeroed, and the H×W mask of changed pixels."""
+def branch_effect(model: nn.Module, image: torch.Tensor,
+                  path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels predicted with the branch at ``path`` and with it zeroed."""
     with_branch = predict_labels(model, image)
     with ablate(model, path):
         without = predict_labels(model, image)
+    return with_branch, without
+
+
+def branch_contribution(model: nn.Module, image: torch.Tensor,
+                        path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels predicted with the branch at ``path`` zeroed, and the H×W mask of changed pixels."""
+    with_branch, without = branch_effect(model, image, path)
     return without, without != with_branch
+
+
+def label_transitions(before: np.ndarray, after: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(class before, class after, pixels)`` for every pair of classes a pixel changed
+    between, most pixels first: what the changed pixels became, not only where they are."""
+    before, after = np.asarray(before, np.int64), np.asarray(after, np.int64)
+    moved = before != after
+    codes, counts = np.unique(before[moved] * 256 + after[moved], return_counts=True)
+    pairs = [(int(c) // 256, int(c) % 256, int(n)) for c, n in zip(codes, counts)]
+    return sorted(pairs, key=lambda t: (-t[2], t[0], t[1]))

@@ -410,3 +410,4 @@ def _draw_mask(labels: np.ndarray, shape: dict, value: int, where: str) -> None:
     sub = mask[max(-y0, 0):max(-y0, 0) + region.shape[0], max(-x0, 0):max(-x0, 0) + region.shape[1]]
     region[sub] = value
 
+

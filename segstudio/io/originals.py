@@ -10,7 +10,9 @@ the window threw away is kept in ``Originals/``:
   when some are negative (the manifest says so).
 - ``<id>.tiff`` instead, for depths a PNG cannot hold (32-bit integers, grey or RGB, and
   floating point): uncompressed, of the same sample type, every value as stored.
-- ``<id>.dcm``: the DICOM file itself, byte for byte, when the source was DICOM.
+- ``<id>.dcm``: the DICOM file itself, byte for byte, when the source was DICOM; or, for an
+  export asked to de-identify, a copy de-identified by DICOM's basic confidentiality profile
+  (:mod:`segstudio.io.deidentify`), and the manifest leaves out the source's file name.
 
 ``manifest.json`` in ``VOC2012/`` lists every id with its JPEG, label PNG, original, DICOM
 copy, source file name and what the original's values are. The files are written inside the
@@ -70,10 +72,11 @@ def stored_values(image: ImageData) -> tuple[np.ndarray, dict]:
 
 
 def write_original(folder: Path, name: str, image: ImageData, *,
-                   dicom_copy: str | None = None) -> dict:
+                   dicom_copy: str | None = None, deidentifier=None) -> dict:
     """Write ``image`` at full depth as ``folder/<name>.png`` (or ``.tiff``), and its DICOM
     file as ``<name>.dcm`` unless ``dicom_copy`` names the copy already made (for the other
-    frames of one file); return the manifest entry (file names relative to ``folder``)."""
+    frames of one file); return the manifest entry (file names relative to ``folder``). With a
+    ``deidentifier`` the DICOM copy is de-identified by it."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
         arr, facts = stored_values(image)
@@ -97,10 +100,31 @@ def write_original(folder: Path, name: str, image: ImageData, *,
     if dicom_copy is not None:
         entry["dicom"] = dicom_copy
     elif image.format == "DICOM" and image.path is not None and Path(image.path).is_file():
-        shutil.copyfile(image.path, folder / f"{name}.dcm")
+        if deidentifier is None:
+            shutil.copyfile(image.path, folder / f"{name}.dcm")
+        else:
+            _write_deidentified(Path(image.path), folder / f"{name}.dcm", deidentifier)
         entry["dicom"] = f"{name}.dcm"
-    entry["source"] = Path(image.path).name if image.path is not None else None
+    if deidentifier is None:
+        entry["source"] = Path(image.path).name if image.path is not None else None
+    else:
+        entry["deidentified"] = True         # a file name may name the patient: left out
     return entry
+
+
+def _write_deidentified(source: Path, target: Path, deidentifier) -> None:
+    import pydicom
+
+    from segstudio.io.regular_files import open_regular
+
+    try:
+        with open_regular(source) as f:
+            ds = pydicom.dcmread(f, force=True)
+        deidentifier.cleaned_copy(ds).save_as(target, enforce_file_format=True)
+    except OSError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pydicom reports a bad file in many ways
+        raise ImageReadError(source, f"its de-identified copy could not be made ({e})") from None
 
 
 def _save(base: Path, arr: np.ndarray) -> str:
@@ -164,9 +188,10 @@ def _bgr(arr: np.ndarray) -> np.ndarray:
 
 
 def tap(samples: Iterable, tree: Path, entries: list,
-        cancel: Callable[[], bool] | None = None) -> Iterator:
+        cancel: Callable[[], bool] | None = None, deidentifier=None) -> Iterator:
     """Pass ``samples`` through, writing each one's ``original`` (an ImageData, or None) under
-    a provisional name while its pixels are in hand; :func:`finish` names them by id."""
+    a provisional name while its pixels are in hand; :func:`finish` names them by id. With a
+    ``deidentifier`` (one for the whole export) DICOM copies are de-identified."""
     folder = tree / ORIGINALS_DIR
     copies: dict[Path, str] = {}      # one copy of a multi-frame DICOM serves all its frames
     for n, sample in enumerate(samples):
@@ -174,7 +199,8 @@ def tap(samples: Iterable, tree: Path, entries: list,
         if original is not None and not (cancel is not None and cancel()):
             source = Path(original.path) if original.path is not None else None
             shared = copies.get(source) if original.frame is not None else None
-            entry = write_original(folder, f"{_PENDING}{n}", original, dicom_copy=shared)
+            entry = write_original(folder, f"{_PENDING}{n}", original, dicom_copy=shared,
+                                   deidentifier=deidentifier)
             if original.frame is not None and "dicom" in entry:
                 copies.setdefault(source, entry["dicom"])
             entries.append(entry)

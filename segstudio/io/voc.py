@@ -200,11 +200,11 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
               classes: ClassSet, *, val_fraction: float = 0.2, seed: int = 0,
               total: int | None = None, progress: Callable[[int, int], None] | None = None,
               cancel: Callable[[], bool] | None = None, overwrite: bool = False,
-              originals: bool = False) -> VocExportResult:
+              originals: bool = False, deidentify: bool = False) -> VocExportResult:
     """Export samples as ``out_dir/VOCdevkit/VOC2012``; ``progress(done, total)`` gets 0 as
     total when it is unknown. An existing ``VOC2012`` is replaced only with ``overwrite``.
     ``originals`` also keeps each sample's full-depth original and writes the manifest
-    (:mod:`segstudio.io.originals`)."""
+    (:mod:`segstudio.io.originals`); ``deidentify`` de-identifies the DICOM files kept there."""
     if not 0.0 <= val_fraction < 1.0:
         raise VocError(f"the validation fraction must lie in [0, 1), got {val_fraction}")
     out_dir = Path(out_dir)
@@ -227,7 +227,10 @@ def write_voc(out_dir: str | Path, samples: Iterable[VocSample] | Sequence[VocSa
         groups: dict[str, str] = {}
         kept: list = []
         if originals:
-            samples = keep_originals.tap(samples, tmp, kept, cancel)
+            from segstudio.io.deidentify import Deidentifier
+
+            samples = keep_originals.tap(samples, tmp, kept, cancel,
+                                         Deidentifier() if deidentify else None)
         ids = _write_pairs(tmp, samples, classes, total or 0, progress, cancel, groups)
         if originals:
             keep_originals.finish(tmp, ids, kept)

@@ -12,6 +12,7 @@ code.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -80,6 +81,13 @@ class Item:
         return (Path(self.source).as_posix(), self.frame)
 
 
+def frame_phrase(frame: int, count: int) -> str:
+    """How the window names frame index ``frame`` (from 0) of ``count`` to people: counted from
+    1, as players and DICOM count them ("frame 4 of 250"). Item ids and label files keep the
+    index (``clip_000003`` is frame 4)."""
+    return f"frame {frame + 1} of {count}"
+
+
 class Workspace:
     """The items of one root folder with their labels, statuses and class set."""
 
@@ -100,6 +108,7 @@ class Workspace:
         self.adopted: Callable[["Adoption"], None] | None = None
         self._state = threading.RLock()     # items, classes, base: GUI thread against writer
         self._base = Base(None, None)       # the workspace file as last read or written here
+        self._numbers = itertools.count(1)  # snapshots and direct writes, in the order taken
         self._transaction_thread: int | None = None
         self._assign_label_paths()
 
@@ -332,7 +341,7 @@ class Workspace:
             raise WorkspaceError(str(e)) from None
         return ImageData(np.array(frame), path, "VIDEO", 8, None,
                          (float(frame.min()), float(frame.max())),
-                         [f"frame {item.frame + 1} of {count}"])
+                         [frame_phrase(item.frame, count)])
 
     def _video(self, path: Path) -> VideoSource:
         with self._videos_lock:
@@ -397,7 +406,7 @@ class Workspace:
         """The content to save now, with the base it changes (so a write that comes later, from
         another thread, still knows which records this workspace changed)."""
         with self._state:
-            return Snapshot(self.to_dict(), self._base)
+            return Snapshot(self.to_dict(), self._base, next(self._numbers))
 
     def save(self) -> None:
         """Write the workspace file, or hand a snapshot to ``deferred_save``.
@@ -424,11 +433,23 @@ class Workspace:
         there, a damaged file or a lock held too long is a :class:`WorkspaceError`, and nothing
         is written.
         """
-        base = data.base if isinstance(data, Snapshot) else self._base
+        if isinstance(data, Snapshot):
+            base, number = data.base, data.number
+        else:
+            base, number = self._base, next(self._numbers)
         ours, path = dict(data), self.file_path()
         with workspace_lock(path):
+            with self._state:
+                latest = self._base
+            if isinstance(data, Snapshot) and latest.own and latest is not base:
+                # The file was last written from this workspace's own content, after this
+                # snapshot's base was taken: a later snapshot holds all of it (so it replaces
+                # it), an earlier one has nothing newer to write.
+                if number <= latest.own:
+                    return None
+                base = latest
             written, raw = write_merged(path, ours, base.raw, base.data)
-            return self._settle(base, ours, written, written, raw)
+            return self._settle(base, ours, written, written, raw, number)
 
     @contextlib.contextmanager
     def transaction(self, timeout: float | None = None) -> Iterator["Workspace"]:
@@ -451,9 +472,9 @@ class Workspace:
                 self._transaction_thread = outer
 
     def _settle(self, base: Base, ours: dict, merged: dict, held: dict,
-                raw: bytes) -> Merge | None:
+                raw: bytes, number: int = 0) -> Merge | None:
         with self._state:
-            self._base, merge = settle(base, ours, merged, held, raw)
+            self._base, merge = settle(base, ours, merged, held, raw, number)
         return merge
 
     def adopt(self, merge: Merge) -> Adoption:

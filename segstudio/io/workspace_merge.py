@@ -31,14 +31,19 @@ class Base:
 
     raw: bytes | None
     data: dict | None
+    # Set when this workspace wrote the file with its own content as it was (no merge): the
+    # number of the snapshot (or direct write) it came from; 0 otherwise.
+    own: int = 0
 
 
 class Snapshot(dict):
-    """Content for the workspace file taken at one moment, with the base it changes."""
+    """Content for the workspace file taken at one moment, with the base it changes and its
+    place in the workspace's order of snapshots (later ones hold everything earlier ones do)."""
 
-    def __init__(self, data: dict, base: Base) -> None:
+    def __init__(self, data: dict, base: Base, number: int = 0) -> None:
         super().__init__(data)
         self.base = base
+        self.number = number
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ def _describe(ours: dict, theirs: dict) -> str:
 
 # -- after a merge: the new base, and taking in the other side's changes --------------------------
 def settle(base: Base, ours: dict, merged: dict, held: dict,
-           raw: bytes) -> tuple[Base, Merge | None]:
+           raw: bytes, number: int = 0) -> tuple[Base, Merge | None]:
     """The new base and what is left to take in, once the file holds ``held`` (bytes ``raw``):
     this workspace held ``ours`` (whose base was ``base``) and should become ``merged``.
 
@@ -187,7 +192,7 @@ def settle(base: Base, ours: dict, merged: dict, held: dict,
     made here meanwhile meets theirs as a change on both sides, never as an overwrite.
     """
     if merged is ours:                              # written as it was: nothing to take in
-        return Base(raw, held), None
+        return Base(raw, held, number), None
     mine, goal = records_by_key(ours), records_by_key(merged)
     keys = frozenset(k for k in set(mine) | set(goal)
                      if canonical(mine.get(k)) != canonical(goal.get(k)))

@@ -127,18 +127,30 @@ class Predictor:
     fp32 on the first image (or takes the verdict cached for this checkpoint and machine): see
     :mod:`segstudio.models.precision`. ``source`` is the checkpoint file the network came from,
     which keys that cache.
+
+    A network from a model file of another format comes through :meth:`from_model`, with the
+    facts its :class:`~segstudio.models.formats.LoadedModel` states: its stride or the one
+    input size it takes, and the precisions and devices its runtime has.
     """
 
     def __init__(self, model: nn.Module, meta: CheckpointMeta, *, device: str = "auto",
                  precision: str = "auto", tile_size: int = 1024, tile_overlap: int = 64,
                  num_threads: int | None = None, source: str | Path | None = None,
-                 calibration_cache: CalibrationCache | None = None) -> None:
+                 calibration_cache: CalibrationCache | None = None, stride: int | None = None,
+                 input_size: tuple[int, int] | None = None,
+                 precisions: tuple[str, ...] | None = None, cpu_only: bool = False,
+                 foreign: bool = False) -> None:
         if tile_overlap < 0 or tile_size < 64 or tile_size <= 2 * tile_overlap:
             raise PredictorError(f"tile size {tile_size} with overlap {tile_overlap}: the tile "
                                  "must be at least 64 px and more than twice the overlap")
         self.meta = meta
         self.device = choose_device(device)
+        self._runtime_note = ""
+        if cpu_only and self.device.type != "cpu":
+            self._runtime_note = f"runs on the CPU: its runtime has no {self.device.type}"
+            self.device = torch.device("cpu")
         self.requested_precision = choose_precision(precision, self.device)
+        self._fp32_only = precisions is not None and tuple(precisions) == ("fp32",)
         self.source = Path(source) if source is not None else None
         self.calibration: Calibration | None = None
         self._calibration_cache = calibration_cache
@@ -148,6 +160,12 @@ class Predictor:
         self.tile_overlap = int(tile_overlap)
         torch.set_num_threads(num_threads or default_num_threads())
         self.pad_multiple, self.instance = _spec_facts(meta.arch)
+        self.input_size = tuple(input_size) if input_size else None
+        self.foreign = foreign
+        if foreign:       # a file of another format: its own facts, not the registry's
+            self.pad_multiple, self.instance = max(1, int(stride or DEFAULT_PAD_MULTIPLE)), False
+        if self.input_size:
+            self.pad_multiple = 1                     # resized to its size: nothing to pad
         self._fallback_note: str | None = None
         model = model.eval().to(self.device)
         if not self.instance:
@@ -164,6 +182,14 @@ class Predictor:
         return cls(model, meta, source=path, **kw)
 
     @classmethod
+    def from_model(cls, loaded, **kw) -> "Predictor":
+        """A Predictor for a :class:`~segstudio.models.formats.LoadedModel` (any format)."""
+        foreign = loaded.format != "segstudio"      # a checkpoint: the registry knows its facts
+        return cls(loaded.net, loaded.meta, source=loaded.weights_file, stride=loaded.stride,
+                   input_size=loaded.input_size, precisions=tuple(loaded.precisions),
+                   cpu_only=loaded.cpu_only, foreign=foreign, **kw)
+
+    @classmethod
     def untrained(cls, arch: str, classes: ClassSet, config: str = "lite", **kw) -> "Predictor":
         """A Predictor with random weights, marked untrained (for trying the app without data)."""
         model = build_model(arch, len(classes), config)
@@ -178,6 +204,9 @@ class Predictor:
     # -- precision ---------------------------------------------------------------------------
     def _initial_precision(self, meta: CheckpointMeta) -> tuple[str, str]:
         """The precision to start with, and why; ``"auto"`` may change it on the first image."""
+        if self._fp32_only:
+            return "fp32", "fp32: its runtime computes in fp32 only" + (
+                f"; {self._runtime_note}" if self._runtime_note else "")
         if self.requested_precision != "auto":
             return self.requested_precision, f"{self.requested_precision}: chosen by hand"
         candidate = auto_candidate(self.device)
@@ -322,11 +351,35 @@ class Predictor:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        size = x.shape[-2:]
+        if self.input_size and tuple(size) != self.input_size:
+            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         logits = self._run(x)
+        if logits.shape[-2:] != size:
+            # A coarser score map (or one at the network's own input size) is resized to the
+            # input bilinearly, without aligned corners, as the networks' libraries do.
+            logits = F.interpolate(logits.float(), size=size, mode="bilinear",
+                                   align_corners=False)
         # Back to the standard layout: blending and softmax then walk contiguous class planes.
         return logits[:, :, :h, :w].float().cpu().contiguous()
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.foreign:
+            return self._run_precision(x)
+        try:
+            return self._run_precision(x)
+        except Exception as exc:   # noqa: BLE001 - a foreign runtime raises its own types
+            if isinstance(exc, (torch.OutOfMemoryError, PredictorError)):
+                raise
+            # A foreign network's own failure (a size it cannot take, its runtime's error):
+            # the file's name and the first line, not a traceback from inside the network.
+            from segstudio.models.formats import first_line
+
+            first = first_line(exc)
+            raise PredictorError(f"{self.meta.config}: the network failed on a "
+                                 f"{x.shape[-1]}×{x.shape[-2]} input ({first})") from None
+
+    def _run_precision(self, x: torch.Tensor) -> torch.Tensor:
         if self.precision == "fp32":
             return self._out(self.model(x))
         try:

@@ -48,13 +48,25 @@ class ModelSpec:
     instance: bool
     description: str
     configs: tuple[str, ...] = ("lite", "paper")
+    paper_differences: tuple[str, ...] = ()
+    """Where this network or its numbers differ from the paper, one sentence each; the
+    description ends with them too (see :func:`_differing`), so every view of it shows them."""
 
     def to_dict(self) -> dict:
         return {"name": self.name, "title": self.title, "paper": self.paper, "year": self.year,
                 "family": self.family, "output_stride": self.output_stride,
                 "branches": dict(self.branches), "uses_crf": self.uses_crf,
                 "instance": self.instance, "configs": list(self.configs),
-                "description": self.description}
+                "description": self.description,
+                "paper_differences": list(self.paper_differences)}
+
+
+def _differing(description: str, *differences: str) -> dict:
+    """``description`` and ``paper_differences`` keywords of a spec whose network departs from
+    its paper: the description closes with the differences."""
+    return {"description": f"{description} Where it differs from the paper: "
+                           f"{' '.join(differences)}",
+            "paper_differences": differences}
 
 
 FCN_PAPER = "Long, Shelhamer, Darrell: Fully Convolutional Networks for Semantic Segmentation"
@@ -87,8 +99,13 @@ def _fcn(stride: int) -> ModelSpec:
     return ModelSpec(
         name=f"fcn{stride}s", title=f"FCN-{stride}s", paper=FCN_PAPER, year=2015, family="fcn",
         output_stride=stride, branches=branches, uses_crf=False, instance=False,
-        description=f"VGG-16 made fully convolutional (fc6 is a 7×7 convolution); {skips}, with "
-                    "transposed convolutions initialised to bilinear interpolation.")
+        **_differing(
+            f"VGG-16 made fully convolutional (fc6 is a 7×7 convolution); {skips}, with "
+            "transposed convolutions initialised to bilinear interpolation.",
+            f"The final ×{stride} upsampling to the image is fixed bilinear interpolation in the "
+            f"paper (each class on its own); here it is learned like the others and mixes the "
+            f"classes ({2 * stride}×{2 * stride} weights per pair of classes, 21 × 21 × "
+            f"{(2 * stride) ** 2} = {21 * 21 * (2 * stride) ** 2 / 1e6:.2f} M for 21 classes)."))
 
 
 def _tv_fcn(depth: int) -> ModelSpec:
@@ -162,18 +179,25 @@ _SPECS = [
         year=2015, family="atrous", output_stride=8, uses_crf=True, instance=False,
         branches={"backbone.pool3": "backbone.features.16", "backbone.conv5_3":
                   "backbone.features.29", "fc6": "fc6", "fc7": "fc7", "fc8": "fc8"},
-        description="VGG-16 with the last two pools at stride 1 and atrous convolution instead "
-                    "(conv5 rate 2, a 3×3 stride-1 average pool 'pool5a', fc6 3×3 at rate 12), "
-                    "then a fully connected CRF sharpens the boundaries."),
+        **_differing(
+            "VGG-16 with the last two pools at stride 1 and atrous convolution instead (conv5 "
+            "rate 2, a 3×3 stride-1 average pool 'pool5a', fc6 3×3 at rate 12), then a fully "
+            "connected CRF sharpens the boundaries.",
+            "The paper's Table 2 gives DeepLab-LargeFOV a receptive field of 224 pixels; the 435 "
+            "shown here is this project's count, fc6's theoretical field traced through the "
+            "whole network with pool5a (419 without it, as in checkpoints trained before "
+            "pool5a existed: segstudio rf --weights FILE shows a file's own).")),
     ModelSpec(
         name="deeplabv2", title="DeepLab v2 (ASPP)", paper=DEEPLAB_V2_PAPER, year=2017,
         family="atrous", output_stride=8, uses_crf=True, instance=False,
         branches=dict(_RESNET, **{"aspp.rate6": "head.convs.0", "aspp.rate12": "head.convs.1",
                                   "aspp.rate18": "head.convs.2", "aspp.rate24": "head.convs.3"}),
-        description="A dilated ResNet-101 with atrous spatial pyramid pooling: four 3×3 "
-                    "classifiers at rates 6, 12, 18 and 24 whose scores are summed; a fully "
-                    "connected CRF refines the result. The ResNet strides on the 3×3 "
-                    "convolution (torchvision), not on the 1×1 as the Caffe original."),
+        **_differing(
+            "A dilated ResNet-101 with atrous spatial pyramid pooling: four 3×3 classifiers at "
+            "rates 6, 12, 18 and 24 whose scores are summed; a fully connected CRF refines the "
+            "result.",
+            "The ResNet strides on the 3×3 convolution (torchvision), not on the 1×1 as the "
+            "Caffe original.")),
     ModelSpec(
         name="deeplabv3", title="DeepLab v3", paper=DEEPLAB_V3_PAPER, year=2017,
         family="atrous", output_stride=16, uses_crf=False, instance=False,
@@ -209,11 +233,12 @@ _SPECS = [
                   "fpn.p2": "backbone.fpn.layer_blocks.0", "fpn.p3": "backbone.fpn.layer_blocks.1",
                   "fpn.p4": "backbone.fpn.layer_blocks.2", "fpn.p5": "backbone.fpn.layer_blocks.3",
                   "mask_head": "roi_heads.mask_head"},
-        description="Faster R-CNN on a feature pyramid proposes and classifies boxes; a small "
-                    "convolutional branch predicts one mask per box, aligned by RoIAlign. The "
-                    "paper configuration is torchvision's maskrcnn_resnet50_fpn_v2 (the "
-                    "improved recipe of Li et al. 2021: a 4-convolution box head, batch norm in "
-                    "FPN and heads), not the 2017 network."),
+        **_differing(
+            "Faster R-CNN on a feature pyramid proposes and classifies boxes; a small "
+            "convolutional branch predicts one mask per box, aligned by RoIAlign.",
+            "The paper configuration is torchvision's maskrcnn_resnet50_fpn_v2 (the improved "
+            "recipe of Li et al. 2021: a 4-convolution box head, batch norm in FPN and heads), "
+            "not the 2017 network.")),
 ]
 
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
@@ -307,3 +332,14 @@ def build_model(name: str, num_classes: int, config: str = "lite", *,
             raise ModelConfigError(f"{name}: ImageNet backbone weights fit only the 'paper' "
                                    f"configuration, not {config!r} (its widths are reduced)")
     return _builder(name)(num_classes, config, pretrained_backbone)
+
+
+def parameter_count(name: str, config: str = "lite", num_classes: int = 21) -> int:
+    """Trainable and frozen parameters of ``name`` in ``config`` for ``num_classes`` classes,
+    counted on a meta-device build (shapes only: no memory, no arithmetic). Buffers (batch norm
+    statistics) are not parameters and are not counted."""
+    import torch
+
+    with torch.device("meta"):
+        model = build_model(name, num_classes, config)
+    return sum(p.numel() for p in model.parameters())

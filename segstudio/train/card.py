@@ -1,10 +1,10 @@
 """Measuring a model card from a training set (see :mod:`segstudio.models.model_card`).
 
 ``segstudio train`` describes its training split once and measures the validation split's mean
-confidence and entropy each time it keeps a best epoch. For a checkpoint written without a card,
-``python -m segstudio.train.card CHECKPOINT VOC_DIR`` measures the same figures with the
-Predictor the app uses and writes them as a sidecar ``<name>.card.json`` beside the file,
-leaving the checkpoint itself untouched.
+confidence and entropy each time it keeps a best epoch. For a model written without a card — a
+checkpoint from before cards, or a model file of another format — ``segstudio card MODEL --data
+VOC_DIR`` measures the same figures with the Predictor the app uses and writes them as a
+sidecar ``<name>.card.json`` beside the file, leaving the model itself untouched.
 """
 
 from __future__ import annotations
@@ -74,18 +74,24 @@ def card_for_run(data_dir: Path, train_summary: dict, val_count: int, scores: di
                       predicted=predicted).to_dict()
 
 
-def card_for_checkpoint(checkpoint: str | Path, voc_dir: str | Path) -> ModelCard:
-    """Measure a card for a stored checkpoint on the train and val splits it was trained on.
+def card_for_model(model: str | Path, voc_dir: str | Path, overrides=None,
+                   written_by: str | None = None) -> ModelCard:
+    """Measure a card for a model file (any format :func:`segstudio.models.formats.load_any`
+    reads, ``overrides`` over its sidecar) on the train and val splits of ``voc_dir``: the data
+    it was trained on, or data like the images it is meant for.
 
     The validation confidence comes from the Predictor (fp32, CPU), exactly as the app will
-    compute it for the images a user opens."""
+    compute it for the images a user opens. ``written_by`` names the command in the card, so
+    that it knows its own cards again."""
     from segstudio.core.metrics import ConfusionMatrix
     from segstudio.models.engine import Predictor
+    from segstudio.models.formats import load_any
     from segstudio.models.model_card import confidence_and_entropy
     from segstudio.train.dataset import VocSegmentation
 
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32",
-                                          num_threads=torch.get_num_threads())
+    loaded = load_any(model, overrides)
+    predictor = Predictor.from_model(loaded, device="cpu", precision="fp32",
+                                     num_threads=torch.get_num_threads())
     meta = predictor.meta
     n_cls = len(meta.classes)
     plain = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
@@ -111,7 +117,8 @@ def card_for_checkpoint(checkpoint: str | Path, voc_dir: str | Path) -> ModelCar
                       confidence=conf_sum / pixels, entropy=ent_sum / pixels,
                       num_classes=n_cls, predicted=fraction_ranges(shares),
                       extra={"measured_on": "the stored weights, fp32, with the validation "
-                                            "split of the training set"})
+                                            "split of the data it was measured on",
+                             **({"written_by": written_by} if written_by else {})})
 
 
 def main(argv: list[str]) -> int:
@@ -120,12 +127,12 @@ def main(argv: list[str]) -> int:
         return 2
     from segstudio.io.atomic import atomic_write_text
 
-    from segstudio.models.checkpoint import CheckpointError
+    from segstudio.models.formats import ModelFormatError
     from segstudio.train.dataset import DatasetError
 
     try:
-        card = card_for_checkpoint(argv[0], argv[1])
-    except (CheckpointError, DatasetError, OSError, ValueError) as exc:
+        card = card_for_model(argv[0], argv[1])
+    except (ModelFormatError, DatasetError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = sidecar_path(argv[0])

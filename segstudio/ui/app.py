@@ -21,7 +21,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def run_gui(args) -> int:
-    size = _parse_size(args.size)
+    size = _parse_size(args.size) if args.size else None
     demo = getattr(args, "demo", None)
     if demo and args.paths:
         print("segstudio: error: --demo opens its own images; give it no PATHS",
@@ -33,7 +33,7 @@ def run_gui(args) -> int:
         print(f"segstudio: error: no such file or folder: {', '.join(map(str, missing))}",
               file=sys.stderr)
         return 2
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QSize, QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -64,7 +64,13 @@ def run_gui(args) -> int:
     app.aboutToQuit.connect(win.smart.close)
     app.aboutToQuit.connect(win.ws_writer.flush)
     win.interactive = not args.screenshot
-    win.resize(*size)
+    if args.screenshot:
+        # A picture of a known size, whatever the screen; the user's remembered size stays.
+        win.remember_geometry = False
+        win.resize(*(size or (1280, 800)))
+    else:
+        # The size asked for, else the last one, else 1280×800: never more than the screen.
+        win.place_on_screen(QSize(*size) if size else None)
     win.show()
     # On the bundled demo, the default (bundled, trained) model runs at once so a new user sees
     # a prediction; on the user's own files, models run when asked.

@@ -31,6 +31,43 @@ def export_voc_dialog(window):
     return _shown(window, ExportVocDialog(window.workspace, window))
 
 
+def export_dicom_seg_dialog(window):
+    """Save pending edits, then File ▸ Export ▸ DICOM SEG…"""
+    from segstudio.ui.dialogs.export_dicom_seg import ExportDicomSegDialog
+
+    if not _needs_workspace(window, "Open a folder first: the export takes a workspace's "
+                                    "labelled DICOM images.") or not window.maybe_save():
+        return None
+    return _shown(window, ExportDicomSegDialog(window.workspace, window))
+
+
+def export_volumes_dialog(window):
+    """Save pending edits, then File ▸ Export ▸ Label volumes…"""
+    from segstudio.ui.dialogs.export_volumes import ExportVolumesDialog
+
+    if not _needs_workspace(window, "Open a folder first: the export takes a workspace's "
+                                    "labelled items.") or not window.maybe_save():
+        return None
+    return _shown(window, ExportVolumesDialog(window.workspace, window))
+
+
+def open_from_pacs_dialog(window):
+    """Save pending edits (the pulled study replaces the workspace), then File ▸ Open from
+    PACS…"""
+    from segstudio.ui.dialogs.pacs import OpenFromPacsDialog
+
+    if not window.maybe_save():
+        return None
+    return _shown(window, OpenFromPacsDialog(window))
+
+
+def send_seg_dialog(window):
+    """File ▸ Send SEG to PACS…"""
+    from segstudio.ui.dialogs.pacs import SendSegDialog
+
+    return _shown(window, SendSegDialog(window))
+
+
 def statistics_dialog(window):
     from segstudio.ui.dialogs.statistics import StatisticsDialog
 

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import (QDockWidget, QFrame, QLabel, QMainWindow, QMessageBox,
+                               QScrollArea, QVBoxLayout, QWidget)
 
 from segstudio.core.classes import ClassSet, chest_xray
 from segstudio.core.geometry import Rect
@@ -27,7 +28,7 @@ from segstudio.ui.canvas.document import Document
 from segstudio.ui.canvas.prediction_layers import PredictionLayers
 from segstudio.ui.canvas.render import OverlayMode
 from segstudio.ui.canvas.view import Canvas
-from segstudio.ui.canvas.window_level import WindowLevel
+from segstudio.ui.canvas.window_level import PixelReadout, WindowLevel
 from segstudio.ui.controllers.class_sets import ClassSetChange
 from segstudio.ui.controllers.documents import Documents
 from segstudio.ui.controllers.document_loader import DocumentLoader
@@ -47,6 +48,7 @@ from segstudio.ui.panels.metrics import MetricsPanel
 from segstudio.ui.tools import BrushTool, EraserTool, FillTool, PolygonTool
 from segstudio.ui.video.frame_labels import install_frame_labels
 from segstudio.ui.video.panel import install_video
+from segstudio.ui import window_geometry
 
 
 class MainWindow(QMainWindow):
@@ -67,11 +69,18 @@ class MainWindow(QMainWindow):
         self.saving = LabelSaving(self)
         self._busy = 0
         self.interactive = True          # False in --screenshot mode: no modal dialogs
+        self.remember_geometry = True    # False in --screenshot mode: the user's size stays
         self.discard_changes_on_close = False
 
         self.canvas = Canvas(self)
-        self.setCentralWidget(self.canvas)
-        self.notice = NoticeBar(self.canvas)     # saved, failed, finished: until dismissed
+        # The canvas with room above it for bars that must not cover the image (out of domain).
+        central = QWidget(self)
+        self.canvas_column = QVBoxLayout(central)
+        self.canvas_column.setContentsMargins(0, 0, 0, 0)
+        self.canvas_column.setSpacing(0)
+        self.canvas_column.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+        self.notice = NoticeBar(self.canvas)     # saved, finished, failed, untrained
         self.legend = LegendPanel(self)
         self.files = FileListPanel(self)
         self._dock(self.files, "Files", Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -84,19 +93,19 @@ class MainWindow(QMainWindow):
         self.ws_writer.failed.connect(lambda m: self.notice.show_notice(
             f"The workspace file could not be written: {m}", Level.ERROR))
         self.metrics = MetricsPanel(self)
-        model_dock = self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea)
-        scores_dock = self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea)
+        model_dock = self._dock(self.models.panel, "Model", Qt.DockWidgetArea.RightDockWidgetArea,
+                                scroll=True)
+        scores_dock = self._dock(self.metrics, "Scores", Qt.DockWidgetArea.RightDockWidgetArea,
+                                 scroll=True)
         self.tabifyDockWidget(model_dock, scores_dock)
         model_dock.raise_()
         self.bottom_right_dock = model_dock     # other panels tabify with it
 
-        self.pixel_label = QLabel("", self)
+        # As wide as its line needs, up to a share of the bar: messages keep their room.
+        self.pixel_label = PixelReadout(self)
         self.zoom_label = QLabel("", self)
         self.device_label = QLabel("no model", self)
         self.device_label.setToolTip("The device and precision the model actually runs with")
-        # A fixed width: a stretching readout would leave temporary messages no room.
-        self.pixel_label.setFixedWidth(self.pixel_label.fontMetrics().horizontalAdvance(
-            "x 0000, y 0000   value 00000   class 00 (background)"))
         self.statusBar().addPermanentWidget(self.pixel_label)
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.statusBar().addPermanentWidget(self.device_label)
@@ -119,7 +128,8 @@ class MainWindow(QMainWindow):
         self.legend.error.connect(self.show_error)
         self.files.activated.connect(self.show_row)
         self.canvas.hovered.connect(self._show_pixel)
-        self.canvas.left.connect(lambda: self.pixel_label.setText(""))
+        self.canvas.left.connect(self.pixel_label.clear_readout)
+        self.documentShown.connect(lambda _doc: self.pixel_label.reset())
         self.canvas.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
         self.canvas.wheelWithCtrl.connect(self._grow_brush)
         self.levels = WindowLevel(self)
@@ -135,10 +145,27 @@ class MainWindow(QMainWindow):
             self.bottom_right_dock.raise_()
 
     # -- layout ------------------------------------------------------------------------------
-    def _dock(self, widget: QWidget, title: str, area) -> QDockWidget:
+    def place_on(self, available: QRect, size: QSize | None = None) -> None:
+        """Open at ``size``, else the last geometry, else 1280×800, within ``available``."""
+        window_geometry.place(self, available, size)
+
+    def place_on_screen(self, size: QSize | None = None) -> None:
+        """:meth:`place_on` the available area of the window's screen."""
+        self.place_on(self.screen().availableGeometry(), size)
+
+    def _dock(self, widget: QWidget, title: str, area, *, scroll: bool = False) -> QDockWidget:
+        """A dock holding ``widget``; with ``scroll``, inside a scroll area, so a tall panel
+        does not set the window's smallest height (it scrolls on a small screen instead)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
-        dock.setWidget(widget)
+        if scroll:
+            area_widget = QScrollArea(dock)
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setWidget(widget)
+            dock.setWidget(area_widget)
+        else:
+            dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
 
@@ -325,16 +352,13 @@ class MainWindow(QMainWindow):
             return
         x, y = int(np.floor(fx)), int(np.floor(fy))
         if not (0 <= x < doc.image.width and 0 <= y < doc.image.height):
-            self.pixel_label.setText("")
+            self.pixel_label.clear_readout()
             return
         value = self.levels.readout(x, y)         # stored, modality and shown values
         label = doc.labels.at(x, y)
         name = ("void" if label == 255 else self.classes[label].name if label < len(self.classes)
                 else f"unknown class {label}")
-        text = f"x {x}, y {y}   {value}   class {label} ({name})"
-        self.pixel_label.setText(self.pixel_label.fontMetrics().elidedText(
-            text, Qt.TextElideMode.ElideRight, self.pixel_label.width()))
-        self.pixel_label.setToolTip(text)
+        self.pixel_label.show_readout(f"x {x}, y {y}", value, f"class {label} ({name})")
 
     def _update_status_class(self) -> None:
         c = self.current_class()
@@ -354,6 +378,8 @@ class MainWindow(QMainWindow):
             # Edits that are neither saved nor discarded keep their autosave for the next start.
             self.autosave.close(keep=bool(self.dirty_documents())
                                 and not self.discard_changes_on_close)
+            if self.remember_geometry:
+                window_geometry.remember(self)
             event.accept()
         else:
             event.ignore()

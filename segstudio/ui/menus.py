@@ -21,6 +21,7 @@ def build_menus(window) -> None:
     m = mb.addMenu("&File")
     window._action("&Open images…", window.open_images_dialog, QKeySequence.StandardKey.Open, m)
     window._action("Open &folder…", window.open_folder_dialog, "Ctrl+Shift+O", m)
+    window._action("Open from &PACS…", lambda: launchers.open_from_pacs_dialog(window), None, m)
     window.recent_menu = m.addMenu("Open &recent")
     window.recent_menu.aboutToShow.connect(
         lambda: window.recent.fill_menu(window.recent_menu, lambda p: window.open_paths([p])))
@@ -29,6 +30,12 @@ def build_menus(window) -> None:
                                     QKeySequence.StandardKey.Save, m)
     build_import_menu(window, m.addMenu("&Import labels"))
     window._action("&Export VOC…", lambda: launchers.export_voc_dialog(window), "Ctrl+E", m)
+    window.export_menu = m.addMenu("E&xport")
+    window._action("&Label volumes (NIfTI/NRRD)…",
+                   lambda: launchers.export_volumes_dialog(window), None, window.export_menu)
+    window._action("&DICOM SEG…", lambda: launchers.export_dicom_seg_dialog(window), None,
+                   window.export_menu)
+    window._action("Send SEG to PA&CS…", lambda: launchers.send_seg_dialog(window), None, m)
     m.addSeparator()
     window._action("&Quit", window.close, QKeySequence.StandardKey.Quit, m)
 
@@ -69,6 +76,11 @@ def build_menus(window) -> None:
     window._action("Run on &all items", lambda: window.models.run_all(), "Ctrl+Shift+R", m)
     window._action("&Cancel run", lambda: window.models.runner.cancel(), None, m)
     m.addSeparator()
+    window._action("&Load model…", lambda: window.models.panel.choose_model_file(), None, m,
+                   tip="A segstudio checkpoint, a TorchScript archive or an ONNX model")
+    window._action("Load model &folder…", lambda: window.models.panel.choose_model_folder(), None,
+                   m, tip="A Hugging Face or segmentation-models-pytorch folder saved with "
+                          "save_pretrained (config.json and model.safetensors)")
     window._action("&Fine-tune on this workspace…", lambda: launchers.finetune_dialog(window), None,
                    m)
     window._action("&Published torchvision weights…", lambda: launchers.published_dialog(window), None, m)

@@ -174,3 +174,30 @@ def test_unit_field_share_is_of_the_unclipped_field():
     erf = effective_rf(Logits(*layers), torch.rand(1, 12, 12), 0, 0)
     assert erf.box == (0, 0, 5, 5)                     # clipped, for drawing
     assert erf.mass95_share == mass_pixels(erf.heat) / 81
+    # The gradient itself reaches the 25 pixels of the field inside the image.
+    image = torch.rand(1, 1, 12, 12, requires_grad=True)
+    (grad,) = torch.autograd.grad(Logits(*layers)(image)["out"][0, 0, 0, 0], image)
+    assert int((grad != 0).sum()) == 25
+    assert erf.mass95_in_image_share == mass_pixels(erf.heat) / 25
+
+
+def test_prediction_share_is_given_inside_the_image_first():
+    # Four 3×3 convolutions: a 9×9 field, of which a 5×5 quarter lies inside the image at the
+    # corner. Computed here from the gradient itself: the pixels it reaches are those 25.
+    from segstudio.explain.effective_rf import prediction_erf
+    from segstudio.ui.explain.receptive_field import erf_text
+
+    layers = [nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(4)]
+    for conv in layers:
+        nn.init.constant_(conv.weight, 1.0)
+    image = torch.rand(1, 1, 12, 12, requires_grad=True)
+    (grad,) = torch.autograd.grad(Logits(*layers)(image)["out"][0, 0, 0, 0], image)
+    reached = int((grad != 0).sum())
+    assert reached == 25
+    erf = prediction_erf(Logits(*layers), image[0].detach(), 0, 0)
+    assert erf.mass95_in_image_share == erf.mass95_px / reached
+    assert erf.to_dict()["mass95_in_image_share"] == round(erf.mass95_px / reached, 4)
+    text = erf_text("model", erf)
+    inside = f"{erf.mass95_px / reached:.1%} of the 25 px of the field inside the image"
+    whole = f"({erf.mass95_px / 81:.1%} of the whole 9×9 px theoretical field"
+    assert inside in text and whole in text and text.index(inside) < text.index(whole)

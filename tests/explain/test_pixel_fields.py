@@ -2,8 +2,6 @@
 network whose weights are all positive (so no path can cancel another) and whose max-pools are
 average pools of the same geometry (so every pixel of a window counts, not just the largest)."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -12,40 +10,9 @@ from torch import nn
 
 from segstudio.explain.pixel_fields import pixel_fields
 from segstudio.models import registry
+from tests.explain.support import positive_copy, support_extent
 
 torch.set_num_threads(1)
-
-
-def positive_copy(model: nn.Module) -> nn.Module:
-    """``model`` with positive weights, zero biases, identity batch norm and average pools."""
-    model = copy.deepcopy(model).double().eval()
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.MaxPool2d) and not child.return_indices:
-                assert child.dilation in (1, (1, 1))
-                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride,
-                                                   child.padding, child.ceil_mode))
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-                m.weight.fill_(1.0 / m.weight[0].numel())
-                if m.bias is not None:
-                    m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm2d):
-                m.reset_parameters()
-                m.reset_running_stats()
-    return model
-
-
-def support_extent(model, size, y, x, axis):
-    """First and last input row (axis 0) or column (axis 1) whose gradient at output (y, x) is
-    not zero."""
-    image = torch.ones(1, 3, *size, dtype=torch.float64, requires_grad=True)
-    out = model(image)
-    out = out["out"] if isinstance(out, dict) else out
-    (grad,) = torch.autograd.grad(out[0, :, y, x].sum(), image)
-    hit = np.flatnonzero((grad[0].abs().sum(0) > 0).any(axis=1 - axis).numpy())
-    return int(hit[0]), int(hit[-1])
 
 
 def _lite(name):
@@ -184,3 +151,71 @@ def test_pooled_bins_are_exact_away_from_the_borders():
         lo, hi = (int(v) for v in traced.rows[y])
         assert hi - lo + 1 == 42
         assert support_extent(exact, (60, 60), y, 30, axis=0) == (max(lo, 0), min(hi, 59))
+
+
+class _Valid(nn.Module):
+    """A stride-2 convolution without padding leaves the last pixel of an odd input unread;
+    resampling back (optionally through 3×3 pooled cells) must not invent a unit beyond the map
+    that reads it."""
+
+    def __init__(self, pool=False, **kw):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 2, stride=2)
+        self.pool, self.kw = pool, kw
+
+    def forward(self, x):
+        h = self.conv(x)
+        if self.pool:
+            h = F.adaptive_avg_pool2d(h, 3)
+        size = None if "scale_factor" in self.kw else x.shape[-2:]
+        return {"out": F.interpolate(h, size=size, **self.kw)}
+
+
+def _support_box(model, size, y, x):
+    top, bottom = support_extent(model, size, y, x, axis=0)
+    left, right = support_extent(model, size, y, x, axis=1)
+    return left, top, right, bottom
+
+
+def _clipped(box, size):
+    x0, y0, x1, y1 = box
+    return max(x0, 0), max(y0, 0), min(x1, size[1] - 1), min(y1, size[0] - 1)
+
+
+@pytest.mark.parametrize("model, size", [
+    (_Valid(mode="bilinear", align_corners=False), (11, 13)),
+    (_Valid(mode="bicubic", align_corners=False), (11, 13)),
+    (_Valid(mode="nearest"), (11, 13)),
+    (_Valid(mode="bilinear", align_corners=False, pool=True), (17, 19)),
+    (_Valid(mode="bilinear", align_corners=False, scale_factor=2.5), (11, 13)),
+    (_Bins(), (20, 26)),
+    ("pspnet", (64, 48)),
+    ("deeplabv3", (48, 64)),
+    ("deeplabv2", (64, 48)),
+    ("refinenet", (64, 48)),
+])
+def test_clipped_boxes_equal_the_gradient_support_at_every_pixel(model, size):
+    # Bilinear resizing with align_corners=False clamps its source coordinate to the map, and
+    # every resize reads only real units: a border pixel never sees a unit beyond the map.
+    model = _lite(model) if isinstance(model, str) else model
+    traced = pixel_fields(model, [""], size)[""]
+    exact = positive_copy(model)
+    h, w = traced.feature_size
+    ys = sorted({0, 1, 2, h // 3, h // 2, h - 3, h - 2, h - 1})
+    xs = sorted({0, 1, w // 2, w - 2, w - 1})
+    for y in ys:
+        for x in xs:
+            assert _clipped(traced.box(y, x), size) == _support_box(exact, size, y, x), (y, x)
+
+
+def test_pspnet_pixel_sees_the_whole_pooled_map_and_no_more():
+    # At 256 px the 1×1 bin pools all 32 units of the stride-8 map: pixels -193 … 441 (635).
+    # Bilinear spreading of the 2×2 bin clamps at the border, so no output reaches further.
+    fields = pixel_fields(_lite("pspnet"), ["", "head.ppm.stages.0", "backbone.layer4"],
+                          (256, 256))
+    layer4 = fields["backbone.layer4"]
+    whole_map = (int(layer4.cols[:, 0].min()), int(layer4.cols[:, 1].max()))
+    assert whole_map == (-193, 441)
+    x0, y0, x1, y1 = fields[""].box(64, 64)
+    assert (x0, x1) == (y0, y1) == whole_map
+    assert fields["head.ppm.stages.0"].box(0, 0)[::2] == whole_map

@@ -164,3 +164,12 @@ def test_explaining_a_detector_output_is_a_clear_error():
     # Its backbone still has maps to probe.
     with Probe(TinyDetector(), {"body": "body"}) as probe:
         assert tuple(probe.run(image)["body"].shape) == (1, 4, 16, 16)
+
+
+def test_label_transitions_count_what_each_changed_pixel_became():
+    from segstudio.explain.probes import label_transitions
+
+    before = np.array([[0, 1, 1, 2], [2, 2, 255, 0]], np.uint8)
+    after = np.array([[0, 2, 2, 1], [2, 0, 0, 0]], np.uint8)
+    assert label_transitions(before, after) == [(1, 2, 2), (2, 0, 1), (2, 1, 1), (255, 0, 1)]
+    assert label_transitions(before, before) == []

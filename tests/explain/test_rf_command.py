@@ -5,6 +5,7 @@ import json
 import pytest
 
 from segstudio.cli import main
+from tests.explain.support import positive_copy, support_extent
 
 registry = pytest.importorskip("segstudio.models.registry")
 
@@ -138,3 +139,52 @@ def test_tap_curve_needs_an_atrous_branch(capsys):
 def test_at_outside_the_input_is_a_clean_error(capsys):
     assert main(["rf", "--model", "fcn8s", "--input-size", "64", "64", "--at", "64", "3"]) == 2
     assert "outside the 64×64 input" in capsys.readouterr().err
+
+
+def test_weights_trace_the_network_the_checkpoint_builds(capsys):
+    # The bundled chest LargeFOV was trained before pool5a existed: fc6 sees 419 pixels, not the
+    # 435 of a fresh build. The real network agrees: the input gradient of one fc6 unit (ones,
+    # positive weights) spans 419 pixels.
+    from segstudio.models.checkpoint import load_checkpoint
+    from segstudio.paths import weights_dir
+
+    path = weights_dir() / "chest_xray_deeplabv1_lite.pt"
+    report, rows = _fields(capsys, "--weights", str(path), "--input-size", "512", "512",
+                           "--at", "256", "256")
+    assert report["model"] == "deeplabv1" and report["weights"] == str(path)
+    assert rows["fc6"]["size"] == [419, 419]
+    _, fresh = _fields(capsys, "--model", "deeplabv1", "--input-size", "512", "512")
+    assert fresh["fc6"]["size"] == [435, 435]
+
+    x0, y0, x1, y1 = rows["fc6"]["box"]
+    fx, fy = rows["fc6"]["unit"]
+    exact = positive_copy(load_checkpoint(path)[0])
+    assert support_extent(exact, (512, 512), fy, fx, axis=1, layer="fc6") == (x0, x1)
+    assert support_extent(exact, (512, 512), fy, fx, axis=0, layer="fc6") == (y0, y1)
+    assert x1 - x0 + 1 == 419
+
+
+def test_weights_that_contradict_model_or_config_are_clean_errors(capsys, tmp_path):
+    from segstudio.paths import weights_dir
+
+    path = str(weights_dir() / "chest_xray_deeplabv1_lite.pt")
+    assert main(["rf", "--weights", path, "--model", "fcn8s"]) == 2
+    assert "holds a 'deeplabv1' network, not 'fcn8s'" in capsys.readouterr().err
+    assert main(["rf", "--weights", path, "--config", "paper"]) == 2
+    assert "holds the 'lite' configuration" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert main(["rf", "--weights", str(junk)]) == 2
+    assert "junk.pt: not a segstudio checkpoint" in capsys.readouterr().err
+    assert main(["rf"]) == 2
+    assert "give --model NAME or --weights FILE" in capsys.readouterr().err
+
+
+def test_tap_curve_table_prints_a_column_per_valid_count(capsys):
+    assert main(["rf", "--model", "deeplabv3", "--layer", "output", "--tap-curve", "65"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("rate"))
+    assert header.split() == ["rate", "valid", "1", "valid", "2", "valid", "4", "valid", "6",
+                              "valid", "9", "valid"]
+    row = next(line.split() for line in lines if line.split()[:1] == ["33"])
+    assert row[2:] == ["0.000", "0.030", "0.969", "0.000", "0.000"]

@@ -33,10 +33,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from foreign_models import save_onnx, save_torchscript
 from segstudio.cli import _command_modules, build_parser, main
 from segstudio.core.classes import chest_xray
 from segstudio.io.object_store import save_objects
-from segstudio.io.workspace import Workspace
+from segstudio.io.workspace import ItemStatus, Workspace
 from segstudio.io.voc import save_label_png
 from segstudio.models import registry
 from segstudio.models.model_card import CARD_SUFFIX
@@ -155,6 +156,7 @@ class World:
             for name in ("a", "b"):
                 save_label_png(base / side / f"{name}.png",
                                rng.integers(0, 4, (24, 32)).astype(np.uint8), CLASSES)
+        self._dicom_segs(base)
         assert main(["demo-data", "--kind", "xray", "--n", "4", "--size", "32", "--out",
                      str(base / "demo")]) == 0
         self.voc = base / "demo" / "VOCdevkit" / "VOC2012"
@@ -180,8 +182,30 @@ class World:
                        "epoch": 1, "history": [], "best": {"epoch": 1, "miou": 0.1, "macc": 0.2},
                        "mean": [0.4] * 3, "std": [0.2] * 3, "model": model.state_dict(),
                        "optimizer": opt.state_dict()}
+        # Model files of other formats (predict --weights), four classes like CLASSES.
+        save_torchscript(base / "foreign.pt", classes=len(CLASSES), sidecar=False)
+        save_onnx(base / "foreign.onnx", classes=len(CLASSES), sidecar=False)
         self.count = itertools.count()
         self.scratch = root
+
+    @staticmethod
+    def _dicom_segs(base: Path) -> None:
+        """``segs/``: a DICOM SEG of the CT that ``ws/`` holds too (empty without highdicom)."""
+        from segstudio.io.dicom_seg import DicomSegError
+        from segstudio.io.dicom_seg_export import export_dicom_seg
+
+        (base / "segs").mkdir()
+        source = base / "seg-source"
+        source.mkdir()
+        shutil.copyfile(pydicom_data.get_testdata_file("CT_small.dcm"), source / "ct.dcm")
+        space = Workspace.open(source, classes=CLASSES)
+        labels = np.zeros((128, 128), np.uint8)
+        labels[10:60, 20:90], labels[70:100, 30:50] = 1, 3
+        space.save_labels(space.items[0], labels)
+        try:
+            export_dicom_seg(space, base / "segs", [ItemStatus.CORRECTED], overwrite=True)
+        except DicomSegError:
+            pass
 
     def new_run(self) -> None:
         self.scratch = self.root / f"run{next(self.count)}"
@@ -211,6 +235,26 @@ class World:
         torch.save(payload, path)
         if not resume:
             self.card_file(path, rng)
+        return path
+
+    def model_file(self, recipe: str, rng: random.Random) -> Path:
+        """A TorchScript or ONNX model with its sidecar: valid, its bytes or its sidecar
+        mutated, or one of the recipes that do not depend on the kind of file."""
+        suffix = rng.choice([".pt", ".onnx"])
+        path = self._spoilt(recipe, rng, suffix)
+        if path is not None:
+            return path
+        path = self.scratch / f"{next(self.count)}{suffix}"
+        data = bytearray((self.base / f"foreign{suffix}").read_bytes())
+        doc = {"classes": list(CLASSES.names), "mean": [0.5] * 3, "std": [0.25] * 3}
+        if recipe == "mutated" and rng.random() < 0.5:
+            doc = _mutate(doc, rng, rng.randrange(1, 4))
+        elif recipe == "mutated":
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        path.with_name(path.name + ".segstudio.json").write_text(json.dumps(doc))
+        self.card_file(path, rng)
         return path
 
     def card_file(self, checkpoint: Path, rng: random.Random) -> None:
@@ -292,14 +336,19 @@ class World:
 
     def label_source(self, recipe: str, rng: random.Random, data) -> Path:
         """What ``import-labels`` reads: a VOC tree, labelme files (some declaring a huge
-        image) or label PNGs."""
-        kind = data.draw(st.sampled_from(["voc", "labelme", "labelme", "gt"]), label="source")
+        image), label PNGs, or DICOM SEG files (a folder, or one file)."""
+        kind = data.draw(st.sampled_from(["voc", "labelme", "labelme", "gt", "segs"]),
+                         label="source")
         path = self.folder(kind, recipe, rng)
+        if kind == "segs" and path.is_dir() and rng.random() < 0.5:
+            files = sorted(path.glob("*.dcm"))
+            return files[0] if files else path
         if kind == "labelme" and path.is_dir() and recipe == "mutated" and rng.random() < 0.4:
             victim = path / "a.json"
             doc = json.loads(victim.read_text())
-            doc["imageWidth"] = doc["imageHeight"] = 50_000
-            victim.write_text(json.dumps(doc))
+            if isinstance(doc, dict):                # the spoilt file may be no object at all
+                doc["imageWidth"] = doc["imageHeight"] = 50_000
+                victim.write_text(json.dumps(doc))
         return path
 
     def spoil_caches(self, rng: random.Random) -> None:
@@ -395,6 +444,8 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
     valid = data.draw(st.integers(0, 9), label=f"{dest} valid") not in (3, 6, 9)
     rng = random.Random(data.draw(st.integers(0, 2 ** 32 - 1), label=f"{dest} seed"))
     recipe = "valid" if valid else data.draw(st.sampled_from(BAD_FILES), label=f"{dest} file")
+    if command == "card" and dest == "model":
+        return [str(world.model_file(recipe, rng))]
     kind = getattr(action.type, "__name__", None)
     pool = POOLS.get(f"{command}.{dest}") or POOLS.get(dest)
     if pool is None and action.choices is not None:
@@ -405,6 +456,9 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
         pool = FLOATS
     if pool is not None:
         return [data.draw(st.sampled_from(pool[0] if valid else pool[1]), label=dest)]
+    if dest == "weights" and command == "predict" and \
+            data.draw(st.booleans(), label="weights of another format"):
+        return [str(world.model_file(recipe, rng))]
     if command == "prompt" and dest == "weights":
         return [str(world.sam_file(recipe, rng))]
     if command in ("grow", "prompt") and dest == "image":
@@ -428,6 +482,9 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
         return [str(world.folder("gt" if dest.startswith("gt") else "pred", recipe, rng))]
     if dest in ("inputs", "image", "images"):
         return [str(world.folder("images", recipe, rng))]
+    if dest == "region_mask":                    # one label map of the images' size
+        folder = world.folder("gt", recipe, rng)
+        return [str(next(iter(sorted(folder.glob("*.png"))), folder))]
     if dest == "out":
         suffix = data.draw(st.sampled_from(OUT_SUFFIXES.get(command, ["", ".png"])),
                            label="out suffix")

@@ -195,7 +195,7 @@ def test_video_becomes_one_item_per_frame(tmp_path):
     assert [it.id for it in ws.items] == [f"clip_{i:06d}" for i in range(5)]
     image = ws.read_image(ws.items[3])
     assert image.pixels.shape == (8, 16, 3) and abs(float(image.pixels.mean()) - 120) < 4
-    assert image.notes == ["frame 4 of 5"]
+    assert image.notes == ["frame 4 of 5"]           # counted from 1 for people
     ws.save_labels(ws.items[3], np.ones((8, 16), np.uint8))
     assert ws.label_path(ws.items[3]).name == "clip_000003.png"
     samples = list(ws.samples())

@@ -248,3 +248,27 @@ def test_changing_the_class_set_by_name_holds_the_lock_throughout(folder):
                     progress=another_writer)
     assert refused == [True]
     assert (Workspace.open(folder).load_labels(ws.items[0]) == 1).all()
+
+
+def test_two_snapshots_taken_before_the_first_is_written_land_in_order(folder):
+    """A window changes its class set twice before its background writer writes the first
+    change: the second snapshot's base predates the first write, yet the first write was its
+    own. The second lands whole; it is not mistaken for a change on both sides."""
+    ws = Workspace.open(folder)
+    ws.classes = ws.classes.with_class("nodule")
+    first = ws.snapshot()
+    ws.classes = ClassSet(["background", "aeroplane", "bicycle"], title="other")
+    second = ws.snapshot()
+    ws.write_file(first)
+    ws.write_file(second)
+    assert Workspace.open(folder).classes.names == ("background", "aeroplane", "bicycle")
+
+
+def test_a_snapshot_older_than_what_this_workspace_wrote_is_not_written_again(folder):
+    ws = Workspace.open(folder)
+    ws.classes = ws.classes.with_class("nodule")
+    stale = ws.snapshot()
+    ws.set_status(ws.items[0], ItemStatus.REVIEWED)        # written at once, after the snapshot
+    assert ws.write_file(stale) is None
+    again = Workspace.open(folder)
+    assert again.items[0].status is ItemStatus.REVIEWED and "nodule" in again.classes.names

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -147,17 +148,39 @@ def test_registry_facts_load_without_torch():
 def test_models_command_prints_a_table_row_per_model(capsys):
     assert main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:6] == ["NAME", "TITLE", "YEAR", "FAMILY", "OS", "CRF"]
-    rows = {line.split()[0]: line for line in lines[1:]}
+    assert lines[0].split()[:8] == ["NAME", "TITLE", "YEAR", "FAMILY", "OS", "CRF", "LITE",
+                                    "PAPER"]
+    table = lines[1:lines.index("")]
+    rows = {line.split()[0]: line for line in table}
     assert set(rows) == EXPECTED_NAMES
     assert "aspp.rate24" in rows["deeplabv2"] and " yes " in rows["deeplabv2"]
     assert "2015" in rows["fcn8s"] and " fcn " in rows["fcn8s"]
+    assert "for 21 classes" in lines[lines.index("") + 1]
 
 
 def test_models_command_json_round_trips_the_registry(capsys):
     assert main(["models", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    for entry in data.values():
+        assert set(entry.pop("parameters")) == set(entry["configs"])
+        assert entry.pop("parameters_for_classes") == 21
     assert data == {name: spec.to_dict() for name, spec in REGISTRY.items()}
+
+
+@pytest.mark.parametrize("name", ["unet", "deeplabv1", "segnet", "fcn8s"])
+def test_parameter_counts_equal_the_parameters_of_a_real_build(capsys, name):
+    # Counted on the meta device, printed in the table and the JSON: the same number as the
+    # parameters of the network built normally, on the CPU.
+    torch.manual_seed(0)
+    real = sum(p.numel() for p in build_model(name, 21, "lite").parameters())
+    assert registry.parameter_count(name, "lite", 21) == real
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[name]["parameters"]["lite"] == real
+    assert main(["models"]) == 0
+    row = next(line.split() for line in capsys.readouterr().out.splitlines()
+               if line.startswith(name + " "))
+    assert f"{real / 1e6:.2f}M" in row
+    assert registry.parameter_count(name, "lite", 2) < real      # the classifier shrinks
 
 
 def test_fcn_imagenet_loading_reshapes_fc6_fc7_into_convolutions(tmp_path, monkeypatch):
@@ -195,3 +218,69 @@ def test_torchvision_mobilenet_backbone_loads_from_the_cache(tmp_path, monkeypat
     model = build_model("deeplabv3_mobilenet_v3_large", 3, "paper", pretrained_backbone=True)
     assert torch.equal(model.backbone.get_submodule("16.0").weight,
                        source["features.16.0.weight"])
+
+
+def test_models_command_says_where_the_zoo_differs_from_the_papers(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    notes = out[out.index("Where the zoo differs from the papers:"):]
+    for name in ("fcn32s", "fcn16s", "fcn8s", "deeplabv1", "deeplabv2", "maskrcnn"):
+        assert f"\n  {name}: " in notes, name
+        assert get_spec(name).description.endswith(get_spec(name).paper_differences[-1])
+    assert "224" in get_spec("deeplabv1").description and "435" in notes
+
+
+@pytest.mark.parametrize("stride", [32, 8])
+def test_fcn_note_counts_the_learned_final_upsampling(stride):
+    # The note's figure is the weight count of the network's own final upsampling, which is
+    # trained (the paper keeps it fixed).
+    model = build_model(f"fcn{stride}s", 21, "lite")
+    weight = model.upscore.weight
+    assert weight.requires_grad and weight.numel() == 21 * 21 * (2 * stride) ** 2
+    assert f"= {weight.numel() / 1e6:.2f} M for 21 classes" in get_spec(
+        f"fcn{stride}s").description
+
+
+def test_largefov_note_is_the_field_fc6_really_has():
+    # 435 with pool5a, 419 without: the extent of the input gradient of one fc6 unit of a
+    # positive-weight copy (so no path cancels), not the tracer's own figure.
+    from segstudio.models.deeplab import DeepLabV1
+    from tests.explain.support import positive_copy, support_extent
+
+    for pool5a, size in ((True, 435), (False, 419)):
+        model = positive_copy(DeepLabV1(3, width=0.125, pool5a=pool5a))
+        top, bottom = support_extent(model, (512, 512), 32, 32, axis=0, layer="fc6")
+        assert bottom - top + 1 == size and f"{size}" in get_spec("deeplabv1").description
+
+
+def test_trained_models_are_listed_by_the_name_predict_takes(capsys, tmp_path, monkeypatch):
+    from segstudio.paths import weights_dir
+
+    assert main(["models", "--trained", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    unet = rows["chest_xray_unet_lite"]
+    assert unet["where"] == "bundled" and unet["arch"] == "unet"
+    assert unet["classes"] == ["background", "lungs", "heart", "clavicles"]
+    assert unet["file"] == str(weights_dir() / "chest_xray_unet_lite.pt")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "Trained models (segstudio predict --model NAME):" in out and "chest_xray_unet_lite" in out
+
+
+def test_predict_takes_a_trained_model_by_its_name(capsys, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "in" / "a.png"
+    image.parent.mkdir()
+    Image.fromarray(np.full((40, 48), 120, np.uint8)).save(image)
+    code = main(["predict", "--model", "chest_xray_unet_lite", str(image), "--out",
+                 str(tmp_path / "out"), "--precision", "fp32", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "UNTRAINED" not in err
+    assert (tmp_path / "out" / "a.png").is_file()
+    assert main(["predict", "--model", "no_such_model", str(image), "--out",
+                 str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert "neither an architecture" in err and "chest_xray_deeplabv1_lite" in err
+    assert "segstudio models" in err and len(err.strip().splitlines()) == 1

@@ -106,6 +106,12 @@ def test_branch_grid_has_one_thumbnail_per_branch_and_ablation_counts_changes(wi
                                      "head.ppm.stages.0")
     assert grid.contribution["count"] == int(changed.sum())
     assert f"{int(changed.sum())} pixels change" in grid.info.text()
+    # what the changed pixels became, class by class, adds up to the changed count
+    transitions = grid.contribution["transitions"]
+    assert sum(n for *_, n in transitions) == int(changed.sum())
+    if transitions:
+        a, b, n = transitions[0]
+        assert f"{a} → {b} {n:,} px" in grid.info.text()
     assert not grid.contribution_view.pixmap().isNull()
 
     # Exported, the eleven pictures (ten branches and the ablation) wrap into rows of four.
@@ -375,7 +381,7 @@ def test_effective_field_averages_same_size_images_and_shows_its_centre(window, 
     panel.images_spin.setValue(3)
     panel.branch_combo.setCurrentText("fc7")
     window.tool_actions["Receptive field"].trigger()
-    click(window.canvas, 70, 50)
+    click(window.canvas, 70.5, 50.5)           # the pixel's centre, not its corner
     wait_done(qtbot, window, dock)
     trained = panel.result["erf"][0]
     assert trained.images == 2 and trained.pixel == (50, 70)      # b_picture differs in size
@@ -406,3 +412,70 @@ def test_a_detector_has_fields_but_no_effective_field_of_a_prediction(window, do
     assert panel.result is not None and panel.result["erf"] == []
     assert "predicts objects" in panel.erf_texts[0].text()
     assert "backbone.layer3" in panel.field_label.text()
+
+
+def test_context_view_measures_the_effective_field_on_the_water_or_road(window, qtbot):
+    # The region is the water or road of the labels on the canvas (here the demo model's run),
+    # the same for all three; at the most interior boat or car pixel the global models draw
+    # more of their gradient from it. Without labels, each model's own prediction is used.
+    import cv2
+
+    from segstudio.ui.launchers import open_demo
+
+    assert open_demo(window, "context")
+    qtbot.waitUntil(lambda: window.doc is not None and window.is_idle(), timeout=120_000)
+    dock = window.explain
+    dock.show_view(dock.context)
+    assert dock.context.compare()
+    wait_done(qtbot, window, dock)
+    objects = np.isin(dock.context.results[-1]["labels"], (3, 4)).astype(np.uint8)
+    depth = cv2.distanceTransform(objects, cv2.DIST_L2, 5)
+    dock.session.pixel = tuple(int(v) for v in np.unravel_index(int(np.argmax(depth)),
+                                                                 depth.shape))
+    assert dock.context.compare()
+    wait_done(qtbot, window, dock)
+    shares = {}
+    band = np.isin(window.doc.labels.array, (1, 2))
+    assert band.any()
+    for r, text in zip(dock.context.results, dock.context.texts):
+        heat = r["erf"].heat.astype(np.float64)
+        assert r["band"]["source"] == "as labelled on the canvas"
+        assert r["band"]["share"] == pytest.approx(heat[band].sum() / heat.sum(), rel=1e-4)
+        assert f"{r['band']['share']:.1%} of the effective field on the water or road" \
+            in text.text()
+        shares[r["title"]] = r["band"]["share"]
+    assert shares["FCN-8s"] < min(shares["PSPNet"], shares["DeepLab v3"]), shares
+    window.doc.labels.replace(np.zeros_like(window.doc.labels.array), name="clear")
+    assert dock.context.compare()
+    wait_done(qtbot, window, dock)
+    for r in dock.context.results:
+        band = np.isin(r["labels"], (1, 2))
+        heat = r["erf"].heat.astype(np.float64)
+        assert r["band"]["source"] == "as it predicts it"
+        assert r["band"]["share"] == pytest.approx(heat[band].sum() / heat.sum(), rel=1e-4)
+
+
+def test_the_picker_offers_the_trained_models_and_names_untrained_ones(window, dock, qtbot):
+    """With the trained chest U-Net in the Model panel, Inside the model looks into it by
+    default, lists the trained models by name, and every random-weight entry says so."""
+    window.models.start()
+    qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=120_000)
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    panel = window.models.panel
+    entry = panel.current_entry()
+    assert entry.trained and entry.choice.checkpoint.name == "chest_xray_unet_lite.pt"
+    combo = dock.picker.combo
+    texts = [combo.itemText(i) for i in range(combo.count())]
+    assert texts[0] == f"Model panel's choice: {entry.title}"
+    assert dock.session.current_source().checkpoint == entry.choice.checkpoint
+    assert not dock.picker.untrained.isVisibleTo(dock.picker)
+    trained = [t for t in texts[1:] if "untrained" not in t]
+    assert any("chest_xray_pspnet_lite.pt" in t for t in trained)
+    assert all(t.endswith("untrained (random weights)") for t in texts[1 + len(trained):])
+    # choosing a trained PSPNet by name looks into its checkpoint, not random weights
+    combo.setCurrentIndex(next(i for i, t in enumerate(texts) if "chest_xray_pspnet_lite" in t))
+    assert dock.session.current_source().checkpoint.name == "chest_xray_pspnet_lite.pt"
+    assert not dock.picker.untrained.isVisibleTo(dock.picker)
+    # the registry's PSPNet is random weights, and the picker says so
+    pick_model(dock, "pspnet")
+    assert dock.picker.untrained.isVisibleTo(dock.picker)

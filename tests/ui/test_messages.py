@@ -1,5 +1,6 @@
 """Messages a user can see at 1280×720: status-bar messages beside the pixel readout, and the
-notice that stays until dismissed for what matters (saved, failed, finished, untrained)."""
+notice for what matters (saved, failed, finished, untrained): passing news for a few seconds,
+warnings and errors until dismissed."""
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def test_window_level_values_show_while_dragging(small, qtbot):
     qtbot.waitUntil(lambda: status_visible(small, "Window: level"), timeout=2000)
 
 
-def test_saving_leaves_a_notice_until_dismissed(small, qtbot):
+def test_saving_leaves_a_notice_for_a_few_seconds_or_until_dismissed(small, qtbot):
     small.legend.select_class(2)
     drag(small.canvas, [(10, 10), (40, 10)])
     assert small.isWindowModified()
@@ -61,7 +62,7 @@ def test_saving_leaves_a_notice_until_dismissed(small, qtbot):
     assert notice_visible(small, "Saved the labels of a_gradient")
     assert not small.isWindowModified()
     qtbot.wait(50)
-    assert small.notice.isVisible()                 # no timeout takes it away
+    assert small.notice.isVisible()                 # longer than a moment
     qtbot.mouseClick(small.notice.close_button, Qt.MouseButton.LeftButton)
     assert not small.notice.isVisible()
 

@@ -174,8 +174,9 @@ def test_the_picker_groups_models_under_headings_by_what_they_find(window, qtbot
     # A checkpoint loaded from a file goes first and is chosen; the other rows keep their entry.
     before = {combo.itemText(r): panel.entries[combo.itemData(r)]
               for r in range(combo.count()) if combo.itemData(r) != -1}
-    panel.checkpointChosen(weights_dir() / "context_unet_lite.pt")
-    assert panel.current_entry().title == "context_unet_lite — from file"
+    window.models.load_model_file(weights_dir() / "context_unet_lite.pt")
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    assert panel.current_entry().title == "context_unet_lite.pt — from file"
     assert combo.currentIndex() == 0
     after = {combo.itemText(r): panel.entries[combo.itemData(r)]
              for r in range(1, combo.count()) if combo.itemData(r) != -1}

@@ -108,7 +108,11 @@ def test_instance_outline_layer_draws_each_instance_in_its_own_colour(window, im
 
     # The seam at x = 49 | 50: the first instance's colour, then the second's, next to each
     # other (within a pixel: the canvas zoom is not a whole number); none inside either square.
-    seam = row(46, 54)
+    # Every widget pixel across the seam: at a zoom that is not a whole number an image
+    # pixel's column can fall between the image-pixel samples of row().
+    y = round(window.canvas.to_widget(QPointF(0, 40.5)).y())
+    x0, x1 = (round(window.canvas.to_widget(QPointF(x, 40.5)).x()) for x in (46, 54))
+    seam = [tuple(img.pixelColor(x, y).getRgb()[:3]) for x in range(x0, x1)]
     assert any(seam[i] == first and seam[i + 1] == second for i in range(len(seam) - 1)), seam
     assert first not in row(25, 44) and second not in row(25, 44) + row(56, 74)
     assert first in row(17, 23)                       # the left border of the first square

@@ -85,7 +85,7 @@ def test_the_spin_box_jumps_to_a_frame(window, panel, qtbot):
     window.show_row(_frame_row(window, 0))
     panel.frame_spin.setFocus()
     panel.frame_spin.selectAll()
-    qtbot.keyClicks(panel.frame_spin, "17")
+    qtbot.keyClicks(panel.frame_spin, "18")            # frames count from 1 for people
     qtbot.keyClick(panel.frame_spin, Qt.Key.Key_Return)
     assert window.doc.item.frame == 17
     assert panel.slider.value() == 17

@@ -20,22 +20,32 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """What the user picked: a bundled/user checkpoint, or a registry model with random weights."""
+    """What the user picked: a bundled/user checkpoint, a registry model with random weights,
+    or a model file of any format the user loaded (``model_file``: a TorchScript or ONNX file,
+    a model folder, or a segstudio checkpoint)."""
 
     arch: str
     checkpoint: Path | None = None
     config: str = "lite"
     device: str = "auto"
     precision: str = "auto"
+    model_file: Path | None = None
 
     @property
     def label(self) -> str:
+        if self.model_file is not None:
+            return self.model_file.name
         return self.checkpoint.name if self.checkpoint else f"{self.arch} ({self.config}, untrained)"
 
     def build_predictor(self):
         """The Predictor for this choice (imports torch: call it off the GUI thread)."""
         from segstudio.models.engine import Predictor
 
+        if self.model_file is not None:
+            from segstudio.models.formats import load_any
+
+            return Predictor.from_model(load_any(self.model_file), device=self.device,
+                                        precision=self.precision)
         if self.checkpoint is not None:
             return Predictor.from_checkpoint(self.checkpoint, device=self.device,
                                              precision=self.precision)
@@ -65,7 +75,8 @@ def model_info(predictor, label: str) -> dict:
     return {"arch": meta.arch, "config": meta.config, "classes": meta.classes,
             "trained": predictor.trained, "device": str(predictor.device),
             "precision": predictor.precision, "precision_note": predictor.precision_note,
-            "training": meta.training, "label": label}
+            "training": meta.training, "label": label,
+            "foreign": bool(getattr(predictor, "foreign", False))}
 
 
 USER_GROUP = "Your fine-tuned models"
@@ -270,7 +281,7 @@ class _Loaded:
 def _message(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     known = {"CheckpointError", "PredictorError", "DeviceError", "ImageReadError",
-             "WorkspaceError", "VideoError"}
+             "WorkspaceError", "VideoError", "ModelFormatError"}
     if type(exc).__name__ in known:
         return text
     if isinstance(exc, MemoryError):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
+
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (QColor, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent,
                            QPen, QWheelEvent)
@@ -54,6 +56,7 @@ class Canvas(QWidget):
         self._window_from: QPointF | None = None
         self._space_down = False
         self._fit_pending = True
+        self._fitted = False          # the view is as fit_to_window left it (no zoom or pan)
         self.decorations: list = []   # callables(painter, canvas) drawn last (RF boxes, …)
         self.overlay_clip_left: float | None = None   # swipe compare: overlay only right of x
 
@@ -82,10 +85,14 @@ class Canvas(QWidget):
             return
         iw, ih = self._image.width(), self._image.height()
         s = min(self.width() / iw, self.height() / ih) * 0.98
-        self.scale = max(self.MIN_SCALE, min(self.MAX_SCALE, s))
-        self.offset = QPointF((self.width() - iw * self.scale) / 2,
-                              (self.height() - ih * self.scale) / 2)
+        # A multiple of 1/256 and a whole-pixel offset: a pixel corner then maps to the widget
+        # and back exactly (binary fractions), so a click on it never lands in the pixel before.
+        s = np.floor(s * 256) / 256 if s >= 1 / 64 else s
+        self.scale = float(max(self.MIN_SCALE, min(self.MAX_SCALE, s)))
+        self.offset = QPointF(round((self.width() - iw * self.scale) / 2),
+                              round((self.height() - ih * self.scale) / 2))
         self._fit_pending = False
+        self._fitted = True
         self.zoomChanged.emit(self.scale)
         self.update()
 
@@ -94,6 +101,7 @@ class Canvas(QWidget):
         anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
         new = max(self.MIN_SCALE, min(self.MAX_SCALE, self.scale * factor))
         img_pt = self.to_image(anchor)
+        self._fitted = False
         self.scale = new
         self.offset = QPointF(anchor.x() - img_pt.x() * new, anchor.y() - img_pt.y() * new)
         self.zoomChanged.emit(self.scale)
@@ -151,7 +159,9 @@ class Canvas(QWidget):
             p.drawRect(self.rect().adjusted(0, 0, -1, -1))
 
     def resizeEvent(self, event) -> None:  # noqa: N802
-        if self._fit_pending:
+        # A fitted view stays fitted (a bar appearing above it, the window resized); one the
+        # user zoomed or panned is left alone.
+        if self._fit_pending or self._fitted:
             self.fit_to_window()
         super().resizeEvent(event)
 
@@ -189,6 +199,7 @@ class Canvas(QWidget):
         if self._pan_from is not None:
             self.offset += pos - self._pan_from
             self._pan_from = pos
+            self._fitted = False
             self.update()
             return
         if self._window_from is not None:

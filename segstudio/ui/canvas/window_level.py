@@ -4,15 +4,16 @@ Right-drag on the canvas moves it (width horizontally, level vertically); the im
 re-rendered on a short timer so a fast drag does not queue one conversion per mouse event.
 View ▸ Window presets offers the file's own windows, the full range and an automatic window
 (:func:`segstudio.io.windowing.presets`); View ▸ Set window… takes a typed centre and width.
-The data and the model's input never change: only what the screen shows.
+The data and the model's input never change: only what the screen shows. The status bar's
+pixel readout (:class:`PixelReadout`) says the values a pixel has and is shown with.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel,
-                               QMenu, QVBoxLayout)
+                               QMenu, QVBoxLayout, QWidget)
 
 from segstudio.io import windowing
 from segstudio.ui.canvas.render import rgb8_to_qimage
@@ -121,6 +122,58 @@ class WindowLevel:
             return ""
         window = self.current() if doc.image.is_grey else None
         return windowing.readout(doc.image, x, y, window)
+
+
+class PixelReadout(QLabel):
+    """The status bar's readout of the pixel under the cursor: position, values, class.
+
+    It widens to fit its line, up to a share of the status bar, and never narrows while one
+    image is shown, so the widgets beside it do not jump as the cursor moves. A line longer
+    than that loses the end of its values (the position and the class always show); the
+    tooltip holds the whole line.
+    """
+
+    SHARE = 0.45                # of the status bar's width, at most
+    BASE = "x 0000, y 0000   value 00000   class 00 (background)"
+    GAP = "   "
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("", parent)
+        self.full_text = ""
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the base width (another image is on screen)."""
+        self.setFixedWidth(self._advance(self.BASE))
+        self.clear_readout()
+
+    def clear_readout(self) -> None:
+        self.full_text = ""
+        self.setText("")
+        self.setToolTip("")
+
+    def _advance(self, text: str) -> int:
+        return self.fontMetrics().horizontalAdvance(text) + 6
+
+    def show_readout(self, where: str, values: str, what: str) -> None:
+        text = self.GAP.join((where, values, what))
+        self.full_text = text
+        self.setToolTip(text)
+        bar = self.parentWidget()
+        limit = max(self._advance(self.BASE), int(bar.width() * self.SHARE) if bar else 0)
+        need = self._advance(text)
+        if need > self.width():
+            self.setFixedWidth(min(need, limit))
+        if need <= self.width():
+            self.setText(text)
+            return
+        room = self.width() - self._advance(self.GAP.join((where, "", what)))
+        metrics = self.fontMetrics()
+        if room > metrics.horizontalAdvance("…") * 4:
+            self.setText(self.GAP.join((where, metrics.elidedText(
+                values, Qt.TextElideMode.ElideRight, room), what)))
+        else:
+            self.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, self.width() - 6))
 
 
 def add_menu(window, menu: QMenu) -> None:

@@ -31,14 +31,22 @@ def grow_input(image, window) -> np.ndarray:
 
 
 class SeedMask:
-    """Light where there is a seed, clear elsewhere. Drawn a screen pixel off in each direction
-    under the coloured seeds it outlines them, so seeds of a black class (the background of
-    the bundled class sets) show on a dark image."""
+    """The outline drawn around the seeds: where there is a seed, a colour that stands out
+    against that seed's class colour (near white around dark classes, such as the black
+    background of the bundled class sets; near black around light ones), clear elsewhere.
+    Drawn a few screen pixels off in every direction under the coloured seeds, it rings them,
+    so a seed shows on any image: its fill or its ring differs from what lies under it."""
 
-    WORD = np.uint32(0xE6E6E6E6)          # premultiplied ARGB32: light grey, alpha 230
+    LIGHT = np.uint32(0xF0F0F0F0)       # premultiplied ARGB32, alpha 240
+    DARK = np.uint32(0xF0101010)
+    RING_PX = 2                         # screen pixels of outline around each stroke
 
-    def __init__(self, seeds: np.ndarray) -> None:
+    def __init__(self, seeds: np.ndarray, classes) -> None:
         self._seeds = seeds
+        colours = classes.color_table()[:, :3].astype(np.float64)
+        luma = colours @ np.array([0.299, 0.587, 0.114])
+        self._table = np.where(luma < 128, self.LIGHT, self.DARK).astype(np.uint32)
+        self._table[NO_SEED] = 0
         h, w = seeds.shape
         self.image = QImage(w, h, QImage.Format.Format_ARGB32_Premultiplied)
         self.image.fill(0)
@@ -50,8 +58,13 @@ class SeedMask:
     def update(self, rect) -> None:
         rect = rect.clip(*self._seeds.shape)
         if not rect.is_empty():
-            self._words[rect.slices] = np.where(self._seeds[rect.slices] != NO_SEED,
-                                                self.WORD, np.uint32(0))
+            self._words[rect.slices] = self._table[self._seeds[rect.slices]]
+
+    @classmethod
+    def offsets(cls) -> list[tuple[int, int]]:
+        """Where the outline is drawn, in screen pixels: a ring ``RING_PX`` wide."""
+        r = cls.RING_PX
+        return [(dx, dy) for dx in (-r, 0, r) for dy in (-r, 0, r) if dx or dy]
 
 
 class GrowFromSeeds(QObject):
@@ -170,7 +183,7 @@ class GrowFromSeeds(QObject):
         self.seeds.add_listener(self._seeds_painted)
         self._seed_overlay = OverlayRenderer(self.seeds.array, self.window.classes,
                                              hidden={NO_SEED})
-        self._seed_mask = SeedMask(self.seeds.array)
+        self._seed_mask = SeedMask(self.seeds.array, self.window.classes)
         self.preview = None
         self._set_enabled(True)
         self.bar.show()
@@ -331,7 +344,7 @@ class GrowFromSeeds(QObject):
         src = QRectF(src.toAlignedRect()).intersected(QRectF(0, 0, image.width(),
                                                              image.height()))
         target = QRectF(canvas.to_widget(src.topLeft()), canvas.to_widget(src.bottomRight()))
-        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        for dx, dy in SeedMask.offsets():
             painter.drawImage(target.translated(dx, dy), self._seed_mask.image, src)
         painter.drawImage(target, image, src)
 

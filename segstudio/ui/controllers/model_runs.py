@@ -24,7 +24,7 @@ from segstudio.paths import user_data_dir, weights_dir
 from segstudio.ui.canvas import domain_notice
 from segstudio.ui.notice import Level
 from segstudio.ui.panels.model import ModelPanel
-from segstudio.ui.background.workers import Job, ModelRunner
+from segstudio.ui.background.workers import Job, ModelChoice, ModelRunner
 
 PROTECTED = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
 
@@ -43,6 +43,7 @@ class ModelRuns(QObject):
         self.prefer_checkpoint = "chest_xray_unet_lite.pt"   # the demo's bundled model
         self._catalog_loaded = False
         self._workspace_seen = None        # the workspace a model was last preselected for
+        self._loading_file = None          # the ModelChoice of a model file being checked
         self.mapping: ClassMapping | None = None   # model → workspace classes for this run
         window.documentShown.connect(self._document_shown)
         p, r = self.panel, self.runner
@@ -51,6 +52,7 @@ class ModelRuns(QObject):
         p.runSelected.connect(self.run_selected)
         p.cancel.connect(r.cancel)
         p.pause.connect(self._pause)
+        p.modelFileChosen.connect(self.load_model_file)
         r.started.connect(self._started)
         r.catalogReady.connect(self._catalog_ready)
         r.modelReady.connect(self.model_ready)
@@ -70,7 +72,18 @@ class ModelRuns(QObject):
     def shutdown(self) -> None:
         self.runner.shutdown()
 
-    # -- running -----------------------------------------------------------------------------
+    def load_model_file(self, path) -> None:
+        """Load a model file or folder of any format in the worker; it joins the model list
+        once it loaded and its outputs fit its classes, else the reason is shown."""
+        p = self.panel
+        choice = ModelChoice("file", model_file=path, device=p.device_combo.currentText(),
+                             precision=p.precision_combo.currentText())
+        self._loading_file = choice
+        self._queue_total = 0
+        self.window.begin_busy()
+        self.window.statusBar().showMessage(f"Loading {path.name}…", 4000)
+        self.runner.load(choice)
+
     # -- which model fits --------------------------------------------------------------------
     def model_classes(self, entry) -> ClassSet:
         """The class set ``entry``'s model predicts, with the file's colours where it has them."""
@@ -309,6 +322,9 @@ class ModelRuns(QObject):
     def model_ready(self, info: dict) -> None:
         """A model is loaded (here or by the video pipeline): show what it is and runs with."""
         self.model_info = info
+        pending, self._loading_file = self._loading_file, None
+        if pending is not None and info.get("label") == pending.label:
+            self.panel.add_model_file(pending, info)
         self.panel.show_model(info)
         self.window.device_label.setText(f"{info['device']} · {info['precision']}")
         self.window.device_label.setToolTip(info.get("precision_note", ""))
@@ -328,6 +344,7 @@ class ModelRuns(QObject):
         self.window.show_error(f"{name + ': ' if name else ''}{message}")
 
     def _finished(self, cancelled: bool) -> None:
+        self._loading_file = None                # loaded (and listed) or failed (and said)
         self.panel.set_running(False)
         if cancelled:
             self.window.statusBar().showMessage("Model run cancelled", 4000)

@@ -7,6 +7,7 @@ window's title shows ``[*]`` while any open document has unsaved edits.
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from segstudio.io.object_store import save_objects
@@ -19,6 +20,10 @@ from segstudio.ui.notice import Level
 class LabelSaving:
     def __init__(self, window) -> None:
         self.window = window
+        # Checked again once the event that changed the labels is done: a model's result is
+        # swapped in (an edit, for a moment) and then marked saved, as the worker wrote it.
+        self._recheck = QTimer(window, singleShot=True, interval=0)
+        self._recheck.timeout.connect(self._show_modified)
 
     def save_document(self, doc: Document, *, status: ItemStatus = ItemStatus.CORRECTED,
                       by: str = "hand", then: str = "") -> bool:
@@ -43,7 +48,12 @@ class LabelSaving:
         return True
 
     def update_modified(self) -> None:
-        """The title's [*] marker: shown while any open document has unsaved edits."""
+        """The title's [*] marker: shown exactly while quitting would ask, that is while an open
+        document has edits that are not on disk (unsaved, or whose save failed)."""
+        self._show_modified()
+        self._recheck.start()
+
+    def _show_modified(self) -> None:
         self.window.setWindowModified(bool(self.window.dirty_documents()))
 
     def save_current(self) -> bool:

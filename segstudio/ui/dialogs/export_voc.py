@@ -46,6 +46,12 @@ class ExportVocDialog(QDialog):
         self.originals.setChecked(True)
         self.originals.setToolTip("VOC's JPEGs hold 8 bits through the display window; the "
                                   "originals keep every grey level, listed in manifest.json")
+        self.deidentify = QCheckBox("De-identify the DICOM files kept with the originals "
+                                    "(DICOM basic confidentiality profile)", self)
+        self.deidentify.setToolTip("Names, dates, institutions and other identifying attributes "
+                                   "are removed or replaced, UIDs replaced consistently; source "
+                                   "file names are left out of manifest.json")
+        self.originals.toggled.connect(self.deidentify.setEnabled)
         self.count_label = QLabel(self)
         self.progress = QProgressBar(self)
         self.message = QLabel("", self)
@@ -66,6 +72,7 @@ class ExportVocDialog(QDialog):
         form.addRow("Split seed", self.seed_spin)
         form.addRow("", self.overwrite)
         form.addRow("", self.originals)
+        form.addRow("", self.deidentify)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.count_label)
@@ -100,11 +107,12 @@ class ExportVocDialog(QDialog):
         out = Path(self.out_edit.text()).expanduser()
         val, seed, overwrite = self.val_spin.value(), self.seed_spin.value(), self.overwrite.isChecked()
         originals = self.originals.isChecked()
+        deidentify = originals and self.deidentify.isChecked()
 
         def job(progress, cancelled):
             return write_voc(out, ws.samples(statuses), ws.classes, val_fraction=val, seed=seed,
                              total=total, progress=progress, cancel=cancelled, overwrite=overwrite,
-                             originals=originals)
+                             originals=originals, deidentify=deidentify)
 
         self.task = BackgroundTask(job, (VocError, WorkspaceError, ImageReadError), self)
         self.task.progressed.connect(self._progress)

@@ -1,7 +1,7 @@
 """File ▸ Import labels: bring existing annotations into the open workspace.
 
 Label PNG folders (palette or plain index values), Pascal VOC trees and labelme JSON folders are
-matched to items by file stem; what does not fit (wrong size, unknown values, one-point polygons)
+matched to items by file stem, and folders of DICOM SEG files by the images they reference; what does not fit (wrong size, unknown values, one-point polygons)
 is listed, and the rest is imported. The import runs in a background thread.
 
 Items a person corrected or reviewed are kept unless the person, asked first in a dialog that
@@ -20,6 +20,7 @@ KINDS = {
     "png": ("Label PNG folder…", "import_label_folder"),
     "voc": ("Pascal VOC tree…", "import_voc_tree"),
     "labelme": ("labelme JSON folder…", "import_labelme_folder"),
+    "dicom-seg": ("DICOM SEG folder…", "import_dicom_segs"),
 }
 
 
@@ -54,7 +55,9 @@ def import_labels(window, kind: str, folder: Path, *,
         replace = ask_replace(window, kind, folder)
         if replace is None:
             return None
-    function = getattr(importers, KINDS[kind][1])
+    from segstudio.io import seg_import
+
+    function = getattr(seg_import if kind == "dicom-seg" else importers, KINDS[kind][1])
 
     def job(progress, cancelled):
         with ws.transaction():      # another segstudio's classes first, none of its in between
@@ -98,8 +101,11 @@ def ask_replace(window, kind: str, folder: Path) -> bool | None:
     are read; without such items, or in a window that cannot ask, they are kept."""
     from segstudio.io.labels import LabelImportError, kept_by_import
 
+    from segstudio.io.seg_import import kept_by_seg_import
+
     try:
-        kept = kept_by_import(kind, folder, window.workspace)
+        kept = (kept_by_seg_import(folder, window.workspace) if kind == "dicom-seg"
+                else kept_by_import(kind, folder, window.workspace))
     except (LabelImportError, OSError):
         return False                 # the import itself reports what is wrong with the folder
     if not kept or not window.interactive:

@@ -349,14 +349,16 @@ class BranchGridPanel(QWidget):
         entry = self.maps[index]
 
         def work(ctx):
-            from segstudio.explain.probes import branch_contribution
+            from segstudio.explain.probes import branch_effect, label_transitions
 
             loaded = ctx.load()
-            without, changed = branch_contribution(loaded.model, ctx.input(loaded),
-                                                   entry["path"])
+            before, without = branch_effect(loaded.model, ctx.input(loaded), entry["path"])
+            names = loaded.classes.names
             return {"name": entry["name"], "path": entry["path"], "without": without,
-                    "changed": changed, "colours": loaded.classes.color_table(),
-                    "model": loaded.title}
+                    "changed": without != before, "colours": loaded.classes.color_table(),
+                    "model": loaded.title,
+                    "transitions": [(_name(names, a), _name(names, b), n)
+                                    for a, b, n in label_transitions(before, without)]}
 
         return self.session.submit("Branch contribution", work, self._contribution_ready)
 
@@ -375,7 +377,8 @@ class BranchGridPanel(QWidget):
         self.contribution_view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb,
                                                                                       (h, w)))))
         self.info.setText(f"Without {result['name']} ({result['path']}): {n} pixels change "
-                          f"class ({share:.1%} of the image), shown in magenta.")
+                          f"class ({share:.1%} of the image), shown in magenta"
+                          + (": " + transitions_text(result["transitions"]) if n else "."))
 
     def contribution_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """The prediction without the branch over the image, changed pixels in magenta."""
@@ -398,10 +401,22 @@ class BranchGridPanel(QWidget):
             c = self.contribution
             panels.append(Panel(self.contribution_rgb(doc.display_rgb8()), f"without {c['name']}"))
             caption.append(f"Without {c['name']}: {c['count']} pixels change class "
-                           f"({c['share']:.1%}), in magenta")
+                           f"({c['share']:.1%}), in magenta"
+                           + (": " + transitions_text(c["transitions"]) if c["count"] else ""))
         return Figure("Branches side by side", panels, caption,
                       ColorBarSpec("viridis", 0.0, 1.0, "own range"), panel_height=160,
                       columns=GRID_COLUMNS)
+
+
+def _name(names, index: int) -> str:
+    return "void" if index == 255 else names[index] if index < len(names) else str(index)
+
+
+def transitions_text(transitions, most: int = 4) -> str:
+    """``"boat → car 1,204 px, boat → background 96 px"``: what the changed pixels became."""
+    shown = [f"{a} → {b} {n:,} px" for a, b, n in transitions[:most]]
+    rest = sum(n for *_, n in transitions[most:])
+    return ", ".join(shown) + (f", other changes {rest:,} px" if rest else "")
 
 
 def _changed_layer(changed: np.ndarray) -> QImage:

@@ -30,6 +30,30 @@ LESSON = ("In the boat-or-car scenes a boat and a car are the same object on the
           "gives 43 % of boat and car pixels the other class.")
 
 
+SURFACES = ("water", "road")
+"""The classes of the distant evidence in the boat-or-car scenes."""
+
+
+def surface_region(labels: np.ndarray, class_names) -> np.ndarray | None:
+    """The water or road pixels of a label map (the image's labels, or a model's prediction in
+    the same classes): where a context model must look to tell a boat from a car. None when the
+    classes have no water or road, or none is there."""
+    names = list(class_names)
+    ids = [names.index(c) for c in SURFACES if c in names]
+    if not ids:
+        return None
+    region = np.isin(labels, ids)
+    return region if region.any() else None
+
+
+def _band_text(band: dict | None, html: bool = True) -> str:
+    """The share of the effective field on the water or road, if measured."""
+    if band is None:
+        return ""
+    return (f"{'<br>' if html else ', '}{band['share']:.1%} of the effective field on the "
+            f"water or road ({band['source']})")
+
+
 class ContextPanel(QWidget):
     """FCN vs PSPNet vs DeepLab v3 on the image on screen, with their fields at one pixel."""
 
@@ -52,7 +76,9 @@ class ContextPanel(QWidget):
         info = QLabel("Each model's prediction with its theoretical field at the pixel last "
                       "clicked with the receptive-field tool (white box), and below it the "
                       f"effective field there ({ERF_QUANTITY}): where the prediction really "
-                      "looks. Shares are of the whole, unclipped field.", self)
+                      "looks. Shares are first of the part of the field inside the image (the "
+                      "pixels a prediction can use), then of the whole unclipped field, padding "
+                      "included.", self)
         info.setWordWrap(True)
         self.lesson = QLabel(LESSON, self)
         self.lesson.setWordWrap(True)
@@ -77,6 +103,10 @@ class ContextPanel(QWidget):
         class_names = self.window.classes.names
         current = self.session.current_source()
         device = current.device if current is not None else "auto"
+        # The water or road of the labels on the canvas (drawn, or a model run's), one region
+        # for all three models, read here on the GUI thread; without any, each model's own
+        # prediction of it.
+        labelled = surface_region(np.array(doc.labels.array), class_names)
 
         def work(ctx):
             from segstudio.explain.effective_rf import prediction_erf
@@ -109,12 +139,19 @@ class ContextPanel(QWidget):
                 erf = prediction_erf(loaded.model, image, y, x,
                                      field=_unit_fields(ctx, loaded, size)[""])
                 x0, y0, x1, y1 = erf.box
+                region, source = labelled, "as labelled on the canvas"
+                if region is None and loaded.classes.names == class_names:
+                    region, source = surface_region(labels, class_names), "as it predicts it"
+                band = None if region is None else {"share": erf.region_share(region),
+                                                    "source": source}
                 results.append({"title": title, "model": loaded.title, "trained": loaded.trained,
+                                "band": band,
                                 "labels": labels, "colours": loaded.classes.color_table(),
                                 "field": rf, "marks": [], "pixel": (y, x), "erf": erf,
                                 "box": (max(y0, 0), max(x0, 0), min(y1 + 1, size[0]),
                                         min(x1 + 1, size[1])), "center": erf.center,
-                                "share": erf.mass95_share, "heat": erf.heat})
+                                "share": erf.mass95_share,
+                                "image_share": erf.mass95_in_image_share, "heat": erf.heat})
             return results
 
         return self.session.submit("Context comparison", work, self._ready)
@@ -137,8 +174,10 @@ class ContextPanel(QWidget):
             x0, _, x1, _ = erf.box
             text.setText(f"<b>{r['title']}</b> — {state}<br>field {x1 - x0 + 1} px wide at "
                          f"the pixel ({erf.inside_share:.0%} of it inside the image); 95 % of "
-                         f"the effective field in {erf.mass95_share:.1%} of it; centre of mass "
-                         f"{erf.offset[1]:+.1f}, {erf.offset[0]:+.1f} px from the pixel")
+                         f"the effective field in {erf.mass95_in_image_share:.1%} of the part "
+                         f"inside the image ({erf.mass95_share:.1%} of the whole); centre of mass "
+                         f"{erf.offset[1]:+.1f}, {erf.offset[0]:+.1f} px from the pixel"
+                         + _band_text(r["band"]))
 
     @staticmethod
     def panel_rgb(rgb: np.ndarray, r: dict) -> np.ndarray:
@@ -169,7 +208,9 @@ class ContextPanel(QWidget):
                        "Layer: model output (white box: theoretical field at the red dot)",
                        f"Settings: pixel x {x}, y {y}; effective field: {ERF_QUANTITY}; "
                        + "; ".join(f"{r['title']} field {r['erf'].box[2] - r['erf'].box[0] + 1}"
-                                   f" px, 95 % ERF mass in {r['share']:.1%} of it"
+                                   f" px, 95 % ERF mass in {r['image_share']:.1%} of its part "
+                                   f"inside the image ({r['share']:.1%} of all of it)"
+                                   + _band_text(r["band"], html=False)
                                    for r in self.results)],
                       ColorBarSpec("inferno", 0.0, 1.0, "|gradient| / max"), panel_height=240,
                       columns=len(CONTEXT_MODELS))

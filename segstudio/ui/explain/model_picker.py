@@ -1,5 +1,6 @@
-"""The "Inside the model" dock's model picker: the Model panel's choice, any registry model
-(random weights, flagged), or a checkpoint file."""
+"""The "Inside the model" dock's model picker: the Model panel's choice (the default, named
+with what it is), the trained models of the Model panel's list, any registry model with random
+weights (each named untrained), or a checkpoint file."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ class ModelPicker(QWidget):
         self.combo.addItem("Model panel's choice", FOLLOW_PANEL)
         for spec in REGISTRY.values():
             if not spec.instance:
-                self.combo.addItem(spec.title, spec.name)
+                self.combo.addItem(f"{spec.title} — untrained (random weights)", spec.name)
+        self._trained_rows = 0                  # rows of trained checkpoints, after row 0
+        # The registry's long titles must not set the dock's (and the window's) smallest width.
+        self.combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(12)
         self.config_combo = QComboBox(self)
         self.config_combo.addItems(["lite", "paper"])
         self.file_button = QPushButton("Checkpoint…", self)
@@ -45,7 +51,39 @@ class ModelPicker(QWidget):
         outer.addLayout(row)
         outer.addWidget(self.untrained)
         session.sourceChanged.connect(lambda *_: self._show_untrained())
+        models = session.window.models
+        models.panel.choiceChanged.connect(lambda *_: self._name_panel_choice())
+        models.runner.catalogReady.connect(lambda *_: self.list_trained())
         self._changed()
+
+    def list_trained(self) -> None:
+        """Offer the Model panel's trained models by name, right after its choice: looking
+        into a trained network must not mean random weights."""
+        from segstudio.models.registry import REGISTRY
+
+        current = self.combo.currentData()
+        self.combo.blockSignals(True)
+        for _ in range(self._trained_rows):
+            self.combo.removeItem(1)
+        rows = []
+        for e in self.session.window.models.panel.entries:
+            spec = REGISTRY.get(e.choice.arch)
+            if e.trained and not e.broken and e.choice.checkpoint is not None and \
+                    spec is not None and not spec.instance:
+                rows.append((f"{e.title} ({e.choice.checkpoint.name})", str(e.choice.checkpoint)))
+        for i, (text, data) in enumerate(rows, 1):
+            self.combo.insertItem(i, text, data)
+        self._trained_rows = len(rows)
+        index = self.combo.findData(current)
+        self.combo.setCurrentIndex(max(0, index))
+        self.combo.blockSignals(False)
+        self._name_panel_choice()
+
+    def _name_panel_choice(self) -> None:
+        entry = self.session.window.models.panel.current_entry()
+        what = "" if entry is None else f": {entry.title}" + ("" if entry.trained
+                                                               else " — untrained")
+        self.combo.setItemText(0, f"Model panel's choice{what}")
 
     def add_checkpoint(self, path: Path) -> None:
         self.combo.addItem(f"{path.name} (file)", str(path))

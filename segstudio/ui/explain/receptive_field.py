@@ -83,8 +83,7 @@ def erf_text(title: str, erf) -> str:
     """One effective field in words: what was differentiated, its mass, and its centre."""
     (cy, cx), (dy, dx) = erf.center, erf.offset
     return (f"{title}: {ERF_QUANTITY}, mean over {erf.images} image(s). 95 % of it in "
-            f"{erf.mass95_px} px = {erf.mass95_share:.1%} of the {erf.theoretical_px} px "
-            f"theoretical field ({erf.inside_share:.0%} of that field lies inside the image). "
+            f"{erf.mass95_px} px = {erf.shares_text()}. "
             f"Centre of mass x {cx:.1f}, y {cy:.1f}: {dx:+.1f}, {dy:+.1f} px from the click.")
 
 
@@ -293,7 +292,8 @@ class ReceptiveFieldPanel(QWidget):
                  "random weights")
         for erf, name in zip(r["erf"], names):
             panels.append(Panel(self.erf_rgb(erf), f"ERF, {name}: 95 % in "
-                                                   f"{erf.mass95_share:.1%} of the field"))
+                                                   f"{erf.mass95_in_image_share:.1%} of the field "
+                                                   f"in the image ({erf.mass95_share:.1%} of all)"))
         rf, (t, left, b, right) = r["field"], r["unbounded"]
         erf_note = (f"; effective field: {ERF_QUANTITY}, over {r['erf'][0].images} image(s), "
                     "measured against the unclipped field of the output pixel; cyan cross: "

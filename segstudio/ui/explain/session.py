@@ -186,8 +186,8 @@ class ExplainSession(QObject):
             # as the window has right now.
             n = self.picked.num_classes if self.picked.checkpoint else len(self.window.classes)
             return replace(self.picked, num_classes=n, device=device)
-        if choice is None:
-            return None
+        if choice is None or choice.model_file is not None:
+            return None            # a model file of another format is not probed (yet)
         arch = "" if choice.arch == "?" else choice.arch
         return ModelSource(arch, choice.config, choice.checkpoint, len(self.window.classes),
                            device)
@@ -226,7 +226,11 @@ class ExplainSession(QObject):
         """True if ``branch`` names a branch to look at; otherwise say in the status bar why not."""
         if branch:
             return True
-        if self.current_source() is None:
+        choice = self.window.models.panel.current_choice()
+        if self.current_source() is None and choice is not None and choice.model_file:
+            message = (f"{choice.model_file.name} is not one of segstudio's networks, whose "
+                       "branches these views know: pick one in Inside the model")
+        elif self.current_source() is None:
             message = "No model chosen: pick one in the Model panel or in Inside the model"
         elif self.busy:
             message = "The model is still loading; its branches appear when it is ready"

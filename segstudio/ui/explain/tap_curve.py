@@ -1,6 +1,6 @@
 """A small plot of DeepLab v3's Fig. 4 for the model on show: how many of an atrous 3×3
-filter's weights read a 65×65 feature map as the rate grows, with the model's own rates marked
-as dashed lines."""
+filter's weights read a 65×65 feature map as the rate grows, and the share of units with 9, 4 or
+only 1 of them there, with the model's own rates marked as dashed lines."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 SERIES = (("valid_fraction", "weights on the map", (255, 200, 60)),
-          ("all_valid", "units with all 9", (90, 200, 120)),
-          ("only_centre", "units with the centre only", (230, 90, 90)))
+          (9, "units with all 9", (90, 200, 120)),
+          (4, "with 4", (90, 150, 230)),
+          (1, "with the centre only", (230, 90, 90)))
+"""The plotted series: the mean valid fraction, then the share of units with 9, 4 and 1 valid
+weights, the three curves of the paper's figure."""
 
 
 class TapCurveView(QWidget):
@@ -55,7 +58,7 @@ class TapCurveView(QWidget):
                 p.setPen(pen)
                 p.drawLine(at(rate, 0), at(rate, 1))
         for key, _label, colour in SERIES:
-            values = getattr(self.curve, key)
+            values = self.curve.share(key) if isinstance(key, int) else getattr(self.curve, key)
             p.setPen(QPen(QColor(*colour), 2))
             p.drawPolyline(QPolygonF([at(r, v) for r, v in zip(self.curve.rates, values)]))
         p.setPen(self.palette().text().color())

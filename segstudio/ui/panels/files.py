@@ -47,7 +47,8 @@ class ItemListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return item.id
         if role == Qt.ItemDataRole.ToolTipRole:
-            where = str(item.source) + (f" (frame {item.frame})" if item.frame is not None else "")
+            where = str(item.source) + (f" (frame {item.frame + 1})"     # counted from 1
+                                        if item.frame is not None else "")
             return f"{where}\nstatus: {status}"
         if role == Qt.ItemDataRole.DecorationRole:
             return STATUS_COLORS.get(status, STATUS_COLORS["unlabelled"])

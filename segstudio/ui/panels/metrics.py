@@ -40,7 +40,9 @@ class ScoreView(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.summary)
         layout.addWidget(self.per_class, 2)
-        layout.addWidget(QLabel("Confusion (rows: corrected, columns: predicted)", self))
+        confusion = QLabel("Confusion (rows: corrected, columns: predicted)", self)
+        confusion.setWordWrap(True)             # the dock may be narrow
+        layout.addWidget(confusion)
         layout.addWidget(self.confusion, 3)
         self.scores = None
 

@@ -5,6 +5,7 @@ A model without trained weights is flagged in red: its output is noise, and the 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -22,6 +23,7 @@ class ModelPanel(QWidget):
     cancel = Signal()
     pause = Signal(bool)
     choiceChanged = Signal(object)       # ModelChoice
+    modelFileChosen = Signal(object)     # Path of a model file or folder to load and check
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -30,8 +32,15 @@ class ModelPanel(QWidget):
         self.model_combo.addItem("Loading the model list…")
         self.model_combo.setEnabled(False)
         self.model_combo.currentIndexChanged.connect(self._picked)
-        self.load_button = QPushButton("Load checkpoint…", self)
-        self.load_button.clicked.connect(self._load_checkpoint)
+        # Long checkpoint names must not set the dock's (and so the window's) smallest width.
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(12)
+        self.load_button = QPushButton("Load model…", self)
+        self.load_button.setToolTip("A segstudio checkpoint, a TorchScript archive or an ONNX "
+                                    "model; its classes come from the file or a "
+                                    "<file>.segstudio.json beside it")
+        self.load_button.clicked.connect(self.choose_model_file)
         self.device_combo = QComboBox(self)
         for d in ("auto", "cpu", "cuda", "mps"):
             self.device_combo.addItem(d)
@@ -57,9 +66,9 @@ class ModelPanel(QWidget):
         self.pause_button.setCheckable(True)
         self.pause_button.setEnabled(False)
         self.pause_button.toggled.connect(self.pause)
-        self.overwrite_box = QCheckBox("Run on all: replace corrected labels too", self)
-        self.overwrite_box.setToolTip("Off (the default): items a person corrected or reviewed "
-                                      "keep their labels and are skipped")
+        self.overwrite_box = QCheckBox("Replace corrected labels too", self)
+        self.overwrite_box.setToolTip("For Run on all. Off (the default): items a person "
+                                      "corrected or reviewed keep their labels and are skipped")
         self.queue_label = QLabel("", self)
         self.run_button.clicked.connect(self.runCurrent)
         self.run_all_button.clicked.connect(self.runAll)
@@ -170,9 +179,8 @@ class ModelPanel(QWidget):
         e = self.current_entry()
         if e is None:
             return None
-        c = e.choice
-        return ModelChoice(c.arch, c.checkpoint, c.config, self.device_combo.currentText(),
-                           self.precision_combo.currentText())
+        return dataclasses.replace(e.choice, device=self.device_combo.currentText(),
+                                   precision=self.precision_combo.currentText())
 
     def _picked(self, *_):
         entry = self.current_entry()
@@ -181,16 +189,30 @@ class ModelPanel(QWidget):
         self.show_trained(entry.trained, entry.title)
         self.choiceChanged.emit(self.current_choice())
 
-    def _load_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load checkpoint", str(Path.home()),
-                                              "segstudio checkpoints (*.pt *.pth);;All files (*)")
+    def choose_model_file(self) -> None:
+        """Model ▸ Load model…: the file is loaded and checked in the worker before it joins
+        the list (see ``modelFileChosen``)."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load model", str(Path.home()),
+            "Models (*.pt *.pth *.ts *.onnx);;segstudio checkpoints (*.pt *.pth);;"
+            "TorchScript archives (*.pt *.pth *.ts);;ONNX models (*.onnx);;All files (*)")
         if path:
-            self.checkpointChosen(Path(path))
+            self.modelFileChosen.emit(Path(path))
 
-    def checkpointChosen(self, path: Path) -> None:  # noqa: N802 (reads like a signal)
-        # The window validates the file (off the GUI thread) before it joins the list.
-        entry = CatalogEntry(ModelChoice("?", path), f"{path.stem} — from file", True, str(path))
-        self.add_entry(entry)
+    def choose_model_folder(self) -> None:
+        """Model ▸ Load model folder…: a Hugging Face or smp folder (config.json and
+        model.safetensors)."""
+        path = QFileDialog.getExistingDirectory(self, "Load model folder", str(Path.home()))
+        if path:
+            self.modelFileChosen.emit(Path(path))
+
+    def add_model_file(self, choice: ModelChoice, info: dict) -> None:
+        """A model file that loaded: first in the list under its own heading, and chosen."""
+        names = info["classes"].names
+        detail = (f"{info['arch']} model from {choice.model_file}, {len(names)} classes: "
+                  + ", ".join(names))
+        self.add_entry(CatalogEntry(choice, f"{choice.model_file.name} — from file", True,
+                                    detail, tuple(names), class_set=info["classes"]))
 
     # -- state -------------------------------------------------------------------------------
     def show_trained(self, trained: bool, title: str = "") -> None:
@@ -204,13 +226,15 @@ class ModelPanel(QWidget):
 
     def show_model(self, info: dict) -> None:
         self.show_trained(info["trained"])
+        what = (f"{info['arch']} model" if info.get("foreign")
+                else f"{info['arch']} ({info['config']})")
         self.state_label.setText(
-            f"{info['label']}: {info['arch']} ({info['config']}) on {info['device']}, "
+            f"{info['label']}: {what} on {info['device']}, "
             f"{info['precision']}; classes: {', '.join(info['classes'].names)}"
             + (f"\nPrecision {info['precision_note']}" if info.get("precision_note") else ""))
-        self.show_card(info.get("training"), info["trained"])
+        self.show_card(info.get("training"), info["trained"], bool(info.get("foreign")))
 
-    def show_card(self, training: dict | None, trained: bool) -> None:
+    def show_card(self, training: dict | None, trained: bool, foreign: bool = False) -> None:
         """What the loaded checkpoint says about its training data, scores and intended use."""
         from segstudio.models.model_card import card_problem, read_card
 
@@ -224,6 +248,12 @@ class ModelPanel(QWidget):
         if card is None and problem is not None:      # a damaged card must not pass silently
             self.card_label.setStyleSheet("color: #e0443e; font-weight: bold;")
             self.card_label.setText(problem[0].upper() + problem[1:] + ".")
+            return
+        if card is None and foreign:
+            self.card_label.setText("This model file carries no model card, so the app cannot "
+                                    "tell when an image lies outside its training data. "
+                                    "Measure one on data like it: segstudio card "
+                                    f"{(training or {}).get('file', 'MODEL')} --data VOC_DIR")
             return
         if card is None:
             self.card_label.setText("This checkpoint carries no model card: nothing is recorded "

@@ -26,6 +26,12 @@ class PaintOptions(QWidget):
             spin.setRange(-1e9, 1e9)
             spin.setDecimals(1)
             spin.setKeyboardTracking(False)
+            # Sized for the values images have, not the range's ten digits: the tool bar
+            # would otherwise set the window's smallest width.
+            spin.setMinimumWidth(spin.fontMetrics().horizontalAdvance("-00000.0") + 28)
+        self.only_class.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.only_class.setMinimumContentsLength(10)
         self.high.setValue(255)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 0, 4, 0)

@@ -63,7 +63,7 @@ class FrameLabels:
             win.statusBar().showMessage("The previous frame has no labels yet", 4000)
             return False
         doc.labels.replace(labels, name="carry forward")
-        win.statusBar().showMessage(f"Labels of frame {doc.item.frame - 1} carried forward "
+        win.statusBar().showMessage(f"Labels of frame {doc.item.frame} carried forward "  # from 1
                                     "(Ctrl+Z undoes it)", 4000)
         return True
 

@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
-from segstudio.io.workspace import WorkspaceError
+from segstudio.io.workspace import WorkspaceError, frame_phrase
 from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.models.video_pipeline import VideoPipelineError
 from segstudio.ui.controllers.model_runs import PROTECTED
@@ -87,7 +88,25 @@ def _row(*parts) -> QHBoxLayout:
 
 
 class FrameSpinBox(QSpinBox):
-    """A spin box that keeps Enter for itself (the window binds Enter to closing a polygon)."""
+    """A frame number: its value is the frame's index (from 0), its text the frame as people
+    count it (from 1, as the status bar and the DICOM rows say it). It keeps Enter for itself
+    (the window binds Enter to closing a polygon)."""
+
+    def textFromValue(self, value: int) -> str:  # noqa: N802
+        return str(value + 1)
+
+    def valueFromText(self, text: str) -> int:  # noqa: N802
+        return int(text) - 1 if text.strip().isdigit() else self.value()
+
+    def validate(self, text: str, pos: int):
+        if text == "":
+            return QValidator.State.Intermediate, text, pos
+        if not text.isdigit():
+            return QValidator.State.Invalid, text, pos
+        index = int(text) - 1
+        state = (QValidator.State.Acceptable if self.minimum() <= index <= self.maximum()
+                 else QValidator.State.Intermediate)
+        return state, text, pos
 
     def event(self, event) -> bool:
         if (event.type() == QEvent.Type.ShortcutOverride
@@ -129,10 +148,11 @@ class VideoPanel(QWidget):
         self.next_button = _button(QToolButton, self, "frame ▶", "Next frame (.)",
                                    lambda: self.step(1))
         self.frame_spin = FrameSpinBox(self)
-        self.frame_spin.setToolTip("Jump to this frame (Enter)")
+        self.frame_spin.setToolTip("Jump to this frame (Enter). Frames count from 1; item names "
+                                   "and label files count from 0 (clip_000003 is frame 4)")
         self.frame_spin.setKeyboardTracking(False)
         self.frame_spin.editingFinished.connect(lambda: self.go_to(self.frame_spin.value()))
-        self.first_spin, self.last_spin = QSpinBox(self), QSpinBox(self)
+        self.first_spin, self.last_spin = FrameSpinBox(self), FrameSpinBox(self)
         self.run_button = _button(QPushButton, self, "Run model on frames",
                                   "Segment these frames with the model picked in the Model "
                                   "panel; corrected frames keep their labels", self.run_frames)
@@ -175,7 +195,7 @@ class VideoPanel(QWidget):
         if self.playing and not self._ticking:
             self._play_origin = (time.monotonic(), frame)   # the user moved: play on from here
         _quietly((self.slider, self.frame_spin), lambda w: w.setValue(frame))
-        self.title.setText(f"{Path(self.source).name}: frame {frame} of 0–{self.frame_count - 1}"
+        self.title.setText(f"{Path(self.source).name}: {frame_phrase(frame, self.frame_count)}"
                            f", {self.fps:g} frames/s")
         if self.dock is not None and not self.dock.isVisible():
             self.dock.show()
@@ -282,7 +302,8 @@ class VideoPanel(QWidget):
             return False
         first, last = self.first_spin.value(), self.last_spin.value()
         if first > last:
-            win.show_error(f"Frames {first}–{last}: the first frame comes after the last.")
+            win.show_error(f"Frames {first + 1}–{last + 1}: the first frame comes after the "
+                           "last.")
             return False
         frames = [f for f in range(first, last + 1) if f in self.rows]
         # As in the window's own runs: the labels of a frame nobody has corrected are written
@@ -293,7 +314,7 @@ class VideoPanel(QWidget):
         task.result.connect(lambda row, p: self._apply(ws, row, p))
         task.succeeded.connect(lambda stats: self._ran(stats, first, last))
         task.failed.connect(lambda m: win.show_error(f"{Path(self.source).name}: {m}"))
-        self._start(task, f"Running the model on frames {first}–{last}…", len(frames))
+        self._start(task, f"Running the model on frames {first + 1}–{last + 1}…", len(frames))
         return True
 
     def _apply(self, ws, row: int, prediction) -> None:
@@ -303,7 +324,7 @@ class VideoPanel(QWidget):
     def _ran(self, stats, first: int, last: int) -> None:
         self.last_run = stats
         what = "cancelled after" if stats.cancelled else "done:"
-        self.message.setText(f"Frames {first}–{last} {what} {stats.frames} frame(s) in "
+        self.message.setText(f"Frames {first + 1}–{last + 1} {what} {stats.frames} frame(s) in "
                              f"{stats.seconds:.1f} s ({stats.fps:.1f} frames/s)")
         self.window.notice.show_notice(f"Model run on the video {self.message.text()}",
                                        Level.DONE)
