@@ -101,7 +101,7 @@ def frame_name(index: int) -> str:
 
 
 def _prompts(groups) -> list:
-    from segstudio.models.sam2_video import TrackPrompt
+    from segstudio.models.sam2_prompts import TrackPrompt
 
     prompts = []
     for g in groups or []:
@@ -127,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.io.decode_memory import NotEnoughMemory, require_memory
     from segstudio.io.output_guard import OutputError, check_outputs, written_by
     from segstudio.io.video import VideoError, VideoSource
-    from segstudio.models.sam2_video import (Sam2Error, check_folder, check_prompts,
-                                             group_by_frame, tracking_order)
+    from segstudio.models.sam2_prompts import (Sam2Error, check_folder, check_prompts,
+                                               group_by_frame, tracking_order)
 
     prompts = _prompts(args.prompts)
     out = Path(args.out)
@@ -183,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _load(weights: Path, device_name: str, require_memory):
     from segstudio.models.device import DeviceError, choose_device
-    from segstudio.models.sam2_video import Sam2Error, Sam2VideoTracker, load_bytes
+    from segstudio.models.sam2_prompts import Sam2Error, load_bytes
+    from segstudio.models.sam2_video import Sam2VideoTracker
 
     try:
         device = choose_device(device_name)

@@ -140,7 +140,7 @@ class VideoTracking(QObject):
     def set_folder(self, path: str | Path) -> None:
         """Remember ``path``; it is checked now (one line naming what is wrong) and loaded by
         the first Track."""
-        from segstudio.models.sam2_video import Sam2Error, check_folder
+        from segstudio.models.sam2_prompts import Sam2Error, check_folder
 
         try:
             check_folder(path)
@@ -154,7 +154,8 @@ class VideoTracking(QObject):
         """The tracker of ``folder``, loaded once and kept (called in the run's thread)."""
         if self._tracker is None or self._tracker_folder != folder:
             from segstudio.models.device import choose_device
-            from segstudio.models.sam2_video import Sam2VideoTracker, load_bytes
+            from segstudio.models.sam2_prompts import load_bytes
+            from segstudio.models.sam2_video import Sam2VideoTracker
 
             require_memory(load_bytes(folder), f"loading {Path(folder).name}")
             self._tracker = Sam2VideoTracker.from_folder(folder, choose_device("auto"))
@@ -176,7 +177,7 @@ class VideoTracking(QObject):
             win.show_error("Track: click the object with the Prompt tool (Q) first; right-click "
                            "marks background, a drag draws a box.")
             return False
-        from segstudio.models.sam2_video import TrackPrompt
+        from segstudio.models.sam2_prompts import TrackPrompt
 
         frame, obj = panel.frame, self.obj_spin.value()
         prompt = TrackPrompt(frame=frame, obj_id=obj,
