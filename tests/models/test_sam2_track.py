@@ -300,6 +300,14 @@ def test_bad_prompts_and_frames_are_one_line_and_exit_2(model_dir, video, tmp_pa
     assert "not a range" in err
     err = _refused(capsys, base + ["--frame", "0", "--box", "5", "5", "3", "9"])
     assert "empty" in err
+    err = _refused(capsys, base + ["--frame", "0", "--box", "5", "5", "30", "30",
+                                   "--frame", "0", "--obj-id", "2", "--point", "40", "40"])
+    assert "frame 0: give every object on this frame a box, or none" in err
+    err = _refused(capsys, base + ["--frame", "0", "--obj-id", "2", "--obj-id", "3",
+                                   "--point", "5", "5"])
+    assert "given twice for --frame 0" in err
+    err = _refused(capsys, base + ["--frame", "0", "--obj-id", "255", "--point", "5", "5"])
+    assert "between 1 and 254" in err
     err = _refused(capsys, ["track", "--weights", str(model_dir), "--video", str(model_dir),
                             "--out", str(tmp_path / "o"), "--frame", "0", "--point", "5", "5"])
     assert not (tmp_path / "o").exists()
