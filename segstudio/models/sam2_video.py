@@ -237,6 +237,19 @@ class Sam2VideoTracker:
         # The library's streaming session: no video up front, frames handed in one by one.
         session = self.processor.init_video_session(inference_device=self.device,
                                                     dtype=torch.float32)
+        # Streaming, the library cannot know the video's length, so it spaces the object
+        # pointers' time codes for max_object_pointers_in_encoder frames even in a shorter video;
+        # its whole-video mode uses the length. Here the length is known: use it as that does.
+        config = self.model.config
+        pointers = config.max_object_pointers_in_encoder
+        config.max_object_pointers_in_encoder = min(pointers, frame_count)
+        try:
+            yield from self._track(session, read_frame, by_frame, order, height, width, reverse,
+                                   cancelled)
+        finally:
+            config.max_object_pointers_in_encoder = pointers
+
+    def _track(self, session, read_frame, by_frame, order, height, width, reverse, cancelled):
         with torch.inference_mode():
             # The prompts first, frame by frame, each followed by a pass on its frame.
             for index in sorted(by_frame):

@@ -119,6 +119,22 @@ def test_tracked_masks_equal_the_librarys_own_session(model_dir, video, tmp_path
     assert "wrote 22 frame(s)" in printed.out
 
 
+def test_a_video_shorter_than_the_pointer_memory_tracks_as_the_library_does(model_dir,
+                                                                          tmp_path, capsys):
+    short = write_video(tmp_path / "short.avi", moving_frames(10))
+    out = tmp_path / "short"
+    assert main(["track", "--weights", str(model_dir), "--video", str(short), "--out", str(out),
+                 "--device", "cpu", "--frame", "1", "--point", "12", "20",
+                 "--frame", "6", "--negative", "40", "25"]) == 0
+    prompts = [TrackPrompt(1, 1, [(12, 20)], [1]), TrackPrompt(6, 1, [(40, 25)], [0])]
+    reference = library_masks(model_dir, decoded_frames(short), prompts, start=1, count=8)
+    assert sorted(reference) == list(range(1, 10))
+    for index, (ids, masks) in reference.items():
+        np.testing.assert_array_equal(read_png(out / f"frame_{index:06d}.png"),
+                                      object_map(ids, masks), err_msg=f"frame {index}")
+    capsys.readouterr()
+
+
 def test_reverse_tracking_equals_the_library_backwards(model_dir, video, tmp_path, capsys):
     out = tmp_path / "back"
     code = main(["track", "--weights", str(model_dir), "--video", str(video), "--out", str(out),
