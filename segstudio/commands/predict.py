@@ -43,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay", action="store_true",
                         help="also write NAME_overlay.png: the labels blended over the image")
     parser.add_argument("--ablate", action="append", default=[], metavar="BRANCH",
-                        help="zero this probed branch's output (e.g. psp.bin1, "
-                             "aspp.image_pool), as the Branches view does; repeatable")
+                        help="replace this probed branch's output (e.g. psp.bin1, "
+                             "aspp.image_pool), by zeros unless --ablate-with says otherwise, "
+                             "as the Branches view does; repeatable")
     _ablation.add_arguments(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace files in DIR that an earlier 'segstudio predict' did not "

@@ -23,7 +23,7 @@ from torch import nn
 from segstudio.explain.probes import (ProbeError, _zeros_like, feature_tensor, find_module,
                                       predict_labels)
 
-__all__ = ["KINDS", "check_names", "record", "Recorder", "Replacement", "channel_means", "reference_scenes",
+__all__ = ["KINDS", "check_names", "record", "replaced_labels", "Recorder", "Replacement", "channel_means", "reference_scenes",
            "scene_pair", "context_counterfactuals", "REFERENCE"]
 
 KINDS = ("zero", "mean", "swap")
@@ -165,6 +165,30 @@ def record(model: nn.Module, branches: Mapping[str, str], names: Iterable[str],
     return rec.outputs
 
 
+def replaced_labels(model: nn.Module, to_input: Callable[[np.ndarray], torch.Tensor],
+                    branches: Mapping[str, str], names: Iterable[str], how: str,
+                    rgb: np.ndarray, *, references: Sequence[np.ndarray] | None = None,
+                    partner: np.ndarray | None = None) -> np.ndarray:
+    """Labels of the RGB image ``rgb`` with the named branches replaced: by zeros, by their
+    mean over the RGB ``references``, or by their output on the RGB ``partner``."""
+    names = check_names(branches, names)
+    if how not in KINDS:
+        raise ProbeError(f"unknown replacement {how!r}: use {', '.join(KINDS)}")
+    means = other = None
+    if how == "mean":
+        if not references:
+            raise ProbeError("a mean replacement needs reference images")
+        outputs = record(model, branches, names,
+                         lambda: [predict_labels(model, to_input(r)) for r in references])
+        means = {n: channel_means(outputs[n]) for n in names}
+    elif how == "swap":
+        if partner is None:
+            raise ProbeError("a swap needs another image to take the branch's output from")
+        other = record(model, branches, names, lambda: predict_labels(model, to_input(partner)))
+    with Replacement(model, branches, names, how, means=means, partner=other):
+        return predict_labels(model, to_input(rgb))
+
+
 def reference_scenes(count: int = REFERENCE["count"], size: int = REFERENCE["size"],
                      seed: int = REFERENCE["seed"],
                      start: int = REFERENCE["start"]) -> list[np.ndarray]:
@@ -247,3 +271,48 @@ def context_counterfactuals(model: nn.Module, to_input: Callable[[np.ndarray], t
             "iou": {k: iou(m) for k, m in matrices.items()},
             "miou": {k: miou(m) for k, m in matrices.items()},
             "flipped": {k: 100 * v / max(1, objects) for k, v in flipped.items()}}
+
+
+def lesson_table(n: int = 100, size: int = 256, device: str = "cpu") -> list[dict]:
+    """:func:`context_counterfactuals` of the bundled PSPNet (psp.bin1) and DeepLab v3
+    (aspp.image_pool) context models in fp32, over held-out scenes ``0..n-1``."""
+    from segstudio.models.checkpoint import load_checkpoint
+    from segstudio.models.registry import REGISTRY
+    from segstudio.paths import weights_dir
+
+    rows = []
+    for arch, name in (("pspnet", "psp.bin1"), ("deeplabv3", "aspp.image_pool")):
+        model, meta = load_checkpoint(weights_dir() / f"context_{arch}_lite.pt", device=device)
+        model = model.float().eval()
+        mean = torch.tensor(meta.mean, device=device).view(3, 1, 1)
+        std = torch.tensor(meta.std, device=device).view(3, 1, 1)
+
+        def to_input(rgb, mean=mean, std=std):
+            x = torch.from_numpy(np.array(rgb, np.uint8)).to(device).permute(2, 0, 1).float()
+            return (x / 255 - mean) / std
+        row = context_counterfactuals(model, to_input, REGISTRY[arch].branches, name, n=n,
+                                      size=size)
+        rows.append({"model": f"context_{arch}_lite.pt", **row})
+    return rows
+
+
+def main(argv=None) -> int:
+    """``python -m segstudio.explain.counterfactual [N]``: the lesson's table, as text."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    n = int(args[0]) if args else 100
+    print(f"held-out context scenes 0..{n - 1} (seed 1, 256 px), fp32; mean over "
+          f"{REFERENCE['count']} scenes from {REFERENCE['start']}")
+    print("model | branch | boat/car IoU % full / zero / mean / swap | mIoU % full / zero / "
+          "mean / swap | boat/car pixels flipped % zero / mean / swap")
+    for r in lesson_table(n):
+        iou = " / ".join(f"{r['iou'][k]:.1f}" for k in ("full",) + KINDS)
+        miou = " / ".join(f"{r['miou'][k]:.1f}" for k in ("full",) + KINDS)
+        flips = " / ".join(f"{r['flipped'][k]:.1f}" for k in KINDS)
+        print(f"{r['model']} | {r['branch']} | {iou} | {miou} | {flips}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
