@@ -165,6 +165,15 @@ def test_effective_field_panel_shows_trained_and_random_maps_with_shares(window,
     assert not np.array_equal(erfs[0].heat, erfs[1].heat)
     assert all(not v.pixmap().isNull() for v in panel.erf_views)
     assert "untrained" in panel.erf_texts[0].text() and "random" in panel.erf_texts[1].text()
+    # Beside the 95 % mass, the area above e⁻² of the peak, counted here from the heat.
+    from segstudio.ui.explain.receptive_field import RANDOM_WIDER
+
+    for erf, text in zip(erfs, panel.erf_texts):
+        heat = erf.heat.astype(np.float64)
+        counted = sum(1 for v in heat.ravel() if v >= np.exp(-2) * heat.max())
+        assert f"; {counted} px at e⁻² (13.5 %) of its peak or more" in text.text()
+    assert RANDOM_WIDER in panel.erf_texts[1].text()
+    assert RANDOM_WIDER not in panel.erf_texts[0].text()
 
 
 def test_context_view_compares_three_models_each_labelled_trained_or_not(window, dock, qtbot):
