@@ -70,9 +70,10 @@ def _read(read, path: Path, option: str):
 class Ablation:
     """The replacement hooks on the predictor's model for the rest of the command."""
 
-    def __init__(self, args: argparse.Namespace, predictor, branches: dict[str, str], read):
+    def __init__(self, args: argparse.Namespace, predictor, branches: dict[str, str], read,
+                 inputs=()):
         """``read(path)`` gives an image file's pixels as H×W×3 uint8 (a ValueError or OSError
-        says why it cannot)."""
+        says why it cannot); a swap checks that each of ``inputs`` has its partner first."""
         from segstudio.explain.counterfactual import (Replacement, channel_means, check_names,
                                                       record)
 
@@ -91,7 +92,7 @@ class Ablation:
                 from segstudio.explain.counterfactual import REFERENCE, reference_scenes
                 from segstudio.train.synth_context import context_classes
 
-                if predictor.meta.classes.names != context_classes().names:
+                if list(predictor.meta.classes.names) != list(context_classes().names):
                     raise CommandError("--ablate-with mean: the default reference is the "
                                        "context scenes, which this model was not trained on; "
                                        "give --reference DIR with images like its inputs")
@@ -107,6 +108,11 @@ class Ablation:
             means = {n: channel_means(outputs[n]) for n in args.ablate}
             self.note = f"mean over {where}"
         elif self.how == "swap":
+            missing = [p.name for p in inputs if not self._partner(Path(p)).is_file()]
+            if missing:
+                raise CommandError(f"--swap-from {args.swap_from}: no {missing[0]} in it to "
+                                   "swap with" + (f" (nor {len(missing) - 1} more)"
+                                                  if len(missing) > 1 else ""))
             self.note = f"output on {args.swap_from}"
         else:
             self.note = "zeros"
@@ -114,14 +120,19 @@ class Ablation:
                                        means=means)
         self._settled = False
 
+    def _partner(self, path: Path) -> Path:
+        """The image whose branch output replaces that of the input ``path``."""
+        source = Path(self.args.swap_from)
+        return source / path.name if source.is_dir() else source
+
     def before(self, path: Path, rgb) -> None:
         """For a swap: record the branch on this input's partner image, unreplaced."""
         if self.how != "swap":
             return
-        source = Path(self.args.swap_from)
-        partner = source / path.name if source.is_dir() else source
+        partner = self._partner(path)
         if not partner.is_file():
-            raise CommandError(f"--swap-from {source}: no {path.name} in it to swap with")
+            raise CommandError(f"--swap-from {self.args.swap_from}: no {path.name} in it to "
+                               "swap with")
         other = _read(self.read, partner, "--swap-from")
         if other.shape[:2] != rgb.shape[:2]:
             raise CommandError(f"{path.name} is {rgb.shape[1]}×{rgb.shape[0]} but {partner} is "

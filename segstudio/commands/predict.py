@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             spec = REGISTRY.get(predictor.meta.arch)
             ablation = _ablation.Ablation(args, predictor, dict(spec.branches) if spec else {},
-                                          read_rgb8)
+                                          read_rgb8, paths)
         except ProbeError as exc:
             raise CommandError(f"--ablate: {exc}") from None
         print(f"zeroed branches: {', '.join(args.ablate)}" if ablation.how == "zero" else

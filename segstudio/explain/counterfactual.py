@@ -23,8 +23,9 @@ from torch import nn
 from segstudio.explain.probes import (ProbeError, _zeros_like, feature_tensor, find_module,
                                       predict_labels)
 
-__all__ = ["KINDS", "check_names", "record", "replaced_labels", "Recorder", "Replacement", "channel_means", "reference_scenes",
-           "scene_pair", "context_counterfactuals", "REFERENCE"]
+__all__ = ["KINDS", "REFERENCE", "check_names", "record", "replaced_labels", "Recorder",
+           "Replacement", "channel_means", "reference_scenes", "scene_pair",
+           "context_counterfactuals", "lesson_table"]
 
 KINDS = ("zero", "mean", "swap")
 #: The default reference of ``mean``: scenes of the context demo's held-out set (seed 1,
@@ -68,7 +69,7 @@ class Recorder:
 
 
 def channel_means(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
-    """1×C×1×1: each output's per-channel spatial mean (N×C×H×W), averaged over the outputs."""
+    """1×C×1×1: each N×C×H×W output's per-channel spatial mean, averaged over the outputs."""
     if not outputs:
         raise ProbeError("no reference output to average: the reference images did not run "
                          "through the branch")
@@ -216,10 +217,10 @@ def context_counterfactuals(model: nn.Module, to_input: Callable[[np.ndarray], t
                             size: int = 256, seed: int = 1,
                             references: Sequence[np.ndarray] | None = None,
                             cancelled: Callable[[], bool] = lambda: False) -> dict:
-    """Boat/car IoU (%, ``iou``; ``miou`` over all five classes) with the branch ``name`` kept, zeroed, replaced by its reference mean
-    and swapped with its output on the scene's twin, over held-out scenes ``0..n-1``; and per
-    replacement the share (%) of the pixels the full model calls boat or car that it turns into
-    the other of the two (``flipped``)."""
+    """Boat/car IoU (%, ``iou``; ``miou`` over all five classes) with the branch ``name``
+    kept, zeroed, replaced by its reference mean and swapped with its output on the scene's
+    twin, over held-out scenes ``0..n-1``; and per replacement the share (%) of the pixels the
+    full model calls boat or car that it turns into the other of the two (``flipped``)."""
     from segstudio.train.synth_context import BOAT, CAR
 
     path = {name: branches[name]} if name in branches else None

@@ -202,3 +202,19 @@ def test_the_default_mean_reference_is_generated_held_out_scenes(tmp_path, scene
     first = reference_scenes(count=1)[0]
     assert (first == make_sample("context", REFERENCE["start"], size=256, seed=1).image).all()
     assert (out / "scene.png").is_file()
+
+
+def test_a_swap_folder_without_a_partner_for_every_input_writes_nothing(tmp_path, capsys):
+    from segstudio.train.synth import make_sample
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "twins").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(make_sample("context", 1, size=64).image).save(
+            tmp_path / "in" / f"{name}.png")
+    Image.fromarray(make_sample("context", 2, size=64).image).save(tmp_path / "twins" / "a.png")
+    rc, out = _run(tmp_path, [tmp_path / "in"], "pspnet", "--ablate", "psp.bin1",
+                   "--ablate-with", "swap", "--swap-from", str(tmp_path / "twins"))
+    err = capsys.readouterr().err
+    assert rc == 2 and "no b.png in it to swap with" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
