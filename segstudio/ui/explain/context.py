@@ -44,7 +44,8 @@ COUNTERFACTUALS = (
     "What replaces the global branch matters. Zeros are off its distribution (it follows a "
     "ReLU); its mean over 16 reference scenes keeps the distribution but drops this scene; its "
     "output on the same scene with the other surface (water ↔ road) keeps everything but the "
-    "distant evidence. Boat/car IoU on 100 held-out scenes, kept → zeros / mean / swap: "
+    "distant evidence. Boat/car IoU on 100 held-out scenes (as generated; the figures above "
+    "are of their JPEG copies), kept → zeros / mean / swap: "
     "PSPNet 83.4 → 25.3 / 22.4 / 0.2 %, DeepLab v3 84.2 → 48.5 / 22.1 / 0.1 %; the swap turns "
     "98 % (PSPNet) and 95 % (DeepLab v3) of the boat and car pixels into the other class, "
     "zeros 47 % and 15 %, the mean 50 % and 48 %.")
