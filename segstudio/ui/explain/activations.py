@@ -137,12 +137,12 @@ class ActivationsPanel(QWidget):
             return False
 
         def work(ctx):
-            from segstudio.explain.probes import Probe, activation_map
+            from segstudio.explain.probes import activation_map
+            from segstudio.explain.taps import module_outputs
 
             loaded = ctx.load()
             path = loaded.branches[branch]
-            with Probe(loaded.model, {branch: path}) as probe:
-                t = probe.run(ctx.input(loaded))[branch]
+            t = module_outputs(loaded.model, {branch: path}, ctx.input(loaded))[branch]
             channels = int(t.shape[1]) if t.dim() == 4 else int(t.shape[0])
             chosen = min(mode, channels - 1) if isinstance(mode, int) else mode
             amap = activation_map(t, chosen, size=ctx.rgb.shape[:2])
@@ -294,7 +294,8 @@ class BranchGridPanel(QWidget):
         branches = self.session.known_branches()
 
         def work(ctx):
-            from segstudio.explain.probes import Probe, ProbeError, activation_map
+            from segstudio.explain.probes import ProbeError, activation_map
+            from segstudio.explain.taps import module_outputs
 
             loaded = ctx.load()
             names = branches or loaded.branches
@@ -306,8 +307,7 @@ class BranchGridPanel(QWidget):
                 if ctx.cancelled():
                     break
                 try:
-                    with Probe(loaded.model, {name: path}) as probe:
-                        t = probe.run(x)[name]
+                    t = module_outputs(loaded.model, {name: path}, x)[name]
                     amap = activation_map(t, "mean", size=(h, w))
                 except ProbeError as exc:
                     maps.append({"name": name, "path": path, "error": str(exc)})
