@@ -8,8 +8,8 @@ Predictor, with the share of pixels whose label agrees with the baseline.
 A second table holds each format against its own bare forward on the same image: the
 TorchScript module called directly, an ONNX Runtime session's ``run``, a Hugging Face model's
 ``model(pixel_values=…)``, each with the same normalisation, bilinear resize and (the
-Predictor's plane-by-plane) argmax and no Predictor; goal ≤ 1.05× each, with identical labels. Prints markdown tables;
-``python bench/bench_formats.py --help`` for the options.
+Predictor's plane-by-plane) argmax and no Predictor; goal ≤ 1.05× each, with identical labels.
+Prints markdown tables; ``python bench/bench_formats.py --help`` for the options.
 """
 
 from __future__ import annotations
