@@ -7,7 +7,9 @@ to the rest of the network — found by the module path each inlined operation c
 one more output of a copy of that graph. The network still runs its own operations in its own
 order; nothing in it is changed, and gradients flow through the copy as through the original.
 
-A module called several times reports its last call, as a hook would.
+A module called several times reports its last call, as a hook would. Zeroing a module (the
+Branches view's ablation) works the same way: in the graph's copy, the operations outside the
+module read zeros instead of its output.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from torch import nn
 
 from segstudio.explain.probes import ProbeError, as_batch, feature_tensor
 
-__all__ = ["module_tree", "is_scripted", "scripted_modules", "tapped_forward", "module_outputs"]
+__all__ = ["module_tree", "is_scripted", "scripted_modules", "tapped_forward", "module_outputs",
+           "zeroed", "branch_effect"]
 
 _ENTRY = re.compile(r"([^.()]+)\(([^()]*)\)")
 _NOT_A_CHILD = ("SELF", "UNKNOWN_INSTANCE")
@@ -78,37 +81,63 @@ def _walk(nodes):
             yield from _walk(block.nodes())
 
 
-def _script_tap(script: torch.jit.ScriptModule, paths: list[str], where: str):
-    """A function ``f(script._c, *inputs)`` returning the forward's outputs followed by what
-    each module of ``paths`` (relative to ``script``) returned."""
-    graph = script.forward.inlined_graph               # an inlined copy; the module is untouched
+def _leaving_value(graph, path: str, where: str):
+    """The last value module ``path`` hands to the rest of the inlined ``graph``."""
     returned = graph.return_node()
     top = list(graph.nodes())
-    for path in paths:
-        chosen = None
-        for node in top:
-            if not _within(_module_path(node.getModuleHierarchy()), path):
+    chosen = None
+    for node in top:
+        if not _within(_module_path(node.getModuleHierarchy()), path):
+            continue
+        for value in node.outputs():
+            if not _carries_tensor(value):
                 continue
-            for value in node.outputs():
-                if not _carries_tensor(value):
-                    continue
-                for use in value.uses():
-                    user = use.user
-                    if user == returned or not _within(
-                            _module_path(user.getModuleHierarchy()), path):
-                        chosen = value          # the last value that leaves the module
-                        break
-        if chosen is None:
-            nested = any(_within(_module_path(n.getModuleHierarchy()), path)
-                         for n in _walk(top) if n.owningBlock() != graph.block())
-            full = f"{where}.{path}".strip(".")
-            if nested:
-                raise ProbeError(f"'{full}' runs inside a condition or loop of the compiled "
-                                 "TorchScript code, where its output cannot be read; pick the "
-                                 "module around it")
-            raise ProbeError(f"'{full}' did not run in the compiled TorchScript forward (or "
-                             "computes nothing of its own, as an Identity)")
-        graph.registerOutput(chosen)
+            for use in value.uses():
+                user = use.user
+                if user == returned or not _within(_module_path(user.getModuleHierarchy()),
+                                                   path):
+                    chosen = value          # the last value that leaves the module
+                    break
+    if chosen is not None:
+        return chosen
+    nested = any(_within(_module_path(n.getModuleHierarchy()), path)
+                 for n in _walk(top) if n.owningBlock() != graph.block())
+    full = f"{where}.{path}".strip(".")
+    if nested:
+        raise ProbeError(f"'{full}' runs inside a condition or loop of the compiled "
+                         "TorchScript code, where its output cannot be read; pick the "
+                         "module around it")
+    raise ProbeError(f"'{full}' did not run in the compiled TorchScript forward (or "
+                     "computes nothing of its own, as an Identity)")
+
+
+def _zero(graph, value, path: str, where: str) -> None:
+    """Hand zeros of ``value``'s shape to every operation outside module ``path`` that read
+    ``value`` (the module's own operations still see what they computed)."""
+    if value.type().kind() != "TensorType":
+        raise ProbeError(f"'{f'{where}.{path}'.strip('.')}' returns {value.type()}, not one "
+                         "tensor; only a tensor output can be zeroed")
+    returned = graph.return_node()
+    users = [use.user for use in value.uses()
+             if use.user == returned
+             or not _within(_module_path(use.user.getModuleHierarchy()), path)]
+    with graph.insert_point_guard(value.node()):
+        zeros = graph.insert("aten::zeros_like", [value])
+    zeros.node().moveAfter(value.node())        # made before it (with its constants), run after
+    for user in users:
+        user.replaceInputWith(value, zeros)
+
+
+def _script_tap(script: torch.jit.ScriptModule, paths: list[str], where: str,
+                zeroed: tuple[str, ...] = ()):
+    """A function ``f(script._c, *inputs)`` returning the forward's outputs followed by what
+    each module of ``paths`` (relative to ``script``) returned; the modules of ``zeroed``
+    hand zeros to the rest of the network instead of their output."""
+    graph = script.forward.inlined_graph               # an inlined copy; the module is untouched
+    for path in zeroed:
+        _zero(graph, _leaving_value(graph, path, where), path, where)
+    for path in paths:
+        graph.registerOutput(_leaving_value(graph, path, where))
     graph.makeMultiOutputIntoTuple()           # a method returns one value: a tuple of all
     return torch._C._create_function_from_graph("tapped_forward", graph)
 
@@ -202,6 +231,74 @@ def tapped_forward(model: nn.Module, branches: Mapping[str, str], x: torch.Tenso
             raise ProbeError(f"{name} ({path}) did not run during the forward pass")
         found[name] = feature_tensor(sink[name])
     return out, found
+
+
+@contextmanager
+def zeroed(model: nn.Module, path: str) -> Iterator[nn.Module]:
+    """Inside the context, the returned runner is ``model`` with the module at ``path``
+    handing zeros (of its output's shape) to the rest of the network: a forward hook for an
+    eager module, a rewritten graph for a TorchScript one. The model itself is unchanged
+    afterwards."""
+    mods = dict(model.named_modules())
+    if path not in mods:
+        raise ProbeError(f"the model has no module '{path}'")
+    script = _outermost_script(mods, path)
+    if script is None:
+        handle = mods[path].register_forward_hook(lambda _m, _i, out: _zeros_like(out))
+        try:
+            yield model
+        finally:
+            handle.remove()
+        return
+    rel = path[len(script):].lstrip(".")
+    stand_in = _Tapped(mods[script], _script_tap(mods[script], [], script, (rel,)), [], {})
+    if script == "":
+        yield stand_in
+        return
+    parent, _, child = script.rpartition(".")
+    original = mods[parent]._modules[child]
+    mods[parent]._modules[child] = stand_in
+    try:
+        yield model
+    finally:
+        mods[parent]._modules[child] = original
+
+
+def branch_effect(model: nn.Module, image: torch.Tensor, path: str):
+    """Labels predicted (H×W) with the module at ``path`` and with it zeroed, for any torch
+    network: :func:`segstudio.explain.probes.branch_effect`, TorchScript included."""
+    from segstudio.explain.probes import predict_labels
+
+    before = predict_labels(model, image)
+    with zeroed(model, path) as runner:
+        after = _labels(runner, model, image)
+    return before, after
+
+
+def _labels(runner: nn.Module, model: nn.Module, image: torch.Tensor):
+    from segstudio.explain.probes import main_output
+
+    was_training = model.training
+    model.eval()
+    runner.eval()
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            logits = main_output(runner(as_batch(image).to(device)))
+    finally:
+        model.train(was_training)
+    return logits[0].argmax(0).cpu().numpy()
+
+
+def _zeros_like(output):
+    if isinstance(output, torch.Tensor):
+        return torch.zeros_like(output)
+    if isinstance(output, Mapping):
+        return type(output)((k, _zeros_like(v)) for k, v in output.items())
+    if isinstance(output, (tuple, list)):
+        return type(output)(_zeros_like(v) for v in output)
+    return output
 
 
 def _detached(value):

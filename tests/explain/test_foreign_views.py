@@ -241,3 +241,25 @@ def test_the_receptive_field_view_of_an_smp_module_is_the_field_traced_on_the_sm
     assert result["box"] is not None and len(result["erf"]) == 1
     assert "theoretical field" in result["erf_texts"][0] and "of the image" not in \
         result["erf_texts"][0]
+
+
+def test_zeroing_a_scripted_module_predicts_what_the_eager_twin_predicts_without_it(
+        tmp_path):
+    from segstudio.explain.probes import ablate
+    from segstudio.explain.taps import branch_effect
+
+    net = Nested().eval()
+    loaded = _load(_scripted(tmp_path, net))
+    x = normalised(image(36, 44, seed=7), MEAN, STD)
+    for name in ("body.1.conv", "body.0"):
+        before, after = branch_effect(loaded.model, x, f"{loaded.root}.{name}")
+        with torch.no_grad():
+            expected_before = _shown(net, x)[0].argmax(0).numpy()
+            with ablate(net, name):
+                expected_after = _shown(net, x)[0].argmax(0).numpy()
+        np.testing.assert_array_equal(before, expected_before)
+        np.testing.assert_array_equal(after, expected_after)
+        assert (after != before).any()
+    # The network itself is left as it was.
+    out, _ = tapped_forward(loaded.model, {}, x)
+    torch.testing.assert_close(out, _shown(net, x), rtol=1e-5, atol=1e-6)

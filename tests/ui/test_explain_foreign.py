@@ -1,6 +1,6 @@
 """Inside the model on a model file, through the real widgets: Model ▸ Load model… with a
 TorchScript file, a module picked in the module tree, its activation as the heat layer, its
-Grad-CAM, and the receptive-field view saying why a compiled network has no theoretical field;
+Grad-CAM, its ablation in the Branches view, and the receptive-field view saying why a compiled network has no theoretical field;
 an ONNX file says what the views cannot do."""
 
 from __future__ import annotations
@@ -79,6 +79,17 @@ def test_a_torchscript_files_module_picked_in_the_tree_becomes_the_heat_layer(
     _wait(qtbot, window, dock)
     assert panel.result["kind"] == "gradcam" and panel.result["map"].shape == (H, W)
     assert dock.heat.image is not None
+
+    # The Branches view zeroes the module inside the compiled network and counts the change.
+    dock.show_view(dock.branches)
+    qtbot.mouseClick(dock.branches.show_button, Qt.MouseButton.LeftButton)
+    _wait(qtbot, window, dock)
+    assert len(dock.branches.thumbnails) == 1 and dock.branches.thumbnails[0].isEnabled()
+    qtbot.mouseClick(dock.branches.thumbnails[0], Qt.MouseButton.LeftButton)
+    _wait(qtbot, window, dock)
+    contribution = dock.branches.contribution
+    assert contribution is not None and contribution["name"] == "a"
+    assert "Without a (net.net.a)" in dock.branches.info.text()
 
     dock.show_view(dock.receptive)
     assert dock.receptive.branch_combo.currentText() == "a"

@@ -349,7 +349,8 @@ class BranchGridPanel(QWidget):
         entry = self.maps[index]
 
         def work(ctx):
-            from segstudio.explain.probes import branch_effect, label_transitions
+            from segstudio.explain.probes import label_transitions
+            from segstudio.explain.taps import branch_effect
 
             loaded = ctx.load()
             before, without = branch_effect(loaded.model, ctx.input(loaded), entry["path"])
