@@ -241,6 +241,13 @@ def test_the_receptive_field_view_of_an_smp_module_is_the_field_traced_on_the_sm
     assert result["box"] is not None and len(result["erf"]) == 1
     assert "theoretical field" in result["erf_texts"][0] and "of the image" not in \
         result["erf_texts"][0]
+    # Another module picked afterwards has its own field, not a stale one.
+    loaded.modules = {"encoder.layer1": f"{loaded.root}.encoder.layer1"}
+    again = field_at(ctx, loaded, "encoder.layer1", 20, 24, False, [],
+                     traced=lambda: (_fields(ctx, loaded, size), _unit_fields(ctx, loaded, size)),
+                     describe=erf_text, quantity=ERF_QUANTITY)
+    assert again["field"] == receptive_field(model, "encoder.layer1", size)
+    assert again["field"] != result["field"]
 
 
 def test_zeroing_a_scripted_module_predicts_what_the_eager_twin_predicts_without_it(

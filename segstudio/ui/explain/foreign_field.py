@@ -69,6 +69,11 @@ def field_at(ctx, loaded, branch: str, y: int, x: int, with_erf: bool, others: l
         result.update(field=None, box=None, field_note=(
             f"{branch} ({path}) at pixel x {x}, y {y}: {no_field_reason(blind)}."))
     else:
+        # The fields are kept per model and image size for the modules traced then; another
+        # module picked since is traced afresh.
+        for key in ((loaded.source, size), (loaded.source, size, "units")):
+            if path not in ctx.session.fields.get(key, {path: None}):
+                del ctx.session.fields[key]
         fields, units = traced()
         if path not in fields or path not in units:
             raise ValueError(f"{branch} ({path}) did not run on this image, so it has no "
