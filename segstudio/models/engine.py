@@ -168,10 +168,10 @@ class Predictor:
             self.pad_multiple = 1                     # resized to its size: nothing to pad
         self._fallback_note: str | None = None
         model = model.eval().to(self.device)
-        # segstudio's convolutional networks run faster in channels-last; a network from a
-        # file keeps the layout its library gives it (a transformer's linear layers and
-        # reshapes run slower on channels-last weights and inputs).
-        self.channels_last = not self.instance and not foreign
+        # Convolutional networks run faster in channels-last; a network from a file that has
+        # linear layers (a transformer's token mixing, whose reshapes run slower on it) or no
+        # torch weights at all (ONNX) keeps the layout its library gives it.
+        self.channels_last = not self.instance and (not foreign or _convolutional(model))
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -434,6 +434,16 @@ class Predictor:
         detections = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
                       for k, v in detections.items()}
         return semantic_from_instances(detections, self.num_classes, rgb.shape[:2])
+
+
+def _convolutional(model: nn.Module) -> bool:
+    """True for a network of convolutions without linear layers (TorchScript modules name
+    their original class in ``original_name``)."""
+    kinds = {getattr(m, "original_name", None) if isinstance(m, torch.jit.ScriptModule)
+             else type(m).__name__ for m in model.modules()}
+    has_conv = any(p.dim() == 4 for p in model.parameters())
+    return has_conv and not kinds & {"Linear", "MultiheadAttention",
+                                     "NonDynamicallyQuantizableLinear"}
 
 
 def _softmax_(logits: torch.Tensor) -> torch.Tensor:
