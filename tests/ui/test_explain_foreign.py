@@ -116,3 +116,22 @@ def test_an_onnx_file_says_the_views_cannot_look_inside_it(window, qtbot, monkey
     qtbot.mouseClick(dock.activations.show_button, Qt.MouseButton.LeftButton)
     assert "ONNX Runtime" in window.statusBar().currentMessage()
     assert not dock.session.busy
+
+
+def test_a_segstudio_checkpoint_loaded_as_a_model_file_shows_its_branches_not_a_tree(
+        window, qtbot, monkeypatch, tmp_path):
+    from segstudio.core.classes import ClassSet
+    from segstudio.models.checkpoint import CheckpointMeta, save_checkpoint
+    from segstudio.models.registry import build_model, get_spec
+
+    path = tmp_path / "tiny.pt"
+    classes = ClassSet(["background", "thing", "other"])
+    save_checkpoint(path, build_model("deeplabv2", 3, "lite"),
+                    CheckpointMeta(arch="deeplabv2", config="lite", classes=classes))
+    dock = _window_with_model(window, qtbot, monkeypatch, tmp_path, path)
+    _wait(qtbot, window, dock)
+    combo = dock.activations.branch_combo
+    qtbot.waitUntil(lambda: combo.count() > 0, timeout=60_000)
+    assert [combo.itemText(i) for i in range(combo.count())] == \
+        list(get_spec("deeplabv2").branches)
+    assert not dock.modules.isVisible()

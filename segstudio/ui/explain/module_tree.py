@@ -47,8 +47,10 @@ class ModuleTree(QWidget):
         """Show the tree for a loaded model file, a note while it loads or for ONNX, nothing
         for segstudio's own networks (their branches are named in each view)."""
         source = self.session.current_source()
-        if source is None or source.model_file is None:
-            self.setVisible(False)
+        last = self.session.last_loaded
+        if source is None or source.model_file is None or (
+                last is not None and last.source == source and not last.foreign):
+            self.setVisible(False)       # segstudio's own network (a checkpoint, too)
             return
         self.setVisible(True)
         loaded = self.session.loaded_file()
