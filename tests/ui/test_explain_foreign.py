@@ -135,3 +135,20 @@ def test_a_segstudio_checkpoint_loaded_as_a_model_file_shows_its_branches_not_a_
     assert [combo.itemText(i) for i in range(combo.count())] == \
         list(get_spec("deeplabv2").branches)
     assert not dock.modules.isVisible()
+
+
+def test_a_model_file_that_fails_in_the_views_says_so_instead_of_loading_forever(
+        window, qtbot, monkeypatch, tmp_path):
+    path = tmp_path / "roads.pt"
+    save_torchscript(path)
+    dock = _window_with_model(window, qtbot, monkeypatch, tmp_path, path)
+    _wait(qtbot, window, dock)
+    assert dock.modules.tree.isVisible()
+    # The file changes on disk after the Model panel loaded it: the views' own load fails.
+    dock.session.models.clear()
+    dock.session.last_loaded = None
+    path.write_bytes(b"not a model any more")
+    dock.session._source_changed()
+    _wait(qtbot, window, dock)
+    assert not dock.modules.tree.isVisible()
+    assert "did not load here" in dock.modules.note.text()

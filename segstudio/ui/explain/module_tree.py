@@ -41,6 +41,7 @@ class ModuleTree(QWidget):
         layout.addWidget(self.tree, 1)
         session.sourceChanged.connect(self.refresh)
         session.modelLoaded.connect(lambda _m: self.refresh())
+        session.busyChanged.connect(lambda _busy: self.refresh())
         self.refresh()
 
     def refresh(self) -> None:
@@ -61,7 +62,9 @@ class ModuleTree(QWidget):
             self.note.setText(f"{source.model_file.name}: {ONNX_VIEWS}.")
             return
         if not listing:
-            self.note.setText(f"Loading {source.model_file.name}…")
+            self.note.setText(f"Loading {source.model_file.name}…" if self.session.busy else
+                              f"{source.model_file.name} did not load here (the message said "
+                              "why); the views cannot look into it")
             return
         self.note.setText(f"{source.model_file.name} ({loaded.arch}) has no named branches: "
                           "pick any of its modules to look at.")
