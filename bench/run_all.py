@@ -23,6 +23,7 @@ ROOT = HERE.parent
 # (script, what it stands for), in the order of the table
 SCRIPTS = (
     ("bench_startup", "start-up"),
+    ("bench_first_overlay", "first overlay"),
     ("bench_edit", "brush"),
     ("bench_predictor", "Predictor per model"),
     ("bench_maskrcnn", "Mask R-CNN"),

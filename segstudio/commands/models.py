@@ -1,4 +1,6 @@
-"""``segstudio models``: list the architectures of the model zoo."""
+"""``segstudio models``: list the architectures of the model zoo, and the trained models (the
+user's and the bundled ones) by the name ``predict --model`` takes, with their classes and
+files."""
 
 from __future__ import annotations
 
@@ -16,6 +18,34 @@ COUNT_CLASSES = 21
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the whole registry as JSON instead of a table")
+    parser.add_argument("--trained", action="store_true",
+                        help="only the trained models: name, architecture, classes, file")
+
+
+def trained_models() -> list[dict]:
+    """The trained models by name (the user's first, then the bundled ones), read from their
+    files' metadata; a file that cannot be read is listed with its reason."""
+    from segstudio.models.checkpoint import CheckpointError, read_meta
+    from segstudio.models.named_models import named_models
+
+    rows = []
+    for m in named_models():
+        row = {"name": m.name, "where": m.where, "file": str(m.path)}
+        try:
+            meta = read_meta(m.path)
+            row.update(arch=meta.arch, config=meta.config, classes=list(meta.classes.names))
+        except CheckpointError as exc:
+            row["broken"] = str(exc)
+        rows.append(row)
+    return rows
+
+
+def _print_trained(rows: list[dict]) -> None:
+    print("Trained models (segstudio predict --model NAME):")
+    for r in rows:
+        what = (f"{r['arch']} ({r['config']}), classes: {', '.join(r['classes'])}"
+                if "broken" not in r else f"cannot be used: {r['broken']}")
+        print(f"  {r['name']}  [{r['where']}]  {what}\n    {r['file']}")
 
 
 def parameter_counts() -> dict[str, dict[str, int]]:
@@ -50,6 +80,13 @@ def table_rows(counts: dict[str, dict[str, int]] | None = None) -> list[list[str
 def run(args: argparse.Namespace) -> int:
     from segstudio.models.registry import REGISTRY
 
+    if args.trained:
+        rows = trained_models()
+        if args.json:
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+        else:
+            _print_trained(rows)
+        return 0
     counts = parameter_counts()
     if args.json:
         print(json.dumps({name: dict(spec.to_dict(), parameters=counts[name],
@@ -70,4 +107,6 @@ def run(args: argparse.Namespace) -> int:
         for spec in differing:
             print(textwrap.fill(" ".join(spec.paper_differences), width=100,
                                 initial_indent=f"  {spec.name}: ", subsequent_indent="    "))
+    print()
+    _print_trained(trained_models())
     return 0

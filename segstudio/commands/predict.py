@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.commands import CommandError
+from segstudio.commands import CommandError, _ablation
 from segstudio.commands._args import THREADS, whole
 
 HELP = ("segment images with a network and write palette label PNGs (and overlays; an instance "
@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     parser.add_argument("--model", metavar="NAME",
-                        help="architecture name (not needed with --weights: the file says)")
+                        help="an architecture, or a trained model by the name the Model panel "
+                             "and `segstudio models` show (chest_xray_unet_lite); not needed "
+                             "with --weights: the file says")
     parser.add_argument("--weights", metavar="PATH",
                         help="a segstudio checkpoint, TorchScript archive (.pt), ONNX model "
                              "(.onnx), or a Hugging Face or smp model folder; without it the "
@@ -52,8 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay", action="store_true",
                         help="also write NAME_overlay.png: the labels blended over the image")
     parser.add_argument("--ablate", action="append", default=[], metavar="BRANCH",
-                        help="zero this probed branch's output (e.g. psp.bin1, "
-                             "aspp.image_pool), as the Branches view does; repeatable")
+                        help="replace this probed branch's output (e.g. psp.bin1, "
+                             "aspp.image_pool), by zeros unless --ablate-with says otherwise, "
+                             "as the Branches view does; repeatable")
+    _ablation.add_arguments(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace files in DIR that an earlier 'segstudio predict' did not "
                              "write (its own results are replaced without asking)")
@@ -228,6 +232,22 @@ def _config(args: argparse.Namespace) -> str:
     return "lite" if "lite" in configs else configs[0]
 
 
+def _trained_model_by_name(args: argparse.Namespace) -> None:
+    """``--model`` naming a trained model of the Model panel's list (not an architecture):
+    its checkpoint becomes ``--weights``; a name that is neither is one line listing both."""
+    from segstudio.models.named_models import find_named_model, named_models
+    from segstudio.models.registry import REGISTRY
+
+    if args.model in REGISTRY:
+        return
+    found = find_named_model(args.model)
+    if found is None:
+        trained = ", ".join(m.name for m in named_models()[:8])
+        raise CommandError(f"--model {args.model}: neither an architecture ({', '.join(REGISTRY)})"
+                           f" nor a trained model ({trained} …; `segstudio models` lists all)")
+    args.weights, args.model = str(found.path), None
+
+
 def _make_predictor(args: argparse.Namespace):
     from segstudio.models.checkpoint import CheckpointError
     from segstudio.models.device import DeviceError
@@ -248,6 +268,8 @@ def _make_predictor(args: argparse.Namespace):
     kw = dict(device=device, precision=args.precision, tile_size=args.tile_size,
               num_threads=threads)
     try:
+        if args.model and not args.weights:
+            _trained_model_by_name(args)
         if args.weights:
             loaded = load_any(args.weights, model_overrides(args))
             if args.model and loaded.format != "segstudio":
@@ -271,6 +293,7 @@ def _make_predictor(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    _ablation.check(args)
     everything = collect_inputs(args.inputs)
     paths, rank, world = shard(everything)
     out = Path(args.out)
@@ -286,8 +309,9 @@ def run(args: argparse.Namespace) -> int:
     predictor = _make_predictor(args)
     if (unchecked := domain.unchecked_warning(predictor.meta)) is not None:
         print(f"warning: {unchecked}", file=sys.stderr)
-    if args.ablate:         # hooks that zero the branches for the rest of the command
-        from segstudio.explain.probes import ProbeError, zero_branches
+    ablation = None
+    if args.ablate:         # hooks that replace the branches for the rest of the command
+        from segstudio.explain.probes import ProbeError
         from segstudio.models.registry import REGISTRY
 
         if predictor.foreign:
@@ -295,10 +319,12 @@ def run(args: argparse.Namespace) -> int:
                                "no named branches; only segstudio's own architectures have")
         try:
             spec = REGISTRY.get(predictor.meta.arch)
-            zero_branches(predictor.model, spec.branches if spec else {}, args.ablate)
+            ablation = _ablation.Ablation(args, predictor, dict(spec.branches) if spec else {},
+                                          read_rgb8, paths)
         except ProbeError as exc:
             raise CommandError(f"--ablate: {exc}") from None
-        print(f"zeroed branches: {', '.join(args.ablate)}")
+        print(f"zeroed branches: {', '.join(args.ablate)}" if ablation.how == "zero" else
+              f"replaced branches: {', '.join(args.ablate)} by their {ablation.note}")
     classes = predictor.meta.classes
     who = f"[rank {rank}/{world}] " if world > 1 else ""
     name = f"{predictor.meta.config} ({predictor.meta.arch}" if predictor.foreign else \
@@ -321,6 +347,11 @@ def run(args: argparse.Namespace) -> int:
                            f"predicting {path.name} ({rgb.shape[1]}×{rgb.shape[0]})")
         except NotEnoughMemory as exc:
             raise CommandError(str(exc)) from None
+        if ablation is not None:
+            try:
+                ablation.before(path, rgb)
+            except ProbeError as exc:
+                raise CommandError(f"--ablate: {exc}") from None
         pred = predictor.predict(rgb)
         if pred.precision_note != said:          # "auto" settled on the first image
             said = pred.precision_note

@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="display window the network sees a 16-bit or DICOM image through "
                              "(default: the image's own, as the GUI first shows it)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="the image encoder's precision; auto: a reduced one only where "
+                             "the device computes it natively and it was measured faster and "
+                             "faithful to fp32 (once per weights file and machine)")
     parser.add_argument("--cache", action="store_true",
                         help="keep the image embedding in the user data folder, so prompting the "
                              "same image again skips the encoder")
@@ -80,26 +84,37 @@ def run(args: argparse.Namespace) -> int:
     _check_inside(points, negatives, args.box, image.width, image.height)
     rgb = image.to_rgb8(tuple(args.window) if args.window else None)
 
-    from segstudio.models.device import DeviceError, choose_device
+    from segstudio.models.device import DeviceError, choose_device, choose_precision
+    from segstudio.models.prompt_precision import measure_on, settle_from_cache
     from segstudio.models.prompt_memory import embed_bytes, load_bytes
     from segstudio.models.prompted import PromptedError, PromptedSegmenter
+
+    due = None
 
     def embed():
         require_memory(embed_bytes(segmenter.network, image.height, image.width),
                        f"the image embedding of {image.width}×{image.height} pixels")
+        if due is not None:
+            return measure_on(segmenter, args.weights, rgb, due)
         return segmenter.embed(rgb)
 
     try:
         device = choose_device(args.device)
+        precision = choose_precision(args.precision, device)
         require_memory(load_bytes(args.weights), f"loading {Path(args.weights).name}")
         segmenter = PromptedSegmenter.from_file(args.weights, device)
+        if precision == "auto":
+            due = settle_from_cache(segmenter, args.weights)
+        else:
+            segmenter.precision = precision
+            segmenter.precision_note = f"{precision}: chosen by hand"
         if args.cache:
             from segstudio.models.prompt_cache import EmbeddingCache, weights_key
             from segstudio.paths import user_data_dir
 
             cache = EmbeddingCache(user_data_dir() / "prompt-embeddings")
             embedding = cache.get_or_compute(weights_key(args.weights), rgb, embed,
-                                             segmenter.check_embedding)
+                                             segmenter.check_embedding, segmenter.precision)
         else:
             embedding = embed()
         prediction = segmenter.predict(embedding, points + negatives,
@@ -116,8 +131,11 @@ def run(args: argparse.Namespace) -> int:
     mask = prediction.mask(chosen)
 
     _write_mask(out, mask)
+    print(f"image encoder precision {segmenter.precision_note}"
+          + ("" if embedding.precision == segmenter.precision else
+             f" (this image's embedding: {embedding.precision})"))
     print(f"wrote {out} ({image.width}×{image.height}, {int(mask.sum())} object pixels; "
-          f"{segmenter.name} on {device.type})")
+          f"{segmenter.name} on {device.type}, encoder {embedding.precision})")
     return 0
 
 

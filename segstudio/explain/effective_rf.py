@@ -14,6 +14,7 @@ layer, for the branch views.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,11 @@ from segstudio.explain.receptive_field import (
     MODEL_OUTPUT, ReceptiveField, ReceptiveFieldError, box_at, receptive_field, unit_at)
 
 __all__ = ["ERF", "EffectiveFieldError", "effective_rf", "mass_share", "mass_pixels",
-           "region_share", "PredictionERF", "prediction_erf"]
+           "peak_pixels", "PEAK_FRACTION", "region_share", "PredictionERF", "prediction_erf"]
+
+#: Luo et al. read an effective field against its peak, as a Gaussian: an isotropic Gaussian
+#: falls to e⁻² of its peak at 2σ, so the pixels above that hold its 2σ disc, π(2σ)².
+PEAK_FRACTION = math.exp(-2)
 
 
 class EffectiveFieldError(ValueError):
@@ -61,6 +66,18 @@ def mass_pixels(heat: np.ndarray, fraction: float = 0.95) -> int:
     ordered = np.sort(heat, axis=None)[::-1].astype(np.float64)
     needed = int(np.searchsorted(np.cumsum(ordered), fraction * total * (1 - 1e-9))) + 1
     return min(needed, ordered.size)
+
+
+def peak_pixels(heat: np.ndarray, fraction: float = PEAK_FRACTION) -> int:
+    """The pixels of ``heat`` at ``fraction`` of its peak or more (0 for no gradient).
+
+    Unlike the 95 % mass it ignores a faint, diffuse tail however wide: a field with a sharp
+    peak counts few pixels by it even when most of its mass lies far out.
+    """
+    peak = float(np.max(heat)) if np.size(heat) else 0.0
+    if peak <= 0:
+        return 0
+    return int(np.count_nonzero(heat >= fraction * peak))
 
 
 def region_share(heat: np.ndarray, region: np.ndarray) -> float:
@@ -156,7 +173,8 @@ class PredictionERF:
     ``heat`` is the mean over images of |d logit / d input| summed over channels, where the logit
     is that of the class each image predicts at ``pixel`` (``classes``). ``center`` is the heat's
     centre of mass (y, x); ``box`` the pixel's theoretical field ``(x0, y0, x1, y1)``, inclusive
-    and unclipped; ``theoretical_px`` its area and ``inside_image_px`` the part inside the image.
+    and unclipped; ``theoretical_px`` its area and ``inside_image_px`` the part inside the image;
+    ``peak_px`` the pixels at e⁻² of the heat's peak or more (:func:`peak_pixels`).
     """
 
     heat: np.ndarray
@@ -167,6 +185,7 @@ class PredictionERF:
     box: tuple[int, int, int, int]
     theoretical_px: int
     inside_image_px: int
+    peak_px: int = 0
 
     @property
     def images(self) -> int:
@@ -214,7 +233,7 @@ class PredictionERF:
                 "theoretical_px": self.theoretical_px, "inside_image_px": self.inside_image_px,
                 "box": list(self.box), "mass95_share": round(self.mass95_share, 4),
                 "mass95_in_image_share": round(self.mass95_in_image_share, 4),
-                "inside_share": round(self.inside_share, 4)}
+                "inside_share": round(self.inside_share, 4), "peak_px": self.peak_px}
 
 
 def prediction_erf(model: nn.Module, images, y: int, x: int, *, field=None,
@@ -285,4 +304,4 @@ def prediction_erf(model: nn.Module, images, y: int, x: int, *, field=None,
     return PredictionERF(heat=heat.astype(np.float32), pixel=(int(y), int(x)),
                          classes=tuple(classes), center=center, mass95_px=mass_pixels(heat),
                          box=box, theoretical_px=(x1 - x0 + 1) * (y1 - y0 + 1),
-                         inside_image_px=inside)
+                         inside_image_px=inside, peak_px=peak_pixels(heat))

@@ -30,6 +30,7 @@ from typing import Callable
 
 import numpy as np
 
+from segstudio.core.class_mapping import ClassMapping, same_names
 from segstudio.core.classes import ClassSet
 from segstudio.core.palette import VOID_INDEX
 from segstudio.io.workspace import Item, ItemStatus, Workspace, WorkspaceError
@@ -38,7 +39,7 @@ from segstudio.io.label_sizes import (SizeUnknown, decoded_size, fits, header_si
                                       png_size)
 from segstudio.io.object_store import save_objects
 from segstudio.io.regular_files import NotRegularFileError, read_regular_text
-from segstudio.io.voc import VocError, find_voc_dir, load_label_png, read_voc
+from segstudio.io.voc import VocError, find_voc_dir, load_label_png, read_voc, read_voc_classes
 
 # labelme's own conventions for the background and for "do not learn from this region".
 _BACKGROUND_NAMES = {"_background_", "__background__"}
@@ -85,10 +86,22 @@ def import_label_folder(folder: str | Path, workspace: Workspace, *, by: str = "
 def import_voc_tree(root: str | Path, workspace: Workspace, *, by: str = "import",
                     status: ItemStatus = ItemStatus.CORRECTED,
                     replace: bool = False) -> ImportReport:
-    """Import ``SegmentationClass`` labels of a Pascal VOC tree (every split) by id."""
+    """Import ``SegmentationClass`` labels of a Pascal VOC tree (every split) by id.
+
+    A tree that stores its class set (``classes.json``, as segstudio's exports do) is read by
+    class name: its labels are mapped onto the workspace's classes, and names the workspace
+    lacks are added to it; a label never changes meaning because two sets number differently.
+    """
     files, objects = _voc_files(Path(root))
+    try:
+        stored = read_voc_classes(root)
+    except VocError as e:
+        raise LabelImportError(str(e)) from None
+    mapping = None
+    if stored is not None and not same_names(stored, workspace.classes):
+        mapping = ClassMapping.by_name(stored, workspace.classes)
     return _import_pngs(files, workspace, root=Path(root), by=by, status=status, replace=replace,
-                        objects=objects)
+                        objects=objects, mapping=mapping)
 
 
 def _png_files(folder: Path) -> tuple[list[Path], dict[str, Path]]:
@@ -116,15 +129,21 @@ def _voc_files(root: Path) -> tuple[list[Path], dict[str, Path]]:
 
 
 def _import_pngs(files: list[Path], workspace: Workspace, *, root: Path, by: str, status,
-                 replace: bool, objects: dict[str, Path] | None = None) -> ImportReport:
+                 replace: bool, objects: dict[str, Path] | None = None,
+                 mapping: ClassMapping | None = None) -> ImportReport:
     matches = match_files(files, workspace, root=root, replace=replace)
     report = ImportReport(unmatched=matches.unmatched, problems=list(matches.ambiguous),
                           kept=matches.kept)
+    if mapping is not None and matches.pairs and mapping.added:
+        workspace.classes = mapping.target           # the source's names the workspace lacks
+        report.new_classes.extend(mapping.added)
     for item, path in matches.pairs:
         ids = None
         try:
             size = _picture_size(path, png_size(path), workspace, item)
             labels = load_label_png(path, max_pixels=size[0] * size[1])
+            if mapping is not None:
+                labels = mapping.apply(labels)       # the source's class names, not numbers
             _check_fits(path, labels, size, workspace, item)
             object_file = (objects or {}).get(path.stem)
             if object_file is not None:

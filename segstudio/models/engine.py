@@ -126,7 +126,9 @@ class Predictor:
     starts in fp32 and, where the device has a native reduced precision, measures it against
     fp32 on the first image (or takes the verdict cached for this checkpoint and machine): see
     :mod:`segstudio.models.precision`. ``source`` is the checkpoint file the network came from,
-    which keys that cache.
+    which keys that cache. With ``defer_calibration`` the first image is predicted in fp32 at
+    once and only kept as the calibration sample; :meth:`calibrate` then measures on it (the
+    GUI does so after showing the first result), and the verdict applies from the next image.
 
     A network from a model file of another format comes through :meth:`from_model`, with the
     facts its :class:`~segstudio.models.formats.LoadedModel` states: its stride or the one
@@ -139,7 +141,7 @@ class Predictor:
                  calibration_cache: CalibrationCache | None = None, stride: int | None = None,
                  input_size: tuple[int, int] | None = None,
                  precisions: tuple[str, ...] | None = None, cpu_only: bool = False,
-                 foreign: bool = False) -> None:
+                 foreign: bool = False, defer_calibration: bool = False) -> None:
         if tile_overlap < 0 or tile_size < 64 or tile_size <= 2 * tile_overlap:
             raise PredictorError(f"tile size {tile_size} with overlap {tile_overlap}: the tile "
                                  "must be at least 64 px and more than twice the overlap")
@@ -155,6 +157,8 @@ class Predictor:
         self.calibration: Calibration | None = None
         self._calibration_cache = calibration_cache
         self._pending_candidate: str | None = None
+        self.defer_calibration = bool(defer_calibration)
+        self._deferred_sample: np.ndarray | None = None
         self.precision, self.precision_note = self._initial_precision(meta)
         self.tile_size = int(tile_size)
         self.tile_overlap = int(tile_overlap)
@@ -221,30 +225,70 @@ class Predictor:
         if not meta.trained:
             return "fp32", "fp32: an untrained network has no answer worth calibrating against"
         self._pending_candidate = candidate
-        return "fp32", f"fp32 until {candidate} is measured against it on the first image"
+        when = "after" if self.defer_calibration else "on"
+        return "fp32", f"fp32 until {candidate} is measured against it {when} the first image"
+
+    def _calibration_key(self, candidate: str) -> str | None:
+        """The cache key of this checkpoint, candidate and machine (None: not cacheable)."""
+        if self.source is None:
+            return None
+        try:
+            return " | ".join((checkpoint_fingerprint(self.source), candidate,
+                               machine_signature(describe(self.device),
+                                                 torch.get_num_threads())))
+        except OSError:
+            return None
 
     def _settle_auto_precision(self, rgb: np.ndarray) -> None:
-        """Calibrate the pending candidate (or take the cached verdict) and keep the winner."""
-        candidate, self._pending_candidate = self._pending_candidate, None
+        """Calibrate the pending candidate (or take the cached verdict) and keep the winner.
+
+        Deferred, a verdict not in the cache is left to :meth:`calibrate`: ``rgb`` is kept as
+        its sample and this image runs in fp32.
+        """
+        candidate = self._pending_candidate
         cache = self._calibration_cache or CalibrationCache()
-        key = None
-        if self.source is not None:
-            try:
-                key = " | ".join((checkpoint_fingerprint(self.source), candidate,
-                                  machine_signature(describe(self.device),
-                                                    torch.get_num_threads())))
-            except OSError:
-                key = None
+        key = self._calibration_key(candidate)
         found = cache.get(key) if key else None
         if found is None:
             sample = calibration_sample(rgb)
-            sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-            found = decide(candidate, lambda p: self._labels_in(sample, p),
-                           f"{sample.shape[1]}×{sample.shape[0]}", sync=sync)
+            if self.defer_calibration:
+                self._deferred_sample = np.array(sample, copy=True)
+                self.precision_note = (f"fp32 on the first image, shown at once; {candidate} "
+                                       "is measured against fp32 after it")
+                return
+            found = self._measure(candidate, sample)
             if key:
                 cache.put(key, found)
+        self._pending_candidate = None
         self.calibration = found
         self.precision, self.precision_note = found.chosen, found.describe()
+
+    def _measure(self, candidate: str, sample: np.ndarray) -> Calibration:
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        return decide(candidate, lambda p: self._labels_in(sample, p),
+                      f"{sample.shape[1]}×{sample.shape[0]}", sync=sync)
+
+    @property
+    def calibration_due(self) -> bool:
+        """A deferred calibration waits for :meth:`calibrate` (its sample is kept)."""
+        return self._deferred_sample is not None
+
+    def calibrate(self) -> Calibration | None:
+        """Run the deferred calibration on the kept sample and keep its verdict, cached as
+        without deferral; None when none is due. The same rules decide: only when it runs
+        differs. The precision chosen applies to the next :meth:`predict`."""
+        sample, self._deferred_sample = self._deferred_sample, None
+        if sample is None or self._pending_candidate is None:
+            return None
+        candidate, self._pending_candidate = self._pending_candidate, None
+        with torch.inference_mode():
+            found = self._measure(candidate, sample)
+        key = self._calibration_key(candidate)
+        if key:
+            (self._calibration_cache or CalibrationCache()).put(key, found)
+        self.calibration = found
+        self.precision, self.precision_note = found.chosen, found.describe()
+        return found
 
     def _labels_in(self, rgb: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (and instance ids) of one untiled forward pass at ``precision``."""
@@ -268,7 +312,7 @@ class Predictor:
         rgb = _as_rgb8(image)
         notes: list[str] = []
         with torch.inference_mode():
-            if self._pending_candidate is not None:
+            if self._pending_candidate is not None and self._deferred_sample is None:
                 self._settle_auto_precision(rgb)
             if self.instance:
                 _check_cancel(cancel)

@@ -78,22 +78,26 @@ class Calibration:
 
 
 def decide(candidate: str, run: Callable[[str], tuple[np.ndarray, np.ndarray | None]],
-           sample: str, repeats: int = 3, sync: Callable[[], None] = lambda: None) -> Calibration:
+           sample: str, repeats: int = 3, sync: Callable[[], None] = lambda: None,
+           warm_up: bool = True) -> Calibration:
     """Measure ``run(precision) -> (labels, instance ids or None)`` in fp32 and ``candidate``.
 
     Each precision runs once to warm up (kernels, caches), then ``repeats`` times interleaved
     with the other, and the fastest time of each counts: the least disturbed by other work.
+    ``warm_up=False`` skips the warm-up, for runs of many seconds (an image encoder's) in which
+    setting up kernels is lost; the first timed run of each then gives its answer.
     """
     results, times = {}, {"fp32": [], candidate: []}
-    for precision in ("fp32", candidate):
+    for precision in ("fp32", candidate) if warm_up else ():
         results[precision] = run(precision)
         sync()
     for _ in range(repeats):
         for precision in ("fp32", candidate):
             start = time.perf_counter()
-            run(precision)
+            found = run(precision)
             sync()
             times[precision].append(time.perf_counter() - start)
+            results.setdefault(precision, found)
     (labels32, ids32), (labels_c, ids_c) = results["fp32"], results[candidate]
     agreement = float(np.mean(labels32 == labels_c))
     same = None

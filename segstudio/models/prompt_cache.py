@@ -7,6 +7,11 @@ old embedding. Disk files are written atomically, record their own key, and are 
 :func:`segstudio.io.cache_entry.take_entry`: a file that is damaged, or that is not the
 embedding the segmenter would compute for this image now (another key, image size, input size
 or feature shape, NaN values), is deleted with one line saying why, and computed again.
+
+Each entry records the precision its encoder ran in. A request takes an entry of its own
+precision, or an fp32 one: fp32 is the reference a reduced precision is measured against, so
+it is never less than what was asked for. A reduced-precision entry never answers an fp32
+request.
 """
 
 from __future__ import annotations
@@ -62,25 +67,32 @@ class EmbeddingCache:
 
     def get_or_compute(self, weights: str, rgb8: np.ndarray,
                        compute: Callable[[], ImageEmbedding],
-                       check: EmbeddingCheck) -> ImageEmbedding:
+                       check: EmbeddingCheck, precision: str = "fp32") -> ImageEmbedding:
         """The embedding of ``rgb8`` under ``weights``: from memory, from disk, or computed.
 
         ``check`` is the segmenter's own (:meth:`PromptedSegmenter.check_embedding`): a file
-        read from disk is used only once it passes, so it must be given."""
-        key = (weights, image_key(rgb8))
+        read from disk is used only once it passes, so it must be given. ``precision`` is the
+        one asked for (an fp32 entry also answers a reduced one); a computed embedding is
+        stored under the precision it records."""
+        image = image_key(rgb8)
+        wanted = (precision,) if precision == "fp32" else (precision, "fp32")
         with self._lock:
-            found = self._memory.get(key)
+            for p in wanted:
+                found = self._memory.get((weights, image, p))
+                if found is not None:
+                    self._memory.move_to_end((weights, image, p))
+                    self.hits["memory"] += 1
+                    return found
+        for p in wanted:
+            found = self._read((weights, image, p), rgb8.shape, check)
             if found is not None:
-                self._memory.move_to_end(key)
-                self.hits["memory"] += 1
-                return found
-        found = self._read(key, rgb8.shape, check)
-        if found is not None:
-            self.hits["disk"] += 1
+                self.hits["disk"] += 1
+                break
         else:
             found = compute()
             self.hits["computed"] += 1
-            self._write(key, found)
+            self._write((weights, image, found.precision), found)
+        key = (weights, image, found.precision)
         with self._lock:
             self._memory[key] = found
             while len(self._memory) > self.memory_items:
@@ -92,8 +104,11 @@ class EmbeddingCache:
             self._memory.clear()
 
     # -- disk ----------------------------------------------------------------------------------
-    def _path(self, key: tuple[str, str]) -> Path | None:
-        return None if self.folder is None else self.folder / key[0] / f"{key[1]}.pt"
+    def _path(self, key: tuple[str, str, str]) -> Path | None:
+        # fp32 entries keep the name they had before the precision was recorded.
+        weights, image, precision = key
+        name = f"{image}.pt" if precision == "fp32" else f"{image}.{precision}.pt"
+        return None if self.folder is None else self.folder / weights / name
 
     def _read(self, key, image_shape: tuple[int, ...],
               check: EmbeddingCheck) -> ImageEmbedding | None:
@@ -105,10 +120,12 @@ class EmbeddingCache:
             data = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(data, dict):
                 raise EntryMismatch(f"it holds a {type(data).__name__}, not an embedding")
-            expect_equal(data.get("key"), list(key), "its key (weights, image)")
+            expect_equal(data.get("key"), list(key[:2]), "its key (weights, image)")
+            # Files written before the precision was recorded were all computed in fp32.
+            expect_equal(data.get("precision", "fp32"), key[2], "its precision")
             return ImageEmbedding(data["features"],
                                   tuple(int(v) for v in data["original_size"]),
-                                  tuple(int(v) for v in data["input_size"]))
+                                  tuple(int(v) for v in data["input_size"]), key[2])
 
         found = take_entry(str(path), read, lambda emb: check(emb, tuple(image_shape)),
                            lambda: path.unlink(missing_ok=True))
@@ -121,7 +138,8 @@ class EmbeddingCache:
         if path is None:
             return
         buffer = io.BytesIO()
-        torch.save({"key": list(key), "features": emb.features.detach().cpu().contiguous(),
+        torch.save({"key": list(key[:2]), "precision": key[2],
+                    "features": emb.features.detach().cpu().contiguous(),
                     "original_size": list(emb.original_size),
                     "input_size": list(emb.input_size)}, buffer)
         try:

@@ -272,9 +272,10 @@ def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
 class ImageEmbedding:
     """The encoder's output for one image, and the sizes needed to map prompts and masks."""
 
-    features: torch.Tensor                  # 1×C×g×g
+    features: torch.Tensor                  # 1×C×g×g, float32 whatever the encoder ran in
     original_size: tuple[int, int]          # (H, W) of the image
     input_size: tuple[int, int]             # (h, w) of the resized image inside the padded square
+    precision: str = "fp32"                 # what the encoder computed in (fp32, bf16, fp16)
 
 
 @dataclass
@@ -315,6 +316,9 @@ class PromptedSegmenter:
         self.device = torch.device(device)
         self.name = name
         self.img_size = int(network.img_size)
+        # The encoder's precision: fp32 until models.prompt_precision settles ``auto``.
+        self.precision = "fp32"
+        self.precision_note = ""
 
     @classmethod
     def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> "PromptedSegmenter":
@@ -323,8 +327,14 @@ class PromptedSegmenter:
         return cls(SamNetwork(sam.to(device)), device, f"{spec.name} ({path.name})")
 
     def embed(self, rgb8: np.ndarray, progress: Callable[[int, int], None] | None = None,
-              cancelled: Callable[[], bool] | None = None) -> ImageEmbedding:
-        """Encode an H×W×3 uint8 image; ``cancelled()`` is asked before each encoder block."""
+              cancelled: Callable[[], bool] | None = None,
+              precision: str | None = None) -> ImageEmbedding:
+        """Encode an H×W×3 uint8 image; ``cancelled()`` is asked before each encoder block.
+
+        ``precision`` (default: the segmenter's) other than fp32 runs the encoder under
+        autocast; the features are handed on as float32, so the decoder and the embedding
+        cache see one type whatever the encoder ran in."""
+        precision = precision or self.precision
         rgb8 = np.asarray(rgb8)
         if (rgb8.ndim != 3 or rgb8.shape[2] != 3 or rgb8.dtype != np.uint8
                 or min(rgb8.shape[:2]) < 1):
@@ -346,14 +356,21 @@ class PromptedSegmenter:
 
         if cancelled is not None and cancelled():
             raise EmbeddingCancelled("the image embedding was cancelled")
-        features = self.network.encode(x, on_block).detach()
+        if precision == "fp32":
+            features = self.network.encode(x, on_block).detach()
+        else:
+            from segstudio.models.device import DTYPES
+
+            with torch.autocast(self.device.type, dtype=DTYPES[precision]):
+                features = self.network.encode(x, on_block).detach()
+            features = features.float()
         if not bool(torch.isfinite(features).all()):
             raise PromptedError(f"{self.name or 'the network'}: the image embedding holds NaN or "
                                 "infinite values; the weights or this device's arithmetic "
                                 "cannot be trusted for this image")
         if progress is not None:
             progress(1, 1)
-        return ImageEmbedding(features, (height, width), (h, w))
+        return ImageEmbedding(features, (height, width), (h, w), precision)
 
     def check_embedding(self, embedding: ImageEmbedding, image_shape: Sequence[int]) -> None:
         """Raise :class:`EntryMismatch` unless ``embedding`` is what :meth:`embed` makes of an

@@ -61,13 +61,16 @@ def _check_size(size: int) -> int:
 
 
 def make_sample(kind: str, index: int, *, size: int = 128, seed: int = 0,
-                shift: XrayShift | None = None) -> SynthSample:
+                shift: XrayShift | None = None, surface: int | None = None) -> SynthSample:
     """Sample ``index`` of the ``kind`` set made with ``seed``; ``shift`` (``xray`` only) draws
-    the phantom in another domain, with the same anatomy before the shift moves it."""
+    the phantom in another domain, with the same anatomy before the shift moves it; ``surface``
+    (``context`` only: water or road) draws the same scene with that surface."""
     _check_kind(kind)
     size = _check_size(size)
     if shift is not None and kind != "xray":
         raise SynthError(f"a domain shift applies to xray phantoms, not to {kind!r}")
+    if surface is not None and kind != "context":
+        raise SynthError(f"a surface applies to context scenes, not to {kind!r}")
     # The kind's position in KINDS keeps sets of different kinds with one seed independent.
     rng = np.random.default_rng([int(seed), KINDS.index(kind), int(index)])
     sid = f"{kind}_{int(index):05d}"
@@ -75,7 +78,7 @@ def make_sample(kind: str, index: int, *, size: int = 128, seed: int = 0,
         grey16, labels = make_xray(rng, size, shift)
         return SynthSample(sid, to_rgb8(grey16), labels, grey16=grey16)
     if kind == "context":
-        image, labels = make_context(rng, size)
+        image, labels = make_context(rng, size, surface)
         return SynthSample(sid, image, labels)
     image, labels, instances = make_shapes(rng, size)
     return SynthSample(sid, image, labels, instances=instances)

@@ -74,10 +74,18 @@ def _object_mask(rng: np.random.Generator, size: int, centre: tuple[float, float
     return mask
 
 
-def make_context(rng: np.random.Generator, size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def make_context(rng: np.random.Generator, size: int = 128,
+                 surface: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One scene: ``(image H×W×3 uint8, labels H×W uint8)``; one surface (water or road) along a
-    side, one or two objects on grass at least ``GAP · size`` from it, all boats or all cars."""
-    surface = WATER if rng.random() < 0.5 else ROAD
+    side, one or two objects on grass at least ``GAP · size`` from it, all boats or all cars.
+
+    ``surface`` (WATER or ROAD) forces the surface while every random draw stays as it was: the
+    same generator state gives the same scene with the other surface (its twin), the band, the
+    objects, the grass and the noise unchanged, the objects boats on water and cars on road."""
+    drawn = WATER if rng.random() < 0.5 else ROAD
+    if surface is not None and surface not in (WATER, ROAD):
+        raise ValueError(f"surface must be WATER ({WATER}) or ROAD ({ROAD}), not {surface!r}")
+    surface = drawn if surface is None else surface
     band = _band(rng, size)
     image = _texture(rng, size, (70, 120, 50), 14, size / 10)          # grass
     water = _texture(rng, size, (40, 90, 160), 12, size / 16)

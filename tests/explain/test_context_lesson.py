@@ -86,3 +86,18 @@ def test_the_global_models_draw_more_of_their_gradient_from_the_distant_band(tmp
               for name in ("fcn8s", "pspnet", "deeplabv3")}
     assert shares["fcn8s"] < 2, shares
     assert shares["pspnet"] > 3 * shares["fcn8s"] and shares["deeplabv3"] > 3 * shares["fcn8s"]
+
+
+def test_the_counterfactuals_of_the_context_tab_hold_on_eight_scenes():
+    # The Context tab's figures are over 100 held-out scenes; on the first eight the swap turns
+    # nearly every boat or car into the other class, far more than zeros do, and the mean of
+    # DeepLab v3's image pooling costs more boat/car IoU than zeros.
+    from segstudio.explain.counterfactual import lesson_table
+
+    rows = {r["branch"]: r for r in lesson_table(8)}
+    for r in rows.values():
+        assert r["iou"]["full"] > 70
+        assert r["flipped"]["swap"] > 85 and r["iou"]["swap"] < 5, r
+        assert r["flipped"]["swap"] > 1.5 * r["flipped"]["zero"], r
+    deeplab = rows["aspp.image_pool"]
+    assert deeplab["iou"]["mean"] < deeplab["iou"]["zero"], deeplab

@@ -201,3 +201,34 @@ def test_prediction_share_is_given_inside_the_image_first():
     inside = f"{erf.mass95_px / reached:.1%} of the 25 px of the field inside the image"
     whole = f"({erf.mass95_px / 81:.1%} of the whole 9×9 px theoretical field"
     assert inside in text and whole in text and text.index(inside) < text.index(whole)
+
+
+def test_the_peak_area_of_four_box_convolutions_is_counted_from_their_coefficients():
+    # Four 3 × 3 all-ones convolutions: the gradient at an interior pixel is the outer product
+    # of the coefficients of (1 + x + x²)⁴, peak 19² at the pixel.
+    from segstudio.explain.effective_rf import PEAK_FRACTION, prediction_erf
+
+    layers = [nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(4)]
+    for conv in layers:
+        nn.init.constant_(conv.weight, 1.0)
+    erf = prediction_erf(Logits(*layers), torch.rand(1, 20, 20), 10, 10)
+    a = np.polynomial.polynomial.polypow([1, 1, 1], 4)
+    assert list(a) == [1, 4, 10, 16, 19, 16, 10, 4, 1]
+    expected = sum(1 for u in a for v in a if u * v >= PEAK_FRACTION * 19 * 19)
+    assert erf.peak_px == expected == 37
+    assert erf.to_dict()["peak_px"] == expected
+
+
+def test_the_peak_area_of_a_gaussian_is_its_two_sigma_disc_and_ignores_a_diffuse_tail():
+    from segstudio.explain.effective_rf import mass_pixels, peak_pixels
+
+    yy, xx = np.mgrid[-60:61, -60:61].astype(np.float64)
+    sigma = 8.0
+    gaussian = np.exp(-(yy ** 2 + xx ** 2) / (2 * sigma ** 2))
+    assert peak_pixels(gaussian) == pytest.approx(np.pi * (2 * sigma) ** 2, rel=0.03)
+    # The same peak over a faint floor (2 % of it) holding most of the mass: the 95 % mass
+    # spreads over nearly the whole map, the peak area grows by under a tenth.
+    tail = gaussian + 0.02
+    assert peak_pixels(gaussian) < peak_pixels(tail) < 1.1 * peak_pixels(gaussian)
+    assert mass_pixels(tail) > 0.8 * tail.size > 5 * mass_pixels(gaussian)
+    assert peak_pixels(np.zeros((4, 4))) == 0

@@ -173,3 +173,24 @@ def test_labelme_folder_import_adds_new_classes(ws, tmp_path):
     assert ws.classes.names == ("background", "cat", "dog", "hamster")
     assert ws.load_labels(ws.items[2])[2, 2] == 3
     assert Workspace.open(ws.root).classes.names[-1] == "hamster"
+
+
+def test_a_voc_tree_of_other_class_numbers_is_read_by_class_name(ws, tmp_path):
+    """A tree exported from a workspace that numbers its classes otherwise (dog 1, cat 2,
+    hamster 3) keeps each pixel's class name; the name the workspace lacks is added."""
+    other = ClassSet(["background", "dog", "cat", "hamster"], title="other pets")
+    labels = np.zeros((10, 12), np.uint8)
+    labels[:, :4] = 1                    # dog
+    labels[:, 4:8] = 2                   # cat
+    labels[:, 8:] = 3                    # hamster
+    labels[0, 0] = 255
+    write_voc(tmp_path / "voc", [VocSample("a", np.zeros((10, 12, 3), np.uint8), labels)],
+              other, val_fraction=0.0)
+    report = import_voc_tree(tmp_path / "voc", ws)
+    assert report.imported == ["a"] and report.new_classes == ["hamster"]
+    assert ws.classes.names == ("background", "cat", "dog", "hamster")
+    got = ws.load_labels(ws.items[0])
+    names = {(int(v)): ("void" if v == 255 else ws.classes[int(v)].name) for v in np.unique(got)}
+    assert names[got[5, 1]] == "dog" and names[got[5, 5]] == "cat" and names[got[5, 9]] == "hamster"
+    assert got[0, 0] == 255
+    assert Workspace.open(ws.root).classes.names == ws.classes.names

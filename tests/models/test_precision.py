@@ -138,6 +138,22 @@ def test_calibration_times_each_precision_with_a_warm_up_and_compares_labels(mon
     assert c.agreement == pytest.approx(0.99) and c.chosen == "fp32"
 
 
+def test_calibration_without_warm_up_times_and_compares_the_first_runs(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(precision_mod.time, "perf_counter", lambda: clock[0])
+    runs = []
+
+    def run(p):
+        runs.append(p)
+        clock[0] += {"fp32": 10.0, "bf16": 4.0}[p]
+        return np.full((10, 10), len(runs), np.uint8), None
+
+    c = decide("bf16", run, "10×10", repeats=1, warm_up=False)
+    assert runs == ["fp32", "bf16"]
+    assert c.fp32_ms == pytest.approx(10_000) and c.candidate_ms == pytest.approx(4_000)
+    assert c.agreement == 0.0                   # labels 1 against 2: the timed runs' own
+
+
 def test_instance_calibration_demands_the_same_objects():
     ids = np.zeros((20, 20), np.uint16)
     ids[2:8, 2:8], ids[2:8, 10:16] = 1, 2
@@ -287,3 +303,57 @@ def test_a_dropped_verdict_leaves_the_others_in_the_file(tmp_path, caplog):
     assert cache.get("good") == good
     assert set(json.loads(cache.path.read_text())["entries"]) == {"good"}
     assert len(caplog.records) == 1
+
+
+# -- deferred: the first image at once in fp32, the measurement after it -----------------------
+def test_deferred_auto_predicts_the_first_image_in_fp32_and_measures_after_it(monkeypatch,
+                                                                             tmp_path):
+    _native_bf16(monkeypatch, True)
+    cache = CalibrationCache(tmp_path / "calibration.json")
+    ckpt = tmp_path / "net.pt"
+    net = AutocastSensitiveNet(flip=False, fp32_delay=0.03, reduced_delay=0.002)
+    save_checkpoint(ckpt, net, _meta())
+    p = Predictor(net, _meta(), device="cpu", source=ckpt, calibration_cache=cache,
+                  defer_calibration=True)
+    assert p.precision_note == "fp32 until bf16 is measured against it after the first image"
+    first = p.predict(_image())
+    assert first.precision == "fp32" and net.calls == 1 and p.calibration is None
+    assert first.precision_note == ("fp32 on the first image, shown at once; bf16 is measured "
+                                    "against fp32 after it")
+    assert p.calibration_due and not cache.path.exists()
+
+    found = p.calibrate()
+    assert net.calls == 1 + 2 * 4                    # the same eight forwards, after the result
+    assert found.chosen == "bf16" and not p.calibration_due and p.precision == "bf16"
+    assert found.sample == "64×64"                   # measured on the first image
+    assert cache.get(next(iter(json.loads(cache.path.read_text())["entries"]))) == found
+    second = p.predict(_image())
+    assert second.precision == "bf16" and second.precision_note == found.describe()
+    assert p.calibrate() is None and net.calls == 1 + 2 * 4 + 1
+
+
+def test_deferred_auto_keeps_the_rules_an_unfaithful_bf16_stays_refused(monkeypatch, tmp_path):
+    _native_bf16(monkeypatch, True)
+    net = AutocastSensitiveNet(flip=True, fp32_delay=0.03, reduced_delay=0.002)
+    p = Predictor(net, _meta(), device="cpu", calibration_cache=CalibrationCache(tmp_path / "c"),
+                  defer_calibration=True)
+    p.predict(_image())
+    assert p.calibrate().chosen == "fp32"
+    later = p.predict(_image())
+    assert later.precision == "fp32" and "kept fp32 (under 99.5 % agreement)" in \
+        later.precision_note
+    assert (later.labels[:, :32] == 1).all()
+
+
+def test_deferred_auto_takes_a_cached_verdict_for_the_first_image(monkeypatch, tmp_path):
+    _native_bf16(monkeypatch, True)
+    cache = CalibrationCache(tmp_path / "calibration.json")
+    ckpt = tmp_path / "net.pt"
+    net = AutocastSensitiveNet(flip=False, fp32_delay=0.03, reduced_delay=0.002)
+    save_checkpoint(ckpt, net, _meta())
+    Predictor(net, _meta(), device="cpu", source=ckpt, calibration_cache=cache).predict(_image())
+    calls = net.calls
+    p = Predictor(net, _meta(), device="cpu", source=ckpt, calibration_cache=cache,
+                  defer_calibration=True)
+    assert p.predict(_image()).precision == "bf16"   # nothing left to measure: used at once
+    assert net.calls == calls + 1 and not p.calibration_due

@@ -116,7 +116,7 @@ def test_checkpoint_of_another_model_is_a_clean_error(tmp_path, checkpoint, caps
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "hypernet"], "unknown model 'hypernet'"),
+    (["--model", "hypernet"], "--model hypernet: neither an architecture"),
     (["--model", ARCH, "--device", "tpu"], "unknown device 'tpu'"),
     (["--model", ARCH, "--classes", "nonsense.json"], "--classes nonsense.json"),
 ])

@@ -40,7 +40,8 @@ def _tamper(path, **changes):
 
 def _prompt(weights, picture, out):
     return main(["prompt", "--weights", str(weights), "--image", str(picture), "--box", "5", "5",
-                 "40", "30", "--out", str(out), "--device", "cpu", "--cache"])
+                 "40", "30", "--out", str(out), "--device", "cpu", "--cache",
+                 "--precision", "fp32"])
 
 
 def _dropped(caplog):
@@ -127,3 +128,63 @@ def test_a_real_weights_key_survives_the_check(tmp_path):
     fresh = EmbeddingCache(tmp_path / "c")
     fresh.get_or_compute(key, rgb, lambda: pytest.fail("recomputed"), seg.check_embedding)
     assert fresh.hits["disk"] == 1
+
+
+def test_an_fp32_request_never_takes_a_bf16_entry_and_a_bf16_request_may_take_fp32(tmp_path):
+    seg = PromptedSegmenter(DiskNetwork(img_size=128))
+    rgb = np.random.default_rng(3).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    folder = tmp_path / "cache"
+    computed = []
+
+    def compute(precision):
+        return lambda: computed.append(precision) or seg.embed(rgb, precision=precision)
+
+    cache = EmbeddingCache(folder)
+    assert cache.get_or_compute("w", rgb, compute("bf16"), seg.check_embedding,
+                                "bf16").precision == "bf16"
+    # In memory and on disk alike, a bf16 entry does not answer an fp32 request.
+    assert cache.get_or_compute("w", rgb, compute("fp32"), seg.check_embedding,
+                                "fp32").precision == "fp32"
+    assert EmbeddingCache(folder).get_or_compute("w", rgb, compute("fp32"), seg.check_embedding,
+                                                 "fp32").precision == "fp32"
+    assert computed == ["bf16", "fp32"]
+    names = sorted(p.name for p in folder.glob("*/*.pt"))
+    assert len(names) == 2 and names[0].endswith(".bf16.pt") and torch.load(
+        next(folder.glob("*/*.bf16.pt")), weights_only=True)["precision"] == "bf16"
+    # fp32 is what bf16 is measured against: it answers a bf16 request.
+    next(folder.glob("*/*.bf16.pt")).unlink()
+    fresh = EmbeddingCache(folder)
+    got = fresh.get_or_compute("w", rgb, compute("bf16"), seg.check_embedding, "bf16")
+    assert got.precision == "fp32" and fresh.hits["disk"] == 1 and computed == ["bf16", "fp32"]
+
+
+def test_a_bf16_embedding_stored_under_the_fp32_name_is_dropped(tmp_path, caplog):
+    seg = PromptedSegmenter(DiskNetwork(img_size=128))
+    rgb = np.random.default_rng(3).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    folder = tmp_path / "cache"
+    EmbeddingCache(folder).get_or_compute("w", rgb, lambda: seg.embed(rgb, precision="bf16"),
+                                          seg.check_embedding, "bf16")
+    (stored,) = folder.glob("*/*.bf16.pt")
+    renamed = stored.with_name(stored.name.replace(".bf16.pt", ".pt"))
+    stored.rename(renamed)
+    computed = []
+    with caplog.at_level(logging.WARNING, logger="segstudio.cache"):
+        got = EmbeddingCache(folder).get_or_compute(
+            "w", rgb, lambda: computed.append(1) or seg.embed(rgb), seg.check_embedding)
+    assert computed == [1] and got.precision == "fp32"
+    (line,) = _dropped(caplog)
+    assert "its precision is 'bf16', not 'fp32'" in line
+
+
+def test_an_entry_written_before_precisions_were_recorded_counts_as_fp32(tmp_path):
+    seg = PromptedSegmenter(DiskNetwork(img_size=128))
+    rgb = np.random.default_rng(3).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    folder = tmp_path / "cache"
+    EmbeddingCache(folder).get_or_compute("w", rgb, lambda: seg.embed(rgb), seg.check_embedding)
+    (stored,) = folder.glob("*/*.pt")
+    data = torch.load(stored, weights_only=True)
+    del data["precision"]                        # as the files of earlier versions are
+    torch.save(data, stored)
+    fresh = EmbeddingCache(folder)
+    got = fresh.get_or_compute("w", rgb, lambda: pytest.fail("recomputed"), seg.check_embedding)
+    assert got.precision == "fp32" and fresh.hits["disk"] == 1

@@ -98,3 +98,19 @@ def test_bad_files_exit_2_naming_them(tmp_path, picture, capsys):
 def test_points_and_a_box_together_are_a_usage_error(tmp_path, picture):
     assert main(["prompt", "--weights", "w", "--image", str(picture), "--point", "1", "1",
                  "--box", "0", "0", "5", "5", "--out", str(tmp_path / "m.png")]) == 2
+
+
+def test_the_encoder_precision_is_chosen_by_hand_or_said(tmp_path, picture, capsys, monkeypatch):
+    from segstudio.models import device
+
+    weights = save_small_sam(tmp_path / "small.pth")
+    args = ["prompt", "--weights", str(weights), "--image", str(picture), "--box", "10", "10",
+            "80", "60", "--device", "cpu"]
+    assert main(args + ["--out", str(tmp_path / "a.png"), "--precision", "bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "image encoder precision bf16: chosen by hand" in out and "encoder bf16)" in out
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx512f"}))
+    assert main(args + ["--out", str(tmp_path / "b.png")]) == 0
+    out = capsys.readouterr().out
+    assert "image encoder precision fp32: this CPU has no native bf16 units" in out
+    assert "encoder fp32)" in out

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -250,3 +251,36 @@ def test_largefov_note_is_the_field_fc6_really_has():
         model = positive_copy(DeepLabV1(3, width=0.125, pool5a=pool5a))
         top, bottom = support_extent(model, (512, 512), 32, 32, axis=0, layer="fc6")
         assert bottom - top + 1 == size and f"{size}" in get_spec("deeplabv1").description
+
+
+def test_trained_models_are_listed_by_the_name_predict_takes(capsys, tmp_path, monkeypatch):
+    from segstudio.paths import weights_dir
+
+    assert main(["models", "--trained", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    unet = rows["chest_xray_unet_lite"]
+    assert unet["where"] == "bundled" and unet["arch"] == "unet"
+    assert unet["classes"] == ["background", "lungs", "heart", "clavicles"]
+    assert unet["file"] == str(weights_dir() / "chest_xray_unet_lite.pt")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "Trained models (segstudio predict --model NAME):" in out and "chest_xray_unet_lite" in out
+
+
+def test_predict_takes_a_trained_model_by_its_name(capsys, tmp_path):
+    from PIL import Image
+
+    image = tmp_path / "in" / "a.png"
+    image.parent.mkdir()
+    Image.fromarray(np.full((40, 48), 120, np.uint8)).save(image)
+    code = main(["predict", "--model", "chest_xray_unet_lite", str(image), "--out",
+                 str(tmp_path / "out"), "--precision", "fp32", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "UNTRAINED" not in err
+    assert (tmp_path / "out" / "a.png").is_file()
+    assert main(["predict", "--model", "no_such_model", str(image), "--out",
+                 str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert "neither an architecture" in err and "chest_xray_deeplabv1_lite" in err
+    assert "segstudio models" in err and len(err.strip().splitlines()) == 1

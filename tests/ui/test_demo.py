@@ -48,3 +48,59 @@ def test_shapes_demo_finds_instances_with_the_bundled_mask_rcnn(window, qtbot):
     # The two overlapping circles are one region of the class map but two instances.
     circles = np.unique(prediction.instances[(truth.labels == 1) & (found == 1)])
     assert len(circles[circles > 0]) >= 2
+
+
+def _bf16_twice_as_fast(monkeypatch):
+    """A CPU with native bf16 units on which bf16 runs twice as fast as fp32; the agreement of
+    the two is still measured on the real network."""
+    from dataclasses import replace
+
+    from segstudio.models import device, engine
+
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    real = engine.decide
+    monkeypatch.setattr(engine, "decide", lambda *a, **k: replace(real(*a, **k), fp32_ms=20.0,
+                                                                   candidate_ms=10.0))
+
+
+def test_chest_demo_shows_fp32_at_once_then_measures_auto_for_the_next_image(window, qtbot,
+                                                                            monkeypatch):
+    from segstudio.models.engine import Predictor
+    from segstudio.paths import weights_dir
+
+    _bf16_twice_as_fast(monkeypatch)
+    events = []
+    runner = window.models.runner
+    runner.catalogReady.connect(lambda entries: events.append(("listed", len(entries))))
+    runner.result.connect(lambda row, p: events.append(("result", p.precision)))
+    runner.precisionSettled.connect(lambda info: events.append(("measured", info["precision"])))
+    assert open_demo(window, "chest")
+    qtbot.waitUntil(lambda: len(events) >= 4 and window.is_idle(), timeout=180_000)
+    # The demo's model is listed alone and runs; the measurement follows the shown result, and
+    # the full model list comes last.
+    assert events[:3] == [("listed", 1), ("result", "fp32"), ("measured", "bf16")]
+    assert events[3][0] == "listed" and events[3][1] > 20
+    assert window.models.panel.current_entry().choice.checkpoint.name == \
+        "chest_xray_unet_lite.pt"
+    first = window.doc.prediction
+    assert first.precision == "fp32" and "first image, shown at once" in first.precision_note
+    # The labels shown are fp32's, exactly those a hand-picked fp32 Predictor gives.
+    fp32 = Predictor.from_checkpoint(weights_dir() / "chest_xray_unet_lite.pt", device="cpu",
+                                     precision="fp32").predict(window.doc.image.to_rgb8())
+    np.testing.assert_array_equal(window.doc.labels.array, fp32.labels)
+    state = window.models.panel.state_label.text()
+    assert "Precision bf16: 2.0× faster" in state and "measured on this machine" in state
+    assert "in use from the next image (the first was predicted in fp32" in state
+    assert window.device_label.text() == "cpu · bf16"
+    assert "in use from the next image" in window.device_label.toolTip()
+
+    # The demo has one picture: running the model again is its next prediction.
+    window.doc.prediction = None
+    assert window.models.run_current()
+    qtbot.waitUntil(lambda: window.doc.prediction is not None and window.is_idle(),
+                    timeout=180_000)
+    second = window.doc.prediction
+    assert second.precision == "bf16" and second.precision_note.startswith("bf16: 2.0× faster")
+    assert events[4:] == [("result", "bf16")]             # measured once, not again
+    assert window.device_label.text() == "cpu · bf16"

@@ -89,7 +89,7 @@ def test_a_torchscript_files_module_picked_in_the_tree_becomes_the_heat_layer(
     _wait(qtbot, window, dock)
     contribution = dock.branches.contribution
     assert contribution is not None and contribution["name"] == "a"
-    assert "Without a (net.net.a)" in dock.branches.info.text()
+    assert "Without a (zeroed) (net.net.a)" in dock.branches.info.text()
 
     dock.show_view(dock.receptive)
     assert dock.receptive.branch_combo.currentText() == "a"

@@ -165,6 +165,15 @@ def test_effective_field_panel_shows_trained_and_random_maps_with_shares(window,
     assert not np.array_equal(erfs[0].heat, erfs[1].heat)
     assert all(not v.pixmap().isNull() for v in panel.erf_views)
     assert "untrained" in panel.erf_texts[0].text() and "random" in panel.erf_texts[1].text()
+    # Beside the 95 % mass, the area above e⁻² of the peak, counted here from the heat.
+    from segstudio.ui.explain.receptive_field import RANDOM_WIDER
+
+    for erf, text in zip(erfs, panel.erf_texts):
+        heat = erf.heat.astype(np.float64)
+        counted = sum(1 for v in heat.ravel() if v >= np.exp(-2) * heat.max())
+        assert f"; {counted} px at e⁻² (13.5 %) of its peak or more" in text.text()
+    assert RANDOM_WIDER in panel.erf_texts[1].text()
+    assert RANDOM_WIDER not in panel.erf_texts[0].text()
 
 
 def test_context_view_compares_three_models_each_labelled_trained_or_not(window, dock, qtbot):
@@ -479,3 +488,101 @@ def test_the_picker_offers_the_trained_models_and_names_untrained_ones(window, d
     # the registry's PSPNet is random weights, and the picker says so
     pick_model(dock, "pspnet")
     assert dock.picker.untrained.isVisibleTo(dock.picker)
+
+
+def _branch_replaced_by_hand(loaded, rgb, path, output_of):
+    """Labels of ``rgb`` with the module at ``path`` returning ``output_of(its output)``."""
+    module = loaded.model.get_submodule(path)
+    handle = module.register_forward_hook(lambda _m, _i, out: output_of(out))
+    try:
+        with torch.no_grad():
+            return loaded.model(loaded.to_input(rgb)[None])["out"][0].argmax(0).numpy()
+    finally:
+        handle.remove()
+
+
+def _outputs_by_hand(loaded, images, path):
+    module = loaded.model.get_submodule(path)
+    seen = []
+    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+    with torch.no_grad():
+        for rgb in images:
+            loaded.model(loaded.to_input(rgb)[None])
+    handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("how", ["mean", "swap"])
+def test_the_branch_view_replaces_a_branch_by_its_mean_or_its_output_on_the_next_image(
+        window, dock, qtbot, image_folder, how):
+    from segstudio.io.images import read_image
+
+    pick_model(dock, "pspnet")
+    dock.show_view(dock.branches)
+    grid = dock.branches
+    grid.replace_combo.setCurrentIndex(grid.replace_combo.findData(how))
+    qtbot.mouseClick(grid.show_button, Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    index = [m["name"] for m in grid.maps].index("psp.bin2")
+    qtbot.mouseClick(grid.thumbnails[index], Qt.MouseButton.LeftButton)
+    wait_done(qtbot, window, dock)
+    loaded = loaded_model(dock)
+    rgb = window.doc.image.to_rgb8()
+    files = sorted(image_folder.iterdir())
+    if how == "mean":           # all three images of the workspace, averaged by hand
+        seen = _outputs_by_hand(loaded, [read_image(p).to_rgb8() for p in files],
+                                "head.ppm.stages.1")
+        mean = sum(t.mean(dim=(0, 2, 3)) for t in seen) / len(seen)
+        expected = _branch_replaced_by_hand(loaded, rgb, "head.ppm.stages.1",
+                                            lambda out: mean.view(1, -1, 1, 1).expand(out.shape))
+        said = "psp.bin2 replaced by its mean over 3 image(s) of the workspace"
+    else:                       # the image after b_picture.png: c_deep.png
+        (other,) = _outputs_by_hand(loaded, [read_image(files[2]).to_rgb8()],
+                                    "head.ppm.stages.1")
+        expected = _branch_replaced_by_hand(loaded, rgb, "head.ppm.stages.1", lambda out: other)
+        said = "psp.bin2 replaced by its output on c_deep.png"
+    assert (grid.contribution["without"] == expected).all()
+    assert said in grid.info.text()
+    before = _branch_replaced_by_hand(loaded, rgb, "head.ppm.stages.1", lambda out: None)
+    assert grid.contribution["count"] == int((expected != before).sum())
+
+
+def test_the_context_tab_replaces_the_global_branches_and_measures_the_counterfactuals(
+        window, qtbot, monkeypatch):
+    from segstudio.explain.probes import ablate
+    from segstudio.ui.explain import context
+    from segstudio.ui.launchers import open_demo
+
+    assert open_demo(window, "context")
+    qtbot.waitUntil(lambda: window.doc is not None and window.is_idle(), timeout=120_000)
+    dock = window.explain
+    dock.show_view(dock.context)
+    panel = dock.context
+    panel.global_combo.setCurrentIndex(panel.global_combo.findData("zero"))
+    assert panel.compare()
+    wait_done(qtbot, window, dock)
+    rgb = window.doc.image.to_rgb8()
+    for r, text in zip(panel.results, panel.texts):
+        loaded = next(m for m in dock.session.models.values() if m.title == r["model"])
+        path = {"pspnet": "head.ppm.stages.0", "deeplabv3": "head.aspp.convs.4"}.get(loaded.arch)
+        if path is None:                       # FCN-8s has no global branch: as predicted
+            assert r["replaced"] is None
+            continue
+        with ablate(loaded.model, path), torch.no_grad():
+            expected = loaded.model(loaded.to_input(rgb)[None])["out"][0].argmax(0).numpy()
+        assert (r["labels"] == expected).all()
+        assert "replaced by zeros" in text.text()
+    # The demo is one image: a swap has nothing to take the branch's output from, and says so.
+    panel.global_combo.setCurrentIndex(panel.global_combo.findData("swap"))
+    assert panel.compare()
+    wait_done(qtbot, window, dock)
+    assert "open a folder with at least two images" in window.statusBar().currentMessage()
+
+    monkeypatch.setattr(context, "MEASURED_SCENES", 1)
+    assert panel.measure()
+    wait_done(qtbot, window, dock)
+    assert [r["title"] for r in panel.measurement] == ["PSPNet", "DeepLab v3"]
+    for r in panel.measurement:
+        assert r["scenes"] == 1 and r["flipped"]["swap"] > 80
+        assert f"{r['flipped']['swap']:.1f} %" in panel.measured.text()
+    assert "Measured on 1 held-out 256 px scenes" in panel.measured.text()

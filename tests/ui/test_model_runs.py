@@ -185,7 +185,8 @@ def test_the_picker_groups_models_under_headings_by_what_they_find(window, qtbot
 
 def test_the_model_panel_says_which_precision_auto_settled_on_and_why(window, image_folder,
                                                                       qtbot, monkeypatch):
-    # A CPU with native bf16 units: "auto" measures bf16 against fp32 on the first image.
+    # A CPU with native bf16 units: "auto" shows the first image in fp32, then measures bf16
+    # against fp32 on it; the panel and the status bar say what it chose.
     from segstudio.models import device
 
     monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
@@ -193,14 +194,18 @@ def test_the_model_panel_says_which_precision_auto_settled_on_and_why(window, im
     window.open_paths([image_folder])
     _start(window, qtbot)
     _pick(window, "unet", trained=True)
+    measured = []
+    window.models.runner.precisionSettled.connect(measured.append)
     assert window.models.run_current()
     qtbot.waitUntil(window.is_idle, timeout=120_000)
-    prediction = window.doc.prediction
-    note = prediction.precision_note
-    assert note.startswith(f"{prediction.precision}: ") and "on this machine" in note
+    assert window.doc.prediction.precision == "fp32"
+    (info,) = measured
+    note = info["precision_note"]
+    assert note.startswith(f"{info['precision']}: ") and "on this machine" in note
     assert f"Precision {note}" in window.models.panel.state_label.text()
-    assert window.device_label.text() == f"cpu · {prediction.precision}"
-    assert window.device_label.toolTip() == note
+    assert window.device_label.text() == f"cpu · {info['precision']}"
+    assert window.device_label.toolTip().startswith(note)
+    assert window.statusBar().currentMessage().startswith("Precision measured: ")
 
 
 def _reopened_context_workspace(window, tmp_path, qtbot):

@@ -36,6 +36,15 @@ def _ready(window, qtbot, row=1):
     return window.doc
 
 
+@pytest.fixture(autouse=True)
+def _fp32_encoder(monkeypatch):
+    """These tests are not about precision: the encoder stays in fp32 (a CPU without native
+    bf16 units), so each embedding is one encoder pass."""
+    from segstudio.models import prompt_precision
+
+    monkeypatch.setattr(prompt_precision, "auto_candidate", lambda device: None)
+
+
 @pytest.fixture
 def prompt_window(window, image_folder, tmp_path):
     window._test_folder = image_folder
@@ -248,3 +257,28 @@ def test_switching_images_during_an_embedding_embeds_the_new_one(prompt_window, 
     session = window.prompt
     assert session.embedding is not None and session._embedded[0] is window.doc
     assert session.embedding.original_size == (90, 130)
+
+
+def test_auto_encoder_precision_is_measured_on_the_first_image_and_said(prompt_window, qtbot,
+                                                                        tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from segstudio.models import prompt_precision
+
+    # A CPU with native bf16 units on which bf16 runs twice as fast; agreement measured.
+    monkeypatch.setattr(prompt_precision, "auto_candidate", lambda device: "bf16")
+    real = prompt_precision.decide
+    monkeypatch.setattr(prompt_precision, "decide", lambda *a, **k: replace(
+        real(*a, **k), fp32_ms=200.0, candidate_ms=100.0))
+    window = prompt_window
+    net = _use_double(window, tmp_path)
+    _ready(window, qtbot, row=1)
+    assert len(net.seen) == 2                       # one pass in fp32, one in bf16
+    assert window.prompt.embedding.precision == "fp32"
+    said = window.statusBar().currentMessage()
+    assert "this image's embedding in fp32, the next in bf16 (image encoder bf16: 2.0× " \
+           "faster, 100.00 % agreement" in said
+    window.show_row(2)
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    assert len(net.seen) == 3 and window.prompt.embedding.precision == "bf16"
+    assert "(encoder bf16)" in window.statusBar().currentMessage()

@@ -37,18 +37,22 @@ class ModelChoice:
             return self.model_file.name
         return self.checkpoint.name if self.checkpoint else f"{self.arch} ({self.config}, untrained)"
 
-    def build_predictor(self):
-        """The Predictor for this choice (imports torch: call it off the GUI thread)."""
+    def build_predictor(self, defer_calibration: bool = False):
+        """The Predictor for this choice (imports torch: call it off the GUI thread).
+        ``defer_calibration``: the first image in fp32 at once, ``auto``'s measurement after it
+        (see :meth:`segstudio.models.engine.Predictor.calibrate`)."""
         from segstudio.models.engine import Predictor
 
         if self.model_file is not None:
             from segstudio.models.formats import load_any
 
             return Predictor.from_model(load_any(self.model_file), device=self.device,
-                                        precision=self.precision)
+                                        precision=self.precision,
+                                        defer_calibration=defer_calibration)
         if self.checkpoint is not None:
             return Predictor.from_checkpoint(self.checkpoint, device=self.device,
-                                             precision=self.precision)
+                                             precision=self.precision,
+                                             defer_calibration=defer_calibration)
         from segstudio.core.classes import chest_xray
 
         return Predictor.untrained(self.arch, chest_xray(), self.config, device=self.device,
@@ -99,24 +103,37 @@ def _class_group(meta) -> str:
     return f"{title} ({', '.join(names)})"
 
 
-def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
-    """Trained checkpoints found in ``folders`` first, then every registry model untrained."""
-    from segstudio.models.checkpoint import CheckpointError, read_meta
-    from segstudio.models.registry import REGISTRY
+def _warm_up() -> None:
+    """Import torchvision and every model module now.
 
-    # Warm-up: importing torchvision and the model modules holds the GIL for up to a few hundred
-    # milliseconds (extension initialisation). Doing it here, while the model list loads at
-    # start-up, keeps those stalls out of the first model run.
+    Importing them holds the GIL for up to a few hundred milliseconds (extension
+    initialisation): done while the model list loads, those stalls stay out of model runs. A
+    demo's first run comes before it (its model lists alone, and the chest U-Net needs no
+    torchvision): the first result then waits for torch only.
+    """
     import torchvision.models.segmentation  # noqa: F401
     import segstudio.models.engine  # noqa: F401
     for module in ("fcn", "segnet", "unet", "pspnet", "deeplab", "refinenet", "maskrcnn"):
         importlib.import_module(f"segstudio.models.{module}")
 
+
+def build_catalog(folders: list[Path], only: Path | None = None) -> list[CatalogEntry]:
+    """Trained checkpoints found in ``folders`` first, then every registry model untrained.
+
+    ``only``: just that checkpoint's entry (a demo's model, listed before the others are read
+    so that it runs at once; the full list follows)."""
+    from segstudio.models.checkpoint import CheckpointError, read_meta
+    from segstudio.models.registry import REGISTRY
+
+    if only is None:
+        _warm_up()
     entries: list[CatalogEntry] = []
     for folder in folders:
         # The user's fine-tuned models newest first; bundled ones grouped by what they find
         # (their class set), in name order within a group.
         files = sorted(Path(folder).glob("*.pt"))
+        if only is not None:
+            files = [p for p in files if p == only]
         user = folder == folders[0]
         if user:
             files.sort(key=_mtime, reverse=True)
@@ -148,7 +165,7 @@ def build_catalog(folders: list[Path]) -> list[CatalogEntry]:
                 first_seen.setdefault(e.group, len(first_seen))
             found.sort(key=lambda e: first_seen[e.group])          # stable: names stay sorted
         entries += found
-    for spec in REGISTRY.values():
+    for spec in REGISTRY.values() if only is None else ():
         entries.append(CatalogEntry(ModelChoice(spec.name, None, spec.configs[0]),
                                     f"{spec.title} — untrained (random weights)", False,
                                     f"{spec.paper} ({spec.year}). {spec.description}",
@@ -175,6 +192,7 @@ class _InferenceWorker(QObject):
     finished = Signal(bool)                # True if cancelled
     catalogReady = Signal(object)          # list[CatalogEntry]
     started = Signal(int)                  # row whose prediction begins now
+    precisionSettled = Signal(object)      # model info once `auto` is measured (next image on)
 
     def __init__(self) -> None:
         super().__init__()
@@ -183,10 +201,10 @@ class _InferenceWorker(QObject):
         self._predictor = None
         self._choice: ModelChoice | None = None
 
-    @Slot(object)
-    def catalog(self, folders: list[Path]) -> None:
+    @Slot(object, object)
+    def catalog(self, folders: list[Path], only: Path | None) -> None:
         try:
-            self.catalogReady.emit(build_catalog(folders))
+            self.catalogReady.emit(build_catalog(folders, only))
         except Exception as exc:   # noqa: BLE001
             self.failed.emit(-1, _message(exc))
         self.finished.emit(False)
@@ -203,7 +221,7 @@ class _InferenceWorker(QObject):
         self.finished.emit(False)
 
     def _load(self, choice: ModelChoice) -> None:
-        pred = choice.build_predictor()
+        pred = choice.build_predictor(defer_calibration=True)
         self._predictor, self._choice = pred, choice
         self.modelReady.emit(model_info(pred, choice.label))
 
@@ -245,9 +263,23 @@ class _InferenceWorker(QObject):
                     loaded = _Loaded(jobs[done])
                 self.result.emit(job.row, prediction)
                 self.progress.emit(done, total)
+                self._calibrate_if_due()
         except Exception as exc:   # noqa: BLE001
             self.failed.emit(-1, _message(exc))
         self.finished.emit(cancelled)
+
+
+    def _calibrate_if_due(self) -> None:
+        """``auto`` precision measured after the first result is on screen, not before it:
+        the verdict applies from the next image. A cancel leaves it due for the next run."""
+        pred = self._predictor
+        if pred is None or not pred.calibration_due or self.cancel_flag.is_set():
+            return
+        try:
+            pred.calibrate()
+        except Exception as exc:   # noqa: BLE001 - a failed measurement keeps fp32, said so
+            pred.precision, pred.precision_note = "fp32", f"fp32: measuring failed ({_message(exc)})"
+        self.precisionSettled.emit(model_info(pred, self._choice.label))
 
 
 def _domain_finding(meta, prediction, rgb):
@@ -302,7 +334,8 @@ class ModelRunner(QObject):
     finished = Signal(bool)
     catalogReady = Signal(object)
     started = Signal(int)
-    _catalog = Signal(object)
+    precisionSettled = Signal(object)
+    _catalog = Signal(object, object)
     _load = Signal(object)
     _run = Signal(object, object)
 
@@ -315,7 +348,8 @@ class ModelRunner(QObject):
         self._catalog.connect(self._worker.catalog)
         self._load.connect(self._worker.load)
         self._run.connect(self._worker.run)
-        for name in ("modelReady", "result", "progress", "failed", "catalogReady", "started"):
+        for name in ("modelReady", "result", "progress", "failed", "catalogReady", "started",
+                     "precisionSettled"):
             getattr(self._worker, name).connect(getattr(self, name))
         self._worker.finished.connect(self._on_finished)
         self._thread.start()
@@ -325,9 +359,10 @@ class ModelRunner(QObject):
     def busy(self) -> bool:
         return self._active > 0
 
-    def list_models(self, folders: list[Path]) -> None:
+    def list_models(self, folders: list[Path], only: Path | None = None) -> None:
+        """The model list of ``folders`` (see :func:`build_catalog`), to ``catalogReady``."""
         self._active += 1
-        self._catalog.emit(folders)
+        self._catalog.emit(folders, only)
 
     def load(self, choice: ModelChoice) -> None:
         self._active += 1

@@ -42,6 +42,7 @@ class ModelRuns(QObject):
         self.run_when_ready = False
         self.prefer_checkpoint = "chest_xray_unet_lite.pt"   # the demo's bundled model
         self._catalog_loaded = False
+        self._full_list_due = False        # only the model to run at once is listed so far
         self._workspace_seen = None        # the workspace a model was last preselected for
         self._loading_file = None          # the ModelChoice of a model file being checked
         self.mapping: ClassMapping | None = None   # model → workspace classes for this run
@@ -56,6 +57,7 @@ class ModelRuns(QObject):
         r.started.connect(self._started)
         r.catalogReady.connect(self._catalog_ready)
         r.modelReady.connect(self.model_ready)
+        r.precisionSettled.connect(self._precision_measured)
         r.result.connect(self.apply)
         r.progress.connect(p.show_progress)
         r.progress.connect(self._status_progress)
@@ -64,10 +66,22 @@ class ModelRuns(QObject):
         domain_notice.install(window)
 
     def start(self) -> None:
-        """List bundled and user checkpoints in the worker (it imports torch, not the GUI)."""
+        """List bundled and user checkpoints in the worker (it imports torch, not the GUI).
+
+        When a bundled model is to run at once (the demo), its file alone is listed first, so
+        that it runs as soon as torch is in; the full list is read after that run is queued."""
         self.window.begin_busy()
+        first = weights_dir() / self.prefer_checkpoint
+        if self.run_when_ready and first.is_file():
+            self._full_list_due = True
+            self.runner.list_models(self._model_folders(), only=first)
+        else:
+            self.runner.list_models(self._model_folders())
+
+    @staticmethod
+    def _model_folders():
         # The user's own fine-tuned models first (newest first), then the bundled ones.
-        self.runner.list_models([user_data_dir() / "models", weights_dir()])
+        return [user_data_dir() / "models", weights_dir()]
 
     def shutdown(self) -> None:
         self.runner.shutdown()
@@ -321,10 +335,14 @@ class ModelRuns(QObject):
 
     def model_ready(self, info: dict) -> None:
         """A model is loaded (here or by the video pipeline): show what it is and runs with."""
-        self.model_info = info
         pending, self._loading_file = self._loading_file, None
         if pending is not None and info.get("label") == pending.label:
             self.panel.add_model_file(pending, info)
+        self._show_model(info)
+
+    def _show_model(self, info: dict) -> None:
+        """The Model panel and the status bar's device label show ``info``."""
+        self.model_info = info
         self.panel.show_model(info)
         self.window.device_label.setText(f"{info['device']} · {info['precision']}")
         self.window.device_label.setToolTip(info.get("precision_note", ""))
@@ -334,8 +352,20 @@ class ModelRuns(QObject):
         info = self.model_info
         note = getattr(prediction, "precision_note", "")
         if info is not None and note and note != info.get("precision_note"):
-            self.model_ready({**info, "precision": prediction.precision,
-                               "precision_note": note})
+            self._show_model({**info, "precision": prediction.precision,
+                              "precision_note": note})
+
+    def _precision_measured(self, info: dict) -> None:
+        """``auto`` was measured after the first result was shown: say what it chose, and that
+        it applies from the next image."""
+        note = info.get("precision_note", "")
+        if info["precision"] != "fp32":
+            note += ("; in use from the next image (the first was predicted in fp32 while this "
+                     "was measured)")
+        self._show_model({**info, "precision_note": note})
+        self.window.statusBar().showMessage(
+            f"Precision measured: {info['precision']} from the next image on"
+            if info["precision"] != "fp32" else "Precision measured: fp32 kept", 8000)
 
     def _failed(self, row: int, message: str) -> None:
         self._failures += 1
@@ -358,6 +388,10 @@ class ModelRuns(QObject):
             self.run_when_ready = False
             if self.panel.current_entry() is not None and self.panel.current_entry().trained:
                 self.run_current()
+        if self._full_list_due and self._catalog_loaded:
+            self._full_list_due = False
+            self.window.begin_busy()
+            self.runner.list_models(self._model_folders())
         self.window.end_busy()
 
 

@@ -168,6 +168,7 @@ class PromptSession(QObject):
 
             from segstudio.models.device import choose_device, default_num_threads
             from segstudio.models.prompt_cache import EmbeddingCache, weights_key
+            from segstudio.models.prompt_precision import measure_on, settle_from_cache
             from segstudio.models.prompted import PromptedSegmenter
 
             if torch.get_num_threads() > default_num_threads():
@@ -185,18 +186,24 @@ class PromptSession(QObject):
                 key = weights_key(path)
             except OSError as exc:
                 raise ValueError(f"{Path(path).name}: cannot be read ({exc})") from None
+            # The encoder's precision: a cached verdict, or one to measure on this image.
+            due = settle_from_cache(seg, path)
+            measured = []
 
             def embed():
                 height, width = rgb.shape[:2]
                 what = f"the image embedding of {width}×{height} pixels"
                 require_memory(embed_bytes(seg.network, height, width), what)
                 try:
+                    if due is not None:
+                        measured.append(due)
+                        return measure_on(seg, path, rgb, due, progress, cancelled)
                     return seg.embed(rgb, progress, cancelled)
                 except MemoryError as exc:  # the estimate let it start, the machine did not
                     raise MemoryError(str(exc) or f"not enough memory for {what}") from None
 
-            emb = self.cache.get_or_compute(key, rgb, embed, seg.check_embedding)
-            return seg, emb, key
+            emb = self.cache.get_or_compute(key, rgb, embed, seg.check_embedding, seg.precision)
+            return seg, emb, bool(measured)
 
         # PromptedError is a ValueError; naming it here would import torch on the GUI thread.
         self.task = BackgroundTask(job, (ValueError, OSError, MemoryError), self)
@@ -216,7 +223,7 @@ class PromptSession(QObject):
                  "(Esc cancels)")
 
     def _done(self, result, path: str, target) -> None:
-        seg, emb, _ = result
+        seg, emb, measured = result
         if self.weights_path() != path:
             return
         self.segmenter, self._segmenter_path = seg, path
@@ -226,8 +233,14 @@ class PromptSession(QObject):
             return
         if self._same(target, self._target()):
             self.embedding, self._embedded = emb, target
-            self.say(f"Prompt: {seg.name} ready on {seg.device.type} — click an object "
-                     "(right-click: background), drag a box; Enter keeps the mask", 6000)
+            if measured:         # said once, when measured: it holds for the next images
+                self.say(f"Prompt: {seg.name} ready on {seg.device.type}; this image's "
+                         f"embedding in fp32, the next in {seg.precision} (image encoder "
+                         f"{seg.precision_note})", 12000)
+            else:
+                self.say(f"Prompt: {seg.name} ready on {seg.device.type} (encoder "
+                         f"{emb.precision}) — click an object (right-click: background), "
+                         "drag a box; Enter keeps the mask", 6000)
             self.tool.refresh()
 
     def _failed(self, message: str) -> None:

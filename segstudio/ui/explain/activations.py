@@ -17,9 +17,12 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFormLayout, QGridLayout
 from segstudio.ui.explain.colormap import (COLORMAPS, ColorBar, blend, colorize, format_value,
                                    heat_qimage, value_range)
 from segstudio.ui.explain.figure_export import ColorBarSpec, Figure, Panel
+from segstudio.ui.explain.replacement import replaced_labels_in, replacement_sources
 from segstudio.ui.canvas.render import rgb8_to_qimage
 
 REDUCTIONS = (("channel mean", "mean"), ("channel max", "max"), ("one channel", "channel"))
+REPLACEMENTS = (("zeros", "zero"), ("its mean over reference images", "mean"),
+                ("its output on another image", "swap"))
 THUMBNAIL = 128
 GRID_COLUMNS = 4            # branches per row of an exported grid figure
 MIN_CELL = 96               # narrowest thumbnail (icon) of the on-screen grid, pixels
@@ -239,6 +242,14 @@ class BranchGridPanel(QWidget):
         self.group.idClicked.connect(self.show_contribution)
         self.show_button = QPushButton("Show all branches", self)
         self.show_button.clicked.connect(self.show_grid)
+        self.replace_combo = QComboBox(self)
+        for text, how in REPLACEMENTS:
+            self.replace_combo.addItem(text, how)
+        self.replace_combo.setToolTip(
+            "What takes the clicked branch's place. Zeros are off the branch's distribution "
+            "(it follows a ReLU and is never zero on average); its mean over reference images "
+            "keeps the distribution but says nothing about this image; its output on another "
+            "image says what the branch saw there (the workspace's next image)")
         # No scroll area of its own: the dock's tab scrolls the whole view, so the grid keeps
         # its height when the contribution appears below it.
         self.grid_host = QWidget(self)
@@ -251,8 +262,12 @@ class BranchGridPanel(QWidget):
         self.info = QLabel("Each thumbnail is a branch's channel mean, scaled to its own range. "
                            "Click one to see what the prediction loses without it.", self)
         self.info.setWordWrap(True)
+        replace = QHBoxLayout()
+        replace.addWidget(QLabel("Replace the branch by", self))
+        replace.addWidget(self.replace_combo, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.show_button)
+        layout.addLayout(replace)
         layout.addWidget(self.grid_host)
         layout.addWidget(self.contribution_view)
         layout.addWidget(self.info)
@@ -347,15 +362,26 @@ class BranchGridPanel(QWidget):
 
     def show_contribution(self, index: int) -> bool:
         entry = self.maps[index]
+        how = self.replace_combo.currentData()
+        sources = replacement_sources(self.window, how)
 
         def work(ctx):
-            from segstudio.explain.probes import label_transitions
-            from segstudio.explain.taps import branch_effect
+            from segstudio.explain.probes import label_transitions, predict_labels
+            from segstudio.explain.taps import branch_effect, scripted_modules
 
             loaded = ctx.load()
-            before, without = branch_effect(loaded.model, ctx.input(loaded), entry["path"])
+            if loaded.foreign and scripted_modules(loaded.model):
+                # Compiled code takes no hooks: the module is zeroed in a copy of its graph.
+                if how != "zero":
+                    raise ValueError("a TorchScript network's module can be replaced by zeros "
+                                     "only (its compiled code takes no hooks for the others)")
+                before, without = branch_effect(loaded.model, ctx.input(loaded), entry["path"])
+            else:
+                before = predict_labels(loaded.model, ctx.input(loaded))
+                without = replaced_labels_in(ctx, loaded, [entry["name"]], how, sources)
             names = loaded.classes.names
             return {"name": entry["name"], "path": entry["path"], "without": without,
+                    "how": how, "by": sources["note"],
                     "changed": without != before, "colours": loaded.classes.color_table(),
                     "model": loaded.title,
                     "transitions": [(_name(names, a), _name(names, b), n)
@@ -377,7 +403,7 @@ class BranchGridPanel(QWidget):
         h, w = _thumbnail_size(*rgb.shape[:2], longest=240)
         self.contribution_view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb,
                                                                                       (h, w)))))
-        self.info.setText(f"Without {result['name']} ({result['path']}): {n} pixels change "
+        self.info.setText(f"{_without(result)} ({result['path']}): {n} pixels change "
                           f"class ({share:.1%} of the image), shown in magenta"
                           + (": " + transitions_text(result["transitions"]) if n else "."))
 
@@ -400,13 +426,22 @@ class BranchGridPanel(QWidget):
                    "Settings: channel mean of each branch, each scaled to its own range"]
         if self.contribution is not None:
             c = self.contribution
-            panels.append(Panel(self.contribution_rgb(doc.display_rgb8()), f"without {c['name']}"))
-            caption.append(f"Without {c['name']}: {c['count']} pixels change class "
+            panels.append(Panel(self.contribution_rgb(doc.display_rgb8()),
+                                f"without {c['name']}" if c["how"] == "zero"
+                                else f"{c['name']} → {c['how']}"))
+            caption.append(f"{_without(c)}: {c['count']} pixels change class "
                            f"({c['share']:.1%}), in magenta"
                            + (": " + transitions_text(c["transitions"]) if c["count"] else ""))
         return Figure("Branches side by side", panels, caption,
                       ColorBarSpec("viridis", 0.0, 1.0, "own range"), panel_height=160,
                       columns=GRID_COLUMNS)
+
+
+def _without(result: dict) -> str:
+    """``Without psp.bin1`` (zeroed), or ``psp.bin1 replaced by its mean over …``."""
+    if result.get("how", "zero") == "zero":
+        return f"Without {result['name']} (zeroed)"
+    return f"{result['name']} replaced by {result['by']}"
 
 
 def _name(names, index: int) -> str:
@@ -426,3 +461,4 @@ def _changed_layer(changed: np.ndarray) -> QImage:
     bgra = np.zeros((h, w, 4), np.uint8)
     bgra[changed] = (220, 0, 220, 220)        # premultiplied magenta at 86 % opacity
     return QImage(bgra.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied).copy()
+

@@ -83,8 +83,19 @@ def erf_text(title: str, erf) -> str:
     """One effective field in words: what was differentiated, its mass, and its centre."""
     (cy, cx), (dy, dx) = erf.center, erf.offset
     return (f"{title}: {ERF_QUANTITY}, mean over {erf.images} image(s). 95 % of it in "
-            f"{erf.mass95_px} px = {erf.shares_text()}. "
+            f"{erf.mass95_px} px = {erf.shares_text()}; {erf.peak_px} px at e⁻² (13.5 %) of its "
+            "peak or more, the area Luo et al.'s Gaussian reading gives (its 2σ disc). "
             f"Centre of mass x {cx:.1f}, y {cy:.1f}: {dx:+.1f}, {dy:+.1f} px from the click.")
+
+
+RANDOM_WIDER = (
+    "On the bundled context models random weights give the wider field, by the 95 % mass and "
+    "by the peak area alike: the opposite of Luo et al., who saw effective fields grow in "
+    "training. The 95 % "
+    "mass counts a faint, diffuse tail, which untrained weights spread over the whole field; "
+    "the peak area ignores tails, but a trained model's gradient has a sharp peak at the "
+    "pixel itself, so by it too the trained field is the narrower. Neither number says what "
+    "the prediction uses; the ablation does.")
 
 
 class ReceptiveFieldTool(Tool):
@@ -275,7 +286,9 @@ class ReceptiveFieldPanel(QWidget):
     def _show_erfs(self, result: dict, titles) -> None:
         """The effective fields as pictures, each with its text (a model file's result brings
         its own texts: a field measured against the image, and why there is no twin)."""
-        texts = result.get("erf_texts") or [erf_text(t, e) for t, e in zip(titles, result["erf"])]
+        texts = result.get("erf_texts") or [
+            erf_text(t, e) + (f" {RANDOM_WIDER}" if t == "random weights" else "")
+            for t, e in zip(titles, result["erf"])]
         for view, erf in zip(self.erf_views, result["erf"]):
             rgb = self.erf_rgb(erf)
             h, w = _thumbnail_size(*rgb.shape[:2], longest=160)

@@ -459,6 +459,9 @@ def install_video(window) -> VideoPanel:
     after_voc = _action_after(file_menu, "Export VOC")
     file_menu.insertAction(after_voc, panel.export_action)
     menu.addAction(panel.export_action)
+    from segstudio.ui.video.tracking import install_tracking
+
+    panel.tracking = install_tracking(window, panel)
     return panel
 
 
