@@ -1,20 +1,19 @@
 """Networks from model files (TorchScript, Hugging Face, smp) as the teaching views see them.
 
-The views read a network as the app runs it: :class:`ShownNet` pads the image to the network's
-stride (or resizes it to the one size it takes), runs it and resizes its scores to the image
-bilinearly, as the Predictor does, so a gradient at a pixel is the gradient of what the app
-shows there. :func:`tracer_blind_spots` says which of its operations the receptive-field tracer
-cannot follow, so that a field is never drawn from operations it does not understand.
+The views read a network as the app runs it (:class:`~segstudio.models.formats.shown.ShownNet`:
+padded to its stride, its scores resized to the image, as the Predictor does), so a gradient
+at a pixel is the gradient of what the app shows there. :func:`tracer_blind_spots` says which
+of its operations the receptive-field tracer cannot follow, so that a field is never drawn
+from operations it does not understand.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segstudio.explain.receptive_field import _FieldTracker, _tensors, receptive_fields
 from segstudio.explain.taps import scripted_modules
+from segstudio.models.formats.shown import ShownNet
 
 __all__ = ["ShownNet", "ImageBounds", "tracer_blind_spots", "TORCHSCRIPT_FIELD"]
 
@@ -38,34 +37,6 @@ TORCHSCRIPT_FIELD = ("no theoretical field for a TorchScript network: the tracer
                      "operations as Python runs them, but TorchScript runs compiled code out of "
                      "its sight, and a compiled network cannot be copied to the meta device "
                      "where the tracer runs")
-
-
-class ShownNet(nn.Module):
-    """``net`` as the Predictor runs it: the input padded to ``stride`` (or resized to
-    ``input_size``), the scores resized to the input bilinearly and cropped to it."""
-
-    def __init__(self, net: nn.Module, stride: int | None,
-                 input_size: tuple[int, int] | None) -> None:
-        super().__init__()
-        self.net = net
-        self.stride = max(1, int(stride or 1))
-        self.input_size = tuple(input_size) if input_size else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        m = 1 if self.input_size else self.stride
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        size = tuple(x.shape[-2:])
-        if self.input_size and size != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
-        logits = self.net(x)
-        if tuple(logits.shape[-2:]) != size:
-            logits = F.interpolate(logits.float(), size=size, mode="bilinear",
-                                   align_corners=False)
-        return logits[:, :, :h, :w]
 
 
 class _Watcher(_FieldTracker):

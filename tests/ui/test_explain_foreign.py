@@ -1,7 +1,7 @@
 """Inside the model on a model file, through the real widgets: Model ▸ Load model… with a
 TorchScript file, a module picked in the module tree, its activation as the heat layer, its
-Grad-CAM, its ablation in the Branches view, and the receptive-field view saying why a compiled network has no theoretical field;
-an ONNX file says what the views cannot do."""
+Grad-CAM, its ablation in the Branches view, and the receptive-field view saying why a compiled
+network has no theoretical field; an ONNX file says what the views cannot do."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ def load_model(source: ModelSource, classes) -> LoadedModel:
 
 def _load_model_file(source: ModelSource, device) -> LoadedModel:
     """A model file through the formats' one interface, wrapped as the Predictor runs it."""
-    from segstudio.explain.foreign import ShownNet
+    from segstudio.models.formats.shown import ShownNet
     from segstudio.explain.taps import module_tree
     from segstudio.models.formats import ModelFormatError, load_any
 
