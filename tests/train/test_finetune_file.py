@@ -91,3 +91,13 @@ def test_files_that_cannot_be_trained_and_other_classes_are_refused(tmp_path):
     with pytest.raises(TrainError, match="already exists"):
         finetune_model_file(tmp_path / "unet", data, tmp_path / "c", epochs=1, device="cpu")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_cancelled_fine_tune_writes_nothing(tmp_path):
+    pytest.importorskip("segmentation_models_pytorch")
+    save_smp_unet(tmp_path / "unet")
+    data = _roads_voc(tmp_path / "voc")
+    result = finetune_model_file(tmp_path / "unet", data, tmp_path / "tuned", epochs=2,
+                                 batch_size=2, crop=64, device="cpu", cancel=lambda: True)
+    assert result.cancelled and result.epochs_done == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["unet", "voc"]
