@@ -27,6 +27,7 @@ SCRIPTS = (
     ("bench_edit", "brush"),
     ("bench_predictor", "Predictor per model"),
     ("bench_maskrcnn", "Mask R-CNN"),
+    ("bench_formats", "model files against their own forward"),
     ("bench_stall", "stall (model, CRF)"),
     ("bench_grow", "grow"),
     ("bench_prompt", "prompt click"),

@@ -4,6 +4,8 @@ Selvaraju et al., "Grad-CAM" (ICCV 2017, §3), with the segmentation target of V
 al. (AAAI 2020): the class score is the class logit summed over a region (the pixels predicted as
 that class, or the whole image). Each feature channel is weighted by the spatial mean of the
 score's gradient, the weighted sum is rectified, resized to the image and scaled to 0..1.
+The layer is read through :mod:`segstudio.explain.taps`, so TorchScript networks have a
+Grad-CAM too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segstudio.explain.probes import (
-    ProbeError, as_batch, feature_tensor, find_module, main_output)
+from segstudio.explain.probes import ProbeError, as_batch, main_output
+from segstudio.explain.taps import tapped_forward
 
 __all__ = ["CamError", "grad_cam"]
 
@@ -55,29 +57,24 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str, class_index: int
     batch = as_batch(image)
     if batch.shape[0] != 1:
         raise CamError(f"expected one image, got a batch of {batch.shape[0]}")
-    try:
-        module = find_module(model, layer)
-    except ProbeError as exc:
-        raise CamError(str(exc)) from None
-    captured = {}
-
-    def keep(_m, _i, out):
-        captured["features"] = feature_tensor(out)
-
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    handle = module.register_forward_hook(keep)
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
+            # The input takes part in the graph, so the layer's features carry a gradient
+            # even when every weight is frozen.
+            x = batch.to(device=device, dtype=torch.float32).requires_grad_(True)
             try:
-                logits = main_output(model(batch.to(device=device, dtype=torch.float32)))
+                out, found = tapped_forward(model, {"layer": layer}, x, keep_grad=True)
+                logits = main_output(out)
             except ProbeError as exc:
-                raise CamError(str(exc)) from None
-            if "features" not in captured:
-                raise CamError(f"layer '{layer}' did not run during the forward pass")
-            features = captured["features"]
+                message = str(exc)
+                if "did not run" in message and "(" + layer + ")" in message:
+                    message = f"layer '{layer}' did not run during the forward pass"
+                raise CamError(message) from None
+            features = found["layer"]
             if features.dim() != 4:
                 raise CamError(f"layer '{layer}' has no spatial map (shape "
                                f"{tuple(features.shape)})")
@@ -88,7 +85,6 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str, class_index: int
             score = (logits[0, class_index] * mask).sum()
             (grads,) = torch.autograd.grad(score, features)
     finally:
-        handle.remove()
         model.train(was_training)
     weights = grads[0].mean(dim=(1, 2))
     cam = F.relu((weights[:, None, None] * features[0].detach()).sum(0))

@@ -172,7 +172,11 @@ class Predictor:
             self.pad_multiple = 1                     # resized to its size: nothing to pad
         self._fallback_note: str | None = None
         model = model.eval().to(self.device)
-        if not self.instance:
+        # Convolutional networks run faster in channels-last; a network from a file that has
+        # linear layers (a transformer's token mixing, whose reshapes run slower on it) or no
+        # torch weights at all (ONNX) keeps the layout its library gives it.
+        self.channels_last = not self.instance and (not foreign or _convolutional(model))
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self._mean = torch.tensor(meta.mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -313,20 +317,28 @@ class Predictor:
             if self.instance:
                 _check_cancel(cancel)
                 probs, instances, objects = self._predict_instances(rgb)
+                labels = None
             else:
-                probs = self._predict_within_memory(rgb, cancel, notes)
+                logits = self._predict_within_memory(rgb, cancel, notes)
+                # The labels are the argmax of the network's own scores: after the softmax,
+                # two close scores can round to one probability, and the tie would go to the
+                # lower class where the network itself said the other.
+                labels = _argmax0(logits.numpy())
+                probs = _softmax_(logits)
                 instances, objects = None, None
         if self._fallback_note and self._fallback_note not in notes:
             notes.append(self._fallback_note)
         probs_np = probs.numpy()
-        labels = _argmax0(probs_np)
+        if labels is None:
+            labels = _argmax0(probs_np)
         return Prediction(probabilities=probs_np, labels=labels, instances=instances,
                           device=describe(self.device), precision=self.precision,
                           trained=self.trained, notes=notes, objects=objects,
                           precision_note=self.precision_note)
 
     def _predict_within_memory(self, rgb: np.ndarray, cancel, notes: list[str]) -> torch.Tensor:
-        """Predict, halving the tile size each time the device runs out of memory.
+        """Logits C×H×W of the image, halving the tile size each time the device runs out of
+        memory.
 
         The smaller tile size is kept: the next image of the same size would fail the same way.
         """
@@ -362,13 +374,14 @@ class Predictor:
         return x.sub_(self._mean).div_(self._std)
 
     def _predict_semantic(self, rgb: np.ndarray, cancel, notes: list[str]) -> torch.Tensor:
+        """Logits C×H×W of the image, tiles blended by their ramps."""
         h, w = rgb.shape[:2]
         x = self._to_input(rgb)
         tile, overlap = self.tile_size, self.tile_overlap
         ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
         if len(ys) == 1 and len(xs) == 1:
             _check_cancel(cancel)
-            return _softmax_(self._forward(x)[0])
+            return self._forward(x)[0]
         notes.append(f"tiled {len(ys)}×{len(xs)} with {overlap} px overlap")
         acc = torch.zeros((self.num_classes, h, w), dtype=torch.float32)
         weight = torch.zeros((h, w), dtype=torch.float32)
@@ -383,8 +396,7 @@ class Predictor:
                 acc[:, y0:y0 + th, x0:x0 + tw].addcmul_(logits, wt)
                 weight[y0:y0 + th, x0:x0 + tw].add_(wt)
         # Every pixel has positive weight (margins never cover a whole overlap), so no zeros.
-        acc.div_(weight)
-        return _softmax_(acc)
+        return acc.div_(weight)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits 1×C×h×w (float32, CPU) for an input 1×3×h×w, padded to the network's stride."""
@@ -394,7 +406,9 @@ class Predictor:
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+        x = x.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         size = x.shape[-2:]
         if self.input_size and tuple(size) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
@@ -464,6 +478,16 @@ class Predictor:
         detections = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
                       for k, v in detections.items()}
         return semantic_from_instances(detections, self.num_classes, rgb.shape[:2])
+
+
+def _convolutional(model: nn.Module) -> bool:
+    """True for a network of convolutions without linear layers (TorchScript modules name
+    their original class in ``original_name``)."""
+    kinds = {getattr(m, "original_name", None) if isinstance(m, torch.jit.ScriptModule)
+             else type(m).__name__ for m in model.modules()}
+    has_conv = any(p.dim() == 4 for p in model.parameters())
+    return has_conv and not kinds & {"Linear", "MultiheadAttention",
+                                     "NonDynamicallyQuantizableLinear"}
 
 
 def _softmax_(logits: torch.Tensor) -> torch.Tensor:

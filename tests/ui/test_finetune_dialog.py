@@ -141,3 +141,59 @@ def test_the_learning_rate_follows_the_start_and_typed_settings_stay(window, tmp
     assert dialog.epochs.value() == 3
     dialog.start_from.setCurrentIndex(0)
     assert dialog.lr.value() == pytest.approx(FINE_TUNE.lr)
+
+
+def test_an_smp_folder_picked_in_the_model_panel_fine_tunes_into_a_folder_in_the_list(
+        window, tmp_path, qtbot, monkeypatch):
+    pytest.importorskip("segmentation_models_pytorch")
+    from PySide6.QtWidgets import QFileDialog
+
+    from foreign_models import NAMES, save_smp_unet
+    from segstudio.core.classes import from_names
+    from segstudio.io.workspace import Workspace
+    from segstudio.models.formats import load_any
+
+    model = tmp_path / "my-unet"
+    save_smp_unet(model)
+    folder = tmp_path / "streets"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        img = np.clip(rng.integers(0, 60, (64, 64, 3)), 0, 255).astype(np.uint8)
+        img[20:40] = (200, 60, 200)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    Workspace.open(folder, classes=from_names(list(NAMES))).save()
+    window.open_paths([folder])
+    ws = window.workspace
+    for item in ws.items:
+        labels = np.zeros((64, 64), np.uint8)
+        labels[20:40] = 1
+        ws.save_labels(item, labels)
+    window.models.start()
+    qtbot.waitUntil(lambda: window.models._catalog_loaded, timeout=120_000)
+    qtbot.waitUntil(window.is_idle, timeout=60_000)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(model)))
+    action = next(a for a in window.findChildren(type(window.menuBar().actions()[0]))
+                  if a.text() == "Load model &folder…")
+    action.trigger()
+    qtbot.waitUntil(window.is_idle, timeout=120_000)
+    assert window.models.panel.current_choice().model_file == model
+
+    dialog = finetune_dialog(window)
+    qtbot.addWidget(dialog)
+    assert dialog.arch.currentText() == "my-unet (its model folder)"
+    assert dialog.start_from.currentText() == "its own weights (my-unet)"
+    assert not dialog.config.isEnabled()
+    dialog.epochs.setValue(1)
+    dialog.batch.setValue(2)
+    dialog.crop.setValue(64)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=300_000)
+    assert dialog.result is not None, dialog.status.text()
+    out = dialog.result.out
+    assert out.is_dir() and out.with_name(out.name + ".labels.json").is_file()
+    tuned = load_any(out)
+    assert tuned.format == "smp" and tuned.meta.classes.names == NAMES
+    qtbot.waitUntil(lambda: window.is_idle() and any(
+        e.choice.model_file == out for e in window.models.panel.entries), timeout=120_000)

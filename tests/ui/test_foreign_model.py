@@ -124,7 +124,8 @@ def test_a_workspace_of_as_many_classes_takes_the_files_names_until_corrected(
     assert [tuple(c) for c in window.classes.colors] == [tuple(c) for c in COLORS]
 
 
-def test_the_inside_views_say_a_model_file_is_not_probed(window, qtbot, monkeypatch, tmp_path):
+def test_the_inside_views_say_an_onnx_file_cannot_be_looked_into(window, qtbot, monkeypatch,
+                                                                 tmp_path):
     path = tmp_path / "roads.onnx"
     from foreign_models import save_onnx
 
@@ -133,10 +134,10 @@ def test_the_inside_views_say_a_model_file_is_not_probed(window, qtbot, monkeypa
     _choose_file(window, qtbot, monkeypatch, path)
     assert window.models.panel.current_choice().model_file == path
     session = window.explain.session
-    assert session.current_source() is None
+    assert session.current_source().model_file == path
     assert not session.has_branch("")
     assert window.statusBar().currentMessage().startswith(
-        "roads.onnx is not one of segstudio's networks")
+        "roads.onnx: an ONNX model runs in ONNX Runtime, outside torch")
 
 
 def test_a_hugging_face_folder_joins_the_model_list_with_its_labels(window, qtbot, monkeypatch,

@@ -46,7 +46,9 @@ class OnnxNet(nn.Module):
                                                                                 copy=False)
         out = self.session.run(None, {self.input_name: feed})[0]
         out = np.asarray(out)
-        return torch.from_numpy(out.astype(np.float32) if out.dtype.kind == "f" else out)
+        # float32 scores are handed over as they are (no copy); other floats are converted.
+        return torch.from_numpy(out.astype(np.float32, copy=False) if out.dtype.kind == "f"
+                                else out)
 
 
 def load(path: Path, overrides: ModelFacts) -> LoadedModel:

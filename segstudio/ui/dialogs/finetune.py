@@ -12,6 +12,10 @@ adapted fastest in ``bench/bench_adapt.py`` (BENCHMARKS.md, "Learning from corre
 
 Mask R-CNN learns objects, so it trains on the corrected and reviewed items that have objects
 (their object maps go to the tree's ``SegmentationObject/``); the others are left out.
+
+A Hugging Face or smp model folder chosen in the Model panel is offered first, as itself: it is
+fine-tuned from its own weights on its own classes (:mod:`segstudio.train.finetune_file`) and
+comes back as a folder of the same format, which joins the model list.
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ from segstudio.paths import user_data_dir
 from segstudio.train.finetune_defaults import FINE_TUNE, FROM_SCRATCH
 
 TRAINABLE = (ItemStatus.CORRECTED, ItemStatus.REVIEWED)
+FOLDER = "folder:"          # the architecture combo's data for a model folder: FOLDER + path
+
+
+def _model_folder(data) -> Path | None:
+    """The model folder an architecture entry stands for, or None for a registry model."""
+    return Path(data[len(FOLDER):]) if isinstance(data, str) and data.startswith(FOLDER) \
+        else None
 
 
 def _is_instance(arch: str | None) -> bool:
@@ -115,6 +126,8 @@ class TrainingThread(QThread):
     def __init__(self, workspace, arch: str, config: str, epochs: int, crop: int, out: Path,
                  data_dir: Path, init: Path | None = None, lr: float | None = None,
                  batch_size: int | None = None, parent=None) -> None:
+        """``arch`` is a registry name, or ``FOLDER`` + the path of a model folder to
+        fine-tune (then ``config`` and ``init`` are not used)."""
         super().__init__(parent)
         start = FINE_TUNE if init is not None else FROM_SCRATCH
         self.lr = start.lr if lr is None else lr
@@ -136,6 +149,18 @@ class TrainingThread(QThread):
                 samples = (s for s in samples if s.instances is not None)
             write_voc(data_dir, samples, ws.classes, val_fraction=0.2, seed=0,
                       total=len(items), cancel=self.cancel_flag.is_set)
+            folder = _model_folder(arch)
+            if folder is not None:
+                from segstudio.train.finetune_file import finetune_model_file
+
+                self.message.emit(f"Fine-tuning {folder.name} on {len(items)} item(s)…")
+                result = finetune_model_file(folder, data_dir, out, epochs=epochs,
+                                             batch_size=batch, lr=lr, crop=crop,
+                                             progress=self.progressed.emit,
+                                             cancel=self.cancel_flag.is_set, device="auto")
+                self._record(ws, items, out)
+                self.succeeded.emit(result)
+                return
             self.message.emit(f"Training {arch} ({config}) on {len(items)} item(s)…")
             result = train(arch, data_dir, config=config, epochs=epochs, crop=crop, out=out,
                            batch_size=batch, lr=lr, init=init, progress=self.progressed.emit,
@@ -145,10 +170,7 @@ class TrainingThread(QThread):
                                    f"--data {data_dir} --epochs {epochs} --crop {crop} "
                                    f"--batch-size {batch} --lr {lr:g}"
                                    + (f" --init {init}" if init else ""))
-            record = {"workspace": str(ws.root), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-                      "items": [{"id": i.id, "source": str(i.source), "frame": i.frame,
-                                 "label_updated": i.updated} for i in items]}
-            (out.with_suffix(".labels.json")).write_text(json.dumps(record, indent=1))
+            self._record(ws, items, out)
         except (TrainError, VocError, OSError, ValueError) as exc:
             self.failed.emit(str(exc))
             return
@@ -156,6 +178,16 @@ class TrainingThread(QThread):
             self.failed.emit(f"{type(exc).__name__}: {exc}")
             return
         self.succeeded.emit(result)
+
+    @staticmethod
+    def _record(ws, items, out: Path) -> None:
+        """Which labels the model learnt from, beside it."""
+        record = {"workspace": str(ws.root), "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                  "items": [{"id": i.id, "source": str(i.source), "frame": i.frame,
+                             "label_updated": i.updated} for i in items]}
+        labels = (out.with_suffix(".labels.json") if out.suffix == ".pt"
+                  else out.with_name(out.name + ".labels.json"))
+        labels.write_text(json.dumps(record, indent=1))
 
 
 class FineTuneDialog(QDialog):
@@ -172,7 +204,12 @@ class FineTuneDialog(QDialog):
             if "lite" in spec.configs:
                 self.arch.addItem(spec.title, spec.name)
         current = window.models.panel.current_choice()
-        if current is not None:
+        if current is not None and current.model_file is not None and current.model_file.is_dir():
+            # A Hugging Face or smp folder (the only model folders there are): itself, first.
+            self.arch.insertItem(0, f"{current.model_file.name} (its model folder)",
+                                 FOLDER + str(current.model_file))
+            self.arch.setCurrentIndex(0)
+        elif current is not None:
             i = self.arch.findData(current.arch)
             if i >= 0:
                 self.arch.setCurrentIndex(i)
@@ -246,6 +283,12 @@ class FineTuneDialog(QDialog):
         """The trained checkpoints of the chosen architecture and configuration: the one picked
         in the Model panel first, then those trained on this workspace's classes; random last."""
         arch, config = self.arch.currentData(), self.config.currentText()
+        folder = _model_folder(arch)
+        self.config.setEnabled(folder is None)
+        if folder is not None:
+            self.start_from.clear()
+            self.start_from.addItem(f"its own weights ({folder.name})", folder)
+            return
         ws = self.window.workspace
         names = tuple(ws.classes.names) if ws is not None else ()
         panel = self.window.models.panel
@@ -278,7 +321,9 @@ class FineTuneDialog(QDialog):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         arch, config = self.arch.currentData(), self.config.currentText()
         root = user_data_dir()
-        out = root / "models" / f"{ws.root.name}-{arch}-{config}-{stamp}.pt"
+        folder = _model_folder(arch)
+        out = (root / "models" / f"{ws.root.name}-{folder.name}-{stamp}" if folder is not None
+               else root / "models" / f"{ws.root.name}-{arch}-{config}-{stamp}.pt")
         out.parent.mkdir(parents=True, exist_ok=True)
         data_dir = root / "finetune" / f"{ws.root.name}-{stamp}"
         self.thread = TrainingThread(ws, arch, config, self.epochs.value(), self.crop.value(),
@@ -311,7 +356,10 @@ class FineTuneDialog(QDialog):
         self.status.setText(f"{verb} after {result.epochs_done} epoch(s); best validation mIoU "
                             f"{100 * result.best_miou:.1f}% (epoch {result.best_epoch}). The "
                             f"model is in the picker: {result.out.name}")
-        self.window.models.start()        # re-list: the new checkpoint appears first
+        if result.out.is_dir():           # a model folder: it loads and joins the list
+            self.window.models.load_model_file(result.out)
+        else:
+            self.window.models.start()    # re-list: the new checkpoint appears first
 
     def _finished(self) -> None:
         self.thread = None

@@ -140,12 +140,12 @@ class ActivationsPanel(QWidget):
             return False
 
         def work(ctx):
-            from segstudio.explain.probes import Probe, activation_map
+            from segstudio.explain.probes import activation_map
+            from segstudio.explain.taps import module_outputs
 
             loaded = ctx.load()
             path = loaded.branches[branch]
-            with Probe(loaded.model, {branch: path}) as probe:
-                t = probe.run(ctx.input(loaded))[branch]
+            t = module_outputs(loaded.model, {branch: path}, ctx.input(loaded))[branch]
             channels = int(t.shape[1]) if t.dim() == 4 else int(t.shape[0])
             chosen = min(mode, channels - 1) if isinstance(mode, int) else mode
             amap = activation_map(t, chosen, size=ctx.rgb.shape[:2])
@@ -309,7 +309,8 @@ class BranchGridPanel(QWidget):
         branches = self.session.known_branches()
 
         def work(ctx):
-            from segstudio.explain.probes import Probe, ProbeError, activation_map
+            from segstudio.explain.probes import ProbeError, activation_map
+            from segstudio.explain.taps import module_outputs
 
             loaded = ctx.load()
             names = branches or loaded.branches
@@ -321,8 +322,7 @@ class BranchGridPanel(QWidget):
                 if ctx.cancelled():
                     break
                 try:
-                    with Probe(loaded.model, {name: path}) as probe:
-                        t = probe.run(x)[name]
+                    t = module_outputs(loaded.model, {name: path}, x)[name]
                     amap = activation_map(t, "mean", size=(h, w))
                 except ProbeError as exc:
                     maps.append({"name": name, "path": path, "error": str(exc)})
@@ -367,10 +367,18 @@ class BranchGridPanel(QWidget):
 
         def work(ctx):
             from segstudio.explain.probes import label_transitions, predict_labels
+            from segstudio.explain.taps import branch_effect, scripted_modules
 
             loaded = ctx.load()
-            before = predict_labels(loaded.model, ctx.input(loaded))
-            without = replaced_labels_in(ctx, loaded, [entry["name"]], how, sources)
+            if loaded.foreign and scripted_modules(loaded.model):
+                # Compiled code takes no hooks: the module is zeroed in a copy of its graph.
+                if how != "zero":
+                    raise ValueError("a TorchScript network's module can be replaced by zeros "
+                                     "only (its compiled code takes no hooks for the others)")
+                before, without = branch_effect(loaded.model, ctx.input(loaded), entry["path"])
+            else:
+                before = predict_labels(loaded.model, ctx.input(loaded))
+                without = replaced_labels_in(ctx, loaded, [entry["name"]], how, sources)
             names = loaded.classes.names
             return {"name": entry["name"], "path": entry["path"], "without": without,
                     "how": how, "by": sources["note"],

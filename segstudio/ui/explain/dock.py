@@ -16,6 +16,7 @@ from segstudio.ui.explain.activations import ActivationsPanel, BranchGridPanel
 from segstudio.ui.explain.colormap import HeatLayer
 from segstudio.ui.explain.figure_export import FigureError, export_figure
 from segstudio.ui.explain.model_picker import ModelPicker
+from segstudio.ui.explain.module_tree import ModuleTree
 from segstudio.ui.explain.context import ContextPanel
 from segstudio.ui.explain.receptive_field import ReceptiveFieldPanel, install_rf_tool
 from segstudio.ui.explain.session import ExplainSession
@@ -30,6 +31,7 @@ class ExplainDock(QWidget):
         self.session = session
         self.heat = HeatLayer(window.canvas)
         self.picker = ModelPicker(session, self)
+        self.modules = ModuleTree(session, self)
         self.tabs = QTabWidget(self)
         self.activations = ActivationsPanel(window, session, self.heat, self)
         self.branches = BranchGridPanel(window, session, self.heat, self)
@@ -54,6 +56,7 @@ class ExplainDock(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.picker)
+        layout.addWidget(self.modules)
         layout.addWidget(self.tabs, 1)
         buttons = QHBoxLayout()
         buttons.addStretch(1)

@@ -92,14 +92,15 @@ def draw_marks(painter: QPainter, result: dict, scale: float) -> None:
             painter.setBrush(Qt.BrushStyle.NoBrush)
             t, left, b, right = mark["box"]
             painter.drawRect(QRectF(left, t, right - left, b - t))
-    t, left, b, right = result["box"]
-    for colour, width, style in ((QColor(0, 0, 0), 4, Qt.PenStyle.SolidLine),
-                                 (QColor(255, 255, 255), 2, Qt.PenStyle.DashLine)):
-        pen = QPen(colour, width, style)
-        pen.setCosmetic(True)
-        painter.setPen(pen)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRect(QRectF(left, t, right - left, b - t))
+    if result["box"] is not None:         # None: no theoretical field is known
+        t, left, b, right = result["box"]
+        for colour, width, style in ((QColor(0, 0, 0), 4, Qt.PenStyle.SolidLine),
+                                     (QColor(255, 255, 255), 2, Qt.PenStyle.DashLine)):
+            pen = QPen(colour, width, style)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(QRectF(left, t, right - left, b - t))
     y, x = result["pixel"]
     if result.get("center") is not None:
         _draw_centre(painter, result["center"], (y, x), r)

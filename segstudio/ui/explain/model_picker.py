@@ -115,4 +115,5 @@ class ModelPicker(QWidget):
 
     def _show_untrained(self) -> None:
         source = self.session.current_source()
-        self.untrained.setVisible(source is not None and source.checkpoint is None)
+        self.untrained.setVisible(source is not None and source.checkpoint is None
+                                  and source.model_file is None)

@@ -193,6 +193,14 @@ class ReceptiveFieldPanel(QWidget):
 
             loaded = ctx.load()
             size = ctx.rgb.shape[:2]
+            if loaded.foreign:         # a model file's network: no branches, maybe no theory
+                from segstudio.ui.explain.foreign_field import field_at
+
+                return field_at(ctx, loaded, branch, y, x, with_erf,
+                                _read_same_size(others, size, wanted) if with_erf else [],
+                                traced=lambda: (_fields(ctx, loaded, size),
+                                                _unit_fields(ctx, loaded, size)),
+                                describe=erf_text, quantity=ERF_QUANTITY)
             fields = _fields(ctx, loaded, size)
             units = _unit_fields(ctx, loaded, size)
             path = loaded.branches[branch]
@@ -247,6 +255,9 @@ class ReceptiveFieldPanel(QWidget):
         if doc is None or result["pixel"] != self.session.pixel:
             return
         self.result = result
+        if result["field"] is None:
+            self._show_field_note(result)
+            return
         rf, (t, left, b, right) = result["field"], result["unbounded"]
         (h_min, h_max), (w_min, w_max) = result["sizes"]
         spread = "" if (h_min, w_min) == (h_max, w_max) else (
@@ -266,16 +277,35 @@ class ReceptiveFieldPanel(QWidget):
             text.clear()
         titles = (("this model's weights" if result["trained"]
                    else "this model's weights (untrained)"), "random weights")
-        for view, text, erf, title in zip(self.erf_views, self.erf_texts, result["erf"], titles):
+        self._show_erfs(result, titles)
+        if "erf_note" in result:
+            self.erf_views[0].clear()
+            self.erf_texts[0].setText(result["erf_note"])
+        self.window.canvas.update()
+
+    def _show_erfs(self, result: dict, titles) -> None:
+        """The effective fields as pictures, each with its text (a model file's result brings
+        its own texts: a field measured against the image, and why there is no twin)."""
+        texts = result.get("erf_texts") or [
+            erf_text(t, e) + (f" {RANDOM_WIDER}" if t == "random weights" else "")
+            for t, e in zip(titles, result["erf"])]
+        for view, erf in zip(self.erf_views, result["erf"]):
             rgb = self.erf_rgb(erf)
             h, w = _thumbnail_size(*rgb.shape[:2], longest=160)
             view.setPixmap(QPixmap.fromImage(rgb8_to_qimage(_resize_rgb(rgb, (h, w)))))
             view.setMinimumSize(w, h)
-            text.setText(erf_text(title, erf)
-                         + (f" {RANDOM_WIDER}" if title == "random weights" else ""))
-        if "erf_note" in result:
-            self.erf_views[0].clear()
-            self.erf_texts[0].setText(result["erf_note"])
+        for label, text in zip(self.erf_texts, texts):
+            label.setText(text)
+
+    def _show_field_note(self, result: dict) -> None:
+        """A result without a theoretical field: why not, and the effective field alone."""
+        self.field_label.setText(result["field_note"])
+        self.legend.clear()
+        self.tap_curve.set_curve(None)
+        for view, text in zip(self.erf_views, self.erf_texts):
+            view.clear()
+            text.clear()
+        self._show_erfs(result, ())
         self.window.canvas.update()
 
     @staticmethod
@@ -306,6 +336,12 @@ class ReceptiveFieldPanel(QWidget):
             panels.append(Panel(self.erf_rgb(erf), f"ERF, {name}: 95 % in "
                                                    f"{erf.mass95_in_image_share:.1%} of the field "
                                                    f"in the image ({erf.mass95_share:.1%} of all)"))
+        if r["field"] is None:
+            return Figure("Receptive field", panels,
+                          [f"Model: {r['model']}", f"Layer: {r['branch']} ({r['path']})",
+                           f"Settings: {r['field_note']}"],
+                          ColorBarSpec("inferno", 0.0, 1.0, "|gradient| / max") if r["erf"]
+                          else None)
         rf, (t, left, b, right) = r["field"], r["unbounded"]
         erf_note = (f"; effective field: {ERF_QUANTITY}, over {r['erf'][0].images} image(s), "
                     "measured against the unclipped field of the output pixel; cyan cross: "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +21,10 @@ from segstudio.ui.background.tasks import BackgroundTask
 
 FOLLOW_PANEL = "__model_panel__"
 KEPT_MODELS = 6
+ONNX_VIEWS = ("an ONNX model runs in ONNX Runtime, outside torch: it has no modules to read "
+              "(activations, Grad-CAM) and no gradients (Grad-CAM, the effective field), and "
+              "the receptive-field tracer cannot follow it; export the network as TorchScript "
+              "to look inside it")
 _KNOWN_ERRORS = {"ProbeError", "CamError", "EffectiveFieldError", "ReceptiveFieldError",
                  "CheckpointError", "ModelConfigError", "UnknownModelError", "ExplainError"}
 
@@ -31,13 +35,19 @@ class ExplainError(Exception):
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Which network a view runs: a registry model with random weights, or a checkpoint."""
+    """Which network a view runs: a registry model with random weights, a checkpoint, or a
+    model file of another format (``model_file``: TorchScript, a Hugging Face or smp folder)."""
 
     arch: str
     config: str = "lite"
     checkpoint: Path | None = None
     num_classes: int = 2
     device: str = "auto"
+    model_file: Path | None = None
+
+    @property
+    def is_onnx(self) -> bool:
+        return self.model_file is not None and self.model_file.suffix.lower() == ".onnx"
 
 
 @dataclass
@@ -52,9 +62,20 @@ class LoadedModel:
     classes: Any                    # ClassSet
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    format: str = "segstudio"       # a model file's format (segstudio.models.formats.FORMATS)
+    root: str = ""                  # the path of the file's own network inside ``model``
+    tree: list = field(default_factory=list)        # (path under root, class name) per module
+    modules: dict = field(default_factory=dict)     # picked module: name -> path in ``model``
+
+    @property
+    def foreign(self) -> bool:
+        """A network from a model file of another library: no registry branches, no twin."""
+        return self.format != "segstudio"
 
     @property
     def branches(self) -> dict[str, str]:
+        if self.foreign:
+            return dict(self.modules)
         from segstudio.models.registry import get_spec
 
         return dict(get_spec(self.arch).branches)
@@ -62,6 +83,8 @@ class LoadedModel:
     @property
     def title(self) -> str:
         state = "trained" if self.trained else "untrained"
+        if self.foreign:
+            return f"{self.source.model_file.name} ({self.arch}, {state})"
         name = self.source.checkpoint.name if self.source.checkpoint else self.arch
         return f"{name} ({self.arch}, {self.config}, {state})"
 
@@ -87,6 +110,8 @@ def load_model(source: ModelSource, classes) -> LoadedModel:
     if torch.get_num_threads() > default_num_threads():
         torch.set_num_threads(default_num_threads())
     device = choose_device(source.device)
+    if source.model_file is not None:
+        return _load_model_file(source, device)
     if source.checkpoint is not None:
         model, meta = load_checkpoint(source.checkpoint, device=device)
         return LoadedModel(source, model.eval(), meta.arch, meta.config, bool(meta.trained),
@@ -96,6 +121,35 @@ def load_model(source: ModelSource, classes) -> LoadedModel:
     model = build_model(source.arch, source.num_classes, source.config).eval().to(device)
     return LoadedModel(source, model, source.arch, source.config, False, classes,
                        IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _load_model_file(source: ModelSource, device) -> LoadedModel:
+    """A model file through the formats' one interface, wrapped as the Predictor runs it."""
+    from segstudio.models.formats.shown import ShownNet
+    from segstudio.explain.taps import module_tree
+    from segstudio.models.formats import ModelFormatError, load_any
+
+    if source.is_onnx:
+        raise ExplainError(f"{source.model_file.name}: {ONNX_VIEWS}")
+    try:
+        found = load_any(source.model_file)
+    except ModelFormatError as exc:
+        raise ExplainError(str(exc)) from None
+    meta = found.meta
+    if found.format == "segstudio":
+        return LoadedModel(source, found.net.eval().to(device), meta.arch, meta.config,
+                           bool(meta.trained), meta.classes, tuple(meta.mean), tuple(meta.std))
+    if found.format == "onnx":
+        raise ExplainError(f"{source.model_file.name}: {ONNX_VIEWS}")
+    model = ShownNet(found.net, found.stride, found.input_size).eval()
+    if not found.cpu_only:
+        model = model.to(device)
+    # ShownNet.net is the formats' AsLogits; its ``net`` the file's network (for Hugging Face
+    # a wrapper whose ``model`` is the transformers model the user knows).
+    root = "net.net.model" if found.format == "huggingface" else "net.net"
+    return LoadedModel(source, model, meta.arch, meta.config, True, meta.classes,
+                       tuple(meta.mean), tuple(meta.std), format=found.format, root=root,
+                       tree=module_tree(model, root))
 
 
 def random_twin(loaded: LoadedModel, seed: int = 1):
@@ -186,8 +240,11 @@ class ExplainSession(QObject):
             # as the window has right now.
             n = self.picked.num_classes if self.picked.checkpoint else len(self.window.classes)
             return replace(self.picked, num_classes=n, device=device)
-        if choice is None or choice.model_file is not None:
-            return None            # a model file of another format is not probed (yet)
+        if choice is None:
+            return None
+        if choice.model_file is not None:
+            return ModelSource("", "", None, len(self.window.classes), device,
+                               model_file=choice.model_file)
         arch = "" if choice.arch == "?" else choice.arch
         return ModelSource(arch, choice.config, choice.checkpoint, len(self.window.classes),
                            device)
@@ -200,8 +257,8 @@ class ExplainSession(QObject):
         self.generation += 1
         self.sourceChanged.emit()
         source = self.current_source()
-        if source is not None and not self.known_branches():
-            # A checkpoint names its architecture inside: load it to learn the branches.
+        # A checkpoint names its architecture inside, a model file its modules: load it.
+        if source is not None and not source.is_onnx and not self.known_branches():
             self.submit("Loading the model", lambda ctx: ctx.load(), lambda _loaded: None,
                         needs_image=False)
 
@@ -222,15 +279,35 @@ class ExplainSession(QObject):
             return self.last_loaded.branches
         return {}
 
+    def loaded_file(self) -> LoadedModel | None:
+        """The chosen model file's network once it has loaded (None before, or for another
+        kind of choice)."""
+        source = self.current_source()
+        loaded = self.last_loaded
+        if source is None or source.model_file is None or loaded is None \
+                or loaded.source != source or not loaded.foreign:
+            return None
+        return loaded
+
+    def pick_module(self, name: str | None) -> None:
+        """Look at module ``name`` (a path in the model file's own network) in every view."""
+        loaded = self.loaded_file()
+        if loaded is None:
+            return
+        loaded.modules = {name: f"{loaded.root}.{name}"} if name else {}
+        self.sourceChanged.emit()         # the views take the module as their branch
+
     def has_branch(self, branch: str) -> bool:
         """True if ``branch`` names a branch to look at; otherwise say in the status bar why not."""
         if branch:
             return True
-        choice = self.window.models.panel.current_choice()
-        if self.current_source() is None and choice is not None and choice.model_file:
-            message = (f"{choice.model_file.name} is not one of segstudio's networks, whose "
-                       "branches these views know: pick one in Inside the model")
-        elif self.current_source() is None:
+        source = self.current_source()
+        if source is not None and source.is_onnx:
+            message = f"{source.model_file.name}: {ONNX_VIEWS}"
+        elif source is not None and source.model_file is not None and not self.busy:
+            message = (f"{source.model_file.name}: pick a module in the tree under the model "
+                       "to look at")
+        elif source is None:
             message = "No model chosen: pick one in the Model panel or in Inside the model"
         elif self.busy:
             message = "The model is still loading; its branches appear when it is ready"
