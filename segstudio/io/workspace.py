@@ -16,9 +16,7 @@ import itertools
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -37,6 +35,8 @@ from segstudio.io.object_store import load_objects
 from segstudio.io.workspace_error import WorkspaceError
 from segstudio.io.workspace_file import (FORMAT_NAME, FORMAT_VERSION, load_workspace_file,
                                          parse_workspace_file, read_workspace_bytes)
+from segstudio.io.workspace_items import (Item, ItemStatus, apply_record, frame_phrase,
+                                          record_of, scan_sources, set_record)
 from segstudio.io.workspace_lock import workspace_lock, write_merged
 from segstudio.io.workspace_merge import (Adoption, Base, Merge, Snapshot, merge_workspace_data,
                                           plan_adoption, settle)
@@ -44,48 +44,8 @@ from segstudio.io.regular_files import check_regular
 from segstudio.io.video import VideoError, VideoSource, is_video_path
 from segstudio.io.voc import VocError, VocSample, load_label_png, save_label_png
 
-# Folders a scan never enters: our own labels, exports, and hidden folders (".git" ...).
-_SKIPPED_DIRS = {LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR, "VOCdevkit",
-                 "__pycache__"}
 _OWN_DIRS = (LABELS_DIR, PREDICTIONS_DIR, OBJECTS_DIR, PREDICTED_OBJECTS_DIR)
 _OPEN_VIDEOS = 4
-
-
-class ItemStatus(str, Enum):
-    """How far an item's labels have come."""
-
-    UNLABELLED = "unlabelled"
-    PREDICTED = "predicted"
-    CORRECTED = "corrected"
-    REVIEWED = "reviewed"
-
-
-@dataclass(eq=False)
-class Item:
-    """One thing to label: an image file, or one frame of a video or multi-frame DICOM file."""
-
-    source: Path
-    frame: int | None = None
-    status: ItemStatus = ItemStatus.UNLABELLED
-    updated: str | None = None
-    updated_by: str | None = None
-    label: str | None = None  # label file relative to the root (always under labels/)
-
-    @property
-    def id(self) -> str:
-        stem = Path(self.source).stem
-        return stem if self.frame is None else f"{stem}_{self.frame:06d}"
-
-    @property
-    def key(self) -> tuple[str, int | None]:
-        return (Path(self.source).as_posix(), self.frame)
-
-
-def frame_phrase(frame: int, count: int) -> str:
-    """How the window names frame index ``frame`` (from 0) of ``count`` to people: counted from
-    1, as players and DICOM count them ("frame 4 of 250"). Item ids and label files keep the
-    index (``clip_000003`` is frame 4)."""
-    return f"frame {frame + 1} of {count}"
 
 
 class Workspace:
@@ -123,7 +83,7 @@ class Workspace:
         root = _folder(folder)
         raw, stored = load_workspace_file(root / cls.FILE_NAME)
         skipped: list[str] = []
-        sources = _scan(root, skipped)
+        sources = scan_sources(root, skipped)
         ws = cls._assemble(root, sources, stored, classes, scan="folder", raw=raw)
         ws.problems[:0] = skipped
         return ws
@@ -202,7 +162,7 @@ class Workspace:
                 # first frame: that record, and the labels it names, now belong to frame 0.
                 rec = records.pop((item.key[0], None), None)
             if rec is not None:
-                _apply_record(item, rec)
+                apply_record(item, rec)
         ws = cls(root, classes or voc21(), items, scan=scan, foreign=list(records.values()))
         ws._base = Base(raw, stored)        # before any write below (an unfinished relabel)
         ws.problems = problems
@@ -394,7 +354,7 @@ class Workspace:
 
     def to_dict(self) -> dict:
         with self._state:
-            records = [r for r in map(_record_of, self.items) if r is not None]
+            records = [r for r in map(record_of, self.items) if r is not None]
             data: dict = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "scan": self.scan,
                           "classes": self.classes.to_dict()}
             if self.scan == "files":
@@ -484,10 +444,10 @@ class Workspace:
         with self._state:
             where = {it.key: (row, it) for row, it in enumerate(self.items)}
             plan = plan_adoption(merge, self._base,
-                                 {key: _record_of(it) for key, (_, it) in where.items()},
+                                 {key: record_of(it) for key, (_, it) in where.items()},
                                  self.classes.to_dict(), self._foreign)
             for key, record in plan.records.items():
-                _set_record(where[key][1], record)
+                set_record(where[key][1], record)
             if plan.classes is not None:
                 self.classes = ClassSet.from_dict(plan.classes)
             self._foreign, self._base = plan.foreign, plan.base
@@ -516,60 +476,8 @@ def _read_labels(path: Path, item: Item) -> np.ndarray | None:
         raise WorkspaceError(f"{item.id}: {e}") from None
 
 
-def _record(item: Item) -> dict:
-    return {"source": Path(item.source).as_posix(), "frame": item.frame,
-            "status": item.status.value, "updated": item.updated,
-            "updated_by": item.updated_by, "label": item.label}
-
-
-def _apply_record(item: Item, rec: dict) -> None:
-    try:
-        item.status = ItemStatus(rec.get("status", "unlabelled"))
-    except ValueError:
-        item.status = ItemStatus.UNLABELLED
-    item.updated = rec.get("updated")
-    item.updated_by = rec.get("updated_by")
-    label = rec.get("label")
-    item.label = label if isinstance(label, str) else None   # checked when paths are assigned
-
-
-def _record_of(item: Item) -> dict | None:
-    """The item's record in the workspace file; None for an item never labelled."""
-    if item.status is ItemStatus.UNLABELLED and not item.updated:
-        return None
-    return _record(item)
-
-
-def _set_record(item: Item, record: dict | None) -> None:
-    if record is None:
-        item.status, item.updated, item.updated_by = ItemStatus.UNLABELLED, None, None
-    else:
-        _apply_record(item, record)
-
-
 def _folder(folder: str | Path) -> Path:
     root = Path(folder)
     if not root.is_dir():
         raise WorkspaceError(f"{root.name}: not a folder that can be opened as a workspace")
     return root
-
-
-def _scan(root: Path, skipped: list[str]) -> list[str]:
-    """Relative posix paths of the images and videos under ``root``, sorted. Pipes, devices
-    and sockets with an image name are never opened: each adds a message to ``skipped``."""
-    found: list[str] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
-        base = Path(folder)
-        for name in files:
-            if name.startswith("."):
-                continue
-            if is_image_path(name) or is_video_path(name):
-                try:
-                    check_regular(base / name)
-                except OSError as e:
-                    skipped.append(f"{name}: {getattr(e, 'reason', None) or e.strerror or e}")
-                    continue
-                found.append((base / name).relative_to(root).as_posix())
-    return sorted(found)
-
