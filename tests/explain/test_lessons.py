@@ -173,3 +173,20 @@ def test_edge_band_is_the_disk_around_each_edge_pixel():
         near |= (yy - ey) ** 2 + (xx - ex) ** 2 <= 9
     np.testing.assert_array_equal(band, near)
     assert band.sum() > 0 and not band[0, 0]
+
+
+def test_untied_shares_count_only_cells_with_one_maximum():
+    net = load_bundled("chest", "segnet")
+    pools = upsampling.segnet_indices(net, heldout("chest", 1)[0].image)
+    c, h, w = pools.pool_input.shape
+    counts, cells = np.zeros(4), 0
+    for ch in range(c):
+        for y in range(h // 2):
+            for x in range(w // 2):
+                cell = pools.pool_input[ch, 2 * y:2 * y + 2, 2 * x:2 * x + 2].ravel()
+                if (cell == cell.max()).sum() == 1:
+                    counts[int(np.argmax(cell))] += 1
+                    cells += 1
+    assert cells > 0
+    np.testing.assert_allclose(pools.untied_shares, counts / cells, rtol=1e-12)
+    assert pools.tied == pytest.approx(1 - cells / (c * (h // 2) * (w // 2)))

@@ -139,6 +139,7 @@ class PoolIndices:
     shares: tuple[float, ...]     # share of each position over all channels and cells
     tied: float                   # share of cells whose maximum is not unique (a zero ReLU
                                   # output everywhere in the cell): the first position wins those
+    untied_shares: tuple[float, ...]   # each position's share among the other cells
     rgb: np.ndarray
 
 
@@ -172,16 +173,24 @@ def segnet_indices(net: Loaded, rgb: np.ndarray, pool: int = 0) -> PoolIndices:
     idx = seen["indices"][0].numpy()
     win = winning_position(idx, pool_in.shape[-1])
     counts = np.bincount(win.ravel(), minlength=4)
+    ties = tied_cells(pool_in)[:, :win.shape[1], :win.shape[2]]
+    untied = np.bincount(win[~ties], minlength=4)
     return PoolIndices(pool_in, idx, win, tuple(float(c) / win.size for c in counts),
-                       tied_share(pool_in), rgb)
+                       float(ties.mean()),
+                       tuple(float(c) / max(1, untied.sum()) for c in untied), rgb)
+
+
+def tied_cells(pool_input: np.ndarray) -> np.ndarray:
+    """C×H/2×W/2: whether each 2×2 cell's maximum occurs more than once in the cell."""
+    c, h, w = pool_input.shape
+    cells = pool_input[:, :h - h % 2, :w - w % 2].reshape(c, h // 2, 2, w // 2, 2)
+    cells = cells.transpose(0, 1, 3, 2, 4).reshape(c, h // 2, w // 2, 4)
+    return (cells == cells.max(-1, keepdims=True)).sum(-1) > 1
 
 
 def tied_share(pool_input: np.ndarray) -> float:
     """Share of the 2×2 cells of ``pool_input`` (C×H×W) whose maximum occurs more than once."""
-    c, h, w = pool_input.shape
-    cells = pool_input[:, :h - h % 2, :w - w % 2].reshape(c, h // 2, 2, w // 2, 2)
-    cells = cells.transpose(0, 1, 3, 2, 4).reshape(c, h // 2, w // 2, 4)
-    return float(((cells == cells.max(-1, keepdims=True)).sum(-1) > 1).mean())
+    return float(tied_cells(pool_input).mean())
 
 
 def recomputed_indices(pool_input: np.ndarray) -> np.ndarray:
