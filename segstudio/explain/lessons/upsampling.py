@@ -135,7 +135,7 @@ class PoolIndices:
 
     pool_input: np.ndarray        # C×H×W, what the pool saw
     indices: np.ndarray           # C×H/2×W/2, flat argmax positions in the input map (int64)
-    winners: np.ndarray           # C×H/2×W/2, which of the 2×2 cell won: 0 ↖, 1 ↗, 2 ↙, 3 ↘
+    winners: np.ndarray           # C×H/2×W/2, which cell of the 2×2 won: 0 ↖, 1 ↗, 2 ↙, 3 ↘
     shares: tuple[float, ...]     # share of each position over all channels and cells
     tied: float                   # share of cells whose maximum is not unique (a zero ReLU
                                   # output everywhere in the cell): the first position wins those

@@ -59,8 +59,8 @@ class AtrousPage(QDialog):
         layout.addWidget(text)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
-        layout.addStretch(1)
-        self.resize(900, 360)
+        # As short as its text: the dock it opens must stay in view beside it.
+        self.resize(900, self.sizeHint().height())
 
     def open_view(self, view: str) -> bool:
         """Open the context demo (its PSPNet runs) and show the dock's ``view`` tab."""
