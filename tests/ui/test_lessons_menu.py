@@ -145,3 +145,14 @@ def test_a_lab_without_its_bundled_model_says_so_on_the_page(window, qtbot, tmp_
     qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
     assert "chest_xray_fcn32s_lite.pt is not installed" in page.status.text()
     assert page.number_lines == [] and not page.png_button.isEnabled()
+
+
+@pytest.mark.parametrize("name", ["skips", "crf"])
+def test_closing_the_window_while_a_lab_measures_ends_its_thread(window, qtbot, name):
+    page = _open(window, qtbot, name)
+    assert page.busy
+    task = page.task
+    window.close()
+    assert not task.isRunning()
+    if name == "crf":
+        assert page._crf is None             # the CRF worker process is gone too

@@ -106,8 +106,8 @@ class CrfPage(LessonPage):
             return
         super()._succeeded(result)
 
-    def closeEvent(self, event) -> None:     # noqa: N802 - Qt's name
-        super().closeEvent(event)
+    def shutdown(self) -> None:
+        super().shutdown()
         if self._crf is not None:
             self._crf.close()
             self._crf = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
@@ -114,6 +114,8 @@ class LessonPage(QDialog):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.numbers_label)
         self.resize(1100, 640)
+        # The page is the window's child: its measuring thread must end before the window goes.
+        window.installEventFilter(self)
 
     # -- what a lab provides -------------------------------------------------------------------
     def add_controls(self, layout: QHBoxLayout) -> None:
@@ -220,8 +222,17 @@ class LessonPage(QDialog):
         if path:
             self.export(path)
 
-    def closeEvent(self, event) -> None:     # noqa: N802 - Qt's name
+    def shutdown(self) -> None:
+        """Stop measuring and wait for the thread to end (between two of its steps)."""
         self.cancel()
         if self.task is not None:
-            self.task.wait(30000)
+            self.task.wait()
+
+    def eventFilter(self, watched, event) -> bool:     # noqa: N802 - Qt's name
+        if watched is self.window and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def closeEvent(self, event) -> None:     # noqa: N802 - Qt's name
+        self.shutdown()
         super().closeEvent(event)
