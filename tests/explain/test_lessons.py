@@ -190,3 +190,12 @@ def test_untied_shares_count_only_cells_with_one_maximum():
     assert cells > 0
     np.testing.assert_allclose(pools.untied_shares, counts / cells, rtol=1e-12)
     assert pools.tied == pytest.approx(1 - cells / (c * (h // 2) * (w // 2)))
+
+
+def test_log_spectrum_marks_where_a_period_of_one_stride_puts_its_power():
+    x = np.arange(64)
+    maps = np.tile(np.cos(2 * np.pi * x / 8), (64, 1))
+    spectrum, points = upsampling.log_spectrum(maps, 8)
+    peaks = set(zip(*np.nonzero(spectrum > spectrum.max() - 1)))
+    assert peaks == {(32, 32 - 8), (32, 32 + 8)}
+    assert peaks <= set(points) and len(points) == 63 and (32, 32) not in points

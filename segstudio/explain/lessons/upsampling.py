@@ -95,6 +95,19 @@ def stride_lattice_share(maps: np.ndarray, stride: int) -> float:
     return float(power[:, on].sum() / total)
 
 
+def log_spectrum(values: np.ndarray, stride: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """log10 of the power spectrum of one map (its mean removed), zero frequency at the centre,
+    and the (row, column) of every stride-lattice frequency in that picture, for drawing."""
+    v = np.asarray(values, np.float64)
+    h, w = (v.shape[0] // stride) * stride, (v.shape[1] // stride) * stride
+    v = v[:h, :w] - v[:h, :w].mean()
+    power = np.fft.fftshift(np.abs(np.fft.fft2(v)) ** 2)
+    spectrum = np.log10(power + power.max() * 1e-12 + 1e-30)
+    points = [((h // 2 + i * h // stride) % h, (w // 2 + j * w // stride) % w)
+              for i in range(stride) for j in range(stride) if (i, j) != (0, 0)]
+    return spectrum, points
+
+
 @dataclass
 class Checkerboard:
     """The stride-lattice share of the logits, mean over ``images`` held-out scenes, for the

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QComboBox
 
 from segstudio.ui.explain.figure_export import Figure, Panel
@@ -89,10 +91,31 @@ class UpsamplingPage(LessonPage):
                    Panel(heat(board.example_learned, lo, hi), "logits, trained upsampling"),
                    Panel(heat(board.example_bilinear, lo, hi), "logits, bilinear upsampling"),
                    Panel(heat(diff, 0.0, float(diff.max()) or 1.0, "inferno"),
-                         "|trained − bilinear|"),
-                   Panel(enlarge(heat(pools.pool_input[channel]), 256),
+                         "|trained − bilinear|")]
+        panels += self._spectra(board)
+        panels += [Panel(enlarge(heat(pools.pool_input[channel]), 256),
                          f"SegNet pool1 input, channel {channel}"),
                    Panel(positions_rgb(pools.winners[channel]),
-                         "pool1 winners (colour = position)")]
+                         "pool1: which won")]
         return Figure(f"Upsampling: {lab.fcn_name} kernels, checkerboard, SegNet indices",
-                      panels, panel_height=200, columns=max(len(lab.kernels) * 2, 6))
+                      panels, panel_height=200, columns=6)
+
+    @staticmethod
+    def _spectra(board) -> list[Panel]:
+        """The log power spectra of the example logits, the stride lattice ringed in white."""
+        from segstudio.explain.lessons.upsampling import log_spectrum
+
+        learned, points = log_spectrum(board.example_learned, board.stride)
+        bilinear, _ = log_spectrum(board.example_bilinear, board.stride)
+        lo = float(min(learned.min(), bilinear.min()))
+        hi = float(max(learned.max(), bilinear.max()))
+
+        def rings(p: QPainter, scale: float) -> None:
+            p.setPen(QPen(QColor(255, 255, 255), 1.5 / scale))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            r = 3.0 / scale
+            for y, x in points:
+                p.drawEllipse(QPointF(x + 0.5, y + 0.5), r, r)
+
+        return [Panel(heat(learned, lo, hi, "inferno"), "log power, trained", rings),
+                Panel(heat(bilinear, lo, hi, "inferno"), "log power, bilinear", rings)]
