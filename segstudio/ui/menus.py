@@ -10,6 +10,7 @@ from segstudio.ui import launchers
 from segstudio.ui.canvas import window_level
 from segstudio.ui.dialogs.about import show_about
 from segstudio.ui.dialogs.label_import import build_import_menu
+from segstudio.ui.lessons.menu import build_lessons_menu
 from segstudio.ui.panels.paint_options import PaintOptions
 from segstudio.ui.canvas.prediction_layers import Uncertainty
 from segstudio.ui.canvas.render import OverlayMode
@@ -128,6 +129,8 @@ def build_menus(window) -> None:
     window._action("Workspace &statistics…", lambda: launchers.statistics_dialog(window), None, m)
     window._action("&Next item", lambda: window.step_item(1), "D", m)
     window._action("&Previous item", lambda: window.step_item(-1), "A", m)
+
+    build_lessons_menu(window, mb.addMenu("&Lessons"))
 
     window.help_menu = mb.addMenu("&Help")
     window._action("Open the chest X-ray &demo", lambda: launchers.open_demo(window, "chest"), None,

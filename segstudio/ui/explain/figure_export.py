@@ -97,38 +97,44 @@ def render_figure(fig: Figure) -> QImage:
     image.fill(BACKGROUND)
     p = QPainter(image)
     try:
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        font = QFont(p.font())
-        font.setPixelSize(16)
-        font.setBold(True)
-        p.setFont(font)
-        p.setPen(INK)
-        p.drawText(QRectF(MARGIN, MARGIN, width - 2 * MARGIN, TITLE_HEIGHT),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, fig.title)
-        font.setBold(False)
-        font.setPixelSize(13)
-        p.setFont(font)
-        rows = fig.rows()
-        first_top = top = float(MARGIN + TITLE_HEIGHT)
-        for row in rows:
-            _draw_row(p, row, top, fig.panel_height)
-            top += fig.panel_height + LABEL_HEIGHT + GAP
-        if fig.colorbar is not None:
-            cb = fig.colorbar
-            x = MARGIN + max(_row_width(r, fig.panel_height) for r in rows) + GAP
-            draw_color_bar(p, QRectF(x, first_top, COLORBAR_WIDTH, fig.panel_height),
-                           cb.colormap, cb.vmin, cb.vmax, cb.label, text_colour=INK)
-        y = top - GAP
-        for line in fig.caption:
-            p.setPen(INK)
-            p.drawText(QRectF(MARGIN, y, width - 2 * MARGIN, CAPTION_LINE),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                       p.fontMetrics().elidedText(line, Qt.TextElideMode.ElideRight,
-                                                  width - 2 * MARGIN))
-            y += CAPTION_LINE
+        paint_figure(p, fig)
     finally:
         p.end()
     return image
+
+
+def paint_figure(p: QPainter, fig: Figure) -> None:
+    """Draw ``fig`` with ``p`` on any paint device of :func:`figure_size` (an image, an SVG)."""
+    width, _ = figure_size(fig)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    font = QFont(p.font())
+    font.setPixelSize(16)
+    font.setBold(True)
+    p.setFont(font)
+    p.setPen(INK)
+    p.drawText(QRectF(MARGIN, MARGIN, width - 2 * MARGIN, TITLE_HEIGHT),
+               Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, fig.title)
+    font.setBold(False)
+    font.setPixelSize(13)
+    p.setFont(font)
+    rows = fig.rows()
+    first_top = top = float(MARGIN + TITLE_HEIGHT)
+    for row in rows:
+        _draw_row(p, row, top, fig.panel_height)
+        top += fig.panel_height + LABEL_HEIGHT + GAP
+    if fig.colorbar is not None:
+        cb = fig.colorbar
+        x = MARGIN + max(_row_width(r, fig.panel_height) for r in rows) + GAP
+        draw_color_bar(p, QRectF(x, first_top, COLORBAR_WIDTH, fig.panel_height),
+                       cb.colormap, cb.vmin, cb.vmax, cb.label, text_colour=INK)
+    y = top - GAP
+    for line in fig.caption:
+        p.setPen(INK)
+        p.drawText(QRectF(MARGIN, y, width - 2 * MARGIN, CAPTION_LINE),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                   p.fontMetrics().elidedText(line, Qt.TextElideMode.ElideRight,
+                                              width - 2 * MARGIN))
+        y += CAPTION_LINE
 
 
 def _draw_row(p: QPainter, row: list[Panel], top: float, height: int) -> None:
@@ -162,6 +168,48 @@ def png_bytes(image: QImage) -> bytes:
         raise FigureError("the figure could not be encoded as PNG")
     buffer.close()
     return bytes(data.data())
+
+
+def svg_bytes(fig: Figure) -> bytes:
+    """The figure as an SVG document: text and drawing stay vector, panels are embedded
+    pictures (QtSvg's generator)."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtSvg import QSvgGenerator
+
+    if not fig.panels:
+        raise FigureError("nothing to export: the view shows no picture yet")
+    width, height = figure_size(fig)
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    gen = QSvgGenerator()
+    gen.setOutputDevice(buffer)
+    gen.setSize(QSize(width, height))
+    gen.setViewBox(QRectF(0, 0, width, height))
+    gen.setTitle(fig.title)
+    gen.setDescription("\n".join(fig.caption))
+    p = QPainter(gen)
+    try:
+        p.fillRect(QRectF(0, 0, width, height), BACKGROUND)
+        paint_figure(p, fig)
+    finally:
+        p.end()
+    buffer.close()
+    return bytes(data.data())
+
+
+def export_figure_svg(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as SVG, atomically; a name without ``.svg`` gets it."""
+    path = Path(path)
+    if path.suffix.lower() != ".svg":
+        path = path.with_name(path.name + ".svg")
+    data = svg_bytes(fig)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise FigureError(f"{path.name}: cannot write the figure ({exc.strerror or exc})") \
+            from None
+    return path
 
 
 def export_figure(fig: Figure, path: str | Path) -> Path:
