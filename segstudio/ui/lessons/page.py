@@ -42,8 +42,10 @@ def wrap_lines(lines: list[str], width: int) -> list[str]:
 
 
 class LessonPage(QDialog):
-    """One lab. Subclasses set ``TITLE`` and ``EXPLANATION`` and implement :meth:`job`,
-    :meth:`build_figure` and :meth:`numbers`; ``add_controls`` may add their own widgets."""
+    """One lab. Subclasses set ``TITLE`` and ``EXPLANATION`` and define ``job(kind, n)`` (a
+    function ``(progress, cancelled) → result`` to run off the GUI thread),
+    ``build_figure(result)`` and ``numbers(result)``; ``add_controls`` may add their own
+    widgets."""
 
     TITLE = ""
     EXPLANATION = ""
@@ -117,19 +119,10 @@ class LessonPage(QDialog):
         # The page is the window's child: its measuring thread must end before the window goes.
         window.installEventFilter(self)
 
-    # -- what a lab provides -------------------------------------------------------------------
+    # -- what a lab provides: job(kind, n) → a function (progress, cancelled) → result, run off
+    # the GUI thread; build_figure(result) → Figure; numbers(result) → lines of the caption ------
     def add_controls(self, layout: QHBoxLayout) -> None:
         """Extra controls beside the data set and image count."""
-
-    def job(self, kind: str, n: int):
-        """A function ``(progress, cancelled) → result`` run off the GUI thread."""
-        raise NotImplementedError
-
-    def build_figure(self, result) -> Figure:
-        raise NotImplementedError
-
-    def numbers(self, result) -> list[str]:
-        raise NotImplementedError
 
     # -- running -------------------------------------------------------------------------------
     @property
