@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from segstudio.paths import resources_dir
+from segstudio.core.classes import chest_xray
 from segstudio.ui.launchers import demo_paths, open_demo
 
 
@@ -80,7 +81,10 @@ def run_gui(args) -> int:
     else:
         QTimer.singleShot(0, win.models.start)
     if paths:
-        QTimer.singleShot(0, lambda: win.open_paths(paths))
+        # The bundled demo brings its own class set; the user's own folders start with the
+        # set last chosen for their kind of data.
+        classes = None if args.paths else chest_xray()
+        QTimer.singleShot(0, lambda: win.open_paths(paths, classes=classes))
     if not args.screenshot:
         # After the paths above, so that restored work is what stays on screen.
         from segstudio.paths import user_data_dir
