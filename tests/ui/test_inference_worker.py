@@ -50,3 +50,30 @@ def test_an_unreadable_image_fails_alone_and_the_queue_goes_on():
     assert [e[:2] for e in events] == [("result", 0), ("failed", 1), ("result", 2),
                                        ("finished", False)]
     assert "scan.png: the file is truncated" in events[1][2]
+
+
+def test_a_dialog_closed_while_its_background_task_runs_waits_for_it_instead_of_aborting(qtbot):
+    """Qt aborts the program when a thread object is destroyed while its thread still runs; a
+    task's parent deleted mid-job first stops the job and waits."""
+    import threading
+    import time
+
+    from PySide6.QtWidgets import QDialog
+
+    from segstudio.ui.background.tasks import BackgroundTask
+
+    dialog = QDialog()
+    started, ended = threading.Event(), threading.Event()
+
+    def job(progress, cancelled):
+        started.set()
+        while not cancelled():
+            time.sleep(0.01)
+        ended.set()
+
+    task = BackgroundTask(job, (), dialog)
+    task.start()
+    assert started.wait(5)
+    dialog.deleteLater()
+    qtbot.waitUntil(ended.is_set, timeout=5000)          # the program is still here
+    del task

@@ -8,6 +8,9 @@ from typing import Any, Callable
 from PySide6.QtCore import QThread, Signal
 
 
+_RUNNING: set["BackgroundTask"] = set()      # started and not yet finished
+
+
 class BackgroundTask(QThread):
     """Runs ``job(progress, cancelled)`` in its own thread.
 
@@ -26,6 +29,17 @@ class BackgroundTask(QThread):
         self.job = job
         self.expected = expected
         self._cancel = threading.Event()
+        # Qt aborts the whole program when a thread object is destroyed while its thread runs:
+        # a dialog or window closed mid-job first tells the job to stop and waits for it, and
+        # a running task is kept alive (not collected) until its thread has ended.
+        if parent is not None:
+            parent.destroyed.connect(self._stop_and_wait)
+        self.started.connect(lambda: _RUNNING.add(self))
+        self.finished.connect(lambda: _RUNNING.discard(self))
+
+    def _stop_and_wait(self, *_) -> None:
+        self._cancel.set()
+        self.wait()
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -134,6 +134,12 @@ class TrainingThread(QThread):
         self.batch_size = start.batch_size if batch_size is None else batch_size
         self.args = (workspace, arch, config, epochs, crop, out, data_dir, init)
         self.cancel_flag = threading.Event()
+        if parent is not None:       # the dialog destroyed mid-run: stop, never abort (tasks.py)
+            parent.destroyed.connect(self._stop_and_wait)
+
+    def _stop_and_wait(self, *_) -> None:
+        self.cancel_flag.set()
+        self.wait()
 
     def run(self) -> None:
         from segstudio.io.voc import VocError, write_voc
