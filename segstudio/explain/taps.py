@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 import torch
 from torch import nn
 
-from segstudio.explain.probes import ProbeError, as_batch, feature_tensor
+from segstudio.explain.probes import ProbeError, _zeros_like, as_batch, feature_tensor
 
 __all__ = ["module_tree", "is_scripted", "scripted_modules", "tapped_forward", "module_outputs",
            "zeroed", "branch_effect"]
@@ -289,16 +289,6 @@ def _labels(runner: nn.Module, model: nn.Module, image: torch.Tensor):
     finally:
         model.train(was_training)
     return logits[0].argmax(0).cpu().numpy()
-
-
-def _zeros_like(output):
-    if isinstance(output, torch.Tensor):
-        return torch.zeros_like(output)
-    if isinstance(output, Mapping):
-        return type(output)((k, _zeros_like(v)) for k, v in output.items())
-    if isinstance(output, (tuple, list)):
-        return type(output)(_zeros_like(v) for v in output)
-    return output
 
 
 def _detached(value):
