@@ -371,6 +371,9 @@ class MainWindow(QMainWindow):
             self.models.shutdown()
             self.video.shutdown()
             self.explain.session.shutdown() if hasattr(self.explain, "session") else None
+            for page in getattr(self, "lesson_pages", {}).values():
+                if hasattr(page, "shutdown"):    # a lab measuring now stops before the window goes
+                    page.shutdown()
             self.smart.close()
             self.prompt.shutdown()
             self.layers.shutdown()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, Signal
+from PySide6.QtCore import QObject, Signal
 
 from segstudio.ui.background.tasks import BackgroundTask
 
@@ -228,7 +228,6 @@ class ExplainSession(QObject):
         self.fields: dict = {}          # (source, image size) -> {module path: ReceptiveField}
         self.twins: dict = {}           # random-weight twins for effective fields
         self.classes = window.classes           # read by jobs: a snapshot, not the live window
-        window.installEventFilter(self)
         window.models.panel.choiceChanged.connect(self._panel_choice_changed)
 
     # -- model choice ------------------------------------------------------------------------
@@ -382,10 +381,6 @@ class ExplainSession(QObject):
         if self._task is not None:
             self._task.wait(60000)
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if obj is self.window and event.type() == QEvent.Type.Close:
-            self.shutdown()
-        return False
 
 
 def _guarded(work: Callable[[Callable[[], bool]], Any], cancelled) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QScrollArea, QSpinBox, QVBoxLayout,
@@ -116,8 +116,9 @@ class LessonPage(QDialog):
         layout.addWidget(scroll, 1)
         layout.addWidget(self.numbers_label)
         self.resize(1100, 640)
-        # The page is the window's child: its measuring thread must end before the window goes.
-        window.installEventFilter(self)
+        # The page is the window's child: its measuring thread ends before the window goes
+        # (MainWindow.closeEvent shuts the pages down; a Python event filter on the window
+        # would be called while Qt tears the window down).
 
     # -- what a lab provides: job(kind, n) → a function (progress, cancelled) → result, run off
     # the GUI thread; build_figure(result) → Figure; numbers(result) → lines of the caption ------
@@ -221,10 +222,6 @@ class LessonPage(QDialog):
         if self.task is not None:
             self.task.wait()
 
-    def eventFilter(self, watched, event) -> bool:     # noqa: N802 - Qt's name
-        if watched is self.window and event.type() == QEvent.Type.Close:
-            self.shutdown()
-        return False
 
     def closeEvent(self, event) -> None:     # noqa: N802 - Qt's name
         self.shutdown()
