@@ -19,9 +19,15 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/segstudio
 
+# The Lessons window tests run in a process of their own: in the whole suite's one process a
+# segfault came while an earlier test's window was torn down during a lab's measurement (it
+# never came in smaller runs, nor in the app, which has one window).
+LESSON_TESTS := tests/ui/test_lessons_menu.py
+
 test: setup
 	bash installer/install-system-deps.sh
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=$(LESSON_TESTS)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider $(LESSON_TESTS)
 	$(MAKE) --no-print-directory test-other-cpus
 
 # Users' CPUs differ from this one. The numeric tests run again with the SIMD kernels of torch
