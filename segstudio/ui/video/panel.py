@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMenu,
                                QProgressBar, QPushButton, QSlider, QSpinBox, QToolButton,
@@ -420,19 +420,6 @@ class VideoPanel(QWidget):
             task.wait(30000)
 
 
-class _CloseWatcher(QObject):
-    """Stops the panel's playback and background run when the window closes."""
-
-    def __init__(self, panel: VideoPanel) -> None:
-        super().__init__(panel)
-        self.panel = panel
-
-    def eventFilter(self, obj, event) -> bool:
-        if event.type() == QEvent.Type.Close:
-            self.panel.shutdown()
-        return False
-
-
 def install_video(window) -> VideoPanel:
     """Add the Video dock (shown while a video frame is on screen), the Video menu with its
     frame-step keys (, and .), and File ▸ Export overlay video…"""
@@ -444,7 +431,6 @@ def install_video(window) -> VideoPanel:
     window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
     window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
     window.documentShown.connect(panel.document_shown)
-    window.installEventFilter(_CloseWatcher(panel))
 
     menu = QMenu("&Video", window)
     window.menuBar().insertMenu(window.help_menu.menuAction(), menu)
