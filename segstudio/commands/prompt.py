@@ -1,4 +1,4 @@
-"""``segstudio prompt``: one object's mask from clicks or a box, with SAM or MedSAM weights."""
+"""``segstudio prompt``: one object's mask from clicks or a box, with SAM, MedSAM or SAM 2."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import numpy as np
 from segstudio.commands import CommandError
 
 HELP = ("segment one object of an image from object/background points or a box with a Segment "
-        "Anything or MedSAM weights file; write its mask as a 0/1 palette PNG")
+        "Anything or MedSAM weights file or a SAM 2 model folder; write its mask as a 0/1 "
+        "palette PNG")
 COMMAND = "prompt"                  # the mark its PNGs carry (segstudio.io.output_guard)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="FILE",
-                        help="a Segment Anything (ViT-B/L/H) or MedSAM checkpoint (.pth); "
-                             "nothing is downloaded")
+    parser.add_argument("--weights", required=True, metavar="FILE|DIR",
+                        help="a Segment Anything (ViT-B/L/H) or MedSAM checkpoint (.pth), or a "
+                             "SAM 2 / SAM 2.1 model folder in Hugging Face format (config.json "
+                             "and .safetensors); nothing is downloaded")
     parser.add_argument("--image", required=True, metavar="IMAGE", help="the image (any format "
                         "segstudio reads; 16-bit and DICOM go in through their display window)")
     prompt = parser.add_mutually_exclusive_group(required=True)
@@ -67,9 +69,11 @@ def run(args: argparse.Namespace) -> int:
     if args.window is not None and not (math.isfinite(args.window[1]) and args.window[1] > 0):
         raise CommandError("--window: WIDTH must be a positive number")
     from segstudio.io.decode_memory import NotEnoughMemory, require_memory
-    from segstudio.io.output_guard import OutputError, check_output, written_by
+    from segstudio.io.output_guard import (OutputError, check_output, check_outside_model,
+                                           written_by)
 
     try:
+        check_outside_model(args.out, args.weights)
         out = check_output(args.out, [("--image", args.image), ("--weights", args.weights)],
                            overwrite=args.overwrite, ours=lambda p: written_by(p, COMMAND))
     except OutputError as exc:
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from segstudio.models.prompt_precision import measure_on, settle_from_cache
     from segstudio.models.prompt_memory import embed_bytes, load_bytes
     from segstudio.models.prompted import PromptedError, PromptedSegmenter
+    from segstudio.models.sam2_prompts import Sam2Error
 
     due = None
 
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             embedding = embed()
         prediction = segmenter.predict(embedding, points + negatives,
                                        [1] * len(points) + [0] * len(negatives), args.box)
-    except (PromptedError, DeviceError, NotEnoughMemory) as exc:
+    except (PromptedError, Sam2Error, DeviceError, NotEnoughMemory) as exc:
         raise CommandError(str(exc)) from None
     chosen = (args.mask or 1) - 1
     if chosen >= len(prediction):

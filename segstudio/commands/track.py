@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -118,14 +117,10 @@ def _prompts(groups) -> list:
     return prompts
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    p, f = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
-    return p == f or f in p.parents
-
-
 def run(args: argparse.Namespace) -> int:
     from segstudio.io.decode_memory import NotEnoughMemory, require_memory
-    from segstudio.io.output_guard import OutputError, check_outputs, written_by
+    from segstudio.io.output_guard import (OutputError, check_outputs, check_outside_model,
+                                           written_by)
     from segstudio.io.video import VideoError, VideoSource
     from segstudio.models.sam2_prompts import (Sam2Error, check_folder, check_prompts,
                                                group_by_frame, tracking_order)
@@ -135,8 +130,10 @@ def run(args: argparse.Namespace) -> int:
     weights = Path(args.weights)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; give a folder for the per-frame PNGs")
-    if weights.is_dir() and _inside(out, weights):
-        raise CommandError(f"--out {out} lies in the --weights folder; choose another folder")
+    try:
+        check_outside_model(out, weights)
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
     try:
         check_folder(weights)
         video = VideoSource(args.video)

@@ -159,3 +159,15 @@ def check_replaced_folder(folder: str | Path, inputs: Iterable[tuple[str, str | 
         if _inside(Path(path), folder):
             raise OutputError(f"{flag}: writing {folder} would replace {what} {path}, which "
                               "lies inside it; choose another folder")
+
+
+def check_outside_model(out: str | Path, model: str | Path | None, *, flag: str = "--out",
+                        model_flag: str = "--weights") -> None:
+    """An output may not go inside a model folder the command reads: a file added there would
+    change the model's identity (its caches and calibrations are keyed on the folder's files)
+    and mix results into the user's copy of the model."""
+    if model is None or not Path(model).is_dir():
+        return
+    if _inside(Path(out), Path(model)):
+        raise OutputError(f"{flag} {out}: inside the model folder {model_flag} {model}; write "
+                          "the results somewhere else")

@@ -134,9 +134,19 @@ def _cpu_model() -> str:
 
 
 def checkpoint_fingerprint(path: str | Path) -> str:
-    """A checkpoint file as its path, size and modification time: a new file, a new verdict."""
+    """A checkpoint file as its path, size and modification time: a new file, a new verdict.
+    A model folder (Hugging Face, SAM 2) is its path and each of its files' names, sizes and
+    times: a weights file replaced inside it is a new model, though the folder's own time may
+    not change."""
     path = Path(path).resolve()
     st = path.stat()
+    if path.is_dir():
+        parts = [str(path)]
+        for child in sorted(path.iterdir()):
+            if child.is_file():
+                c = child.stat()
+                parts.append(f"{child.name}:{c.st_size}:{c.st_mtime_ns}")
+        return "|".join(parts)
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
 

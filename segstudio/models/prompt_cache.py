@@ -39,8 +39,13 @@ DISK_BYTES = 1 << 30            # embeddings kept on disk: about 250 of ViT-B's 
 
 
 def weights_key(path: str | Path) -> str:
-    """Identity of a weights file: its resolved path, size and modification time."""
+    """Identity of a weights file (or model folder): its resolved path, size and modification
+    time (a folder's: those of each file in it)."""
     path = Path(path).resolve()
+    if path.is_dir():
+        from segstudio.models.precision import checkpoint_fingerprint
+
+        return hashlib.sha1(checkpoint_fingerprint(path).encode()).hexdigest()[:20]
     st = path.stat()
     return hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
 
@@ -75,15 +80,10 @@ class EmbeddingCache:
         one asked for (an fp32 entry also answers a reduced one); a computed embedding is
         stored under the precision it records."""
         image = image_key(rgb8)
-        wanted = (precision,) if precision == "fp32" else (precision, "fp32")
-        with self._lock:
-            for p in wanted:
-                found = self._memory.get((weights, image, p))
-                if found is not None:
-                    self._memory.move_to_end((weights, image, p))
-                    self.hits["memory"] += 1
-                    return found
-        for p in wanted:
+        found = self._from_memory(weights, image, precision)
+        if found is not None:
+            return found
+        for p in _answering(precision):
             found = self._read((weights, image, p), rgb8.shape, check)
             if found is not None:
                 self.hits["disk"] += 1
@@ -98,6 +98,23 @@ class EmbeddingCache:
             while len(self._memory) > self.memory_items:
                 self._memory.popitem(last=False)
         return found
+
+    def in_memory(self, weights: str, rgb8: np.ndarray,
+                  precision: str = "fp32") -> ImageEmbedding | None:
+        """The embedding of ``rgb8`` if memory holds one that answers ``precision`` (the rule
+        of :meth:`get_or_compute`), else None; nothing is read from disk or computed, so the
+        GUI thread may ask."""
+        return self._from_memory(weights, image_key(rgb8), precision)
+
+    def _from_memory(self, weights: str, image: str, precision: str) -> ImageEmbedding | None:
+        with self._lock:
+            for p in _answering(precision):
+                found = self._memory.get((weights, image, p))
+                if found is not None:
+                    self._memory.move_to_end((weights, image, p))
+                    self.hits["memory"] += 1
+                    return found
+        return None
 
     def forget_memory(self) -> None:
         with self._lock:
@@ -123,7 +140,10 @@ class EmbeddingCache:
             expect_equal(data.get("key"), list(key[:2]), "its key (weights, image)")
             # Files written before the precision was recorded were all computed in fp32.
             expect_equal(data.get("precision", "fp32"), key[2], "its precision")
-            return ImageEmbedding(data["features"],
+            features = data["features"]
+            if isinstance(features, list):          # a network of several feature maps
+                features = tuple(features)
+            return ImageEmbedding(features,
                                   tuple(int(v) for v in data["original_size"]),
                                   tuple(int(v) for v in data["input_size"]), key[2])
 
@@ -139,7 +159,7 @@ class EmbeddingCache:
             return
         buffer = io.BytesIO()
         torch.save({"key": list(key[:2]), "precision": key[2],
-                    "features": emb.features.detach().cpu().contiguous(),
+                    "features": _stored(emb.features),
                     "original_size": list(emb.original_size),
                     "input_size": list(emb.input_size)}, buffer)
         try:
@@ -156,3 +176,15 @@ class EmbeddingCache:
                 break
             total -= p.stat().st_size
             p.unlink(missing_ok=True)
+
+
+def _stored(features):
+    """The features as written: one CPU tensor, or a list of them (a network of several maps)."""
+    if isinstance(features, (tuple, list)):
+        return [f.detach().cpu().contiguous() for f in features]
+    return features.detach().cpu().contiguous()
+
+
+def _answering(precision: str) -> tuple[str, ...]:
+    """The entry precisions that answer a request for ``precision``: its own, and fp32."""
+    return (precision,) if precision == "fp32" else (precision, "fp32")

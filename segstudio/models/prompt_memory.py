@@ -30,8 +30,12 @@ IMAGE_BYTES_PER_PIXEL = 12
 
 
 def load_bytes(weights: str | Path) -> int:
-    """About the peak bytes loading the weights file takes (0 when it cannot be sized: the
-    loader then says what is wrong with the file)."""
+    """About the peak bytes loading the weights file (or SAM 2 model folder) takes (0 when it
+    cannot be sized: the loader then says what is wrong with it)."""
+    if Path(weights).is_dir():
+        from segstudio.models.sam2_prompts import load_bytes as folder_bytes
+
+        return folder_bytes(weights)
     try:
         return LOAD_FACTOR * os.stat(weights).st_size
     except (OSError, ValueError):
@@ -39,8 +43,12 @@ def load_bytes(weights: str | Path) -> int:
 
 
 def encoder_bytes(network) -> int:
-    """About the peak bytes one encoder pass of ``network`` allocates, from its image encoder
-    (Segment Anything's ``ImageEncoderViT``); 0 for a network that has none."""
+    """About the peak bytes one encoder pass of ``network`` allocates: its own estimate where it
+    gives one (SAM 2), else from its image encoder (Segment Anything's ``ImageEncoderViT``); 0
+    for a network that has neither."""
+    own = getattr(network, "encoder_bytes", None)
+    if callable(own):
+        return int(own())
     encoder = getattr(getattr(network, "sam", None), "image_encoder", None)
     if encoder is None:
         return 0

@@ -1,11 +1,13 @@
-"""Prompted segmentation (Segment Anything, MedSAM): points and boxes in, candidate masks out.
+"""Prompted segmentation (Segment Anything, MedSAM, SAM 2): points and boxes in, candidate masks out.
 
-The network is the official ``segment-anything`` package's code (an optional extra); this module
-only loads the user's weights file into it, and keeps the geometry right around it:
+The networks are their authors' code (optional extras): Segment Anything and MedSAM from a
+weights file (:mod:`.sam_network`), SAM 2 from a model folder (:mod:`.sam2_image`). This module
+is the one interface in front of them, and keeps the geometry right around each:
 
 - the image the network sees is the 8-bit RGB image the user sees (grey and 16-bit images come
   through their display window), resized so its longest side is the encoder's input size and
-  padded at the right and bottom;
+  padded at the right and bottom — or, for a network with a ``square_input`` (SAM 2), squashed
+  to the square by the network's own ``preprocess``;
 - prompts in image pixels are mapped into that frame, and the masks come back from it (padding
   cut off, then resized) at the full resolution of the image.
 
@@ -15,12 +17,7 @@ The heavy part, :meth:`PromptedSegmenter.embed`, runs once per image with progre
 
 from __future__ import annotations
 
-import errno
-import pickle
-import re
-import zipfile
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -30,186 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from segstudio.io.cache_entry import EntryMismatch, expect_equal
-from segstudio.models.checkpoint import CheckpointError, check_finite
-
-PACKAGE_HINT = 'install the optional extra: pip install "segstudio[sam]"'
-ENCODER_KEY = "image_encoder.patch_embed.proj.weight"
-DECODER_HEADS = 8          # the official mask decoder's attention heads (not stored in weights)
-
-
-class PromptedError(ValueError):
-    """A weights file, prompt or image the prompted segmenter cannot use; the message says why."""
-
-
-class EmbeddingCancelled(Exception):
-    """The user cancelled the image embedding."""
-
-
-# -- weights -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SamSpec:
-    """Sizes of a Segment Anything network, read from its state dict."""
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    global_attn_indexes: tuple[int, ...]
-    window_size: int
-    img_size: int = 1024
-    patch_size: int = 16
-    mlp_ratio: float = 4.0
-    prompt_dim: int = 256
-    mask_in_chans: int = 16
-    decoder_depth: int = 2
-    decoder_mlp_dim: int = 2048
-    num_multimask_outputs: int = 3
-    iou_head_depth: int = 3
-    iou_head_hidden_dim: int = 256
-
-    @property
-    def name(self) -> str:
-        known = {(768, 12): "ViT-B", (1024, 24): "ViT-L", (1280, 32): "ViT-H"}
-        return known.get((self.embed_dim, self.depth), f"ViT {self.embed_dim}×{self.depth}")
-
-
-def _indices(state: dict, prefix: str) -> list[int]:
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
-    return sorted({int(m.group(1)) for k in state if (m := pattern.match(k))})
-
-
-def spec_from_state_dict(state: dict) -> SamSpec:
-    """The network sizes a state dict was saved from (official ViT-B/L/H, MedSAM, or smaller)."""
-    try:
-        e, _, p, _ = state[ENCODER_KEY].shape
-        grid = state["image_encoder.pos_embed"].shape[1]
-        blocks = _indices(state, "image_encoder.blocks.")
-        rel = [state[f"image_encoder.blocks.{i}.attn.rel_pos_h"].shape for i in blocks]
-        head_dim = rel[0][1]
-        global_idx = tuple(i for i, s in zip(blocks, rel) if s[0] == 2 * grid - 1)
-        local = [s[0] for s in rel if s[0] != 2 * grid - 1]
-        return SamSpec(
-            embed_dim=e, depth=len(blocks), num_heads=e // head_dim,
-            global_attn_indexes=global_idx,
-            window_size=(local[0] + 1) // 2 if local else 0,
-            img_size=grid * p, patch_size=p,
-            mlp_ratio=state["image_encoder.blocks.0.mlp.lin1.weight"].shape[0] / e,
-            prompt_dim=state["image_encoder.neck.0.weight"].shape[0],
-            mask_in_chans=state["prompt_encoder.mask_downscaling.3.weight"].shape[0],
-            decoder_depth=len(_indices(state, "mask_decoder.transformer.layers.")),
-            decoder_mlp_dim=state["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0],
-            num_multimask_outputs=state["mask_decoder.mask_tokens.weight"].shape[0] - 1,
-            iou_head_depth=len(_indices(state, "mask_decoder.iou_prediction_head.layers.")),
-            iou_head_hidden_dim=state["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0],
-        )
-    except (KeyError, IndexError, ValueError, ZeroDivisionError) as exc:
-        raise PromptedError(f"the weights lack a Segment Anything part ({exc})") from None
-
-
-def _sam_modules():
-    try:
-        from segment_anything import modeling
-    except ImportError:
-        raise PromptedError("prompted segmentation needs the segment-anything package; "
-                            + PACKAGE_HINT) from None
-    return modeling
-
-
-def build_sam(spec: SamSpec) -> torch.nn.Module:
-    """An (untrained) Segment Anything network of ``spec``'s sizes, from the official classes."""
-    m = _sam_modules()
-    grid = spec.img_size // spec.patch_size
-    return m.Sam(
-        image_encoder=m.ImageEncoderViT(
-            depth=spec.depth, embed_dim=spec.embed_dim, img_size=spec.img_size,
-            mlp_ratio=spec.mlp_ratio, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=spec.num_heads, patch_size=spec.patch_size, qkv_bias=True,
-            use_rel_pos=True, global_attn_indexes=spec.global_attn_indexes,
-            window_size=spec.window_size, out_chans=spec.prompt_dim),
-        prompt_encoder=m.PromptEncoder(
-            embed_dim=spec.prompt_dim, image_embedding_size=(grid, grid),
-            input_image_size=(spec.img_size, spec.img_size), mask_in_chans=spec.mask_in_chans),
-        mask_decoder=m.MaskDecoder(
-            num_multimask_outputs=spec.num_multimask_outputs,
-            transformer=m.TwoWayTransformer(depth=spec.decoder_depth,
-                                            embedding_dim=spec.prompt_dim,
-                                            mlp_dim=spec.decoder_mlp_dim,
-                                            num_heads=DECODER_HEADS),
-            transformer_dim=spec.prompt_dim, iou_head_depth=spec.iou_head_depth,
-            iou_head_hidden_dim=spec.iou_head_hidden_dim),
-    ).eval()
-
-
-def unwrap_state_dict(obj, name: str) -> dict:
-    """The plain state dict inside a checkpoint (MedSAM's training saves it under ``model``)."""
-    for key in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise PromptedError(f"{name}: this file holds no state dict of tensors")
-    if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    if ENCODER_KEY not in obj:
-        some = ", ".join(list(obj)[:3]) or "none"
-        raise PromptedError(f"{name}: not a Segment Anything or MedSAM checkpoint (it has no "
-                            f"{ENCODER_KEY}; its first keys: {some})")
-    return obj
-
-
-def sam_from_state_dict(state: dict, name: str = "weights", *, meta: bool = False):
-    """Build the network the state dict describes and load it (strictly).
-
-    The network is built on the meta device and the tensors assigned, so no time goes into a
-    random initialisation that is thrown away. ``meta=True`` leaves it there (a shape check).
-    """
-    spec = spec_from_state_dict(state)
-    with torch.device("meta"):
-        sam = build_sam(spec)
-    try:
-        sam.load_state_dict({k: v if meta else v.float() for k, v in state.items()},
-                            strict=True, assign=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(first[:2])[:300]
-        raise PromptedError(f"{name}: the weights do not fit a Segment Anything {spec.name} "
-                            f"network ({detail})") from None
-    if not meta:
-        # Buffers outside the state dict (the pixel statistics) are made afresh on the CPU.
-        sam.pixel_mean = torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1)
-        sam.pixel_std = torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1)
-        left = [n for n, b in sam.named_buffers() if b.is_meta]
-        if left:
-            raise PromptedError(f"{name}: the weights leave {', '.join(left)} unset")
-    return sam, spec
-
-
-def load_weights_file(path: str | Path) -> dict:
-    """The state dict of a weights file, read with ``weights_only=True`` (no code runs);
-    weights holding NaN or infinity are refused, naming the first such weight."""
-    path = Path(path)
-    if not path.is_file():
-        raise PromptedError(f"{path}: no such weights file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EISDIR, errno.EIO):
-            raise PromptedError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
-        raise _damaged(path, exc) from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile,
-            AttributeError, ImportError, IndexError, KeyError) as exc:
-        raise _damaged(path, exc) from None
-    state = unwrap_state_dict(obj, path.name)
-    try:
-        check_finite(state, path.name)
-    except CheckpointError as exc:
-        raise PromptedError(str(exc)) from None
-    return state
-
-
-def _damaged(path: Path, exc: BaseException) -> PromptedError:
-    text = str(exc).strip()
-    detail = text.splitlines()[0][:200] if text else type(exc).__name__
-    return PromptedError(f"{path.name}: not a readable PyTorch weights file — damaged, "
-                         f"incomplete or another format ({detail})")
+from segstudio.models.prompt_errors import EmbeddingCancelled, PromptedError  # noqa: F401
+# The Segment Anything network and its weights file, re-exported: they were defined here.
+from segstudio.models.sam_network import (DECODER_HEADS, ENCODER_KEY, PACKAGE_HINT,  # noqa: F401
+                                          SamNetwork, SamSpec, build_sam, load_weights_file,
+                                          sam_from_state_dict, spec_from_state_dict,
+                                          unwrap_state_dict)
 
 
 # -- the network and its geometry ----------------------------------------------------------------
@@ -218,6 +41,9 @@ class PromptNetwork(Protocol):
 
     img_size: int
     embedding_shape: tuple[int, ...]      # the shape of ``encode``'s features, 1×C×g×g
+    # Optional: ``embedding_shapes`` (a network whose features are several maps, a tuple of
+    # tensors), ``square_input`` and ``preprocess(rgb8)`` (a network that takes the image
+    # squashed to its square by its own code), ``encoder_bytes()`` (its memory estimate).
 
     def encode(self, image: torch.Tensor, on_block: Callable[[int, int], None]) -> torch.Tensor:
         """Features of a 1×3×h×w float image (0…255, longest side ``img_size``, not padded)."""
@@ -229,37 +55,6 @@ class PromptNetwork(Protocol):
         frame."""
 
 
-class SamNetwork:
-    """The official network behind :class:`PromptNetwork`."""
-
-    def __init__(self, sam: torch.nn.Module) -> None:
-        self.sam = sam.eval()
-        self.img_size = int(sam.image_encoder.img_size)
-        prompt = sam.prompt_encoder
-        self.embedding_shape = (1, int(prompt.embed_dim), *map(int, prompt.image_embedding_size))
-        self._dense_pe: torch.Tensor | None = None      # constant: made once, not per click
-
-    @torch.inference_mode()
-    def encode(self, image, on_block):
-        blocks = self.sam.image_encoder.blocks
-        hooks = [b.register_forward_pre_hook(lambda _m, _a, i=i: on_block(i, len(blocks)))
-                 for i, b in enumerate(blocks)]
-        try:
-            return self.sam.image_encoder(self.sam.preprocess(image))
-        finally:
-            for h in hooks:
-                h.remove()
-
-    @torch.inference_mode()
-    def decode(self, features, coords, labels, box, mask_input, multimask):
-        points = (coords, labels) if coords is not None else None
-        sparse, dense = self.sam.prompt_encoder(points=points, boxes=box, masks=mask_input)
-        if self._dense_pe is None or self._dense_pe.device != features.device:
-            self._dense_pe = self.sam.prompt_encoder.get_dense_pe().to(features.device)
-        return self.sam.mask_decoder(
-            image_embeddings=features, image_pe=self._dense_pe,
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-            multimask_output=multimask)
 
 
 def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
@@ -272,7 +67,8 @@ def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
 class ImageEmbedding:
     """The encoder's output for one image, and the sizes needed to map prompts and masks."""
 
-    features: torch.Tensor                  # 1×C×g×g, float32 whatever the encoder ran in
+    features: torch.Tensor | tuple          # 1×C×g×g (or several maps), float32 whatever
+                                            # the encoder ran in
     original_size: tuple[int, int]          # (H, W) of the image
     input_size: tuple[int, int]             # (h, w) of the resized image inside the padded square
     precision: str = "fp32"                 # what the encoder computed in (fp32, bf16, fp16)
@@ -286,6 +82,7 @@ class PromptPrediction:
     scores: np.ndarray                      # C predicted IoU
     embedding: ImageEmbedding
     img_size: int
+    square: bool = False                    # the input was the whole square (SAM 2)
     _masks: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -298,6 +95,11 @@ class PromptPrediction:
         return self._masks[i]
 
     def _full_resolution(self, logits: np.ndarray) -> np.ndarray:
+        if self.square:       # one bilinear resize to the image, as SAM 2's library does
+            big = F.interpolate(torch.from_numpy(logits)[None, None],
+                                tuple(self.embedding.original_size), mode="bilinear",
+                                align_corners=False)[0, 0]
+            return (big > 0.0).numpy()
         h, w = self.embedding.input_size
         big = F.interpolate(torch.from_numpy(logits)[None, None], (self.img_size, self.img_size),
                             mode="bilinear", align_corners=False)[0, 0, :h, :w].numpy()
@@ -316,15 +118,30 @@ class PromptedSegmenter:
         self.device = torch.device(device)
         self.name = name
         self.img_size = int(network.img_size)
+        self.square = bool(getattr(network, "square_input", False))
+        self.shapes = tuple(getattr(network, "embedding_shapes", (network.embedding_shape,)))
         # The encoder's precision: fp32 until models.prompt_precision settles ``auto``.
         self.precision = "fp32"
         self.precision_note = ""
 
     @classmethod
     def from_file(cls, path: str | Path, device: torch.device | str = "cpu") -> "PromptedSegmenter":
+        """The segmenter of a Segment Anything or MedSAM weights file, or of a SAM 2 model
+        folder (SAM 2's errors are a :class:`ValueError` too)."""
         path = Path(path)
+        if path.is_dir():
+            from segstudio.models import sam2_image
+
+            network = sam2_image.load_network(path, torch.device(device))
+            return cls(network, device, sam2_image.describe(path, network))
         sam, spec = sam_from_state_dict(load_weights_file(path), path.name)
         return cls(SamNetwork(sam.to(device)), device, f"{spec.name} ({path.name})")
+
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the image inside the network's input square."""
+        if self.square:
+            return self.img_size, self.img_size
+        return resized_shape(height, width, self.img_size)
 
     def embed(self, rgb8: np.ndarray, progress: Callable[[int, int], None] | None = None,
               cancelled: Callable[[], bool] | None = None,
@@ -340,13 +157,16 @@ class PromptedSegmenter:
                 or min(rgb8.shape[:2]) < 1):
             raise PromptedError(f"the image must be H×W×3 uint8, not {rgb8.dtype} {rgb8.shape}")
         height, width = rgb8.shape[:2]
-        h, w = resized_shape(height, width, self.img_size)
-        # Pillow's bilinear resize with its antialiasing, as the official preprocessing does.
-        from PIL import Image
+        h, w = self.input_size(height, width)
+        if self.square:
+            x = self.network.preprocess(rgb8)
+        else:
+            # Pillow's bilinear resize with its antialiasing, as the official preprocessing does.
+            from PIL import Image
 
-        small = np.array(Image.fromarray(rgb8).resize((w, h), Image.Resampling.BILINEAR))
-        x = torch.from_numpy(small).to(self.device)
-        x = x.permute(2, 0, 1)[None].float()
+            small = np.array(Image.fromarray(rgb8).resize((w, h), Image.Resampling.BILINEAR))
+            x = torch.from_numpy(small).to(self.device)
+            x = x.permute(2, 0, 1)[None].float()
 
         def on_block(i: int, n: int) -> None:
             if cancelled is not None and cancelled():
@@ -357,14 +177,13 @@ class PromptedSegmenter:
         if cancelled is not None and cancelled():
             raise EmbeddingCancelled("the image embedding was cancelled")
         if precision == "fp32":
-            features = self.network.encode(x, on_block).detach()
+            features = _detached(self.network.encode(x, on_block))
         else:
             from segstudio.models.device import DTYPES
 
             with torch.autocast(self.device.type, dtype=DTYPES[precision]):
-                features = self.network.encode(x, on_block).detach()
-            features = features.float()
-        if not bool(torch.isfinite(features).all()):
+                features = _detached(self.network.encode(x, on_block))
+        if not all(bool(torch.isfinite(f).all()) for f in _maps(features)):
             raise PromptedError(f"{self.name or 'the network'}: the image embedding holds NaN or "
                                 "infinite values; the weights or this device's arithmetic "
                                 "cannot be trusted for this image")
@@ -382,17 +201,22 @@ class PromptedSegmenter:
         features give an empty mask."""
         height, width = int(image_shape[0]), int(image_shape[1])
         expect_equal(tuple(embedding.original_size), (height, width), "the image size (H, W)")
-        expect_equal(tuple(embedding.input_size), resized_shape(height, width, self.img_size),
+        expect_equal(tuple(embedding.input_size), self.input_size(height, width),
                      "the resized input's size (h, w)")
         features = embedding.features
-        if not isinstance(features, torch.Tensor) or features.dtype != torch.float32:
-            # The network runs in float32 (the weights are loaded as float32), and so must
-            # what its decoder is given.
-            raise EntryMismatch(f"the features are {type(features).__name__} "
-                                f"{getattr(features, 'dtype', '')}, not a float32 tensor")
-        expect_equal(tuple(features.shape), tuple(self.network.embedding_shape),
-                     "the feature map's shape")
-        if not bool(torch.isfinite(features).all()):
+        several = len(self.shapes) > 1
+        if several != isinstance(features, (tuple, list)):
+            raise EntryMismatch(f"the features are {type(features).__name__}, not "
+                                + ("several maps" if several else "one map"))
+        for f in _maps(features):
+            if not isinstance(f, torch.Tensor) or f.dtype != torch.float32:
+                # The network runs in float32 (the weights are loaded as float32), and so
+                # must what its decoder is given.
+                raise EntryMismatch(f"the features are {type(f).__name__} "
+                                    f"{getattr(f, 'dtype', '')}, not a float32 tensor")
+        expect_equal(tuple(tuple(f.shape) for f in _maps(features)),
+                     tuple(tuple(s) for s in self.shapes), "the feature map's shape")
+        if not all(bool(torch.isfinite(f).all()) for f in _maps(features)):
             raise EntryMismatch("the features hold NaN or infinite values")
 
     def to_input_frame(self, xy: np.ndarray, embedding: ImageEmbedding) -> np.ndarray:
@@ -439,9 +263,24 @@ class PromptedSegmenter:
             box_t = torch.as_tensor(corners.reshape(1, 4), dtype=torch.float32, device=dev)
         if mask_input is not None:
             mask_t = torch.as_tensor(mask_input, dtype=torch.float32, device=dev)[None, None]
-        low_res, iou = self.network.decode(embedding.features.to(dev), coords, lab, box_t,
-                                           mask_t, multimask)
+        features = embedding.features
+        features = (tuple(f.to(dev) for f in features) if isinstance(features, (tuple, list))
+                    else features.to(dev))
+        low_res, iou = self.network.decode(features, coords, lab, box_t, mask_t, multimask)
         low_res = low_res[0].float().cpu().numpy()
         scores = iou[0].float().cpu().numpy()
         order = np.argsort(-scores, kind="stable")
-        return PromptPrediction(low_res[order], scores[order], embedding, self.img_size)
+        return PromptPrediction(low_res[order], scores[order], embedding, self.img_size,
+                                self.square)
+
+
+def _maps(features) -> tuple:
+    """The feature maps of an embedding: one tensor, or several."""
+    return tuple(features) if isinstance(features, (tuple, list)) else (features,)
+
+
+def _detached(features):
+    """The encoder's output as float32 tensors off the graph (one, or a tuple of several)."""
+    if isinstance(features, (tuple, list)):
+        return tuple(f.detach().float() for f in features)
+    return features.detach().float()

@@ -60,11 +60,13 @@ def _first_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-def load_model(folder: str | Path, device: torch.device):
-    """The network and processor of a checked model folder, in float32 on ``device``."""
+def load_model(folder: str | Path, device: torch.device, model_class=None):
+    """The network and processor of a checked model folder, in float32 on ``device``
+    (``model_class``: the library's class to load, the video model by default)."""
     folder = Path(folder)
     check_folder(folder)
-    model_class, processor_class = _library()
+    video_class, processor_class = _library()
+    model_class = model_class or video_class
     from transformers.utils import logging as hf_logging
 
     # The library's progress bars and load reports stay off the user's stderr: what is wrong
