@@ -87,6 +87,9 @@ def build_menus(window) -> None:
     window._action("&Published torchvision weights…", lambda: launchers.published_dialog(window), None, m)
     window._action("Prompted &segmenter…", lambda: window.prompt.choose_weights(), None, m,
                    tip="Choose a Segment Anything or MedSAM weights file for the Prompt tool (Q)")
+    window._action("Prompted segmenter: SAM &2 folder…", lambda: window.prompt.choose_folder(),
+                   None, m, tip="Choose a SAM 2 model folder (Hugging Face format) for the "
+                                "Prompt tool (Q) on still images")
 
     m = mb.addMenu("&View")
     window._action("&Fit to window", window.canvas.fit_to_window, "Ctrl+0", m)

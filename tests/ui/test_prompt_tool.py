@@ -13,9 +13,13 @@ from prompt_doubles import DiskNetwork, save_small_sam
 pytest.importorskip("segment_anything")
 
 
-def _use_double(window, tmp_path, network=None):
-    """Weights remembered as a file, with the network replaced by the disk double."""
+def _use_double(window, tmp_path, network=None, ahead=0):
+    """Weights remembered as a file, with the network replaced by the disk double. These tests
+    count encoder passes, so nothing is embedded in advance unless ``ahead`` says so (the
+    prefetch has tests of its own)."""
     from segstudio.models.prompted import PromptedSegmenter
+
+    window.prompt.prefetch.ahead = ahead
 
     weights = tmp_path / "double.pth"
     weights.write_bytes(b"stands for a weights file")

@@ -1,10 +1,13 @@
-"""The Prompt tool's model side: the weights file, the image embedding, the decoder.
+"""The Prompt tool's model side: the weights, the image embedding, the decoder.
 
-The weights file is chosen with Model ▸ Prompted segmenter… and remembered in the settings.
+The weights are a Segment Anything or MedSAM file (Model ▸ Prompted segmenter…) or a SAM 2
+model folder (Model ▸ Prompted segmenter: SAM 2 folder…, or else the folder chosen for video
+tracking), remembered in the settings; one interface serves all three.
 The image embedding (the heavy encoder pass) runs in a :class:`BackgroundTask` with progress in
 the status bar and cancel on Esc, through an :class:`EmbeddingCache` (recent images in memory,
-more on disk under the user data folder), so coming back to an image is instant. The decoder
-runs on the GUI thread: it is the cheap part, and the mask appears with the click.
+more on disk under the user data folder), so coming back to an image is instant; the next items
+of the folder are embedded in advance (:mod:`.prompt_prefetch`), so moving on is instant too.
+The decoder runs on the GUI thread: it is the cheap part, and the mask appears with the click.
 torch is imported only once the tool is used, in the worker thread.
 """
 
@@ -18,17 +21,22 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMessageBox, QToolButton
 from segstudio.io.decode_memory import require_memory
 from segstudio.paths import user_data_dir
 from segstudio.ui.background.tasks import BackgroundTask
+from segstudio.ui.controllers.prompt_prefetch import EXPECTED, EmbeddingPrefetch
 from segstudio.ui.tools.prompt import PromptTool
 
 WEIGHTS_KEY = "prompt/weights"
+SAM2_FOLDER_KEY = "sam2/folder"         # the video tracking's folder, used when no other is set
 WHERE_TO_GET = (
-    "The Prompt tool needs a Segment Anything or MedSAM weights file, which segstudio never "
-    "downloads. Get one yourself: the official Segment Anything release by Meta AI Research "
-    "(its README links the ViT-B, ViT-L and ViT-H checkpoints, sam_vit_b/l/h_*.pth), or "
-    "MedSAM's ViT-B checkpoint for medical images (medsam_vit_b.pth, linked from the MedSAM "
-    "project's README). Save the .pth file anywhere, then choose it with Model ▸ Prompted "
-    "segmenter…; segstudio remembers it. The network code comes from the segment-anything "
-    'package: pip install "segstudio[sam]".')
+    "The Prompt tool needs a Segment Anything or MedSAM weights file, or a SAM 2 model folder, "
+    "which segstudio never downloads. Get one yourself: the official Segment Anything release "
+    "by Meta AI Research (its README links the ViT-B, ViT-L and ViT-H checkpoints, "
+    "sam_vit_b/l/h_*.pth), MedSAM's ViT-B checkpoint for medical images (medsam_vit_b.pth, "
+    "linked from the MedSAM project's README), or a SAM 2.1 folder in Hugging Face format "
+    "(facebook/sam2.1-hiera-tiny, -small, -base-plus or -large: config.json and "
+    "model.safetensors). Save it anywhere, then choose it with Model ▸ Prompted segmenter… "
+    "(a file) or Prompted segmenter: SAM 2 folder…; segstudio remembers it. The network code "
+    'comes from the segment-anything package (pip install "segstudio[sam]") or, for SAM 2, '
+    'from transformers (pip install "segstudio[sam2]").')
 
 
 class CandidateChooser(QWidget):
@@ -76,6 +84,10 @@ class PromptSession(QObject):
         self._restart = False
         self.embedding = None
         self._embedded = None            # (document, display window) the embedding is of
+        self._awaiting = None            # the target whose embedding the prefetch is making
+        self.prefetch = EmbeddingPrefetch(self)
+        self.prefetch.ready.connect(self._prefetched)
+        self.prefetch.stopped.connect(self._prefetch_stopped)
         self.tool = PromptTool(window, self)
         window.tools[PromptTool.name] = self.tool
         self.chooser = CandidateChooser(window.canvas, self.tool.choose)
@@ -85,8 +97,13 @@ class PromptSession(QObject):
 
     # -- weights -----------------------------------------------------------------------------
     def weights_path(self) -> str | None:
-        value = self.window.settings.value(WEIGHTS_KEY, "")
-        return str(value) if value else None
+        """The weights file or SAM 2 folder chosen for the Prompt tool; else the SAM 2 folder
+        chosen for tracking (one folder serves both)."""
+        for key in (WEIGHTS_KEY, SAM2_FOLDER_KEY):
+            value = self.window.settings.value(key, "")
+            if value:
+                return str(value)
+        return None
 
     def choose_weights(self) -> None:
         current = self.weights_path()
@@ -97,11 +114,31 @@ class PromptSession(QObject):
         if path:
             self.set_weights(path)
 
+    def choose_folder(self) -> None:
+        """Model ▸ Prompted segmenter: SAM 2 folder…"""
+        current = self.weights_path()
+        path = QFileDialog.getExistingDirectory(
+            self.window, "SAM 2 model folder for the Prompt tool (config.json and "
+            "model.safetensors)", current if current and Path(current).is_dir()
+            else str(Path.home()))
+        if path:
+            self.set_weights(path)
+
     def set_weights(self, path: str | Path) -> None:
-        """Remember ``path`` and load it in the background (errors name the file)."""
+        """Remember ``path`` (a weights file or a SAM 2 folder) and load it in the background
+        (errors name the file)."""
+        if Path(path).is_dir():
+            from segstudio.models.sam2_prompts import Sam2Error, check_folder
+
+            try:
+                check_folder(path)
+            except Sam2Error as exc:
+                self.window.show_error(f"Prompted segmenter: {exc}")
+                return
         self.window.settings.setValue(WEIGHTS_KEY, str(path))
         self.segmenter, self._segmenter_path = None, None
-        self.embedding, self._embedded = None, None
+        self.embedding, self._embedded, self._awaiting = None, None, None
+        self.prefetch.cancel()
         self.tool.clear()
         if self.task is not None:
             self.task.cancel()
@@ -115,7 +152,8 @@ class PromptSession(QObject):
     def hint(self) -> str:
         if self.weights_path() is None:
             return "Prompt tool: no weights file yet — Model ▸ Prompted segmenter…"
-        if self.task is not None and self._task_target is not None:
+        if (self.task is not None and self._task_target is not None) or \
+                self._awaiting is not None:
             return "Prompt tool: making the image embedding… (Esc cancels)"
         return ""
 
@@ -127,9 +165,12 @@ class PromptSession(QObject):
         box = QMessageBox(QMessageBox.Icon.Information, "Prompted segmenter", WHERE_TO_GET,
                           QMessageBox.StandardButton.Close, self.window)
         choose = box.addButton("Choose weights file…", QMessageBox.ButtonRole.AcceptRole)
+        folder = box.addButton("Choose SAM 2 folder…", QMessageBox.ButtonRole.AcceptRole)
         box.exec()
         if box.clickedButton() is choose:
             self.choose_weights()
+        elif box.clickedButton() is folder:
+            self.choose_folder()
 
     # -- embedding ---------------------------------------------------------------------------
     def activate(self) -> None:
@@ -152,6 +193,15 @@ class PromptSession(QObject):
             return
         if self.embedding is not None and self._same(self._embedded, target):
             return
+        if self._from_memory(target, path):
+            return
+        if self.prefetch.running():
+            if self.prefetch.busy_row == target[0].row:     # on its way: wait for it
+                self._awaiting = target
+                self.say("Prompt: finishing this image's embedding (started in advance)…")
+                self.window.canvas.update()
+                return
+            self.prefetch.cancel()           # the encoder is needed here now
         if self.task is not None:
             if not self._same(self._task_target, target):
                 self.task.cancel()
@@ -206,7 +256,7 @@ class PromptSession(QObject):
             return seg, emb, bool(measured)
 
         # PromptedError is a ValueError; naming it here would import torch on the GUI thread.
-        self.task = BackgroundTask(job, (ValueError, OSError, MemoryError), self)
+        self.task = BackgroundTask(job, EXPECTED, self)
         self._task_target = target
         self.task.progressed.connect(self._progress)
         self.task.succeeded.connect(lambda result, p=path, t=target: self._done(result, p, t))
@@ -242,6 +292,59 @@ class PromptSession(QObject):
                          f"{emb.precision}) — click an object (right-click: background), "
                          "drag a box; Enter keeps the mask", 6000)
             self.tool.refresh()
+            self._prefetch_after(target)
+
+    # -- the next items, in advance ----------------------------------------------------------
+    def _key(self, path: str) -> str | None:
+        from segstudio.models.prompt_cache import weights_key
+
+        try:
+            return weights_key(path)
+        except OSError:
+            return None
+
+    def _from_memory(self, target, path: str) -> bool:
+        """Take the image's embedding from the cache's memory at once (made in advance, or
+        earlier): no task, no wait. False when memory does not hold it."""
+        seg = self.segmenter
+        if seg is None or self._segmenter_path != path or self.cache is None:
+            return False
+        key = self._key(path)
+        emb = None if key is None else self.cache.in_memory(key, target[0].display_rgb8(),
+                                                            seg.precision)
+        if emb is None:
+            return False
+        self.embedding, self._embedded, self._awaiting = emb, target, None
+        self.say(f"Prompt: {seg.name} — this image's embedding was ready (encoder "
+                 f"{emb.precision}); click an object", 4000)
+        self.tool.refresh()
+        self.window.canvas.update()
+        self._prefetch_after(target)
+        return True
+
+    def _prefetch_after(self, target) -> None:
+        path, seg = self.weights_path(), self.segmenter
+        if path is None or seg is None or self._segmenter_path != path:
+            return
+        key = self._key(path)
+        if key is not None:
+            self.prefetch.start(target[0].row, seg, path, key)
+
+    def _prefetched(self, row: int) -> None:
+        """A row's embedding is ready: the image on screen, if it was waiting for it."""
+        target = self._target()
+        if self._awaiting is not None and self._same(self._awaiting, target) and \
+                target[0].row == row:
+            self._awaiting = None
+            self.prepare()
+
+    def _prefetch_stopped(self) -> None:
+        """The advance work ended without the image that waits for it (cancelled, or it
+        failed): make it now, on demand."""
+        if self._awaiting is not None:
+            self._awaiting = None
+            if self.window.canvas.tool is self.tool:
+                self.prepare()
 
     def _failed(self, message: str) -> None:
         if self.task is not None and self.task.was_cancelled:
@@ -267,11 +370,13 @@ class PromptSession(QObject):
     def _document_shown(self, doc) -> None:
         if self._embedded is not None and self._embedded[0] is not doc:
             self.embedding, self._embedded = None, None     # the cache still has it
+        self._awaiting = None
         if self.window.canvas.tool is self.tool:
             self.tool.clear()
             self.prepare()
 
     def shutdown(self) -> None:
+        self.prefetch.shutdown()
         if self.task is not None:
             self._restart = False
             self.task.cancel()
@@ -290,6 +395,7 @@ class PromptSession(QObject):
             return None
         from segstudio.models.prompted import PromptedError
 
+        self.prefetch.gate.touch()           # the advance work waits while the person clicks
         try:
             return self.segmenter.predict(self.embedding, points, labels, box,
                                           mask_input=mask_input)
