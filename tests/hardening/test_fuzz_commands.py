@@ -7,7 +7,7 @@ is fuzzed too: numbers get values around their bounds and ones that are not numb
 an unknown one, files come from the recipes below (valid, mutated, random bytes, empty, missing,
 a folder). Every kind of file a command reads is drawn: checkpoints and their model cards, class
 sets, workspaces (with object maps), label PNGs, images and DICOMs, VOC trees, labelme JSON,
-Segment Anything weights, and the two caches in the user's data folder (the precision
+Segment Anything weights, SAM 2 model folders, and the two caches in the user's data folder (the precision
 calibration and the prompt embeddings), which are spoilt between runs. The inputs are tiny and
 counts and epochs small, so a run that is allowed to succeed stays short.
 """
@@ -165,6 +165,13 @@ class World:
         self.payload = torch.load(self.checkpoint, weights_only=True)
         self.card = json.loads((weights_dir() / f"chest_xray_unet_lite{CARD_SUFFIX}").read_text())
         self.sam = save_small_sam(base / "sam.pth")
+        self.sam2 = None
+        try:
+            from sam2_doubles import save_tiny_sam2
+
+            self.sam2 = save_tiny_sam2(base / "sam2")
+        except ImportError:                          # without the .[sam2] extra
+            pass
         self.sam_state = torch.load(self.sam, weights_only=True)
         self.dicom = Path(pydicom_data.get_testdata_file("CT_small.dcm"))
         labelme = base / "labelme"
@@ -288,6 +295,38 @@ class World:
         if recipe == "mutated":
             state = _mutate(state, rng, rng.randrange(1, 3))
         torch.save(state, path)
+        return path
+
+    def sam2_folder(self, recipe: str, rng: random.Random) -> Path:
+        """A SAM 2 model folder: the tiny real network's, its config mutated, its weights cut
+        short or overwritten, a part missing, or one of the recipes that do not depend on the
+        kind of file."""
+        path = self._spoilt(recipe, rng, "")
+        if path is not None:
+            return path
+        if self.sam2 is None or recipe == "valid":
+            return self.sam2 or self.scratch / "no-sam2"
+        path = self.scratch / f"{next(self.count)}-sam2"
+        shutil.copytree(self.sam2, path)
+        config = path / "config.json"
+        (weights,) = path.glob("*.safetensors")
+        how = rng.choice(["config", "config", "cut", "bytes", "missing part", "pickle only"])
+        if how == "config":
+            doc = _mutate(json.loads(config.read_text()), rng, rng.randrange(1, 4))
+            config.write_text(json.dumps(doc))
+        elif how == "cut":
+            data = weights.read_bytes()
+            weights.write_bytes(data[:rng.randrange(len(data))])
+        elif how == "bytes":
+            data = bytearray(weights.read_bytes())
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            weights.write_bytes(bytes(data))
+        elif how == "missing part":
+            victim = rng.choice(sorted(p for p in path.iterdir() if p != config))
+            victim.unlink()
+        else:
+            weights.rename(weights.with_suffix(".bin"))
         return path
 
     def image_file(self, recipe: str, rng: random.Random) -> Path:
@@ -459,8 +498,14 @@ def _value(command: str, action: argparse.Action, world: World, data) -> list[st
     if dest == "weights" and command == "predict" and \
             data.draw(st.booleans(), label="weights of another format"):
         return [str(world.model_file(recipe, rng))]
+    if (command == "track" and dest == "weights") or (
+            command == "prompt" and dest == "weights"
+            and data.draw(st.booleans(), label="a SAM 2 folder")):
+        return [str(world.sam2_folder(recipe, rng))]
     if command == "prompt" and dest == "weights":
         return [str(world.sam_file(recipe, rng))]
+    if command == "track" and dest == "video":
+        return [str(world._spoilt(recipe, rng, ".avi") or world.base / "ws" / "clip.avi")]
     if command in ("grow", "prompt") and dest == "image":
         return [str(world.image_file(recipe, rng))]
     if dest == "seeds":
@@ -568,3 +613,31 @@ def test_every_command_ends_in_success_or_one_error_line(world, capsys, command,
     assert code in (0, 2), (argv, code, err)
     if code == 2:
         assert len(ERROR_LINE.findall(err)) == 1, (argv, err)
+
+
+@pytest.mark.parametrize("command", ["track", "prompt"])
+@pytest.mark.parametrize("seed", range(10))
+def test_a_sam2_folder_valid_or_spoilt_ends_in_success_or_one_error_line(world, capsys,
+                                                                           command, seed):
+    """The drawn runs above seldom get past the prompts' own checks to the model folder; these
+    runs always do, with the folder valid (seed 0) or spoilt in each of the recipes' ways."""
+    if world.sam2 is None:
+        pytest.skip("SAM 2 needs the .[sam2] extra")
+    world.new_run()
+    rng = random.Random(seed)
+    recipe = "valid" if seed == 0 else BAD_FILES[seed % len(BAD_FILES)]
+    folder = world.sam2_folder(recipe, rng)
+    if command == "track":
+        argv = ["track", "--weights", str(folder), "--video", str(world.base / "ws" / "clip.avi"),
+                "--frame", "0", "--point", "10", "10", "--out", str(world.scratch / "out")]
+    else:
+        argv = ["prompt", "--weights", str(folder), "--image",
+                str(world.base / "images" / "a.png"), "--point", "10", "10", "--precision",
+                "fp32", "--out", str(world.scratch / "out.png")]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, (argv, err)
+    assert code == 0 if recipe == "valid" else code in (0, 2), (argv, code, err)
+    if code == 2:
+        assert len(ERROR_LINE.findall(err)) == 1 and len(err.strip().splitlines()) == 1, \
+            (argv, err)
