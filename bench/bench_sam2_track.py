@@ -149,6 +149,17 @@ def measure(shape: str, frames: int, size: int, threads: int, repeats: int,
     return rows
 
 
+def quick() -> list[dict]:
+    """A short run for ``bench/run_all.py``: the tests' tiny network, 60 frames of 64², one
+    process per path, best of 2 runs each."""
+    rows = measure("tiny-random", 60, 64, threads=1, repeats=2, pairs=1)
+    app, lib = (next(r for r in rows if r["mode"] == m) for m in ("app", "library"))
+    ratio = app["cpu_ms_per_frame"] / lib["cpu_ms_per_frame"]
+    return [{"measure": "SAM 2 tracking, CPU ms per frame (tiny random, 60 frames 64²)",
+             "value": app["cpu_ms_per_frame"], "baseline": lib["cpu_ms_per_frame"],
+             "goal": "≤ 1.1× the library's loop", "met": ratio <= 1.1}]
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))

@@ -31,6 +31,8 @@ SCRIPTS = (
     ("bench_stall", "stall (model, CRF)"),
     ("bench_grow", "grow"),
     ("bench_prompt", "prompt click"),
+    ("bench_sam2_click", "SAM 2 click on a prefetched image"),
+    ("bench_sam2_track", "SAM 2 tracking"),
     ("bench_video", "video fps"),
     ("bench_propagation", "propagation"),
     ("bench_refine", "CRF"),
