@@ -15,7 +15,9 @@ and then timed ``--repeats`` times), since other programs on the machine only ev
 
 ``--shape tiny-random`` is the small network the tests use (64² input); ``--shape hiera-tiny``
 is a random network of SAM 2.1 tiny's real shape (1024² input, 39.0 M parameters), which gives
-the per-frame time a laptop CPU would see with the real tiny weights.
+the per-frame time a laptop CPU would see with the real tiny weights; ``--shape hiera-small``
+is SAM 2.1 small's (the same Hiera widths with 11 blocks in the third stage and global
+attention in blocks 7, 10 and 13, as its published configuration has).
 
 Run: ``python bench/bench_sam2_track.py --shape tiny-random --frames 300 --threads 1``
 """
@@ -49,7 +51,12 @@ def _model(folder: Path, shape: str) -> Path:
     from sam2_doubles import default_processor_files
 
     torch.manual_seed(0)
-    model = Sam2VideoModel(Sam2VideoConfig()).eval()       # the defaults are SAM 2.1 hiera-tiny
+    config = Sam2VideoConfig()                              # the defaults are SAM 2.1 hiera-tiny
+    if shape == "hiera-small":
+        backbone = config.vision_config.backbone_config
+        backbone.blocks_per_stage = [1, 2, 11, 2]
+        backbone.global_attention_blocks = [7, 10, 13]
+    model = Sam2VideoModel(config).eval()
     with torch.no_grad():
         model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(2.0)
     model.save_pretrained(folder)
@@ -165,7 +172,8 @@ def main() -> None:
         _child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", choices=("tiny-random", "hiera-tiny"), default="tiny-random")
+    parser.add_argument("--shape", choices=("tiny-random", "hiera-tiny", "hiera-small"),
+                        default="tiny-random")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--size", type=int, default=64, help="video frame side in pixels")
     parser.add_argument("--threads", type=int, default=1)
