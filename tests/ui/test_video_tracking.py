@@ -195,3 +195,58 @@ def test_a_second_object_keeps_each_objects_class(clip_window, qtbot):
                                       np.select([ids == 1, ids == 2], [2, 3], 0))
         both += (ids == 1).any() and (ids == 2).any()
     assert both > 0
+
+
+def test_the_clicks_are_kept_and_a_correction_after_reopening_builds_on_them(clip_window,
+                                                                            qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from segstudio.models.sam2_video import TrackPrompt
+    from segstudio.ui.main_window import MainWindow
+
+    window = clip_window
+    window.video.tracking.set_folder(window._model_dir)
+    window.legend.select_class(2)
+    _track_from(window, qtbot, 2, 12, 20)
+    root = window.workspace.root
+    assert (root / "segstudio-tracking.json").is_file()
+    window.close()
+
+    again = MainWindow(settings=QSettings(str(tmp_path / "again.ini"),
+                                          QSettings.Format.IniFormat))
+    again.interactive, again.discard_changes_on_close = False, True
+    qtbot.addWidget(again)
+    again.resize(1000, 700)
+    again.show()
+    qtbot.waitExposed(again)
+    assert again.open_paths([root])
+    again._model_dir = window._model_dir
+    again.video.tracking.set_folder(window._model_dir)
+    again.legend.select_class(2)
+    again.activateWindow()
+    qtbot.waitUntil(again.isActiveWindow, timeout=5_000)    # Q reaches the new window
+    _track_from(again, qtbot, 14, 36, 22)
+    # The result is SAM 2's for both clicks: the one kept from before and the correction.
+    expected = _reference(again, [TrackPrompt(2, 1, [(12.0, 20.0)], [1]),
+                                  TrackPrompt(14, 1, [(36.0, 22.0)], [1])], 14)
+    alone = _reference(again, [TrackPrompt(14, 1, [(36.0, 22.0)], [1])], 14)
+    assert any(not np.array_equal(expected[f], alone[f]) for f in range(14, FRAMES))
+    ws = again.workspace
+    for frame in range(14, FRAMES):
+        np.testing.assert_array_equal(ws.load_labels(ws.items[_row(again, frame)]),
+                                      np.where(expected[frame] > 0, 2, 0))
+    again.close()
+
+
+def test_a_damaged_tracking_file_is_named_kept_and_tracking_still_runs(clip_window, qtbot):
+    window = clip_window
+    kept = window.workspace.root / "segstudio-tracking.json"
+    kept.write_bytes(b"{damaged")
+    window.video.tracking.set_folder(window._model_dir)
+    window.legend.select_class(2)
+    messages = []
+    window.statusBar().messageChanged.connect(messages.append)
+    _track_from(window, qtbot, 2, 12, 20)
+    assert "done: 22 frame(s)" in window.video.message.text()
+    assert any("segstudio-tracking.json: cannot be read" in m for m in messages)
+    assert kept.read_bytes() == b"{damaged"

@@ -11,11 +11,14 @@ chosen in the legend when it was clicked.
 
 Correct anywhere: go to a frame where the mask went wrong, click again, Track again. The clicks
 of every earlier Track on this video stay in SAM 2's memory, and tracking starts again at the
-corrected frame; the frames before it keep what they have.
+corrected frame; the frames before it keep what they have. The clicks, with each object's class
+name, are kept in the workspace (:mod:`segstudio.io.track_prompts`), so a correction after
+reopening it still builds on them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +51,12 @@ class TrackRun(BackgroundTask):
     Succeeds with (frames done, cancelled)."""
 
     result = Signal(int, object, object)
+    warning = Signal(str)
 
     def __init__(self, tracking: "VideoTracking", ws, source: Path, rows: dict[int, int],
                  prompts: list, first: int, last: int, reverse: bool,
-                 classes: dict[int, int], writable: set[int]) -> None:
+                 classes: dict[int, int], writable: set[int],
+                 names: dict[int, str] | None = None) -> None:
         super().__init__(self._track, EXPECTED, tracking.panel)
         self.tracking, self.workspace, self.source, self.rows = tracking, ws, source, rows
         self.prompts, self.first, self.last, self.reverse = prompts, first, last, reverse
@@ -60,11 +65,24 @@ class TrackRun(BackgroundTask):
         for obj, cls in classes.items():
             self.lut[obj] = cls
         self.writable = writable
+        self.names = names or {}
+
+    def _keep_clicks(self) -> None:
+        """Write this video's clicks to the workspace for next time (a failure is said, and
+        tracking goes on)."""
+        from segstudio.io.track_prompts import TrackPromptsError, save_video
+
+        try:
+            save_video(self.workspace.root, Path(self.source).as_posix(),
+                       [dataclasses.asdict(p) for p in self.prompts], self.names)
+        except (TrackPromptsError, WorkspaceError, OSError) as exc:
+            self.warning.emit(f"the clicks were not kept for next time: {exc}")
 
     def _track(self, progress, cancelled):
         from segstudio.io.object_store import save_objects
         from segstudio.models.sam2_video import TrackingCancelled
 
+        self._keep_clicks()
         ws = self.workspace
         tracker = self.tracking.tracker_for(self.tracking.folder())
         done = 0
@@ -123,6 +141,46 @@ class VideoTracking(QObject):
         row.addStretch(1)
         row.addWidget(self.track_button)
         panel.layout().insertLayout(panel.layout().count() - 2, row)
+
+    # -- the clicks kept in the workspace ----------------------------------------------------
+    def prompts_of(self, source: Path) -> list:
+        """The clicks given on ``source`` so far: in this window, or kept from before."""
+        if source not in self.prompts:
+            self.prompts[source], kept_classes = self._kept(source)
+            self.classes.setdefault(source, {}).update(kept_classes)
+        return self.prompts[source]
+
+    def _kept(self, source: Path) -> tuple[list, dict[int, int]]:
+        """The clicks kept for ``source`` that still fit the video, and each object's class
+        (by name; a name the workspace lacks now is left out)."""
+        from segstudio.io.track_prompts import TrackPromptsError, load_video
+        from segstudio.models.sam2_prompts import Sam2Error, TrackPrompt, check_prompts
+
+        win, ws = self.window, self.window.workspace
+        try:
+            stored, names = load_video(ws.root, Path(source).as_posix())
+        except TrackPromptsError as exc:
+            win.statusBar().showMessage(f"SAM 2: {exc}", 10000)
+            return [], {}
+        prompts, dropped = [], 0
+        size = (win.doc.image.width, win.doc.image.height) if win.doc is not None else None
+        for p in stored:
+            prompt = TrackPrompt(p["frame"], p["obj_id"], list(p["points"]), list(p["labels"]),
+                                 p["box"])
+            try:
+                if size is None:
+                    raise Sam2Error("no frame to hold it against")
+                check_prompts([prompt], *size, self.panel.frame_count)
+            except Sam2Error:
+                dropped += 1
+                continue
+            prompts.append(prompt)
+        if dropped:
+            win.statusBar().showMessage(f"SAM 2: {dropped} kept click group(s) no longer fit "
+                                        f"{Path(source).name} and were left out", 10000)
+        index = {name: i for i, name in enumerate(win.classes.names)}
+        classes = {obj: index[name] for obj, name in names.items() if index.get(name, 0) > 0}
+        return prompts, classes
 
     # -- the model folder --------------------------------------------------------------------
     def folder(self) -> str | None:
@@ -184,7 +242,7 @@ class VideoTracking(QObject):
                              points=[(float(x), float(y)) for x, y, _ in tool.points],
                              labels=[int(label) for _, _, label in tool.points],
                              box=tuple(float(v) for v in tool.box) if tool.box else None)
-        kept = [p for p in self.prompts.get(panel.source, [])
+        kept = [p for p in self.prompts_of(panel.source)
                 if (p.frame, p.obj_id) != (frame, obj)]
         prompts = kept + [prompt]           # the new one last: tracking starts at its frame
         reverse = self.backwards.isChecked()
@@ -207,8 +265,11 @@ class VideoTracking(QObject):
         # what they have, and earlier clicks stay in SAM 2's memory.
         writable = {f for f, row in panel.rows.items()
                     if ws.items[row].status not in PROTECTED}
+        names = {o: win.classes.names[c] for o, c in classes.items()
+                 if 0 <= c < len(win.classes.names)}
         task = TrackRun(self, ws, panel.source, dict(panel.rows), prompts, first, last,
-                        reverse, dict(classes), writable)
+                        reverse, dict(classes), writable, names)
+        task.warning.connect(lambda m: win.statusBar().showMessage(f"SAM 2: {m}", 10000))
         task.result.connect(lambda row, labels, objects: self._apply(ws, row, labels, objects,
                                                                      writable))
         task.succeeded.connect(lambda outcome: self._tracked(outcome, frame))
