@@ -95,37 +95,12 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def training_bytes(model_name: str, config: str, num_classes: int, batch: int,
                    crop: int) -> int | None:
-    """About the peak bytes one training step of this network holds: its weights four times
-    (the weights, their gradients, two optimiser moments) and every layer's output for a batch
-    of crops (kept for the backward pass, once more for its gradient). Worked out on the meta
-    device, where nothing is allocated or computed; None for a network that cannot run there
-    (the run itself then goes ahead unchecked)."""
-    import torch
+    """About the peak bytes one training step of this registry network holds (see
+    :mod:`segstudio.train.memory`); None when it cannot be worked out (the run then goes ahead
+    unchecked)."""
+    from segstudio.train.memory import registry_step_bytes
 
-    from segstudio.models import registry
-
-    outputs = 0
-
-    def count(_module, _inputs, output) -> None:
-        nonlocal outputs
-        for t in (output if isinstance(output, (tuple, list)) else
-                  output.values() if isinstance(output, dict) else (output,)):
-            if isinstance(t, torch.Tensor):
-                outputs += t.numel() * t.element_size()
-
-    try:
-        with torch.device("meta"):
-            model = registry.build_model(model_name, num_classes, config=config)
-            weights = sum(p.numel() * p.element_size() for p in model.parameters())
-            leaves = [m for m in model.modules() if not list(m.children())]
-            hooks = [m.register_forward_hook(count) for m in leaves]
-            model.train()
-            model(torch.empty(batch, 3, crop, crop))
-        for h in hooks:
-            h.remove()
-    except Exception:  # noqa: BLE001 - an estimate that cannot be made is no reason to refuse
-        return None
-    return 4 * weights + 2 * outputs + batch * crop * crop * 3 * 4
+    return registry_step_bytes(model_name, config, num_classes, batch, crop)
 
 
 def _check_memory(args: argparse.Namespace) -> None:

@@ -87,6 +87,10 @@ def finetune_model_file(source: str | Path, data_dir: str | Path, out: str | Pat
     net = ShownNet(found.net, found.stride, found.input_size).to(dev)
     for p in net.parameters():
         p.requires_grad_(True)
+    from segstudio.train.memory import require_step_memory, step_bytes
+
+    require_step_memory(step_bytes(net, batch_size, crop),
+                        f"fine-tuning {source.name} on batches of {batch_size} crops of {crop} px")
     lr = DEFAULT_LR["adamw"] / 10 if lr is None else float(lr)
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr,
                             weight_decay=1e-4)

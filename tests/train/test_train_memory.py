@@ -55,3 +55,50 @@ def test_a_file_that_is_not_a_checkpoint_is_replaced_only_with_overwrite(shapes,
     assert notes.read_text() == "my notes, not a checkpoint"
     assert main(argv + ["--overwrite"]) == 0
     assert main(argv) == 0                        # a checkpoint now: a rerun replaces it
+
+
+def test_the_estimate_of_a_network_with_weights_equals_the_meta_one_and_touches_nothing():
+    """A model folder's network (weights already in memory) is sized under fake tensors: the
+    same figure as the same network built on the meta device, nothing computed or changed."""
+    from segstudio.models import registry
+    from segstudio.train.memory import registry_step_bytes, step_bytes
+
+    torch.manual_seed(0)
+    model = registry.build_model("unet", 3, config="lite")
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    found = step_bytes(model, 2, 64)
+    assert found == registry_step_bytes("unet", "lite", 3, 2, 64)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_fine_tuning_a_model_folder_that_cannot_fit_is_refused_before_it_starts(tmp_path,
+                                                                               monkeypatch):
+    pytest.importorskip("segmentation_models_pytorch")
+    from foreign_models import save_smp_unet
+    from test_finetune_file import _roads_voc
+
+    from segstudio.train.finetune_file import finetune_model_file
+    from segstudio.train.loop import TrainError
+
+    from segstudio.models import formats
+
+    save_smp_unet(tmp_path / "unet")
+    data = _roads_voc(tmp_path / "voc")
+    room = [10 ** 12]
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: room[0])
+    load = formats.load_any
+
+    def load_then_fill_memory(*args, **kwargs):      # the folder loads; then memory runs short
+        found = load(*args, **kwargs)
+        room[0] = 1_000_000
+        return found
+
+    monkeypatch.setattr(formats, "load_any", load_then_fill_memory)
+    with pytest.raises(TrainError, match=r"^not enough memory for fine-tuning unet on batches "
+                                         r"of 2 crops of 64 px: .*lower the batch size or the "
+                                         r"crop$"):
+        finetune_model_file(tmp_path / "unet", data, tmp_path / "tuned", epochs=1,
+                            batch_size=2, crop=64, device="cpu")
+    assert not (tmp_path / "tuned").exists()

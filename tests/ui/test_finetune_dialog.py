@@ -197,3 +197,29 @@ def test_an_smp_folder_picked_in_the_model_panel_fine_tunes_into_a_folder_in_the
     assert tuned.format == "smp" and tuned.meta.classes.names == NAMES
     qtbot.waitUntil(lambda: window.is_idle() and any(
         e.choice.model_file == out for e in window.models.panel.entries), timeout=120_000)
+
+
+def test_training_that_cannot_fit_is_refused_in_the_dialog_before_it_starts(window, tmp_path,
+                                                                            qtbot, monkeypatch):
+    from segstudio.io import decode_memory
+    from segstudio.train import loop
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((48, 48, 3), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    window.open_paths([folder])
+    for item in window.workspace.items:
+        window.workspace.save_labels(item, np.ones((48, 48), np.uint8))
+    started = []
+    monkeypatch.setattr(loop, "train", lambda *a, **k: started.append(1))
+    monkeypatch.setattr(decode_memory, "available_memory", lambda: 1_000_000)
+    dialog = finetune_dialog(window)
+    qtbot.addWidget(dialog)
+    dialog.arch.setCurrentIndex(dialog.arch.findData("unet"))
+    dialog.start_from.setCurrentIndex(dialog.start_from.count() - 1)
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.is_running(), timeout=60_000)
+    assert dialog.result is None and not started
+    assert "not enough memory for training unet" in dialog.status.text()
+    assert "lower the batch size or the crop" in dialog.status.text()

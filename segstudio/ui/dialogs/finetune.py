@@ -167,6 +167,11 @@ class TrainingThread(QThread):
                 self._record(ws, items, out)
                 self.succeeded.emit(result)
                 return
+            from segstudio.train.memory import registry_step_bytes, require_step_memory
+
+            require_step_memory(registry_step_bytes(arch, config, len(ws.classes), batch, crop),
+                                f"training {arch} ({config}) on batches of {batch} crops of "
+                                f"{crop} px")
             self.message.emit(f"Training {arch} ({config}) on {len(items)} item(s)…")
             result = train(arch, data_dir, config=config, epochs=epochs, crop=crop, out=out,
                            batch_size=batch, lr=lr, init=init, progress=self.progressed.emit,
