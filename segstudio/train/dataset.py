@@ -69,12 +69,14 @@ class VocSegmentation(Dataset):
     """Samples ``(image 3×H×W float32 normalised, labels H×W int64)`` from one split.
 
     With ``augment`` set, each sample is scaled, maybe flipped, padded and cropped to
-    ``augment.crop``; without it the full image is returned (validation).
+    ``augment.crop``; without it the full image is returned (validation). ``label_lut`` (256
+    values) renumbers the stored labels as read: the tree's classes into a network's own order.
     """
 
     def __init__(self, root: str | Path, split: str = "train", *,
                  mean: tuple[float, float, float], std: tuple[float, float, float],
-                 augment: Augment | None = None, num_classes: int | None = None) -> None:
+                 augment: Augment | None = None, num_classes: int | None = None,
+                 label_lut: np.ndarray | None = None) -> None:
         self.root = Path(root)
         self.split = split
         self.items = _read_split(self.root, split)
@@ -82,6 +84,7 @@ class VocSegmentation(Dataset):
         self.std = np.asarray(std, np.float32) * 255.0
         self.augment = augment
         self.num_classes = num_classes
+        self.label_lut = label_lut
 
     def __len__(self) -> int:
         return len(self.items)
@@ -91,6 +94,8 @@ class VocSegmentation(Dataset):
         sid, image_path, label_path = self.items[index]
         image = read_rgb(image_path)
         labels = _read_labels(label_path)
+        if self.label_lut is not None:
+            labels = self.label_lut[labels]
         if labels.shape != image.shape[:2]:
             raise DatasetError(f"{label_path.name}: labels are {labels.shape[1]}×"
                                f"{labels.shape[0]} but image {image_path.name} is "

@@ -3,7 +3,9 @@
 The network is the folder's own (its library's class, read from ``model.safetensors``), trained
 as the Predictor runs it (padded to its stride, its scores resized to the labels) with the
 training loop's steps, augmentation and validation. It keeps its classes and its input
-normalisation: the tree must name the same classes in the same order. The best epoch is written
+normalisation: the tree's labels are matched to the network's classes by name (renumbered as
+read when the tree orders them otherwise); pixels of a class the network does not have are left
+out of the loss, and said so, since a folder's head cannot grow a class. The best epoch is written
 with the library's ``save_pretrained`` (safetensors) into a new folder beside a ``segstudio.json``
 sidecar naming the classes and normalisation and a record of the run; the folder appears only
 when complete.
@@ -41,7 +43,8 @@ def finetune_model_file(source: str | Path, data_dir: str | Path, out: str | Pat
                         epochs: int = 5, batch_size: int = 4, lr: float | None = None,
                         crop: int = 128, progress: Callable[[TrainProgress], None] | None = None,
                         cancel: Callable[[], bool] | None = None, device: str = "auto",
-                        seed: int = 0, max_steps: int | None = None) -> TrainResult:
+                        seed: int = 0, max_steps: int | None = None,
+                        notice: Callable[[str], None] | None = None) -> TrainResult:
     """Fine-tune the model folder ``source`` on the VOC tree ``data_dir``; write the best epoch
     as a new folder ``out`` of the same format. ``out`` must not exist yet."""
     from segstudio.models.device import DeviceError, choose_device
@@ -67,11 +70,11 @@ def finetune_model_file(source: str | Path, data_dir: str | Path, out: str | Pat
     if found.net.output != "logits":
         raise TrainError(f"{source.name}: the network outputs {found.net.output}, not logits; "
                          "fine-tuning needs its scores before any activation")
-    classes = read_classes(data_dir)
-    if tuple(classes.names) != tuple(found.meta.classes.names):
-        raise TrainError(f"{data_dir.name} has the classes {', '.join(classes.names)} but "
-                         f"{source.name} predicts {', '.join(found.meta.classes.names)}; a model "
-                         "folder is fine-tuned on its own classes, in its own order")
+    classes = found.meta.classes
+    label_lut, left_out = _by_name(read_classes(data_dir), classes, data_dir.name, source.name)
+    if left_out and notice is not None:
+        notice(f"{source.name} has no class {', '.join(left_out)}: those labels are left out "
+               "of its fine-tuning")
     try:
         dev = choose_device(device)
     except DeviceError as exc:
@@ -80,7 +83,7 @@ def finetune_model_file(source: str | Path, data_dir: str | Path, out: str | Pat
     try:
         train_set, val_set, collate, *_ = _datasets(
             data_dir, False, Augment(crop=crop, hflip=True), {"mean": mean, "std": std},
-            len(classes), False)
+            len(classes), False, label_lut)
     except DatasetError as exc:
         raise TrainError(str(exc)) from None
     own = found.net.net.model if found.format == "huggingface" else found.net.net
@@ -138,10 +141,31 @@ def finetune_model_file(source: str | Path, data_dir: str | Path, out: str | Pat
         _save_folder(own.cpu(), found.format, source, out, classes, mean, std,
                      {"fine_tuned_from": source.name, "dataset": data_dir.name,
                       "best_epoch": best["epoch"], "val_mIoU": round(best["miou"], 4),
-                      "val_mAcc": round(best["macc"], 4), "history": history})
+                      "val_mAcc": round(best["macc"], 4), "history": history,
+                      "classes_left_out": left_out})
     return TrainResult(out=out, best_epoch=best["epoch"], best_miou=best["miou"],
                        best_macc=best["macc"], epochs_done=len(history), cancelled=cancelled,
                        history=history, model=net)
+
+
+def _by_name(tree, model, tree_name: str, model_name: str):
+    """(a label look-up table from the tree's class numbers to the network's, or None when they
+    already agree; the tree's classes the network lacks, whose pixels become void)."""
+    import numpy as np
+
+    from segstudio.train.dataset import IGNORE_INDEX
+
+    if tuple(tree.names) == tuple(model.names):
+        return None, []
+    index = {name: i for i, name in enumerate(model.names)}
+    if not set(tree.names) & set(index):
+        raise TrainError(f"{tree_name} has the classes {', '.join(tree.names)} and {model_name} "
+                         f"predicts {', '.join(model.names)}: no class in common to fine-tune "
+                         "on")
+    lut = np.full(256, IGNORE_INDEX, np.uint8)
+    for i, name in enumerate(tree.names):
+        lut[i] = index.get(name, IGNORE_INDEX)
+    return lut, [n for n in tree.names if n not in index]
 
 
 def _save_folder(model, fmt: str, source: Path, out: Path, classes, mean, std,

@@ -362,9 +362,10 @@ def _start_norm(init) -> dict:
 
 
 def _datasets(data_dir: Path, instance: bool, aug: Augment, state: dict | None, n_cls: int,
-              balance: bool):
+              balance: bool, label_lut=None):
     """Train and val datasets, their collate function, the input normalisation (measured on
-    the training images, or kept from the run being resumed) and the class weights."""
+    the training images, or kept from the run being resumed) and the class weights
+    (``label_lut``: the stored labels renumbered as read)."""
     from segstudio.models.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 
     if instance:     # Mask R-CNN normalises its input itself
@@ -376,8 +377,9 @@ def _datasets(data_dir: Path, instance: bool, aug: Augment, state: dict | None, 
         mean, std = channel_stats(VocSegmentation(data_dir, "train", mean=(0, 0, 0),
                                                   std=(1, 1, 1)))
     train_set = VocSegmentation(data_dir, "train", mean=mean, std=std, augment=aug,
-                                num_classes=n_cls)
-    val_set = VocSegmentation(data_dir, "val", mean=mean, std=std, num_classes=n_cls)
+                                num_classes=n_cls, label_lut=label_lut)
+    val_set = VocSegmentation(data_dir, "val", mean=mean, std=std, num_classes=n_cls,
+                              label_lut=label_lut)
     weights = median_frequency_weights(train_set, n_cls) if balance else None
     return train_set, val_set, pad_collate, mean, std, weights
 

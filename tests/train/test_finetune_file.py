@@ -1,6 +1,7 @@
 """Fine-tuning a Hugging Face or smp model folder: the best epoch comes back as a folder of the
 same format, which loads with its classes and predicts as the trained network did; files that
-cannot be trained, and data of other classes, are refused saying why."""
+cannot be trained, and data with no class in common, are refused saying why; a tree that orders
+the classes otherwise, or has more, is matched to the network's classes by name."""
 
 from __future__ import annotations
 
@@ -22,15 +23,18 @@ torch.set_num_threads(1)
 
 
 def _roads_voc(root, classes=NAMES, n=8, size=64):
-    """Images with a band of class 1 and a square of class 2 over class 0."""
+    """Images with a band of road and a square of car over background, numbered as ``classes``
+    orders them (the same pixels, whatever the order)."""
     samples = []
+    road = classes.index("road") if "road" in classes else 1
+    car = classes.index("car") if "car" in classes else 2
     for i in range(n):
         labels = np.zeros((size, size), np.uint8)
-        labels[20 + i % 5:36 + i % 5, :] = 1
-        labels[4:14, 8 + 3 * i:20 + 3 * i] = 2
+        labels[20 + i % 5:36 + i % 5, :] = road
+        labels[4:14, 8 + 3 * i:20 + 3 * i] = car
         rgb = image(size, size, seed=i)
-        rgb[labels == 1] = (200, 60, 200)
-        rgb[labels == 2] = (20, 20, 160)
+        rgb[labels == road] = (200, 60, 200)
+        rgb[labels == car] = (20, 20, 160)
         samples.append(voc.VocSample(f"img{i}", rgb, labels, None))
     voc.write_voc(root, samples, ClassSet(list(classes)), val_fraction=0.25, seed=0, total=n)
     return root
@@ -84,8 +88,8 @@ def test_files_that_cannot_be_trained_and_other_classes_are_refused(tmp_path):
     with pytest.raises(TrainError, match="compiled graph"):
         finetune_model_file(tmp_path / "roads.pt", data, tmp_path / "a", epochs=1, device="cpu")
     save_smp_unet(tmp_path / "unet")
-    other = _roads_voc(tmp_path / "voc2", classes=("background", "car", "road"))
-    with pytest.raises(TrainError, match="fine-tuned on its own classes"):
+    other = _roads_voc(tmp_path / "voc2", classes=("sky", "tree", "river"))
+    with pytest.raises(TrainError, match="no class in common"):
         finetune_model_file(tmp_path / "unet", other, tmp_path / "b", epochs=1, device="cpu")
     (tmp_path / "c").mkdir()
     with pytest.raises(TrainError, match="already exists"):
@@ -101,3 +105,23 @@ def test_a_cancelled_fine_tune_writes_nothing(tmp_path):
                                  batch_size=2, crop=64, device="cpu", cancel=lambda: True)
     assert result.cancelled and result.epochs_done == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unet", "voc"]
+
+
+def test_a_tree_of_other_class_order_and_more_classes_is_matched_by_name(tmp_path):
+    """The same pixels numbered in another order (and a class the network lacks, unused)
+    train exactly as the tree in the network's own order does; the lacking class is said."""
+    pytest.importorskip("segmentation_models_pytorch")
+    save_smp_unet(tmp_path / "unet")
+    same = _roads_voc(tmp_path / "voc", classes=NAMES)
+    other = _roads_voc(tmp_path / "voc2", classes=("background", "car", "lungs", "road"))
+    said = []
+    runs = [finetune_model_file(tmp_path / "unet", data, tmp_path / name, epochs=1,
+                                batch_size=2, crop=64, device="cpu", seed=3, notice=said.append)
+            for data, name in ((same, "a"), (other, "b"))]
+    a, b = (_weights(r.model) for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert runs[0].history[0]["val_mIoU"] == runs[1].history[0]["val_mIoU"]
+    assert said == ["unet has no class lungs: those labels are left out of its fine-tuning"]
+    assert tuple(load_any(tmp_path / "b").meta.classes.names) == NAMES
+    record = json.loads((tmp_path / "b" / "segstudio-training.json").read_text())
+    assert record["classes_left_out"] == ["lungs"]

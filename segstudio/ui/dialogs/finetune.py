@@ -14,8 +14,9 @@ Mask R-CNN learns objects, so it trains on the corrected and reviewed items that
 (their object maps go to the tree's ``SegmentationObject/``); the others are left out.
 
 A Hugging Face or smp model folder chosen in the Model panel is offered first, as itself: it is
-fine-tuned from its own weights on its own classes (:mod:`segstudio.train.finetune_file`) and
-comes back as a folder of the same format, which joins the model list.
+fine-tuned from its own weights on its own classes, the workspace's labels matched to them by
+name (:mod:`segstudio.train.finetune_file`), and comes back as a folder of the same format, which
+joins the model list.
 """
 
 from __future__ import annotations
@@ -163,7 +164,8 @@ class TrainingThread(QThread):
                 result = finetune_model_file(folder, data_dir, out, epochs=epochs,
                                              batch_size=batch, lr=lr, crop=crop,
                                              progress=self.progressed.emit,
-                                             cancel=self.cancel_flag.is_set, device="auto")
+                                             cancel=self.cancel_flag.is_set, device="auto",
+                                             notice=self.message.emit)
                 self._record(ws, items, out)
                 self.succeeded.emit(result)
                 return
