@@ -240,3 +240,16 @@ def test_a_click_holds_the_advance_work_until_the_clicks_pause(window, five_imag
     # Items 1 and 2 were finished only after the clicks had paused for the gate's time.
     assert session.prefetch.done == [1, 2]
     assert time.monotonic() - clicked >= 1.4
+
+
+def test_nothing_is_embedded_in_advance_while_a_model_run_has_the_machine(window, five_images,
+                                                                          tmp_path, qtbot,
+                                                                          monkeypatch):
+    net = RecordingNetwork()
+    _use(window, net, tmp_path)
+    window.open_paths([five_images])
+    monkeypatch.setattr(type(window.models.runner), "busy", property(lambda self: True))
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
+    qtbot.waitUntil(lambda: window.prompt.embedding is not None, timeout=30_000)
+    qtbot.wait(200)
+    assert len(net.seen) == 1 and not window.prompt.prefetch.running()

@@ -326,9 +326,18 @@ class PromptSession(QObject):
         path, seg = self.weights_path(), self.segmenter
         if path is None or seg is None or self._segmenter_path != path:
             return
+        if self._heavy_work_running():
+            return              # a model run or tracking has the cores; not now
+
         key = self._key(path)
         if key is not None:
             self.prefetch.start(target[0].row, seg, path, key)
+
+    def _heavy_work_running(self) -> bool:
+        """A model run over items, or SAM 2 tracking, is using the machine."""
+        window = self.window
+        video = getattr(window, "video", None)
+        return bool(window.models.runner.busy or (video is not None and video.task is not None))
 
     def _prefetched(self, row: int) -> None:
         """A row's embedding is ready: the image on screen, if it was waiting for it."""
