@@ -13,8 +13,9 @@ from torchvision.models.detection.transform import resize_boxes
 
 from segstudio.models.checkpoint import load_checkpoint
 from segstudio.models.engine import Predictor
-from segstudio.models.instance_paste import (INSTANCE_SCORE_THRESHOLD, pieces_on_boxes,
-                                             paint_instances, semantic_from_instances)
+from segstudio.models.instance_paste import (INSTANCE_SCORE_THRESHOLD, paint_instances,
+                                             paint_maps, pieces_on_boxes,
+                                             semantic_from_instances)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES_MODEL = ROOT / "resources" / "weights" / "shapes_maskrcnn_lite.pt"
@@ -129,6 +130,67 @@ def test_a_detection_hidden_everywhere_leaves_no_gap_in_the_ids():
     assert_same(got, reference(det, 3, (10, 10)))
     assert set(np.unique(got[1]).tolist()) == {0, 1, 2} and got[2] == [(1, 0.8999999761581421),
                                                                        (2, 0.699999988079071)]
+
+
+@pytest.mark.parametrize("num_classes, n, seed", [(2, 9, 1), (5, 12, 7), (21, 30, 3),
+                                                  (91, 40, 4), (300, 20, 6), (300, 200, 5)])
+def test_any_number_of_classes_gives_the_reference_maps_exactly(num_classes, n, seed):
+    """torch sums 16 classes or more in groups, and a tensor's last few pixels in another order
+    from 5 classes on, so the sum must run as on the whole image; 300 classes and 200
+    detections need instance keys wider than 16 bits, and 300 classes no uint8 labels."""
+    size = (37, 53)
+    det = _random_detections(seed, n, num_classes, size)
+    assert_same(semantic_from_instances(det, num_classes, size),
+                reference(det, num_classes, size))
+
+
+def _random_found(seed: int, n: int, input_size, num_classes: int = 4) -> dict:
+    """RoI heads' detections: boxes of every size and across the border, 28×28 masks."""
+    g = torch.Generator().manual_seed(seed)
+    ih, iw = input_size
+    corner = torch.rand(n, 2, generator=g) * torch.tensor([iw, ih], dtype=torch.float32) - 4
+    extent = torch.rand(n, 2, generator=g) * 40 + torch.rand(n, 1, generator=g) * 2
+    boxes = torch.cat([corner, corner + extent], dim=1)
+    boxes = torch.minimum(boxes.clamp(min=0), torch.tensor([iw, ih, iw, ih], dtype=torch.float32))
+    levels = torch.tensor([0.2, 0.5, 0.5, 0.6, 0.8, 0.8, 0.97])
+    return {"boxes": boxes,
+            "scores": levels[torch.randint(0, len(levels), (n,), generator=g)],
+            "labels": torch.randint(0, num_classes, (n,), generator=g),
+            "masks": torch.rand(n, 1, 28, 28, generator=g) ** 2}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_painted_labels_are_the_first_most_likely_class(seed):
+    input_size, size = (64, 80), (83, 101)
+    found = _random_found(100 + seed, 8 + 4 * seed, input_size)
+    probs, labels, ids, objects = paint_maps(*pieces_on_boxes(found, 4, input_size, size), 4,
+                                             size)
+    assert labels.dtype == np.uint8 and objects
+    np.testing.assert_array_equal(labels, probs.numpy().argmax(0))
+    assert_same((probs, ids, objects), reference(_pasted(found, input_size, size), 4, size))
+
+
+def test_labels_follow_ties_that_the_normalisation_makes():
+    """Class 2's instance is a float above class 1 there, and dividing by the sum makes them
+    equal: the label is then class 1, the first most likely, as argmax says."""
+    v1, v2 = np.float32(0.9000001), np.float32(0.90000015)
+    assert v1 < v2
+    pieces = [((0, 2, 0, 2), torch.full((2, 2), float(v2))),
+              ((0, 2, 0, 2), torch.full((2, 2), float(v1))),
+              ((0, 2, 0, 2), torch.full((2, 2), 0.85))]
+    probs, labels, ids, objects = paint_maps(torch.tensor([0.9, 0.8, 0.7]),
+                                             torch.tensor([2, 1, 3]), pieces, 4, (3, 3))
+    assert probs[1, 0, 0] == probs[2, 0, 0] and ids[0, 0] == 1 and objects[0][0] == 2
+    assert labels[0, 0] == 1
+    np.testing.assert_array_equal(labels, probs.numpy().argmax(0))
+
+
+def test_more_classes_than_uint8_holds_give_no_labels():
+    pieces = [((0, 2, 0, 2), torch.full((2, 2), 0.9))]
+    probs, labels, ids, objects = paint_maps(torch.tensor([0.9]), torch.tensor([280]), pieces,
+                                             300, (3, 3))
+    assert labels is None and objects == [(280, pytest.approx(0.9))]
+    assert probs.shape == (300, 3, 3) and ids[0, 0] == 1 and probs[:, 0, 0].argmax() == 280
 
 
 def _pasted(found: dict, input_size, size) -> dict:
