@@ -1,9 +1,10 @@
 """Mask R-CNN's detections as segstudio shows them: class probabilities, an instance map and
 each instance's class and score, pasted as the paper's inference does.
 
-Only the detections that are shown (score at least ``INSTANCE_SCORE_THRESHOLD``) are pasted,
-each on its own box: torchvision's forward pastes every detection onto a whole-image mask,
-which on a 520² image with 50 detections is most of the time after the network itself.
+Only the detections that are shown (score at least ``INSTANCE_SCORE_THRESHOLD``) get a mask,
+pasted on its own box: torchvision's forward runs the mask head on every detection and pastes
+each onto a whole-image mask, which on a 520² image with 50 detections, 15 of them shown, is
+half of its time.
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ def detect_instances(model: torch.nn.Module, image: torch.Tensor, num_classes: i
     3×H×W image (0..1), in score order; None for a model that is not torchvision's Mask R-CNN.
 
     This is torchvision's eval forward with its last step, pasting each detection's 28×28 mask
-    onto a whole-image canvas, done instead for the shown detections only and on their own boxes.
-    The values are torchvision's own: the same padding of the mask, the same box growth and
-    rounding, the same bilinear resize, the same crop at the image border; only the zeros
-    around each box are never written.
+    onto a whole-image canvas, done instead for the shown detections only and on their own boxes,
+    and on the CPU their mask head too (:func:`_roi_heads`). The values are torchvision's own:
+    the same padding of the mask, the same box growth and rounding, the same bilinear resize,
+    the same crop at the image border; only the zeros around each box are never written.
     """
     from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
@@ -66,8 +67,62 @@ def detect_instances(model: torch.nn.Module, image: torch.Tensor, num_classes: i
     if isinstance(features, torch.Tensor):
         features = OrderedDict([("0", features)])
     proposals, _ = model.rpn(images, features)
-    found = model.roi_heads(features, proposals, images.image_sizes)[0][0]
+    found = _roi_heads(model.roi_heads, features, proposals, images.image_sizes, num_classes)
     return pieces_on_boxes(found, num_classes, images.image_sizes[0], tuple(image.shape[-2:]))
+
+
+def _roi_heads(heads: torch.nn.Module, features: dict, proposals: list[torch.Tensor],
+               image_sizes: list[tuple[int, int]], num_classes: int) -> dict:
+    """The RoI heads' eval forward on one image, with masks only for the detections shown
+    (and a few more, :func:`mask_rows`); the other detections are left out.
+
+    torchvision runs the mask head on every detection; on the 50 of a noisy 520² image, most
+    below the score threshold, that is two thirds of the heads' time. The values are the
+    whole batch's: on the CPU a RoI's mask logits do not depend on the other RoIs once the
+    batch takes the same convolution kernels, and the sigmoid runs on a batch of the whole
+    size (zeros elsewhere), as its threads split the tensor by size and compute the edges of
+    their parts another way. Elsewhere (cuDNN may choose its algorithms by batch size), and
+    for heads other than torchvision's own, the whole forward runs.
+    """
+    from torchvision.models.detection.roi_heads import RoIHeads
+
+    device = next(iter(features.values())).device
+    if type(heads).forward is not RoIHeads.forward or heads.has_keypoint() or \
+            device.type != "cpu":
+        return heads(features, proposals, image_sizes)[0][0]
+    box_features = heads.box_head(heads.box_roi_pool(features, proposals, image_sizes))
+    class_logits, box_regression = heads.box_predictor(box_features)
+    boxes, scores, labels = (found[0] for found in heads.postprocess_detections(
+        class_logits, box_regression, proposals, image_sizes))
+    keep = (scores >= INSTANCE_SCORE_THRESHOLD) & (labels > 0) & (labels < num_classes)
+    rows = mask_rows(keep)
+    boxes, scores, labels = boxes[rows], scores[rows], labels[rows]
+    pooled = heads.mask_roi_pool(features, [boxes], image_sizes)
+    logits = heads.mask_predictor(heads.mask_head(pooled))
+    whole = logits.new_zeros((len(keep), *logits.shape[1:]))
+    whole[rows] = logits
+    # torchvision's maskrcnn_inference: the sigmoid of every class, then each RoI's own
+    masks = whole.sigmoid()[rows, labels][:, None]
+    return {"boxes": boxes, "scores": scores, "labels": labels, "masks": masks}
+
+
+def mask_rows(keep: torch.Tensor) -> torch.Tensor:
+    """Indices, in order, of the detections to run the mask head on: those ``keep`` marks,
+    and the first others, so that each gets the mask logits the whole batch would give it.
+
+    PyTorch's CPU convolutions choose their kernels by batch size: oneDNN from 2 RoIs (below
+    that much input), and for 1×1 kernels on one thread from 16; in one kernel each RoI's
+    values do not depend on the others. A batch of at least 2, or 16 where the whole had 16,
+    takes the same kernels. ``tests/models/test_instance_paste.py`` checks this against the
+    whole batch, so a PyTorch that chooses otherwise fails there, not in silence.
+    """
+    total, wanted = len(keep), int(keep.sum())
+    if wanted == 0:
+        return keep.nonzero()[:, 0]
+    floor = 16 if total >= 16 else min(total, 2)
+    extra = max(0, floor - wanted)
+    keep = keep | ((~keep).cumsum(0) <= extra) & ~keep     # and the first `extra` others
+    return keep.nonzero()[:, 0]
 
 
 def pieces_on_boxes(found: dict, num_classes: int, input_size: tuple[int, int],

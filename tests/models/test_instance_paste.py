@@ -13,8 +13,8 @@ from torchvision.models.detection.transform import resize_boxes
 
 from segstudio.models.checkpoint import load_checkpoint
 from segstudio.models.engine import Predictor
-from segstudio.models.instance_paste import (INSTANCE_SCORE_THRESHOLD, paint_instances,
-                                             paint_maps, pieces_on_boxes,
+from segstudio.models.instance_paste import (INSTANCE_SCORE_THRESHOLD, mask_rows,
+                                             paint_instances, paint_maps, pieces_on_boxes,
                                              semantic_from_instances)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,3 +271,53 @@ def test_bundled_mask_rcnn_in_bf16_equals_the_whole_image_paste_under_autocast()
     np.testing.assert_array_equal(pred.probabilities, probs.numpy())
     np.testing.assert_array_equal(pred.instances, ids)
     assert pred.objects == objects
+
+
+def test_mask_rows_are_the_kept_ones_and_the_first_others_up_to_a_batch_of_2_or_16():
+    def rows(flags):
+        return mask_rows(torch.tensor(flags, dtype=torch.bool)).tolist()
+
+    assert rows([0, 0, 0]) == [] and rows([1]) == [0] and rows([0, 1, 0]) == [0, 1]
+    assert rows([1, 1, 0, 1]) == [0, 1, 3]
+    assert rows([0] * 14 + [1]) == [0, 14]
+    assert rows([0] * 16 + [1]) == list(range(15)) + [16]
+    assert rows([1] * 20) == list(range(20))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 3])
+def test_masks_on_the_shown_rows_equal_torchvisions_whole_batch(threads, monkeypatch):
+    """The RoI heads with the mask head on :func:`mask_rows` only give exactly torchvision's
+    boxes, scores, labels and masks there: for 1 to 30 detections, across the batch sizes
+    where PyTorch changes kernels, with 1 to all of them shown, on one thread and on three
+    (whose sigmoid splits the tensor by its size)."""
+    from segstudio.models import instance_paste
+
+    kept_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model, meta = load_checkpoint(SHAPES_MODEL, device="cpu")
+        heads = model.eval().roi_heads
+        rgb = np.random.default_rng(0).integers(0, 256, (520, 520, 3), dtype=np.uint8)
+        with torch.inference_mode():
+            x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+            images, _ = model.transform([x])
+            features = model.backbone(images.tensors)
+            proposals, _ = model.rpn(images, features)
+            sizes, smaller = images.image_sizes, 0
+            for total in (1, 2, 3, 15, 16, 17, 30):
+                heads.detections_per_img = total
+                whole = heads(features, proposals, sizes)[0][0]
+                assert len(whole["scores"]) == total
+                for wanted in sorted({1, min(2, total), total // 2, total - 1, total} - {0}):
+                    threshold = float(whole["scores"][wanted - 1])
+                    monkeypatch.setattr(instance_paste, "INSTANCE_SCORE_THRESHOLD", threshold)
+                    found = instance_paste._roi_heads(heads, features, proposals, sizes,
+                                                      len(meta.classes))
+                    rows = mask_rows(whole["scores"] >= threshold)
+                    smaller += len(rows) < total
+                    for key in ("boxes", "scores", "labels", "masks"):
+                        assert torch.equal(found[key], whole[key][rows]), (total, wanted, key)
+        assert smaller >= 10                           # most of them ran on fewer rows
+    finally:
+        torch.set_num_threads(kept_threads)
