@@ -166,27 +166,24 @@ def paint_maps(scores: torch.Tensor, labels: torch.Tensor, pieces: list[Piece],
     """:func:`paint_instances` with the labels too: the probabilities' first argmax as uint8
     (None for more than 256 classes, which uint8 cannot hold).
 
-    Only the smallest rectangle holding every piece is painted and compared. Outside it no
-    pixel has an instance or a label, the background is 1 and the other classes 0, already
-    clamped; the sum over classes and the division run on the whole image, as torch's sum
-    adds in an order that depends on the tensor's shape. Inside, NumPy's comparisons and
-    maxima, several times faster than torch's on boolean masks, give what torch's give.
+    Only the smallest rectangle holding every piece is painted and compared, on a contiguous
+    copy: outside it no pixel has an instance or a label, and all have the probabilities of
+    the background's 1 and the other classes' 0 (:func:`_normalise`). NumPy's comparisons
+    and maxima, several times faster than torch's on boolean masks, give what torch's give.
     """
     h, w = size
     probs = torch.empty((num_classes, h, w), dtype=torch.float32)
-    every = probs.numpy()
     ids = np.zeros((h, w), np.uint16)
     small = num_classes <= 256
     classes = np.zeros((h, w), np.uint8) if small else None
     boxes = {i: region for i, (region, _) in enumerate(pieces)
              if region[1] > region[0] and region[3] > region[2]}
     if not boxes or num_classes < 2:
-        _fill_outside(every, (0, 0, 0, 0))
-        return probs.div_(probs.sum(dim=0, keepdim=True)), classes, ids, []
+        _normalise(probs, np.zeros((num_classes, 0, 0), np.float32), (0, 0, 0, 0))
+        return probs, classes, ids, []
     y0, y1 = min(b[0] for b in boxes.values()), max(b[1] for b in boxes.values())
     x0, x1 = min(b[2] for b in boxes.values()), max(b[3] for b in boxes.values())
-    _fill_outside(every, (y0, y1, x0, x1))
-    near = np.zeros((num_classes, y1 - y0, x1 - x0), np.float32)   # contiguous: faster
+    near = np.zeros((num_classes, y1 - y0, x1 - x0), np.float32)
     # Each pixel keeps the largest key of the pieces covering it (mask 0.5 or more): the most
     # confident piece, whose rank (span - 1 - i for piece i) is the high bits, and its class
     # the low bits. No piece: 0. Powers of two make both parts and the id bit operations.
@@ -224,27 +221,57 @@ def paint_maps(scores: torch.Tensor, labels: torch.Tensor, pieces: list[Piece],
         if len(wrong):
             near.reshape(num_classes, -1)[cls.reshape(-1)[wrong], wrong] = \
                 best.reshape(-1)[wrong] + np.float32(1e-3)
-    np.maximum(near, np.float32(1e-6), out=every[:, y0:y1, x0:x1])   # torch's clamp_
-    probs.div_(probs.sum(dim=0, keepdim=True))
+    final = _normalise(probs, near, (y0, y1, x0, x1))
     if small:
-        classes[y0:y1, x0:x1] = _first_max(every[:, y0:y1, x0:x1])[1]
+        classes[y0:y1, x0:x1] = _first_max(final)[1]
     return probs, classes, ids, objects
 
 
-def _fill_outside(probs: np.ndarray, box: tuple[int, int, int, int]) -> None:
-    """Set every pixel of ``probs`` outside ``box`` (y0, y1, x0, x1) to what no detection
-    gives, clamped: 1 for the background, 1e-6 (float32) for every other class."""
-    for part in _outside(box):
-        probs[(0, *part)] = 1.0
-        probs[(slice(1, None), *part)] = np.float32(1e-6)
+# Up to this many classes torch's sum over them adds one class after the other at every pixel,
+# whatever the tensor's shape; from 5 it adds a tensor's last few pixels in another order, and
+# from 17 all of them in groups of 16, so that the sum depends on where the pixel lies.
+_SEQUENTIAL_SUM = 4
 
 
-def _outside(box: tuple[int, int, int, int]) -> list[tuple[slice, slice]]:
-    """(rows, columns) of the parts of an image outside ``box`` (y0, y1, x0, x1): above,
-    below, left and right of it."""
+def _normalise(probs: torch.Tensor, near: np.ndarray, box: tuple[int, int, int, int]
+               ) -> np.ndarray:
+    """Fill ``probs`` (C×H×W) with the clamped and normalised values of ``near`` (C×h×w,
+    changed) on ``box`` (y0, y1, x0, x1) and those of the background's 1 and the other
+    classes' 0 elsewhere, as the whole-image algorithm computes them; the box's values.
+
+    Up to ``_SEQUENTIAL_SUM`` classes the box and the constant rest are summed alone, one
+    class after the other as torch does; with more classes, on the whole image by torch.
+    """
     y0, y1, x0, x1 = box
-    return [(slice(None, y0), slice(None)), (slice(y1, None), slice(None)),
-            (slice(y0, y1), slice(None, x0)), (slice(y0, y1), slice(x1, None))]
+    every = probs.numpy()
+    np.maximum(near, np.float32(1e-6), out=near)     # torch's clamp_(min=1e-6)
+    rest = np.full((len(near), 1, 1), np.float32(1e-6))
+    rest[0] = 1.0
+    if len(near) > _SEQUENTIAL_SUM:
+        _fill_outside(every, box, rest[:, 0, 0])
+        every[:, y0:y1, x0:x1] = near
+        probs.div_(probs.sum(dim=0, keepdim=True))
+        return every[:, y0:y1, x0:x1]
+    for values in (near, rest):
+        total = values[0].copy()
+        for plane in values[1:]:
+            np.add(total, plane, out=total)
+        np.divide(values, total, out=values)
+    _fill_outside(every, box, rest[:, 0, 0])
+    every[:, y0:y1, x0:x1] = near
+    return near
+
+
+def _fill_outside(probs: np.ndarray, box: tuple[int, int, int, int], values: np.ndarray
+                  ) -> None:
+    """Set every pixel of ``probs`` outside ``box`` (y0, y1, x0, x1) to ``values``, one a
+    class (those of all classes but the background are equal)."""
+    y0, y1, x0, x1 = box
+    parts = [(slice(None, y0), slice(None)), (slice(y1, None), slice(None)),
+             (slice(y0, y1), slice(None, x0)), (slice(y0, y1), slice(x1, None))]
+    for rows, cols in parts:
+        probs[0, rows, cols] = values[0]
+        probs[1:, rows, cols] = values[-1]
 
 
 def _shown(scores: torch.Tensor, labels: torch.Tensor, num_classes: int

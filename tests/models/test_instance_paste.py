@@ -144,6 +144,20 @@ def test_any_number_of_classes_gives_the_reference_maps_exactly(num_classes, n, 
                 reference(det, num_classes, size))
 
 
+@pytest.mark.parametrize("num_classes", [5, 8, 16])
+def test_the_last_pixels_are_summed_as_torch_sums_them(num_classes):
+    """From 5 classes torch adds the last few pixels of a tensor in another order than the
+    rest: detections of every class with uneven values over the bottom-right corner."""
+    size, n = (37, 53), 3 * num_classes
+    g = torch.Generator().manual_seed(num_classes)
+    masks = torch.zeros(n, 1, *size)
+    masks[:, 0, 20:, 30:] = torch.rand(n, 17, 23, generator=g) ** 3
+    det = {"boxes": torch.zeros(n, 4), "scores": torch.linspace(0.99, 0.6, n),
+           "labels": torch.arange(n) % (num_classes - 1) + 1, "masks": masks}
+    assert_same(semantic_from_instances(det, num_classes, size),
+                reference(det, num_classes, size))
+
+
 def _random_found(seed: int, n: int, input_size, num_classes: int = 4) -> dict:
     """RoI heads' detections: boxes of every size and across the border, 28×28 masks."""
     g = torch.Generator().manual_seed(seed)
