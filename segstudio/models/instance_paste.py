@@ -110,11 +110,11 @@ def mask_rows(keep: torch.Tensor) -> torch.Tensor:
     """Indices, in order, of the detections to run the mask head on: those ``keep`` marks,
     and the first others, so that each gets the mask logits the whole batch would give it.
 
-    PyTorch's CPU convolutions choose their kernels by batch size: oneDNN from 2 RoIs (below
-    that much input), and for 1×1 kernels on one thread from 16; in one kernel each RoI's
-    values do not depend on the others. A batch of at least 2, or 16 where the whole had 16,
-    takes the same kernels. ``tests/models/test_instance_paste.py`` checks this against the
-    whole batch, so a PyTorch that chooses otherwise fails there, not in silence.
+    PyTorch's CPU convolutions choose their kernels by batch size: oneDNN from 2 RoIs (one is
+    too little input for it), and for 1×1 kernels on one thread from 16; within one kernel a
+    RoI's values do not depend on the others. A batch of at least 2, or of 16 where the whole
+    had 16, takes the whole batch's kernels. ``tests/models/test_instance_paste.py`` checks
+    this against torchvision's heads, so a PyTorch that chooses otherwise fails there.
     """
     total, wanted = len(keep), int(keep.sum())
     if wanted == 0:
