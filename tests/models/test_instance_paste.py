@@ -335,3 +335,20 @@ def test_masks_on_the_shown_rows_equal_torchvisions_whole_batch(threads, monkeyp
         assert smaller >= 10                           # most of them ran on fewer rows
     finally:
         torch.set_num_threads(kept_threads)
+
+
+@pytest.mark.parametrize("size", [(520, 520), (37, 300), (301, 17)])
+def test_the_fast_normalisation_gives_torchvisions_transform_exactly(size):
+    """An image as the Predictor makes it (H×W×3 memory) and a planar one (the transform's own
+    path): the same batch, sizes and memory layout as torchvision's transform."""
+    from segstudio.models.instance_paste import _transform
+
+    model, _ = load_checkpoint(SHAPES_MODEL, device="cpu")
+    rgb = np.random.default_rng(size[0]).integers(0, 256, (*size, 3), dtype=np.uint8)
+    pixels = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+    for image in (pixels, pixels.contiguous()):
+        with torch.inference_mode():
+            got, want = _transform(model.eval().transform, image), model.transform([image])[0]
+        assert torch.equal(got.tensors, want.tensors)
+        assert got.tensors.stride() == want.tensors.stride()
+        assert got.image_sizes == want.image_sizes
