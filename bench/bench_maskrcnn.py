@@ -1,11 +1,13 @@
 """Time the Predictor on the bundled Mask R-CNN against torchvision's bare forward.
 
 torchvision's forward already includes its post-processing: boxes back to the image's size and
-every detection's mask pasted onto a whole-image canvas. The Predictor runs the same network,
-pastes only the detections it shows (score at least 0.5) on their own boxes, and builds the
-class probabilities, labels and instance map, which the bare forward does not. Both run in
-fp32 on the same 520² image (the random image of ``bench_predictor.py`` by default, or a
-generated ``shapes`` scene), timed in turns, median of ``--runs``.
+every detection's mask pasted onto a whole-image canvas. The Predictor runs the same network
+but for the mask head, which it runs only on the detections it shows (score at least 0.5; on
+the CPU, with at least 2 or 16 of them as the whole batch would take the same kernels), pastes
+those on their own boxes, and builds the class probabilities, labels and instance map, which
+the bare forward does not. Both run in fp32 under ``torch.inference_mode`` (``no_grad`` makes
+the network 1-3 % slower) on the same 520² image (the random image of ``bench_predictor.py``
+by default, or a generated ``shapes`` scene), timed in turns, median of ``--runs``.
 
     python bench/bench_maskrcnn.py [--runs 15] [--threads 1] [--image noise|scene]
 """
@@ -49,7 +51,7 @@ def measure(runs: int = 15, threads: int = 1, image: str = "noise", size: int = 
     predictor = Predictor(model, meta, device="cpu", precision="fp32", num_threads=threads)
 
     def bare():
-        with torch.no_grad():
+        with torch.inference_mode():                # as the Predictor runs the network
             return model([x])[0]
 
     found = bare()

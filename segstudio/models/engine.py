@@ -23,7 +23,7 @@ from segstudio.models.checkpoint import (CheckpointMeta, IMAGENET_MEAN, IMAGENET
                                          build_model, load_checkpoint)
 from segstudio.models.device import (DTYPES, auto_candidate, choose_device, choose_precision,
                                      default_num_threads, describe)
-from segstudio.models.instance_paste import (detect_instances, paint_instances,
+from segstudio.models.instance_paste import (detect_instances, paint_maps,
                                              semantic_from_instances)
 from segstudio.models.precision import (Calibration, CalibrationCache, calibration_sample,
                                         checkpoint_fingerprint, decide, machine_signature)
@@ -295,8 +295,8 @@ class Predictor:
         kept, self.precision = self.precision, precision
         try:
             if self.instance:
-                probs, ids, _ = self._predict_instances(rgb)
-                return _argmax0(probs.numpy()), ids
+                probs, labels, ids, _ = self._predict_instances(rgb)
+                return (_argmax0(probs.numpy()) if labels is None else labels), ids
             return _argmax0(self._forward(self._to_input(rgb))[0].numpy()), None
         finally:
             self.precision = kept
@@ -316,8 +316,7 @@ class Predictor:
                 self._settle_auto_precision(rgb)
             if self.instance:
                 _check_cancel(cancel)
-                probs, instances, objects = self._predict_instances(rgb)
-                labels = None
+                probs, labels, instances, objects = self._predict_instances(rgb)
             else:
                 logits = self._predict_within_memory(rgb, cancel, notes)
                 # The labels are the argmax of the network's own scores: after the softmax,
@@ -462,8 +461,9 @@ class Predictor:
                                  f"{tuple(logits.shape)}; expected N×{self.num_classes}×H×W")
         return logits
 
-    def _predict_instances(self, rgb: np.ndarray
-                           ) -> tuple[torch.Tensor, np.ndarray, list[tuple[int, float]]]:
+    def _predict_instances(self, rgb: np.ndarray) -> tuple[
+            torch.Tensor, np.ndarray | None, np.ndarray, list[tuple[int, float]]]:
+        """Probabilities, labels (None: not computed), instance map and objects."""
         x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
         autocast = (torch.autocast(self.device.type, dtype=DTYPES[self.precision])
                     if self.precision != "fp32" else contextlib.nullcontext())
@@ -474,10 +474,12 @@ class Predictor:
             if found is None:
                 detections = self.model([x.to(self.device)])[0]
         if found is not None:
-            return paint_instances(*found, self.num_classes, rgb.shape[:2])
+            return paint_maps(*found, self.num_classes, rgb.shape[:2])
         detections = {k: v.float().cpu() if v.is_floating_point() else v.cpu()
                       for k, v in detections.items()}
-        return semantic_from_instances(detections, self.num_classes, rgb.shape[:2])
+        probs, instances, objects = semantic_from_instances(detections, self.num_classes,
+                                                            rgb.shape[:2])
+        return probs, None, instances, objects
 
 
 def _convolutional(model: nn.Module) -> bool:

@@ -13,8 +13,9 @@ from torchvision.models.detection.transform import resize_boxes
 
 from segstudio.models.checkpoint import load_checkpoint
 from segstudio.models.engine import Predictor
-from segstudio.models.instance_paste import (INSTANCE_SCORE_THRESHOLD, pieces_on_boxes,
-                                             paint_instances, semantic_from_instances)
+from segstudio.models.instance_paste import (INSTANCE_SCORE_THRESHOLD, mask_rows,
+                                             paint_instances, paint_maps, pieces_on_boxes,
+                                             semantic_from_instances)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES_MODEL = ROOT / "resources" / "weights" / "shapes_maskrcnn_lite.pt"
@@ -131,6 +132,81 @@ def test_a_detection_hidden_everywhere_leaves_no_gap_in_the_ids():
                                                                        (2, 0.699999988079071)]
 
 
+@pytest.mark.parametrize("num_classes, n, seed", [(2, 9, 1), (5, 12, 7), (21, 30, 3),
+                                                  (91, 40, 4), (300, 20, 6), (300, 200, 5)])
+def test_any_number_of_classes_gives_the_reference_maps_exactly(num_classes, n, seed):
+    """torch sums 16 classes or more in groups, and a tensor's last few pixels in another order
+    from 5 classes on, so the sum must run as on the whole image; 300 classes and 200
+    detections need instance keys wider than 16 bits, and 300 classes no uint8 labels."""
+    size = (37, 53)
+    det = _random_detections(seed, n, num_classes, size)
+    assert_same(semantic_from_instances(det, num_classes, size),
+                reference(det, num_classes, size))
+
+
+@pytest.mark.parametrize("num_classes", [5, 8, 16])
+def test_the_last_pixels_are_summed_as_torch_sums_them(num_classes):
+    """From 5 classes torch adds the last few pixels of a tensor in another order than the
+    rest: detections of every class with uneven values over the bottom-right corner."""
+    size, n = (37, 53), 3 * num_classes
+    g = torch.Generator().manual_seed(num_classes)
+    masks = torch.zeros(n, 1, *size)
+    masks[:, 0, 20:, 30:] = torch.rand(n, 17, 23, generator=g) ** 3
+    det = {"boxes": torch.zeros(n, 4), "scores": torch.linspace(0.99, 0.6, n),
+           "labels": torch.arange(n) % (num_classes - 1) + 1, "masks": masks}
+    assert_same(semantic_from_instances(det, num_classes, size),
+                reference(det, num_classes, size))
+
+
+def _random_found(seed: int, n: int, input_size, num_classes: int = 4) -> dict:
+    """RoI heads' detections: boxes of every size and across the border, 28×28 masks."""
+    g = torch.Generator().manual_seed(seed)
+    ih, iw = input_size
+    corner = torch.rand(n, 2, generator=g) * torch.tensor([iw, ih], dtype=torch.float32) - 4
+    extent = torch.rand(n, 2, generator=g) * 40 + torch.rand(n, 1, generator=g) * 2
+    boxes = torch.cat([corner, corner + extent], dim=1)
+    boxes = torch.minimum(boxes.clamp(min=0), torch.tensor([iw, ih, iw, ih], dtype=torch.float32))
+    levels = torch.tensor([0.2, 0.5, 0.5, 0.6, 0.8, 0.8, 0.97])
+    return {"boxes": boxes,
+            "scores": levels[torch.randint(0, len(levels), (n,), generator=g)],
+            "labels": torch.randint(0, num_classes, (n,), generator=g),
+            "masks": torch.rand(n, 1, 28, 28, generator=g) ** 2}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_painted_labels_are_the_first_most_likely_class(seed):
+    input_size, size = (64, 80), (83, 101)
+    found = _random_found(100 + seed, 8 + 4 * seed, input_size)
+    probs, labels, ids, objects = paint_maps(*pieces_on_boxes(found, 4, input_size, size), 4,
+                                             size)
+    assert labels.dtype == np.uint8 and objects
+    np.testing.assert_array_equal(labels, probs.numpy().argmax(0))
+    assert_same((probs, ids, objects), reference(_pasted(found, input_size, size), 4, size))
+
+
+def test_labels_follow_ties_that_the_normalisation_makes():
+    """Class 2's instance is a float above class 1 there, and dividing by the sum makes them
+    equal: the label is then class 1, the first most likely, as argmax says."""
+    v1, v2 = np.float32(0.9000001), np.float32(0.90000015)
+    assert v1 < v2
+    pieces = [((0, 2, 0, 2), torch.full((2, 2), float(v2))),
+              ((0, 2, 0, 2), torch.full((2, 2), float(v1))),
+              ((0, 2, 0, 2), torch.full((2, 2), 0.85))]
+    probs, labels, ids, objects = paint_maps(torch.tensor([0.9, 0.8, 0.7]),
+                                             torch.tensor([2, 1, 3]), pieces, 4, (3, 3))
+    assert probs[1, 0, 0] == probs[2, 0, 0] and ids[0, 0] == 1 and objects[0][0] == 2
+    assert labels[0, 0] == 1
+    np.testing.assert_array_equal(labels, probs.numpy().argmax(0))
+
+
+def test_more_classes_than_uint8_holds_give_no_labels():
+    pieces = [((0, 2, 0, 2), torch.full((2, 2), 0.9))]
+    probs, labels, ids, objects = paint_maps(torch.tensor([0.9]), torch.tensor([280]), pieces,
+                                             300, (3, 3))
+    assert labels is None and objects == [(280, pytest.approx(0.9))]
+    assert probs.shape == (300, 3, 3) and ids[0, 0] == 1 and probs[:, 0, 0].argmax() == 280
+
+
 def _pasted(found: dict, input_size, size) -> dict:
     """What torchvision's forward returns: boxes in the image, every mask on a whole image."""
     boxes = resize_boxes(found["boxes"], input_size, size)
@@ -209,3 +285,70 @@ def test_bundled_mask_rcnn_in_bf16_equals_the_whole_image_paste_under_autocast()
     np.testing.assert_array_equal(pred.probabilities, probs.numpy())
     np.testing.assert_array_equal(pred.instances, ids)
     assert pred.objects == objects
+
+
+def test_mask_rows_are_the_kept_ones_and_the_first_others_up_to_a_batch_of_2_or_16():
+    def rows(flags):
+        return mask_rows(torch.tensor(flags, dtype=torch.bool)).tolist()
+
+    assert rows([0, 0, 0]) == [] and rows([1]) == [0] and rows([0, 1, 0]) == [0, 1]
+    assert rows([1, 1, 0, 1]) == [0, 1, 3]
+    assert rows([0] * 14 + [1]) == [0, 14]
+    assert rows([0] * 16 + [1]) == list(range(15)) + [16]
+    assert rows([1] * 20) == list(range(20))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 3])
+def test_masks_on_the_shown_rows_equal_torchvisions_whole_batch(threads, monkeypatch):
+    """The RoI heads with the mask head on :func:`mask_rows` only give exactly torchvision's
+    boxes, scores, labels and masks there: for 1 to 30 detections, across the batch sizes
+    where PyTorch changes kernels, with 1 to all of them shown, on one thread and on three
+    (whose sigmoid splits the tensor by its size)."""
+    from segstudio.models import instance_paste
+
+    kept_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model, meta = load_checkpoint(SHAPES_MODEL, device="cpu")
+        heads = model.eval().roi_heads
+        rgb = np.random.default_rng(0).integers(0, 256, (520, 520, 3), dtype=np.uint8)
+        with torch.inference_mode():
+            x = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+            images, _ = model.transform([x])
+            features = model.backbone(images.tensors)
+            proposals, _ = model.rpn(images, features)
+            sizes, smaller = images.image_sizes, 0
+            for total in (1, 2, 3, 15, 16, 17, 30):
+                heads.detections_per_img = total
+                whole = heads(features, proposals, sizes)[0][0]
+                assert len(whole["scores"]) == total
+                for wanted in sorted({1, min(2, total), total // 2, total - 1, total} - {0}):
+                    threshold = float(whole["scores"][wanted - 1])
+                    monkeypatch.setattr(instance_paste, "INSTANCE_SCORE_THRESHOLD", threshold)
+                    found = instance_paste._roi_heads(heads, features, proposals, sizes,
+                                                      len(meta.classes))
+                    rows = mask_rows(whole["scores"] >= threshold)
+                    smaller += len(rows) < total
+                    for key in ("boxes", "scores", "labels", "masks"):
+                        assert torch.equal(found[key], whole[key][rows]), (total, wanted, key)
+        assert smaller >= 10                           # most of them ran on fewer rows
+    finally:
+        torch.set_num_threads(kept_threads)
+
+
+@pytest.mark.parametrize("size", [(520, 520), (37, 300), (301, 17)])
+def test_the_fast_normalisation_gives_torchvisions_transform_exactly(size):
+    """An image as the Predictor makes it (H×W×3 memory) and a planar one (the transform's own
+    path): the same batch, sizes and memory layout as torchvision's transform."""
+    from segstudio.models.instance_paste import _transform
+
+    model, _ = load_checkpoint(SHAPES_MODEL, device="cpu")
+    rgb = np.random.default_rng(size[0]).integers(0, 256, (*size, 3), dtype=np.uint8)
+    pixels = torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+    for image in (pixels, pixels.contiguous()):
+        with torch.inference_mode():
+            got, want = _transform(model.eval().transform, image), model.transform([image])[0]
+        assert torch.equal(got.tensors, want.tensors)
+        assert got.tensors.stride() == want.tensors.stride()
+        assert got.image_sizes == want.image_sizes
