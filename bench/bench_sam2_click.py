@@ -10,7 +10,8 @@ opens it (:meth:`PromptedSegmenter.from_file`). Then, as in the Prompt tool:
    :class:`EmbeddingPrefetch`), into the embedding cache — while clicks on the image on screen
    are timed on the main thread, which keeps torch's own thread count as the GUI thread does,
    with a person's pauses between them (0.3–1.2 s); the background pass waits at its next
-   block while the clicks go on, as the app's :class:`QuietGate` makes it (do clicks stay fast
+   block while the clicks go on, as the app's :class:`QuietGate` makes it, and each click's
+   decoder takes the cores the workers leave, as the app's click does (do clicks stay fast
    while the encoder works?);
 3. "moving on": the next image's embedding is taken from the cache's memory, and each click is
    timed as the tool does it: prompts mapped from image pixels, the library's prompt encoder
@@ -133,9 +134,12 @@ def measure(size: str = "2048x1536", clicks: int = 60, threads: int = 0) -> dict
         while not done.is_set() and len(during) < clicks:
             time.sleep(float(rng.uniform(0.3, 1.2)))       # the person looks, then clicks
             gate.touch()
+            # as the app's PromptSession.predict: the cores the workers leave
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
             t = time.perf_counter()
             click(emb, xy())
             during.append((time.perf_counter() - t) * 1000)
+            torch.set_num_threads(threads)
         worker.join()
 
         # 3./4. moving on: the embedding from memory, then clicks, in turns with the library's

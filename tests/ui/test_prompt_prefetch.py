@@ -44,6 +44,12 @@ class RecordingNetwork(DiskNetwork):
         self.threads.append(threading.current_thread().name)
         return super().encode(image, on_block)
 
+    def decode(self, *args):
+        import torch
+
+        self.decode_threads = torch.get_num_threads()
+        return super().decode(*args)
+
 
 def _use(window, network, tmp_path):
     from segstudio.models.prompted import PromptedSegmenter
@@ -232,9 +238,19 @@ def test_a_click_holds_the_advance_work_until_the_clicks_pause(window, five_imag
     net.gate = threading.Event()                      # the advance pass waits in its block 0
     qtbot.waitUntil(lambda: session.prefetch.busy_row == 1 and len(net.seen) == 2,
                     timeout=10_000)
+    import os
+
+    import torch
+
+    from segstudio.models.device import default_num_threads
+
+    before = torch.get_num_threads()
     click(window.canvas, 30, 30)                      # the person clicks the image on screen
     assert session.tool.prediction is not None
     clicked = time.monotonic()
+    # The click's decoder took the cores the advance work leaves, and gave them back.
+    assert net.decode_threads == max(1, (os.cpu_count() or 1) - default_num_threads())
+    assert torch.get_num_threads() == before
     net.gate.set()
     qtbot.waitUntil(lambda: not session.prefetch.running(), timeout=20_000)
     # Items 1 and 2 were finished only after the clicks had paused for the gate's time.

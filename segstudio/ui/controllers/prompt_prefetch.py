@@ -19,6 +19,7 @@ shows a mask on the first click instead of a progress bar.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
@@ -160,6 +161,16 @@ class EmbeddingPrefetch(QObject):
 
     def running(self) -> bool:
         return self.task is not None
+
+    def click_threads(self) -> int | None:
+        """The torch threads a click's decoder on the GUI thread should use while this work
+        runs (the cores the workers leave; more would make the two wait on each other), or
+        None when nothing runs."""
+        if self.task is None:
+            return None
+        from segstudio.models.device import default_num_threads
+
+        return max(1, (os.cpu_count() or 1) - default_num_threads())
 
     def cancel(self) -> None:
         """Stop at the encoder's next block (the cache keeps what was finished)."""

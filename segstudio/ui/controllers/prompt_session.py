@@ -405,12 +405,21 @@ class PromptSession(QObject):
         from segstudio.models.prompted import PromptedError
 
         self.prefetch.gate.touch()           # the advance work waits while the person clicks
+        threads = self.prefetch.click_threads()
+        if threads is not None:
+            import torch
+
+            kept = torch.get_num_threads()
+            torch.set_num_threads(threads)
         try:
             return self.segmenter.predict(self.embedding, points, labels, box,
                                           mask_input=mask_input)
         except PromptedError as exc:
             self.say(f"Prompt: {exc}", 5000)
             return None
+        finally:
+            if threads is not None:
+                torch.set_num_threads(kept)
 
     def show_choices(self, scores, current: int) -> None:
         self.chooser.set_scores(scores, current)
