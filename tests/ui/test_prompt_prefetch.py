@@ -66,6 +66,20 @@ def _settled(window, qtbot):
                     timeout=30_000)
 
 
+def _held_on_item_1(window, folder, tmp_path, qtbot) -> RecordingNetwork:
+    """Item 0 embedded on demand, and the advance work held inside item 1's encoder pass (its
+    gate closed) until the test sets ``net.gate``."""
+    net = RecordingNetwork()
+    _use(window, net, tmp_path)
+    window.open_paths([folder])
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
+    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    net.gate = threading.Event()
+    qtbot.waitUntil(lambda: window.prompt.prefetch.busy_row == 1 and len(net.seen) == 2,
+                    timeout=10_000)
+    return net
+
+
 def test_the_next_items_are_embedded_in_advance_and_the_first_click_needs_no_encoder(
         window, five_images, tmp_path, qtbot):
     net = RecordingNetwork()
@@ -94,15 +108,8 @@ def test_the_next_items_are_embedded_in_advance_and_the_first_click_needs_no_enc
 
 def test_going_elsewhere_cancels_the_advance_work_and_the_image_on_screen_comes_first(
         window, five_images, tmp_path, qtbot):
-    net = RecordingNetwork()
-    _use(window, net, tmp_path)
-    window.open_paths([five_images])
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
-    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    net = _held_on_item_1(window, five_images, tmp_path, qtbot)
     session = window.prompt
-    net.gate = threading.Event()          # the advance pass on item 1 now waits at each block
-    qtbot.waitUntil(lambda: session.prefetch.busy_row == 1 and len(net.seen) == 2,
-                    timeout=10_000)
     window.show_row(4)                    # not among the next items: the encoder is needed
     net.gate.set()
     _settled(window, qtbot)
@@ -116,15 +123,8 @@ def test_going_elsewhere_cancels_the_advance_work_and_the_image_on_screen_comes_
 
 def test_moving_to_the_item_being_embedded_in_advance_waits_for_it_instead_of_starting_over(
         window, five_images, tmp_path, qtbot):
-    net = RecordingNetwork()
-    _use(window, net, tmp_path)
-    window.open_paths([five_images])
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
-    qtbot.waitUntil(window.is_idle, timeout=30_000)
+    net = _held_on_item_1(window, five_images, tmp_path, qtbot)
     session = window.prompt
-    net.gate = threading.Event()
-    qtbot.waitUntil(lambda: session.prefetch.busy_row == 1 and len(net.seen) == 2,
-                    timeout=10_000)
     window.show_row(1)
     assert session.task is None and "started in advance" in session.hint() + \
         window.statusBar().currentMessage()
@@ -138,28 +138,14 @@ def test_moving_to_the_item_being_embedded_in_advance_waits_for_it_instead_of_st
 
 def test_closing_the_window_during_the_advance_work_stops_it(window, five_images, tmp_path,
                                                              qtbot):
-    net = RecordingNetwork()
-    _use(window, net, tmp_path)
-    window.open_paths([five_images])
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
-    qtbot.waitUntil(window.is_idle, timeout=30_000)
-    net.gate = threading.Event()
-    qtbot.waitUntil(lambda: window.prompt.prefetch.busy_row == 1 and len(net.seen) == 2,
-                    timeout=10_000)
+    net = _held_on_item_1(window, five_images, tmp_path, qtbot)
     task = window.prompt.prefetch.task
     window.close()
     assert task.isFinished() and len(net.seen) == 2
 
 
 def test_new_weights_drop_the_advance_work(window, five_images, tmp_path, qtbot):
-    net = RecordingNetwork()
-    _use(window, net, tmp_path)
-    window.open_paths([five_images])
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
-    qtbot.waitUntil(window.is_idle, timeout=30_000)
-    net.gate = threading.Event()
-    qtbot.waitUntil(lambda: window.prompt.prefetch.busy_row == 1 and len(net.seen) == 2,
-                    timeout=10_000)
+    net = _held_on_item_1(window, five_images, tmp_path, qtbot)
     task = window.prompt.prefetch.task
     other = tmp_path / "other.pth"
     other.write_bytes(b"not weights")
