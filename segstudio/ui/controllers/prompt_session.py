@@ -309,6 +309,8 @@ class PromptSession(QObject):
         seg = self.segmenter
         if seg is None or self._segmenter_path != path or self.cache is None:
             return False
+        if self.window.loader.wants_background(target[0].item):
+            return False            # hashing a picture this large is the worker's job
         key = self._key(path)
         emb = None if key is None else self.cache.in_memory(key, target[0].display_rgb8(),
                                                             seg.precision)
