@@ -255,3 +255,16 @@ def test_nothing_is_embedded_in_advance_while_a_model_run_has_the_machine(window
     qtbot.waitUntil(lambda: window.prompt.embedding is not None, timeout=30_000)
     qtbot.wait(200)
     assert len(net.seen) == 1 and not window.prompt.prefetch.running()
+
+
+def test_esc_while_the_image_waits_for_the_advance_work_stops_it(window, five_images, tmp_path,
+                                                                qtbot):
+    net = _held_on_item_1(window, five_images, tmp_path, qtbot)
+    session = window.prompt
+    task = session.prefetch.task
+    window.show_row(1)
+    assert session.hint() == "Prompt tool: making the image embedding… (Esc cancels)"
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    net.gate.set()
+    qtbot.waitUntil(task.isFinished, timeout=10_000)
+    assert task.was_cancelled and session.embedding is None and session.hint() == ""

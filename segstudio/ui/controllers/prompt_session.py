@@ -374,6 +374,10 @@ class PromptSession(QObject):
                 self.prepare()
 
     def cancel_embedding(self) -> None:
+        if self._awaiting is not None:      # the image waits for the advance work: stop it
+            self._awaiting = None
+            self.prefetch.cancel()
+            self.say("Image embedding cancelled", 3000)
         if self.task is not None:
             self._restart = False
             self.task.cancel()
