@@ -22,6 +22,8 @@ opens it (:meth:`PromptedSegmenter.from_file`). Then, as in the Prompt tool:
 
     QT_QPA_PLATFORM=offscreen python bench/bench_sam2_click.py [--size 2048x1536] [--clicks 60]
         [--threads N]   (the click thread's torch threads; default: torch's own, as the app)
+        [--precision]   (also: the image encoder's ``auto`` precision measured as the app
+                         measures it — bf16 against fp32 on this image, time and mask agreement)
 """
 
 from __future__ import annotations
@@ -47,7 +49,26 @@ def _p(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
-def measure(size: str = "2048x1536", clicks: int = 60, threads: int = 0) -> dict:
+def precision_check(seg, rgb) -> str:
+    """The app's ``auto`` verdict for this encoder on ``rgb`` (bf16 where the CPU has native
+    units), measured by :func:`segstudio.models.prompt_precision.measure_on` into a scratch
+    cache; the verdict's own sentence."""
+    from segstudio.models.device import auto_candidate, default_num_threads
+    from segstudio.models.precision import CalibrationCache
+    from segstudio.models.prompt_precision import measure_on
+
+    candidate = auto_candidate(seg.device)
+    if candidate is None:
+        return "no reduced precision is a candidate on this device"
+    torch.set_num_threads(default_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        measure_on(seg, Path(tmp) / "weights", rgb, candidate,
+                   cache=CalibrationCache(Path(tmp) / "calibration.json"))
+    return seg.precision_note
+
+
+def measure(size: str = "2048x1536", clicks: int = 60, threads: int = 0,
+            precision: bool = False) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QImage, QPainter
@@ -159,7 +180,8 @@ def measure(size: str = "2048x1536", clicks: int = 60, threads: int = 0) -> dict
             t = time.perf_counter()
             click(nxt, p)
             ours.append((time.perf_counter() - t) * 1000)
-    return {"width": width, "height": height, "threads": threads, "workers": workers,
+        verdict = precision_check(seg, images[0]) if precision else None
+    return {"precision": verdict, "width": width, "height": height, "threads": threads, "workers": workers,
             "on_demand_s": on_demand_s,
             "prefetch_s": prefetch["s"], "during": during, "lookup_ms": lookup_ms,
             "first_ms": first_ms, "ours": ours, "theirs": theirs, "load": load_at_start}
@@ -184,8 +206,10 @@ def main() -> int:
     parser.add_argument("--clicks", type=int, default=60, help="clicks timed on the next image")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for the image on screen (default: the app's)")
+    parser.add_argument("--precision", action="store_true",
+                        help="also measure the encoder's auto precision as the app does")
     args = parser.parse_args()
-    out = measure(args.size, args.clicks, args.threads)
+    out = measure(args.size, args.clicks, args.threads, args.precision)
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()} with "
           f"{os.cpu_count()} cores; clicks on {out['threads']} torch thread(s), embeddings "
           f"on {out['workers']}; load average {out['load']:.1f} at the start and {os.getloadavg()[0]:.1f} "
@@ -205,6 +229,8 @@ def main() -> int:
                   f"p95 ≤ {GOAL_MS:.0f} ms |")
     ratio = _p(out["ours"], 95) / _p(out["theirs"], 95)
     print(f"\nthe tool's click p95 ÷ the library's: {ratio:.2f}")
+    if out["precision"]:
+        print(f"image encoder, precision auto: {out['precision']}")
     return 0
 
 
