@@ -51,8 +51,14 @@ class NoticeBar(QFrame):
         layout.setContentsMargins(10, 4, 4, 4)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
-        self._follower = _ResizeFollower(self)
-        host.installEventFilter(self._follower)
+        # A host that says when it is resized (the canvas) is followed through its signal; a
+        # plain widget through an event filter.
+        resized = getattr(host, "resized", None)
+        if resized is not None:
+            resized.connect(self._follow)
+        else:
+            self._follower = _ResizeFollower(self)
+            host.installEventFilter(self._follower)
         self.passing_ms = PASSING_MS
         self._timeout = QTimer(self, singleShot=True)
         self._timeout.timeout.connect(self.dismiss)
@@ -60,6 +66,10 @@ class NoticeBar(QFrame):
 
     def text(self) -> str:
         return self.label.text()
+
+    def _follow(self) -> None:
+        if self.isVisible():
+            self.place()
 
     def show_notice(self, text: str, level: Level = Level.INFO) -> None:
         """Show ``text``: a warning or error until dismissed, passing news for a few seconds

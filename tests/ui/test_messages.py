@@ -150,3 +150,16 @@ def test_a_batch_run_shows_its_progress_and_a_finished_notice(window, tmp_path, 
     qtbot.waitUntil(window.is_idle, timeout=120_000)
     assert any(m.startswith("Running the model: ") and "of 4 items" in m for m in seen)
     assert notice_visible(window, "Model run finished: 4 of 4 items segmented")
+
+
+def test_a_notice_stays_at_the_bottom_of_the_canvas_when_the_window_is_resized(window, qtbot):
+    from segstudio.ui.notice import MARGIN, Level
+
+    window.resize(1280, 720)
+    qtbot.wait(50)
+    window.notice.show_notice("A warning that stays until it is dismissed", Level.WARNING)
+    window.resize(900, 600)
+    qtbot.waitUntil(lambda: window.canvas.width() < 1000, timeout=5_000)
+    bar, canvas = window.notice, window.canvas
+    assert bar.width() == canvas.width() - 2 * MARGIN
+    assert bar.y() + bar.height() == canvas.height() - MARGIN

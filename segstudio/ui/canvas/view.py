@@ -36,6 +36,7 @@ class Canvas(QWidget):
     zoomChanged = Signal(float)
     wheelWithCtrl = Signal(int)           # +1 / -1 notches, for brush size
     windowDrag = Signal(float, float)     # right-drag in widget pixels: window width, level
+    resized = Signal()                    # after a resize (bars kept at the canvas's bottom)
     BACKGROUND = QColor(38, 38, 42)
     MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
 
@@ -164,6 +165,7 @@ class Canvas(QWidget):
         if self._fit_pending or self._fitted:
             self.fit_to_window()
         super().resizeEvent(event)
+        self.resized.emit()
 
     # -- input -------------------------------------------------------------------------------
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
