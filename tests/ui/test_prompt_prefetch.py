@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from PySide6.QtCore import Qt
 
@@ -34,19 +35,25 @@ def five_images(tmp_path):
 
 
 class RecordingNetwork(DiskNetwork):
-    """The disk double, noting which thread ran each encoder pass."""
+    """The disk double, noting which thread ran each encoder pass. With ``hold`` set, every
+    pass after the first (the on-demand one) waits inside its first block until the event is
+    set: the advance work is caught on its first item however fast the machine is."""
 
     def __init__(self) -> None:
         super().__init__()
         self.threads: list[str] = []
+        self.hold: threading.Event | None = None
 
     def encode(self, image, on_block):
         self.threads.append(threading.current_thread().name)
-        return super().encode(image, on_block)
+        self.seen.append(image.clone())
+        for i in range(4):
+            on_block(i, 4)
+            if self.hold is not None and len(self.seen) > 1:
+                self.hold.wait(5)
+        return torch.zeros(self.embedding_shape)
 
     def decode(self, *args):
-        import torch
-
         self.decode_threads = torch.get_num_threads()
         return super().decode(*args)
 
@@ -67,14 +74,14 @@ def _settled(window, qtbot):
 
 
 def _held_on_item_1(window, folder, tmp_path, qtbot) -> RecordingNetwork:
-    """Item 0 embedded on demand, and the advance work held inside item 1's encoder pass (its
-    gate closed) until the test sets ``net.gate``."""
+    """Item 0 embedded on demand, and the advance work held inside item 1's encoder pass until
+    the test sets ``net.hold``."""
     net = RecordingNetwork()
+    net.hold = threading.Event()
     _use(window, net, tmp_path)
     window.open_paths([folder])
     qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
     qtbot.waitUntil(window.is_idle, timeout=30_000)
-    net.gate = threading.Event()
     qtbot.waitUntil(lambda: window.prompt.prefetch.busy_row == 1 and len(net.seen) == 2,
                     timeout=10_000)
     return net
@@ -111,7 +118,7 @@ def test_going_elsewhere_cancels_the_advance_work_and_the_image_on_screen_comes_
     net = _held_on_item_1(window, five_images, tmp_path, qtbot)
     session = window.prompt
     window.show_row(4)                    # not among the next items: the encoder is needed
-    net.gate.set()
+    net.hold.set()
     _settled(window, qtbot)
     assert session.embedding is not None and session._embedded[0].row == 4
     # Item 2 was never started: the advance work stopped at item 1's next block. After item 4
@@ -128,7 +135,7 @@ def test_moving_to_the_item_being_embedded_in_advance_waits_for_it_instead_of_st
     window.show_row(1)
     assert session.task is None and "started in advance" in session.hint() + \
         window.statusBar().currentMessage()
-    net.gate.set()
+    net.hold.set()
     qtbot.waitUntil(lambda: session.embedding is not None, timeout=10_000)
     _settled(window, qtbot)
     assert session._embedded[0].row == 1
@@ -150,7 +157,7 @@ def test_new_weights_drop_the_advance_work(window, five_images, tmp_path, qtbot)
     other = tmp_path / "other.pth"
     other.write_bytes(b"not weights")
     window.prompt.set_weights(other)
-    net.gate.set()
+    net.hold.set()
     qtbot.waitUntil(task.isFinished, timeout=10_000)
     assert task.was_cancelled and window.prompt.prefetch.done == []
 
@@ -160,7 +167,6 @@ def test_the_tracking_folder_serves_the_prompt_tool_on_still_images(window, five
     """Only a SAM 2 folder chosen (for tracking): the Prompt tool uses it, and its mask is the
     one the library gives for the same click on the picture as shown."""
     pytest.importorskip("transformers")
-    import torch
     from sam2_doubles import save_tiny_sam2
     from transformers import Sam2Model, Sam2Processor
 
@@ -219,29 +225,27 @@ def test_a_click_holds_the_advance_work_until_the_clicks_pause(window, five_imag
     window.open_paths([five_images])
     session = window.prompt
     session.prefetch.gate.quiet_s = 1.5
+    net.hold = threading.Event()                      # the advance pass waits in its block 0
     qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
     qtbot.waitUntil(window.is_idle, timeout=30_000)
-    net.gate = threading.Event()                      # the advance pass waits in its block 0
     qtbot.waitUntil(lambda: session.prefetch.busy_row == 1 and len(net.seen) == 2,
                     timeout=10_000)
     import os
 
-    import torch
-
     from segstudio.models.device import default_num_threads
 
     before = torch.get_num_threads()
+    clicked = time.monotonic()
     click(window.canvas, 30, 30)                      # the person clicks the image on screen
     assert session.tool.prediction is not None
-    clicked = time.monotonic()
     # The click's decoder took the cores the advance work leaves, and gave them back.
     assert net.decode_threads == max(1, (os.cpu_count() or 1) - default_num_threads())
     assert torch.get_num_threads() == before
-    net.gate.set()
+    net.hold.set()
     qtbot.waitUntil(lambda: not session.prefetch.running(), timeout=20_000)
     # Items 1 and 2 were finished only after the clicks had paused for the gate's time.
     assert session.prefetch.done == [1, 2]
-    assert time.monotonic() - clicked >= 1.4
+    assert time.monotonic() - clicked >= 1.45
 
 
 def test_nothing_is_embedded_in_advance_while_a_model_run_has_the_machine(window, five_images,
@@ -265,6 +269,6 @@ def test_esc_while_the_image_waits_for_the_advance_work_stops_it(window, five_im
     window.show_row(1)
     assert session.hint() == "Prompt tool: making the image embedding… (Esc cancels)"
     qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
-    net.gate.set()
+    net.hold.set()
     qtbot.waitUntil(task.isFinished, timeout=10_000)
     assert task.was_cancelled and session.embedding is None and session.hint() == ""
