@@ -193,7 +193,8 @@ class PromptSession(QObject):
             return
         if self.embedding is not None and self._same(self._embedded, target):
             return
-        if self._from_memory(target, path):
+        found, rgb = self._from_memory(target, path)
+        if found:
             return
         if self.prefetch.running():
             if self.prefetch.busy_row == target[0].row:     # on its way: wait for it
@@ -207,7 +208,7 @@ class PromptSession(QObject):
                 self.task.cancel()
                 self._restart = True
             return
-        self._start(path, target[0].display_rgb8(), target)
+        self._start(path, rgb if rgb is not None else target[0].display_rgb8(), target)
 
     def _start(self, path: str, rgb, target) -> None:
         cached = self.segmenter if self._segmenter_path == path else None
@@ -303,26 +304,29 @@ class PromptSession(QObject):
         except OSError:
             return None
 
-    def _from_memory(self, target, path: str) -> bool:
+    def _from_memory(self, target, path: str):
         """Take the image's embedding from the cache's memory at once (made in advance, or
-        earlier): no task, no wait. False when memory does not hold it."""
+        earlier): no task, no wait. (whether it did, the picture as the network sees it when it
+        was made here — handed on, so it is not made twice — or None)."""
         seg = self.segmenter
         if seg is None or self._segmenter_path != path or self.cache is None:
-            return False
+            return False, None
         if self.window.loader.wants_background(target[0].item):
-            return False            # hashing a picture this large is the worker's job
+            return False, None      # hashing a picture this large is the worker's job
         key = self._key(path)
-        emb = None if key is None else self.cache.in_memory(key, target[0].display_rgb8(),
-                                                            seg.precision)
+        if key is None:
+            return False, None
+        rgb = target[0].display_rgb8()
+        emb = self.cache.in_memory(key, rgb, seg.precision)
         if emb is None:
-            return False
+            return False, rgb
         self.embedding, self._embedded, self._awaiting = emb, target, None
         self.say(f"Prompt: {seg.name} — this image's embedding was ready (encoder "
                  f"{emb.precision}); click an object", 4000)
         self.tool.refresh()
         self.window.canvas.update()
         self._prefetch_after(target)
-        return True
+        return True, rgb
 
     def _prefetch_after(self, target) -> None:
         path, seg = self.weights_path(), self.segmenter
