@@ -272,3 +272,29 @@ def test_esc_while_the_image_waits_for_the_advance_work_stops_it(window, five_im
     net.hold.set()
     qtbot.waitUntil(task.isFinished, timeout=10_000)
     assert task.was_cancelled and session.embedding is None and session.hint() == ""
+
+
+def test_the_advance_work_asks_for_memory_first_and_without_room_makes_nothing(
+        window, five_images, tmp_path, qtbot, monkeypatch):
+    from segstudio.models import prompt_memory
+
+    net = RecordingNetwork()
+    _use(window, net, tmp_path)
+    # The image on screen fits; once it is embedded (the advance work's turn), an embedding
+    # is estimated at more than any machine has.
+    estimate = prompt_memory.embed_bytes
+    monkeypatch.setattr(prompt_memory, "embed_bytes",
+                        lambda *a: estimate(*a) if not net.seen else 10 ** 18)
+    errors = []
+    monkeypatch.setattr(window, "show_error", errors.append)
+    window.open_paths([five_images])
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Q)
+    _settled(window, qtbot)
+    assert window.prompt.embedding is not None
+    # Item 1 was refused before its encoder ran: nothing made in advance, nothing shown
+    # (the image on screen is fine; the refusal is said if the person goes there).
+    assert len(net.seen) == 1 and window.prompt.prefetch.done == [] and errors == []
+    window.show_row(1)
+    _settled(window, qtbot)
+    assert any("not enough memory for the image embedding" in e for e in errors)
+    assert len(net.seen) == 1
